@@ -1,0 +1,137 @@
+//! The compiled engine: load a document once, decide many requests.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use hashbrown::HashMap;
+
+use crate::duration::SessionDuration;
+use crate::error::{EvalError, LoadErrors};
+use crate::eval::{self, NoTrace, TextTrace};
+use crate::hierarchy::{GroupHierarchy, Limits};
+use crate::ids::GroupId;
+use crate::model::{AccessGroup, App, IdentityProvider, List, Policy, Warning};
+use crate::request::Request;
+use crate::route::{Router, Target};
+use crate::verdict::{Decision, Verdict};
+
+/// How a document is compiled.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct Options {
+    /// Work bounds.
+    pub limits: Limits,
+    /// Extra child → parent group edges (e.g. learned from SCIM), added to
+    /// `directory.group_parents`.
+    pub group_parents: Vec<(GroupId, GroupId)>,
+    /// Extra group display names (e.g. from SCIM), for traces.
+    pub group_names: Vec<(GroupId, Box<str>)>,
+}
+
+impl Options {
+    /// Default options with the given limits.
+    pub fn with_limits(limits: Limits) -> Options {
+        Options {
+            limits,
+            ..Options::default()
+        }
+    }
+}
+
+/// A compiled configuration document.
+#[derive(Debug)]
+pub struct Engine {
+    pub(crate) team_domain: Box<str>,
+    pub(crate) idps: Vec<IdentityProvider>,
+    pub(crate) lists: Vec<List>,
+    pub(crate) groups: Vec<AccessGroup>,
+    pub(crate) policies: Vec<Policy>,
+    pub(crate) apps: Vec<App>,
+    pub(crate) router: Router,
+    pub(crate) hierarchy: GroupHierarchy,
+    pub(crate) group_names: HashMap<GroupId, Box<str>>,
+    pub(crate) warnings: Vec<Warning>,
+    pub(crate) default_session: SessionDuration,
+}
+
+impl Engine {
+    /// Loads and compiles a configuration document.
+    ///
+    /// # Errors
+    /// [`LoadErrors`] listing every problem with its JSON path.
+    pub fn from_json(text: &str) -> Result<Engine, LoadErrors> {
+        Engine::from_json_with(text, &Options::default())
+    }
+
+    /// Loads and compiles a configuration document with `options`.
+    ///
+    /// # Errors
+    /// [`LoadErrors`] listing every problem with its JSON path.
+    pub fn from_json_with(text: &str, options: &Options) -> Result<Engine, LoadErrors> {
+        crate::load::load(text, options)
+    }
+
+    /// Decides `request` without building a trace (the fast path for gateways).
+    ///
+    /// # Errors
+    /// [`EvalError`] when a work limit is hit; the request must then be refused.
+    pub fn decide(&self, request: &Request) -> Result<Decision<'_>, EvalError> {
+        eval::run(self, request, &mut NoTrace)
+    }
+
+    /// Decides `request` and explains the decision step by step.
+    ///
+    /// # Errors
+    /// [`EvalError`] when a work limit is hit; the request must then be refused.
+    pub fn evaluate(&self, request: &Request) -> Result<Verdict, EvalError> {
+        let mut trace = TextTrace::default();
+        let decision = eval::run(self, request, &mut trace)?;
+        Ok(Verdict::new(&decision, trace.lines))
+    }
+
+    /// The app that covers `target`, if any.
+    pub fn app_for(&self, target: &Target) -> Option<&App> {
+        self.router
+            .route(target)
+            .and_then(|i| self.apps.get(i as usize))
+    }
+
+    /// The issuer of application tokens.
+    pub fn team_domain(&self) -> &str {
+        &self.team_domain
+    }
+
+    /// The configured identity providers.
+    pub fn identity_providers(&self) -> &[IdentityProvider] {
+        &self.idps
+    }
+
+    /// The configured apps.
+    pub fn apps(&self) -> &[App] {
+        &self.apps
+    }
+
+    /// Risky but valid parts of the document.
+    pub fn warnings(&self) -> &[Warning] {
+        &self.warnings
+    }
+
+    /// The compiled nested-group hierarchy.
+    pub fn hierarchy(&self) -> &GroupHierarchy {
+        &self.hierarchy
+    }
+
+    /// A group's display name, when the directory or SCIM gave one.
+    pub fn group_name(&self, group: GroupId) -> Option<&str> {
+        self.group_names.get(&group).map(|n| &**n)
+    }
+
+    /// The group as shown in traces: ``` `id` (name)```.
+    pub(crate) fn describe_group(&self, group: GroupId) -> String {
+        match self.group_name(group) {
+            Some(name) => alloc::format!("`{group}` ({name})"),
+            None => alloc::format!("`{group}`"),
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Errors of loading a document or request, and of evaluating one.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::hierarchy::ClosureError;
+
+/// One problem in a document or request, at a JSON path (`apps[2].policies[0].include[1]`;
+/// empty for the root).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadError {
+    /// Where the problem is.
+    pub path: String,
+    /// What is wrong, lowercase, offending input in backticks.
+    pub message: String,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Every problem that kept a document from loading (never empty).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadErrors {
+    errors: Vec<LoadError>,
+}
+
+impl LoadErrors {
+    pub(crate) fn new(list: Vec<(String, String)>) -> LoadErrors {
+        LoadErrors {
+            errors: list
+                .into_iter()
+                .map(|(path, message)| LoadError { path, message })
+                .collect(),
+        }
+    }
+
+    /// The problems, in document order of discovery.
+    pub fn errors(&self) -> &[LoadError] {
+        &self.errors
+    }
+}
+
+impl fmt::Display for LoadErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            e.fmt(f)?;
+        }
+        Ok(())
+    }
+}
+
+/// A request that does not load: the first problem found.
+pub type RequestError = LoadErrors;
+
+/// Evaluation stopped; the request must be refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EvalError {
+    /// The nested-group closure exceeded a limit.
+    Closure(ClosureError),
+}
+
+impl fmt::Display for EvalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EvalError::Closure(e) => e.fmt(f),
+        }
+    }
+}
+
+impl From<ClosureError> for EvalError {
+    fn from(e: ClosureError) -> EvalError {
+        EvalError::Closure(e)
+    }
+}
+
+#[cfg(feature = "std")]
+mod std_impls {
+    extern crate std;
+    impl std::error::Error for super::LoadError {}
+    impl std::error::Error for super::LoadErrors {}
+    impl std::error::Error for super::EvalError {}
+    impl std::error::Error for crate::hierarchy::ClosureError {}
+    impl std::error::Error for crate::hierarchy::HierarchyError {}
+}

@@ -1,0 +1,461 @@
+//! Evaluation: route to the app, run its policies in order, first match decides.
+//!
+//! Rules are evaluated in three-valued logic. With a signed-in user every rule is true or
+//! false. Without one, identity rules are *unknown*: an `allow`/`deny` policy whose value is
+//! not plainly false could match after sign-in, so the answer is `login_required`; one that is
+//! false on non-identity grounds alone is skipped.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::engine::Engine;
+use crate::error::EvalError;
+use crate::hierarchy::Closure;
+use crate::model::{Action, App, ListItems, Policy, Rule, Rules};
+use crate::request::{Identity, Request};
+use crate::verdict::{DecidingPolicy, Decision, Outcome};
+
+/// Three-valued truth.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Tri {
+    False,
+    Unknown,
+    True,
+}
+
+impl Tri {
+    fn from_bool(b: bool) -> Tri {
+        if b {
+            Tri::True
+        } else {
+            Tri::False
+        }
+    }
+    fn not(self) -> Tri {
+        match self {
+            Tri::False => Tri::True,
+            Tri::Unknown => Tri::Unknown,
+            Tri::True => Tri::False,
+        }
+    }
+}
+
+/// Receives the readable steps of an evaluation; [`NoTrace`] compiles them away.
+pub(crate) trait Trace {
+    const ON: bool;
+    fn line(&mut self, line: String);
+}
+
+/// Collects nothing.
+pub(crate) struct NoTrace;
+
+impl Trace for NoTrace {
+    const ON: bool = false;
+    fn line(&mut self, _line: String) {}
+}
+
+/// Collects the lines.
+#[derive(Default)]
+pub(crate) struct TextTrace {
+    pub(crate) lines: Vec<String>,
+}
+
+impl Trace for TextTrace {
+    const ON: bool = true;
+    fn line(&mut self, line: String) {
+        self.lines.push(line);
+    }
+}
+
+macro_rules! trace {
+    ($t:expr, $($arg:tt)*) => {
+        if T::ON {
+            $t.line(format!($($arg)*));
+        }
+    };
+}
+
+/// Why a policy's rules came out the way they did.
+enum Reason {
+    Included(usize),
+    NoInclude,
+    RequireFailed(usize),
+    Excluded(usize),
+    /// Undecided without an identity.
+    Unknown,
+}
+
+pub(crate) fn run<'e, T: Trace>(
+    engine: &'e Engine,
+    request: &Request,
+    trace: &mut T,
+) -> Result<Decision<'e>, EvalError> {
+    let Some(app) = engine.app_for(&request.target) else {
+        trace!(trace, "no app covers `{}`", request.target);
+        return Ok(Decision {
+            outcome: Outcome::NoApp,
+            app: None,
+            policy: None,
+            session: None,
+        });
+    };
+    trace!(
+        trace,
+        "app `{}` ({}) covers `{}` via `{}`",
+        app.name,
+        app.id,
+        request.target,
+        app.domain
+    );
+    let mut cx = Context::new(engine, request);
+    let decided = |outcome: Outcome, policy: Option<DecidingPolicy<'e>>| Decision {
+        outcome,
+        app: Some(app),
+        policy,
+        session: None,
+    };
+
+    let (first, second) = app.order.split_at(app.first_pass.min(app.order.len()));
+    for slot in first {
+        let Some(policy) = engine.policies.get(slot.policy as usize) else {
+            continue;
+        };
+        let (value, reason) = cx.rules(&policy.rules)?;
+        if T::ON {
+            trace.line(cx.describe(policy, slot.precedence, value, &reason));
+        }
+        if value == Tri::True {
+            let outcome = if policy.action == Action::Bypass {
+                Outcome::Bypass
+            } else {
+                Outcome::ServiceAuth
+            };
+            return Ok(decided(outcome, Some(deciding(policy, slot.precedence))));
+        }
+    }
+
+    let signed_in = request.identity.is_some();
+    if signed_in && !cx.idp_allowed(app) {
+        trace!(
+            trace,
+            "the user's identity provider is not in the app's `allowed_idps`"
+        );
+        return Ok(decided(Outcome::DefaultDeny, None));
+    }
+    for slot in second {
+        let Some(policy) = engine.policies.get(slot.policy as usize) else {
+            continue;
+        };
+        let (value, reason) = cx.rules(&policy.rules)?;
+        if T::ON {
+            trace.line(cx.describe(policy, slot.precedence, value, &reason));
+        }
+        match (value, signed_in) {
+            (Tri::False, _) => continue,
+            (_, false) => {
+                trace!(
+                    trace,
+                    "no one is signed in, and policy `{}` could match after sign-in",
+                    policy.name
+                );
+                return Ok(decided(
+                    Outcome::LoginRequired,
+                    Some(deciding(policy, slot.precedence)),
+                ));
+            }
+            (_, true) => {
+                let policy_ref = Some(deciding(policy, slot.precedence));
+                if policy.action == Action::Deny {
+                    return Ok(decided(Outcome::Block, policy_ref));
+                }
+                let session = policy
+                    .session
+                    .as_ref()
+                    .or(app.session.as_ref())
+                    .unwrap_or(&engine.default_session);
+                trace!(trace, "session duration `{}`", session);
+                return Ok(Decision {
+                    outcome: Outcome::Allow,
+                    app: Some(app),
+                    policy: policy_ref,
+                    session: Some(session),
+                });
+            }
+        }
+    }
+    if signed_in {
+        trace!(trace, "no policy matched: denied by default");
+    } else {
+        trace!(
+            trace,
+            "no policy can match, even after sign-in: denied by default"
+        );
+    }
+    Ok(decided(Outcome::DefaultDeny, None))
+}
+
+fn deciding(policy: &Policy, precedence: u32) -> DecidingPolicy<'_> {
+    DecidingPolicy {
+        id: policy.id.as_deref(),
+        name: &policy.name,
+        precedence,
+        action: policy.action,
+    }
+}
+
+/// Per-evaluation state: the resolved identity provider, the lazily computed group closure and
+/// the memo of Access group results.
+struct Context<'e, 'r> {
+    engine: &'e Engine,
+    request: &'r Request,
+    idp: Option<u32>,
+    closure: Option<Closure>,
+    group_memo: Vec<Option<Tri>>,
+}
+
+impl<'e, 'r> Context<'e, 'r> {
+    fn new(engine: &'e Engine, request: &'r Request) -> Self {
+        let idp = request
+            .identity
+            .as_ref()
+            .and_then(|identity| match &identity.idp_id {
+                Some(id) => engine.idps.iter().position(|p| *p.id == **id),
+                None if engine.idps.len() == 1 => Some(0),
+                None => None,
+            });
+        Context {
+            engine,
+            request,
+            idp: idp.and_then(|i| u32::try_from(i).ok()),
+            closure: None,
+            group_memo: Vec::new(),
+        }
+    }
+
+    fn idp_allowed(&self, app: &App) -> bool {
+        match &app.allowed_idps {
+            Some(allowed) => self.idp.is_some_and(|i| allowed.contains(&i)),
+            None => true,
+        }
+    }
+
+    /// `any(include) ∧ all(require) ∧ ¬any(exclude)`, short-circuiting.
+    fn rules(&mut self, rules: &Rules) -> Result<(Tri, Reason), EvalError> {
+        let mut include = Tri::False;
+        let mut included = 0;
+        for (i, rule) in rules.include.iter().enumerate() {
+            match self.rule(rule)? {
+                Tri::True => {
+                    include = Tri::True;
+                    included = i;
+                    break;
+                }
+                Tri::Unknown => include = Tri::Unknown,
+                Tri::False => {}
+            }
+        }
+        if include == Tri::False {
+            return Ok((Tri::False, Reason::NoInclude));
+        }
+        let mut value = include;
+        for (i, rule) in rules.require.iter().enumerate() {
+            match self.rule(rule)? {
+                Tri::False => return Ok((Tri::False, Reason::RequireFailed(i))),
+                Tri::Unknown => value = Tri::Unknown,
+                Tri::True => {}
+            }
+        }
+        for (i, rule) in rules.exclude.iter().enumerate() {
+            match self.rule(rule)?.not() {
+                Tri::False => return Ok((Tri::False, Reason::Excluded(i))),
+                Tri::Unknown => value = Tri::Unknown,
+                Tri::True => {}
+            }
+        }
+        let reason = if value == Tri::True {
+            Reason::Included(included)
+        } else {
+            Reason::Unknown
+        };
+        Ok((value, reason))
+    }
+
+    fn identity(&self) -> Option<&'r Identity> {
+        self.request.identity.as_ref()
+    }
+
+    fn rule(&mut self, rule: &Rule) -> Result<Tri, EvalError> {
+        let request = self.request;
+        Ok(match rule {
+            Rule::Everyone => Tri::True,
+            Rule::Ip(range) => Tri::from_bool(request.ip.is_some_and(|ip| range.contains(ip))),
+            Rule::IpList(list) => {
+                let ranges = match self.engine.lists.get(*list as usize).map(|l| &l.items) {
+                    Some(ListItems::Ranges(r)) => r.as_slice(),
+                    _ => &[],
+                };
+                Tri::from_bool(
+                    request
+                        .ip
+                        .is_some_and(|ip| ranges.iter().any(|r| r.contains(ip))),
+                )
+            }
+            Rule::Geo(country) => Tri::from_bool(request.country == Some(*country)),
+            Rule::ServiceToken(id) => Tri::from_bool(
+                request
+                    .service_token
+                    .as_ref()
+                    .is_some_and(|t| t.token_id == *id),
+            ),
+            Rule::AnyServiceToken => Tri::from_bool(request.service_token.is_some()),
+            Rule::Certificate => Tri::from_bool(request.mtls.is_some()),
+            Rule::CommonName(cn) => Tri::from_bool(
+                request
+                    .mtls
+                    .as_ref()
+                    .and_then(|m| m.common_name.as_ref())
+                    .is_some_and(|c| c == cn),
+            ),
+            Rule::AccessGroup(g) => self.access_group(*g)?,
+            identity_rule => match self.identity() {
+                None => Tri::Unknown,
+                Some(identity) => Tri::from_bool(self.identity_rule(identity, identity_rule)?),
+            },
+        })
+    }
+
+    fn identity_rule(&mut self, identity: &Identity, rule: &Rule) -> Result<bool, EvalError> {
+        let email = identity.email.as_ref();
+        Ok(match rule {
+            Rule::Email(e) => email.is_some_and(|m| m.as_str() == &**e),
+            Rule::EmailDomain(d) => email.is_some_and(|m| m.domain() == &**d),
+            Rule::EmailList(list) => {
+                match self.engine.lists.get(*list as usize).map(|l| &l.items) {
+                    Some(ListItems::Emails(emails)) => email.is_some_and(|m| {
+                        emails.binary_search_by(|e| (**e).cmp(m.as_str())).is_ok()
+                    }),
+                    _ => false,
+                }
+            }
+            Rule::LoginMethod(idp) => self.idp == Some(*idp),
+            Rule::AuthMethod(m) => identity.amr.iter().any(|a| a == m),
+            Rule::AuthContext { ac_id, idp } => {
+                self.idp == Some(*idp) && identity.acrs.iter().any(|a| a == ac_id)
+            }
+            Rule::Oidc { claim, value, idp } => {
+                self.idp == Some(*idp)
+                    && identity
+                        .claims
+                        .iter()
+                        .find(|(name, _)| name == claim)
+                        .is_some_and(|(_, values)| values.iter().any(|v| v == value))
+            }
+            Rule::AzureGroup { group, idp } => {
+                if self.idp != Some(*idp) {
+                    false
+                } else {
+                    if self.closure.is_none() {
+                        self.closure = Some(self.engine.hierarchy.closure(&identity.groups)?);
+                    }
+                    self.closure
+                        .as_ref()
+                        .is_some_and(|c| c.contains_index(*group))
+                }
+            }
+            _ => false,
+        })
+    }
+
+    fn access_group(&mut self, g: u32) -> Result<Tri, EvalError> {
+        if let Some(Some(value)) = self.group_memo.get(g as usize) {
+            return Ok(*value);
+        }
+        let engine = self.engine;
+        let Some(group) = engine.groups.get(g as usize) else {
+            return Ok(Tri::False);
+        };
+        // Load-time checks bound the nesting depth and reject cycles, so this recursion ends.
+        let (value, _) = self.rules(&group.rules)?;
+        if self.group_memo.is_empty() {
+            self.group_memo = vec![None; engine.groups.len()];
+        }
+        if let Some(slot) = self.group_memo.get_mut(g as usize) {
+            *slot = Some(value);
+        }
+        Ok(value)
+    }
+
+    fn describe(&self, policy: &Policy, precedence: u32, value: Tri, reason: &Reason) -> String {
+        let head = format!(
+            "policy `{}` ({}, precedence {precedence})",
+            policy.name,
+            policy.action.as_str()
+        );
+        let rule = |list: &[Rule], i: usize| {
+            list.get(i)
+                .map_or_else(String::new, |r| self.engine.describe_rule(r))
+        };
+        match reason {
+            Reason::Included(i) => {
+                format!(
+                    "{head}: matched by include {}",
+                    rule(&policy.rules.include, *i)
+                )
+            }
+            Reason::NoInclude => format!("{head}: no include rule matched"),
+            Reason::RequireFailed(i) => {
+                format!(
+                    "{head}: require {} not met",
+                    rule(&policy.rules.require, *i)
+                )
+            }
+            Reason::Excluded(i) => {
+                format!("{head}: excluded by {}", rule(&policy.rules.exclude, *i))
+            }
+            Reason::Unknown => {
+                debug_assert!(value == Tri::Unknown);
+                format!("{head}: depends on who signs in")
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// A rule as shown in traces.
+    pub(crate) fn describe_rule(&self, rule: &Rule) -> String {
+        let idp = |i: &u32| self.idps.get(*i as usize).map_or("?", |p| &*p.id);
+        let list = |i: &u32| {
+            self.lists
+                .get(*i as usize)
+                .map_or_else(|| "?".into(), |l| format!("{} ({})", l.id, l.name))
+        };
+        match rule {
+            Rule::Everyone => "`everyone`".into(),
+            Rule::Email(e) => format!("email `{e}`"),
+            Rule::EmailDomain(d) => format!("email_domain `{d}`"),
+            Rule::EmailList(l) => format!("email_list `{}`", list(l)),
+            Rule::Ip(r) => format!("ip `{r}`"),
+            Rule::IpList(l) => format!("ip_list `{}`", list(l)),
+            Rule::Geo(c) => format!("geo `{c}`"),
+            Rule::AzureGroup { group, idp: i } => {
+                let id = self.hierarchy.referenced().get(*group as usize);
+                let g = id.map_or_else(|| "?".into(), |g| self.describe_group(*g));
+                format!("azureAD {g} of `{}`", idp(i))
+            }
+            Rule::AccessGroup(g) => {
+                let group = self.groups.get(*g as usize);
+                format!("access group `{}`", group.map_or("?", |g| &*g.name))
+            }
+            Rule::LoginMethod(i) => format!("login_method `{}`", idp(i)),
+            Rule::AuthMethod(m) => format!("auth_method `{m}`"),
+            Rule::AuthContext { ac_id, .. } => format!("auth_context `{ac_id}`"),
+            Rule::Oidc { claim, value, .. } => format!("oidc claim `{claim}` = `{value}`"),
+            Rule::ServiceToken(t) => format!("service_token `{t}`"),
+            Rule::AnyServiceToken => "`any_valid_service_token`".into(),
+            Rule::CommonName(cn) => format!("common_name `{cn}`"),
+            Rule::Certificate => "`certificate`".into(),
+        }
+    }
+}

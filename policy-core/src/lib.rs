@@ -1,0 +1,46 @@
+#![doc = include_str!("../README.md")]
+#![no_std]
+#![cfg_attr(not(feature = "wasm"), forbid(unsafe_code))]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+mod duration;
+mod engine;
+mod error;
+mod eval;
+mod hierarchy;
+mod ids;
+mod json;
+mod load;
+mod model;
+mod net;
+mod request;
+mod route;
+mod verdict;
+#[cfg(feature = "wasm")]
+mod wasm;
+
+pub use duration::{InvalidDuration, SessionDuration, MAX_SESSION_SECONDS};
+pub use engine::{Engine, Options};
+pub use error::{EvalError, LoadError, LoadErrors, RequestError};
+pub use hierarchy::{Closure, ClosureError, GroupHierarchy, HierarchyError, Limits};
+pub use ids::{Country, Email, GroupId, InvalidCountry, InvalidEmail, InvalidGuid};
+pub use model::{Action, App, IdentityProvider, IdentityUpdateBehavior, ScimConfig, Warning};
+pub use net::{ClientIp, InvalidIp, IpRange};
+pub use request::{Identity, Mtls, Request, ServiceToken};
+pub use route::Target;
+pub use verdict::{DecidingPolicy, Decision, Outcome, Verdict};
+#[cfg(feature = "wasm")]
+pub use wasm::PolicyEngine;

@@ -1,0 +1,245 @@
+//! The compiled configuration: what the loader produces and the evaluator reads.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::duration::SessionDuration;
+use crate::ids::Country;
+use crate::net::IpRange;
+use crate::route::DomainPattern;
+
+/// What a policy does when it matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// `allow`: let the signed-in user through.
+    Allow,
+    /// `deny` (Block): refuse the signed-in user.
+    Deny,
+    /// `bypass`: no Access enforcement for matching traffic.
+    Bypass,
+    /// `non_identity` (Service Auth): service tokens and mTLS, no sign-in.
+    NonIdentity,
+}
+
+impl Action {
+    /// The Access API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Deny => "deny",
+            Action::Bypass => "bypass",
+            Action::NonIdentity => "non_identity",
+        }
+    }
+
+    /// `bypass` and `non_identity` run before `allow` and `deny`.
+    pub fn is_first_pass(self) -> bool {
+        matches!(self, Action::Bypass | Action::NonIdentity)
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One compiled rule (selector). Indices point into the engine's tables.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Rule {
+    Everyone,
+    Email(Box<str>),
+    EmailDomain(Box<str>),
+    EmailList(u32),
+    Ip(IpRange),
+    IpList(u32),
+    Geo(Country),
+    /// `group` is the referenced-group index in the hierarchy.
+    AzureGroup {
+        group: u32,
+        idp: u32,
+    },
+    AccessGroup(u32),
+    LoginMethod(u32),
+    AuthMethod(Box<str>),
+    AuthContext {
+        ac_id: Box<str>,
+        idp: u32,
+    },
+    Oidc {
+        claim: Box<str>,
+        value: Box<str>,
+        idp: u32,
+    },
+    ServiceToken(Box<str>),
+    AnyServiceToken,
+    CommonName(Box<str>),
+    Certificate,
+}
+
+/// Include (any), require (all), exclude (none).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Rules {
+    pub(crate) include: Vec<Rule>,
+    pub(crate) require: Vec<Rule>,
+    pub(crate) exclude: Vec<Rule>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct AccessGroup {
+    pub(crate) id: Box<str>,
+    pub(crate) name: Box<str>,
+    pub(crate) rules: Rules,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Policy {
+    pub(crate) id: Option<Box<str>>,
+    pub(crate) name: Box<str>,
+    pub(crate) action: Action,
+    pub(crate) rules: Rules,
+    pub(crate) session: Option<SessionDuration>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum ListItems {
+    /// Lowercased, sorted, deduplicated.
+    Emails(Vec<Box<str>>),
+    Ranges(Vec<IpRange>),
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct List {
+    pub(crate) id: Box<str>,
+    pub(crate) name: Box<str>,
+    pub(crate) items: ListItems,
+}
+
+/// A policy attached to an app at a precedence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Slot {
+    pub(crate) policy: u32,
+    pub(crate) precedence: u32,
+}
+
+/// An application: a domain, its audience tag and its ordered policies.
+#[derive(Clone, Debug)]
+pub struct App {
+    pub(crate) id: Box<str>,
+    pub(crate) name: Box<str>,
+    pub(crate) domain: DomainPattern,
+    pub(crate) aud: Box<str>,
+    pub(crate) session: Option<SessionDuration>,
+    pub(crate) allowed_idps: Option<Vec<u32>>,
+    pub(crate) custom_deny_url: Option<Box<str>>,
+    pub(crate) custom_non_identity_deny_url: Option<Box<str>>,
+    pub(crate) custom_deny_message: Option<Box<str>>,
+    /// Execution order: the first-pass slots (bypass, non_identity), then allow/deny, each by
+    /// precedence.
+    pub(crate) order: Vec<Slot>,
+    /// `order[..first_pass]` are the bypass / non_identity slots.
+    pub(crate) first_pass: usize,
+}
+
+impl App {
+    /// The app's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    /// The app's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The app's audience tag (the `aud` of its application tokens).
+    pub fn aud(&self) -> &str {
+        &self.aud
+    }
+    /// The domain as normalised (`host/path`, or `*.suffix/path`).
+    pub fn domain(&self) -> alloc::string::String {
+        alloc::string::ToString::to_string(&self.domain)
+    }
+    /// Where to send users refused after sign-in, if configured.
+    pub fn custom_deny_url(&self) -> Option<&str> {
+        self.custom_deny_url.as_deref()
+    }
+    /// Where to send requests refused on non-identity grounds, if configured.
+    pub fn custom_non_identity_deny_url(&self) -> Option<&str> {
+        self.custom_non_identity_deny_url.as_deref()
+    }
+    /// The message for the block page, if configured.
+    pub fn custom_deny_message(&self) -> Option<&str> {
+        self.custom_deny_message.as_deref()
+    }
+}
+
+/// How SCIM changes act on sessions (`scim_config.identity_update_behavior`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum IdentityUpdateBehavior {
+    /// The stored identity follows SCIM.
+    #[default]
+    Automatic,
+    /// A group membership change revokes the user's sessions.
+    Reauth,
+    /// SCIM changes do not touch sessions.
+    NoAction,
+}
+
+/// An identity provider's `scim_config`.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ScimConfig {
+    /// SCIM provisioning is accepted for this provider.
+    pub enabled: bool,
+    /// Deactivating or deleting a user revokes their sessions.
+    pub user_deprovision: bool,
+    /// Removing a user from a group revokes their sessions.
+    pub group_member_deprovision: bool,
+    /// See [`IdentityUpdateBehavior`].
+    pub identity_update_behavior: IdentityUpdateBehavior,
+}
+
+/// An Entra ID (`azureAD`) identity provider.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IdentityProvider {
+    /// The provider's id (what `login_method` and `identity_provider_id` name).
+    pub id: Box<str>,
+    /// Display name.
+    pub name: Box<str>,
+    /// The app registration's client id.
+    pub client_id: Box<str>,
+    /// The tenant (directory) id, a lowercase GUID.
+    pub directory_id: Box<str>,
+    /// Read group memberships (the `groups` claim, Graph on overage).
+    pub support_groups: bool,
+    /// Use PKCE (S256) in the sign-in flow.
+    pub pkce_enabled: bool,
+    /// The `prompt` sent to the authorize endpoint, if any.
+    pub prompt: Option<Box<str>>,
+    /// The claim read for the email, before `email`, `upn`, `preferred_username`.
+    pub email_claim_name: Option<Box<str>>,
+    /// Read authentication contexts (`acrs`).
+    pub conditional_access_enabled: bool,
+    /// `default`, `us`, `de` or `cn`.
+    pub azure_cloud: Box<str>,
+    /// Extra claims copied into the identity.
+    pub claims: Vec<Box<str>>,
+    /// SCIM settings.
+    pub scim: ScimConfig,
+}
+
+/// Something in a document that loads but is probably not what was meant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warning {
+    /// JSON path of the part warned about.
+    pub path: alloc::string::String,
+    /// What is risky about it.
+    pub message: alloc::string::String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
