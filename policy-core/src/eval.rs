@@ -425,7 +425,7 @@ impl<'e, 'r> Context<'e, 'r> {
 impl Engine {
     /// A rule as shown in traces.
     pub(crate) fn describe_rule(&self, rule: &Rule) -> String {
-        let idp = |i: &u32| self.idps.get(*i as usize).map_or("?", |p| &*p.id);
+        let idp = |i: &u32| self.idps.get(*i as usize).map_or("?", |p| &*p.name);
         let list = |i: &u32| {
             self.lists
                 .get(*i as usize)

@@ -5,10 +5,13 @@
 //! `U`, `closure(U).contains(G)` holds exactly when `G` is reachable from some `u ∈ U` by
 //! following zero or more child → parent edges of the directory. Cycles are allowed and end.
 //!
-//! Design choice: at construction only the groups that can reach a referenced group are kept
-//! (a reverse walk from the referenced groups), renumbered densely with the referenced groups
-//! first. A request then walks only edges that can matter, and its visited set is a bitset
-//! over the kept groups whose first bits are the answers.
+//! Design choice: all the work happens once, when the document is compiled. Only the groups
+//! that can reach a referenced group are kept (a reverse walk from the referenced groups); their
+//! strongly connected components (a directory may have cycles) are found with Tarjan's
+//! algorithm, which emits every component after all the components above it, so each
+//! component's *membership mask* — the referenced groups it reaches, one bit each — is its own
+//! bits OR its parents' masks. A request's closure is then one hash lookup and one OR per user
+//! group: no graph walk on the request path.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -28,8 +31,9 @@ pub struct Limits {
     pub max_directory_edges: usize,
     /// Groups carried by one request.
     pub max_request_groups: usize,
-    /// Edges walked while computing one request's closure.
-    pub max_closure_steps: usize,
+    /// Size of the membership masks, in 64-bit words: kept components × ⌈referenced groups /
+    /// 64⌉ (the default, 4Mi words, is 32 MiB).
+    pub max_membership_words: usize,
     /// Depth of Access groups referencing Access groups.
     pub max_access_group_depth: usize,
 }
@@ -40,7 +44,7 @@ impl Default for Limits {
             max_directory_groups: 1_000_000,
             max_directory_edges: 10_000_000,
             max_request_groups: 20_000,
-            max_closure_steps: 2_000_000,
+            max_membership_words: 4 << 20,
             max_access_group_depth: 32,
         }
     }
@@ -60,6 +64,11 @@ pub enum HierarchyError {
         /// The bound.
         limit: usize,
     },
+    /// The membership masks would exceed `max_membership_words`.
+    TooManyMemberships {
+        /// The bound.
+        limit: usize,
+    },
 }
 
 impl fmt::Display for HierarchyError {
@@ -71,6 +80,10 @@ impl fmt::Display for HierarchyError {
             HierarchyError::TooManyEdges { limit } => {
                 write!(f, "the directory has more than {limit} parent edges")
             }
+            HierarchyError::TooManyMemberships { limit } => write!(
+                f,
+                "nested-group masks would need more than {limit} words: too many rule groups for this directory"
+            ),
         }
     }
 }
@@ -86,11 +99,6 @@ pub enum ClosureError {
         /// The bound.
         limit: usize,
     },
-    /// Walking the directory took more than `max_closure_steps` edges.
-    StepBudgetExceeded {
-        /// The bound.
-        limit: usize,
-    },
 }
 
 impl fmt::Display for ClosureError {
@@ -102,9 +110,6 @@ impl fmt::Display for ClosureError {
                     "the request carries {count} groups, more than the limit of {limit}"
                 )
             }
-            ClosureError::StepBudgetExceeded { limit } => {
-                write!(f, "nested-group closure walked more than {limit} edges")
-            }
         }
     }
 }
@@ -112,14 +117,13 @@ impl fmt::Display for ClosureError {
 /// The relevant part of a group directory, compiled for closure queries.
 #[derive(Clone, Debug, Default)]
 pub struct GroupHierarchy {
-    /// Kept groups → dense index; referenced groups are `0..referenced.len()`.
-    index: HashMap<GroupId, u32>,
+    /// Kept group → its component.
+    component: HashMap<GroupId, u32>,
     referenced: Vec<GroupId>,
-    /// CSR adjacency over kept groups: parents of `i` are `parents[offsets[i]..offsets[i + 1]]`.
-    offsets: Vec<u32>,
-    parents: Vec<u32>,
+    /// `words` 64-bit words per component: bit `i` set when referenced group `i` is reachable.
+    masks: Vec<u64>,
+    words: usize,
     max_request_groups: usize,
-    max_closure_steps: usize,
 }
 
 impl GroupHierarchy {
@@ -161,6 +165,7 @@ impl GroupHierarchy {
             }
             numbered.push((c, p));
         }
+        drop(all);
         let n = ids.len();
 
         // Reverse walk (parent → children) from the referenced groups marks what to keep.
@@ -183,60 +188,67 @@ impl GroupHierarchy {
                 }
             }
         }
+        drop(children);
+        let kept = |v: u32| keep.get(v as usize).copied().unwrap_or(false);
+        let parents = csr(
+            n,
+            numbered
+                .iter()
+                .copied()
+                .filter(|&(c, p)| kept(c) && kept(p)),
+        );
+        drop(numbered);
 
-        // Renumber the kept groups densely (the referenced ones keep 0..r).
-        let mut dense = vec![u32::MAX; n];
-        let mut index = HashMap::new();
-        for (old, &kept) in keep.iter().enumerate() {
-            if kept {
-                let new = u32::try_from(index.len()).unwrap_or(u32::MAX);
-                if let (Some(d), Some(&id)) = (dense.get_mut(old), ids.get(old)) {
-                    *d = new;
-                    index.insert(id, new);
+        let words = referenced_count.div_ceil(64);
+        let (component, count) = components(n, &keep, &parents);
+        if count.saturating_mul(words) > limits.max_membership_words {
+            return Err(HierarchyError::TooManyMemberships {
+                limit: limits.max_membership_words,
+            });
+        }
+        let masks = membership_masks(n, referenced_count, words, &component, count, &parents);
+        let mut by_id = HashMap::with_capacity(count);
+        for (node, &c) in component.iter().enumerate() {
+            if c != u32::MAX {
+                if let Some(&id) = ids.get(node) {
+                    by_id.insert(id, c);
                 }
             }
         }
-        let dense_of = |g: u32| dense.get(g as usize).copied().unwrap_or(u32::MAX);
-        let kept_edges = numbered.iter().filter_map(|&(c, p)| {
-            let (c, p) = (dense_of(c), dense_of(p));
-            (c != u32::MAX && p != u32::MAX).then_some((c, p))
-        });
-        let parents = csr(index.len(), kept_edges);
         Ok(GroupHierarchy {
-            index,
+            component: by_id,
             referenced: ids
                 .get(..referenced_count)
                 .map(<[GroupId]>::to_vec)
                 .unwrap_or_default(),
-            offsets: parents.offsets,
-            parents: parents.targets,
+            masks,
+            words,
             max_request_groups: limits.max_request_groups,
-            max_closure_steps: limits.max_closure_steps,
         })
     }
 
-    /// The dense index of a referenced group, for [`Closure::contains_index`].
+    /// The bit of a referenced group, for [`Closure::contains_index`].
     pub fn referenced_index(&self, group: GroupId) -> Option<u32> {
-        self.index
-            .get(&group)
-            .copied()
-            .filter(|&i| (i as usize) < self.referenced.len())
+        self.referenced
+            .iter()
+            .position(|g| *g == group)
+            .and_then(|i| u32::try_from(i).ok())
     }
 
-    /// The referenced groups, in index order.
+    /// The referenced groups, in bit order.
     pub fn referenced(&self) -> &[GroupId] {
         &self.referenced
     }
 
     /// How many directory groups were kept because they can reach a referenced group.
     pub fn kept_groups(&self) -> usize {
-        self.index.len()
+        self.component.len()
     }
 
     /// The referenced groups reachable from `groups`.
     ///
     /// # Errors
-    /// [`ClosureError`] when the request or the walk exceeds the limits.
+    /// [`ClosureError`] when the request carries more groups than the limit.
     pub fn closure(&self, groups: &[GroupId]) -> Result<Closure, ClosureError> {
         if groups.len() > self.max_request_groups {
             return Err(ClosureError::TooManyRequestGroups {
@@ -244,52 +256,35 @@ impl GroupHierarchy {
                 limit: self.max_request_groups,
             });
         }
-        let mut visited = Bitset::new(if self.referenced.is_empty() {
-            0
-        } else {
-            self.index.len()
-        });
-        if self.referenced.is_empty() {
-            return Ok(Closure { visited });
+        let mut mask = vec![0u64; self.words];
+        if self.words == 0 {
+            return Ok(Closure { mask });
         }
-        let mut queue: Vec<u32> = Vec::new();
         for g in groups {
-            if let Some(&i) = self.index.get(g) {
-                if visited.insert(i) {
-                    queue.push(i);
+            if let Some(&c) = self.component.get(g) {
+                let start = c as usize * self.words;
+                let words = self.masks.get(start..start + self.words).unwrap_or(&[]);
+                for (m, w) in mask.iter_mut().zip(words) {
+                    *m |= w;
                 }
             }
         }
-        let mut steps = 0usize;
-        while let Some(g) = queue.pop() {
-            let start = self.offsets.get(g as usize).copied().unwrap_or(0) as usize;
-            let end = self.offsets.get(g as usize + 1).copied().unwrap_or(0) as usize;
-            for &p in self.parents.get(start..end).unwrap_or(&[]) {
-                steps += 1;
-                if steps > self.max_closure_steps {
-                    return Err(ClosureError::StepBudgetExceeded {
-                        limit: self.max_closure_steps,
-                    });
-                }
-                if visited.insert(p) {
-                    queue.push(p);
-                }
-            }
-        }
-        Ok(Closure { visited })
+        Ok(Closure { mask })
     }
 }
 
-/// The result of [`GroupHierarchy::closure`].
+/// The result of [`GroupHierarchy::closure`]: the referenced groups reached, one bit each.
 #[derive(Clone, Debug)]
 pub struct Closure {
-    visited: Bitset,
+    mask: Vec<u64>,
 }
 
 impl Closure {
     /// Whether referenced group number `index` is in the closure.
     pub fn contains_index(&self, index: u32) -> bool {
-        self.visited.contains(index)
+        self.mask
+            .get((index / 64) as usize)
+            .is_some_and(|w| w & (1u64 << (index % 64)) != 0)
     }
 
     /// Whether `group` (which must be referenced) is in the closure.
@@ -300,34 +295,133 @@ impl Closure {
     }
 }
 
-#[derive(Clone, Debug)]
-struct Bitset {
-    words: Vec<u64>,
+/// Strongly connected components of the kept nodes over child → parent edges (iterative
+/// Tarjan). Components are numbered in emission order, so every component's parents have
+/// smaller numbers. Returns the component of each node (`u32::MAX` if not kept) and the count.
+fn components(n: usize, keep: &[bool], parents: &Csr) -> (Vec<u32>, usize) {
+    const NONE: u32 = u32::MAX;
+    let mut order = vec![NONE; n];
+    let mut low = vec![0u32; n];
+    let mut on_stack = vec![false; n];
+    let mut component = vec![NONE; n];
+    let mut stack: Vec<u32> = Vec::new();
+    let mut call: Vec<(u32, usize)> = Vec::new();
+    let mut next = 0u32;
+    let mut count = 0u32;
+    let mut enter = |v: u32, order: &mut [u32], low: &mut [u32], on_stack: &mut [bool]| {
+        if let (Some(o), Some(l), Some(s)) = (
+            order.get_mut(v as usize),
+            low.get_mut(v as usize),
+            on_stack.get_mut(v as usize),
+        ) {
+            *o = next;
+            *l = next;
+            *s = true;
+        }
+        next += 1;
+    };
+    for start in 0..n {
+        if !keep.get(start).copied().unwrap_or(false) || order.get(start) != Some(&NONE) {
+            continue;
+        }
+        let start = u32::try_from(start).unwrap_or(NONE);
+        enter(start, &mut order, &mut low, &mut on_stack);
+        stack.push(start);
+        call.push((start, 0));
+        while let Some(&mut (v, ref mut pos)) = call.last_mut() {
+            if let Some(&w) = parents.neighbours(v).get(*pos) {
+                *pos += 1;
+                if order.get(w as usize) == Some(&NONE) {
+                    enter(w, &mut order, &mut low, &mut on_stack);
+                    stack.push(w);
+                    call.push((w, 0));
+                } else if on_stack.get(w as usize).copied().unwrap_or(false) {
+                    let ow = order.get(w as usize).copied().unwrap_or(NONE);
+                    if let Some(lv) = low.get_mut(v as usize) {
+                        *lv = (*lv).min(ow);
+                    }
+                }
+                continue;
+            }
+            call.pop();
+            let lv = low.get(v as usize).copied().unwrap_or(NONE);
+            if let Some(&(u, _)) = call.last() {
+                if let Some(lu) = low.get_mut(u as usize) {
+                    *lu = (*lu).min(lv);
+                }
+            }
+            if lv == order.get(v as usize).copied().unwrap_or(NONE) {
+                while let Some(w) = stack.pop() {
+                    if let Some(s) = on_stack.get_mut(w as usize) {
+                        *s = false;
+                    }
+                    if let Some(c) = component.get_mut(w as usize) {
+                        *c = count;
+                    }
+                    if w == v {
+                        break;
+                    }
+                }
+                count += 1;
+            }
+        }
+    }
+    (component, count as usize)
 }
 
-impl Bitset {
-    fn new(bits: usize) -> Bitset {
-        Bitset {
-            words: vec![0; bits.div_ceil(64)],
-        }
+/// Each component's mask: its own referenced groups, OR the masks of the components above it
+/// (which, numbered earlier, are already complete).
+fn membership_masks(
+    n: usize,
+    referenced: usize,
+    words: usize,
+    component: &[u32],
+    count: usize,
+    parents: &Csr,
+) -> Vec<u64> {
+    let mut masks = vec![0u64; count * words];
+    if words == 0 {
+        return masks;
     }
-    /// Sets bit `i`; `true` if it was clear.
-    fn insert(&mut self, i: u32) -> bool {
-        match self.words.get_mut((i / 64) as usize) {
-            Some(w) => {
-                let bit = 1u64 << (i % 64);
-                let was_clear = *w & bit == 0;
-                *w |= bit;
-                was_clear
+    // Kept nodes grouped by component, in component order.
+    let mut members: Vec<u32> = (0..n)
+        .filter(|&v| component.get(v).is_some_and(|&c| c != u32::MAX))
+        .filter_map(|v| u32::try_from(v).ok())
+        .collect();
+    members.sort_unstable_by_key(|&v| component.get(v as usize).copied().unwrap_or(u32::MAX));
+    let mut scratch = vec![0u64; words];
+    let mut i = 0;
+    while let Some(&first) = members.get(i) {
+        let c = component.get(first as usize).copied().unwrap_or(u32::MAX);
+        scratch.iter_mut().for_each(|w| *w = 0);
+        while let Some(&v) = members.get(i) {
+            if component.get(v as usize).copied() != Some(c) {
+                break;
             }
-            None => false,
+            if (v as usize) < referenced {
+                if let Some(w) = scratch.get_mut((v / 64) as usize) {
+                    *w |= 1u64 << (v % 64);
+                }
+            }
+            for &p in parents.neighbours(v) {
+                let pc = component.get(p as usize).copied().unwrap_or(u32::MAX);
+                if pc != c && pc != u32::MAX {
+                    let start = pc as usize * words;
+                    if let Some(pm) = masks.get(start..start + words) {
+                        for (s, w) in scratch.iter_mut().zip(pm) {
+                            *s |= w;
+                        }
+                    }
+                }
+            }
+            i += 1;
+        }
+        let start = c as usize * words;
+        if let Some(out) = masks.get_mut(start..start + words) {
+            out.copy_from_slice(&scratch);
         }
     }
-    fn contains(&self, i: u32) -> bool {
-        self.words
-            .get((i / 64) as usize)
-            .is_some_and(|w| w & (1u64 << (i % 64)) != 0)
-    }
+    masks
 }
 
 struct Csr {
@@ -424,6 +518,18 @@ mod tests {
     }
 
     #[test]
+    fn more_than_64_referenced_groups() {
+        // A chain 0 <- 1 <- … <- 199: every group reaches every group above it.
+        let edges: Vec<_> = (1..200u128).map(|i| (g(i), g(i - 1))).collect();
+        let referenced: Vec<_> = (0..200u128).step_by(2).map(g).collect();
+        let h = GroupHierarchy::new(&edges, &referenced, &Limits::default()).unwrap();
+        let c = h.closure(&[g(131)]).unwrap();
+        for i in (0..200u128).step_by(2) {
+            assert_eq!(c.contains(&h, g(i)), i <= 131, "{i}");
+        }
+    }
+
+    #[test]
     fn limits_are_typed_errors() {
         let limits = Limits {
             max_directory_edges: 1,
@@ -435,13 +541,20 @@ mod tests {
             HierarchyError::TooManyEdges { limit: 1 }
         );
         let limits = Limits {
-            max_closure_steps: 1,
+            max_directory_groups: 2,
             ..Limits::default()
         };
-        let h = GroupHierarchy::new(&edges, &[g(3)], &limits).unwrap();
         assert_eq!(
-            h.closure(&[g(1)]).unwrap_err(),
-            ClosureError::StepBudgetExceeded { limit: 1 }
+            GroupHierarchy::new(&edges, &[g(3)], &limits).unwrap_err(),
+            HierarchyError::TooManyGroups { limit: 2 }
+        );
+        let limits = Limits {
+            max_membership_words: 1,
+            ..Limits::default()
+        };
+        assert_eq!(
+            GroupHierarchy::new(&edges, &[g(3)], &limits).unwrap_err(),
+            HierarchyError::TooManyMemberships { limit: 1 }
         );
         let limits = Limits {
             max_request_groups: 1,

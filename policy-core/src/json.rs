@@ -102,8 +102,26 @@ impl<'de> Visitor<'de> for JsonVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
         let mut entries: Vec<(String, Json)> = Vec::new();
+        // Small objects are scanned; large ones (a directory of thousands of groups) hashed.
+        let mut seen: Option<hashbrown::HashSet<String>> = None;
         while let Some(key) = map.next_key::<String>()? {
-            if entries.iter().any(|(k, _)| *k == key) {
+            let duplicate = match &mut seen {
+                Some(set) => !set.insert(key.clone()),
+                None => {
+                    let dup = entries.iter().any(|(k, _)| *k == key);
+                    if entries.len() >= 32 {
+                        seen = Some(
+                            entries
+                                .iter()
+                                .map(|(k, _)| k.clone())
+                                .chain([key.clone()])
+                                .collect(),
+                        );
+                    }
+                    dup
+                }
+            };
+            if duplicate {
                 return Err(de::Error::custom(format!("duplicate key `{key}`")));
             }
             let value = map.next_value()?;

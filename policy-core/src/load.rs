@@ -736,7 +736,7 @@ impl<'j, 'o> Loader<'j, 'o> {
         v: &'j Json,
         path: &Path<'_>,
         inline: bool,
-    ) -> Option<(Policy, Option<(u32, String)>)> {
+    ) -> Option<(Policy, Option<u32>)> {
         let mut known = vec![
             "id",
             "name",
@@ -816,10 +816,8 @@ impl<'j, 'o> Loader<'j, 'o> {
             .get("session_duration")
             .and_then(|v| self.duration(v, &path.key("session_duration")));
         let precedence = if inline {
-            o.get("precedence").and_then(|v| {
-                let at = path.key("precedence");
-                self.p.integer(v, &at).map(|n| (n, at.to_string()))
-            })
+            o.get("precedence")
+                .and_then(|v| self.p.integer(v, &path.key("precedence")))
         } else {
             None
         };
@@ -1104,7 +1102,8 @@ impl<'j, 'o> Loader<'j, 'o> {
                 message: "the app has no policies: every request to it is denied".into(),
             });
         }
-        let mut slots: Vec<(Slot, Option<String>)> = Vec::new();
+        // Each slot with whether its precedence was written (and so has a path to report).
+        let mut slots: Vec<(Slot, bool)> = Vec::new();
         let mut explicit = 0usize;
         let mut ok = true;
         for (i, item) in items.iter().enumerate() {
@@ -1121,10 +1120,9 @@ impl<'j, 'o> Loader<'j, 'o> {
                     lo.and_then(|lo| {
                         let id = lo.required("id", &at, &mut self.p)?;
                         let id = self.p.string(id, &at.key("id"))?;
-                        let precedence = lo.get("precedence").and_then(|v| {
-                            let pp = at.key("precedence");
-                            self.p.integer(v, &pp).map(|n| (n, pp.to_string()))
-                        });
+                        let precedence = lo
+                            .get("precedence")
+                            .and_then(|v| self.p.integer(v, &at.key("precedence")));
                         let index = self.link(id, &at.key("id"), reusable)?;
                         Some((index, precedence))
                     })
@@ -1134,7 +1132,7 @@ impl<'j, 'o> Loader<'j, 'o> {
                     let (policy, precedence) = match parsed {
                         Some((policy, precedence)) => (Some(policy), precedence),
                         // Keep checking precedence even when the policy body is bad.
-                        None => (None, inline_precedence(item, &at)),
+                        None => (None, inline_precedence(item)),
                     };
                     if let Some(id) = policy.as_ref().and_then(|p| p.id.as_ref()) {
                         if self.policy_index.contains_key(id.as_ref()) {
@@ -1161,9 +1159,9 @@ impl<'j, 'o> Loader<'j, 'o> {
             if precedence.is_some() {
                 explicit += 1;
             }
-            let (value, ppath) = match precedence {
-                Some((n, p)) => (n, Some(p)),
-                None => (implicit, None),
+            let (value, written) = match precedence {
+                Some(n) => (n, true),
+                None => (implicit, false),
             };
             if (policy as usize) < reusable && slots.iter().any(|(s, _)| s.policy == policy) {
                 self.p
@@ -1175,11 +1173,11 @@ impl<'j, 'o> Loader<'j, 'o> {
                     policy,
                     precedence: value,
                 },
-                ppath,
+                written,
             ));
         }
         if explicit != 0 && explicit != slots.len() {
-            if let Some(i) = slots.iter().position(|(_, p)| p.is_none()) {
+            if let Some(i) = slots.iter().position(|(_, written)| !written) {
                 self.p.add(
                     &policies_path.index(i),
                     "precedence must be given for every policy of the app or for none",
@@ -1187,15 +1185,17 @@ impl<'j, 'o> Loader<'j, 'o> {
             }
             ok = false;
         } else {
-            for (i, (slot, ppath)) in slots.iter().enumerate() {
+            for (i, (slot, written)) in slots.iter().enumerate() {
                 let earlier = slots.get(..i).unwrap_or(&[]);
                 if earlier.iter().any(|(s, _)| s.precedence == slot.precedence) {
-                    let at = ppath
-                        .clone()
-                        .unwrap_or_else(|| policies_path.index(i).to_string());
+                    let item = policies_path.index(i);
+                    let at = if *written {
+                        item.key("precedence")
+                    } else {
+                        item
+                    };
                     self.p
-                        .list
-                        .push((at, format!("duplicate precedence `{}`", slot.precedence)));
+                        .add(&at, format!("duplicate precedence `{}`", slot.precedence));
                     ok = false;
                 }
             }
@@ -1517,7 +1517,7 @@ fn parse_rule<'j>(l: &mut Loader<'j, '_>, v: &'j Json, path: &Path<'_>) -> Optio
 }
 
 /// The precedence of an inline policy whose body did not load (its problems are reported).
-fn inline_precedence(item: &Json, path: &Path<'_>) -> Option<(u32, String)> {
+fn inline_precedence(item: &Json) -> Option<u32> {
     let Json::Object(entries) = item else {
         return None;
     };
@@ -1526,7 +1526,7 @@ fn inline_precedence(item: &Json, path: &Path<'_>) -> Option<(u32, String)> {
         Json::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok())?,
         _ => return None,
     };
-    Some((n, path.key("precedence").to_string()))
+    Some(n)
 }
 
 fn placeholder_policy() -> Policy {
