@@ -146,11 +146,9 @@ impl<'j, 'o> Loader<'j, 'o> {
                 let at = root.key("team_domain");
                 let s = self.p.string(v, &at)?;
                 let trimmed = s.trim_end_matches('/');
-                let host = trimmed
-                    .strip_prefix("https://")
-                    .or_else(|| trimmed.strip_prefix("http://"));
+                let host = trimmed.strip_prefix("https://");
                 match host {
-                    Some(h) if !h.is_empty() && !h.contains(['/', '?', '#', ' ']) => {
+                    Some(h) if !h.is_empty() && !h.contains(['/', '?', '#', ' ', '@']) => {
                         Some(boxed(trimmed))
                     }
                     _ => {

@@ -156,13 +156,19 @@ fn normalise_host(authority: &str) -> Option<String> {
     ok.then(|| host.to_ascii_lowercase())
 }
 
-/// Decodes escaped unreserved characters, collapses `//`, resolves `.`/`..`, drops query and
-/// fragment, lowercases; `""` is the root, otherwise `/seg/seg`.
+/// Normalises a path for matching: decodes escaped unreserved characters, treats `\\`, `%2F`
+/// and `%5C` as separators, drops `;parameters` from segments, collapses `//`, resolves
+/// `.`/`..`, drops query and fragment, lowercases; `""` is the root, otherwise `/seg/seg`.
+///
+/// Design choice: every spelling an origin might read as a path under `/admin` (an origin that
+/// decodes `%2F`, strips `;jsessionid=…` or takes `\\` for `/`) must match the `/admin` app, so
+/// the normalisation is deliberately generous; it is used for matching only, never forwarded.
 fn normalise_path(path: &str) -> String {
     let path = path.split(['?', '#']).next().unwrap_or("");
     let decoded = decode_unreserved(path);
     let mut segments: Vec<&str> = Vec::new();
     for segment in decoded.split('/') {
+        let segment = segment.split(';').next().unwrap_or("");
         match segment {
             "" | "." => {}
             ".." => {
@@ -192,6 +198,8 @@ fn decode_unreserved(path: &str) -> String {
                     let c = (h << 4) | l;
                     if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
                         out.push(char::from(c));
+                    } else if matches!(c, b'/' | b'\\') {
+                        out.push('/');
                     } else {
                         out.push('%');
                         out.push(char::from(b"0123456789ABCDEF"[usize::from(h)]));
@@ -201,6 +209,11 @@ fn decode_unreserved(path: &str) -> String {
                     continue;
                 }
             }
+        }
+        if b == b'\\' {
+            out.push('/');
+            i += 1;
+            continue;
         }
         // Push the whole UTF-8 character starting here.
         let ch_len = path
@@ -306,7 +319,13 @@ mod tests {
             "/admin/x/z"
         );
         assert_eq!(t("a.example.com/%61dmin").path(), "/admin");
-        assert_eq!(t("a.example.com/a%2fb").path(), "/a%2fb");
+        assert_eq!(t("a.example.com/a%2fb").path(), "/a/b");
+        assert_eq!(t("a.example.com/a%5Cb").path(), "/a/b");
+        assert_eq!(t("a.example.com/a%3bb").path(), "/a%3bb");
+        assert_eq!(t("a.example.com/\\admin\\x").path(), "/admin/x");
+        assert_eq!(t("a.example.com/admin;jsessionid=1/x").path(), "/admin/x");
+        assert_eq!(t("a.example.com/x/%2e%2e/admin").path(), "/admin");
+        assert_eq!(t("a.example.com/x/..%2fadmin").path(), "/admin");
         assert_eq!(t("a.example.com/../../etc").path(), "/etc");
         assert_eq!(t("a.example.com").path(), "");
         assert_eq!(t("https://A.example.com./x").host(), "a.example.com");
