@@ -1,0 +1,36 @@
+//! `cargo xtask bench`: policy-core's Rust benchmarks, then its JS benchmark in Node.
+
+use crate::layout::Layout;
+use crate::policy_js;
+use crate::process;
+use crate::setup::setup;
+use crate::steps::{StepFailure, Steps};
+
+/// Runs `cargo bench -p policy-core` and, when `policy-core/js/bench.mjs` exists, the
+/// Node benchmark against a fresh release build of the Wasm package.
+///
+/// # Errors
+///
+/// The step that failed.
+pub fn bench(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
+    let env = setup(layout, steps)?;
+    steps.run("cargo bench -p policy-core", || {
+        process::run(env.cargo().args(["bench", "-p", "policy-core"]))?;
+        Ok(String::new())
+    })?;
+    let Some(bench) = policy_js::bench_file(layout) else {
+        println!("    no JS benchmark yet (policy-core/js/bench.mjs)");
+        return Ok(());
+    };
+    steps.run("policy-core JS package", || {
+        policy_js::build_package(&env, layout)
+    })?;
+    steps.run("policy-core JS benchmark", || {
+        process::run(
+            policy_js::package_env(&env, layout)
+                .command("node")
+                .arg(&bench),
+        )?;
+        Ok(String::new())
+    })
+}

@@ -1,0 +1,220 @@
+//! `cargo xtask`: set-up and orchestration for edge-access.
+//!
+//! ```text
+//! cargo xtask setup                  install the tools (idempotent; run by every command)
+//! cargo xtask test                   every test and check, as CI runs them
+//! cargo xtask dev [--port N]         the local stack under wrangler dev
+//! cargo xtask build-worker [--force] the worker's release build (wrangler's [build] command)
+//! cargo xtask bench                  policy-core benchmarks, Rust then JS
+//! ```
+//!
+//! Design choices: only the standard library (plus signal plumbing for `dev`), because xtask
+//! is the first thing compiled on a fresh clone; every step prints `==> name (N.Ns)`; child
+//! processes inherit the terminal so their output streams as they run.
+
+mod bench;
+mod cargo_lock;
+mod dev;
+mod error;
+mod layout;
+mod policy_js;
+mod process;
+mod setup;
+mod size;
+mod stack;
+mod steps;
+mod test;
+mod worker;
+
+use std::process::ExitCode;
+
+use crate::error::XtaskError;
+use crate::layout::Layout;
+use crate::steps::{seconds, StepFailure, Steps};
+use crate::worker::Rebuild;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  setup                  install what the builds need (rust targets, wasm-bindgen-cli,
+                         worker-build, npm tools); skips what is installed
+  test                   every test and check, in CI's order, stopping at the first failure
+  dev [--port N]         build the worker and run it under `wrangler dev` on 127.0.0.1:8787
+  build-worker [--force] the worker's release build into worker/build (skipped when nothing
+                         changed, unless --force)
+  bench                  policy-core benchmarks (cargo bench, then policy-core/js/bench.mjs)";
+
+/// A parsed command line.
+#[derive(Debug, PartialEq, Eq)]
+enum Task {
+    Setup,
+    Test,
+    Dev { port: u16 },
+    BuildWorker { rebuild: Rebuild },
+    Bench,
+    Help,
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let task = match parse(&args) {
+        Ok(task) => task,
+        Err(error) => {
+            report(&format!("{error}\n\n{USAGE}"));
+            return ExitCode::from(2);
+        }
+    };
+    if task == Task::Help {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let layout = match Layout::discover() {
+        Ok(layout) => layout,
+        Err(error) => {
+            report(&format!("error: {error}"));
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let mut steps = Steps::new();
+    let (name, result) = match task {
+        Task::Setup => ("setup", run_setup(&layout, &mut steps)),
+        Task::Test => ("test", test::test(&layout, &mut steps)),
+        Task::Dev { port } => ("dev", dev::dev(&layout, &mut steps, port)),
+        Task::BuildWorker { rebuild } => {
+            ("build-worker", build_worker(&layout, &mut steps, rebuild))
+        }
+        Task::Bench => ("bench", bench::bench(&layout, &mut steps)),
+        Task::Help => ("help", Ok(())),
+    };
+
+    match result {
+        Ok(()) => {
+            println!(
+                "==> cargo xtask {name}: all {} steps passed in {}",
+                steps.finished().len(),
+                seconds(steps.elapsed())
+            );
+            ExitCode::SUCCESS
+        }
+        Err(StepFailure { step, error }) => {
+            println!(
+                "==> cargo xtask {name}: FAILED at step `{step}` after {} ({} steps passed)",
+                seconds(steps.elapsed()),
+                steps.finished().len()
+            );
+            report(&format!("error: {step}: {error}"));
+            if matches!(error, XtaskError::Interrupted) {
+                ExitCode::from(130)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn parse(args: &[String]) -> Result<Task, XtaskError> {
+    let mut args = args.iter().map(String::as_str);
+    let task = match args.next() {
+        None | Some("help" | "-h" | "--help") => Task::Help,
+        Some("setup") => Task::Setup,
+        Some("test") => Task::Test,
+        Some("bench") => Task::Bench,
+        Some("build-worker") => match args.next() {
+            Some("--force") => Task::BuildWorker {
+                rebuild: Rebuild::Always,
+            },
+            Some(other) => return Err(unexpected(other)),
+            None => Task::BuildWorker {
+                rebuild: Rebuild::WhenChanged,
+            },
+        },
+        Some("dev") => match args.next() {
+            Some("--port") => {
+                let port = args.next().unwrap_or_default();
+                let port = port.parse().map_err(|_| {
+                    XtaskError::Usage(format!("--port needs a port number, not `{port}`"))
+                })?;
+                Task::Dev { port }
+            }
+            Some(other) => return Err(unexpected(other)),
+            None => Task::Dev {
+                port: dev::DEFAULT_PORT,
+            },
+        },
+        Some(other) => {
+            return Err(XtaskError::Usage(format!("unknown command `{other}`")));
+        }
+    };
+    match args.next() {
+        Some(extra) => Err(unexpected(extra)),
+        None => Ok(task),
+    }
+}
+
+fn unexpected(arg: &str) -> XtaskError {
+    XtaskError::Usage(format!("unexpected argument `{arg}`"))
+}
+
+/// `cargo xtask setup` on its own also prints the environment, for using the tools by hand.
+fn run_setup(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
+    let env = setup::setup(layout, steps)?;
+    println!("    environment for the tools (xtask sets it for every command it runs):");
+    for (key, value) in env.vars() {
+        println!(
+            "    export {}='{}'",
+            key.to_string_lossy(),
+            value.to_string_lossy()
+        );
+    }
+    Ok(())
+}
+
+fn build_worker(layout: &Layout, steps: &mut Steps, rebuild: Rebuild) -> Result<(), StepFailure> {
+    let env = setup::setup(layout, steps)?;
+    steps.run("worker release build", || {
+        worker::build(&env, layout, rebuild)
+    })
+}
+
+#[expect(
+    clippy::print_stderr,
+    reason = "xtask is a command-line tool: its errors belong on stderr"
+)]
+fn report(message: &str) {
+    eprintln!("{message}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse, Task};
+    use crate::worker::Rebuild;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn parses_every_command() {
+        assert_eq!(parse(&args("test")).ok(), Some(Task::Test));
+        assert_eq!(parse(&args("")).ok(), Some(Task::Help));
+        assert_eq!(
+            parse(&args("dev --port 9000")).ok(),
+            Some(Task::Dev { port: 9000 })
+        );
+        assert_eq!(
+            parse(&args("build-worker --force")).ok(),
+            Some(Task::BuildWorker {
+                rebuild: Rebuild::Always
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_what_it_does_not_know() {
+        assert!(parse(&args("deploy")).is_err());
+        assert!(parse(&args("test --fast")).is_err());
+        assert!(parse(&args("dev --port eighty")).is_err());
+    }
+}

@@ -1,0 +1,255 @@
+//! `cargo xtask setup`: install what the builds need, skip what is already there, and
+//! describe the tools to every child process through environment variables.
+//!
+//! Nothing is downloaded outside crates.io and npm: worker-build fetches wasm-bindgen,
+//! wasm-opt and esbuild from GitHub unless `WASM_BINDGEN_BIN`, `WASM_OPT_BIN` and
+//! `ESBUILD_BIN` name local binaries (worker-build 0.8.7, `src/binary.rs`: the variable is
+//! tried first, then its cache, then the download), so setup provides all three.
+
+use std::path::{Path, PathBuf};
+
+use crate::cargo_lock::locked_version;
+use crate::error::XtaskError;
+use crate::layout::Layout;
+use crate::process::{self, Env};
+use crate::steps::{Outcome, StepFailure, Steps};
+
+/// Targets: `wasm32-unknown-unknown` for the worker and the JS package, `wasm32v1-none`
+/// for the proof that policy-core builds without `std`.
+const WASM_TARGETS: [&str; 2] = ["wasm32-unknown-unknown", "wasm32v1-none"];
+
+/// The oldest Node that wrangler 4.86 (the last wrangler 4 that runs on Node 20) accepts.
+const MIN_NODE: (u32, u32) = (20, 3);
+
+/// Installs what is missing, then returns the environment for every later child process.
+///
+/// # Errors
+///
+/// The first step that fails, with the reason.
+pub fn setup(layout: &Layout, steps: &mut Steps) -> Result<Env, StepFailure> {
+    let mut env = Env::new(&layout.root);
+    let mut path = vec![layout.node_modules().join(".bin"), layout.cargo_bin.clone()];
+    path.dedup();
+    env.prepend_path(&path).map_err(|error| StepFailure {
+        step: "setup".into(),
+        error,
+    })?;
+
+    let lock_file = layout.root.join("Cargo.lock");
+    steps.run("setup: rust targets", || rust_targets(&env))?;
+    steps.run("setup: wasm-bindgen-cli", || {
+        let version = locked_version(&lock_file, "wasm-bindgen")?;
+        wasm_bindgen_cli(&env, layout, &version)
+    })?;
+    steps.run("setup: worker-build", || {
+        let version = locked_version(&lock_file, "worker")?;
+        worker_build(&env, layout, &version)
+    })?;
+    steps.run("setup: npm tools", || npm_tools(&env, layout))?;
+
+    let tools = NpmTools::at(&layout.node_modules());
+    env.set("WASM_BINDGEN_BIN", layout.cargo_installed("wasm-bindgen"));
+    env.set("ESBUILD_BIN", tools.esbuild);
+    env.set("WASM_OPT_BIN", tools.wasm_opt);
+    env.set("WRANGLER_SEND_METRICS", "false");
+    Ok(env)
+}
+
+/// `rustup target add` for the wasm targets not installed yet.
+fn rust_targets(env: &Env) -> Result<Outcome, XtaskError> {
+    let installed = process::output(
+        env.command("rustup")
+            .args(["target", "list", "--installed"]),
+    )?;
+    let missing: Vec<&str> = WASM_TARGETS
+        .into_iter()
+        .filter(|target| !installed.lines().any(|line| line.trim() == *target))
+        .collect();
+    if missing.is_empty() {
+        return Ok(format!("{} already installed", WASM_TARGETS.join(", ")));
+    }
+    process::run(env.command("rustup").args(["target", "add"]).args(&missing))?;
+    Ok(format!("added {}", missing.join(", ")))
+}
+
+/// wasm-bindgen's CLI (with `wasm-bindgen-test-runner`) at exactly the locked library version.
+fn wasm_bindgen_cli(env: &Env, layout: &Layout, version: &str) -> Result<Outcome, XtaskError> {
+    let bindgen = layout.cargo_installed("wasm-bindgen");
+    let runner = layout.cargo_installed("wasm-bindgen-test-runner");
+    let expected = format!("wasm-bindgen {version}");
+    if installed_version(&bindgen).as_deref() == Some(expected.as_str()) && runner.is_file() {
+        return Ok(format!("{version} already installed"));
+    }
+    cargo_install(env, "wasm-bindgen-cli", version)?;
+    match installed_version(&bindgen) {
+        Some(found) if found == expected => Ok(format!("installed {version}")),
+        found => Err(XtaskError::Tool {
+            tool: bindgen.display().to_string(),
+            problem: format!(
+                "reports `{}` after installing {version}; is another cargo home first?",
+                found.unwrap_or_default()
+            ),
+        }),
+    }
+}
+
+/// worker-build at the version of the locked `worker` crate (worker-build checks that they
+/// share a minor version; the same patch version is the combination Cloudflare tests).
+fn worker_build(env: &Env, layout: &Layout, version: &str) -> Result<Outcome, XtaskError> {
+    let binary = layout.cargo_installed("worker-build");
+    if installed_version(&binary).as_deref() == Some(version) {
+        return Ok(format!("{version} already installed"));
+    }
+    cargo_install(env, "worker-build", version)?;
+    match installed_version(&binary) {
+        Some(found) if found == version => Ok(format!("installed {version}")),
+        found => Err(XtaskError::Tool {
+            tool: binary.display().to_string(),
+            problem: format!(
+                "reports `{}` after installing {version}",
+                found.unwrap_or_default()
+            ),
+        }),
+    }
+}
+
+/// `cargo install CRATE --version =VERSION --locked --force` (force: reached only when the
+/// installed binary is missing, broken or another version).
+///
+/// When the registry lacks a version the crate's own lock file names (this happens with
+/// mirrors that trail crates.io), the install is retried once without `--locked`, letting
+/// cargo pick the newest compatible versions the registry has.
+fn cargo_install(env: &Env, krate: &str, version: &str) -> Result<(), XtaskError> {
+    let exact = format!("={version}");
+    let args = ["install", krate, "--version", &exact, "--force"];
+    match process::run_keeping_stderr(env.cargo().args(args).arg("--locked")) {
+        Ok(()) => Ok(()),
+        Err((_, stderr)) if stderr.contains("failed to select a version") => {
+            println!(
+                "    the registry lacks a version locked by {krate} {version}; \
+                 retrying without --locked"
+            );
+            process::run(env.cargo().args(args))
+        }
+        Err((error, _)) => Err(error),
+    }
+}
+
+/// The first line of `binary --version`, when it runs.
+fn installed_version(binary: &Path) -> Option<String> {
+    if !binary.is_file() {
+        return None;
+    }
+    let output = process::probe(std::process::Command::new(binary).arg("--version"))?;
+    output.lines().next().map(str::to_owned)
+}
+
+/// The npm tools pinned by `package-lock.json`, installed with `npm ci` when
+/// `node_modules` is missing or was installed from another lock file or Node.
+fn npm_tools(env: &Env, layout: &Layout) -> Result<Outcome, XtaskError> {
+    let node = node_version(env)?;
+    let lock_path = layout.root.join("package-lock.json");
+    let lock =
+        std::fs::read(&lock_path).map_err(|source| XtaskError::io("read", &lock_path, source))?;
+    let stamp = format!("{:016x} node {node}\n", fnv1a(&lock));
+    let stamp_path = layout.node_modules().join(".xtask-lock-hash");
+    let tools = NpmTools::at(&layout.node_modules());
+    let current = std::fs::read_to_string(&stamp_path).unwrap_or_default();
+    if current == stamp && tools.all_present() {
+        return Ok("up to date with package-lock.json".into());
+    }
+
+    process::run(env.command("npm").args(["ci", "--no-audit", "--no-fund"]))?;
+    let versions = tools.check(env)?;
+    std::fs::write(&stamp_path, stamp)
+        .map_err(|source| XtaskError::io("write", &stamp_path, source))?;
+    Ok(format!("installed {versions}"))
+}
+
+/// Node's version (`v20.20.2` → `20.20.2`), or an error naming the minimum.
+fn node_version(env: &Env) -> Result<String, XtaskError> {
+    let output = process::output(env.command("node").arg("--version"))?;
+    let version = output.trim().trim_start_matches('v').to_owned();
+    let mut numbers = version
+        .split('.')
+        .map(|part| part.parse::<u32>().unwrap_or(0));
+    let found = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+    if found < MIN_NODE {
+        return Err(XtaskError::Tool {
+            tool: "node".into(),
+            problem: format!(
+                "version `{version}` is too old; wrangler needs Node {}.{} or newer",
+                MIN_NODE.0, MIN_NODE.1
+            ),
+        });
+    }
+    Ok(version)
+}
+
+/// 64-bit FNV-1a: enough to notice that a lock file changed (nobody attacks node_modules
+/// through this stamp; npm ci verifies the packages' integrity itself).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The executables of the npm packages worker-build and the tests call directly.
+#[derive(Debug)]
+struct NpmTools {
+    wrangler: PathBuf,
+    esbuild: PathBuf,
+    /// binaryen's npm package ships wasm-opt compiled to JavaScript + Wasm (a Node script,
+    /// about 0.4 s to start), not a native binary; worker-build runs it like one.
+    wasm_opt: PathBuf,
+}
+
+impl NpmTools {
+    fn at(node_modules: &Path) -> Self {
+        Self {
+            wrangler: node_modules
+                .join("wrangler")
+                .join("bin")
+                .join("wrangler.js"),
+            esbuild: node_modules.join("esbuild").join("bin").join("esbuild"),
+            wasm_opt: node_modules.join("binaryen").join("bin").join("wasm-opt"),
+        }
+    }
+
+    fn all_present(&self) -> bool {
+        [&self.wrangler, &self.esbuild, &self.wasm_opt]
+            .iter()
+            .all(|tool| tool.is_file())
+    }
+
+    /// Runs each tool once and reports their versions.
+    fn check(&self, env: &Env) -> Result<String, XtaskError> {
+        let wrangler = process::output(env.command("node").arg(&self.wrangler).arg("--version"))?;
+        let esbuild = process::output(env.command(&self.esbuild).arg("--version"))?;
+        let wasm_opt = process::output(env.command(&self.wasm_opt).arg("--version"))?;
+        Ok(format!(
+            "wrangler {}, esbuild {}, {}",
+            last_line(&wrangler),
+            last_line(&esbuild),
+            last_line(&wasm_opt)
+        ))
+    }
+}
+
+fn last_line(text: &str) -> &str {
+    text.lines()
+        .map(str::trim)
+        .rfind(|line| !line.is_empty())
+        .unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fnv1a;
+
+    #[test]
+    fn fnv1a_matches_the_reference_values() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}

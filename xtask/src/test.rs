@@ -1,0 +1,93 @@
+//! `cargo xtask test`: every test and check, in the order that fails fastest, stopping at
+//! the first failure. CI runs exactly this (`.ci/run`).
+
+use crate::layout::Layout;
+use crate::policy_js;
+use crate::process;
+use crate::setup::setup;
+use crate::steps::{StepFailure, Steps};
+use crate::worker::{self, Rebuild};
+
+/// The worker crate: the only crate that knows workers-rs.
+const WORKER_CRATE: &str = "edge-access-worker";
+
+/// Runs the steps a–h of the README's test command.
+///
+/// # Errors
+///
+/// The first step that failed.
+pub fn test(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
+    let env = setup(layout, steps)?;
+
+    steps.run("fmt", || {
+        process::run(env.cargo().args(["fmt", "--all", "--", "--check"]))?;
+        Ok(String::new())
+    })?;
+
+    // The worker compiles natively too (workers-rs stubs its imports), so it is linted with
+    // the rest; and once more for wasm32, the target it ships on, where cfg(wasm32) code
+    // lives.
+    steps.run("clippy", || {
+        process::run(env.cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+        Ok(String::new())
+    })?;
+    steps.run("clippy (worker, wasm32)", || {
+        process::run(env.cargo().args([
+            "clippy",
+            "-p",
+            WORKER_CRATE,
+            "--target",
+            "wasm32-unknown-unknown",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+        Ok(String::new())
+    })?;
+
+    steps.run("cargo test (native)", || {
+        process::run(env.cargo().args(["test", "--workspace"]))?;
+        Ok(String::new())
+    })?;
+
+    steps.run("policy-core tests in Wasm (Node)", || {
+        let mut command = env.cargo();
+        command
+            .args(["test", "-p", "policy-core"])
+            .args(["--target", "wasm32-unknown-unknown", "--features", "wasm"])
+            .env(
+                "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+                layout.cargo_installed("wasm-bindgen-test-runner"),
+            );
+        process::run(&mut command)?;
+        Ok(String::new())
+    })?;
+
+    steps.run("policy-core JS package", || {
+        policy_js::build_package(&env, layout)
+    })?;
+    steps.run("policy-core JS tests", || policy_js::test(&env, layout))?;
+
+    steps.run("policy-core no_std (wasm32v1-none)", || {
+        process::run(env.cargo().args([
+            "build",
+            "-p",
+            "policy-core",
+            "--no-default-features",
+            "--target",
+            "wasm32v1-none",
+        ]))?;
+        Ok(String::new())
+    })?;
+
+    steps.run("worker release build", || {
+        worker::build(&env, layout, Rebuild::Always)
+    })
+}
