@@ -14,7 +14,6 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use policy_core::{Engine, GroupHierarchy, GroupId, Limits, Request};
 
 #[path = "../examples/workload.rs"]
-#[allow(dead_code)]
 mod workload;
 
 fn engine(c: &mut Criterion) {

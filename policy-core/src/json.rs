@@ -5,7 +5,7 @@
 //! with `"decision": "deny", "decision": "allow"` would load as `allow`. Configuration that
 //! decides access must not have two readings, so this tree refuses it.
 
-use alloc::borrow::ToOwned;
+use alloc::borrow::{Cow, ToOwned};
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -14,19 +14,19 @@ use core::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
-/// A parsed JSON value.
+/// A parsed JSON value; strings without escapes borrow from the input text.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Json {
+pub(crate) enum Json<'a> {
     Null,
     Bool(bool),
     Number(serde_json::Number),
-    String(String),
-    Array(Vec<Json>),
-    Object(Vec<(String, Json)>),
+    String(Cow<'a, str>),
+    Array(Vec<Json<'a>>),
+    Object(Vec<(Cow<'a, str>, Json<'a>)>),
 }
 
-impl Json {
-    pub(crate) fn parse(text: &str) -> Result<Json, String> {
+impl<'a> Json<'a> {
+    pub(crate) fn parse(text: &'a str) -> Result<Json<'a>, String> {
         serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))
     }
 
@@ -44,7 +44,7 @@ impl Json {
     /// The value as compact JSON text (used for claim values and messages).
     pub(crate) fn to_text(&self) -> String {
         match self {
-            Json::String(s) => s.clone(),
+            Json::String(s) => s.to_string(),
             Json::Null => "null".to_owned(),
             Json::Bool(b) => b.to_string(),
             Json::Number(n) => n.to_string(),
@@ -53,58 +53,89 @@ impl Json {
     }
 }
 
-impl<'de> Deserialize<'de> for Json {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Json, D::Error> {
+impl<'de> Deserialize<'de> for Json<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Json<'de>, D::Error> {
         deserializer.deserialize_any(JsonVisitor)
+    }
+}
+
+/// An object key, borrowed from the input when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Key<'de>, D::Error> {
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Key<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Owned(v)))
     }
 }
 
 struct JsonVisitor;
 
 impl<'de> Visitor<'de> for JsonVisitor {
-    type Value = Json;
+    type Value = Json<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
-    fn visit_bool<E>(self, v: bool) -> Result<Json, E> {
+    fn visit_bool<E>(self, v: bool) -> Result<Json<'de>, E> {
         Ok(Json::Bool(v))
     }
-    fn visit_i64<E>(self, v: i64) -> Result<Json, E> {
+    fn visit_i64<E>(self, v: i64) -> Result<Json<'de>, E> {
         Ok(Json::Number(v.into()))
     }
-    fn visit_u64<E>(self, v: u64) -> Result<Json, E> {
+    fn visit_u64<E>(self, v: u64) -> Result<Json<'de>, E> {
         Ok(Json::Number(v.into()))
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Json, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Json<'de>, E> {
         serde_json::Number::from_f64(v)
             .map(Json::Number)
             .ok_or_else(|| E::custom("number out of range"))
     }
-    fn visit_str<E>(self, v: &str) -> Result<Json, E> {
-        Ok(Json::String(v.to_owned()))
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Json<'de>, E> {
+        Ok(Json::String(Cow::Borrowed(v)))
     }
-    fn visit_string<E>(self, v: String) -> Result<Json, E> {
-        Ok(Json::String(v))
+    fn visit_str<E>(self, v: &str) -> Result<Json<'de>, E> {
+        Ok(Json::String(Cow::Owned(v.to_owned())))
     }
-    fn visit_unit<E>(self) -> Result<Json, E> {
+    fn visit_string<E>(self, v: String) -> Result<Json<'de>, E> {
+        Ok(Json::String(Cow::Owned(v)))
+    }
+    fn visit_unit<E>(self) -> Result<Json<'de>, E> {
         Ok(Json::Null)
     }
-    fn visit_none<E>(self) -> Result<Json, E> {
+    fn visit_none<E>(self) -> Result<Json<'de>, E> {
         Ok(Json::Null)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'de>, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
         while let Some(item) = seq.next_element()? {
             items.push(item);
         }
         Ok(Json::Array(items))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
-        let mut entries: Vec<(String, Json)> = Vec::new();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'de>, A::Error> {
+        let mut entries: Vec<(Cow<'de, str>, Json<'de>)> = Vec::new();
         // Small objects are scanned; large ones (a directory of thousands of groups) hashed.
-        let mut seen: Option<hashbrown::HashSet<String>> = None;
-        while let Some(key) = map.next_key::<String>()? {
+        let mut seen: Option<hashbrown::HashSet<Cow<'de, str>>> = None;
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             let duplicate = match &mut seen {
                 Some(set) => !set.insert(key.clone()),
                 None => {
@@ -184,9 +215,9 @@ impl Problems {
     }
 
     /// `value` as a string, or a problem.
-    pub(crate) fn string<'j>(&mut self, value: &'j Json, path: &Path<'_>) -> Option<&'j str> {
+    pub(crate) fn string<'j>(&mut self, value: &'j Json<'_>, path: &Path<'_>) -> Option<&'j str> {
         match value {
-            Json::String(s) => Some(s),
+            Json::String(s) => Some(s.as_ref()),
             other => {
                 self.add(path, format!("expected a string, found {}", other.kind()));
                 None
@@ -195,7 +226,7 @@ impl Problems {
     }
 
     /// `value` as a non-empty string, or a problem.
-    pub(crate) fn nonempty<'j>(&mut self, value: &'j Json, path: &Path<'_>) -> Option<&'j str> {
+    pub(crate) fn nonempty<'j>(&mut self, value: &'j Json<'_>, path: &Path<'_>) -> Option<&'j str> {
         let s = self.string(value, path)?;
         if s.trim().is_empty() {
             self.add(path, "expected a non-empty string");
@@ -204,7 +235,7 @@ impl Problems {
         Some(s)
     }
 
-    pub(crate) fn boolean(&mut self, value: &Json, path: &Path<'_>) -> Option<bool> {
+    pub(crate) fn boolean(&mut self, value: &Json<'_>, path: &Path<'_>) -> Option<bool> {
         match value {
             Json::Bool(b) => Some(*b),
             other => {
@@ -214,7 +245,11 @@ impl Problems {
         }
     }
 
-    pub(crate) fn array<'j>(&mut self, value: &'j Json, path: &Path<'_>) -> Option<&'j [Json]> {
+    pub(crate) fn array<'j>(
+        &mut self,
+        value: &'j Json<'j>,
+        path: &Path<'_>,
+    ) -> Option<&'j [Json<'j>]> {
         match value {
             Json::Array(items) => Some(items),
             other => {
@@ -225,7 +260,7 @@ impl Problems {
     }
 
     /// `value` as a non-negative integer that fits in `u32`, or a problem.
-    pub(crate) fn integer(&mut self, value: &Json, path: &Path<'_>) -> Option<u32> {
+    pub(crate) fn integer(&mut self, value: &Json<'_>, path: &Path<'_>) -> Option<u32> {
         let n = match value {
             Json::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
             _ => None,
@@ -247,7 +282,7 @@ impl Problems {
     /// and skipped), or a problem for every other key.
     pub(crate) fn object<'j>(
         &mut self,
-        value: &'j Json,
+        value: &'j Json<'j>,
         path: &Path<'_>,
         known: &[&str],
         ignored: &[&str],
@@ -255,7 +290,7 @@ impl Problems {
         match value {
             Json::Object(entries) => {
                 for (key, _) in entries {
-                    if !known.contains(&key.as_str()) && !ignored.contains(&key.as_str()) {
+                    if !known.contains(&key.as_ref()) && !ignored.contains(&key.as_ref()) {
                         self.add(path, format!("unknown field `{key}`"));
                     }
                 }
@@ -272,12 +307,12 @@ impl Problems {
 /// A JSON object being read.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Obj<'j> {
-    pub(crate) entries: &'j [(String, Json)],
+    pub(crate) entries: &'j [(Cow<'j, str>, Json<'j>)],
 }
 
 impl<'j> Obj<'j> {
     /// The value of `key`, treating `null` as absent.
-    pub(crate) fn get(&self, key: &str) -> Option<&'j Json> {
+    pub(crate) fn get(&self, key: &str) -> Option<&'j Json<'j>> {
         self.entries
             .iter()
             .find(|(k, v)| k == key && !matches!(v, Json::Null))
@@ -290,7 +325,7 @@ impl<'j> Obj<'j> {
         key: &str,
         path: &Path<'_>,
         problems: &mut Problems,
-    ) -> Option<&'j Json> {
+    ) -> Option<&'j Json<'j>> {
         let value = self.get(key);
         if value.is_none() {
             problems.add(path, format!("missing field `{key}`"));

@@ -32,6 +32,24 @@ const METADATA: &[&str] = &[
     "version",
 ];
 
+/// Fields of an inline policy; a reusable policy has the same without `precedence`.
+const INLINE_POLICY_FIELDS: &[&str] = &[
+    "precedence",
+    "id",
+    "name",
+    "decision",
+    "include",
+    "require",
+    "exclude",
+    "session_duration",
+    "approval_required",
+    "approval_groups",
+    "purpose_justification_required",
+    "purpose_justification_prompt",
+    "isolation_required",
+    "mfa_config",
+];
+
 /// Access API selectors this engine does not implement.
 const UNSUPPORTED_SELECTORS: &[&str] = &[
     "device_posture",
@@ -68,6 +86,9 @@ impl Needs {
         }
     }
 }
+
+/// The directory's child → parent edges and group display names.
+type DirectoryParts = (Vec<(GroupId, GroupId)>, HashMap<GroupId, Box<str>>);
 
 /// A group → group reference found in an Access group, kept for the cycle check.
 struct GroupEdge {
@@ -124,7 +145,7 @@ impl<'j, 'o> Loader<'j, 'o> {
         }
     }
 
-    fn document(&mut self, json: &'j Json) -> Option<Engine> {
+    fn document(&mut self, json: &'j Json<'j>) -> Option<Engine> {
         let root = Path::Root;
         let doc = self.p.object(
             json,
@@ -257,14 +278,14 @@ impl<'j, 'o> Loader<'j, 'o> {
     }
 
     /// The items of an optional top-level array.
-    fn items(&mut self, value: Option<&'j Json>, path: &Path<'_>) -> &'j [Json] {
+    fn items(&mut self, value: Option<&'j Json<'j>>, path: &Path<'_>) -> &'j [Json<'j>] {
         match value {
             Some(v) => self.p.array(v, path).unwrap_or(&[]),
             None => &[],
         }
     }
 
-    fn index_ids(&mut self, items: &'j [Json], path: &Path<'_>, groups: bool) {
+    fn index_ids(&mut self, items: &'j [Json<'j>], path: &Path<'_>, groups: bool) {
         for (i, v) in items.iter().enumerate() {
             let at = path.index(i);
             let Json::Object(entries) = v else { continue };
@@ -288,7 +309,7 @@ impl<'j, 'o> Loader<'j, 'o> {
         }
     }
 
-    fn identity_provider(&mut self, v: &'j Json, path: &Path<'_>) {
+    fn identity_provider(&mut self, v: &'j Json<'j>, path: &Path<'_>) {
         let Some(o) = self.p.object(
             v,
             path,
@@ -443,7 +464,7 @@ impl<'j, 'o> Loader<'j, 'o> {
         });
     }
 
-    fn scim_config(&mut self, v: Option<&'j Json>, path: &Path<'_>) -> Option<ScimConfig> {
+    fn scim_config(&mut self, v: Option<&'j Json<'j>>, path: &Path<'_>) -> Option<ScimConfig> {
         let o = self.p.object(
             v?,
             path,
@@ -485,7 +506,7 @@ impl<'j, 'o> Loader<'j, 'o> {
         })
     }
 
-    fn list(&mut self, v: &'j Json, path: &Path<'_>) {
+    fn list(&mut self, v: &'j Json<'j>, path: &Path<'_>) {
         let Some(o) = self.p.object(
             v,
             path,
@@ -567,7 +588,7 @@ impl<'j, 'o> Loader<'j, 'o> {
         });
     }
 
-    fn access_group(&mut self, v: &'j Json, path: &Path<'_>) -> Option<AccessGroup> {
+    fn access_group(&mut self, v: &'j Json<'j>, path: &Path<'_>) -> Option<AccessGroup> {
         let o = self.p.object(
             v,
             path,
@@ -607,7 +628,8 @@ impl<'j, 'o> Loader<'j, 'o> {
             if colour.get(start) != Some(&0) {
                 continue;
             }
-            let mut stack: Vec<(u32, usize, Option<usize>)> = vec![(start as u32, 0, None)];
+            let mut stack: Vec<(u32, usize, Option<usize>)> =
+                vec![(u32::try_from(start).unwrap_or(u32::MAX), 0, None)];
             if let Some(c) = colour.get_mut(start) {
                 *c = 1;
             }
@@ -678,7 +700,7 @@ impl<'j, 'o> Loader<'j, 'o> {
         let limit = self.options.limits.max_access_group_depth;
         let mut depth: Vec<Option<usize>> = vec![None; n];
         for start in 0..n {
-            let mut stack: Vec<(u32, usize)> = vec![(start as u32, 0)];
+            let mut stack: Vec<(u32, usize)> = vec![(u32::try_from(start).unwrap_or(u32::MAX), 0)];
             while let Some(&mut (node, ref mut next)) = stack.last_mut() {
                 if depth.get(node as usize).copied().flatten().is_some() {
                     stack.pop();
@@ -731,29 +753,16 @@ impl<'j, 'o> Loader<'j, 'o> {
     /// explicit precedence.
     fn policy(
         &mut self,
-        v: &'j Json,
+        v: &'j Json<'j>,
         path: &Path<'_>,
         inline: bool,
     ) -> Option<(Policy, Option<u32>)> {
-        let mut known = vec![
-            "id",
-            "name",
-            "decision",
-            "include",
-            "require",
-            "exclude",
-            "session_duration",
-            "approval_required",
-            "approval_groups",
-            "purpose_justification_required",
-            "purpose_justification_prompt",
-            "isolation_required",
-            "mfa_config",
-        ];
-        if inline {
-            known.push("precedence");
-        }
-        let o = self.p.object(v, path, &known, METADATA)?;
+        let known = if inline {
+            INLINE_POLICY_FIELDS
+        } else {
+            INLINE_POLICY_FIELDS.get(1..).unwrap_or(&[])
+        };
+        let o = self.p.object(v, path, known, METADATA)?;
         let id = match o.get("id") {
             Some(v) => Some(self.p.nonempty(v, &path.key("id"))?),
             None if !inline => {
@@ -837,7 +846,7 @@ impl<'j, 'o> Loader<'j, 'o> {
         ))
     }
 
-    fn duration(&mut self, v: &Json, path: &Path<'_>) -> Option<SessionDuration> {
+    fn duration(&mut self, v: &Json<'_>, path: &Path<'_>) -> Option<SessionDuration> {
         let s = self.p.string(v, path)?;
         SessionDuration::parse(s)
             .map_err(|e| self.p.add(path, format!("{e}: `{s}`")))
@@ -895,14 +904,14 @@ impl<'j, 'o> Loader<'j, 'o> {
     }
 
     /// What an already-validated rule needs (reads the selector key only).
-    fn rule_needs(&self, item: &Json) -> Needs {
+    fn rule_needs(&self, item: &Json<'_>) -> Needs {
         let Json::Object(entries) = item else {
             return Needs::default();
         };
         let [(key, inner)] = entries.as_slice() else {
             return Needs::default();
         };
-        match key.as_str() {
+        match key.as_ref() {
             "group" => {
                 let id = match inner {
                     Json::Object(e) => Obj { entries: e }.get("id"),
@@ -911,7 +920,7 @@ impl<'j, 'o> Loader<'j, 'o> {
                 match id {
                     Some(Json::String(id)) => self
                         .group_index
-                        .get(id.as_str())
+                        .get(id.as_ref())
                         .and_then(|&g| self.group_needs.get(g as usize).copied())
                         .unwrap_or_default(),
                     _ => Needs::default(),
@@ -965,7 +974,7 @@ impl<'j, 'o> Loader<'j, 'o> {
         (ok.then_some(rules), needs)
     }
 
-    fn idp(&mut self, v: Option<&'j Json>, path: &Path<'_>, key: &str) -> Option<u32> {
+    fn idp(&mut self, v: Option<&'j Json<'j>>, path: &Path<'_>, key: &str) -> Option<u32> {
         let Some(v) = v else {
             self.p.add(path, format!("missing field `{key}`"));
             return None;
@@ -990,7 +999,7 @@ impl<'j, 'o> Loader<'j, 'o> {
 
     fn app(
         &mut self,
-        v: &'j Json,
+        v: &'j Json<'j>,
         path: &Path<'_>,
         policies: &mut Vec<Policy>,
         reusable: usize,
@@ -1234,11 +1243,7 @@ impl<'j, 'o> Loader<'j, 'o> {
         }
     }
 
-    fn directory(
-        &mut self,
-        v: Option<&'j Json>,
-        path: &Path<'_>,
-    ) -> (Vec<(GroupId, GroupId)>, HashMap<GroupId, Box<str>>) {
+    fn directory(&mut self, v: Option<&'j Json<'j>>, path: &Path<'_>) -> DirectoryParts {
         let mut edges: Vec<(GroupId, GroupId)> = self.options.group_parents.clone();
         let mut names: HashMap<GroupId, Box<str>> =
             self.options.group_names.iter().cloned().collect();
@@ -1334,7 +1339,11 @@ fn selector_needs(key: &str) -> Needs {
 }
 
 /// One rule: an object with exactly one selector key.
-fn parse_rule<'j>(l: &mut Loader<'j, '_>, v: &'j Json, path: &Path<'_>) -> Option<(Rule, Needs)> {
+fn parse_rule<'j>(
+    l: &mut Loader<'j, '_>,
+    v: &'j Json<'j>,
+    path: &Path<'_>,
+) -> Option<(Rule, Needs)> {
     let Json::Object(entries) = v else {
         l.p.add(path, format!("expected an object, found {}", v.kind()));
         return None;
@@ -1355,10 +1364,10 @@ fn parse_rule<'j>(l: &mut Loader<'j, '_>, v: &'j Json, path: &Path<'_>) -> Optio
         let v = o.required(name, &at, &mut l.p)?;
         l.p.nonempty(v, &at.key(name))
     };
-    let rule = match key.as_str() {
+    let rule = match key.as_ref() {
         "everyone" | "certificate" | "any_valid_service_token" => {
             l.p.object(inner, &at, &[], &[])?;
-            match key.as_str() {
+            match key.as_ref() {
                 "everyone" => Rule::Everyone,
                 "certificate" => Rule::Certificate,
                 _ => Rule::AnyServiceToken,
@@ -1388,7 +1397,7 @@ fn parse_rule<'j>(l: &mut Loader<'j, '_>, v: &'j Json, path: &Path<'_>) -> Optio
                 return None;
             };
             let list = l.lists.get(index as usize)?;
-            match (key.as_str(), &list.items) {
+            match (key.as_ref(), &list.items) {
                 ("email_list", ListItems::Emails(_)) => Rule::EmailList(index),
                 ("ip_list", ListItems::Ranges(_)) => Rule::IpList(index),
                 ("email_list", _) => {
@@ -1515,7 +1524,7 @@ fn parse_rule<'j>(l: &mut Loader<'j, '_>, v: &'j Json, path: &Path<'_>) -> Optio
 }
 
 /// The precedence of an inline policy whose body did not load (its problems are reported).
-fn inline_precedence(item: &Json) -> Option<u32> {
+fn inline_precedence(item: &Json<'_>) -> Option<u32> {
     let Json::Object(entries) = item else {
         return None;
     };

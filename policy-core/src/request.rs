@@ -94,7 +94,7 @@ impl Request {
     }
 }
 
-fn parse_request(json: &Json, p: &mut Problems) -> Option<Request> {
+fn parse_request(json: &Json<'_>, p: &mut Problems) -> Option<Request> {
     let root = Path::Root;
     let obj = p.object(
         json,
@@ -152,7 +152,7 @@ fn parse_request(json: &Json, p: &mut Problems) -> Option<Request> {
     })
 }
 
-fn parse_identity(json: &Json, path: &Path<'_>, p: &mut Problems) -> Option<Identity> {
+fn parse_identity(json: &Json<'_>, path: &Path<'_>, p: &mut Problems) -> Option<Identity> {
     let o = p.object(
         json,
         path,
@@ -222,7 +222,7 @@ fn parse_identity(json: &Json, path: &Path<'_>, p: &mut Problems) -> Option<Iden
     Some(identity)
 }
 
-fn string_list(value: Option<&Json>, path: &Path<'_>, p: &mut Problems) -> Vec<Box<str>> {
+fn string_list(value: Option<&Json<'_>>, path: &Path<'_>, p: &mut Problems) -> Vec<Box<str>> {
     let Some(v) = value else { return Vec::new() };
     p.array(v, path)
         .unwrap_or(&[])

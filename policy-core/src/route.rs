@@ -202,8 +202,8 @@ fn decode_unreserved(path: &str) -> String {
                         out.push('/');
                     } else {
                         out.push('%');
-                        out.push(char::from(b"0123456789ABCDEF"[usize::from(h)]));
-                        out.push(char::from(b"0123456789ABCDEF"[usize::from(l)]));
+                        out.push(hex_digit(h));
+                        out.push(hex_digit(l));
                     }
                     i += 3;
                     continue;
@@ -226,6 +226,10 @@ fn decode_unreserved(path: &str) -> String {
         i += ch_len;
     }
     out
+}
+
+fn hex_digit(v: u8) -> char {
+    char::from_digit(u32::from(v), 16).map_or('0', |c| c.to_ascii_uppercase())
 }
 
 fn hex_value(b: u8) -> Option<u8> {
@@ -258,7 +262,7 @@ impl Router {
         }
         routes.push((pattern.path.clone(), app));
         // Longest path first, so the first covering route is the most specific.
-        routes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        routes.sort_by_key(|r| core::cmp::Reverse(r.0.len()));
         true
     }
 
@@ -349,7 +353,7 @@ mod tests {
         .iter()
         .enumerate()
         {
-            assert!(r.insert(&DomainPattern::parse(d).unwrap(), i as u32));
+            assert!(r.insert(&DomainPattern::parse(d).unwrap(), u32::try_from(i).unwrap()));
         }
         assert!(!r.insert(&DomainPattern::parse("APP.example.com/admin/").unwrap(), 9));
         assert_eq!(r.route(&t("app.example.com/admin/x")), Some(1));
