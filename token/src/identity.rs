@@ -1,0 +1,85 @@
+//! From verified Entra claims to the policy engine's identity.
+
+use policy_core::{Email, GroupId, Identity, IdentityProvider};
+use serde_json::Value;
+
+use crate::entra::VerifiedEntraToken;
+use crate::error::IdentityError;
+
+/// The identity a verified token describes, for `idp`.
+///
+/// Email: the configured `email_claim_name`, then `email`, `upn`, `preferred_username`,
+/// `unique_name` (the first that is an email address). Groups: the `groups` claim; an overage
+/// (`_claim_names.groups` or `hasgroups`) is [`IdentityError::GroupsOverage`].
+///
+/// # Errors
+/// [`IdentityError`] when the groups cannot be known or a claim has the wrong shape.
+pub fn identity_from_claims(
+    token: &VerifiedEntraToken,
+    idp: &IdentityProvider,
+) -> Result<Identity, IdentityError> {
+    let claims = token.claims();
+    let mut identity = Identity::default();
+    let email_claims = idp.email_claim_name.as_deref().into_iter().chain([
+        "email",
+        "upn",
+        "preferred_username",
+        "unique_name",
+    ]);
+    identity.email = email_claims
+        .filter_map(|name| claims.get(name).and_then(Value::as_str))
+        .find_map(|value| Email::parse(value).ok());
+    identity.user_id = token.claim_str("oid").map(Into::into);
+    identity.tenant_id = token.claim_str("tid").map(Into::into);
+    identity.idp_id = Some(idp.id.clone());
+    let overage = claims
+        .get("_claim_names")
+        .and_then(|names| names.get("groups"))
+        .is_some()
+        || claims.get("hasgroups").and_then(Value::as_bool) == Some(true);
+    if overage {
+        return Err(IdentityError::GroupsOverage);
+    }
+    if let Some(groups) = claims.get("groups") {
+        let Value::Array(items) = groups else {
+            return Err(IdentityError::BadClaim("groups"));
+        };
+        for item in items {
+            let text = item.as_str().ok_or(IdentityError::BadClaim("groups"))?;
+            let id = GroupId::parse(text).map_err(|_| IdentityError::BadGroup(text.to_owned()))?;
+            identity.groups.push(id);
+        }
+    }
+    identity.amr = string_list(claims.get("amr"), "amr")?;
+    identity.acrs = string_list(claims.get("acrs"), "acrs")?;
+    for (name, value) in claims {
+        let values: Vec<Box<str>> = match value {
+            Value::String(s) => vec![s.as_str().into()],
+            Value::Bool(b) => vec![b.to_string().into()],
+            Value::Number(n) => vec![n.to_string().into()],
+            Value::Array(items) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(Into::into)
+                .collect(),
+            _ => continue,
+        };
+        identity.claims.push((name.as_str().into(), values));
+    }
+    Ok(identity)
+}
+
+fn string_list(value: Option<&Value>, name: &'static str) -> Result<Vec<Box<str>>, IdentityError> {
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(Into::into)
+                    .ok_or(IdentityError::BadClaim(name))
+            })
+            .collect(),
+        Some(_) => Err(IdentityError::BadClaim(name)),
+    }
+}

@@ -1,0 +1,29 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod entra;
+mod error;
+mod identity;
+mod jwks;
+#[cfg(feature = "native-rsa")]
+mod native;
+
+pub use entra::{
+    Expectations, SignatureVerifier, TokenVersion, UnverifiedEntraToken, VerifiedEntraToken,
+    DEFAULT_LEEWAY_SECS,
+};
+pub use error::{IdentityError, TokenError};
+pub use identity::identity_from_claims;
+pub use jwks::{Jwks, RsaJwk};
+#[cfg(feature = "native-rsa")]
+pub use native::RsaVerifier;

@@ -1,0 +1,377 @@
+//! Every way an Entra token must be refused, and the identity an accepted one yields.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use edge_access_token::{
+    identity_from_claims, Expectations, IdentityError, RsaJwk, RsaVerifier, TokenError,
+    UnverifiedEntraToken, VerifiedEntraToken,
+};
+use policy_core::Engine;
+use rsa::pkcs1v15::SigningKey;
+use rsa::signature::{SignatureEncoding, Signer};
+use rsa::traits::PublicKeyParts;
+use rsa::RsaPrivateKey;
+use serde_json::{json, Value};
+use sha2::Sha256;
+use std::sync::OnceLock;
+
+const TID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const CLIENT: &str = "0c4b8a2e-5d6f-4a1b-9c3d-2e7f8a9b0c1d";
+const NOW: u64 = 1_800_000_000;
+
+fn key() -> &'static (RsaPrivateKey, RsaJwk) {
+    static KEY: OnceLock<(RsaPrivateKey, RsaJwk)> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let private = RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
+        let jwk = RsaJwk {
+            kid: "key-1".into(),
+            n: URL_SAFE_NO_PAD.encode(private.n().to_bytes_be()),
+            e: URL_SAFE_NO_PAD.encode(private.e().to_bytes_be()),
+        };
+        (private, jwk)
+    })
+}
+
+fn b64(v: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+fn sign(header: &Value, claims: &Value) -> String {
+    let message = format!("{}.{}", b64(header), b64(claims));
+    let signature = SigningKey::<Sha256>::new(key().0.clone()).sign(message.as_bytes());
+    format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
+}
+
+fn expectations() -> Expectations {
+    Expectations {
+        tenant_id: TID.into(),
+        audiences: vec![CLIENT.into(), format!("api://{CLIENT}")],
+        issuer_v1: format!("https://sts.windows.net/{TID}/"),
+        issuer_v2: format!("https://login.microsoftonline.com/{TID}/v2.0"),
+        leeway_secs: 60,
+        nonce: None,
+    }
+}
+
+fn claims(version: &str) -> Value {
+    let iss = if version == "1.0" {
+        format!("https://sts.windows.net/{TID}/")
+    } else {
+        format!("https://login.microsoftonline.com/{TID}/v2.0")
+    };
+    json!({ "aud": CLIENT, "iss": iss, "tid": TID, "ver": version, "iat": NOW - 10, "nbf": NOW - 10,
+            "exp": NOW + 3600, "oid": "e2a1c3b4-5d6f-4789-8a9b-0c1d2e3f4a5b", "upn": "ada@example.com",
+            "preferred_username": "ada@example.com", "amr": ["pwd", "mfa"],
+            "groups": ["5B3E8C1A-0D6F-4A39-9C55-2F7B1E0A9D41"] })
+}
+
+fn header() -> Value {
+    json!({ "typ": "JWT", "alg": "RS256", "kid": "key-1" })
+}
+
+fn verify(token: &str) -> Result<VerifiedEntraToken, TokenError> {
+    verify_with(token, &expectations())
+}
+
+fn verify_with(token: &str, expected: &Expectations) -> Result<VerifiedEntraToken, TokenError> {
+    let parsed = UnverifiedEntraToken::parse(token)?;
+    pollster::block_on(parsed.verify(&RsaVerifier, &key().1, expected, NOW))
+}
+
+fn with(mut claims: Value, name: &str, value: Value) -> Value {
+    if value.is_null() {
+        claims.as_object_mut().unwrap().remove(name);
+    } else {
+        claims[name] = value;
+    }
+    claims
+}
+
+#[test]
+fn valid_v1_and_v2_tokens_verify() {
+    for version in ["1.0", "2.0"] {
+        let token = verify(&sign(&header(), &claims(version))).unwrap();
+        assert_eq!(token.version().as_str(), version);
+        assert_eq!(token.claim_str("upn"), Some("ada@example.com"));
+    }
+    let v1_uri_audience = with(claims("1.0"), "aud", json!(format!("api://{CLIENT}")));
+    assert!(verify(&sign(&header(), &v1_uri_audience)).is_ok());
+    let array_audience = with(claims("2.0"), "aud", json!(["other", CLIENT]));
+    assert!(verify(&sign(&header(), &array_audience)).is_ok());
+}
+
+#[test]
+fn claims_are_checked() {
+    let cases: Vec<(Value, TokenError)> = vec![
+        (
+            with(
+                claims("2.0"),
+                "aud",
+                json!("00000003-0000-0000-c000-000000000000"),
+            ),
+            TokenError::Audience,
+        ),
+        (
+            with(claims("2.0"), "aud", Value::Null),
+            TokenError::Audience,
+        ),
+        (with(claims("2.0"), "aud", json!([])), TokenError::Audience),
+        (
+            with(
+                claims("2.0"),
+                "iss",
+                json!(format!("https://sts.windows.net/{TID}/")),
+            ),
+            TokenError::Issuer,
+        ),
+        (
+            with(
+                claims("1.0"),
+                "iss",
+                json!(format!("https://login.microsoftonline.com/{TID}/v2.0")),
+            ),
+            TokenError::Issuer,
+        ),
+        (
+            with(claims("2.0"), "iss", json!("https://evil.example.com/v2.0")),
+            TokenError::Issuer,
+        ),
+        (
+            with(
+                claims("2.0"),
+                "tid",
+                json!("9188040d-6c67-4c5b-b112-36a304b66dad"),
+            ),
+            TokenError::Tenant,
+        ),
+        (with(claims("2.0"), "tid", Value::Null), TokenError::Tenant),
+        (
+            with(claims("2.0"), "exp", json!(NOW - 61)),
+            TokenError::Expired,
+        ),
+        (with(claims("2.0"), "exp", Value::Null), TokenError::Expired),
+        (
+            with(claims("2.0"), "nbf", json!(NOW + 61)),
+            TokenError::NotYetValid,
+        ),
+        (
+            with(claims("2.0"), "iat", json!(NOW + 3600)),
+            TokenError::NotYetValid,
+        ),
+    ];
+    for (claims, expected) in cases {
+        assert_eq!(
+            verify(&sign(&header(), &claims)).unwrap_err(),
+            expected,
+            "{claims}"
+        );
+    }
+    // Within the leeway.
+    assert!(verify(&sign(
+        &header(),
+        &with(claims("2.0"), "exp", json!(NOW - 59))
+    ))
+    .is_ok());
+    assert!(verify(&sign(
+        &header(),
+        &with(claims("2.0"), "nbf", json!(NOW + 59))
+    ))
+    .is_ok());
+}
+
+#[test]
+fn version_must_be_known() {
+    for ver in [Value::Null, json!("3.0"), json!(2)] {
+        let token = sign(&header(), &with(claims("2.0"), "ver", ver));
+        assert_eq!(
+            UnverifiedEntraToken::parse(&token).unwrap_err(),
+            TokenError::Version
+        );
+    }
+}
+
+#[test]
+fn algorithm_comes_from_configuration_never_the_header() {
+    let claims = claims("2.0");
+    // alg: none with an empty signature.
+    let none = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "kid": "key-1"})),
+        b64(&claims)
+    );
+    assert!(matches!(
+        UnverifiedEntraToken::parse(&none),
+        Err(TokenError::Algorithm { .. })
+    ));
+    // HS256 "signed" with the RSA public key as the HMAC secret: refused by algorithm.
+    let hs = format!(
+        "{}.{}.c2lnbmF0dXJl",
+        b64(&json!({"alg": "HS256", "kid": "key-1"})),
+        b64(&claims)
+    );
+    assert!(matches!(
+        UnverifiedEntraToken::parse(&hs),
+        Err(TokenError::Algorithm { .. })
+    ));
+    for alg in ["rs256", "RS384", "PS256", "ES256", ""] {
+        let t = format!(
+            "{}.{}.c2ln",
+            b64(&json!({"alg": alg, "kid": "key-1"})),
+            b64(&claims)
+        );
+        assert!(
+            matches!(
+                UnverifiedEntraToken::parse(&t),
+                Err(TokenError::Algorithm { .. })
+            ),
+            "{alg}"
+        );
+    }
+}
+
+#[test]
+fn tampering_breaks_the_signature() {
+    let token = sign(&header(), &claims("2.0"));
+    let (message, signature) = token.rsplit_once('.').unwrap();
+    let (head, _) = message.split_once('.').unwrap();
+    let forged = with(claims("2.0"), "upn", json!("root@example.com"));
+    let tampered_payload = format!("{head}.{}.{signature}", b64(&forged));
+    assert_eq!(
+        verify(&tampered_payload).unwrap_err(),
+        TokenError::BadSignature
+    );
+    let mut sig = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    sig[10] ^= 1;
+    let tampered_signature = format!("{message}.{}", URL_SAFE_NO_PAD.encode(&sig));
+    assert_eq!(
+        verify(&tampered_signature).unwrap_err(),
+        TokenError::BadSignature
+    );
+    let truncated = format!("{message}.{}", URL_SAFE_NO_PAD.encode(&sig[..100]));
+    assert_eq!(verify(&truncated).unwrap_err(), TokenError::BadSignature);
+}
+
+#[test]
+fn the_key_must_be_the_one_named() {
+    let token = sign(&json!({"alg": "RS256", "kid": "other-key"}), &claims("2.0"));
+    assert!(matches!(verify(&token), Err(TokenError::UnknownKey { .. })));
+    let token = sign(&json!({"alg": "RS256"}), &claims("2.0"));
+    assert_eq!(
+        UnverifiedEntraToken::parse(&token).unwrap_err(),
+        TokenError::MissingKeyId
+    );
+}
+
+#[test]
+fn short_keys_are_refused() {
+    let small = RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
+    let jwk = RsaJwk {
+        kid: "key-1".into(),
+        n: URL_SAFE_NO_PAD.encode(small.n().to_bytes_be()),
+        e: URL_SAFE_NO_PAD.encode(small.e().to_bytes_be()),
+    };
+    let token = sign(&header(), &claims("2.0"));
+    let parsed = UnverifiedEntraToken::parse(&token).unwrap();
+    let result = pollster::block_on(parsed.verify(&RsaVerifier, &jwk, &expectations(), NOW));
+    assert!(matches!(result, Err(TokenError::BadKey(_))));
+}
+
+#[test]
+fn malformed_tokens_are_refused() {
+    for bad in [
+        "",
+        ".",
+        "..",
+        "a.b",
+        "a.b.c.d",
+        "eyJhbGciOiJSUzI1NiJ9.%%%.sig",
+        "not a token",
+        "eyJhbGciOiJSUzI1NiJ9.eyJ2ZXIiOiIyLjAiLCJleHAiOiJ0b21vcnJvdyJ9.c2ln",
+        "e30.e30.c2ln",
+        "W10.W10.c2ln",
+    ] {
+        assert!(UnverifiedEntraToken::parse(bad).is_err(), "{bad}");
+    }
+    let huge = "a".repeat(70_000);
+    assert!(UnverifiedEntraToken::parse(&huge).is_err());
+}
+
+#[test]
+fn nonce_is_checked_for_id_tokens() {
+    let expected = Expectations {
+        nonce: Some("n-123".into()),
+        ..expectations()
+    };
+    let token = sign(&header(), &with(claims("2.0"), "nonce", json!("n-999")));
+    assert_eq!(
+        verify_with(&token, &expected).unwrap_err(),
+        TokenError::Nonce
+    );
+    let token = sign(&header(), &with(claims("2.0"), "nonce", json!("n-123")));
+    assert!(verify_with(&token, &expected).is_ok());
+    let token = sign(&header(), &claims("2.0"));
+    assert_eq!(
+        verify_with(&token, &expected).unwrap_err(),
+        TokenError::Nonce
+    );
+}
+
+fn idp() -> policy_core::IdentityProvider {
+    let doc = json!({ "team_domain": "https://access.example.com",
+        "identity_providers": [{ "id": "entra", "name": "Entra", "type": "azureAD",
+            "config": { "client_id": CLIENT, "directory_id": TID, "email_claim_name": "mail" } }],
+        "apps": [] });
+    Engine::from_json(&doc.to_string())
+        .unwrap()
+        .identity_providers()[0]
+        .clone()
+}
+
+#[test]
+fn identity_from_verified_claims() {
+    let token = verify(&sign(&header(), &claims("2.0"))).unwrap();
+    let identity = identity_from_claims(&token, &idp()).unwrap();
+    assert_eq!(identity.email.unwrap().as_str(), "ada@example.com");
+    assert_eq!(
+        identity.groups[0].to_string(),
+        "5b3e8c1a-0d6f-4a39-9c55-2f7b1e0a9d41"
+    );
+    assert_eq!(identity.amr.len(), 2);
+    assert_eq!(identity.idp_id.as_deref(), Some("entra"));
+    // The configured claim wins over `email` and `upn`.
+    let c = with(claims("2.0"), "mail", json!("Ada.Lovelace@Example.com"));
+    let identity = identity_from_claims(&verify(&sign(&header(), &c)).unwrap(), &idp()).unwrap();
+    assert_eq!(identity.email.unwrap().as_str(), "ada.lovelace@example.com");
+}
+
+#[test]
+fn groups_overage_is_never_no_groups() {
+    let c = with(
+        with(claims("2.0"), "groups", Value::Null),
+        "_claim_names",
+        json!({"groups": "src1"}),
+    );
+    let token = verify(&sign(&header(), &c)).unwrap();
+    assert_eq!(
+        identity_from_claims(&token, &idp()).unwrap_err(),
+        IdentityError::GroupsOverage
+    );
+    let c = with(claims("2.0"), "hasgroups", json!(true));
+    let token = verify(&sign(&header(), &c)).unwrap();
+    assert_eq!(
+        identity_from_claims(&token, &idp()).unwrap_err(),
+        IdentityError::GroupsOverage
+    );
+    let c = with(claims("2.0"), "groups", json!(["Domain Users"]));
+    let token = verify(&sign(&header(), &c)).unwrap();
+    assert!(matches!(
+        identity_from_claims(&token, &idp()),
+        Err(IdentityError::BadGroup(_))
+    ));
+}
