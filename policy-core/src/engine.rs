@@ -11,7 +11,7 @@ use crate::error::{EvalError, LoadErrors};
 use crate::eval::{self, NoTrace, TextTrace};
 use crate::hierarchy::{GroupHierarchy, Limits};
 use crate::ids::GroupId;
-use crate::model::{AccessGroup, App, IdentityProvider, List, Policy, Warning};
+use crate::model::{AccessGroup, App, IdentityProvider, List, Policy, ServiceTokenConfig, Warning};
 use crate::request::Request;
 use crate::route::{Router, Target};
 use crate::verdict::{Decision, Verdict};
@@ -53,6 +53,7 @@ pub struct Engine {
     pub(crate) group_names: HashMap<GroupId, Box<str>>,
     pub(crate) warnings: Vec<Warning>,
     pub(crate) default_session: SessionDuration,
+    pub(crate) service_tokens: Vec<ServiceTokenConfig>,
 }
 
 impl Engine {
@@ -105,6 +106,13 @@ impl Engine {
     /// The configured identity providers.
     pub fn identity_providers(&self) -> &[IdentityProvider] {
         &self.idps
+    }
+
+    /// The service token with this client id.
+    pub fn service_token_by_client_id(&self, client_id: &str) -> Option<&ServiceTokenConfig> {
+        self.service_tokens
+            .iter()
+            .find(|t| *t.client_id == *client_id)
     }
 
     /// The configured apps.

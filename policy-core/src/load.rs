@@ -17,7 +17,7 @@ use crate::ids::{parse_domain, Country, Email, GroupId};
 use crate::json::{boxed, Json, Obj, Path, Problems};
 use crate::model::{
     AccessGroup, Action, App, IdentityProvider, IdentityUpdateBehavior, List, ListItems, Policy,
-    Rule, Rules, ScimConfig, Slot, Warning,
+    Rule, Rules, ScimConfig, ServiceTokenConfig, Slot, Warning,
 };
 use crate::net::IpRange;
 use crate::route::{DomainPattern, Router};
@@ -123,6 +123,9 @@ struct Loader<'j, 'o> {
     group_edges: Vec<GroupEdge>,
     group_needs: Vec<Needs>,
     warnings: Vec<Warning>,
+    service_tokens: Vec<ServiceTokenConfig>,
+    /// Whether the document lists its service tokens (then rules must name listed ones).
+    service_tokens_given: bool,
 }
 
 impl<'j, 'o> Loader<'j, 'o> {
@@ -142,6 +145,8 @@ impl<'j, 'o> Loader<'j, 'o> {
             group_edges: Vec::new(),
             group_needs: Vec::new(),
             warnings: Vec::new(),
+            service_tokens: Vec::new(),
+            service_tokens_given: false,
         }
     }
 
@@ -158,6 +163,7 @@ impl<'j, 'o> Loader<'j, 'o> {
                 "policies",
                 "apps",
                 "directory",
+                "service_tokens",
             ],
             &["$schema"],
         )?;
@@ -191,6 +197,15 @@ impl<'j, 'o> Loader<'j, 'o> {
         let lists_path = root.key("lists");
         for (i, v) in self.items(doc.get("lists"), &lists_path).iter().enumerate() {
             self.list(v, &lists_path.index(i));
+        }
+        let tokens_path = root.key("service_tokens");
+        self.service_tokens_given = doc.get("service_tokens").is_some();
+        for (i, v) in self
+            .items(doc.get("service_tokens"), &tokens_path)
+            .iter()
+            .enumerate()
+        {
+            self.service_token(v, &tokens_path.index(i));
         }
 
         // Access groups and reusable policies may be referenced before they appear.
@@ -274,6 +289,7 @@ impl<'j, 'o> Loader<'j, 'o> {
             group_names: names,
             warnings: core::mem::take(&mut self.warnings),
             default_session: SessionDuration::default_session(),
+            service_tokens: core::mem::take(&mut self.service_tokens),
         })
     }
 
@@ -504,6 +520,65 @@ impl<'j, 'o> Loader<'j, 'o> {
             group_member_deprovision,
             identity_update_behavior: behavior,
         })
+    }
+
+    fn service_token(&mut self, v: &'j Json<'j>, path: &Path<'_>) {
+        let Some(o) = self.p.object(
+            v,
+            path,
+            &["id", "name", "client_id", "client_secret_sha256"],
+            &["created_at", "updated_at", "expires_at", "duration"],
+        ) else {
+            return;
+        };
+        let text = |p: &mut Problems, key: &str| {
+            o.required(key, path, p)
+                .and_then(|v| p.nonempty(v, &path.key(key)))
+        };
+        let (id, name) = (text(&mut self.p, "id"), text(&mut self.p, "name"));
+        let client_id = text(&mut self.p, "client_id");
+        if o.get("client_secret").is_some() {
+            self.p.add(
+                &path.key("client_secret"),
+                "secrets do not belong in the document: give `client_secret_sha256` (hex SHA-256 of the secret)",
+            );
+        }
+        let hash = text(&mut self.p, "client_secret_sha256").and_then(|h| {
+            let bytes = parse_sha256_hex(h);
+            if bytes.is_none() {
+                self.p.add(
+                    &path.key("client_secret_sha256"),
+                    "expected 64 hexadecimal characters (the SHA-256 of the client secret)",
+                );
+            }
+            bytes
+        });
+        let (Some(id), Some(name), Some(client_id), Some(secret_sha256)) =
+            (id, name, client_id, hash)
+        else {
+            return;
+        };
+        if self.service_tokens.iter().any(|t| *t.id == *id) {
+            self.p.add(&path.key("id"), format!("duplicate id `{id}`"));
+            return;
+        }
+        if self
+            .service_tokens
+            .iter()
+            .any(|t| *t.client_id == *client_id)
+        {
+            self.p.add(
+                &path.key("client_id"),
+                format!("duplicate client_id `{client_id}`"),
+            );
+            return;
+        }
+        self.service_tokens.push(ServiceTokenConfig {
+            id: boxed(id),
+            name: boxed(name),
+            client_id: boxed(client_id),
+            secret_sha256,
+        });
     }
 
     fn list(&mut self, v: &'j Json<'j>, path: &Path<'_>) {
@@ -1505,7 +1580,12 @@ fn parse_rule<'j>(
         }
         "service_token" => {
             let o = l.p.object(inner, &at, &["token_id"], &[])?;
-            Rule::ServiceToken(boxed(field(l, &o, "token_id")?))
+            let id = field(l, &o, "token_id")?;
+            if l.service_tokens_given && !l.service_tokens.iter().any(|t| *t.id == *id) {
+                l.p.add(&at.key("token_id"), format!("unknown service token `{id}`"));
+                return None;
+            }
+            Rule::ServiceToken(boxed(id))
         }
         "common_name" => {
             let o = l.p.object(inner, &at, &["common_name"], &[])?;
@@ -1534,6 +1614,20 @@ fn inline_precedence(item: &Json<'_>) -> Option<u32> {
         _ => return None,
     };
     Some(n)
+}
+
+/// 32 bytes from 64 hex digits.
+fn parse_sha256_hex(text: &str) -> Option<[u8; 32]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        let hex = core::str::from_utf8(pair).ok()?;
+        *out.get_mut(i)? = u8::from_str_radix(hex, 16).ok()?;
+    }
+    Some(out)
 }
 
 fn placeholder_policy() -> Policy {

@@ -243,3 +243,28 @@ impl fmt::Display for Warning {
         write!(f, "{}: {}", self.path, self.message)
     }
 }
+
+/// A service token the gateway accepts (`service_tokens[]`): clients send `CF-Access-Client-Id`
+/// and `CF-Access-Client-Secret`; only the secret's SHA-256 is configured.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServiceTokenConfig {
+    /// The id `service_token` rules name.
+    pub id: Box<str>,
+    /// Display name.
+    pub name: Box<str>,
+    /// The `CF-Access-Client-Id` value.
+    pub client_id: Box<str>,
+    /// SHA-256 of the `CF-Access-Client-Secret` value.
+    pub secret_sha256: [u8; 32],
+}
+
+impl fmt::Debug for ServiceTokenConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceTokenConfig")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
