@@ -7,7 +7,8 @@ use crate::setup::setup;
 use crate::steps::{StepFailure, Steps};
 
 /// Runs `cargo bench -p policy-core` and, when `policy-core/js/bench.mjs` exists, the
-/// Node benchmark against a fresh release build of the Wasm package.
+/// Node benchmark against a fresh release build of the Wasm package, on the same workload
+/// (`policy-core/examples/workload.rs`, written to the target directory).
 ///
 /// # Errors
 ///
@@ -22,6 +23,9 @@ pub fn bench(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
         println!("    no JS benchmark yet (policy-core/js/bench.mjs)");
         return Ok(());
     };
+    steps.run("benchmark workload files", || {
+        policy_js::write_workloads(&env, layout)
+    })?;
     steps.run("policy-core JS package", || {
         policy_js::build_package(&env, layout)
     })?;

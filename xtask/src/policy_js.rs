@@ -87,6 +87,37 @@ pub fn bench_file(layout: &Layout) -> Option<PathBuf> {
     Some(layout.policy_core_js_dir().join("bench.mjs")).filter(|file| file.is_file())
 }
 
+/// The workloads `bench.mjs` reads, as `examples/workload.rs` prints them:
+/// `target/bench-workload-{realistic,large}.json`.
+///
+/// # Errors
+///
+/// When the example fails or a file cannot be written.
+pub fn write_workloads(env: &Env, layout: &Layout) -> Result<Outcome, XtaskError> {
+    let mut written = Vec::new();
+    for workload in ["realistic", "large"] {
+        let mut command = env.cargo();
+        command
+            .args([
+                "run",
+                "--quiet",
+                "-p",
+                "policy-core",
+                "--example",
+                "workload",
+            ])
+            .args(["--", workload]);
+        println!("    $ {}", process::describe(&command));
+        let json = process::output(&mut command)?;
+        let file = layout
+            .target_dir
+            .join(format!("bench-workload-{workload}.json"));
+        std::fs::write(&file, json).map_err(|source| XtaskError::io("write", &file, source))?;
+        written.push(file.display().to_string());
+    }
+    Ok(written.join(", "))
+}
+
 fn test_files(layout: &Layout) -> Result<Vec<PathBuf>, XtaskError> {
     let dir = layout.policy_core_js_dir();
     let entries = match std::fs::read_dir(&dir) {
