@@ -134,6 +134,12 @@ impl<'a> UnverifiedEntraToken<'a> {
         &self.kid
     }
 
+    /// The `tid` claim (untrusted: only for choosing the identity provider and key set; it is
+    /// checked against configuration when the token is verified).
+    pub fn tenant_hint(&self) -> Option<&str> {
+        self.claims.get("tid").and_then(Value::as_str)
+    }
+
     /// The token version (untrusted until verified: only for choosing a key set).
     pub fn version(&self) -> TokenVersion {
         self.version

@@ -1,7 +1,24 @@
-//! The edge-access gateway (filled in by the edge gateway work).
+//! The edge-access gateway: a Cloudflare Worker that validates Entra ID tokens at the edge,
+//! decides every request with the policy engine and proxies what is allowed to the origin.
+//!
+//! `fetch` → [`routes::dispatch`] → a named handler. Every failure is a [`GatewayError`], mapped
+//! to a generic response while the log line says why; nothing on the request path panics.
+
+mod config;
+mod error;
+mod gate;
+mod keys;
+mod log;
+mod pages;
+mod proxy;
+mod routes;
+mod service_token;
+
 use worker::{event, Context, Env, Request, Response, Result};
 
+pub use error::GatewayError;
+
 #[event(fetch)]
-async fn fetch(_req: Request, _env: Env, _ctx: Context) -> Result<Response> {
-    Response::error("edge-access: not configured", 503)
+async fn fetch(request: Request, env: Env, _ctx: Context) -> Result<Response> {
+    Ok(routes::dispatch(request, &env).await)
 }

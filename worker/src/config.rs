@@ -1,0 +1,86 @@
+//! The gateway's configuration: the policy document and settings from the Worker's vars,
+//! parsed, validated and compiled once per isolate — never per request.
+
+use std::cell::OnceCell;
+use std::rc::Rc;
+
+use policy_core::Engine;
+use worker::{Env, Url};
+
+/// The public-cloud Entra authority.
+const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
+
+/// Everything a request needs that does not change while the isolate lives.
+#[derive(Debug)]
+pub struct Gateway {
+    /// The compiled policy document.
+    pub engine: Engine,
+    /// The Entra authority (`https://login.microsoftonline.com`, a sovereign cloud, or the
+    /// emulator in tests), without a trailing slash.
+    pub authority: String,
+    /// Where allowed requests go; `None` means the request's own URL (production, where the
+    /// Worker runs on a route in front of the origin).
+    pub origin: Option<Url>,
+    /// Requests no app covers go to the origin instead of a 404.
+    pub pass_through_unmatched: bool,
+}
+
+thread_local! {
+    static GATEWAY: OnceCell<Rc<Result<Gateway, String>>> = const { OnceCell::new() };
+}
+
+/// The gateway for this isolate: built on the first request, then reused. A configuration that
+/// does not load stays an error for the isolate's life: every request fails closed.
+pub fn gateway(env: &Env) -> Rc<Result<Gateway, String>> {
+    GATEWAY.with(|cell| cell.get_or_init(|| Rc::new(load(env))).clone())
+}
+
+fn var(env: &Env, name: &str) -> Option<String> {
+    env.var(name)
+        .ok()
+        .map(|v| v.to_string())
+        .filter(|v| !v.trim().is_empty())
+}
+
+fn load(env: &Env) -> Result<Gateway, String> {
+    let document = var(env, "EDGE_ACCESS_CONFIG")
+        .ok_or("EDGE_ACCESS_CONFIG is not set: the gateway has no configuration document")?;
+    let engine = Engine::from_json(&document).map_err(|errors| {
+        format!(
+            "EDGE_ACCESS_CONFIG does not load: {}",
+            errors.to_string().replace('\n', "; ")
+        )
+    })?;
+    if engine.identity_providers().is_empty() {
+        return Err("EDGE_ACCESS_CONFIG: identity_providers: at least one is needed".into());
+    }
+    let authority = match var(env, "ENTRA_AUTHORITY") {
+        Some(a) => {
+            let url =
+                Url::parse(&a).map_err(|e| format!("ENTRA_AUTHORITY `{a}` is not a URL: {e}"))?;
+            let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+            if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+                return Err(format!(
+                    "ENTRA_AUTHORITY `{a}` must be https (http only on loopback)"
+                ));
+            }
+            a.trim_end_matches('/').to_owned()
+        }
+        None => DEFAULT_AUTHORITY.to_owned(),
+    };
+    let origin = match var(env, "ORIGIN_URL") {
+        Some(o) => Some(Url::parse(&o).map_err(|e| format!("ORIGIN_URL `{o}` is not a URL: {e}"))?),
+        None => None,
+    };
+    let pass_through_unmatched = match var(env, "UNMATCHED").as_deref() {
+        None | Some("deny") => false,
+        Some("pass") => true,
+        Some(other) => return Err(format!("UNMATCHED `{other}` must be `deny` or `pass`")),
+    };
+    Ok(Gateway {
+        engine,
+        authority,
+        origin,
+        pass_through_unmatched,
+    })
+}

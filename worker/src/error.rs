@@ -1,0 +1,83 @@
+//! The gateway's one error type and how each kind answers a client: generic bodies only; the
+//! reason goes to the log.
+
+use worker::Response;
+
+use crate::pages;
+
+/// Why a request was not proxied.
+#[derive(Debug)]
+pub enum GatewayError {
+    /// The configuration does not load (every request fails closed).
+    Config(String),
+    /// No valid credentials: 401 (bearer API path).
+    Unauthorized(String),
+    /// Presented credentials that are not accepted, or policies refused them: 403.
+    Forbidden {
+        /// For the log.
+        reason: String,
+        /// Refused on non-identity grounds (before any sign-in could help).
+        non_identity: bool,
+    },
+    /// No app covers the request.
+    NoApp,
+    /// Signing keys could not be had: 503.
+    KeysUnavailable(String),
+    /// The origin could not be reached: 502.
+    Origin(String),
+    /// Anything else: 500.
+    Internal(String),
+}
+
+impl GatewayError {
+    /// The HTTP status for the client.
+    pub fn status(&self) -> u16 {
+        match self {
+            GatewayError::Config(_) | GatewayError::Internal(_) => 500,
+            GatewayError::Unauthorized(_) => 401,
+            GatewayError::Forbidden { .. } => 403,
+            GatewayError::NoApp => 404,
+            GatewayError::KeysUnavailable(_) => 503,
+            GatewayError::Origin(_) => 502,
+        }
+    }
+
+    /// What the log says (never sent to the client).
+    pub fn reason(&self) -> String {
+        match self {
+            GatewayError::Config(r) => format!("configuration: {r}"),
+            GatewayError::Unauthorized(r) => format!("unauthorized: {r}"),
+            GatewayError::Forbidden { reason, .. } => format!("forbidden: {reason}"),
+            GatewayError::NoApp => "no app covers the request".into(),
+            GatewayError::KeysUnavailable(r) => format!("signing keys unavailable: {r}"),
+            GatewayError::Origin(r) => format!("origin: {r}"),
+            GatewayError::Internal(r) => format!("internal: {r}"),
+        }
+    }
+
+    /// The generic response.
+    pub fn response(&self) -> Response {
+        let status = self.status();
+        let page = match self {
+            GatewayError::Unauthorized(_) => pages::UNAUTHORIZED,
+            GatewayError::Forbidden {
+                non_identity: true, ..
+            } => pages::FORBIDDEN_NON_IDENTITY,
+            GatewayError::Forbidden { .. } => pages::FORBIDDEN,
+            GatewayError::NoApp => pages::NOT_FOUND,
+            GatewayError::KeysUnavailable(_) | GatewayError::Origin(_) => pages::UNAVAILABLE,
+            GatewayError::Config(_) | GatewayError::Internal(_) => pages::ERROR,
+        };
+        let response = pages::html(page, status);
+        if let GatewayError::Unauthorized(_) = self {
+            return pages::with_header(response, "WWW-Authenticate", "Bearer");
+        }
+        response
+    }
+}
+
+impl From<worker::Error> for GatewayError {
+    fn from(e: worker::Error) -> GatewayError {
+        GatewayError::Internal(e.to_string())
+    }
+}

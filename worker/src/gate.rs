@@ -1,0 +1,232 @@
+//! The protected path: credentials → identity → policy decision → origin, with one decision
+//! log line per request.
+
+use edge_access_token::{
+    identity_from_claims, Expectations, TokenVersion, UnverifiedEntraToken, DEFAULT_LEEWAY_SECS,
+};
+use policy_core::{ClientIp, Country, Identity, Mtls, Outcome, Request as PolicyRequest, Target};
+use worker::{Date, Env, Request, Response};
+
+use crate::config::Gateway;
+use crate::error::GatewayError;
+use crate::keys::{self, WebCryptoVerifier};
+use crate::log::DecisionLog;
+use crate::proxy;
+use crate::service_token::{self, Presented};
+
+/// Decides `request` and answers it: the origin's response, or a generic refusal.
+pub async fn protect(request: Request, env: &Env, gateway: &Gateway) -> Response {
+    let request_id = request_id(&request);
+    let method = request.method().to_string();
+    let target = request
+        .url()
+        .map(|u| format!("{}{}", u.host_str().unwrap_or(""), u.path()))
+        .unwrap_or_default();
+    let mut log = DecisionLog {
+        request_id: &request_id,
+        method: &method,
+        target: &target,
+        app: None,
+        outcome: "error",
+        policy: None,
+        user: None,
+        service_token: None,
+        status: 500,
+        reason: None,
+    };
+    let (user, token_id);
+    let result = match decide(&request, env, gateway, &target).await {
+        Ok(decided) => {
+            user = decided.user;
+            token_id = decided.service_token;
+            log.app = decided.app;
+            log.outcome = decided.outcome.as_str();
+            log.policy = decided.policy;
+            log.user = user.as_deref();
+            log.service_token = token_id.as_deref();
+            match decided.refusal {
+                Some(refusal) => Err(refusal),
+                None => proxy::forward(request, gateway, decided.email.as_deref()).await,
+            }
+        }
+        Err(e) => Err(e),
+    };
+    let response = match result {
+        Ok(response) => response,
+        Err(e) => {
+            log.reason = Some(e.reason());
+            e.response()
+        }
+    };
+    log.status = response.status_code();
+    log.emit();
+    response
+}
+
+/// What the policies said, before anything is forwarded.
+struct Decided<'g> {
+    outcome: Outcome,
+    app: Option<&'g str>,
+    policy: Option<String>,
+    user: Option<String>,
+    email: Option<String>,
+    service_token: Option<String>,
+    /// Why the request is refused, if it is.
+    refusal: Option<GatewayError>,
+}
+
+async fn decide<'g>(
+    request: &Request,
+    env: &Env,
+    gateway: &'g Gateway,
+    target_text: &str,
+) -> Result<Decided<'g>, GatewayError> {
+    let engine = &gateway.engine;
+    let target = Target::parse(target_text)
+        .map_err(|e| GatewayError::Internal(format!("request target: {e}")))?;
+    let Some(app) = engine.app_for(&target) else {
+        let refusal = (!gateway.pass_through_unmatched).then_some(GatewayError::NoApp);
+        return Ok(Decided {
+            outcome: Outcome::NoApp,
+            app: None,
+            policy: None,
+            user: None,
+            email: None,
+            service_token: None,
+            refusal,
+        });
+    };
+    let mut policy_request = PolicyRequest::new(target);
+    let headers = request.headers();
+    match service_token::check(engine, headers) {
+        Presented::None => {}
+        Presented::Valid(token) => policy_request.service_token = Some(token),
+        Presented::Invalid(why) => return Err(GatewayError::Unauthorized(why)),
+    }
+    let now_ms = Date::now().as_millis();
+    if let Some(bearer) = bearer(headers) {
+        policy_request.identity = Some(bearer_identity(env, gateway, &bearer, now_ms).await?);
+    }
+    policy_request.ip = headers
+        .get("CF-Connecting-IP")
+        .ok()
+        .flatten()
+        .and_then(|ip| ClientIp::parse(ip.trim()).ok());
+    let cf = request.cf();
+    policy_request.country = cf
+        .and_then(|cf| cf.country())
+        .and_then(|c| Country::parse(&c).ok());
+    policy_request.mtls = cf.and_then(|cf| cf.tls_client_auth()).and_then(|tls| {
+        (tls.cert_verified() == "SUCCESS").then(|| Mtls {
+            common_name: common_name(&tls.cert_subject_dn()).map(Into::into),
+        })
+    });
+
+    let decision = engine
+        .decide(&policy_request)
+        .map_err(|e| GatewayError::Forbidden {
+            reason: format!("evaluation stopped: {e}"),
+            non_identity: false,
+        })?;
+    let identity = policy_request.identity.as_ref();
+    let refusal = match decision.outcome {
+        Outcome::Allow | Outcome::Bypass | Outcome::ServiceAuth => None,
+        Outcome::Block => Some(GatewayError::Forbidden {
+            reason: "a deny policy matched".into(),
+            non_identity: false,
+        }),
+        Outcome::DefaultDeny => Some(GatewayError::Forbidden {
+            reason: "no policy allows the request".into(),
+            non_identity: identity.is_none(),
+        }),
+        Outcome::LoginRequired => Some(GatewayError::Unauthorized("sign-in required".into())),
+        Outcome::NoApp => Some(GatewayError::NoApp),
+    };
+    Ok(Decided {
+        outcome: decision.outcome,
+        app: Some(app.id()),
+        policy: decision.policy.map(|p| p.id.unwrap_or(p.name).to_owned()),
+        user: identity.and_then(|i| i.user_id.as_deref()).map(Into::into),
+        email: identity
+            .and_then(|i| i.email.as_ref())
+            .map(|e| e.as_str().to_owned()),
+        service_token: policy_request
+            .service_token
+            .as_ref()
+            .map(|t| t.token_id.to_string()),
+        refusal,
+    })
+}
+
+fn bearer(headers: &worker::Headers) -> Option<String> {
+    let value = headers.get("Authorization").ok().flatten()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+/// Validates an Entra access token and maps it to an identity.
+async fn bearer_identity(
+    env: &Env,
+    gateway: &Gateway,
+    token: &str,
+    now_ms: u64,
+) -> Result<Identity, GatewayError> {
+    let unauthorized = |e: &dyn std::fmt::Display| GatewayError::Unauthorized(e.to_string());
+    let parsed = UnverifiedEntraToken::parse(token).map_err(|e| unauthorized(&e))?;
+    let tenant = parsed
+        .tenant_hint()
+        .ok_or_else(|| unauthorized(&"token has no `tid`"))?;
+    let idp = gateway
+        .engine
+        .identity_providers()
+        .iter()
+        .find(|p| p.directory_id.eq_ignore_ascii_case(tenant))
+        .ok_or_else(|| unauthorized(&"token from a directory that is not configured"))?;
+    let (key, issuer) = keys::signing_key(
+        env,
+        &gateway.authority,
+        &idp.directory_id,
+        parsed.version(),
+        parsed.key_id(),
+        now_ms,
+    )
+    .await?;
+    let (issuer_v1, issuer_v2) = match parsed.version() {
+        TokenVersion::V1 => (issuer, String::new()),
+        TokenVersion::V2 => (String::new(), issuer),
+    };
+    let expected = Expectations {
+        tenant_id: idp.directory_id.to_string(),
+        audiences: vec![
+            idp.client_id.to_string(),
+            format!("api://{}", idp.client_id),
+        ],
+        issuer_v1,
+        issuer_v2,
+        leeway_secs: DEFAULT_LEEWAY_SECS,
+        nonce: None,
+    };
+    let verified = parsed
+        .verify(&WebCryptoVerifier, &key, &expected, now_ms / 1000)
+        .await
+        .map_err(|e| unauthorized(&e))?;
+    identity_from_claims(&verified, idp).map_err(|e| unauthorized(&e))
+}
+
+/// `CN=…` from a subject DN (`CN=client.example.com,O=Example`).
+fn common_name(dn: &str) -> Option<&str> {
+    dn.split(',')
+        .map(str::trim)
+        .find_map(|part| part.strip_prefix("CN="))
+        .filter(|cn| !cn.is_empty())
+}
+
+fn request_id(request: &Request) -> String {
+    if let Some(ray) = request.headers().get("cf-ray").ok().flatten() {
+        return ray;
+    }
+    let global: web_sys::WorkerGlobalScope = wasm_bindgen::JsCast::unchecked_into(js_sys::global());
+    global.crypto().map(|c| c.random_uuid()).unwrap_or_default()
+}

@@ -1,0 +1,28 @@
+//! Which handler answers a request.
+
+use worker::{Env, Request, Response};
+
+use crate::config;
+use crate::error::GatewayError;
+use crate::gate;
+use crate::log;
+
+/// Routes `request`: the gateway's own endpoints under `/cdn-cgi/access/`, everything else
+/// through the policies.
+pub async fn dispatch(request: Request, env: &Env) -> Response {
+    let gateway = config::gateway(env);
+    let gateway = match gateway.as_ref() {
+        Ok(gateway) => gateway,
+        Err(why) => {
+            let error = GatewayError::Config(why.clone());
+            log::event("config_error", &[("error", &error.reason())]);
+            return error.response();
+        }
+    };
+    let path = request.path();
+    if path == "/cdn-cgi/access" || path.starts_with("/cdn-cgi/access/") {
+        // The sign-in, session and SCIM endpoints live here; none is served yet.
+        return GatewayError::NoApp.response();
+    }
+    gate::protect(request, env, gateway).await
+}
