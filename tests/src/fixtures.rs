@@ -1,0 +1,414 @@
+//! The emulated directory: one tenant, the gateway's app registration, users and nested
+//! groups, loaded from one JSON file (`tests/fixtures/entra.json`).
+//!
+//! Groups name their `parents`, the groups they are themselves members of, as Entra nests
+//! groups. [`Fixtures::transitive_groups`] is the closure over `parents` that real Entra puts
+//! in the `groups` claim; it visits every group at most once, so cycles end.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The fixture file: tenant, app registration, users and groups.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fixtures {
+    /// What the file is for (ignored).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The directory (tenant) id, a GUID: `tid` in tokens.
+    pub tenant_id: String,
+    /// The gateway's app registration (client id), a GUID: the API audience.
+    pub client_id: String,
+    /// Users, each named by a short `key` (`ada`) in token requests.
+    pub users: Vec<User>,
+    /// Every group of the tenant.
+    pub groups: Vec<Group>,
+}
+
+/// A user of the emulated tenant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    /// The short name tests and the sign-in page use (`ada`).
+    pub key: String,
+    /// What the user is for (ignored).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The immutable object id (GUID): `oid` in tokens.
+    pub oid: String,
+    /// Display name.
+    pub name: String,
+    /// User principal name: `upn` and `unique_name` (v1), `preferred_username` (v2).
+    pub upn: String,
+    /// Mail address: `email` (v2).
+    pub email: String,
+    /// Object ids of the groups the user is a direct member of.
+    pub groups: Vec<String>,
+    /// Authentication methods (`pwd`, `mfa`): `amr` (v1).
+    pub amr: Vec<String>,
+    /// Which groups the `groups` claim carries.
+    #[serde(default)]
+    pub groups_claim: GroupsClaim,
+}
+
+/// What goes in a user's `groups` claim.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum GroupsClaim {
+    /// Direct and nested groups, as Entra emits by default.
+    #[default]
+    Transitive,
+    /// Direct groups only: the "groups assigned to the application" option, which omits
+    /// nested groups.
+    Direct,
+}
+
+/// A group of the emulated tenant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    /// The object id (GUID).
+    pub id: String,
+    /// The display name tests look groups up by.
+    #[serde(rename = "displayName")]
+    pub display_name: String,
+    /// What the group is for (ignored).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The groups this group is a member of.
+    #[serde(default)]
+    pub parents: Vec<String>,
+}
+
+/// Why a fixture file cannot be used.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum FixturesError {
+    /// The file cannot be read.
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid fixture JSON.
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: serde_json::Error,
+    },
+    /// The content is inconsistent (a bad GUID, a duplicate, an unknown group).
+    Invalid {
+        /// Where in the document.
+        at: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+impl fmt::Display for FixturesError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Read { path, source } => {
+                write!(f, "cannot read fixtures `{}`: {source}", path.display())
+            }
+            Self::Parse { path, source } => {
+                write!(f, "invalid fixtures `{}`: {source}", path.display())
+            }
+            Self::Invalid { at, problem } => write!(f, "invalid fixtures at `{at}`: {problem}"),
+        }
+    }
+}
+
+impl std::error::Error for FixturesError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Read { source, .. } => Some(source),
+            Self::Parse { source, .. } => Some(source),
+            Self::Invalid { .. } => None,
+        }
+    }
+}
+
+impl Fixtures {
+    /// `tests/fixtures/entra.json` in this repository.
+    pub fn default_path() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join("entra.json")
+    }
+
+    /// The fixtures at [`Fixtures::default_path`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Fixtures::load`].
+    pub fn load_default() -> Result<Self, FixturesError> {
+        Self::load(Self::default_path())
+    }
+
+    /// Reads and checks a fixture file.
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be read, is not fixture JSON, or is inconsistent: a malformed
+    /// GUID, a duplicate user key or object id, or a reference to a group that is not
+    /// defined.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, FixturesError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| FixturesError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let fixtures: Self =
+            serde_json::from_str(&text).map_err(|source| FixturesError::Parse {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        fixtures.check()?;
+        Ok(fixtures)
+    }
+
+    /// Checks the invariants [`Fixtures::load`] promises.
+    ///
+    /// # Errors
+    ///
+    /// See [`Fixtures::load`].
+    pub fn check(&self) -> Result<(), FixturesError> {
+        let invalid = |at: String, problem: String| FixturesError::Invalid { at, problem };
+        guid(&self.tenant_id).ok_or_else(|| invalid("tenant_id".into(), "not a GUID".into()))?;
+        guid(&self.client_id).ok_or_else(|| invalid("client_id".into(), "not a GUID".into()))?;
+
+        let mut group_ids = HashSet::new();
+        for (index, group) in self.groups.iter().enumerate() {
+            let id = guid(&group.id)
+                .ok_or_else(|| invalid(format!("groups[{index}].id"), "not a GUID".into()))?;
+            if !group_ids.insert(id) {
+                return Err(invalid(
+                    format!("groups[{index}].id"),
+                    format!("duplicate group `{}`", group.id),
+                ));
+            }
+        }
+        for (index, group) in self.groups.iter().enumerate() {
+            for (parent_index, parent) in group.parents.iter().enumerate() {
+                if !guid(parent).is_some_and(|parent| group_ids.contains(&parent)) {
+                    return Err(invalid(
+                        format!("groups[{index}].parents[{parent_index}]"),
+                        format!("unknown group `{parent}`"),
+                    ));
+                }
+            }
+        }
+
+        let mut keys = HashSet::new();
+        let mut oids = HashSet::new();
+        for (index, user) in self.users.iter().enumerate() {
+            if !keys.insert(user.key.as_str()) {
+                return Err(invalid(
+                    format!("users[{index}].key"),
+                    format!("duplicate user `{}`", user.key),
+                ));
+            }
+            let oid = guid(&user.oid)
+                .ok_or_else(|| invalid(format!("users[{index}].oid"), "not a GUID".into()))?;
+            if !oids.insert(oid) {
+                return Err(invalid(
+                    format!("users[{index}].oid"),
+                    format!("duplicate object id `{}`", user.oid),
+                ));
+            }
+            for (group_index, group) in user.groups.iter().enumerate() {
+                if !guid(group).is_some_and(|group| group_ids.contains(&group)) {
+                    return Err(invalid(
+                        format!("users[{index}].groups[{group_index}]"),
+                        format!("unknown group `{group}`"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The user with this `key`.
+    pub fn user(&self, key: &str) -> Option<&User> {
+        self.users.iter().find(|user| user.key == key)
+    }
+
+    /// The group with this object id (GUIDs compare case-insensitively).
+    pub fn group(&self, id: &str) -> Option<&Group> {
+        self.groups
+            .iter()
+            .find(|group| group.id.eq_ignore_ascii_case(id))
+    }
+
+    /// The group with this display name.
+    pub fn group_named(&self, display_name: &str) -> Option<&Group> {
+        self.groups
+            .iter()
+            .find(|group| group.display_name == display_name)
+    }
+
+    /// The object id of the group with this display name.
+    pub fn group_id(&self, display_name: &str) -> Option<&str> {
+        self.group_named(display_name)
+            .map(|group| group.id.as_str())
+    }
+
+    /// Every group `user` is a member of, directly or through nesting: the user's direct
+    /// groups in fixture order, then their ancestors breadth-first. Each group appears once;
+    /// a cycle among groups ends the walk instead of looping.
+    pub fn transitive_groups(&self, user: &User) -> Vec<String> {
+        let parents: HashMap<String, &[String]> = self
+            .groups
+            .iter()
+            .map(|group| (group.id.to_ascii_lowercase(), group.parents.as_slice()))
+            .collect();
+        let mut seen = HashSet::new();
+        let mut order = Vec::new();
+        let mut queue: VecDeque<&String> = user.groups.iter().collect();
+        while let Some(group) = queue.pop_front() {
+            let key = group.to_ascii_lowercase();
+            if !seen.insert(key.clone()) {
+                continue;
+            }
+            order.push(group.clone());
+            if let Some(group_parents) = parents.get(&key) {
+                queue.extend(group_parents.iter());
+            }
+        }
+        order
+    }
+
+    /// The groups the `groups` claim lists for `user` (before the overage limit), per
+    /// [`User::groups_claim`].
+    pub fn claim_groups(&self, user: &User) -> Vec<String> {
+        match user.groups_claim {
+            GroupsClaim::Transitive => self.transitive_groups(user),
+            GroupsClaim::Direct => user.groups.clone(),
+        }
+    }
+
+    /// `directory.group_parents` for an edge-access configuration document: every group
+    /// that has parents, mapped to them.
+    pub fn group_parents(&self) -> serde_json::Value {
+        let map: serde_json::Map<String, serde_json::Value> = self
+            .groups
+            .iter()
+            .filter(|group| !group.parents.is_empty())
+            .map(|group| (group.id.clone(), serde_json::json!(group.parents)))
+            .collect();
+        serde_json::Value::Object(map)
+    }
+}
+
+/// `text` lowercased when it is a GUID (`8-4-4-4-12` hex digits).
+fn guid(text: &str) -> Option<String> {
+    let lengths = [8, 4, 4, 4, 12];
+    let parts: Vec<&str> = text.split('-').collect();
+    let well_formed = parts.len() == lengths.len()
+        && parts.iter().zip(lengths).all(|(part, length)| {
+            part.len() == length && part.bytes().all(|b| b.is_ascii_hexdigit())
+        });
+    well_formed.then(|| text.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )]
+
+    use super::*;
+
+    #[test]
+    fn the_default_fixtures_load() {
+        let fixtures = Fixtures::load_default().unwrap();
+        for key in ["ada", "grace", "mallory", "bob", "dora", "overage"] {
+            assert!(fixtures.user(key).is_some(), "{key}");
+        }
+    }
+
+    #[test]
+    fn grace_is_three_levels_under_all_staff() {
+        let fixtures = Fixtures::load_default().unwrap();
+        let grace = fixtures.user("grace").unwrap();
+        let names: Vec<&str> = fixtures
+            .transitive_groups(grace)
+            .iter()
+            .map(|id| fixtures.group(id).unwrap().display_name.as_str())
+            .collect();
+        assert_eq!(names, ["SRE", "Platform", "Engineering", "All staff"]);
+    }
+
+    #[test]
+    fn a_cycle_ends_and_each_group_appears_once() {
+        let fixtures = Fixtures::load_default().unwrap();
+        let ada = fixtures.user("ada").unwrap();
+        let names: Vec<&str> = fixtures
+            .transitive_groups(ada)
+            .iter()
+            .map(|id| fixtures.group(id).unwrap().display_name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "Backend",
+                "Rust guild",
+                "Engineering",
+                "Language guilds",
+                "All staff"
+            ]
+        );
+    }
+
+    #[test]
+    fn direct_claims_leave_out_nested_groups() {
+        let fixtures = Fixtures::load_default().unwrap();
+        let dora = fixtures.user("dora").unwrap();
+        assert_eq!(dora.groups_claim, GroupsClaim::Direct);
+        assert_eq!(
+            fixtures.claim_groups(dora),
+            [fixtures.group_id("On-call").unwrap()]
+        );
+        assert_eq!(fixtures.transitive_groups(dora).len(), 5);
+    }
+
+    #[test]
+    fn overage_is_over_the_limit_only_through_nesting() {
+        let fixtures = Fixtures::load_default().unwrap();
+        let overage = fixtures.user("overage").unwrap();
+        assert!(overage.groups.len() < 200);
+        let all = fixtures.transitive_groups(overage);
+        assert!(all.len() > 200, "{}", all.len());
+        assert!(all
+            .iter()
+            .any(|id| Some(id.as_str()) == fixtures.group_id("Engineering")));
+    }
+
+    #[test]
+    fn unknown_groups_are_rejected_with_their_path() {
+        let mut fixtures = Fixtures::load_default().unwrap();
+        fixtures.users[0]
+            .groups
+            .push("00000000-0000-0000-0000-000000000001".into());
+        let error = fixtures.check().unwrap_err().to_string();
+        assert!(error.contains("users[0].groups[2]"), "{error}");
+    }
+
+    #[test]
+    fn guids_are_checked() {
+        assert!(guid("F6FADFA7-e5c1-4b62-9362-da5cc13da58a").is_some());
+        assert!(guid("f6fadfa7-e5c1-4b62-9362-da5cc13da58").is_none());
+        assert!(guid("g6fadfa7-e5c1-4b62-9362-da5cc13da58a").is_none());
+        assert!(guid("").is_none());
+    }
+}
