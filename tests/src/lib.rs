@@ -2,7 +2,15 @@
 //! built worker under `wrangler dev` (workerd), all on 127.0.0.1.
 //!
 //! - [`fixtures`]: the emulated tenant (users, nested groups) from `fixtures/entra.json`.
+//! - [`emulator`]: OIDC discovery, JWKS (rotation, faults) and RS256 tokens like Entra's.
+//! - [`origin`]: an echo server that shows what the gateway forwarded.
+//! - [`client`]: a plain-HTTP client that returns every status and follows no redirect.
 //!
 //! Test-only code: none of it ships in the product.
 
+pub mod client;
+pub mod emulator;
 pub mod fixtures;
+pub mod origin;
+
+mod server;

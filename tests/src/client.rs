@@ -1,0 +1,196 @@
+//! A plain-HTTP client for scenarios: every status is an answer (not an error), redirects
+//! are returned rather than followed (the gateway's 302s are what tests look at), no cookie
+//! jar (tests carry `Cookie` headers themselves), and no proxy from the environment, so
+//! traffic stays on 127.0.0.1.
+
+use std::fmt;
+use std::time::Duration;
+
+/// How long one exchange may take unless [`HttpClient::with_timeout`] says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A client; cheap to clone (connections are pooled and shared).
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    agent: ureq::Agent,
+}
+
+/// An answer: status, headers (names lowercase, in order, repeated names kept), body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The headers, names lowercase.
+    pub headers: Vec<(String, String)>,
+    /// The body as UTF-8 (invalid bytes replaced).
+    pub body: String,
+}
+
+/// Why there is no answer.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The request could not be built (a bad method, URL or header).
+    InvalidRequest(String),
+    /// The exchange failed: nothing listening, a timeout, not HTTP.
+    Transport(ureq::Error),
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidRequest(problem) => write!(f, "invalid request: {problem}"),
+            Self::Transport(source) => write!(f, "http: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::InvalidRequest(_) => None,
+            Self::Transport(source) => Some(source),
+        }
+    }
+}
+
+impl Default for HttpClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HttpClient {
+    /// A client with [`DEFAULT_TIMEOUT`].
+    pub fn new() -> Self {
+        Self::with_timeout(DEFAULT_TIMEOUT)
+    }
+
+    /// A client whose exchanges each give up after `timeout`.
+    pub fn with_timeout(timeout: Duration) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .proxy(None)
+            .timeout_global(Some(timeout))
+            .build()
+            .into();
+        Self { agent }
+    }
+
+    /// `GET url`.
+    ///
+    /// # Errors
+    ///
+    /// See [`HttpClient::request`].
+    pub fn get(&self, url: &str) -> Result<HttpResponse, ClientError> {
+        self.request("GET", url, &[], &[])
+    }
+
+    /// `GET url` with extra headers.
+    ///
+    /// # Errors
+    ///
+    /// See [`HttpClient::request`].
+    pub fn get_with(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<HttpResponse, ClientError> {
+        self.request("GET", url, headers, &[])
+    }
+
+    /// `POST url` with a JSON body.
+    ///
+    /// # Errors
+    ///
+    /// See [`HttpClient::request`].
+    pub fn post_json(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+    ) -> Result<HttpResponse, ClientError> {
+        let body = serde_json::to_vec(body)
+            .map_err(|error| ClientError::InvalidRequest(error.to_string()))?;
+        self.request("POST", url, &[("content-type", "application/json")], &body)
+    }
+
+    /// Any request. `GET` and `HEAD` must have an empty body.
+    ///
+    /// # Errors
+    ///
+    /// When the request cannot be built or the exchange fails; an HTTP error status is an
+    /// answer, not an error.
+    pub fn request(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<HttpResponse, ClientError> {
+        let mut builder = ureq::http::Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let invalid = |error: ureq::http::Error| ClientError::InvalidRequest(error.to_string());
+        let response = if body.is_empty() {
+            self.agent.run(builder.body(()).map_err(invalid)?)
+        } else {
+            self.agent
+                .run(builder.body(body.to_vec()).map_err(invalid)?)
+        }
+        .map_err(ClientError::Transport)?;
+
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let mut response = response;
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_vec()
+            .map_err(ClientError::Transport)?;
+        Ok(HttpResponse {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        })
+    }
+}
+
+impl HttpResponse {
+    /// The first value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(candidate, _)| candidate.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// Every value of header `name` (any case), such as each `set-cookie`.
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(candidate, _)| candidate.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+            .collect()
+    }
+
+    /// The body parsed as JSON.
+    ///
+    /// # Errors
+    ///
+    /// When the body is not JSON.
+    pub fn json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::from_str(&self.body)
+    }
+}

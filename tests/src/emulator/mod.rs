@@ -1,0 +1,365 @@
+//! An HTTP server that behaves like Microsoft Entra ID for edge-access: OIDC discovery (v1 and
+//! v2), JWKS with key rotation and injected faults, and RS256 access tokens for the fixture
+//! users, minted in process ([`Emulator::mint`]) or over HTTP (`POST /_admin/token`).
+//!
+//! The emulator's base URL (`http://127.0.0.1:PORT`) stands in for
+//! `https://login.microsoftonline.com`:
+//!
+//! | path | what |
+//! |---|---|
+//! | `GET /{tenant}/.well-known/openid-configuration` | v1 discovery |
+//! | `GET /{tenant}/v2.0/.well-known/openid-configuration` | v2 discovery |
+//! | `GET /{tenant}/discovery/keys`, `GET /{tenant}/discovery/v2.0/keys` | JWKS |
+//! | `POST /_admin/token` | body: a [`TokenRequest`]; answers `{"access_token": …}` |
+//! | `POST /_admin/rotate` | body `{"keep_previous": bool}` (default true); answers `{"kid": …}` |
+//! | `POST /_admin/fault` | body `{"jwks": "none" \| "error500" \| "slow" \| "invalid_json", "delay_ms": N}` |
+//! | `GET /_admin/stats` | fetch counters and key ids |
+//! | `GET /_admin/users` | the fixture users |
+//!
+//! Unknown tenants get 400 with an Entra-style error body (`AADSTS90002`).
+
+mod http;
+mod keys;
+mod token;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use keys::KEY_BITS;
+pub use token::{TokenRequest, DEFAULT_LIFETIME_SECS, GROUPS_CLAIM_LIMIT, SCOPE};
+
+use crate::fixtures::Fixtures;
+use crate::server::Server;
+use keys::SigningKey;
+use token::Issuance;
+
+/// A fault injected into the JWKS endpoints.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Answer normally.
+    #[default]
+    None,
+    /// Answer 500 with an Entra-style JSON error body.
+    Error500,
+    /// Wait this long, then answer normally.
+    Slow(Duration),
+    /// Answer 200 with a body that is not JSON.
+    InvalidJson,
+}
+
+/// Why the emulator cannot do what was asked.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum EmulatorError {
+    /// The server cannot listen.
+    Listen(std::io::Error),
+    /// Generating or using an RSA key failed.
+    Key(rsa::Error),
+    /// No fixture user has this key.
+    UnknownUser(String),
+    /// The token version is neither 1 nor 2.
+    UnsupportedVersion(u8),
+}
+
+impl fmt::Display for EmulatorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Listen(source) => write!(f, "the entra emulator cannot listen: {source}"),
+            Self::Key(source) => write!(f, "rsa key: {source}"),
+            Self::UnknownUser(user) => write!(f, "no fixture user `{user}`"),
+            Self::UnsupportedVersion(version) => {
+                write!(f, "unsupported token version `{version}` (1 or 2)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for EmulatorError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Listen(source) => Some(source),
+            Self::Key(source) => Some(source),
+            Self::UnknownUser(_) | Self::UnsupportedVersion(_) => None,
+        }
+    }
+}
+
+impl From<rsa::Error> for EmulatorError {
+    fn from(source: rsa::Error) -> Self {
+        Self::Key(source)
+    }
+}
+
+/// A running emulator on 127.0.0.1; it stops when dropped.
+#[derive(Debug)]
+pub struct Emulator {
+    shared: Arc<Shared>,
+    // Declared last: dropped after nothing else needs it.
+    _server: Server,
+}
+
+/// What the request threads and the owner share.
+#[derive(Debug)]
+struct Shared {
+    fixtures: Fixtures,
+    url: String,
+    addr: SocketAddr,
+    keys: Mutex<KeySet>,
+    fault: Mutex<Fault>,
+    jwks_fetches: AtomicU64,
+    discovery_fetches: AtomicU64,
+}
+
+#[derive(Debug)]
+struct KeySet {
+    /// Signs new tokens; published first.
+    signing: Arc<SigningKey>,
+    /// Earlier signing keys still published, newest first.
+    previous: Vec<Arc<SigningKey>>,
+    /// Which key of the shared sequence ([`keys::nth_key`]) `signing` is.
+    position: usize,
+}
+
+impl KeySet {
+    fn published(&self) -> impl Iterator<Item = &Arc<SigningKey>> {
+        std::iter::once(&self.signing).chain(&self.previous)
+    }
+}
+
+impl Emulator {
+    /// Starts the emulator on a free port of 127.0.0.1.
+    ///
+    /// Signing keys come from a sequence shared by every emulator in the process (making a
+    /// 2048-bit key takes a few hundred milliseconds): each emulator starts with the first
+    /// and moves one key on per rotation, so two emulators publish the same keys, as all
+    /// Entra tenants do. A key no emulator publishes: [`TokenRequest::sign_with_unpublished_key`].
+    ///
+    /// # Errors
+    ///
+    /// When no port can be bound or the key cannot be generated.
+    pub fn start(fixtures: Fixtures) -> Result<Self, EmulatorError> {
+        Self::start_on(fixtures, None)
+    }
+
+    /// Like [`Emulator::start`], on 127.0.0.1:`port` when given.
+    ///
+    /// # Errors
+    ///
+    /// When the port cannot be bound or the key cannot be generated.
+    pub fn start_on(fixtures: Fixtures, port: Option<u16>) -> Result<Self, EmulatorError> {
+        let signing = keys::nth_key(0)?;
+        let listener = crate::server::bind(port).map_err(EmulatorError::Listen)?;
+        let addr = listener.local_addr().map_err(EmulatorError::Listen)?;
+        let shared = Arc::new(Shared {
+            fixtures,
+            url: format!("http://{addr}"),
+            addr,
+            keys: Mutex::new(KeySet {
+                signing,
+                previous: Vec::new(),
+                position: 0,
+            }),
+            fault: Mutex::new(Fault::None),
+            jwks_fetches: AtomicU64::new(0),
+            discovery_fetches: AtomicU64::new(0),
+        });
+        let serving = Arc::clone(&shared);
+        let server = Server::serve(
+            "entra-emulator",
+            listener,
+            Arc::new(move |request| http::handle(&serving, request)),
+        )
+        .map_err(EmulatorError::Listen)?;
+        Ok(Self {
+            shared,
+            _server: server,
+        })
+    }
+
+    /// The base URL, `http://127.0.0.1:PORT` (no trailing slash): the stand-in for
+    /// `https://login.microsoftonline.com`, to configure as the worker's Entra authority.
+    pub fn url(&self) -> &str {
+        &self.shared.url
+    }
+
+    /// Where the emulator listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    /// The fixtures it serves.
+    pub fn fixtures(&self) -> &Fixtures {
+        &self.shared.fixtures
+    }
+
+    /// The tenant (directory) id.
+    pub fn tenant_id(&self) -> &str {
+        &self.shared.fixtures.tenant_id
+    }
+
+    /// The gateway's app registration: the API audience.
+    pub fn client_id(&self) -> &str {
+        &self.shared.fixtures.client_id
+    }
+
+    /// `iss` of v1 tokens: `https://sts.windows.net/{tid}/`.
+    pub fn v1_issuer(&self) -> String {
+        token::v1_issuer(self.tenant_id())
+    }
+
+    /// `iss` of v2 tokens: `{url}/{tid}/v2.0`.
+    pub fn v2_issuer(&self) -> String {
+        token::v2_issuer(self.url(), self.tenant_id())
+    }
+
+    /// `{url}/{tid}/discovery/keys` (v1 JWKS).
+    pub fn v1_jwks_url(&self) -> String {
+        format!("{}/{}/discovery/keys", self.url(), self.tenant_id())
+    }
+
+    /// `{url}/{tid}/discovery/v2.0/keys` (v2 JWKS).
+    pub fn v2_jwks_url(&self) -> String {
+        format!("{}/{}/discovery/v2.0/keys", self.url(), self.tenant_id())
+    }
+
+    /// An RS256 access token, as [`TokenRequest`] describes.
+    ///
+    /// # Errors
+    ///
+    /// When the user is not a fixture user, the version is not 1 or 2, or signing fails.
+    pub fn mint(&self, request: &TokenRequest) -> Result<String, EmulatorError> {
+        self.shared.mint(request)
+    }
+
+    /// Moves on to a new signing key and returns its `kid`. With `keep_previous`, the JWKS keeps
+    /// listing the earlier keys (tokens they signed stay verifiable); without, it lists the
+    /// new key alone.
+    ///
+    /// # Errors
+    ///
+    /// When the key cannot be generated.
+    pub fn rotate_keys(&self, keep_previous: bool) -> Result<String, EmulatorError> {
+        self.shared.rotate_keys(keep_previous)
+    }
+
+    /// Sets the fault the JWKS endpoints answer with from now on.
+    pub fn set_jwks_fault(&self, fault: Fault) {
+        *lock(&self.shared.fault) = fault;
+    }
+
+    /// The fault the JWKS endpoints answer with.
+    pub fn jwks_fault(&self) -> Fault {
+        *lock(&self.shared.fault)
+    }
+
+    /// JWKS requests received for this tenant, on both paths, whatever the answer (a fault
+    /// counts too).
+    pub fn jwks_fetches(&self) -> u64 {
+        self.shared.jwks_fetches.load(Ordering::SeqCst)
+    }
+
+    /// Discovery requests received for this tenant, v1 and v2.
+    pub fn discovery_fetches(&self) -> u64 {
+        self.shared.discovery_fetches.load(Ordering::SeqCst)
+    }
+
+    /// The `kid` of the key that signs new tokens.
+    pub fn signing_kid(&self) -> String {
+        self.shared.signing_key().kid().to_owned()
+    }
+
+    /// The `kid`s the JWKS lists, the signing key first.
+    pub fn published_kids(&self) -> Vec<String> {
+        lock(&self.shared.keys)
+            .published()
+            .map(|key| key.kid().to_owned())
+            .collect()
+    }
+
+    /// The JWKS entry of a published key.
+    pub fn public_jwk(&self, kid: &str) -> Option<serde_json::Value> {
+        lock(&self.shared.keys)
+            .published()
+            .find(|key| key.kid() == kid)
+            .map(|key| key.jwk())
+    }
+
+    /// The JWKS document the endpoints serve when there is no fault.
+    pub fn jwks(&self) -> serde_json::Value {
+        self.shared.jwks()
+    }
+}
+
+impl Shared {
+    fn signing_key(&self) -> Arc<SigningKey> {
+        Arc::clone(&lock(&self.keys).signing)
+    }
+
+    fn rotate_keys(&self, keep_previous: bool) -> Result<String, EmulatorError> {
+        let position = lock(&self.keys).position.saturating_add(1);
+        // Taken without the lock: making a key takes a while.
+        let key = keys::nth_key(position)?;
+        let kid = key.kid().to_owned();
+        let mut keys = lock(&self.keys);
+        if keys.position >= position {
+            // Another rotation got there first; this one rotates once more.
+            drop(keys);
+            return self.rotate_keys(keep_previous);
+        }
+        keys.position = position;
+        let previous = std::mem::replace(&mut keys.signing, key);
+        if keep_previous {
+            keys.previous.insert(0, previous);
+        } else {
+            keys.previous.clear();
+        }
+        Ok(kid)
+    }
+
+    fn jwks(&self) -> serde_json::Value {
+        let keys: Vec<serde_json::Value> =
+            lock(&self.keys).published().map(|key| key.jwk()).collect();
+        serde_json::json!({ "keys": keys })
+    }
+
+    fn mint(&self, request: &TokenRequest) -> Result<String, EmulatorError> {
+        let user = self
+            .fixtures
+            .user(&request.user)
+            .ok_or_else(|| EmulatorError::UnknownUser(request.user.clone()))?;
+        if !matches!(request.version, 1 | 2) {
+            return Err(EmulatorError::UnsupportedVersion(request.version));
+        }
+        let key = if request.sign_with_unpublished_key {
+            keys::unpublished_key()?
+        } else {
+            self.signing_key()
+        };
+        let issuance = Issuance {
+            fixtures: &self.fixtures,
+            authority: &self.url,
+            now: unix_now(),
+        };
+        let claims = issuance.claims(request, user);
+        let header = token::header(request, key.kid());
+        Ok(key.sign_jwt(&header, &claims)?)
+    }
+}
+
+/// A lock that shrugs off poisoning: the data behind it stays consistent at every step.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
+}

@@ -1,0 +1,259 @@
+//! What a token request asks for and the claims Entra would put in the token
+//! (reference §4.2, §4.3).
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::fixtures::{Fixtures, User};
+
+/// Above this many groups a JWT carries the overage claims instead of `groups`.
+pub const GROUPS_CLAIM_LIMIT: usize = 200;
+
+/// How long a token lives unless the request says otherwise (Entra: 60–90 minutes).
+pub const DEFAULT_LIFETIME_SECS: i64 = 3600;
+
+/// The `scp` of every token: the one delegated scope the gateway's API exposes.
+pub const SCOPE: &str = "access_as_user";
+
+/// An access token to mint for a fixture user. Every field has a default, so JSON such as
+/// `{"user": "ada"}` is a complete request (`POST /_admin/token`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenRequest {
+    /// The fixture user's `key`.
+    pub user: String,
+    /// Token version: 1 (`sts.windows.net` issuer, `upn`, `amr`) or 2 (`/v2.0` issuer,
+    /// `preferred_username`, `email`). Default 2.
+    pub version: u8,
+    /// `aud`; default the client id for v2 and `api://{client id}` for v1.
+    pub audience: Option<String>,
+    /// `exp` − `iat`; default [`DEFAULT_LIFETIME_SECS`]. Negative values make tokens that
+    /// expire before they are issued.
+    pub lifetime_secs: Option<i64>,
+    /// Added to the current time for `iat` and `nbf`: negative for tokens issued in the
+    /// past (already expired with a short lifetime), positive for not-yet-valid ones.
+    pub issued_at_offset_secs: Option<i64>,
+    /// Claims set over the generated ones; a `null` value removes the claim.
+    pub claims: Map<String, Value>,
+    /// Header fields set over the generated ones (`alg`, `typ`, …); `null` removes one.
+    /// The signature is RS256 whatever `alg` says.
+    pub header: Map<String, Value>,
+    /// The header `kid` (and `x5t` for v1) to claim, whatever key signs.
+    pub kid: Option<String>,
+    /// Sign with a key that is never published in the JWKS.
+    pub sign_with_unpublished_key: bool,
+}
+
+impl Default for TokenRequest {
+    fn default() -> Self {
+        Self {
+            user: String::new(),
+            version: 2,
+            audience: None,
+            lifetime_secs: None,
+            issued_at_offset_secs: None,
+            claims: Map::new(),
+            header: Map::new(),
+            kid: None,
+            sign_with_unpublished_key: false,
+        }
+    }
+}
+
+impl TokenRequest {
+    /// A v1 access token for `user`.
+    pub fn v1(user: &str) -> Self {
+        Self {
+            user: user.to_owned(),
+            version: 1,
+            ..Self::default()
+        }
+    }
+
+    /// A v2 access token for `user`.
+    pub fn v2(user: &str) -> Self {
+        Self {
+            user: user.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// Sets `aud`.
+    #[must_use]
+    pub fn with_audience(mut self, audience: &str) -> Self {
+        self.audience = Some(audience.to_owned());
+        self
+    }
+
+    /// Sets the lifetime (`exp` − `iat`).
+    #[must_use]
+    pub fn with_lifetime_secs(mut self, secs: i64) -> Self {
+        self.lifetime_secs = Some(secs);
+        self
+    }
+
+    /// Moves `iat`/`nbf` (and so `exp`) by `secs` from now.
+    #[must_use]
+    pub fn with_issued_at_offset_secs(mut self, secs: i64) -> Self {
+        self.issued_at_offset_secs = Some(secs);
+        self
+    }
+
+    /// Sets (or, with `Value::Null`, removes) one claim.
+    #[must_use]
+    pub fn with_claim(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.claims.insert(name.to_owned(), value.into());
+        self
+    }
+
+    /// Removes one claim.
+    #[must_use]
+    pub fn without_claim(mut self, name: &str) -> Self {
+        self.claims.insert(name.to_owned(), Value::Null);
+        self
+    }
+
+    /// Sets (or, with `Value::Null`, removes) one header field.
+    #[must_use]
+    pub fn with_header(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.header.insert(name.to_owned(), value.into());
+        self
+    }
+
+    /// Claims `kid` in the header whatever key signs.
+    #[must_use]
+    pub fn with_kid(mut self, kid: &str) -> Self {
+        self.kid = Some(kid.to_owned());
+        self
+    }
+
+    /// Signs with a key the JWKS never lists.
+    #[must_use]
+    pub fn signed_with_unpublished_key(mut self) -> Self {
+        self.sign_with_unpublished_key = true;
+        self
+    }
+}
+
+/// Where tokens say they come from and who they are for.
+#[derive(Debug)]
+pub(crate) struct Issuance<'a> {
+    pub fixtures: &'a Fixtures,
+    /// The emulator's base URL, standing in for `https://login.microsoftonline.com`.
+    pub authority: &'a str,
+    /// Seconds since the Unix epoch.
+    pub now: i64,
+}
+
+impl Issuance<'_> {
+    /// The claims of `request` for `user` (version already checked to be 1 or 2).
+    pub(crate) fn claims(&self, request: &TokenRequest, user: &User) -> Map<String, Value> {
+        let tid = &self.fixtures.tenant_id;
+        let client_id = &self.fixtures.client_id;
+        let iat = self
+            .now
+            .saturating_add(request.issued_at_offset_secs.unwrap_or(0));
+        let exp = iat.saturating_add(request.lifetime_secs.unwrap_or(DEFAULT_LIFETIME_SECS));
+        let v1 = request.version == 1;
+        let aud = request.audience.clone().unwrap_or_else(|| {
+            if v1 {
+                format!("api://{client_id}")
+            } else {
+                client_id.clone()
+            }
+        });
+
+        let mut claims = Map::new();
+        let mut set = |name: &str, value: Value| {
+            claims.insert(name.to_owned(), value);
+        };
+        set("aud", json!(aud));
+        set("iat", json!(iat));
+        set("nbf", json!(iat));
+        set("exp", json!(exp));
+        set("tid", json!(tid));
+        set("oid", json!(user.oid));
+        set("sub", json!(pairwise_subject(&user.oid, client_id)));
+        set("name", json!(user.name));
+        set("scp", json!(SCOPE));
+        if v1 {
+            set("iss", json!(v1_issuer(tid)));
+            set("ver", json!("1.0"));
+            set("upn", json!(user.upn));
+            set("unique_name", json!(user.upn));
+            set("amr", json!(user.amr));
+            set("appid", json!(client_id));
+        } else {
+            set("iss", json!(v2_issuer(self.authority, tid)));
+            set("ver", json!("2.0"));
+            set("preferred_username", json!(user.upn));
+            set("email", json!(user.email));
+            set("azp", json!(client_id));
+        }
+
+        let groups = self.fixtures.claim_groups(user);
+        if groups.len() > GROUPS_CLAIM_LIMIT {
+            // Reference §4.3: no `groups` at all, a pointer to the (Azure AD Graph) URL
+            // that lists them.
+            set("_claim_names", json!({ "groups": "src1" }));
+            set(
+                "_claim_sources",
+                json!({ "src1": { "endpoint": format!(
+                    "https://graph.windows.net/{tid}/users/{}/getMemberObjects",
+                    user.oid
+                ) } }),
+            );
+        } else if !groups.is_empty() {
+            set("groups", json!(groups));
+        }
+
+        for (name, value) in &request.claims {
+            if value.is_null() {
+                claims.remove(name);
+            } else {
+                claims.insert(name.clone(), value.clone());
+            }
+        }
+        claims
+    }
+}
+
+/// The JOSE header for `request` signed by the key `kid`.
+pub(crate) fn header(request: &TokenRequest, kid: &str) -> Map<String, Value> {
+    let kid = request.kid.as_deref().unwrap_or(kid);
+    let mut header = Map::new();
+    header.insert("typ".into(), json!("JWT"));
+    header.insert("alg".into(), json!("RS256"));
+    if request.version == 1 {
+        // v1 tokens name the key twice (reference §4.1).
+        header.insert("x5t".into(), json!(kid));
+    }
+    header.insert("kid".into(), json!(kid));
+    for (name, value) in &request.header {
+        if value.is_null() {
+            header.remove(name);
+        } else {
+            header.insert(name.clone(), value.clone());
+        }
+    }
+    header
+}
+
+/// `iss` of v1 tokens: `https://sts.windows.net/{tid}/` whatever the authority.
+pub(crate) fn v1_issuer(tid: &str) -> String {
+    format!("https://sts.windows.net/{tid}/")
+}
+
+/// `iss` of v2 tokens: `{authority}/{tid}/v2.0`.
+pub(crate) fn v2_issuer(authority: &str, tid: &str) -> String {
+    format!("{authority}/{tid}/v2.0")
+}
+
+/// `sub`: stable per user and application, unlike `oid` (43 base64url characters, as in
+/// Entra's tokens).
+fn pairwise_subject(oid: &str, client_id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(format!("{oid}:{client_id}").as_bytes()))
+}
