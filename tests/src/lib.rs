@@ -4,6 +4,7 @@
 //! - [`fixtures`]: the emulated tenant (users, nested groups) from `fixtures/entra.json`.
 //! - [`emulator`]: OIDC discovery, JWKS (rotation, faults) and RS256 tokens like Entra's.
 //! - [`origin`]: an echo server that shows what the gateway forwarded.
+//! - [`stack`]: emulator + origin + `wrangler dev`, for scenarios and `cargo xtask dev`.
 //! - [`client`]: a plain-HTTP client that returns every status and follows no redirect.
 //!
 //! Test-only code: none of it ships in the product.
@@ -12,5 +13,6 @@ pub mod client;
 pub mod emulator;
 pub mod fixtures;
 pub mod origin;
+pub mod stack;
 
 mod server;
