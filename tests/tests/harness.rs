@@ -5,35 +5,16 @@
 //! build). Without them the test says so on stderr and returns; with
 //! `EDGE_ACCESS_REQUIRE_E2E=1` it fails instead.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::print_stderr
-)]
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 use std::time::Duration;
 
 use edge_access_tests::client::HttpClient;
-use edge_access_tests::stack::{Stack, StackConfig, REQUIRE_E2E_VAR};
-
-/// Whether the stack can run here; if not, says why (and fails when it must run).
-fn prerequisites(test: &str) -> bool {
-    match Stack::check_prerequisites() {
-        Ok(()) => true,
-        Err(error) if Stack::prerequisites_required() => {
-            panic!("{test}: {error} ({REQUIRE_E2E_VAR} is set)")
-        }
-        Err(error) => {
-            eprintln!("SKIPPED {test}: {error}");
-            false
-        }
-    }
-}
+use edge_access_tests::stack::{Stack, StackConfig};
 
 #[test]
 fn the_worker_answers_under_wrangler_dev() {
-    if !prerequisites("the_worker_answers_under_wrangler_dev") {
+    if !Stack::should_run("harness::the_worker_answers_under_wrangler_dev").unwrap() {
         return;
     }
     let mut stack = Stack::start(StackConfig::default().named("harness-smoke")).unwrap();

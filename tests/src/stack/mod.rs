@@ -385,6 +385,31 @@ impl Stack {
         Paths::discover().check()
     }
 
+    /// For an end-to-end test's first line: `Ok(true)` when a stack can start here;
+    /// `Ok(false)` after telling the terminal that `test` is skipped and which command
+    /// fixes that (the message bypasses the test harness's output capture, so it shows in
+    /// a plain `cargo test`); an error instead of a skip when [`REQUIRE_E2E_VAR`] is set.
+    ///
+    /// # Errors
+    ///
+    /// The missing prerequisite, when [`Stack::prerequisites_required`].
+    pub fn should_run(test: &str) -> Result<bool, StackError> {
+        match Self::check_prerequisites() {
+            Ok(()) => Ok(true),
+            Err(error) if Self::prerequisites_required() => Err(error),
+            Err(error) => {
+                use std::io::Write;
+                let mut stderr = std::io::stderr().lock();
+                // A note for a person; losing it must not fail the test.
+                let _shown = writeln!(
+                    stderr,
+                    "SKIPPED {test}: {error} (set {REQUIRE_E2E_VAR}=1 to fail instead)"
+                );
+                Ok(false)
+            }
+        }
+    }
+
     /// Whether [`REQUIRE_E2E_VAR`] asks missing prerequisites to fail tests.
     pub fn prerequisites_required() -> bool {
         std::env::var(REQUIRE_E2E_VAR).is_ok_and(|value| value == "1" || value == "true")
