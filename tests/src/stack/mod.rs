@@ -49,6 +49,11 @@ use crate::origin::Origin;
 /// How long `wrangler dev` may take to answer HTTP unless the config says otherwise.
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// What [`Stack::start`] requests until the worker answers (any status will do): a path under
+/// the gateway's own prefix, so the probe is easy to tell apart in the worker log and no app
+/// policy decides it.
+pub const READINESS_PATH: &str = "/cdn-cgi/access/harness-ready";
+
 /// Set to `1` to make a missing prerequisite (wrangler, the worker build) fail the
 /// end-to-end tests instead of skipping them.
 pub const REQUIRE_E2E_VAR: &str = "EDGE_ACCESS_REQUIRE_E2E";
@@ -286,7 +291,7 @@ static STACKS: AtomicU64 = AtomicU64::new(0);
 
 impl Stack {
     /// Starts the emulator, the origin and `wrangler dev`, and waits until the worker answers
-    /// HTTP.
+    /// HTTP at [`READINESS_PATH`].
     ///
     /// # Errors
     ///
@@ -578,7 +583,7 @@ impl Stack {
                     });
                 }
             }
-            if client.get(&format!("{}/", self.url)).is_ok() {
+            if client.get(&format!("{}{READINESS_PATH}", self.url)).is_ok() {
                 return Ok(());
             }
             if started.elapsed() >= timeout {
