@@ -44,7 +44,7 @@ pub fn dev(layout: &Layout, steps: &mut Steps, port: u16) -> Result<(), StepFail
 
     println!();
     println!("    edge-access is running at http://{worker_addr}/");
-    println!("    (the worker is a stub for now and answers 503 \"not configured\")");
+    println!("    (configured by EDGE_ACCESS_CONFIG in wrangler.toml)");
     println!("    Ctrl-C stops it.");
     println!();
     match stack {

@@ -79,7 +79,10 @@ pub fn test(env: &Env, layout: &Layout) -> Result<Outcome, XtaskError> {
             .arg("--test")
             .args(&tests),
     )?;
-    Ok(format!("{} test files", tests.len()))
+    Ok(match tests.len() {
+        1 => "1 test file".to_owned(),
+        count => format!("{count} test files"),
+    })
 }
 
 /// The JS benchmark, `policy-core/js/bench.mjs`, when there is one.

@@ -11,7 +11,13 @@ use crate::worker::{self, Rebuild};
 /// The worker crate: the only crate that knows workers-rs.
 const WORKER_CRATE: &str = "edge-access-worker";
 
-/// Runs the steps a–h of the README's test command.
+/// Set to `1`, the end-to-end tests fail instead of skipping when they cannot run
+/// (`edge_access_tests::stack::REQUIRE_E2E_VAR`).
+const REQUIRE_E2E_VAR: &str = "EDGE_ACCESS_REQUIRE_E2E";
+
+/// Runs every check: set-up, fmt, clippy, the worker build (the end-to-end tests need it),
+/// the native tests, policy-core in Wasm under Node, its JS package and tests, and the
+/// `no_std` build.
 ///
 /// # Errors
 ///
@@ -52,8 +58,20 @@ pub fn test(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
         Ok(String::new())
     })?;
 
+    // Before the native tests, not last: the end-to-end tests in `tests/` run this build
+    // under `wrangler dev`.
+    steps.run("worker release build", || {
+        worker::build(&env, layout, Rebuild::Always)
+    })?;
+
+    // The end-to-end tests skip (with a note) when wrangler or the worker build is missing;
+    // here both are present, so a skip would hide a problem.
     steps.run("cargo test (native)", || {
-        process::run(env.cargo().args(["test", "--workspace"]))?;
+        let mut command = env.cargo();
+        command
+            .args(["test", "--workspace"])
+            .env(REQUIRE_E2E_VAR, "1");
+        process::run(&mut command)?;
         Ok(String::new())
     })?;
 
@@ -85,9 +103,5 @@ pub fn test(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
             "wasm32v1-none",
         ]))?;
         Ok(String::new())
-    })?;
-
-    steps.run("worker release build", || {
-        worker::build(&env, layout, Rebuild::Always)
     })
 }
