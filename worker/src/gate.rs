@@ -40,7 +40,7 @@ pub async fn protect(request: Request, env: &Env, gateway: &Gateway) -> Response
             user = decided.user;
             token_id = decided.service_token;
             log.app = decided.app;
-            log.outcome = decided.outcome.as_str();
+            log.outcome = decided.outcome;
             log.policy = decided.policy;
             log.user = user.as_deref();
             log.service_token = token_id.as_deref();
@@ -65,7 +65,8 @@ pub async fn protect(request: Request, env: &Env, gateway: &Gateway) -> Response
 
 /// What the policies said, before anything is forwarded.
 struct Decided<'g> {
-    outcome: Outcome,
+    /// The policy outcome, or `invalid_credentials` when credentials were refused first.
+    outcome: &'static str,
     app: Option<&'g str>,
     policy: Option<String>,
     user: Option<String>,
@@ -87,7 +88,7 @@ async fn decide<'g>(
     let Some(app) = engine.app_for(&target) else {
         let refusal = (!gateway.pass_through_unmatched).then_some(GatewayError::NoApp);
         return Ok(Decided {
-            outcome: Outcome::NoApp,
+            outcome: Outcome::NoApp.as_str(),
             app: None,
             policy: None,
             user: None,
@@ -96,16 +97,29 @@ async fn decide<'g>(
             refusal,
         });
     };
+    let refused = |error: GatewayError| Decided {
+        outcome: "invalid_credentials",
+        app: Some(app.id()),
+        policy: None,
+        user: None,
+        email: None,
+        service_token: None,
+        refusal: Some(error),
+    };
     let mut policy_request = PolicyRequest::new(target);
     let headers = request.headers();
     match service_token::check(engine, headers) {
         Presented::None => {}
         Presented::Valid(token) => policy_request.service_token = Some(token),
-        Presented::Invalid(why) => return Err(GatewayError::Unauthorized(why)),
+        Presented::Invalid(why) => return Ok(refused(GatewayError::Unauthorized(why))),
     }
     let now_ms = Date::now().as_millis();
     if let Some(bearer) = bearer(headers) {
-        policy_request.identity = Some(bearer_identity(env, gateway, &bearer, now_ms).await?);
+        match bearer_identity(env, gateway, &bearer, now_ms).await {
+            Ok(identity) => policy_request.identity = Some(identity),
+            Err(error @ GatewayError::Unauthorized(_)) => return Ok(refused(error)),
+            Err(error) => return Err(error),
+        }
     }
     policy_request.ip = headers
         .get("CF-Connecting-IP")
@@ -143,7 +157,7 @@ async fn decide<'g>(
         Outcome::NoApp => Some(GatewayError::NoApp),
     };
     Ok(Decided {
-        outcome: decision.outcome,
+        outcome: decision.outcome.as_str(),
         app: Some(app.id()),
         policy: decision.policy.map(|p| p.id.unwrap_or(p.name).to_owned()),
         user: identity.and_then(|i| i.user_id.as_deref()).map(Into::into),

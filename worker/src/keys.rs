@@ -38,10 +38,19 @@ struct KeySet {
     fetched_ms: u64,
 }
 
+#[derive(Default, Clone, Copy)]
+struct Attempts {
+    /// Any fetch (the first load included).
+    any_ms: Option<u64>,
+    /// Refreshes of a known set (unknown `kid`, or older than the TTL): at most one per
+    /// [`REFRESH_INTERVAL_MS`], so a flood of made-up `kid`s cannot turn into a flood of fetches.
+    refresh_ms: Option<u64>,
+}
+
 #[derive(Default)]
 struct Entry {
     set: Option<KeySet>,
-    last_attempt_ms: Option<u64>,
+    attempts: Attempts,
 }
 
 thread_local! {
@@ -63,12 +72,12 @@ pub async fn signing_key(
     now_ms: u64,
 ) -> Result<(RsaJwk, String), GatewayError> {
     let slot = (tenant.to_owned(), version);
-    let (mut cached, last_attempt) = SETS.with(|sets| {
+    let (mut cached, attempts) = SETS.with(|sets| {
         let sets = sets.borrow();
         let entry = sets.get(&slot);
         (
             entry.and_then(|e| e.set.clone()),
-            entry.and_then(|e| e.last_attempt_ms),
+            entry.map(|e| e.attempts).unwrap_or_default(),
         )
     });
     if cached.is_none() {
@@ -83,14 +92,21 @@ pub async fn signing_key(
     if let Some(found) = cached.as_ref().filter(|_| fresh).and_then(|s| find(s, kid)) {
         return Ok(found);
     }
-    let wait = if cached.is_some() {
-        REFRESH_INTERVAL_MS
-    } else {
-        EMPTY_RETRY_MS
+    let elapsed = |t: Option<u64>, wait: u64| t.is_none_or(|t| now_ms.saturating_sub(t) >= wait);
+    let may_fetch = match cached {
+        None => elapsed(attempts.any_ms, EMPTY_RETRY_MS),
+        Some(_) => elapsed(attempts.refresh_ms, REFRESH_INTERVAL_MS),
     };
-    let may_refresh = last_attempt.is_none_or(|t| now_ms.saturating_sub(t) >= wait);
-    if may_refresh {
-        store(&slot, cached.clone(), Some(now_ms));
+    if may_fetch {
+        let next = Attempts {
+            any_ms: Some(now_ms),
+            refresh_ms: if cached.is_some() {
+                Some(now_ms)
+            } else {
+                attempts.refresh_ms
+            },
+        };
+        store(&slot, None, Some(next));
         match fetch_key_set(authority, tenant, version, now_ms).await {
             Ok(set) => {
                 log::event(
@@ -102,7 +118,7 @@ pub async fn signing_key(
                     ],
                 );
                 kv_store(env, tenant, version, &set).await;
-                store(&slot, Some(set.clone()), Some(now_ms));
+                store(&slot, Some(set.clone()), None);
                 cached = Some(set);
             }
             Err(why) => log::event(
@@ -134,15 +150,15 @@ fn find(set: &KeySet, kid: &str) -> Option<(RsaJwk, String)> {
         .map(|k| (k.clone(), set.issuer.clone()))
 }
 
-fn store(slot: &(String, TokenVersion), set: Option<KeySet>, attempt: Option<u64>) {
+fn store(slot: &(String, TokenVersion), set: Option<KeySet>, attempts: Option<Attempts>) {
     SETS.with(|sets| {
         let mut sets = sets.borrow_mut();
         let entry = sets.entry(slot.clone()).or_default();
         if set.is_some() {
             entry.set = set;
         }
-        if attempt.is_some() {
-            entry.last_attempt_ms = attempt;
+        if let Some(a) = attempts {
+            entry.attempts = a;
         }
     });
 }
