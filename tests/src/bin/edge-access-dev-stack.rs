@@ -114,10 +114,18 @@ fn print_summary(stack: &Stack) {
         println!("      {:<9} {}", user.key, user.email);
     }
     println!();
+    println!("    mint a token for a user and call the gateway with it (copy, paste):");
+    println!();
     println!(
-        "    a bearer token:  curl -s -X POST {}/_admin/token -d '{{\"user\": \"ada\"}}'",
+        "      TOKEN=$(curl -s -X POST {}/_admin/token -d '{{\"user\": \"ada\"}}' | sed -E 's/.*\"access_token\": *\"([^\"]+)\".*/\\1/')",
         emulator.url()
     );
+    println!(
+        "      curl -i -H \"Authorization: Bearer $TOKEN\" {}/eng/hello",
+        stack.url()
+    );
+    println!();
+    println!("    (`/public` is open to everyone; `/eng` needs the nested Engineering group; mallory is refused)");
     println!("    Ctrl-C stops everything.");
     println!();
 }
