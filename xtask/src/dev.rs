@@ -1,8 +1,9 @@
 //! `cargo xtask dev`: the local stack a person runs and opens in a browser.
 //!
-//! Today that is the worker under `wrangler dev` (workerd, local storage, no Cloudflare
-//! account). The gateway work adds the Entra ID emulator and the demo origin as services
-//! started before the worker, passing their URLs to it with `wrangler dev --var`.
+//! The Entra ID emulator, the demo origin and the worker under `wrangler dev` (workerd, local
+//! storage, no Cloudflare account), run by `edge-access-dev-stack` from the `tests` crate with
+//! the demo configuration `examples/dev-config.json`. It prints the URL, the fixture users and
+//! a copy-paste command that mints a token and calls the gateway.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::time::Duration;
@@ -33,20 +34,26 @@ pub fn dev(layout: &Layout, steps: &mut Steps, port: u16) -> Result<(), StepFail
         worker::build(&env, layout, Rebuild::WhenChanged)
     })?;
 
+    steps.run("build the dev stack", || {
+        crate::process::run(env.cargo().args([
+            "build",
+            "--quiet",
+            "-p",
+            "edge-access-tests",
+            "--bin",
+            "edge-access-dev-stack",
+        ]))?;
+        Ok(String::new())
+    })?;
+
     let worker_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut stack = None;
-    steps.run("start worker (wrangler dev)", || {
+    steps.run("start emulator, origin and worker", || {
         let mut started = Stack::new()?;
-        start_worker(&mut started, &env, worker_addr)?;
+        start_stack(&mut started, &env, layout, worker_addr)?;
         stack = Some(started);
         Ok(format!("listening on http://{worker_addr}"))
     })?;
-
-    println!();
-    println!("    edge-access is running at http://{worker_addr}/");
-    println!("    (configured by EDGE_ACCESS_CONFIG in wrangler.toml)");
-    println!("    Ctrl-C stops it.");
-    println!();
     match stack {
         Some(stack) => stack.run_until_stopped().map_err(|error| StepFailure {
             step: "dev stack".into(),
@@ -56,20 +63,24 @@ pub fn dev(layout: &Layout, steps: &mut Steps, port: u16) -> Result<(), StepFail
     }
 }
 
-/// `wrangler dev` in local mode on `addr`, waited for until it answers HTTP.
-fn start_worker(stack: &mut Stack, env: &Env, addr: SocketAddr) -> Result<(), XtaskError> {
+/// `edge-access-dev-stack` (emulator + origin + `wrangler dev`) with the worker on `addr`,
+/// waited for until it answers HTTP.
+fn start_stack(
+    stack: &mut Stack,
+    env: &Env,
+    layout: &Layout,
+    addr: SocketAddr,
+) -> Result<(), XtaskError> {
     ensure_free(addr)?;
-    let mut command = env.command("wrangler");
+    let binary = layout.target_dir.join("debug").join("edge-access-dev-stack");
+    let mut command = env.command(binary);
     command
-        .args(["dev", "--local", "--show-interactive-dev-session=false"])
-        .args([
-            "--ip",
-            &addr.ip().to_string(),
-            "--port",
-            &addr.port().to_string(),
-        ]);
-    stack.spawn("wrangler dev", command)?;
-    stack.wait_for_http("wrangler dev", addr, WORKER_START)?;
+        .arg("--port")
+        .arg(addr.port().to_string())
+        .arg("--config")
+        .arg(layout.root.join("examples").join("dev-config.json"));
+    stack.spawn("edge-access-dev-stack", command)?;
+    stack.wait_for_http("edge-access-dev-stack", addr, WORKER_START)?;
     Ok(())
 }
 
