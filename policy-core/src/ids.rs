@@ -58,28 +58,57 @@ impl fmt::Display for InvalidGuid {
     }
 }
 
+/// Offsets of the 32 hex digits in `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`.
+const GUID_DIGITS: [usize; 32] = [
+    0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 14, 15, 16, 17, 19, 20, 21, 22, 24, 25, 26, 27, 28, 29,
+    30, 31, 32, 33, 34, 35,
+];
+
+/// Hex digit values; 0xFF for anything else.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "a table built at compile time: an index out of range fails the build, not a request"
+)]
+const HEX: [u8; 256] = {
+    let mut table = [0xFFu8; 256];
+    let mut i: u8 = 0;
+    while i < 10 {
+        table[(b'0' + i) as usize] = i;
+        i += 1;
+    }
+    let mut i: u8 = 0;
+    while i < 6 {
+        table[(b'a' + i) as usize] = 10 + i;
+        table[(b'A' + i) as usize] = 10 + i;
+        i += 1;
+    }
+    table
+};
+
+/// Branch-free over the digits: group ids arrive by the hundred in every request.
 fn parse_guid(text: &str) -> Option<u128> {
-    let bytes = text.as_bytes();
-    if bytes.len() != 36 {
+    let bytes: &[u8; 36] = text.as_bytes().try_into().ok()?;
+    if bytes.get(8) != Some(&b'-')
+        || bytes.get(13) != Some(&b'-')
+        || bytes.get(18) != Some(&b'-')
+        || bytes.get(23) != Some(&b'-')
+    {
         return None;
     }
-    let mut value: u128 = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if matches!(i, 8 | 13 | 18 | 23) {
-            if b != b'-' {
-                return None;
-            }
-            continue;
+    let mut invalid = 0u8;
+    let mut half = |digits: &[usize]| {
+        let mut value: u64 = 0;
+        for &at in digits {
+            let byte = bytes.get(at).copied().unwrap_or(0);
+            let digit = HEX.get(usize::from(byte)).copied().unwrap_or(0xFF);
+            invalid |= digit;
+            value = (value << 4) | u64::from(digit & 0x0F);
         }
-        let digit = match b {
-            b'0'..=b'9' => b - b'0',
-            b'a'..=b'f' => b - b'a' + 10,
-            b'A'..=b'F' => b - b'A' + 10,
-            _ => return None,
-        };
-        value = (value << 4) | u128::from(digit);
-    }
-    Some(value)
+        value
+    };
+    let (high, low) = GUID_DIGITS.split_at(16);
+    let value = (u128::from(half(high)) << 64) | u128::from(half(low));
+    (invalid & 0xF0 == 0).then_some(value)
 }
 
 /// An email address, ASCII-lowercased; its domain is the part after the last `@`.
