@@ -42,6 +42,9 @@ for (const file of files) {
         const verdict = JSON.parse(engine.evaluate(request));
         assert.equal(verdict.outcome, c.expect.outcome, `${c.name}: ${verdict.trace.join(' | ')}`);
         assert.equal(engine.decide(request), c.expect.outcome, `${c.name}: decide() agrees`);
+        const prepared = engine.prepare(request);
+        assert.equal(engine.decideRequest(prepared), c.expect.outcome, `${c.name}: decideRequest() agrees`);
+        prepared.free();
         const policy = verdict.policy === null ? null : (verdict.policy.id ?? verdict.policy.name);
         assert.equal(policy, c.expect.policy, `${c.name}: deciding policy`);
         if ('session_duration' in c.expect) assert.equal(verdict.session_duration, c.expect.session_duration, c.name);

@@ -45,4 +45,4 @@ pub use request::{Identity, Mtls, Request, ServiceToken};
 pub use route::Target;
 pub use verdict::{DecidingPolicy, Decision, Outcome, Verdict};
 #[cfg(feature = "wasm")]
-pub use wasm::PolicyEngine;
+pub use wasm::{PolicyEngine, PolicyRequest};

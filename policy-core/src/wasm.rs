@@ -7,6 +7,13 @@ use wasm_bindgen::JsError;
 
 use crate::{Engine, Request};
 
+/// A parsed request (see [`PolicyEngine::prepare`]).
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct PolicyRequest {
+    request: Request,
+}
+
 /// A compiled configuration document.
 #[wasm_bindgen]
 #[derive(Debug)]
@@ -42,6 +49,24 @@ impl PolicyEngine {
         let decision = self
             .engine
             .decide(&request)
+            .map_err(|e| JsError::new(&e.to_string()))?;
+        Ok(decision.outcome.as_str().to_string())
+    }
+
+    /// Parses `request` once, for [`PolicyEngine::decide_request`] (a host that decides the
+    /// same request against several engines, or measures the decision alone).
+    pub fn prepare(&self, request: &str) -> Result<PolicyRequest, JsError> {
+        Request::from_json(request)
+            .map(|request| PolicyRequest { request })
+            .map_err(|e| JsError::new(&e.to_string()))
+    }
+
+    /// Decides a prepared request; returns the outcome.
+    #[wasm_bindgen(js_name = decideRequest)]
+    pub fn decide_request(&self, request: &PolicyRequest) -> Result<String, JsError> {
+        let decision = self
+            .engine
+            .decide(&request.request)
             .map_err(|e| JsError::new(&e.to_string()))?;
         Ok(decision.outcome.as_str().to_string())
     }
