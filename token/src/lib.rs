@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod app;
 mod entra;
 mod error;
 mod identity;
@@ -18,6 +19,7 @@ mod jwks;
 #[cfg(feature = "native-rsa")]
 mod native;
 
+pub use app::{rsa_thumbprint_hex, AppClaims, UnverifiedAppToken, VerifiedAppToken};
 pub use entra::{
     Expectations, SignatureVerifier, TokenVersion, UnverifiedEntraToken, VerifiedEntraToken,
     DEFAULT_LEEWAY_SECS,
