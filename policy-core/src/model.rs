@@ -159,6 +159,11 @@ impl App {
     pub fn domain(&self) -> alloc::string::String {
         alloc::string::ToString::to_string(&self.domain)
     }
+    /// The identity providers (indices into [`crate::Engine::identity_providers`]) this app
+    /// accepts, when it restricts them (`allowed_idps`).
+    pub fn allowed_idps(&self) -> Option<&[u32]> {
+        self.allowed_idps.as_deref()
+    }
     /// Where to send users refused after sign-in, if configured.
     pub fn custom_deny_url(&self) -> Option<&str> {
         self.custom_deny_url.as_deref()

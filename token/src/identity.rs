@@ -18,6 +18,26 @@ pub fn identity_from_claims(
     token: &VerifiedEntraToken,
     idp: &IdentityProvider,
 ) -> Result<Identity, IdentityError> {
+    map_claims(token, idp, true)
+}
+
+/// The identity without reading groups: for a groups overage, whose groups come from
+/// Microsoft Graph instead, and for providers with `support_groups` off.
+///
+/// # Errors
+/// [`IdentityError::BadClaim`] when a claim has the wrong shape.
+pub fn identity_without_groups(
+    token: &VerifiedEntraToken,
+    idp: &IdentityProvider,
+) -> Result<Identity, IdentityError> {
+    map_claims(token, idp, false)
+}
+
+fn map_claims(
+    token: &VerifiedEntraToken,
+    idp: &IdentityProvider,
+    with_groups: bool,
+) -> Result<Identity, IdentityError> {
     let claims = token.claims();
     let mut identity = Identity::default();
     let email_claims = idp.email_claim_name.as_deref().into_iter().chain([
@@ -37,10 +57,10 @@ pub fn identity_from_claims(
         .and_then(|names| names.get("groups"))
         .is_some()
         || claims.get("hasgroups").and_then(Value::as_bool) == Some(true);
-    if overage {
+    if overage && with_groups {
         return Err(IdentityError::GroupsOverage);
     }
-    if let Some(groups) = claims.get("groups") {
+    if let Some(groups) = claims.get("groups").filter(|_| with_groups) {
         let Value::Array(items) = groups else {
             return Err(IdentityError::BadClaim("groups"));
         };
@@ -64,6 +84,9 @@ pub fn identity_from_claims(
                 .collect(),
             _ => continue,
         };
+        if matches!(name.as_str(), "groups" | "_claim_names" | "_claim_sources") {
+            continue;
+        }
         identity.claims.push((name.as_str().into(), values));
     }
     Ok(identity)

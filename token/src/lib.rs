@@ -25,7 +25,7 @@ pub use entra::{
     DEFAULT_LEEWAY_SECS,
 };
 pub use error::{IdentityError, TokenError};
-pub use identity::identity_from_claims;
+pub use identity::{identity_from_claims, identity_without_groups};
 pub use jwks::{Jwks, RsaJwk};
 #[cfg(feature = "native-rsa")]
 pub use native::RsaVerifier;

@@ -7,6 +7,11 @@ use std::rc::Rc;
 use policy_core::Engine;
 use worker::{Env, Url};
 
+use crate::session::{self, SigningKeys};
+
+/// Microsoft Graph in the public cloud.
+const DEFAULT_GRAPH: &str = "https://graph.microsoft.com";
+
 /// The public-cloud Entra authority.
 const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
 
@@ -23,6 +28,12 @@ pub struct Gateway {
     pub origin: Option<Url>,
     /// Requests no app covers go to the origin instead of a 404.
     pub pass_through_unmatched: bool,
+    /// Microsoft Graph (`https://graph.microsoft.com`; the emulator in tests).
+    pub graph: String,
+    /// The app registration's client secret (`AZURE_CLIENT_SECRET`), for the code exchange.
+    pub client_secret: Option<String>,
+    /// The keys that sign application tokens (`SESSION_SIGNING_KEY`).
+    pub signing: Option<SigningKeys>,
 }
 
 thread_local! {
@@ -77,10 +88,28 @@ fn load(env: &Env) -> Result<Gateway, String> {
         Some("pass") => true,
         Some(other) => return Err(format!("UNMATCHED `{other}` must be `deny` or `pass`")),
     };
+    let graph = match var(env, "GRAPH_URL") {
+        Some(g) => {
+            let url = Url::parse(&g).map_err(|e| format!("GRAPH_URL `{g}` is not a URL: {e}"))?;
+            let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+            if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+                return Err(format!(
+                    "GRAPH_URL `{g}` must be https (http only on loopback)"
+                ));
+            }
+            g.trim_end_matches('/').to_owned()
+        }
+        None => DEFAULT_GRAPH.to_owned(),
+    };
+    let client_secret = session::secret(env, "AZURE_CLIENT_SECRET");
+    let signing = SigningKeys::from_env(env)?;
     Ok(Gateway {
         engine,
         authority,
         origin,
         pass_through_unmatched,
+        graph,
+        client_secret,
+        signing,
     })
 }

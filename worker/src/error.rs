@@ -21,10 +21,17 @@ pub enum GatewayError {
     },
     /// No app covers the request.
     NoApp,
+    /// A browser without a session: sent to sign in (302 to this URL).
+    SignIn(String),
+    /// Refused, and the app sends refused users to its own page (302 to this URL).
+    DeniedTo(String),
     /// Signing keys could not be had: 503.
     KeysUnavailable(String),
     /// The origin could not be reached: 502.
     Origin(String),
+    /// A groups overage could not be resolved through Microsoft Graph: the sign-in fails
+    /// closed rather than continue with a partial identity (502).
+    GroupsUnavailable(String),
     /// Anything else: 500.
     Internal(String),
 }
@@ -37,8 +44,9 @@ impl GatewayError {
             GatewayError::Unauthorized(_) => 401,
             GatewayError::Forbidden { .. } => 403,
             GatewayError::NoApp => 404,
+            GatewayError::SignIn(_) | GatewayError::DeniedTo(_) => 302,
             GatewayError::KeysUnavailable(_) => 503,
-            GatewayError::Origin(_) => 502,
+            GatewayError::Origin(_) | GatewayError::GroupsUnavailable(_) => 502,
         }
     }
 
@@ -49,8 +57,11 @@ impl GatewayError {
             GatewayError::Unauthorized(r) => format!("unauthorized: {r}"),
             GatewayError::Forbidden { reason, .. } => format!("forbidden: {reason}"),
             GatewayError::NoApp => "no app covers the request".into(),
+            GatewayError::SignIn(_) => "sign-in required: redirected to sign in".into(),
+            GatewayError::DeniedTo(_) => "refused: redirected to the app's deny page".into(),
             GatewayError::KeysUnavailable(r) => format!("signing keys unavailable: {r}"),
             GatewayError::Origin(r) => format!("origin: {r}"),
+            GatewayError::GroupsUnavailable(r) => format!("group memberships unavailable: {r}"),
             GatewayError::Internal(r) => format!("internal: {r}"),
         }
     }
@@ -58,14 +69,26 @@ impl GatewayError {
     /// The generic response.
     pub fn response(&self) -> Response {
         let status = self.status();
+        if let GatewayError::SignIn(location) | GatewayError::DeniedTo(location) = self {
+            let headers = worker::Headers::new();
+            let _ = headers.set("Location", location);
+            let _ = headers.set("Cache-Control", "no-store");
+            return Response::builder()
+                .with_status(302)
+                .with_headers(headers)
+                .empty();
+        }
         let page = match self {
             GatewayError::Unauthorized(_) => pages::UNAUTHORIZED,
             GatewayError::Forbidden {
                 non_identity: true, ..
             } => pages::FORBIDDEN_NON_IDENTITY,
             GatewayError::Forbidden { .. } => pages::FORBIDDEN,
-            GatewayError::NoApp => pages::NOT_FOUND,
+            GatewayError::NoApp | GatewayError::SignIn(_) | GatewayError::DeniedTo(_) => {
+                pages::NOT_FOUND
+            }
             GatewayError::KeysUnavailable(_) | GatewayError::Origin(_) => pages::UNAVAILABLE,
+            GatewayError::GroupsUnavailable(_) => pages::GROUPS_UNAVAILABLE,
             GatewayError::Config(_) | GatewayError::Internal(_) => pages::ERROR,
         };
         let response = pages::html(page, status);

@@ -13,6 +13,7 @@ use crate::keys::{self, WebCryptoVerifier};
 use crate::log::DecisionLog;
 use crate::proxy;
 use crate::service_token::{self, Presented};
+use crate::session::{self, StoredIdentity};
 
 /// Decides `request` and answers it: the origin's response, or a generic refusal.
 pub async fn protect(request: Request, env: &Env, gateway: &Gateway) -> Response {
@@ -46,7 +47,15 @@ pub async fn protect(request: Request, env: &Env, gateway: &Gateway) -> Response
             log.service_token = token_id.as_deref();
             match decided.refusal {
                 Some(refusal) => Err(refusal),
-                None => proxy::forward(request, gateway, decided.email.as_deref()).await,
+                None => {
+                    proxy::forward(
+                        request,
+                        gateway,
+                        decided.email.as_deref(),
+                        decided.assertion.as_deref(),
+                    )
+                    .await
+                }
             }
         }
         Err(e) => Err(e),
@@ -72,6 +81,8 @@ struct Decided<'g> {
     user: Option<String>,
     email: Option<String>,
     service_token: Option<String>,
+    /// The application token to forward as `Cf-Access-Jwt-Assertion` (cookie sessions).
+    assertion: Option<String>,
     /// Why the request is refused, if it is.
     refusal: Option<GatewayError>,
 }
@@ -94,6 +105,7 @@ async fn decide<'g>(
             user: None,
             email: None,
             service_token: None,
+            assertion: None,
             refusal,
         });
     };
@@ -104,6 +116,7 @@ async fn decide<'g>(
         user: None,
         email: None,
         service_token: None,
+        assertion: None,
         refusal: Some(error),
     };
     let mut policy_request = PolicyRequest::new(target);
@@ -114,11 +127,20 @@ async fn decide<'g>(
         Presented::Invalid(why) => return Ok(refused(GatewayError::Unauthorized(why))),
     }
     let now_ms = Date::now().as_millis();
+    let mut assertion = None;
     if let Some(bearer) = bearer(headers) {
         match bearer_identity(env, gateway, &bearer, now_ms).await {
             Ok(identity) => policy_request.identity = Some(identity),
             Err(error @ GatewayError::Unauthorized(_)) => return Ok(refused(error)),
             Err(error) => return Err(error),
+        }
+    } else if let Some(token) = session::cookie(headers, session::COOKIE) {
+        // A session cookie that does not verify, is revoked or expired is no session.
+        if let Some(stored) =
+            session_identity(env, gateway, &token, Some(app.aud()), now_ms).await?
+        {
+            policy_request.identity = Some(stored.to_identity());
+            assertion = Some(token);
         }
     }
     policy_request.ip = headers
@@ -145,14 +167,30 @@ async fn decide<'g>(
     let identity = policy_request.identity.as_ref();
     let refusal = match decision.outcome {
         Outcome::Allow | Outcome::Bypass | Outcome::ServiceAuth => None,
-        Outcome::Block => Some(GatewayError::Forbidden {
-            reason: "a deny policy matched".into(),
-            non_identity: false,
-        }),
-        Outcome::DefaultDeny => Some(GatewayError::Forbidden {
-            reason: "no policy allows the request".into(),
-            non_identity: identity.is_none(),
-        }),
+        Outcome::Block => Some(denied(app, "a deny policy matched", false)),
+        Outcome::DefaultDeny => Some(denied(
+            app,
+            "no policy allows the request",
+            identity.is_none(),
+        )),
+        Outcome::LoginRequired if is_browser(request) => {
+            let url = request.url()?;
+            let back = match url.query() {
+                Some(q) => format!("{}?{q}", url.path()),
+                None => url.path().to_owned(),
+            };
+            let mut login = worker::Url::parse(&format!(
+                "{}://{}/cdn-cgi/access/login",
+                url.scheme(),
+                url.host_str().unwrap_or("")
+            ))
+            .map_err(|e| GatewayError::Internal(e.to_string()))?;
+            if let Some(port) = url.port() {
+                let _ = login.set_port(Some(port));
+            }
+            login.query_pairs_mut().append_pair("redirect_url", &back);
+            Some(GatewayError::SignIn(login.to_string()))
+        }
         Outcome::LoginRequired => Some(GatewayError::Unauthorized("sign-in required".into())),
         Outcome::NoApp => Some(GatewayError::NoApp),
     };
@@ -168,8 +206,91 @@ async fn decide<'g>(
             .service_token
             .as_ref()
             .map(|t| t.token_id.to_string()),
+        assertion,
         refusal,
     })
+}
+
+/// A refusal, sent to the app's custom deny page when it has one.
+fn denied(app: &policy_core::App, reason: &str, non_identity: bool) -> GatewayError {
+    let custom = if non_identity {
+        app.custom_non_identity_deny_url()
+    } else {
+        app.custom_deny_url()
+    };
+    match custom {
+        Some(url) => GatewayError::DeniedTo(url.to_owned()),
+        None => GatewayError::Forbidden {
+            reason: reason.into(),
+            non_identity,
+        },
+    }
+}
+
+/// A person's browser navigating (not an API client, not an XHR): sent to sign in rather than
+/// answered 401.
+fn is_browser(request: &Request) -> bool {
+    let headers = request.headers();
+    let header = |name: &str| headers.get(name).ok().flatten().unwrap_or_default();
+    let xhr = header("X-Requested-With").eq_ignore_ascii_case("XMLHttpRequest");
+    matches!(request.method(), worker::Method::Get | worker::Method::Head)
+        && !xhr
+        && header("Accept").contains("text/html")
+}
+
+/// The stored identity behind a session cookie: the token must verify (this gateway's key,
+/// issuer, `audience` when given, times) and its session must be neither revoked nor expired.
+pub async fn session_identity(
+    env: &Env,
+    gateway: &Gateway,
+    token: &str,
+    audience: Option<&str>,
+    now_ms: u64,
+) -> Result<Option<StoredIdentity>, GatewayError> {
+    let Some(keys) = gateway.signing.as_ref() else {
+        return Ok(None);
+    };
+    let verified = match session::verify(
+        keys,
+        token,
+        gateway.engine.team_domain(),
+        audience,
+        now_ms / 1000,
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(e) => {
+            crate::log::event("session_refused", &[("reason", &e.to_string())]);
+            return Ok(None);
+        }
+    };
+    #[derive(serde::Deserialize)]
+    struct Row {
+        identity: String,
+    }
+    let row: Option<Row> = env
+        .d1("DB")?
+        .prepare(
+            "SELECT identity FROM sessions WHERE identity_nonce = ?1 \
+             AND revoked_ms IS NULL AND expires_ms > ?2",
+        )
+        .bind(&[
+            verified.claims().identity_nonce.as_str().into(),
+            wasm_bindgen::JsValue::from(now_ms as f64),
+        ])?
+        .first(None)
+        .await?;
+    let Some(row) = row else {
+        crate::log::event(
+            "session_refused",
+            &[("reason", "revoked or expired session")],
+        );
+        return Ok(None);
+    };
+    serde_json::from_str(&row.identity)
+        .map(Some)
+        .map_err(|e| GatewayError::Internal(format!("stored identity: {e}")))
 }
 
 fn bearer(headers: &worker::Headers) -> Option<String> {

@@ -13,6 +13,8 @@ mod pages;
 mod proxy;
 mod routes;
 mod service_token;
+mod session;
+mod signin;
 
 use worker::{event, Context, Env, Request, Response, Result};
 

@@ -14,6 +14,11 @@ pub const FORBIDDEN_NON_IDENTITY: (&str, &str) = (
     "Access denied",
     "Access to this application is not available from here.",
 );
+pub const GROUPS_UNAVAILABLE: (&str, &str) = (
+    "Sign-in could not finish",
+    "Your group memberships could not be read from the directory, so access cannot be decided. Try again shortly.",
+);
+pub const SIGNED_OUT: (&str, &str) = ("Signed out", "You are signed out of this application.");
 pub const NOT_FOUND: (&str, &str) = ("Not found", "There is no application at this address.");
 pub const UNAVAILABLE: (&str, &str) = (
     "Temporarily unavailable",

@@ -15,6 +15,7 @@ pub async fn forward(
     request: Request,
     gateway: &Gateway,
     email: Option<&str>,
+    assertion: Option<&str>,
 ) -> Result<Response, GatewayError> {
     let url = request.url()?;
     let target = match &gateway.origin {
@@ -37,6 +38,9 @@ pub async fn forward(
     }
     if let Some(email) = email {
         headers.set("Cf-Access-Authenticated-User-Email", email)?;
+    }
+    if let Some(token) = assertion {
+        headers.set("Cf-Access-Jwt-Assertion", token)?;
     }
     let method = request.method();
     let mut init = RequestInit::new();

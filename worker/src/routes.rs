@@ -6,6 +6,7 @@ use crate::config;
 use crate::error::GatewayError;
 use crate::gate;
 use crate::log;
+use crate::signin;
 
 /// Routes `request`: the gateway's own endpoints under `/cdn-cgi/access/`, everything else
 /// through the policies.
@@ -21,8 +22,7 @@ pub async fn dispatch(request: Request, env: &Env) -> Response {
     };
     let path = request.path();
     if path == "/cdn-cgi/access" || path.starts_with("/cdn-cgi/access/") {
-        // The sign-in, session and SCIM endpoints live here; none is served yet.
-        return GatewayError::NoApp.response();
+        return signin::handle(request, env, gateway).await;
     }
     gate::protect(request, env, gateway).await
 }

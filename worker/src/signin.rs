@@ -1,0 +1,568 @@
+//! The gateway's own endpoints under `/cdn-cgi/access/`: sign-in (OIDC code flow with state,
+//! nonce and PKCE), the callback, logout, the identity and the public keys.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use edge_access_token::{
+    identity_from_claims, AppClaims, Expectations, IdentityError, TokenVersion,
+    UnverifiedEntraToken, DEFAULT_LEEWAY_SECS,
+};
+use policy_core::{
+    ClientIp, Country, GroupId, IdentityProvider, Outcome, Request as PolicyRequest, Target,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use wasm_bindgen::{JsCast, JsValue};
+use worker::{Date, Env, Fetch, Headers, Method, Request, RequestInit, Response, Url};
+
+use crate::config::Gateway;
+use crate::error::GatewayError;
+use crate::keys::{self, WebCryptoVerifier};
+use crate::log;
+use crate::pages;
+use crate::session::{self, StoredIdentity};
+
+/// The cookie binding a sign-in to the browser that started it.
+const LOGIN_COOKIE: &str = "EA_Login";
+/// How long a sign-in may take.
+const LOGIN_TTL_MS: u64 = 10 * 60 * 1000;
+
+/// Routes `/cdn-cgi/access/<endpoint>`.
+pub async fn handle(request: Request, env: &Env, gateway: &Gateway) -> Response {
+    let path = request.path();
+    let endpoint = path.trim_start_matches("/cdn-cgi/access").trim_matches('/');
+    let result = match (request.method(), endpoint) {
+        (Method::Get, "login") => login(&request, env, gateway).await,
+        (Method::Get, "callback") => callback(&request, env, gateway).await,
+        (Method::Get | Method::Post, "logout") => logout(&request, env, gateway).await,
+        (Method::Get, "certs") => certs(gateway),
+        (Method::Get, "get-identity") => get_identity(&request, env, gateway).await,
+        _ => Err(GatewayError::NoApp),
+    };
+    result.unwrap_or_else(|error| {
+        log::event(
+            "access_endpoint_error",
+            &[("endpoint", endpoint), ("error", &error.reason())],
+        );
+        error.response()
+    })
+}
+
+/// Random bytes, base64url: state, nonce, PKCE verifier, identity nonce, browser binding.
+pub fn random_token(bytes: usize) -> Result<String, GatewayError> {
+    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    let crypto = global
+        .crypto()
+        .map_err(|e| GatewayError::Internal(format!("{e:?}")))?;
+    let mut buffer = vec![0u8; bytes];
+    crypto
+        .get_random_values_with_u8_array(&mut buffer)
+        .map_err(|e| GatewayError::Internal(format!("{e:?}")))?;
+    Ok(URL_SAFE_NO_PAD.encode(buffer))
+}
+
+fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A redirect target that stays on this host: a path, never `//host` or a URL.
+pub fn local_path(candidate: Option<&str>) -> String {
+    match candidate {
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && !p.contains('\\')
+                && !p.chars().any(char::is_control) =>
+        {
+            p.to_owned()
+        }
+        _ => "/".to_owned(),
+    }
+}
+
+fn query(url: &Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+fn origin_of(url: &Url) -> String {
+    match url.port() {
+        Some(port) => format!("{}://{}:{port}", url.scheme(), url.host_str().unwrap_or("")),
+        None => format!("{}://{}", url.scheme(), url.host_str().unwrap_or("")),
+    }
+}
+
+fn redirect(location: &str, cookies: &[String]) -> Response {
+    let headers = Headers::new();
+    let _ = headers.set("Location", location);
+    let _ = headers.set("Cache-Control", "no-store");
+    for c in cookies {
+        let _ = headers.append("Set-Cookie", c);
+    }
+    Response::builder()
+        .with_status(302)
+        .with_headers(headers)
+        .empty()
+}
+
+/// The identity provider for `redirect` on this host: the app's single allowed one, else the
+/// document's first.
+fn provider_for<'g>(gateway: &'g Gateway, host: &str, path: &str) -> Option<&'g IdentityProvider> {
+    let engine = &gateway.engine;
+    let idps = engine.identity_providers();
+    let app = Target::parse(&format!("{host}{path}"))
+        .ok()
+        .and_then(|t| engine.app_for(&t));
+    app.and_then(|a| a.allowed_idps().and_then(|ids| ids.first().copied()))
+        .and_then(|i| idps.get(i as usize))
+        .or_else(|| idps.first())
+}
+
+/// `GET /cdn-cgi/access/login?redirect_url=/path`: starts the OIDC code flow.
+async fn login(request: &Request, env: &Env, gateway: &Gateway) -> Result<Response, GatewayError> {
+    let url = request.url()?;
+    let redirect_path = local_path(query(&url, "redirect_url").as_deref());
+    let host = url.host_str().unwrap_or("");
+    let idp = provider_for(gateway, host, &redirect_path)
+        .ok_or_else(|| GatewayError::Config("no identity provider".into()))?;
+    let (state, nonce, binding) = (random_token(24)?, random_token(24)?, random_token(24)?);
+    let verifier = if idp.pkce_enabled {
+        Some(random_token(48)?)
+    } else {
+        None
+    };
+    let now = Date::now().as_millis();
+    let db = env.d1("DB")?;
+    db.prepare(
+        "INSERT INTO login_states (state, binding_hash, nonce, verifier, idp_id, redirect, created_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .bind(&[
+        state.as_str().into(),
+        sha256_hex(&binding).into(),
+        nonce.as_str().into(),
+        verifier.as_deref().map_or(JsValue::NULL, JsValue::from),
+        (&*idp.id).into(),
+        redirect_path.as_str().into(),
+        JsValue::from(now as f64),
+    ])?
+    .run()
+    .await?;
+    let mut authorize = Url::parse(&format!(
+        "{}/{}/oauth2/v2.0/authorize",
+        gateway.authority, idp.directory_id
+    ))
+    .map_err(|e| GatewayError::Config(format!("authority: {e}")))?;
+    {
+        let mut q = authorize.query_pairs_mut();
+        q.append_pair("client_id", &idp.client_id)
+            .append_pair("response_type", "code")
+            .append_pair("response_mode", "query")
+            .append_pair(
+                "redirect_uri",
+                &format!("{}/cdn-cgi/access/callback", origin_of(&url)),
+            )
+            .append_pair(
+                "scope",
+                "openid profile email offline_access https://graph.microsoft.com/User.Read",
+            )
+            .append_pair("state", &state)
+            .append_pair("nonce", &nonce);
+        if let Some(prompt) = &idp.prompt {
+            q.append_pair("prompt", prompt);
+        }
+        if let Some(v) = &verifier {
+            let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(v.as_bytes()));
+            q.append_pair("code_challenge", &challenge)
+                .append_pair("code_challenge_method", "S256");
+        }
+    }
+    let binding_cookie = format!(
+        "{LOGIN_COOKIE}={binding}; Path=/cdn-cgi/access/; Max-Age=600; HttpOnly; Secure; SameSite=Lax"
+    );
+    Ok(redirect(authorize.as_str(), &[binding_cookie]))
+}
+
+#[derive(Deserialize)]
+struct LoginState {
+    binding_hash: String,
+    nonce: String,
+    verifier: Option<String>,
+    idp_id: String,
+    redirect: String,
+    created_ms: f64,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    id_token: String,
+    #[serde(default)]
+    access_token: Option<String>,
+}
+
+/// `GET /cdn-cgi/access/callback?code=…&state=…`: finishes the sign-in.
+async fn callback(
+    request: &Request,
+    env: &Env,
+    gateway: &Gateway,
+) -> Result<Response, GatewayError> {
+    let url = request.url()?;
+    let signin_failed = |why: String| GatewayError::Forbidden {
+        reason: why,
+        non_identity: false,
+    };
+    if let Some(error) = query(&url, "error") {
+        return Err(signin_failed(format!(
+            "the identity provider said `{}`",
+            error.chars().take(64).collect::<String>()
+        )));
+    }
+    let (Some(code), Some(state)) = (query(&url, "code"), query(&url, "state")) else {
+        return Err(signin_failed("callback without code and state".into()));
+    };
+    // Single use: the state is deleted as it is read.
+    let db = env.d1("DB")?;
+    let row: Option<LoginState> = db
+        .prepare(
+            "DELETE FROM login_states WHERE state = ?1 \
+             RETURNING binding_hash, nonce, verifier, idp_id, redirect, created_ms",
+        )
+        .bind(&[state.as_str().into()])?
+        .first(None)
+        .await?;
+    let Some(login) = row else {
+        return Err(signin_failed("unknown or already used state".into()));
+    };
+    let now_ms = Date::now().as_millis();
+    if now_ms as f64 - login.created_ms > LOGIN_TTL_MS as f64 || login.created_ms > now_ms as f64 {
+        return Err(signin_failed("the sign-in took too long".into()));
+    }
+    let binding = session::cookie(request.headers(), LOGIN_COOKIE).unwrap_or_default();
+    if sha256_hex(&binding) != login.binding_hash {
+        return Err(signin_failed("the state belongs to another browser".into()));
+    }
+    let engine = &gateway.engine;
+    let idp = engine
+        .identity_providers()
+        .iter()
+        .find(|p| *p.id == *login.idp_id)
+        .ok_or_else(|| GatewayError::Config("the sign-in's identity provider is gone".into()))?;
+    let secret = gateway
+        .client_secret
+        .as_deref()
+        .ok_or_else(|| GatewayError::Config("AZURE_CLIENT_SECRET is not set".into()))?;
+
+    // Code → tokens.
+    let redirect_uri = format!("{}/cdn-cgi/access/callback", origin_of(&url));
+    let mut form = worker::url::form_urlencoded::Serializer::new(String::new());
+    form.append_pair("grant_type", "authorization_code")
+        .append_pair("code", &code)
+        .append_pair("redirect_uri", &redirect_uri)
+        .append_pair("client_id", &idp.client_id)
+        .append_pair("client_secret", secret);
+    if let Some(v) = &login.verifier {
+        form.append_pair("code_verifier", v);
+    }
+    let token_url = format!(
+        "{}/{}/oauth2/v2.0/token",
+        gateway.authority, idp.directory_id
+    );
+    let tokens: TokenResponse = post(
+        &token_url,
+        "application/x-www-form-urlencoded",
+        &form.finish(),
+        None,
+    )
+    .await
+    .map_err(|e| signin_failed(format!("token endpoint: {e}")))
+    .and_then(|body| {
+        serde_json::from_slice(&body).map_err(|e| signin_failed(format!("token response: {e}")))
+    })?;
+
+    // The ID token: every check of a bearer token, plus the nonce.
+    let parsed = UnverifiedEntraToken::parse(&tokens.id_token)
+        .map_err(|e| signin_failed(format!("ID token: {e}")))?;
+    if parsed.version() != TokenVersion::V2 {
+        return Err(signin_failed("ID token is not v2".into()));
+    }
+    let (key, issuer) = keys::signing_key(
+        env,
+        &gateway.authority,
+        &idp.directory_id,
+        TokenVersion::V2,
+        parsed.key_id(),
+        now_ms,
+    )
+    .await?;
+    let expected = Expectations {
+        tenant_id: idp.directory_id.to_string(),
+        audiences: vec![idp.client_id.to_string()],
+        issuer_v1: String::new(),
+        issuer_v2: issuer,
+        leeway_secs: DEFAULT_LEEWAY_SECS,
+        nonce: Some(login.nonce.clone()),
+    };
+    let verified = parsed
+        .verify(&WebCryptoVerifier, &key, &expected, now_ms / 1000)
+        .await
+        .map_err(|e| signin_failed(format!("ID token: {e}")))?;
+    let mut identity = match identity_from_claims(&verified, idp) {
+        Ok(identity) => identity,
+        Err(IdentityError::GroupsOverage) if idp.support_groups => {
+            let mut identity = identity_without_groups(&verified, idp)?;
+            identity.groups = graph_groups(gateway, tokens.access_token.as_deref()).await?;
+            identity
+        }
+        Err(IdentityError::GroupsOverage) => identity_without_groups(&verified, idp)?,
+        Err(e) => return Err(signin_failed(format!("identity: {e}"))),
+    };
+    if !idp.support_groups {
+        identity.groups.clear();
+    }
+
+    // Decide for where the user was going, as any later request will be.
+    let host = url.host_str().unwrap_or("").to_owned();
+    let target = Target::parse(&format!("{host}{}", login.redirect))
+        .map_err(|e| GatewayError::Internal(format!("redirect target: {e}")))?;
+    let app = engine.app_for(&target).ok_or(GatewayError::NoApp)?;
+    let mut policy_request = PolicyRequest::new(target);
+    let headers = request.headers();
+    policy_request.ip = headers
+        .get("CF-Connecting-IP")
+        .ok()
+        .flatten()
+        .and_then(|ip| ClientIp::parse(ip.trim()).ok());
+    let country = request.cf().and_then(|cf| cf.country());
+    policy_request.country = country.as_deref().and_then(|c| Country::parse(c).ok());
+    policy_request.identity = Some(identity);
+    let decision = engine
+        .decide(&policy_request)
+        .map_err(|e| signin_failed(format!("evaluation: {e}")))?;
+    let identity = policy_request.identity.as_ref();
+    log::event(
+        "sign_in",
+        &[
+            ("app", app.id()),
+            ("outcome", decision.outcome.as_str()),
+            (
+                "user",
+                identity.and_then(|i| i.user_id.as_deref()).unwrap_or(""),
+            ),
+        ],
+    );
+    if !matches!(
+        decision.outcome,
+        Outcome::Allow | Outcome::Bypass | Outcome::ServiceAuth
+    ) {
+        if let Some(deny) = app.custom_deny_url() {
+            return Ok(redirect(deny, &[]));
+        }
+        return Err(GatewayError::Forbidden {
+            reason: format!("sign-in refused: {}", decision.outcome),
+            non_identity: false,
+        });
+    }
+    let Some(identity) = identity else {
+        return Err(GatewayError::Internal("identity vanished".into()));
+    };
+    let signing = gateway
+        .signing
+        .as_ref()
+        .ok_or_else(|| GatewayError::Config("SESSION_SIGNING_KEY is not set".into()))?;
+    let duration_s = decision.session.map_or(24 * 3600, |d| d.seconds()).max(1);
+    let identity_nonce = random_token(18)?;
+    let stored = StoredIdentity::from_identity(identity, country.clone());
+    let stored_json =
+        serde_json::to_string(&stored).map_err(|e| GatewayError::Internal(e.to_string()))?;
+    db.prepare(
+        "INSERT INTO sessions (identity_nonce, user_id, email, identity, app_id, created_ms, expires_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .bind(&[
+        identity_nonce.as_str().into(),
+        stored.user_id.as_deref().map_or(JsValue::NULL, JsValue::from),
+        stored.email.as_deref().map_or(JsValue::NULL, JsValue::from),
+        stored_json.as_str().into(),
+        app.id().into(),
+        JsValue::from(now_ms as f64),
+        JsValue::from((now_ms + duration_s * 1000) as f64),
+    ])?
+    .run()
+    .await?;
+    let now_s = i64::try_from(now_ms / 1000).unwrap_or(0);
+    let claims = AppClaims {
+        aud: vec![app.aud().to_owned()],
+        email: stored.email.clone(),
+        sub: stored.user_id.clone().unwrap_or_default(),
+        iss: engine.team_domain().to_owned(),
+        token_type: "app".into(),
+        identity_nonce,
+        country,
+        iat: now_s,
+        nbf: now_s,
+        exp: now_s + i64::try_from(duration_s).unwrap_or(86_400),
+    };
+    let token = session::mint(signing, &claims).await?;
+    let clear_binding = format!(
+        "{LOGIN_COOKIE}=; Path=/cdn-cgi/access/; Max-Age=0; HttpOnly; Secure; SameSite=Lax"
+    );
+    Ok(redirect(
+        &login.redirect,
+        &[session::set_cookie(&token, duration_s), clear_binding],
+    ))
+}
+
+fn identity_without_groups(
+    verified: &edge_access_token::VerifiedEntraToken,
+    idp: &IdentityProvider,
+) -> Result<policy_core::Identity, GatewayError> {
+    edge_access_token::identity_without_groups(verified, idp).map_err(|e| GatewayError::Forbidden {
+        reason: format!("identity: {e}"),
+        non_identity: false,
+    })
+}
+
+/// The user's transitive groups from Microsoft Graph (`getMemberObjects`), with the access
+/// token from the code exchange — never the URL in the token's `_claim_sources`.
+async fn graph_groups(
+    gateway: &Gateway,
+    access_token: Option<&str>,
+) -> Result<Vec<GroupId>, GatewayError> {
+    let unavailable = |why: String| GatewayError::GroupsUnavailable(why);
+    let token =
+        access_token.ok_or_else(|| unavailable("no access token for Microsoft Graph".into()))?;
+    let url = format!("{}/v1.0/me/getMemberObjects", gateway.graph);
+    let body = post(
+        &url,
+        "application/json",
+        r#"{"securityEnabledOnly":false}"#,
+        Some(token),
+    )
+    .await
+    .map_err(unavailable)?;
+    #[derive(Deserialize)]
+    struct MemberObjects {
+        value: Vec<String>,
+    }
+    let objects: MemberObjects =
+        serde_json::from_slice(&body).map_err(|e| unavailable(format!("Graph answer: {e}")))?;
+    objects
+        .value
+        .iter()
+        .map(|g| GroupId::parse(g).map_err(|_| unavailable("Graph returned a non-GUID id".into())))
+        .collect()
+}
+
+async fn post(
+    url: &str,
+    content_type: &str,
+    body: &str,
+    bearer: Option<&str>,
+) -> Result<Vec<u8>, String> {
+    let headers = Headers::new();
+    headers
+        .set("Content-Type", content_type)
+        .map_err(|e| e.to_string())?;
+    headers
+        .set("Accept", "application/json")
+        .map_err(|e| e.to_string())?;
+    if let Some(token) = bearer {
+        headers
+            .set("Authorization", &format!("Bearer {token}"))
+            .map_err(|e| e.to_string())?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(JsValue::from_str(body)));
+    let request = Request::new_with_init(url, &init).map_err(|e| e.to_string())?;
+    let mut response = Fetch::Request(request)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = response.status_code();
+    let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+    if status != 200 {
+        let detail: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let error = detail.get("error").and_then(Value::as_str).unwrap_or("");
+        return Err(format!("HTTP {status} {error}"));
+    }
+    Ok(bytes)
+}
+
+/// `/cdn-cgi/access/logout`: revokes every session of the user and clears the cookie.
+async fn logout(request: &Request, env: &Env, gateway: &Gateway) -> Result<Response, GatewayError> {
+    let now_ms = Date::now().as_millis();
+    if let (Some(token), Some(keys)) = (
+        session::cookie(request.headers(), session::COOKIE),
+        gateway.signing.as_ref(),
+    ) {
+        if let Ok(verified) = session::verify(
+            keys,
+            &token,
+            gateway.engine.team_domain(),
+            None,
+            now_ms / 1000,
+        )
+        .await
+        {
+            let claims = verified.claims();
+            let db = env.d1("DB")?;
+            db.prepare(
+                "UPDATE sessions SET revoked_ms = ?1 WHERE revoked_ms IS NULL \
+                 AND (identity_nonce = ?2 OR (user_id IS NOT NULL AND user_id = ?3))",
+            )
+            .bind(&[
+                JsValue::from(now_ms as f64),
+                claims.identity_nonce.as_str().into(),
+                claims.sub.as_str().into(),
+            ])?
+            .run()
+            .await?;
+            log::event("logout", &[("user", &claims.sub)]);
+        }
+    }
+    let response = pages::html(pages::SIGNED_OUT, 200);
+    Ok(pages::with_header(
+        response,
+        "Set-Cookie",
+        &session::clear_cookie(),
+    ))
+}
+
+fn certs(gateway: &Gateway) -> Result<Response, GatewayError> {
+    let keys = gateway
+        .signing
+        .as_ref()
+        .ok_or_else(|| GatewayError::Config("SESSION_SIGNING_KEY is not set".into()))?;
+    Ok(Response::from_json(&keys.certs_document())?)
+}
+
+/// `/cdn-cgi/access/get-identity`: the signed-in user's identity, as stored.
+async fn get_identity(
+    request: &Request,
+    env: &Env,
+    gateway: &Gateway,
+) -> Result<Response, GatewayError> {
+    let now_ms = Date::now().as_millis();
+    let token = session::cookie(request.headers(), session::COOKIE)
+        .ok_or_else(|| GatewayError::Unauthorized("no session cookie".into()))?;
+    let stored = crate::gate::session_identity(env, gateway, &token, None, now_ms)
+        .await?
+        .ok_or_else(|| GatewayError::Unauthorized("no valid session".into()))?;
+    let body = json!({
+        "email": stored.email,
+        "user_uuid": stored.user_id,
+        "idp": { "id": stored.idp_id, "type": "azureAD" },
+        "geo": { "country": stored.country },
+        "amr": stored.amr,
+        "groups": stored.groups,
+        "iat": now_ms / 1000,
+    });
+    Ok(Response::from_json(&body)?)
+}
