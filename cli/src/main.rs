@@ -4,6 +4,7 @@
 //! edge-access policy check   --config FILE [--json]
 //! edge-access policy eval    --config FILE --request FILE
 //! edge-access policy explain --config FILE --request FILE
+//! edge-access keygen [--no-cert]
 //! ```
 //! Exit codes: 0 success, 1 usage error, 2 the document or request does not load (or a work
 //! limit stopped the evaluation).
@@ -13,6 +14,8 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 
 use policy_core::{Engine, LoadErrors, Request, Verdict};
+
+mod keygen;
 use serde_json::json;
 
 const USAGE: &str = "\
@@ -20,6 +23,7 @@ usage:
   edge-access policy check   --config FILE [--json]
   edge-access policy eval    --config FILE --request FILE
   edge-access policy explain --config FILE --request FILE
+  edge-access keygen [--no-cert]   a signing key for SESSION_SIGNING_KEY (private JWK on stdout)
 
 FILE may be `-` for standard input (at most one of them).
 exit codes: 0 ok, 1 usage error, 2 the document or request does not load";
@@ -98,6 +102,17 @@ fn run(args: &[String], out: &mut impl Write) -> Result<(), CliError> {
         [group, command, rest @ ..] if group == "policy" => (command.as_str(), rest),
         [help] if help == "-h" || help == "--help" => {
             return Err(CliError::Usage("help requested".into()))
+        }
+        [keygen, rest @ ..] if keygen == "keygen" => {
+            let with_cert = match rest {
+                [] => true,
+                [flag] if flag == "--no-cert" => false,
+                _ => return Err(CliError::Usage("keygen takes only `--no-cert`".into())),
+            };
+            let jwk = keygen::signing_key(with_cert).map_err(CliError::Load)?;
+            return out
+                .write_all(format!("{jwk}\n").as_bytes())
+                .map_err(|e| CliError::Load(format!("cannot write output: {e}")));
         }
         _ => return Err(CliError::Usage("expected a command".into())),
     };

@@ -192,3 +192,20 @@ fn usage_errors_exit_1() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("cannot read `/nonexistent.json`"));
 }
+
+#[test]
+fn keygen_writes_a_private_jwk() {
+    let out = run(&["keygen", "--no-cert"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let jwk: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for field in ["kty", "kid", "n", "e", "d", "p", "q", "dp", "dq", "qi"] {
+        assert!(jwk[field].is_string(), "missing {field}");
+    }
+    assert_eq!(
+        jwk["kid"].as_str().unwrap().len(),
+        64,
+        "an RFC 7638 thumbprint in hex"
+    );
+    assert!(jwk.get("x5c").is_none());
+    assert_eq!(run(&["keygen", "--frob"]).status.code(), Some(1));
+}

@@ -27,5 +27,7 @@ pub use entra::{
 pub use error::{IdentityError, TokenError};
 pub use identity::{identity_from_claims, identity_without_groups};
 pub use jwks::{Jwks, RsaJwk};
+#[cfg(feature = "keygen")]
+pub use native::generate_signing_jwk;
 #[cfg(feature = "native-rsa")]
-pub use native::RsaVerifier;
+pub use native::{private_jwk, RsaVerifier};

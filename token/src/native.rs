@@ -35,3 +35,40 @@ impl SignatureVerifier for RsaVerifier {
             .is_ok())
     }
 }
+
+/// A new 2048-bit RSA signing key for the gateway, as the private JWK that
+/// `SESSION_SIGNING_KEY` holds (`kid` is its RFC 7638 thumbprint).
+///
+/// # Errors
+/// [`TokenError::BadKey`] when key generation fails.
+#[cfg(feature = "keygen")]
+pub fn generate_signing_jwk() -> Result<serde_json::Value, TokenError> {
+    let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048)
+        .map_err(|e| TokenError::BadKey(e.to_string()))?;
+    private_jwk(&key)
+}
+
+/// The private JWK of `key` (n, e, d, p, q, dp, dq, qi, and the thumbprint as `kid`).
+///
+/// # Errors
+/// [`TokenError::BadKey`] for a key that is not a two-prime RSA key.
+pub fn private_jwk(key: &rsa::RsaPrivateKey) -> Result<serde_json::Value, TokenError> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+    let b64 = |n: &BigUint| URL_SAFE_NO_PAD.encode(n.to_bytes_be());
+    let mut key = key.clone();
+    key.precompute()
+        .map_err(|e| TokenError::BadKey(e.to_string()))?;
+    let [p, q] = key.primes() else {
+        return Err(TokenError::BadKey("not a two-prime key".into()));
+    };
+    let (Some(dp), Some(dq), Some(qi)) = (key.dp(), key.dq(), key.crt_coefficient()) else {
+        return Err(TokenError::BadKey("no CRT values".into()));
+    };
+    let (n, e) = (b64(key.n()), b64(key.e()));
+    Ok(serde_json::json!({
+        "kty": "RSA", "kid": crate::app::rsa_thumbprint_hex(&n, &e), "n": n, "e": e,
+        "d": b64(key.d()), "p": b64(p), "q": b64(q), "dp": b64(dp), "dq": b64(dq), "qi": b64(&qi),
+    }))
+}
