@@ -1,7 +1,8 @@
 //! `cargo xtask setup`: install what the builds need, skip what is already there, and
 //! describe the tools to every child process through environment variables.
 //!
-//! Nothing is downloaded outside crates.io and npm: worker-build fetches wasm-bindgen,
+//! Nothing is downloaded outside crates.io, npm and Debian's packages (Chromium and its
+//! WebDriver for the browser tests, with apt-get): worker-build fetches wasm-bindgen,
 //! wasm-opt and esbuild from GitHub unless `WASM_BINDGEN_BIN`, `WASM_OPT_BIN` and
 //! `ESBUILD_BIN` name local binaries (worker-build 0.8.7, `src/binary.rs`: the variable is
 //! tried first, then its cache, then the download), so setup provides all three.
@@ -46,6 +47,7 @@ pub fn setup(layout: &Layout, steps: &mut Steps) -> Result<Env, StepFailure> {
         worker_build(&env, layout, &version)
     })?;
     steps.run("setup: npm tools", || npm_tools(&env, layout))?;
+    steps.run("setup: chromium", || chromium(&env))?;
 
     let tools = NpmTools::at(&layout.node_modules());
     env.set("WASM_BINDGEN_BIN", layout.cargo_installed("wasm-bindgen"));
@@ -164,6 +166,67 @@ fn npm_tools(env: &Env, layout: &Layout) -> Result<Outcome, XtaskError> {
     std::fs::write(&stamp_path, stamp)
         .map_err(|source| XtaskError::io("write", &stamp_path, source))?;
     Ok(format!("installed {versions}"))
+}
+
+/// Headless Chromium and its WebDriver, for the browser sign-in tests
+/// (`tests/tests/signin_browser.rs`): Debian's own packages, the only browser this machine
+/// can install (a test tool's download of its own browser build fails here).
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM_PACKAGES: [&str; 2] = ["chromium", "chromium-driver"];
+
+/// `apt-get install` Debian's `chromium` and `chromium-driver` when `/usr/bin/chromium` or
+/// `/usr/bin/chromedriver` is missing (as root, as on the developers' machines and CI).
+fn chromium(env: &Env) -> Result<Outcome, XtaskError> {
+    let present = || Path::new(CHROMIUM).is_file() && Path::new(CHROMEDRIVER).is_file();
+    if present() {
+        let version = process::probe(env.command(CHROMEDRIVER).arg("--version"))
+            .map(|v| v.split(" (").next().unwrap_or_default().to_owned())
+            .unwrap_or_else(|| "chromedriver".into());
+        return Ok(format!("{version} already installed"));
+    }
+    let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
+        .into_iter()
+        .filter(|path| !Path::new(path).is_file())
+        .collect();
+    println!(
+        "    {} missing: installing Debian's {} with apt-get (20–60 s)",
+        missing.join(" and "),
+        CHROMIUM_PACKAGES.join(" and ")
+    );
+    let apt = |args: &[&str]| {
+        let mut command = env.command("apt-get");
+        command
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(std::process::Stdio::null());
+        let started = std::time::Instant::now();
+        let result = process::run(&mut command);
+        println!(
+            "    (apt-get {} took {})",
+            args.first().copied().unwrap_or_default(),
+            crate::steps::seconds(started.elapsed())
+        );
+        result
+    };
+    apt(&["update"])?;
+    let mut install = vec!["install", "-y", "--no-install-recommends"];
+    install.extend(CHROMIUM_PACKAGES);
+    apt(&install)?;
+    if !present() {
+        return Err(XtaskError::Tool {
+            tool: CHROMIUM.into(),
+            problem: format!(
+                "still missing (or {CHROMEDRIVER}) after installing {}",
+                CHROMIUM_PACKAGES.join(", ")
+            ),
+        });
+    }
+    let version = process::output(env.command(CHROMEDRIVER).arg("--version"))?;
+    Ok(format!(
+        "installed {}",
+        version.trim().split(" (").next().unwrap_or_default()
+    ))
 }
 
 /// Node's version (`v20.20.2` → `20.20.2`), or an error naming the minimum.
