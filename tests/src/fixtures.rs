@@ -22,6 +22,8 @@ pub struct Fixtures {
     pub tenant_id: String,
     /// The gateway's app registration (client id), a GUID: the API audience.
     pub client_id: String,
+    /// The app registration's client secret, which the token endpoint checks.
+    pub client_secret: String,
     /// Users, each named by a short `key` (`ada`) in token requests.
     pub users: Vec<User>,
     /// Every group of the tenant.
@@ -82,6 +84,14 @@ pub struct Group {
     /// The groups this group is a member of.
     #[serde(default)]
     pub parents: Vec<String>,
+    /// A security group (the default); `false` for a Microsoft 365 group, which Graph's
+    /// `getMemberObjects` leaves out when asked for `securityEnabledOnly`.
+    #[serde(rename = "securityEnabled", default = "security_enabled_default")]
+    pub security_enabled: bool,
+}
+
+fn security_enabled_default() -> bool {
+    true
 }
 
 /// Why a fixture file cannot be used.
@@ -183,6 +193,9 @@ impl Fixtures {
         let invalid = |at: String, problem: String| FixturesError::Invalid { at, problem };
         guid(&self.tenant_id).ok_or_else(|| invalid("tenant_id".into(), "not a GUID".into()))?;
         guid(&self.client_id).ok_or_else(|| invalid("client_id".into(), "not a GUID".into()))?;
+        if self.client_secret.is_empty() {
+            return Err(invalid("client_secret".into(), "empty".into()));
+        }
 
         let mut group_ids = HashSet::new();
         for (index, group) in self.groups.iter().enumerate() {
@@ -238,6 +251,13 @@ impl Fixtures {
     /// The user with this `key`.
     pub fn user(&self, key: &str) -> Option<&User> {
         self.users.iter().find(|user| user.key == key)
+    }
+
+    /// The user with this object id (GUIDs compare case-insensitively).
+    pub fn user_by_oid(&self, oid: &str) -> Option<&User> {
+        self.users
+            .iter()
+            .find(|user| user.oid.eq_ignore_ascii_case(oid))
     }
 
     /// The group with this object id (GUIDs compare case-insensitively).
