@@ -115,6 +115,24 @@ impl HttpClient {
         self.request("POST", url, &[("content-type", "application/json")], &body)
     }
 
+    /// `POST url` with a form body (`application/x-www-form-urlencoded`, each part
+    /// percent-encoded) and extra headers.
+    ///
+    /// # Errors
+    ///
+    /// See [`HttpClient::request`].
+    pub fn post_form(
+        &self,
+        url: &str,
+        fields: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Result<HttpResponse, ClientError> {
+        let body = crate::urlencoded::encode_pairs(fields);
+        let mut all = vec![("content-type", "application/x-www-form-urlencoded")];
+        all.extend_from_slice(headers);
+        self.request("POST", url, &all, body.as_bytes())
+    }
+
     /// Any request. `GET` and `HEAD` must have an empty body.
     ///
     /// # Errors

@@ -6,6 +6,7 @@
 //! - [`origin`]: an echo server that shows what the gateway forwarded.
 //! - [`stack`]: emulator + origin + `wrangler dev`, for scenarios and `cargo xtask dev`.
 //! - [`client`]: a plain-HTTP client that returns every status and follows no redirect.
+//! - [`urlencoded`]: query strings and form bodies.
 //!
 //! Test-only code: none of it ships in the product.
 
@@ -14,5 +15,6 @@ pub mod emulator;
 pub mod fixtures;
 pub mod origin;
 pub mod stack;
+pub mod urlencoded;
 
 mod server;
