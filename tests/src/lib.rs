@@ -2,7 +2,8 @@
 //! built worker under `wrangler dev` (workerd), all on 127.0.0.1.
 //!
 //! - [`fixtures`]: the emulated tenant (users, nested groups) from `fixtures/entra.json`.
-//! - [`emulator`]: OIDC discovery, JWKS (rotation, faults) and RS256 tokens like Entra's.
+//! - [`emulator`]: OIDC discovery, JWKS (rotation, faults), RS256 tokens like Entra's, the
+//!   browser sign-in (authorize and token endpoints) and Microsoft Graph membership.
 //! - [`origin`]: an echo server that shows what the gateway forwarded.
 //! - [`stack`]: emulator + origin + `wrangler dev`, for scenarios and `cargo xtask dev`.
 //! - [`client`]: a plain-HTTP client that returns every status and follows no redirect.

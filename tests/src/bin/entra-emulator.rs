@@ -65,6 +65,16 @@ fn print_summary(emulator: &Emulator) {
     println!("  v2 issuer {}", emulator.v2_issuer());
     println!("  discovery {base}/{tid}/v2.0/.well-known/openid-configuration");
     println!("  JWKS      {}", emulator.v2_jwks_url());
+    println!(
+        "  secret    {} (the client secret)",
+        emulator.client_secret()
+    );
+    println!("  authorize {}", emulator.authorize_endpoint());
+    println!("  token     {}", emulator.token_endpoint());
+    println!(
+        "  graph     {} (for https://graph.microsoft.com)",
+        emulator.graph_url()
+    );
     println!();
     println!("users:");
     let fixtures = emulator.fixtures();
@@ -78,5 +88,9 @@ fn print_summary(emulator: &Emulator) {
     }
     println!();
     println!("a token:  curl -s -X POST {base}/_admin/token -d '{{\"user\": \"ada\"}}'");
+    println!(
+        "sign in:  {}",
+        emulator.authorize_url("http://127.0.0.1:9/callback", "state", "nonce", None)
+    );
     println!("more:     {base}/");
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tiny_http::Method;
 
-use super::{lock, token, Fault, Shared, TokenRequest};
+use super::{graph, lock, signin, token, Fault, Shared, TokenRequest};
 use crate::server::{read_body, respond, respond_json};
 
 /// Entra's JWKS and metadata answers are cacheable for a day.
@@ -32,6 +32,13 @@ pub(super) fn handle(shared: &Shared, mut request: tiny_http::Request) {
         (Method::Get, [tenant, "discovery", "keys"] | [tenant, "discovery", "v2.0", "keys"]) => {
             jwks(shared, request, tenant);
         }
+        (
+            Method::Get | Method::Post,
+            [tenant, "oauth2", "v2.0", "authorize"] | [tenant, "oauth2", "authorize"],
+        ) => signin::authorize(shared, request, tenant),
+        (_, [tenant, "oauth2", "v2.0", "token"]) => signin::token(shared, request, tenant, 2),
+        (_, [tenant, "oauth2", "token"]) => signin::token(shared, request, tenant, 1),
+        (_, ["graph", rest @ ..]) => graph::handle(shared, request, path, rest),
         (Method::Post, ["_admin", action]) => {
             let body = match read_body(&mut request) {
                 Ok(Some(body)) => body,
@@ -74,17 +81,23 @@ fn index(shared: &Shared, request: tiny_http::Request) {
     let mut text = format!(
         "Entra ID emulator (edge-access tests)\n\n\
          tenant   {tid}\n\
-         client   {client}\n\n\
+         client   {client}\n\
+         secret   {secret}\n\n\
          GET  {base}/{tid}/.well-known/openid-configuration\n\
          GET  {base}/{tid}/v2.0/.well-known/openid-configuration\n\
          GET  {base}/{tid}/discovery/keys\n\
          GET  {base}/{tid}/discovery/v2.0/keys\n\
+         GET  {base}/{tid}/oauth2/v2.0/authorize?client_id=…&response_type=code&redirect_uri=…&scope=openid  (sign-in page)\n\
+         POST {base}/{tid}/oauth2/v2.0/token   grant_type=authorization_code&code=…&redirect_uri=…&client_id=…&client_secret=…\n\
+         POST {base}/graph/v1.0/me/getMemberObjects   {{\"securityEnabledOnly\": false}}\n\
+         GET  {base}/graph/v1.0/me/transitiveMemberOf?$top=100\n\
          POST {base}/_admin/token   {{\"user\": \"ada\", \"version\": 2}}\n\
          POST {base}/_admin/rotate  {{\"keep_previous\": true}}\n\
-         POST {base}/_admin/fault   {{\"jwks\": \"none|error500|slow|invalid_json\", \"delay_ms\": 2000}}\n\
+         POST {base}/_admin/fault   {{\"jwks\": \"none|error500|slow|invalid_json|throttled\", \"delay_ms\": 2000}}  (or \"graph\": …)\n\
          GET  {base}/_admin/stats\n\
          GET  {base}/_admin/users\n\nusers\n",
         client = shared.fixtures.client_id,
+        secret = shared.fixtures.client_secret,
     );
     for user in &shared.fixtures.users {
         text.push_str(&format!("  {:<10} {}\n", user.key, user.email));
@@ -137,7 +150,7 @@ fn discovery(shared: &Shared, request: tiny_http::Request, tenant: &str, version
             "subject_types_supported": ["pairwise"],
             "id_token_signing_alg_values_supported": ["RS256"],
             "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
-            "code_challenge_methods_supported": ["plain", "S256"],
+            "code_challenge_methods_supported": ["S256"],
             "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "oid", "tid",
                                  "preferred_username", "name", "email", "groups", "nonce"],
             "request_uri_parameter_supported": false,
@@ -175,6 +188,15 @@ fn jwks(shared: &Shared, request: tiny_http::Request, tenant: &str) {
                 &CACHEABLE,
                 b"{\"keys\": [".to_vec(),
             );
+        }
+        Fault::Throttled => {
+            let body = entra_error(
+                shared,
+                "temporarily_unavailable",
+                90033,
+                "Too many requests. Please retry after the time in Retry-After.",
+            );
+            return respond_json(request, 429, &[("Retry-After", "1")], &body);
         }
     }
     let keys = shared.jwks();
@@ -214,29 +236,47 @@ fn admin_rotate(shared: &Shared, request: tiny_http::Request, body: &Value) {
     }
 }
 
+/// `{"jwks": …}` and/or `{"graph": …}`, with `delay_ms` for `slow`.
 fn admin_fault(shared: &Shared, request: tiny_http::Request, body: &Value) {
     let delay = body
         .get("delay_ms")
         .and_then(Value::as_u64)
         .map(Duration::from_millis);
-    let fault = match (body.get("jwks").and_then(Value::as_str), delay) {
-        (Some("none"), _) => Fault::None,
-        (Some("error500"), _) => Fault::Error500,
-        (Some("invalid_json"), _) => Fault::InvalidJson,
-        (Some("slow"), Some(delay)) => Fault::Slow(delay),
-        (Some("slow"), None) => {
-            return admin_error(request, 400, "`slow` needs `delay_ms` (milliseconds)")
-        }
-        _ => {
-            return admin_error(
-                request,
-                400,
-                "`jwks` must be one of `none`, `error500`, `slow`, `invalid_json`",
-            )
+    let parse = |target: &str| -> Result<Option<Fault>, String> {
+        let Some(name) = body.get(target) else {
+            return Ok(None);
+        };
+        match (name.as_str(), delay) {
+            (Some("none"), _) => Ok(Some(Fault::None)),
+            (Some("error500"), _) => Ok(Some(Fault::Error500)),
+            (Some("invalid_json"), _) => Ok(Some(Fault::InvalidJson)),
+            (Some("throttled"), _) => Ok(Some(Fault::Throttled)),
+            (Some("slow"), Some(delay)) => Ok(Some(Fault::Slow(delay))),
+            (Some("slow"), None) => Err("`slow` needs `delay_ms` (milliseconds)".into()),
+            _ => Err(format!(
+                "`{target}` must be one of `none`, `error500`, `slow`, `invalid_json`, \
+                 `throttled`"
+            )),
         }
     };
-    *lock(&shared.fault) = fault;
-    respond_json(request, 200, &[], &json!({ "jwks": fault_name(fault) }));
+    let (jwks, graph) = match (parse("jwks"), parse("graph")) {
+        (Ok(None), Ok(None)) => {
+            return admin_error(request, 400, "name a fault for `jwks` and/or `graph`")
+        }
+        (Ok(jwks), Ok(graph)) => (jwks, graph),
+        (Err(error), _) | (_, Err(error)) => return admin_error(request, 400, &error),
+    };
+    if let Some(fault) = jwks {
+        *lock(&shared.fault) = fault;
+    }
+    if let Some(fault) = graph {
+        *lock(&shared.graph_fault) = fault;
+    }
+    let answer = json!({
+        "jwks": fault_name(*lock(&shared.fault)),
+        "graph": fault_name(*lock(&shared.graph_fault)),
+    });
+    respond_json(request, 200, &[], &answer);
 }
 
 fn stats(shared: &Shared) -> Value {
@@ -248,6 +288,10 @@ fn stats(shared: &Shared) -> Value {
         "signing_kid": keys.signing.kid(),
         "published_kids": published,
         "jwks_fault": fault_name(*lock(&shared.fault)),
+        "graph_calls": shared.graph_calls.load(Ordering::SeqCst),
+        "graph_fault": fault_name(*lock(&shared.graph_fault)),
+        "codes_issued": lock(&shared.codes).issued,
+        "codes_redeemed": lock(&shared.codes).redeemed_ok,
     })
 }
 
@@ -268,7 +312,12 @@ fn users(shared: &Shared) -> Value {
             })
         })
         .collect();
-    json!({ "tenant_id": shared.fixtures.tenant_id, "client_id": shared.fixtures.client_id, "users": users })
+    json!({
+        "tenant_id": shared.fixtures.tenant_id,
+        "client_id": shared.fixtures.client_id,
+        "client_secret": shared.fixtures.client_secret,
+        "users": users,
+    })
 }
 
 fn fault_name(fault: Fault) -> String {
@@ -277,16 +326,17 @@ fn fault_name(fault: Fault) -> String {
         Fault::Error500 => "error500".into(),
         Fault::Slow(delay) => format!("slow ({} ms)", delay.as_millis()),
         Fault::InvalidJson => "invalid_json".into(),
+        Fault::Throttled => "throttled".into(),
     }
 }
 
 /// The fixture tenant, by id (GUIDs compare case-insensitively).
-fn known_tenant(shared: &Shared, tenant: &str) -> bool {
+pub(super) fn known_tenant(shared: &Shared, tenant: &str) -> bool {
     tenant.eq_ignore_ascii_case(&shared.fixtures.tenant_id)
 }
 
 /// What Entra answers for a tenant it does not know.
-fn invalid_tenant(shared: &Shared, request: tiny_http::Request, tenant: &str) {
+pub(super) fn invalid_tenant(shared: &Shared, request: tiny_http::Request, tenant: &str) {
     let body = entra_error(
         shared,
         "invalid_tenant",
@@ -311,7 +361,7 @@ fn admin_error(request: tiny_http::Request, status: u16, message: &str) {
 
 /// An Entra-style error body: `error`, `error_description` (`AADSTS…` and trace lines),
 /// `error_codes`, `timestamp`, `trace_id`, `correlation_id`, `error_uri`.
-fn entra_error(shared: &Shared, error: &str, code: u32, description: &str) -> Value {
+pub(super) fn entra_error(shared: &Shared, error: &str, code: u32, description: &str) -> Value {
     let timestamp = utc_timestamp(super::unix_now());
     let trace_id = random_guid();
     let correlation_id = random_guid();
@@ -330,7 +380,7 @@ fn entra_error(shared: &Shared, error: &str, code: u32, description: &str) -> Va
 }
 
 /// A random GUID (version 4).
-fn random_guid() -> String {
+pub(super) fn random_guid() -> String {
     use rsa::rand_core::RngCore;
     let mut bytes = [0_u8; 16];
     rsa::rand_core::OsRng.fill_bytes(&mut bytes);
@@ -347,7 +397,7 @@ fn random_guid() -> String {
 }
 
 /// `YYYY-MM-DD hh:mm:ssZ`, as in Entra's error bodies.
-fn utc_timestamp(unix: i64) -> String {
+pub(super) fn utc_timestamp(unix: i64) -> String {
     let days = unix.div_euclid(86_400);
     let seconds = unix.rem_euclid(86_400);
     // Howard Hinnant's civil_from_days.

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rsa::traits::PublicKeyParts;
-use rsa::{Pkcs1v15Sign, RsaPrivateKey};
+use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
 use sha2::{Digest, Sha256};
 
 /// The modulus size of every key (Entra's keys are 2048-bit).
@@ -48,6 +48,7 @@ pub(crate) fn unpublished_key() -> Result<Arc<SigningKey>, rsa::Error> {
 pub(crate) struct SigningKey {
     kid: String,
     private: RsaPrivateKey,
+    public: RsaPublicKey,
     n: String,
     e: String,
 }
@@ -74,6 +75,7 @@ impl SigningKey {
             kid,
             n: URL_SAFE_NO_PAD.encode(modulus),
             e,
+            public: private.to_public_key(),
             private,
         })
     }
@@ -92,6 +94,14 @@ impl SigningKey {
             "n": self.n,
             "e": self.e,
         })
+    }
+
+    /// Whether `signature` is this key's RS256 signature of `signing_input`.
+    pub(crate) fn verifies(&self, signing_input: &[u8], signature: &[u8]) -> bool {
+        let hashed = Sha256::digest(signing_input);
+        self.public
+            .verify(Pkcs1v15Sign::new::<Sha256>(), &hashed, signature)
+            .is_ok()
     }
 
     /// A compact JWS: `header` and `claims` as base64url JSON, signed with RSASSA-PKCS1-v1_5

@@ -16,10 +16,28 @@
 //! | `GET /_admin/stats` | fetch counters and key ids |
 //! | `GET /_admin/users` | the fixture users |
 //!
+//! The browser sign-in (OIDC authorization code flow, reference §4.1) and Microsoft Graph:
+//!
+//! | path | what |
+//! |---|---|
+//! | `GET /{tenant}/oauth2/v2.0/authorize`, `GET /{tenant}/oauth2/authorize` | the sign-in page: one button per fixture user (`id="user-ada"`); a bad `client_id` or `redirect_uri` (or any other bad parameter) is a 400 HTML error page |
+//! | `POST` the same paths | the page's form: issues a one-time code, `302` to `redirect_uri?code=…&state=…` (`cancel` answers `error=access_denied`) |
+//! | `POST /{tenant}/oauth2/v2.0/token`, `POST /{tenant}/oauth2/token` | `grant_type=authorization_code`: a v2 (v1) ID token and a Graph access token |
+//! | `POST /graph/v1.0/{me \| users/{id}}/getMemberObjects` | body `{"securityEnabledOnly": bool}`: the transitive group ids |
+//! | `GET /graph/v1.0/{me \| users/{id}}/transitiveMemberOf` | groups, paged (`$top`, `$skiptoken`, `@odata.nextLink`) |
+//! | `GET /graph/v1.0/me`, `GET /graph/v1.0/users/{id}` | the user's profile |
+//!
+//! `{url}/graph` stands in for `https://graph.microsoft.com`; every Graph call needs a Graph
+//! access token from the token endpoint (or [`Emulator::graph_token`]) and may only read the
+//! token's own user. `POST /_admin/fault` with `{"graph": …}` injects Graph faults.
+//!
 //! Unknown tenants get 400 with an Entra-style error body (`AADSTS90002`).
 
+mod graph;
 mod http;
 mod keys;
+mod signin;
+mod signin_client;
 mod token;
 
 use std::fmt;
@@ -29,14 +47,20 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use keys::KEY_BITS;
-pub use token::{TokenRequest, DEFAULT_LIFETIME_SECS, GROUPS_CLAIM_LIMIT, SCOPE};
+pub use signin::{pkce_challenge, CODE_LIFETIME, SIGN_IN_SCOPE};
+pub use token::{
+    TokenRequest, DEFAULT_LIFETIME_SECS, GRAPH_APP_ID, GRAPH_AUDIENCE, GRAPH_SCOPES,
+    GROUPS_CLAIM_LIMIT, SCOPE,
+};
 
+use crate::client::ClientError;
 use crate::fixtures::Fixtures;
 use crate::server::Server;
 use keys::SigningKey;
+use signin::Codes;
 use token::Issuance;
 
-/// A fault injected into the JWKS endpoints.
+/// A fault injected into the JWKS endpoints or into Microsoft Graph.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Fault {
@@ -49,6 +73,8 @@ pub enum Fault {
     Slow(Duration),
     /// Answer 200 with a body that is not JSON.
     InvalidJson,
+    /// Answer 429 with `Retry-After: 1`, as a throttled service does.
+    Throttled,
 }
 
 /// Why the emulator cannot do what was asked.
@@ -63,6 +89,10 @@ pub enum EmulatorError {
     UnknownUser(String),
     /// The token version is neither 1 nor 2.
     UnsupportedVersion(u8),
+    /// [`Emulator::sign_in`] could not talk to the sign-in page.
+    Http(ClientError),
+    /// [`Emulator::sign_in`] got an answer it did not expect (the text says which).
+    SignIn(String),
 }
 
 impl fmt::Display for EmulatorError {
@@ -74,6 +104,8 @@ impl fmt::Display for EmulatorError {
             Self::UnsupportedVersion(version) => {
                 write!(f, "unsupported token version `{version}` (1 or 2)")
             }
+            Self::Http(source) => write!(f, "sign-in: {source}"),
+            Self::SignIn(problem) => write!(f, "sign-in: {problem}"),
         }
     }
 }
@@ -83,7 +115,8 @@ impl std::error::Error for EmulatorError {
         match self {
             Self::Listen(source) => Some(source),
             Self::Key(source) => Some(source),
-            Self::UnknownUser(_) | Self::UnsupportedVersion(_) => None,
+            Self::Http(source) => Some(source),
+            Self::UnknownUser(_) | Self::UnsupportedVersion(_) | Self::SignIn(_) => None,
         }
     }
 }
@@ -112,6 +145,10 @@ struct Shared {
     fault: Mutex<Fault>,
     jwks_fetches: AtomicU64,
     discovery_fetches: AtomicU64,
+    /// Authorization codes issued and not yet presented, and those presented.
+    codes: Mutex<Codes>,
+    graph_fault: Mutex<Fault>,
+    graph_calls: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -166,6 +203,9 @@ impl Emulator {
             fault: Mutex::new(Fault::None),
             jwks_fetches: AtomicU64::new(0),
             discovery_fetches: AtomicU64::new(0),
+            codes: Mutex::new(Codes::default()),
+            graph_fault: Mutex::new(Fault::None),
+            graph_calls: AtomicU64::new(0),
         });
         let serving = Arc::clone(&shared);
         let server = Server::serve(
@@ -292,6 +332,126 @@ impl Emulator {
     pub fn jwks(&self) -> serde_json::Value {
         self.shared.jwks()
     }
+
+    /// The app registration's client secret (`client_secret` in the fixtures), which the
+    /// token endpoint requires.
+    pub fn client_secret(&self) -> &str {
+        &self.shared.fixtures.client_secret
+    }
+
+    /// `{url}/{tid}/oauth2/v2.0/authorize`.
+    pub fn authorize_endpoint(&self) -> String {
+        format!("{}/{}/oauth2/v2.0/authorize", self.url(), self.tenant_id())
+    }
+
+    /// `{url}/{tid}/oauth2/v2.0/token`.
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/{}/oauth2/v2.0/token", self.url(), self.tenant_id())
+    }
+
+    /// `{url}/graph`: the stand-in for `https://graph.microsoft.com` (requests go to
+    /// `{graph_url}/v1.0/…`).
+    pub fn graph_url(&self) -> String {
+        format!("{}/graph", self.url())
+    }
+
+    /// A v2 authorize URL for the fixture client: `response_type=code`,
+    /// `response_mode=query`, `scope` [`SIGN_IN_SCOPE`], and with a `code_challenge`
+    /// (BASE64URL(SHA-256(verifier)), see [`pkce_challenge`]) `code_challenge_method=S256`.
+    pub fn authorize_url(
+        &self,
+        redirect_uri: &str,
+        state: &str,
+        nonce: &str,
+        code_challenge: Option<&str>,
+    ) -> String {
+        let mut pairs = vec![
+            ("client_id", self.client_id()),
+            ("response_type", "code"),
+            ("redirect_uri", redirect_uri),
+            ("response_mode", "query"),
+            ("scope", SIGN_IN_SCOPE),
+            ("state", state),
+            ("nonce", nonce),
+        ];
+        if let Some(challenge) = code_challenge {
+            pairs.push(("code_challenge", challenge));
+            pairs.push(("code_challenge_method", "S256"));
+        }
+        format!(
+            "{}?{}",
+            self.authorize_endpoint(),
+            crate::urlencoded::encode_pairs(&pairs)
+        )
+    }
+
+    /// Signs in as a fixture user the way a browser would, without one: `GET authorize_url`
+    /// (any authorize URL, such as the one the gateway redirects to), then submit the page's
+    /// form with the button of `user`. Returns the `Location` the emulator redirects to:
+    /// `redirect_uri?code=…&state=…`.
+    ///
+    /// # Errors
+    ///
+    /// [`EmulatorError::Http`] when an exchange fails, [`EmulatorError::SignIn`] when the page
+    /// is an error page (its text is in the message) or the form is not answered with a
+    /// redirect, [`EmulatorError::UnknownUser`] when the page has no button for `user`.
+    pub fn sign_in(&self, authorize_url: &str, user: &str) -> Result<String, EmulatorError> {
+        signin_client::sign_in(authorize_url, user)
+    }
+
+    /// How long authorization codes issued from now on stay redeemable; default
+    /// [`CODE_LIFETIME`] (5 minutes). `Duration::ZERO` makes every new code expired.
+    pub fn set_code_lifetime(&self, lifetime: Duration) {
+        lock(&self.shared.codes).lifetime = lifetime;
+    }
+
+    /// Authorization codes issued so far.
+    pub fn codes_issued(&self) -> u64 {
+        lock(&self.shared.codes).issued
+    }
+
+    /// Authorization codes redeemed for tokens so far (successful token responses).
+    pub fn codes_redeemed(&self) -> u64 {
+        lock(&self.shared.codes).redeemed_ok
+    }
+
+    /// A Microsoft Graph access token for a fixture user, as the token endpoint issues with
+    /// its ID token (`aud` [`GRAPH_AUDIENCE`], `scp` [`GRAPH_SCOPES`]).
+    ///
+    /// # Errors
+    ///
+    /// When the user is not a fixture user or signing fails.
+    pub fn graph_token(&self, user: &str) -> Result<String, EmulatorError> {
+        let user = self
+            .shared
+            .fixtures
+            .user(user)
+            .ok_or_else(|| EmulatorError::UnknownUser(user.to_owned()))?;
+        self.shared.sign(
+            1,
+            &self
+                .shared
+                .issuance()
+                .graph_token_claims(user, GRAPH_SCOPES),
+        )
+    }
+
+    /// Sets the fault the Graph endpoints answer with from now on (before checking the
+    /// access token).
+    pub fn set_graph_fault(&self, fault: Fault) {
+        *lock(&self.shared.graph_fault) = fault;
+    }
+
+    /// The fault the Graph endpoints answer with.
+    pub fn graph_fault(&self) -> Fault {
+        *lock(&self.shared.graph_fault)
+    }
+
+    /// Requests received under `/graph/`, whatever the answer (a fault or a refused token
+    /// counts too).
+    pub fn graph_calls(&self) -> u64 {
+        self.shared.graph_calls.load(Ordering::SeqCst)
+    }
 }
 
 impl Shared {
@@ -339,15 +499,47 @@ impl Shared {
         } else {
             self.signing_key()
         };
-        let issuance = Issuance {
-            fixtures: &self.fixtures,
-            authority: &self.url,
-            now: unix_now(),
-        };
-        let claims = issuance.claims(request, user);
+        let claims = self.issuance().claims(request, user);
         let header = token::header(request, key.kid());
         Ok(key.sign_jwt(&header, &claims)?)
     }
+
+    /// Issuing now.
+    fn issuance(&self) -> Issuance<'_> {
+        Issuance {
+            fixtures: &self.fixtures,
+            authority: &self.url,
+            now: unix_now(),
+        }
+    }
+
+    /// `claims` signed by the current key, with the header of a `version` token.
+    fn sign(
+        &self,
+        version: u8,
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String, EmulatorError> {
+        let key = self.signing_key();
+        let header = token::plain_header(version, key.kid());
+        Ok(key.sign_jwt(&header, claims)?)
+    }
+
+    /// The published key named `kid`.
+    fn published_key(&self, kid: &str) -> Option<Arc<SigningKey>> {
+        lock(&self.keys)
+            .published()
+            .find(|key| key.kid() == kid)
+            .cloned()
+    }
+}
+
+/// `bytes` random bytes, base64url without padding.
+fn random_token(bytes: usize) -> String {
+    use base64::Engine;
+    use rsa::rand_core::RngCore;
+    let mut buffer = vec![0_u8; bytes];
+    rsa::rand_core::OsRng.fill_bytes(&mut buffer);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buffer)
 }
 
 /// A lock that shrugs off poisoning: the data behind it stays consistent at every step.

@@ -138,6 +138,16 @@ impl TokenRequest {
     }
 }
 
+/// `aud` of the Microsoft Graph access tokens the token endpoint issues.
+pub const GRAPH_AUDIENCE: &str = "https://graph.microsoft.com";
+
+/// Microsoft Graph's application id, which Graph also accepts as `aud`.
+pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
+
+/// The delegated Graph permissions every sign-in is granted (as if an administrator had
+/// consented): the start of `scp` in Graph tokens and of `scope` in token responses.
+pub const GRAPH_SCOPES: &str = "User.Read GroupMember.Read.All";
+
 /// Where tokens say they come from and who they are for.
 #[derive(Debug)]
 pub(crate) struct Issuance<'a> {
@@ -194,21 +204,7 @@ impl Issuance<'_> {
             set("azp", json!(client_id));
         }
 
-        let groups = self.fixtures.claim_groups(user);
-        if groups.len() > GROUPS_CLAIM_LIMIT {
-            // Reference §4.3: no `groups` at all, a pointer to the (Azure AD Graph) URL
-            // that lists them.
-            set("_claim_names", json!({ "groups": "src1" }));
-            set(
-                "_claim_sources",
-                json!({ "src1": { "endpoint": format!(
-                    "https://graph.windows.net/{tid}/users/{}/getMemberObjects",
-                    user.oid
-                ) } }),
-            );
-        } else if !groups.is_empty() {
-            set("groups", json!(groups));
-        }
+        claims.extend(self.group_claims(user));
 
         for (name, value) in &request.claims {
             if value.is_null() {
@@ -221,17 +217,119 @@ impl Issuance<'_> {
     }
 }
 
-/// The JOSE header for `request` signed by the key `kid`.
-pub(crate) fn header(request: &TokenRequest, kid: &str) -> Map<String, Value> {
-    let kid = request.kid.as_deref().unwrap_or(kid);
+impl Issuance<'_> {
+    /// `groups`, or the overage claims `_claim_names`/`_claim_sources` above
+    /// [`GROUPS_CLAIM_LIMIT`] groups (reference §4.3), or nothing for a user without groups.
+    fn group_claims(&self, user: &User) -> Map<String, Value> {
+        let tid = &self.fixtures.tenant_id;
+        let groups = self.fixtures.claim_groups(user);
+        let mut claims = Map::new();
+        if groups.len() > GROUPS_CLAIM_LIMIT {
+            // No `groups` at all, a pointer to the (Azure AD Graph) URL that lists them.
+            claims.insert("_claim_names".into(), json!({ "groups": "src1" }));
+            claims.insert(
+                "_claim_sources".into(),
+                json!({ "src1": { "endpoint": format!(
+                    "https://graph.windows.net/{tid}/users/{}/getMemberObjects",
+                    user.oid
+                ) } }),
+            );
+        } else if !groups.is_empty() {
+            claims.insert("groups".into(), json!(groups));
+        }
+        claims
+    }
+
+    /// The claims of an ID token for `user` from the token endpoint of `version` (1 or 2;
+    /// the ID token's version follows the endpoint, reference §4.1): `aud` is the client id,
+    /// `nonce` the authorize request's, groups as in access tokens. Both versions carry
+    /// `amr`.
+    pub(crate) fn id_token_claims(
+        &self,
+        user: &User,
+        version: u8,
+        nonce: Option<&str>,
+    ) -> Map<String, Value> {
+        let tid = &self.fixtures.tenant_id;
+        let client_id = &self.fixtures.client_id;
+        let mut claims = Map::new();
+        let mut set = |name: &str, value: Value| {
+            claims.insert(name.to_owned(), value);
+        };
+        set("aud", json!(client_id));
+        set("iat", json!(self.now));
+        set("nbf", json!(self.now));
+        set("exp", json!(self.now.saturating_add(DEFAULT_LIFETIME_SECS)));
+        set("tid", json!(tid));
+        set("oid", json!(user.oid));
+        set("sub", json!(pairwise_subject(&user.oid, client_id)));
+        set("name", json!(user.name));
+        set("amr", json!(user.amr));
+        if version == 1 {
+            set("iss", json!(v1_issuer(tid)));
+            set("ver", json!("1.0"));
+            set("upn", json!(user.upn));
+            set("unique_name", json!(user.upn));
+        } else {
+            set("iss", json!(v2_issuer(self.authority, tid)));
+            set("ver", json!("2.0"));
+            set("preferred_username", json!(user.upn));
+            set("email", json!(user.email));
+        }
+        if let Some(nonce) = nonce {
+            set("nonce", json!(nonce));
+        }
+        claims.extend(self.group_claims(user));
+        claims
+    }
+
+    /// The claims of a delegated Microsoft Graph access token for `user` with scopes `scp`:
+    /// a v1 token, as Graph's are, for [`GRAPH_AUDIENCE`].
+    pub(crate) fn graph_token_claims(&self, user: &User, scp: &str) -> Map<String, Value> {
+        let tid = &self.fixtures.tenant_id;
+        let client_id = &self.fixtures.client_id;
+        let mut claims = Map::new();
+        let mut set = |name: &str, value: Value| {
+            claims.insert(name.to_owned(), value);
+        };
+        set("aud", json!(GRAPH_AUDIENCE));
+        set("iss", json!(v1_issuer(tid)));
+        set("iat", json!(self.now));
+        set("nbf", json!(self.now));
+        set("exp", json!(self.now.saturating_add(DEFAULT_LIFETIME_SECS)));
+        set("tid", json!(tid));
+        set("oid", json!(user.oid));
+        set("sub", json!(pairwise_subject(&user.oid, GRAPH_APP_ID)));
+        set("name", json!(user.name));
+        set("upn", json!(user.upn));
+        set("unique_name", json!(user.upn));
+        set("amr", json!(user.amr));
+        set("appid", json!(client_id));
+        set("app_displayname", json!("edge-access (emulator)"));
+        set("idtyp", json!("user"));
+        set("scp", json!(scp));
+        set("ver", json!("1.0"));
+        claims
+    }
+}
+
+/// The JOSE header of a token of `version` signed by the key `kid`: `typ`, `alg`, `kid`,
+/// and for v1 `x5t` (v1 tokens name the key twice, reference §4.1).
+pub(crate) fn plain_header(version: u8, kid: &str) -> Map<String, Value> {
     let mut header = Map::new();
     header.insert("typ".into(), json!("JWT"));
     header.insert("alg".into(), json!("RS256"));
-    if request.version == 1 {
-        // v1 tokens name the key twice (reference §4.1).
+    if version == 1 {
         header.insert("x5t".into(), json!(kid));
     }
     header.insert("kid".into(), json!(kid));
+    header
+}
+
+/// The JOSE header for `request` signed by the key `kid`.
+pub(crate) fn header(request: &TokenRequest, kid: &str) -> Map<String, Value> {
+    let kid = request.kid.as_deref().unwrap_or(kid);
+    let mut header = plain_header(request.version, kid);
     for (name, value) in &request.header {
         if value.is_null() {
             header.remove(name);
