@@ -6,11 +6,13 @@
 //!   browser sign-in (authorize and token endpoints) and Microsoft Graph membership.
 //! - [`origin`]: an echo server that shows what the gateway forwarded.
 //! - [`stack`]: emulator + origin + `wrangler dev`, for scenarios and `cargo xtask dev`.
+//! - [`browser`]: headless Chromium over WebDriver, for the browser sign-in tests.
 //! - [`client`]: a plain-HTTP client that returns every status and follows no redirect.
 //! - [`urlencoded`]: query strings and form bodies.
 //!
 //! Test-only code: none of it ships in the product.
 
+pub mod browser;
 pub mod client;
 pub mod emulator;
 pub mod fixtures;

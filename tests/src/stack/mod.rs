@@ -28,7 +28,7 @@
 //! the whole group (wrangler and its workerd), also while a failing test unwinds; if the test
 //! process dies without unwinding, the kernel sends wrangler SIGTERM (Linux).
 
-mod process;
+pub(crate) mod process;
 mod wrangler_config;
 
 use std::fmt;
