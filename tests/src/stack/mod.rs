@@ -16,10 +16,13 @@
 //!
 //! `EDGE_ACCESS_CONFIG` (the configuration document as a JSON string; empty when the
 //! document is `null`), `ENTRA_AUTHORITY` (the emulator's URL), `ORIGIN_URL` (the origin's
-//! URL), then [`StackConfig::vars`], which win over the others. In the document and in var
-//! values, these placeholders are replaced first: `${WORKER_URL}` (`http://127.0.0.1:PORT`),
-//! `${WORKER_HOST}` (`127.0.0.1:PORT`), `${EMULATOR_URL}`, `${ORIGIN_URL}`, `${TENANT_ID}`,
-//! `${CLIENT_ID}`.
+//! URL), what the browser sign-in needs — `GRAPH_URL` (the emulator's Microsoft Graph,
+//! `{emulator}/graph`), `AZURE_CLIENT_SECRET` (the fixtures' client secret) and
+//! `SESSION_SIGNING_KEY` (a private RSA JWK made once per test process,
+//! [`Stack::session_signing_jwk`]) — then [`StackConfig::vars`], which win over the others.
+//! In the document and in var values, these placeholders are replaced first: `${WORKER_URL}`
+//! (`http://127.0.0.1:PORT`), `${WORKER_HOST}` (`127.0.0.1:PORT`), `${EMULATOR_URL}`,
+//! `${ORIGIN_URL}`, `${TENANT_ID}`, `${CLIENT_ID}`.
 //!
 //! # Processes
 //!
@@ -37,6 +40,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -183,6 +187,8 @@ pub enum StackError {
         /// The end of its log.
         log: String,
     },
+    /// The gateway's signing key could not be made.
+    SigningKey(String),
     /// [`Stack::wait_for_log`] did not see its text in time.
     LogTimeout {
         /// The text waited for.
@@ -210,6 +216,7 @@ impl fmt::Display for StackError {
             Self::Fixtures(source) => write!(f, "{source}"),
             Self::Emulator(source) => write!(f, "{source}"),
             Self::Origin(source) => write!(f, "the demo origin cannot listen: {source}"),
+            Self::SigningKey(problem) => write!(f, "the session signing key: {problem}"),
             Self::WranglerConfig { path, problem } => {
                 write!(f, "cannot use `{}`: {problem}", path.display())
             }
@@ -282,6 +289,8 @@ pub struct Stack {
     log_path: PathBuf,
     run_dir: PathBuf,
     startup: Duration,
+    /// `SESSION_SIGNING_KEY` as the worker got it (a private JWK), when it is JSON.
+    session_signing_jwk: Option<Value>,
     origin: Origin,
     emulator: Emulator,
 }
@@ -334,10 +343,25 @@ impl Stack {
             ("EDGE_ACCESS_CONFIG".to_owned(), document),
             ("ENTRA_AUTHORITY".to_owned(), emulator.url().to_owned()),
             ("ORIGIN_URL".to_owned(), origin.url().to_owned()),
+            ("GRAPH_URL".to_owned(), emulator.graph_url()),
+            (
+                "AZURE_CLIENT_SECRET".to_owned(),
+                emulator.client_secret().to_owned(),
+            ),
+            (
+                "SESSION_SIGNING_KEY".to_owned(),
+                default_signing_jwk()?.to_string(),
+            ),
         ];
         for (name, value) in config.vars {
             vars.push((name, replace_all(&value, &placeholders)));
         }
+        let session_signing_jwk = vars
+            .iter()
+            .rev()
+            .find(|(name, _)| name == "SESSION_SIGNING_KEY")
+            .and_then(|(_, value)| serde_json::from_str::<Value>(value).ok())
+            .filter(Value::is_object);
 
         let id = format!(
             "{}-{}-{}",
@@ -368,6 +392,7 @@ impl Stack {
             log_path,
             run_dir,
             startup: Duration::ZERO,
+            session_signing_jwk,
             origin,
             emulator,
         };
@@ -438,6 +463,13 @@ impl Stack {
     /// The demo origin behind the worker.
     pub fn origin(&self) -> &Origin {
         &self.origin
+    }
+
+    /// The private JWK the worker signs application tokens with (`SESSION_SIGNING_KEY`):
+    /// the stack's default, made once per test process, unless [`StackConfig::vars`] set
+    /// another (`None` when that one is not a JSON object).
+    pub fn session_signing_jwk(&self) -> Option<&Value> {
+        self.session_signing_jwk.as_ref()
     }
 
     /// How long [`Stack::start`] took.
@@ -671,6 +703,15 @@ impl Paths {
             .env("FORCE_COLOR", "0");
         command
     }
+}
+
+/// The default `SESSION_SIGNING_KEY`: one 2048-bit key per test process (making one takes a
+/// moment), shared by every stack.
+fn default_signing_jwk() -> Result<&'static Value, StackError> {
+    static KEY: OnceLock<Result<Value, String>> = OnceLock::new();
+    KEY.get_or_init(|| edge_access_token::generate_signing_jwk().map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|problem| StackError::SigningKey(problem.clone()))
 }
 
 /// Removes the run directories (`{name}-{pid}-{n}`) of processes that are gone: a harness
