@@ -1,8 +1,10 @@
-//! `cargo xtask bench`: policy-core's Rust benchmarks, then its JS benchmark in Node.
+//! `cargo xtask bench`: policy-core's Rust benchmarks, then its JS benchmark in Node, then
+//! the gateway under workerd (`gateway_bench`).
 
+use crate::gateway_bench;
 use crate::layout::Layout;
 use crate::policy_js;
-use crate::process;
+use crate::process::{self, Env};
 use crate::setup::setup;
 use crate::steps::{StepFailure, Steps};
 
@@ -15,6 +17,12 @@ use crate::steps::{StepFailure, Steps};
 /// The step that failed.
 pub fn bench(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
     let env = setup(layout, steps)?;
+    policy_core(env.clone(), layout, steps)?;
+    gateway_bench::bench(&env, layout, steps)
+}
+
+/// policy-core's benchmarks: `cargo bench`, then the JS benchmark when there is one.
+fn policy_core(env: Env, layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
     steps.run("cargo bench -p policy-core", || {
         process::run(env.cargo().args(["bench", "-p", "policy-core"]))?;
         Ok(String::new())

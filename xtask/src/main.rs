@@ -5,7 +5,7 @@
 //! cargo xtask test                   every test and check, as CI runs them
 //! cargo xtask dev [--port N]         the local stack under wrangler dev
 //! cargo xtask build-worker [--force] the worker's release build (wrangler's [build] command)
-//! cargo xtask bench                  policy-core benchmarks, Rust then JS
+//! cargo xtask bench                  policy-core benchmarks, Rust then JS; the gateway under workerd
 //! ```
 //!
 //! Design choices: only the standard library (plus signal plumbing for `dev`), because xtask
@@ -16,6 +16,7 @@ mod bench;
 mod cargo_lock;
 mod dev;
 mod error;
+mod gateway_bench;
 mod layout;
 mod policy_js;
 mod process;
@@ -43,7 +44,8 @@ commands:
   dev [--port N]         build the worker and run it under `wrangler dev` on 127.0.0.1:8787
   build-worker [--force] the worker's release build into worker/build (skipped when nothing
                          changed, unless --force)
-  bench                  policy-core benchmarks (cargo bench, then policy-core/js/bench.mjs)";
+  bench                  policy-core benchmarks (cargo bench, then policy-core/js/bench.mjs),
+                         then the gateway under wrangler dev (bench/gateway, BENCHMARKS.md)";
 
 /// A parsed command line.
 #[derive(Debug, PartialEq, Eq)]
