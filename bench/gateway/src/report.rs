@@ -30,6 +30,7 @@ pub struct Environment {
     load_end: String,
     wrangler: String,
     workerd: String,
+    revision: String,
 }
 
 impl Environment {
@@ -64,11 +65,48 @@ impl Environment {
             load_end: String::new(),
             wrangler: version("wrangler"),
             workerd: version("workerd"),
+            revision: revision(&paths.root),
         }
     }
 
     pub fn finish(&mut self) {
         self.load_end = load_average();
+    }
+}
+
+/// `commit 1a2b3c4` and, when the gateway's sources differ from it, which files do: the
+/// numbers belong to the tree that was built, not necessarily to a commit.
+fn revision(root: &Path) -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .current_dir(root)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|output| output.status.success())
+            .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    };
+    let Some(commit) = git(&["rev-parse", "--short", "HEAD"]) else {
+        return "an unknown revision".into();
+    };
+    let changed = git(&[
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        "worker",
+        "policy-core",
+        "token",
+    ])
+    .unwrap_or_default();
+    let files: Vec<&str> = changed.lines().filter_map(|line| line.get(3..)).collect();
+    if files.is_empty() {
+        format!("commit {commit}")
+    } else {
+        format!(
+            "commit {commit} plus uncommitted changes to {}",
+            files.join(", ")
+        )
     }
 }
 
@@ -228,8 +266,8 @@ impl Report {
             "Command: `{}` (its last step runs `cargo run --release -p edge-access-gateway-bench \
              -- --write BENCHMARKS.md`; the code is in `bench/`). Run on {}: {}, {} cores shared \
              with another developer's builds (load average {} at the start, {} at the end), \
-             wrangler {} with workerd {} (`wrangler dev --local`), every process on 127.0.0.1. \
-             One run; the variants of each table were measured interleaved in that run, so \
+             wrangler {} with workerd {} (`wrangler dev --local`), every process on 127.0.0.1; \
+             the gateway built from {}. One run; the variants of each table were measured interleaved in that run, so \
              compare within a table, not with other machines.\n",
             env.command,
             env.date,
@@ -238,7 +276,8 @@ impl Report {
             env.load_start,
             env.load_end,
             env.wrangler,
-            env.workerd
+            env.workerd,
+            env.revision
         );
 
         let _ = writeln!(out, "### RS256 verification inside workerd\n");
@@ -421,7 +460,7 @@ impl Report {
                 let ratio = rust.per_verify_us / raw.per_verify_us;
                 let cpu = match (rust.cpu_per_verify_us, raw.cpu_per_verify_us) {
                     (Some(rust_cpu), Some(raw_cpu)) if raw_cpu > 0.0 => format!(
-                        "; by workerd CPU time {} against {} ({:.2}×)",
+                        "; by workerd CPU time {} against {}, {:.2}×",
                         us(rust_cpu),
                         us(raw_cpu),
                         rust_cpu / raw_cpu
@@ -441,9 +480,9 @@ impl Report {
                     "Entra RS256 verification within {VERIFY_TARGET}× of raw WebCrypto: **{}** — \
                      WebCrypto called from the Rust/Wasm Worker costs {} per verification \
                      against {} from a plain JS Worker under the same workerd ({ratio:.2}×{cpu}). \
-                     The crypto work is the same call; the {} difference is the Rust side of each \
-                     call (the wasm-bindgen call into `crypto.subtle.verify` and the `JsFuture` \
-                     that awaits it). The gateway verifies once per request, so that is {} of \
+                     Both make the same `crypto.subtle.verify` call, so the {} difference is the \
+                     cost of making it from Rust (the wasm-bindgen call and the `JsFuture` that \
+                     awaits it). The gateway verifies once per request, so that is {} of \
                      each request.{pure}",
                     if ratio <= VERIFY_TARGET {
                         "met"
@@ -536,7 +575,7 @@ impl Report {
                              estimate is the difference in CPU time of the workerd processes \
                              (inspector proxy off): {} per request for the gateway against {} \
                              for the pass-through, {} more{under_load}. It leaves out the pass-through's \
-                             own few µs of JS and counts runtime work the gateway causes (its \
+                             own JS (small) and counts runtime work the gateway causes (its \
                              log line, the extra header); the p50 latency difference, {}, is \
                              the wall-clock view of the same work.",
                                 if extra <= CPU_TARGET_US {
