@@ -72,7 +72,10 @@ fn start_stack(
     addr: SocketAddr,
 ) -> Result<(), XtaskError> {
     ensure_free(addr)?;
-    let binary = layout.target_dir.join("debug").join("edge-access-dev-stack");
+    let binary = layout
+        .target_dir
+        .join("debug")
+        .join("edge-access-dev-stack");
     let mut command = env.command(binary);
     command
         .arg("--port")

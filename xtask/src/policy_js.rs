@@ -49,7 +49,13 @@ pub fn build_package(env: &Env, layout: &Layout) -> Result<Outcome, XtaskError> 
     // wasm-opt -O3 after opt-level "s": smaller than either alone, and faster than -Os.
     let module = out_dir.join("policy_core_bg.wasm");
     if let Some(wasm_opt) = env.var("WASM_OPT_BIN") {
-        process::run(env.command(wasm_opt).arg("-O3").arg(&module).arg("-o").arg(&module))?;
+        process::run(
+            env.command(wasm_opt)
+                .arg("-O3")
+                .arg(&module)
+                .arg("-o")
+                .arg(&module),
+        )?;
     }
     size::describe(env, &module)
 }
