@@ -84,11 +84,13 @@ fn revision(root: &Path) -> String {
             .output()
             .ok()
             .filter(|output| output.status.success())
-            .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+            .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
     };
     let Some(commit) = git(&["rev-parse", "--short", "HEAD"]) else {
         return "an unknown revision".into();
     };
+    let commit = commit.trim();
+    // Porcelain lines are `XY path`: the status columns may start with a space.
     let changed = git(&[
         "status",
         "--porcelain",
