@@ -40,6 +40,8 @@ struct KeySet {
 
 #[derive(Default, Clone, Copy)]
 struct Attempts {
+    /// A fetch is running now (requests without keys wait for it instead of failing).
+    in_flight: bool,
     /// Any fetch (the first load included).
     any_ms: Option<u64>,
     /// Refreshes of a known set (unknown `kid`, or older than the TTL): at most one per
@@ -92,6 +94,13 @@ pub async fn signing_key(
     if let Some(found) = cached.as_ref().filter(|_| fresh).and_then(|s| find(s, kid)) {
         return Ok(found);
     }
+    if cached.is_none() && attempts.in_flight {
+        // Another request of this isolate is fetching the first keys: wait for them.
+        cached = wait_for_keys(&slot).await;
+        if let Some(found) = cached.as_ref().and_then(|s| find(s, kid)) {
+            return Ok(found);
+        }
+    }
     let elapsed = |t: Option<u64>, wait: u64| t.is_none_or(|t| now_ms.saturating_sub(t) >= wait);
     let may_fetch = match cached {
         None => elapsed(attempts.any_ms, EMPTY_RETRY_MS),
@@ -99,6 +108,7 @@ pub async fn signing_key(
     };
     if may_fetch {
         let next = Attempts {
+            in_flight: true,
             any_ms: Some(now_ms),
             refresh_ms: if cached.is_some() {
                 Some(now_ms)
@@ -107,7 +117,16 @@ pub async fn signing_key(
             },
         };
         store(&slot, None, Some(next));
-        match fetch_key_set(authority, tenant, version, now_ms).await {
+        let fetched = fetch_key_set(authority, tenant, version, now_ms).await;
+        store(
+            &slot,
+            None,
+            Some(Attempts {
+                in_flight: false,
+                ..next
+            }),
+        );
+        match fetched {
             Ok(set) => {
                 log::event(
                     "jwks_refreshed",
@@ -141,6 +160,28 @@ pub async fn signing_key(
             version.as_str()
         ))),
     }
+}
+
+/// Polls the isolate's cache while another request fetches the first keys (at most the fetch
+/// timeout).
+async fn wait_for_keys(slot: &(String, TokenVersion)) -> Option<KeySet> {
+    let step = Duration::from_millis(25);
+    let rounds = FETCH_TIMEOUT.as_millis() / step.as_millis() + 1;
+    for _ in 0..rounds {
+        Delay::from(step).await;
+        let (set, in_flight) = SETS.with(|sets| {
+            let sets = sets.borrow();
+            let entry = sets.get(slot);
+            (
+                entry.and_then(|e| e.set.clone()),
+                entry.is_some_and(|e| e.attempts.in_flight),
+            )
+        });
+        if set.is_some() || !in_flight {
+            return set;
+        }
+    }
+    None
 }
 
 fn find(set: &KeySet, kid: &str) -> Option<(RsaJwk, String)> {

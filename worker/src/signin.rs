@@ -23,8 +23,14 @@ use crate::log;
 use crate::pages;
 use crate::session::{self, StoredIdentity};
 
-/// The cookie binding a sign-in to the browser that started it.
+/// The cookies binding a sign-in to the browser that started it: `EA_Login_<state prefix>`, one
+/// per sign-in in progress, so two tabs signing in at once do not undo each other.
 const LOGIN_COOKIE: &str = "EA_Login";
+
+fn login_cookie_name(state: &str) -> String {
+    format!("{LOGIN_COOKIE}_{}", state.get(..12).unwrap_or(state))
+}
+
 /// How long a sign-in may take.
 const LOGIN_TTL_MS: u64 = 10 * 60 * 1000;
 
@@ -183,7 +189,8 @@ async fn login(request: &Request, env: &Env, gateway: &Gateway) -> Result<Respon
         }
     }
     let binding_cookie = format!(
-        "{LOGIN_COOKIE}={binding}; Path=/cdn-cgi/access/; Max-Age=600; HttpOnly; Secure; SameSite=Lax"
+        "{}={binding}; Path=/cdn-cgi/access/; Max-Age=600; HttpOnly; Secure; SameSite=Lax",
+        login_cookie_name(&state)
     );
     Ok(redirect(authorize.as_str(), &[binding_cookie]))
 }
@@ -242,7 +249,8 @@ async fn callback(
     if now_ms as f64 - login.created_ms > LOGIN_TTL_MS as f64 || login.created_ms > now_ms as f64 {
         return Err(signin_failed("the sign-in took too long".into()));
     }
-    let binding = session::cookie(request.headers(), LOGIN_COOKIE).unwrap_or_default();
+    let binding =
+        session::cookie(request.headers(), &login_cookie_name(&state)).unwrap_or_default();
     if sha256_hex(&binding) != login.binding_hash {
         return Err(signin_failed("the state belongs to another browser".into()));
     }
@@ -396,7 +404,7 @@ async fn callback(
     .await?;
     let now_s = i64::try_from(now_ms / 1000).unwrap_or(0);
     let claims = AppClaims {
-        aud: vec![app.aud().to_owned()],
+        aud: host_audiences(engine, &host, app.aud()),
         email: stored.email.clone(),
         sub: stored.user_id.clone().unwrap_or_default(),
         iss: engine.team_domain().to_owned(),
@@ -409,12 +417,29 @@ async fn callback(
     };
     let token = session::mint(signing, &claims).await?;
     let clear_binding = format!(
-        "{LOGIN_COOKIE}=; Path=/cdn-cgi/access/; Max-Age=0; HttpOnly; Secure; SameSite=Lax"
+        "{}=; Path=/cdn-cgi/access/; Max-Age=0; HttpOnly; Secure; SameSite=Lax",
+        login_cookie_name(&state)
     );
     Ok(redirect(
         &login.redirect,
         &[session::set_cookie(&token, duration_s), clear_binding],
     ))
+}
+
+/// The audiences of the session cookie: the app signed in to first, then every other app on
+/// the same host. The cookie is scoped to the host, so one session serves all of them; each
+/// request is still decided by its own app's policies with the stored identity.
+fn host_audiences(engine: &policy_core::Engine, host: &str, first: &str) -> Vec<String> {
+    let mut audiences = vec![first.to_owned()];
+    let host = host.to_ascii_lowercase();
+    for app in engine.apps() {
+        let domain = app.domain();
+        let app_host = domain.split('/').next().unwrap_or("");
+        if app_host == host && !audiences.iter().any(|a| a == app.aud()) {
+            audiences.push(app.aud().to_owned());
+        }
+    }
+    audiences
 }
 
 fn identity_without_groups(

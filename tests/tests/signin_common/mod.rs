@@ -193,6 +193,14 @@ impl<'s> Agent<'s> {
         }
     }
 
+    /// The sign-in binding cookie (`EA_Login_<state prefix>`), if the jar has one.
+    pub fn binding_cookie(&self) -> Option<JarCookie> {
+        self.jar
+            .iter()
+            .find(|c| c.name.starts_with("EA_Login_"))
+            .cloned()
+    }
+
     /// The value of cookie `name`, if the jar has it.
     pub fn cookie(&self, name: &str) -> Option<String> {
         self.jar
@@ -244,7 +252,7 @@ impl<'s> Agent<'s> {
             "{login} sent the browser to {authorize}"
         );
         assert!(
-            self.cookie("EA_Login").is_some(),
+            self.binding_cookie().is_some(),
             "no EA_Login binding cookie: {answer:?}"
         );
         authorize
