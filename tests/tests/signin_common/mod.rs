@@ -67,12 +67,8 @@ pub fn stack(binary: &str) -> &'static Stack {
     }
 }
 
-/// One sign-in before the tests run in parallel, so the worker has Entra's signing keys.
-///
-/// Without it, concurrent first sign-ins hit a worker bug: while one request fetches the
-/// JWKS into a cold isolate, the others answer 503 at once instead of waiting for it
-/// (`worker/src/keys.rs`: a fetch attempted under `EMPTY_RETRY_MS` ago blocks the others);
-/// `signin_http::concurrent_first_sign_ins_all_succeed` (ignored) shows it.
+/// One sign-in before the tests run in parallel, so that they start from a warm isolate (the
+/// cold case is `signin_http::concurrent_first_sign_ins_all_succeed`).
 pub fn warm_up(stack: &Stack) {
     let mut agent = Agent::new(stack);
     agent.signed_in("/staff/warm-up", "dora");
