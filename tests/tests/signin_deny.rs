@@ -1,0 +1,97 @@
+//! Refusals: the block pages (identity and non-identity failures are told apart, and say nothing
+//! about policies), and apps that send refused users to their own deny pages instead.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod signin_common;
+
+use edge_access_tests::fixtures::Fixtures;
+use edge_access_tests::stack::{Stack, StackConfig};
+use serde_json::json;
+use signin_common::{document, warm_up, Agent};
+
+const DENY_URL: &str = "https://deny.example.com/blocked";
+const NON_IDENTITY_DENY_URL: &str = "https://deny.example.com/wrong-network";
+
+fn stack() -> Option<Stack> {
+    if !Stack::should_run("signin_deny").unwrap() {
+        return None;
+    }
+    let fixtures = Fixtures::load_default().unwrap();
+    let mut doc = document(&fixtures);
+    let apps = doc["apps"].as_array_mut().unwrap();
+    // Only root may use /gated; refusals go to the app's own pages.
+    apps.push(json!({ "id": "gated", "name": "Gated", "domain": "${WORKER_HOST}/gated", "aud": "aud-gated",
+        "custom_deny_url": DENY_URL, "custom_non_identity_deny_url": NON_IDENTITY_DENY_URL,
+        "policies": [{ "name": "Root only", "decision": "allow", "include": [{ "email": { "email": "root@example.com" } }] }] }));
+    // /office needs a network no test client is on: refused before any sign-in could help.
+    apps.push(json!({ "id": "office", "name": "Office", "domain": "${WORKER_HOST}/office", "aud": "aud-office",
+        "policies": [{ "name": "Office network", "decision": "allow",
+                       "include": [{ "everyone": {} }], "require": [{ "ip": { "ip": "198.51.100.0/24" } }] }] }));
+    apps.push(json!({ "id": "office-custom", "name": "Office (custom page)", "domain": "${WORKER_HOST}/branch",
+        "aud": "aud-branch", "custom_non_identity_deny_url": NON_IDENTITY_DENY_URL,
+        "policies": [{ "name": "Branch network", "decision": "allow",
+                       "include": [{ "everyone": {} }], "require": [{ "ip": { "ip": "198.51.100.0/24" } }] }] }));
+    let stack = Stack::start(StackConfig::new(doc).named("signin-deny")).unwrap();
+    warm_up(&stack);
+    Some(stack)
+}
+
+#[test]
+fn refusals_show_the_right_page_or_the_apps_own() {
+    let Some(stack) = stack() else { return };
+
+    // A refused sign-in to an app with a custom deny URL goes there.
+    let mut ada = Agent::new(&stack);
+    let answer = ada.sign_in("/gated/reports", "ada");
+    assert_eq!(answer.status, 302, "{answer:?}");
+    assert_eq!(answer.header("location"), Some(DENY_URL));
+    assert!(
+        ada.cookie("CF_Authorization").is_none(),
+        "no session for a refused sign-in"
+    );
+
+    // With a session from another app, a refused request is sent there too.
+    ada.signed_in("/staff/home", "ada");
+    let answer = ada.navigate("/gated/reports");
+    assert_eq!(answer.status, 302, "{answer:?}");
+    assert_eq!(answer.header("location"), Some(DENY_URL));
+
+    // Non-identity failures are refused before sign-in, on their own page (or the app's).
+    let mut anonymous = Agent::new(&stack);
+    let office = anonymous.navigate("/office/desk");
+    assert_eq!(office.status, 403, "{office:?}");
+    assert!(
+        office.body.contains("not available from here"),
+        "{}",
+        office.body
+    );
+    let branch = anonymous.navigate("/branch/desk");
+    assert_eq!(branch.status, 302, "{branch:?}");
+    assert_eq!(branch.header("location"), Some(NON_IDENTITY_DENY_URL));
+
+    // An identity refusal without a custom page: the block page, which names no policy.
+    let mut mallory = Agent::new(&stack);
+    let answer = mallory.sign_in("/staff/home", "mallory");
+    assert_eq!(answer.status, 403, "{answer:?}");
+    assert!(
+        answer.body.contains("do not have access"),
+        "{}",
+        answer.body
+    );
+    for secret in ["Blocked", "policy", "deny", "mallory"] {
+        assert!(
+            !answer.body.contains(secret),
+            "the block page says `{secret}`: {}",
+            answer.body
+        );
+    }
+    assert_ne!(
+        answer.body, office.body,
+        "identity and non-identity refusals look different"
+    );
+}
