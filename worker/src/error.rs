@@ -21,6 +21,9 @@ pub enum GatewayError {
     },
     /// No app covers the request.
     NoApp,
+    /// The sign-in protocol failed (state, code, tokens, nonce, PKCE): 403 with a page that
+    /// says to start again — not the "no access" page, since no policy refused anyone.
+    SignInFailed(String),
     /// A browser without a session: sent to sign in (302 to this URL).
     SignIn(String),
     /// Refused, and the app sends refused users to its own page (302 to this URL).
@@ -42,7 +45,7 @@ impl GatewayError {
         match self {
             GatewayError::Config(_) | GatewayError::Internal(_) => 500,
             GatewayError::Unauthorized(_) => 401,
-            GatewayError::Forbidden { .. } => 403,
+            GatewayError::Forbidden { .. } | GatewayError::SignInFailed(_) => 403,
             GatewayError::NoApp => 404,
             GatewayError::SignIn(_) | GatewayError::DeniedTo(_) => 302,
             GatewayError::KeysUnavailable(_) => 503,
@@ -56,6 +59,7 @@ impl GatewayError {
             GatewayError::Config(r) => format!("configuration: {r}"),
             GatewayError::Unauthorized(r) => format!("unauthorized: {r}"),
             GatewayError::Forbidden { reason, .. } => format!("forbidden: {reason}"),
+            GatewayError::SignInFailed(r) => format!("sign-in failed: {r}"),
             GatewayError::NoApp => "no app covers the request".into(),
             GatewayError::SignIn(_) => "sign-in required: redirected to sign in".into(),
             GatewayError::DeniedTo(_) => "refused: redirected to the app's deny page".into(),
@@ -84,6 +88,7 @@ impl GatewayError {
                 non_identity: true, ..
             } => pages::FORBIDDEN_NON_IDENTITY,
             GatewayError::Forbidden { .. } => pages::FORBIDDEN,
+            GatewayError::SignInFailed(_) => pages::SIGN_IN_FAILED,
             GatewayError::NoApp | GatewayError::SignIn(_) | GatewayError::DeniedTo(_) => {
                 pages::NOT_FOUND
             }

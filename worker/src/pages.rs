@@ -18,6 +18,10 @@ pub const GROUPS_UNAVAILABLE: (&str, &str) = (
     "Sign-in could not finish",
     "Your group memberships could not be read from the directory, so access cannot be decided. Try again shortly.",
 );
+pub const SIGN_IN_FAILED: (&str, &str) = (
+    "Sign-in could not finish",
+    "The sign-in could not be completed. Go back to the application and sign in again.",
+);
 pub const SIGNED_OUT: (&str, &str) = ("Signed out", "You are signed out of this application.");
 pub const NOT_FOUND: (&str, &str) = ("Not found", "There is no application at this address.");
 pub const UNAVAILABLE: (&str, &str) = (

@@ -219,10 +219,7 @@ async fn callback(
     gateway: &Gateway,
 ) -> Result<Response, GatewayError> {
     let url = request.url()?;
-    let signin_failed = |why: String| GatewayError::Forbidden {
-        reason: why,
-        non_identity: false,
-    };
+    let signin_failed = GatewayError::SignInFailed;
     if let Some(error) = query(&url, "error") {
         return Err(signin_failed(format!(
             "the identity provider said `{}`",
