@@ -8,7 +8,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::entra::SignatureVerifier;
+use crate::entra::{check_signature, SignatureVerifier};
 use crate::error::{clip, TokenError};
 use crate::jwks::RsaJwk;
 
@@ -130,16 +130,7 @@ impl<'a> UnverifiedAppToken<'a> {
         audience: &str,
         now: u64,
     ) -> Result<VerifiedAppToken, TokenError> {
-        if key.kid != self.kid {
-            return Err(TokenError::UnknownKey { kid: self.kid });
-        }
-        let message = self.raw.rsplit_once('.').map(|(m, _)| m).unwrap_or("");
-        if !verifier
-            .verify_rs256(key, message.as_bytes(), &self.signature)
-            .await?
-        {
-            return Err(TokenError::BadSignature);
-        }
+        check_signature(verifier, key, &self.kid, self.raw, &self.signature).await?;
         let c = &self.claims;
         if c.iss != issuer {
             return Err(TokenError::Issuer);

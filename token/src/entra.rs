@@ -157,22 +157,37 @@ impl<'a> UnverifiedEntraToken<'a> {
         expected: &Expectations,
         now: u64,
     ) -> Result<VerifiedEntraToken, TokenError> {
-        if key.kid != self.kid {
-            return Err(TokenError::UnknownKey { kid: self.kid });
-        }
-        let message = self.raw.rsplit_once('.').map(|(m, _)| m).unwrap_or("");
-        if !verifier
-            .verify_rs256(key, message.as_bytes(), &self.signature)
-            .await?
-        {
-            return Err(TokenError::BadSignature);
-        }
+        check_signature(verifier, key, &self.kid, self.raw, &self.signature).await?;
         check_claims(&self.claims, self.version, expected, now)?;
         Ok(VerifiedEntraToken {
             version: self.version,
             kid: self.kid,
             claims: self.claims,
         })
+    }
+}
+
+/// The signature of compact JWS `raw` by `key`, which must be the key its header names.
+pub(crate) async fn check_signature<V: SignatureVerifier>(
+    verifier: &V,
+    key: &RsaJwk,
+    kid: &str,
+    raw: &str,
+    signature: &[u8],
+) -> Result<(), TokenError> {
+    if key.kid != kid {
+        return Err(TokenError::UnknownKey {
+            kid: kid.to_owned(),
+        });
+    }
+    let message = raw.rsplit_once('.').map(|(m, _)| m).unwrap_or("");
+    if verifier
+        .verify_rs256(key, message.as_bytes(), signature)
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(TokenError::BadSignature)
     }
 }
 
