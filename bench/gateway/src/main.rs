@@ -10,6 +10,11 @@
 //!    fixed-concurrency throughput, with the CPU time of each Worker's workerd processes;
 //!    twice, with wrangler's DevTools inspector proxy off and with wrangler's defaults
 //!    ([`Mode`]).
+//!    The same request with a browser session instead (the `CF_Authorization` cookie from one
+//!    sign-in over HTTP, [`session`]) goes to a second gateway stack of its own, so its
+//!    workerd CPU is counted apart from the bearer requests', interleaved with the others;
+//!    and the sign-in round trip (login → authorize page → form post → callback → first
+//!    page) is timed a few times.
 //! 3. The gzip size of the gateway's Wasm and of the bench Worker's.
 //!
 //! Prints the results and, with `--write FILE`, puts them in FILE's "## Gateway under
@@ -26,6 +31,7 @@ mod cpu;
 mod measure;
 mod origin;
 mod report;
+mod session;
 mod workers;
 
 use std::path::PathBuf;
@@ -41,7 +47,7 @@ use crate::client::{Connection, Prepared};
 use crate::cpu::Group;
 use crate::measure::{Target, Variant};
 use crate::origin::EchoOrigin;
-use crate::report::{Environment, Phase, Report, Size};
+use crate::report::{Environment, Phase, Report, SignInResult, Size};
 use crate::workers::{Paths, Worker};
 
 /// How long a wrangler may take to answer (several start at once on two shared cores).
@@ -68,6 +74,8 @@ struct Plan {
     load_per_round: usize,
     /// Throughput rounds per target: with the inspector off, with wrangler's defaults.
     load_rounds: [usize; 2],
+    /// Timed sign-ins per phase (after one untimed warm-up sign-in).
+    signin_rounds: usize,
 }
 
 const FULL: Plan = Plan {
@@ -79,6 +87,7 @@ const FULL: Plan = Plan {
     concurrency: 8,
     load_per_round: 2000,
     load_rounds: [2, 1],
+    signin_rounds: 7,
 };
 
 const QUICK: Plan = Plan {
@@ -90,6 +99,7 @@ const QUICK: Plan = Plan {
     concurrency: 8,
     load_per_round: 300,
     load_rounds: [1, 1],
+    signin_rounds: 3,
 };
 
 struct Options {
@@ -161,7 +171,7 @@ fn document(fixtures: &Fixtures) -> Result<Value, String> {
         "team_domain": "https://access.example.com",
         "identity_providers": [{ "id": idp, "name": "Emulated Entra ID", "type": "azureAD",
             "config": { "client_id": "${CLIENT_ID}", "directory_id": "${TENANT_ID}",
-                        "support_groups": true } }],
+                        "support_groups": true, "pkce_enabled": true } }],
         "apps": [{ "id": "app", "name": "Benchmarked app", "domain": "${WORKER_HOST}/app",
             "aud": "aud-app",
             "policies": [{ "name": "Engineering at example.com", "decision": "allow",
@@ -271,13 +281,27 @@ fn phase(
     let load_rounds = plan.load_rounds.get(index).copied().unwrap_or(0);
     println!("==> {mode:?}: starting the gateway (with the Entra ID emulator)");
     let origin_url = origin.url();
-    let config = StackConfig {
-        startup_timeout: STARTUP,
-        ..StackConfig::new(document(fixtures)?)
-            .named("gateway-bench")
-            .with_var("ORIGIN_URL", &origin_url)
+    let config = |name: &str| -> Result<StackConfig, String> {
+        Ok(StackConfig {
+            startup_timeout: STARTUP,
+            ..StackConfig::new(document(fixtures)?)
+                .named(name)
+                .with_var("ORIGIN_URL", &origin_url)
+        })
     };
-    let stack = Stack::start(config).map_err(|e| format!("gateway stack: {e}"))?;
+    let (bearer_config, cookie_config) =
+        (config("gateway-bench")?, config("gateway-bench-cookie")?);
+    // Two gateways: the bearer requests' and the cookie requests', so that each one's workerd
+    // CPU is counted apart while the requests are interleaved.
+    let (stack, cookie_stack) = std::thread::scope(|scope| {
+        let cookie = scope.spawn(|| Stack::start(cookie_config));
+        let bearer = Stack::start(bearer_config);
+        (bearer, cookie.join())
+    });
+    let stack = stack.map_err(|e| format!("gateway stack: {e}"))?;
+    let cookie_stack = cookie_stack
+        .map_err(|_| "the cookie gateway's start panicked".to_owned())?
+        .map_err(|e| format!("cookie gateway stack: {e}"))?;
     let emulator = stack.emulator();
     let token = emulator
         .mint(&TokenRequest::v2(USER))
@@ -318,8 +342,29 @@ fn phase(
 
     let authorization = format!("Bearer {token}");
     let headers = [("Authorization", authorization.as_str()), ("Accept", "*/*")];
+    println!(
+        "==> {mode:?}: signing {USER} in to the cookie gateway, 1 + {} times",
+        plan.signin_rounds
+    );
+    let cold = session::sign_in(&cookie_stack, APP_PATH, USER)?;
+    let mut signin_rounds = Vec::new();
+    let mut cookie = cold.cookie.clone();
+    for _ in 0..plan.signin_rounds {
+        let signed = session::sign_in(&cookie_stack, APP_PATH, USER)?;
+        signin_rounds.push(signed.timing);
+        cookie = signed.cookie;
+    }
+    let cookie_header = format!("{}={cookie}", session::COOKIE);
+    let cookie_headers = [("Cookie", cookie_header.as_str()), ("Accept", "*/*")];
+    let cookie_target = Target {
+        label: "gateway, session cookie",
+        request: Prepared::get(cookie_stack.addr(), APP_PATH, &cookie_headers),
+        group: Group::of_wrangler_on(cookie_stack.addr().port()),
+    };
+    check_cookie(&cookie_target)?;
+
     let gateway = Target {
-        label: "gateway (edge-access)",
+        label: "gateway, bearer token",
         request: Prepared::get(stack.addr(), APP_PATH, &headers),
         group: Group::of_wrangler_on(stack.addr().port()),
     };
@@ -392,7 +437,7 @@ fn phase(
     drop(verifiers);
 
     println!("==> {mode:?}: sequential latency, {sequential_count} requests per target");
-    let targets = [direct, pass, gateway];
+    let targets = [direct, pass, gateway, cookie_target];
     let sequential = measure::sequential(&targets, plan.sequential_warmup, sequential_count)?;
     println!(
         "==> {mode:?}: throughput, {} connections, {load_rounds} round(s) of {} requests per target",
@@ -404,10 +449,36 @@ fn phase(
             mode,
             sequential,
             load,
+            sign_in: SignInResult {
+                first: cold.timing,
+                rounds: signin_rounds,
+            },
         },
         verification,
         demo_origin_p50,
     })
+}
+
+/// The cookie gateway allows the request with the session cookie and forwards its
+/// application token.
+fn check_cookie(target: &Target) -> Result<(), String> {
+    let answer = Connection::new(target.request.addr)
+        .send(&target.request)
+        .map_err(|e| format!("{}: {e}", target.label))?;
+    let echo: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+    let headers = echo.get("headers");
+    let email = headers
+        .and_then(|headers| headers.get("cf-access-authenticated-user-email"))
+        .and_then(Value::as_str);
+    let assertion = headers.and_then(|headers| headers.get("cf-access-jwt-assertion"));
+    if answer.status != 200 || email != Some("ada@example.com") || assertion.is_none() {
+        return Err(format!(
+            "the gateway did not allow the session-cookie request: HTTP {} {}",
+            answer.status,
+            String::from_utf8_lossy(&answer.body)
+        ));
+    }
+    Ok(())
 }
 
 /// The gateway allows the request (and tells the origin who asked), refuses it without a

@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::measure::{RunResult, VerifyResult};
+use crate::measure::{median, RunResult, VerifyResult};
+use crate::session::Timing;
 use crate::workers::Paths;
 use crate::Mode;
 
@@ -186,6 +187,22 @@ pub struct Phase {
     pub mode: Mode,
     pub sequential: Vec<RunResult>,
     pub load: Vec<RunResult>,
+    pub sign_in: SignInResult,
+}
+
+/// The sign-in round trips of one phase.
+#[derive(Debug)]
+pub struct SignInResult {
+    /// The first sign-in after the gateway started (untimed in the medians).
+    pub first: Timing,
+    pub rounds: Vec<Timing>,
+}
+
+impl SignInResult {
+    fn median_of(&self, step: impl Fn(&Timing) -> f64) -> f64 {
+        let mut values: Vec<f64> = self.rounds.iter().map(step).collect();
+        median(&mut values)
+    }
 }
 
 impl Phase {
@@ -355,14 +372,20 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "### An allowed bearer request: gateway vs pass-through\n"
+            "### An allowed request, bearer token or session cookie: gateway vs pass-through\n"
         );
         let _ = writeln!(
             out,
             "`GET {}` with the same `Authorization: Bearer` token (Ada: five groups through \
              nesting) to the gateway (one app, one allow policy: include the Entra group \
              Engineering, which Ada reaches through Backend, require email domain \
-             example.com; the token's signature is verified on every request), to a \
+             example.com; the token's signature is verified on every request), the same \
+             request with Ada's session cookie (`CF_Authorization`, from one sign-in over HTTP \
+             just before; each request verifies it with the gateway's key, looks its session \
+             up in D1 for revocation, decides again and forwards `Cf-Access-Jwt-Assertion`) \
+             to a second gateway of the same configuration (its local D1 runs in the same workerd, \
+             so the lookup is in its CPU time), so that its workerd CPU is counted \
+             apart, to a \
              pass-through JS Worker that only `fetch`es the same origin, and to the origin \
              directly. The origin is the benchmark's own echo server \
              (`bench/gateway/src/origin.rs`), not the tests' demo origin: that one sends an \
@@ -422,7 +445,44 @@ impl Report {
                 );
             }
             let _ = writeln!(out);
+            let signin = &phase.sign_in;
+            let _ = writeln!(
+                out,
+                "| sign-in round trip, median of {} (after one more) | login | authorize page + form post | callback | first page | total |",
+                signin.rounds.len()
+            );
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+            let _ = writeln!(
+                out,
+                "| Ada, fresh cookie jar each time | {} | {} | {} | {} | {} |",
+                ms(signin.median_of(|t| t.login)),
+                ms(signin.median_of(|t| t.authorize)),
+                ms(signin.median_of(|t| t.callback)),
+                ms(signin.median_of(|t| t.first_page)),
+                ms(signin.median_of(Timing::total)),
+            );
+            let first = &signin.first;
+            let _ = writeln!(
+                out,
+                "| the first sign-in after the gateway started | {} | {} | {} | {} | {} |",
+                ms(first.login),
+                ms(first.authorize),
+                ms(first.callback),
+                ms(first.first_page),
+                ms(first.total()),
+            );
+            let _ = writeln!(out);
         }
+        let _ = writeln!(
+            out,
+            "Sign-in round trip: `GET /cdn-cgi/access/login?redirect_url=…` (302 to the \
+             emulator, binding cookie set), the emulator's authorize page and its form post \
+             (in the benchmark's process; 302 to the callback), `GET /cdn-cgi/access/callback` \
+             (the gateway redeems the code at the emulator's token endpoint, reads the groups \
+             from its Graph, records the session in D1 and sets `CF_Authorization`; 302 back) \
+             and the first page with the cookie, each timed from the client on a fresh \
+             connection pool per sign-in, cookies carried by hand.\n"
+        );
         let _ = writeln!(
             out,
             "The load generator, the origin, wrangler and the workerd processes share the same \
@@ -449,6 +509,47 @@ impl Report {
             let _ = writeln!(out, "- {verdict}");
         }
         out
+    }
+
+    /// The note on what the browser-session issue asked for: per-request CPU for a cookie
+    /// request and the sign-in round trip.
+    fn session_note(&self, phase: &Phase) -> String {
+        let cookie = phase.sequential("gateway, session cookie");
+        let bearer = phase.sequential("gateway, bearer");
+        let pass = phase.sequential("pass-through");
+        let cpu = match (cookie, bearer, pass) {
+            (Some(cookie), Some(bearer), Some(pass)) => match (
+                cookie.cpu_per_request_us,
+                bearer.cpu_per_request_us,
+                pass.cpu_per_request_us,
+            ) {
+                (Some(c), Some(b), Some(p)) => format!(
+                    "workerd CPU {} per cookie request against {} per bearer request and {} \
+                     through the pass-through ({} more than the pass-through, {} more than a \
+                     bearer request); p50 {} against {} and {}",
+                    us(c),
+                    us(b),
+                    us(p),
+                    us(c - p),
+                    us(c - b),
+                    ms(cookie.latency.p50),
+                    ms(bearer.latency.p50),
+                    ms(pass.latency.p50),
+                ),
+                _ => "workerd CPU per cookie request not measurable in this run".into(),
+            },
+            _ => "the cookie request is missing from the results".into(),
+        };
+        let signin = &phase.sign_in;
+        format!(
+            "Browser sessions (inspector proxy off): per-request CPU for a cookie request — \
+             {cpu}; sign-in round trip — {} median of {} (callback {}), the first after the \
+             gateway started {}.",
+            ms(signin.median_of(Timing::total)),
+            signin.rounds.len(),
+            ms(signin.median_of(|t| t.callback)),
+            ms(signin.first.total()),
+        )
     }
 
     fn verdicts(&self) -> Vec<String> {
@@ -507,7 +608,7 @@ impl Report {
 
         let main = self.phases.first();
         let pass = main.and_then(|phase| phase.sequential("pass-through"));
-        let gateway = main.and_then(|phase| phase.sequential("gateway"));
+        let gateway = main.and_then(|phase| phase.sequential("gateway, bearer"));
         let direct = main.and_then(|phase| phase.sequential("origin"));
         match (pass, gateway) {
             (Some(pass), Some(gateway)) => {
@@ -526,7 +627,7 @@ impl Report {
                     .get(1)
                     .and_then(|phase| {
                         Some((
-                            phase.sequential("gateway")?,
+                            phase.sequential("gateway, bearer")?,
                             phase.sequential("pass-through")?,
                         ))
                     })
@@ -564,7 +665,7 @@ impl Report {
                                         phase.load.iter().find(|r| r.label.starts_with(label))
                                     };
                                     Some(
-                                        find("gateway")?.cpu_per_request_us?
+                                        find("gateway, bearer")?.cpu_per_request_us?
                                             - find("pass-through")?.cpu_per_request_us?,
                                     )
                                 })
@@ -603,6 +704,9 @@ impl Report {
                  missing from the results."
                     .into(),
             ),
+        }
+        if let Some(phase) = main {
+            verdicts.push(self.session_note(phase));
         }
         verdicts
     }
