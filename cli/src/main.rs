@@ -5,6 +5,7 @@
 //! edge-access policy eval    --config FILE --request FILE
 //! edge-access policy explain --config FILE --request FILE
 //! edge-access keygen [--no-cert]
+//! edge-access token inspect TOKEN|-
 //! ```
 //! Exit codes: 0 success, 1 usage error, 2 the document or request does not load (or a work
 //! limit stopped the evaluation).
@@ -15,7 +16,14 @@ use std::process::ExitCode;
 
 use policy_core::{Engine, LoadErrors, Request, Verdict};
 
+mod inspect;
 mod keygen;
+
+fn now_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
 use serde_json::json;
 
 const USAGE: &str = "\
@@ -24,6 +32,8 @@ usage:
   edge-access policy eval    --config FILE --request FILE
   edge-access policy explain --config FILE --request FILE
   edge-access keygen [--no-cert]   a signing key for SESSION_SIGNING_KEY (private JWK on stdout)
+  edge-access token inspect TOKEN  decode an Entra or gateway token (no signature check): header,
+                                   claims, kind, and whether it is expired; `-` reads stdin
 
 FILE may be `-` for standard input (at most one of them).
 exit codes: 0 ok, 1 usage error, 2 the document or request does not load";
@@ -102,6 +112,23 @@ fn run(args: &[String], out: &mut impl Write) -> Result<(), CliError> {
         [group, command, rest @ ..] if group == "policy" => (command.as_str(), rest),
         [help] if help == "-h" || help == "--help" => {
             return Err(CliError::Usage("help requested".into()))
+        }
+        [token, inspect, rest @ ..] if token == "token" && inspect == "inspect" => {
+            let raw = match rest {
+                [one] if one == "-" => read("-")?,
+                [one] => one.clone(),
+                _ => {
+                    return Err(CliError::Usage(
+                        "`token inspect` takes one token (or `-`)".into(),
+                    ))
+                }
+            };
+            let report = inspect::inspect(raw.trim(), now_seconds()).map_err(CliError::Load)?;
+            let mut text = serde_json::to_string_pretty(&report).unwrap_or_default();
+            text.push('\n');
+            return out
+                .write_all(text.as_bytes())
+                .map_err(|e| CliError::Load(format!("cannot write output: {e}")));
         }
         [keygen, rest @ ..] if keygen == "keygen" => {
             let with_cert = match rest {

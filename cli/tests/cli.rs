@@ -209,3 +209,27 @@ fn keygen_writes_a_private_jwk() {
     assert!(jwk.get("x5c").is_none());
     assert_eq!(run(&["keygen", "--frob"]).status.code(), Some(1));
 }
+
+#[test]
+fn token_inspect_decodes_without_verifying() {
+    use base64::Engine as _;
+    let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    let token = format!(
+        "{}.{}.c2ln",
+        b64(r#"{"alg":"RS256","kid":"k1"}"#),
+        b64(r#"{"ver":"1.0","upn":"ada@example.com","exp":1}"#)
+    );
+    let out = run(&["token", "inspect", &token]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["kind"], "Entra ID v1.0 token");
+    assert_eq!(report["claims"]["upn"], "ada@example.com");
+    assert!(report["time"].as_str().unwrap().starts_with("expired"));
+    assert!(report["signature"]
+        .as_str()
+        .unwrap()
+        .contains("not verified"));
+    let out = run(&["token", "inspect", "not-a-token"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("not a JWT"));
+}
