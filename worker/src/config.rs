@@ -53,6 +53,22 @@ fn var(env: &Env, name: &str) -> Option<String> {
         .filter(|v| !v.trim().is_empty())
 }
 
+/// A base URL the gateway trusts for identity (the Entra authority, Microsoft Graph): `https`,
+/// or `http` on loopback only (the emulator); without a trailing slash.
+fn identity_endpoint(env: &Env, name: &str, default: &str) -> Result<String, String> {
+    let Some(value) = var(env, name) else {
+        return Ok(default.to_owned());
+    };
+    let url = Url::parse(&value).map_err(|e| format!("{name} `{value}` is not a URL: {e}"))?;
+    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+        return Err(format!(
+            "{name} `{value}` must be https (http only on loopback)"
+        ));
+    }
+    Ok(value.trim_end_matches('/').to_owned())
+}
+
 fn load(env: &Env) -> Result<Gateway, String> {
     let document = var(env, "EDGE_ACCESS_CONFIG")
         .ok_or("EDGE_ACCESS_CONFIG is not set: the gateway has no configuration document")?;
@@ -65,20 +81,7 @@ fn load(env: &Env) -> Result<Gateway, String> {
     if engine.identity_providers().is_empty() {
         return Err("EDGE_ACCESS_CONFIG: identity_providers: at least one is needed".into());
     }
-    let authority = match var(env, "ENTRA_AUTHORITY") {
-        Some(a) => {
-            let url =
-                Url::parse(&a).map_err(|e| format!("ENTRA_AUTHORITY `{a}` is not a URL: {e}"))?;
-            let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-            if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
-                return Err(format!(
-                    "ENTRA_AUTHORITY `{a}` must be https (http only on loopback)"
-                ));
-            }
-            a.trim_end_matches('/').to_owned()
-        }
-        None => DEFAULT_AUTHORITY.to_owned(),
-    };
+    let authority = identity_endpoint(env, "ENTRA_AUTHORITY", DEFAULT_AUTHORITY)?;
     let origin = match var(env, "ORIGIN_URL") {
         Some(o) => Some(Url::parse(&o).map_err(|e| format!("ORIGIN_URL `{o}` is not a URL: {e}"))?),
         None => None,
@@ -88,19 +91,7 @@ fn load(env: &Env) -> Result<Gateway, String> {
         Some("pass") => true,
         Some(other) => return Err(format!("UNMATCHED `{other}` must be `deny` or `pass`")),
     };
-    let graph = match var(env, "GRAPH_URL") {
-        Some(g) => {
-            let url = Url::parse(&g).map_err(|e| format!("GRAPH_URL `{g}` is not a URL: {e}"))?;
-            let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-            if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
-                return Err(format!(
-                    "GRAPH_URL `{g}` must be https (http only on loopback)"
-                ));
-            }
-            g.trim_end_matches('/').to_owned()
-        }
-        None => DEFAULT_GRAPH.to_owned(),
-    };
+    let graph = identity_endpoint(env, "GRAPH_URL", DEFAULT_GRAPH)?;
     let client_secret = session::secret(env, "AZURE_CLIENT_SECRET");
     let signing = SigningKeys::from_env(env)?;
     Ok(Gateway {
