@@ -7,11 +7,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod apply;
 mod error;
 mod filter;
 mod patch;
 mod path;
 
+pub use apply::{apply, Changes};
 pub use error::{ScimError, ScimType};
 pub use filter::{Comparison, Filter};
 pub use patch::{Operation, OperationKind, PatchRequest};
