@@ -74,6 +74,16 @@ pub async fn signing_key(
     now_ms: u64,
 ) -> Result<(RsaJwk, String), GatewayError> {
     let slot = (tenant.to_owned(), version);
+    // The request path: a fresh cached key, found without copying the key set.
+    let hit = SETS.with(|sets| {
+        let sets = sets.borrow();
+        let set = sets.get(&slot).and_then(|e| e.set.as_ref());
+        set.filter(|s| now_ms.saturating_sub(s.fetched_ms) < TTL_MS)
+            .and_then(|s| find(s, kid))
+    });
+    if let Some(found) = hit {
+        return Ok(found);
+    }
     let (mut cached, attempts) = SETS.with(|sets| {
         let sets = sets.borrow();
         let entry = sets.get(&slot);
