@@ -1,21 +1,22 @@
 //! `edge-access`: the offline policy tester (and, later, token tools).
 //!
 //! ```text
-//! edge-access policy check   --config FILE [--json]
-//! edge-access policy eval    --config FILE --request FILE
-//! edge-access policy explain --config FILE --request FILE
+//! edge-access policy check   --config FILE [--directory FILE] [--json]
+//! edge-access policy eval    --config FILE --request FILE [--directory FILE]
+//! edge-access policy explain --config FILE --request FILE [--directory FILE]
 //! edge-access keygen [--no-cert]
 //! edge-access token inspect TOKEN|-
 //! ```
-//! Exit codes: 0 success, 1 usage error, 2 the document or request does not load (or a work
-//! limit stopped the evaluation).
+//! Exit codes: 0 success, 1 usage error, 2 the document, request or directory does not load (or
+//! a work limit stopped the evaluation).
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
-use policy_core::{Engine, LoadErrors, Request, Verdict};
+use policy_core::{Engine, LoadErrors, Options, Request, Verdict};
 
+mod directory;
 mod inspect;
 mod keygen;
 
@@ -28,15 +29,17 @@ use serde_json::json;
 
 const USAGE: &str = "\
 usage:
-  edge-access policy check   --config FILE [--json]
-  edge-access policy eval    --config FILE --request FILE
-  edge-access policy explain --config FILE --request FILE
+  edge-access policy check   --config FILE [--directory FILE] [--json]
+  edge-access policy eval    --config FILE --request FILE [--directory FILE]
+  edge-access policy explain --config FILE --request FILE [--directory FILE]
+  --directory FILE  the gateway's SCIM groups (the body of GET /cdn-cgi/access/scim/v2/Groups, or
+                    an array of Group resources): nested groups and group names for the policy
   edge-access keygen [--no-cert]   a signing key for SESSION_SIGNING_KEY (private JWK on stdout)
   edge-access token inspect TOKEN  decode an Entra or gateway token (no signature check): header,
                                    claims, kind, and whether it is expired; `-` reads stdin
 
 FILE may be `-` for standard input (at most one of them).
-exit codes: 0 ok, 1 usage error, 2 the document or request does not load";
+exit codes: 0 ok, 1 usage error, 2 the document, request or directory does not load";
 
 /// What went wrong, and the exit code that says so.
 #[derive(Debug)]
@@ -73,6 +76,7 @@ fn report(message: &str) {
 struct Args {
     config: Option<String>,
     request: Option<String>,
+    directory: Option<String>,
     json: bool,
 }
 
@@ -88,6 +92,7 @@ fn parse_args(args: &[String], allow_request: bool, allow_json: bool) -> Result<
         match arg.as_str() {
             "--config" | "-c" => out.config = Some(value("--config")?),
             "--request" | "-r" if allow_request => out.request = Some(value("--request")?),
+            "--directory" | "-d" => out.directory = Some(value("--directory")?),
             "--json" if allow_json => out.json = true,
             "-h" | "--help" => return Err(CliError::Usage("help requested".into())),
             other => return Err(CliError::Usage(format!("unexpected argument `{other}`"))),
@@ -99,7 +104,11 @@ fn parse_args(args: &[String], allow_request: bool, allow_json: bool) -> Result<
     if allow_request && out.request.is_none() {
         return Err(CliError::Usage("`--request FILE` is required".into()));
     }
-    if out.config.as_deref() == Some("-") && out.request.as_deref() == Some("-") {
+    let from_stdin = [&out.config, &out.request, &out.directory]
+        .into_iter()
+        .filter(|f| f.as_deref() == Some("-"))
+        .count();
+    if from_stdin > 1 {
         return Err(CliError::Usage(
             "only one of the files can be standard input".into(),
         ));
@@ -150,7 +159,8 @@ fn run(args: &[String], out: &mut impl Write) -> Result<(), CliError> {
         }
         "eval" | "explain" => {
             let args = parse_args(rest, true, false)?;
-            let engine = load_engine(args.config.as_deref().unwrap_or("-"))?;
+            let options = load_directory(args.directory.as_deref())?;
+            let engine = load_engine(args.config.as_deref().unwrap_or("-"), &options)?;
             let request = load_request(args.request.as_deref().unwrap_or("-"))?;
             let verdict = engine
                 .evaluate(&request)
@@ -192,9 +202,33 @@ fn load_errors(file: &str, errors: &LoadErrors) -> String {
     text
 }
 
-fn load_engine(path: &str) -> Result<Engine, CliError> {
+fn load_engine(path: &str, options: &Options) -> Result<Engine, CliError> {
     let text = read(path)?;
-    Engine::from_json(&text).map_err(|e| CliError::Load(load_errors(path, &e)))
+    Engine::from_json_with(&text, options).map_err(|e| CliError::Load(load_errors(path, &e)))
+}
+
+/// Engine options from a SCIM group export (`--directory`), or the defaults without one.
+/// Skipped groups and other warnings go to stderr.
+fn load_directory(path: Option<&str>) -> Result<Options, CliError> {
+    let Some(path) = path else {
+        return Ok(Options::default());
+    };
+    let text = read(path)?;
+    let directory = directory::parse(&text).map_err(|errors| {
+        let mut message = format!("`{path}` does not load ({} problems):", errors.len());
+        for e in &errors {
+            let _ = write!(message, "\n  {e}");
+        }
+        CliError::Load(message)
+    })?;
+    for w in &directory.warnings {
+        report(&format!("warning: `{path}`: {w}"));
+    }
+    // `Options` is `#[non_exhaustive]`: start from the defaults and fill in the directory.
+    let mut options = Options::default();
+    options.group_parents = directory.group_parents;
+    options.group_names = directory.group_names;
+    Ok(options)
 }
 
 fn load_request(path: &str) -> Result<Request, CliError> {
@@ -203,9 +237,10 @@ fn load_request(path: &str) -> Result<Request, CliError> {
 }
 
 fn check(args: &Args, out: &mut impl Write) -> Result<String, CliError> {
+    let options = load_directory(args.directory.as_deref())?;
     let path = args.config.as_deref().unwrap_or("-");
     let text = read(path)?;
-    let result = Engine::from_json(&text);
+    let result = Engine::from_json_with(&text, &options);
     if args.json {
         let report = match &result {
             Ok(engine) => json!({
@@ -233,10 +268,19 @@ fn check(args: &Args, out: &mut impl Write) -> Result<String, CliError> {
     }
     let engine = result.map_err(|e| CliError::Load(load_errors(path, &e)))?;
     let mut text = format!(
-        "ok: `{path}` loads: {} apps, {} identity providers\n",
+        "ok: `{path}` loads: {} apps, {} identity providers",
         engine.apps().len(),
         engine.identity_providers().len()
     );
+    if let Some(directory) = &args.directory {
+        let _ = write!(
+            text,
+            "; `{directory}`: {} named groups, {} nesting edges",
+            options.group_names.len(),
+            options.group_parents.len()
+        );
+    }
+    text.push('\n');
     for w in engine.warnings() {
         let _ = writeln!(text, "warning: {w}");
     }

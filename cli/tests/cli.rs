@@ -233,3 +233,177 @@ fn token_inspect_decodes_without_verifying() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("not a JWT"));
 }
+
+fn run_with_stdin(args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edge-access"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// `policy eval|explain` of the SCIM fixtures: the rule names the parent group, the identity
+/// carries only the child group.
+fn run_scim(command: &str, directory: Option<&str>) -> Output {
+    let (config, request) = (fixture("scim-config.json"), fixture("scim-request.json"));
+    let mut args = vec![
+        "policy",
+        command,
+        "--config",
+        &config,
+        "--request",
+        &request,
+    ];
+    if let Some(directory) = directory {
+        args.extend(["--directory", directory]);
+    }
+    run(&args)
+}
+
+#[test]
+fn directory_nests_scim_groups_under_their_parents() {
+    let out = run_scim("eval", None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let verdict: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_ne!(verdict["outcome"], "allow", "{verdict}");
+
+    let out = run_scim("eval", Some(&fixture("scim-groups.json")));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let verdict: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(verdict["outcome"], "allow", "{verdict}");
+    assert_eq!(verdict["policy"]["id"], "engineering");
+    // A group with no GUID in `externalId` or `id` is skipped, and said so.
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("Resources[2] (`Contractors`, id `legacy-contractors`): neither `externalId` nor `id` is a GUID; skipped"),
+        "{err}"
+    );
+}
+
+#[test]
+fn explain_names_scim_groups_next_to_their_ids() {
+    let out = run_scim("explain", None);
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("outcome: default_deny\n"), "{stdout}");
+    assert!(!stdout.contains("All Engineering"), "{stdout}");
+    let out = run_scim("explain", Some(&fixture("scim-groups.json")));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("outcome: allow\n"), "{stdout}");
+    assert!(
+        stdout.contains("azureAD `5b3e8c1a-0d6f-4a39-9c55-2f7b1e0a9d41` (All Engineering) of"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_reads_the_directory() {
+    let out = run(&[
+        "policy",
+        "check",
+        "--config",
+        &fixture("scim-config.json"),
+        "--directory",
+        &fixture("scim-groups.json"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("scim-groups.json`: 2 named groups, 1 nesting edges"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn directory_may_be_a_plain_array_of_groups_from_stdin() {
+    // No `externalId`: the SCIM `id` is the policy id. Member `type` does not matter.
+    let groups = r#"[
+      { "id": "5b3e8c1a-0d6f-4a39-9c55-2f7b1e0a9d41", "displayName": "All Engineering",
+        "members": [ { "value": "0D9E8F7A-6B5C-4D3E-2F1A-0B9C8D7E6F5A", "type": "User" } ] },
+      { "id": "0D9E8F7A-6B5C-4D3E-2F1A-0B9C8D7E6F5A", "displayName": "Platform" }
+    ]"#;
+    let out = run_with_stdin(
+        &[
+            "policy",
+            "eval",
+            "--config",
+            &fixture("scim-config.json"),
+            "--request",
+            &fixture("scim-request.json"),
+            "--directory",
+            "-",
+        ],
+        groups,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let verdict: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(verdict["outcome"], "allow", "{verdict}");
+}
+
+#[test]
+fn malformed_directories_do_not_load() {
+    let group = r#"{ "id": "g1", "displayName": "G" }"#;
+    for (directory, expected) in [
+        ("{", "not JSON"),
+        (r#""groups""#, "expected a SCIM ListResponse (an object with `Resources`) or an array of Group resources, found a string"),
+        (r#"{"totalResults": 1}"#, "Resources: missing"),
+        (r#"{"Resources": {}}"#, "Resources: must be an array, found an object"),
+        (r#"{"totalResults": -1, "Resources": []}"#, "totalResults: must be a non-negative integer"),
+        (&format!(r#"{{"Resources": [{group}, 7]}}"#), "Resources[1]: must be an object, found a number"),
+        (r#"{"Resources": [{"id": "g1", "displayName": 3}]}"#, "Resources[0].displayName: must be a string, found a number"),
+        (r#"[{"id": "g1"}]"#, "[0].displayName: missing"),
+        (r#"[{"displayName": "G"}]"#, "[0].id: missing"),
+        (r#"[{"id": "g1", "displayName": "G", "externalId": 5}]"#, "[0].externalId: must be a string"),
+        (r#"[{"id": "g1", "displayName": "G", "members": {}}]"#, "[0].members: must be an array"),
+        (r#"[{"id": "g1", "displayName": "G", "members": ["g2"]}]"#, "[0].members[0]: must be an object, found a string"),
+        (r#"[{"id": "g1", "displayName": "G", "members": [{"type": "Group"}]}]"#, "[0].members[0].value: missing"),
+        (&format!("[{group}, {group}]"), "[1].id: duplicate id `g1` (also [0])"),
+        (
+            r#"[{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": "u1", "displayName": "Ada"}]"#,
+            "[0].schemas: does not name `urn:ietf:params:scim:schemas:core:2.0:Group`: not a Group resource",
+        ),
+    ] {
+        for command in ["eval", "check"] {
+            let config = fixture("scim-config.json");
+            let request = fixture("scim-request.json");
+            let mut args = vec!["policy", command, "--config", &config, "--directory", "-"];
+            if command == "eval" {
+                args.extend(["--request", &request]);
+            }
+            let out = run_with_stdin(&args, directory);
+            assert_eq!(out.status.code(), Some(2), "{directory}");
+            let err = text(&out.stderr);
+            assert!(err.contains("`-` does not load"), "{directory}: {err}");
+            assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
+            assert!(out.stdout.is_empty(), "{directory}");
+        }
+    }
+}
+
+#[test]
+fn directory_file_errors() {
+    let out = run_scim("eval", Some("/nonexistent/groups.json"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot read `/nonexistent/groups.json`"));
+    let out = run(&[
+        "policy",
+        "eval",
+        "--config",
+        &fixture("scim-config.json"),
+        "--request",
+        "-",
+        "--directory",
+        "-",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("only one of the files can be standard input"));
+}
