@@ -32,10 +32,14 @@
 //! token's own user. `POST /_admin/fault` with `{"graph": …}` injects Graph faults.
 //!
 //! Unknown tenants get 400 with an Entra-style error body (`AADSTS90002`).
+//!
+//! [`provisioning`] is the other direction: Entra's provisioning service as a SCIM client of
+//! the gateway's SCIM endpoint, in both of its PATCH dialects.
 
 mod graph;
 mod http;
 mod keys;
+pub mod provisioning;
 mod signin;
 mod signin_client;
 mod token;
