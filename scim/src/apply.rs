@@ -91,6 +91,19 @@ fn member_id(v: &Value) -> Option<String> {
     v.get("value").and_then(Value::as_str).map(str::to_owned)
 }
 
+/// `id` and `meta` belong to the server.
+fn writable(path: &AttrPath) -> Result<(), ScimError> {
+    let owned = path.urn.is_none()
+        && (path.attr.eq_ignore_ascii_case("id") || path.attr.eq_ignore_ascii_case("meta"));
+    if owned {
+        return Err(ScimError::new(
+            ScimType::Mutability,
+            format!("`{}` is set by the server", path.attr),
+        ));
+    }
+    Ok(())
+}
+
 fn set(
     resource: &mut Map<String, Value>,
     path: &AttrPath,
@@ -98,6 +111,7 @@ fn set(
     kind: OperationKind,
     changes: &mut Changes,
 ) -> Result<(), ScimError> {
+    writable(path)?;
     if path.is("active") {
         changes.active = value.as_bool();
     }
@@ -201,6 +215,7 @@ fn remove(
     value: Option<&Value>,
     changes: &mut Changes,
 ) -> Result<(), ScimError> {
+    writable(path)?;
     let is_members = path.attr.eq_ignore_ascii_case("members");
     let target = container(resource, path)?;
     let Some(key) = existing_key(target, &path.attr) else {

@@ -15,6 +15,10 @@ pub enum ScimType {
     InvalidValue,
     /// The path has no target (e.g. remove without a path).
     NoTarget,
+    /// A value that must be unique is already taken (status 409).
+    Uniqueness,
+    /// An attribute the client may not change (`id`, `meta`).
+    Mutability,
 }
 
 impl ScimType {
@@ -26,11 +30,14 @@ impl ScimType {
             ScimType::InvalidPath => "invalidPath",
             ScimType::InvalidValue => "invalidValue",
             ScimType::NoTarget => "noTarget",
+            ScimType::Uniqueness => "uniqueness",
+            ScimType::Mutability => "mutability",
         }
     }
 }
 
-/// A request that must be answered with a SCIM error (status 400) and left without effect.
+/// A request that must be answered with a SCIM error (400, or 409 for `uniqueness`) and left
+/// without effect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScimError {
     /// The `scimType`.
@@ -40,10 +47,19 @@ pub struct ScimError {
 }
 
 impl ScimError {
-    pub(crate) fn new(scim_type: ScimType, detail: impl Into<String>) -> ScimError {
+    /// An error of `scim_type` whose detail names the offending input.
+    pub fn new(scim_type: ScimType, detail: impl Into<String>) -> ScimError {
         ScimError {
             scim_type,
             detail: detail.into(),
+        }
+    }
+
+    /// The HTTP status: 409 for `uniqueness`, 400 otherwise.
+    pub fn status(&self) -> u16 {
+        match self.scim_type {
+            ScimType::Uniqueness => 409,
+            _ => 400,
         }
     }
 
@@ -51,7 +67,7 @@ impl ScimError {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
-            "status": "400",
+            "status": self.status().to_string(),
             "scimType": self.scim_type.as_str(),
             "detail": self.detail,
         })

@@ -12,12 +12,17 @@ mod error;
 mod filter;
 mod patch;
 mod path;
+mod resource;
 
 pub use apply::{apply, Changes};
 pub use error::{ScimError, ScimType};
 pub use filter::{Comparison, Filter};
 pub use patch::{Operation, OperationKind, PatchRequest};
 pub use path::{AttrPath, ValueFilter};
+pub use resource::{
+    active_value, attribute, conditions, fold, Condition, GroupRecord, Page, ResourceKind,
+    UserRecord,
+};
 
 /// The PatchOp message schema.
 pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";

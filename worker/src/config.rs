@@ -4,7 +4,8 @@
 use std::cell::OnceCell;
 use std::rc::Rc;
 
-use policy_core::Engine;
+use policy_core::{Engine, ScimConfig};
+use sha2::{Digest, Sha256};
 use worker::{Env, Url};
 
 use crate::session::{self, SigningKeys};
@@ -34,6 +35,24 @@ pub struct Gateway {
     pub client_secret: Option<String>,
     /// The keys that sign application tokens (`SESSION_SIGNING_KEY`).
     pub signing: Option<SigningKeys>,
+    /// SCIM provisioning, when an identity provider enables it.
+    pub scim: Option<ScimSettings>,
+    /// The configuration document, recompiled with the SCIM directory when it changes.
+    pub document: String,
+    /// How long a gateway isolate trusts its copy of the SCIM directory before checking
+    /// D1 again (`DIRECTORY_REFRESH_SECONDS`, default 10).
+    pub directory_refresh_ms: u64,
+}
+
+/// The provider SCIM provisions, its `scim_config`, and the bearer token's SHA-256.
+#[derive(Debug)]
+pub struct ScimSettings {
+    /// The identity provider's id.
+    pub idp_id: String,
+    /// Its `scim_config`.
+    pub config: ScimConfig,
+    /// SHA-256 of `SCIM_TOKEN`; `None` when the secret is not set (every request is refused).
+    pub token_sha256: Option<[u8; 32]>,
 }
 
 thread_local! {
@@ -94,6 +113,19 @@ fn load(env: &Env) -> Result<Gateway, String> {
     let graph = identity_endpoint(env, "GRAPH_URL", DEFAULT_GRAPH)?;
     let client_secret = session::secret(env, "AZURE_CLIENT_SECRET");
     let signing = SigningKeys::from_env(env)?;
+    let scim = scim_settings(env, &engine)?;
+    let directory_refresh_ms = match var(env, "DIRECTORY_REFRESH_SECONDS") {
+        None => 10_000,
+        Some(text) => text
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s <= 3600)
+            .map(|s| s * 1000)
+            .ok_or_else(|| {
+                format!("DIRECTORY_REFRESH_SECONDS `{text}` must be whole seconds from 0 to 3600")
+            })?,
+    };
     Ok(Gateway {
         engine,
         authority,
@@ -102,5 +134,36 @@ fn load(env: &Env) -> Result<Gateway, String> {
         graph,
         client_secret,
         signing,
+        scim,
+        document,
+        directory_refresh_ms,
     })
+}
+
+/// The one identity provider with `scim_config.enabled`, if any: `/cdn-cgi/access/scim/v2`
+/// serves a single directory.
+fn scim_settings(env: &Env, engine: &Engine) -> Result<Option<ScimSettings>, String> {
+    let enabled: Vec<_> = engine
+        .identity_providers()
+        .iter()
+        .filter(|p| p.scim.enabled)
+        .collect();
+    let provider = match enabled.as_slice() {
+        [] => return Ok(None),
+        [provider] => provider,
+        [first, second, ..] => {
+            return Err(format!(
+                "EDGE_ACCESS_CONFIG: identity_providers: `{}` and `{}` both enable scim_config; \
+                 the SCIM endpoint serves one directory",
+                first.id, second.id
+            ))
+        }
+    };
+    let token_sha256 = session::secret(env, "SCIM_TOKEN")
+        .map(|token| Sha256::digest(token.trim().as_bytes()).into());
+    Ok(Some(ScimSettings {
+        idp_id: provider.id.to_string(),
+        config: provider.scim.clone(),
+        token_sha256,
+    }))
 }

@@ -8,6 +8,7 @@ use policy_core::{ClientIp, Country, Identity, Mtls, Outcome, Request as PolicyR
 use worker::{Date, Env, Request, Response};
 
 use crate::config::Gateway;
+use crate::directory;
 use crate::error::GatewayError;
 use crate::keys::{self, WebCryptoVerifier};
 use crate::log::DecisionLog;
@@ -34,13 +35,17 @@ pub async fn protect(request: Request, env: &Env, gateway: &Gateway) -> Response
         service_token: None,
         status: 500,
         reason: None,
+        why: &[],
     };
-    let (user, token_id);
+    let (user, token_id, app, why);
     let result = match decide(&request, env, gateway, &target).await {
         Ok(decided) => {
             user = decided.user;
             token_id = decided.service_token;
-            log.app = decided.app;
+            app = decided.app;
+            why = decided.why;
+            log.app = app.as_deref();
+            log.why = &why;
             log.outcome = decided.outcome;
             log.policy = decided.policy;
             log.user = user.as_deref();
@@ -73,10 +78,13 @@ pub async fn protect(request: Request, env: &Env, gateway: &Gateway) -> Response
 }
 
 /// What the policies said, before anything is forwarded.
-struct Decided<'g> {
+struct Decided {
     /// The policy outcome, or `invalid_credentials` when credentials were refused first.
     outcome: &'static str,
-    app: Option<&'g str>,
+    app: Option<String>,
+    /// For a refusal by the policies: the evaluation trace (groups named by their SCIM or
+    /// directory display names next to their ids).
+    why: Vec<String>,
     policy: Option<String>,
     user: Option<String>,
     email: Option<String>,
@@ -87,13 +95,15 @@ struct Decided<'g> {
     refusal: Option<GatewayError>,
 }
 
-async fn decide<'g>(
+async fn decide(
     request: &Request,
     env: &Env,
-    gateway: &'g Gateway,
+    gateway: &Gateway,
     target_text: &str,
-) -> Result<Decided<'g>, GatewayError> {
-    let engine = &gateway.engine;
+) -> Result<Decided, GatewayError> {
+    let now_ms = Date::now().as_millis();
+    let engine = directory::engine(env, gateway, now_ms).await?;
+    let engine = &*engine;
     let target = Target::parse(target_text)
         .map_err(|e| GatewayError::Internal(format!("request target: {e}")))?;
     let Some(app) = engine.app_for(&target) else {
@@ -101,6 +111,7 @@ async fn decide<'g>(
         return Ok(Decided {
             outcome: Outcome::NoApp.as_str(),
             app: None,
+            why: Vec::new(),
             policy: None,
             user: None,
             email: None,
@@ -111,7 +122,8 @@ async fn decide<'g>(
     };
     let refused = |error: GatewayError| Decided {
         outcome: "invalid_credentials",
-        app: Some(app.id()),
+        app: Some(app.id().to_owned()),
+        why: Vec::new(),
         policy: None,
         user: None,
         email: None,
@@ -126,7 +138,6 @@ async fn decide<'g>(
         Presented::Valid(token) => policy_request.service_token = Some(token),
         Presented::Invalid(why) => return Ok(refused(GatewayError::Unauthorized(why))),
     }
-    let now_ms = Date::now().as_millis();
     let mut assertion = None;
     if let Some(bearer) = bearer(headers) {
         match bearer_identity(env, gateway, &bearer, now_ms).await {
@@ -194,9 +205,17 @@ async fn decide<'g>(
         Outcome::LoginRequired => Some(GatewayError::Unauthorized("sign-in required".into())),
         Outcome::NoApp => Some(GatewayError::NoApp),
     };
+    let why = match decision.outcome {
+        Outcome::Block | Outcome::DefaultDeny => engine
+            .evaluate(&policy_request)
+            .map(|verdict| verdict.trace)
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
     Ok(Decided {
         outcome: decision.outcome.as_str(),
-        app: Some(app.id()),
+        app: Some(app.id().to_owned()),
+        why,
         policy: decision.policy.map(|p| p.id.unwrap_or(p.name).to_owned()),
         user: identity.and_then(|i| i.user_id.as_deref()).map(Into::into),
         email: identity

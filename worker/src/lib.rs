@@ -5,6 +5,7 @@
 //! to a generic response while the log line says why; nothing on the request path panics.
 
 mod config;
+mod directory;
 mod error;
 mod gate;
 mod keys;
@@ -12,6 +13,7 @@ mod log;
 mod pages;
 mod proxy;
 mod routes;
+mod scim;
 mod service_token;
 mod session;
 mod signin;

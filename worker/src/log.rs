@@ -26,6 +26,8 @@ pub struct DecisionLog<'a> {
     pub service_token: Option<&'a str>,
     pub status: u16,
     pub reason: Option<String>,
+    /// The policy trace of a refusal.
+    pub why: &'a [String],
 }
 
 impl DecisionLog<'_> {
@@ -45,6 +47,9 @@ impl DecisionLog<'_> {
         line.insert("service_token".into(), opt(self.service_token));
         line.insert("status".into(), Value::from(self.status));
         line.insert("reason".into(), opt(self.reason.as_deref()));
+        if !self.why.is_empty() {
+            line.insert("why".into(), Value::from(self.why.to_vec()));
+        }
         console_log!("{}", Value::Object(line));
     }
 }

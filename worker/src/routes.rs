@@ -6,6 +6,7 @@ use crate::config;
 use crate::error::GatewayError;
 use crate::gate;
 use crate::log;
+use crate::scim;
 use crate::signin;
 
 /// Routes `request`: the gateway's own endpoints under `/cdn-cgi/access/`, everything else
@@ -21,6 +22,9 @@ pub async fn dispatch(request: Request, env: &Env) -> Response {
         }
     };
     let path = request.path();
+    if path == scim::PREFIX || path.starts_with(&format!("{}/", scim::PREFIX)) {
+        return scim::handle(request, env, gateway).await;
+    }
     if path == "/cdn-cgi/access" || path.starts_with("/cdn-cgi/access/") {
         return signin::handle(request, env, gateway).await;
     }

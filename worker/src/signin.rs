@@ -251,7 +251,8 @@ async fn callback(
     if sha256_hex(&binding) != login.binding_hash {
         return Err(signin_failed("the state belongs to another browser".into()));
     }
-    let engine = &gateway.engine;
+    let engine = crate::directory::engine(env, gateway, Date::now().as_millis()).await?;
+    let engine = &*engine;
     let idp = engine
         .identity_providers()
         .iter()

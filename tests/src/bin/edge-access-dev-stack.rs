@@ -125,6 +125,19 @@ fn print_summary(stack: &Stack) {
         stack.url()
     );
     println!();
+    println!(
+        "    SCIM (Entra provisioning): {}{} with `Authorization: Bearer {}`",
+        stack.url(),
+        edge_access_tests::stack::SCIM_PATH,
+        edge_access_tests::stack::SCIM_TOKEN
+    );
+    println!(
+        "    provision the fixtures like Entra: cargo run -p edge-access-tests --bin entra-emulator -- --provision {}{} --scim-token {}",
+        stack.url(),
+        edge_access_tests::stack::SCIM_PATH,
+        edge_access_tests::stack::SCIM_TOKEN
+    );
+    println!();
     println!("    (`/public` is open to everyone; `/eng` needs the nested Engineering group; mallory is refused)");
     println!("    Ctrl-C stops everything.");
     println!();

@@ -19,7 +19,9 @@
 //! URL), what the browser sign-in needs — `GRAPH_URL` (the emulator's Microsoft Graph,
 //! `{emulator}/graph`), `AZURE_CLIENT_SECRET` (the fixtures' client secret) and
 //! `SESSION_SIGNING_KEY` (a private RSA JWK made once per test process,
-//! [`Stack::session_signing_jwk`]) — then [`StackConfig::vars`], which win over the others.
+//! [`Stack::session_signing_jwk`]) —, `SCIM_TOKEN` ([`SCIM_TOKEN`]) and `DIRECTORY_REFRESH_SECONDS`
+//! (`0`: every request sees the directory SCIM left) — then [`StackConfig::vars`], which win
+//! over the others.
 //! In the document and in var values, these placeholders are replaced first: `${WORKER_URL}`
 //! (`http://127.0.0.1:PORT`), `${WORKER_HOST}` (`127.0.0.1:PORT`), `${EMULATOR_URL}`,
 //! `${ORIGIN_URL}`, `${TENANT_ID}`, `${CLIENT_ID}`.
@@ -57,6 +59,13 @@ pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(90);
 /// the gateway's own prefix, so the probe is easy to tell apart in the worker log and no app
 /// policy decides it.
 pub const READINESS_PATH: &str = "/cdn-cgi/access/harness-ready";
+
+/// The SCIM bearer token every stack's worker gets (`SCIM_TOKEN`), unless its vars say
+/// otherwise.
+pub const SCIM_TOKEN: &str = "scim-test-token-3f1c9a7e5b2d4c6e8a0b";
+
+/// Where the worker serves SCIM, below its URL.
+pub const SCIM_PATH: &str = "/cdn-cgi/access/scim/v2";
 
 /// Set to `1` to make a missing prerequisite (wrangler, the worker build) fail the
 /// end-to-end tests instead of skipping them.
@@ -352,6 +361,8 @@ impl Stack {
                 "SESSION_SIGNING_KEY".to_owned(),
                 default_signing_jwk()?.to_string(),
             ),
+            ("SCIM_TOKEN".to_owned(), SCIM_TOKEN.to_owned()),
+            ("DIRECTORY_REFRESH_SECONDS".to_owned(), "0".to_owned()),
         ];
         for (name, value) in config.vars {
             vars.push((name, replace_all(&value, &placeholders)));

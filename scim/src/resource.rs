@@ -1,0 +1,433 @@
+//! Users and groups as a server keeps them: a body checked and normalised into the columns
+//! filters and uniqueness need plus the resource to store, and filters turned into conditions
+//! on those columns.
+//!
+//! Attributes are kept as sent — unknown ones and unknown schema URNs included — except that
+//! `id` and `meta` belong to the server, explicit `null`s mean "no value" and are dropped,
+//! and `active` is a boolean whichever dialect sent it.
+
+use serde_json::{Map, Value};
+
+use crate::error::{ScimError, ScimType};
+use crate::filter::Filter;
+use crate::{GROUP_SCHEMA, USER_SCHEMA};
+
+/// What a stored user is looked up by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// `userName` as sent.
+    pub user_name: String,
+    /// `userName` folded for uniqueness and filters ([`fold`]).
+    pub user_name_key: String,
+    /// `externalId`, case-exact.
+    pub external_id: Option<String>,
+    /// `emails[type eq "work"].value`, folded.
+    pub work_email_key: Option<String>,
+    /// `displayName`, folded.
+    pub display_name_key: Option<String>,
+    /// `active` (true when absent).
+    pub active: bool,
+    /// The resource to store: the body without `id`, `meta` and `null`s.
+    pub resource: Map<String, Value>,
+}
+
+/// What a stored group is looked up by; members are kept apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRecord {
+    /// `displayName` as sent.
+    pub display_name: String,
+    /// `displayName` folded for uniqueness and filters.
+    pub display_name_key: String,
+    /// `externalId`, case-exact (Entra sends the group's object id).
+    pub external_id: Option<String>,
+    /// The member ids, in order, without duplicates.
+    pub members: Vec<String>,
+    /// The resource to store: the body without `id`, `meta`, `members` and `null`s.
+    pub resource: Map<String, Value>,
+}
+
+/// The folding used for case-insensitive attributes: ASCII lowercase, as SQLite's `lower()`
+/// and `NOCASE` fold, so the server and its database agree.
+pub fn fold(text: &str) -> String {
+    text.to_ascii_lowercase()
+}
+
+fn invalid(detail: String) -> ScimError {
+    ScimError::new(ScimType::InvalidValue, detail)
+}
+
+/// Checks the body's `schemas` names `core` and returns the body as an object.
+fn object_with_schema<'a>(
+    body: &'a Value,
+    core: &str,
+) -> Result<&'a Map<String, Value>, ScimError> {
+    let Value::Object(object) = body else {
+        return Err(ScimError::new(
+            ScimType::InvalidSyntax,
+            "the body must be a JSON object",
+        ));
+    };
+    let schemas = object.get("schemas").and_then(Value::as_array);
+    if !schemas.is_some_and(|s| {
+        s.iter()
+            .any(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(core)))
+    }) {
+        return Err(ScimError::new(
+            ScimType::InvalidSyntax,
+            format!("`schemas` must contain `{core}`"),
+        ));
+    }
+    Ok(object)
+}
+
+/// The body without server-owned attributes and explicit nulls (nested ones included).
+fn stored(object: &Map<String, Value>, also_drop: &[&str]) -> Map<String, Value> {
+    fn clean(value: &Value) -> Option<Value> {
+        match value {
+            Value::Null => None,
+            Value::Object(map) => Some(Value::Object(
+                map.iter()
+                    .filter_map(|(k, v)| clean(v).map(|v| (k.clone(), v)))
+                    .collect(),
+            )),
+            Value::Array(items) => Some(Value::Array(items.iter().filter_map(clean).collect())),
+            other => Some(other.clone()),
+        }
+    }
+    object
+        .iter()
+        .filter(|(k, _)| {
+            !k.eq_ignore_ascii_case("id")
+                && !k.eq_ignore_ascii_case("meta")
+                && !also_drop.iter().any(|d| k.eq_ignore_ascii_case(d))
+        })
+        .filter_map(|(k, v)| clean(v).map(|v| (k.clone(), v)))
+        .collect()
+}
+
+/// The value of attribute `name` (any case).
+pub fn attribute<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    object
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_null())
+}
+
+fn optional_string(object: &Map<String, Value>, name: &str) -> Result<Option<String>, ScimError> {
+    match attribute(object, name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(invalid(format!("`{name}` must be a string"))),
+    }
+}
+
+fn required_string(object: &Map<String, Value>, name: &str) -> Result<String, ScimError> {
+    match optional_string(object, name)? {
+        Some(s) if !s.trim().is_empty() => Ok(s),
+        _ => Err(invalid(format!(
+            "`{name}` is required and must not be empty"
+        ))),
+    }
+}
+
+/// `active` as Entra's dialects send it: a boolean, or `"True"`/`"False"`.
+pub fn active_value(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
+}
+
+impl UserRecord {
+    /// Checks a User body (create or replace).
+    ///
+    /// # Errors
+    /// `invalidSyntax` for a body that is not a User, `invalidValue` naming the attribute
+    /// that does not fit.
+    pub fn from_body(body: &Value) -> Result<UserRecord, ScimError> {
+        let object = object_with_schema(body, USER_SCHEMA)?;
+        UserRecord::from_resource(stored(object, &[]))
+    }
+
+    /// Checks a stored-shape resource (after a PATCH): the same rules as [`from_body`].
+    ///
+    /// [`from_body`]: UserRecord::from_body
+    ///
+    /// # Errors
+    /// As [`UserRecord::from_body`].
+    pub fn from_resource(mut resource: Map<String, Value>) -> Result<UserRecord, ScimError> {
+        resource = stored(&resource, &[]);
+        let user_name = required_string(&resource, "userName")?;
+        let external_id = optional_string(&resource, "externalId")?;
+        let display_name = optional_string(&resource, "displayName")?;
+        let active = match attribute(&resource, "active") {
+            None => true,
+            Some(v) => active_value(v).ok_or_else(|| {
+                invalid("`active` must be a boolean (or \"True\"/\"False\")".into())
+            })?,
+        };
+        let key = resource
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case("active"))
+            .cloned()
+            .unwrap_or_else(|| "active".into());
+        resource.insert(key, Value::Bool(active));
+        let work_email_key = work_email(&resource)?.map(|e| fold(&e));
+        Ok(UserRecord {
+            user_name_key: fold(&user_name),
+            user_name,
+            external_id,
+            work_email_key,
+            display_name_key: display_name.map(|d| fold(&d)),
+            active,
+            resource,
+        })
+    }
+}
+
+/// Checks `emails` (objects with a string `value`, no two of the same `type`) and returns the
+/// work address.
+fn work_email(resource: &Map<String, Value>) -> Result<Option<String>, ScimError> {
+    let Some(emails) = attribute(resource, "emails") else {
+        return Ok(None);
+    };
+    let Value::Array(emails) = emails else {
+        return Err(invalid("`emails` must be an array".into()));
+    };
+    let mut types: Vec<String> = Vec::new();
+    let mut work = None;
+    for (i, email) in emails.iter().enumerate() {
+        let Value::Object(email) = email else {
+            return Err(invalid(format!("`emails[{i}]` must be an object")));
+        };
+        let value = match attribute(email, "value") {
+            Some(Value::String(v)) => v,
+            _ => return Err(invalid(format!("`emails[{i}].value` must be a string"))),
+        };
+        match attribute(email, "type") {
+            None => {}
+            Some(Value::String(t)) => {
+                let t = fold(t);
+                if types.contains(&t) {
+                    return Err(invalid(format!("`emails` has two entries of type `{t}`")));
+                }
+                if t == "work" {
+                    work = Some(value.clone());
+                }
+                types.push(t);
+            }
+            Some(_) => return Err(invalid(format!("`emails[{i}].type` must be a string"))),
+        }
+    }
+    Ok(work)
+}
+
+impl GroupRecord {
+    /// Checks a Group body (create or replace).
+    ///
+    /// # Errors
+    /// `invalidSyntax` for a body that is not a Group, `invalidValue` naming the attribute.
+    pub fn from_body(body: &Value) -> Result<GroupRecord, ScimError> {
+        let object = object_with_schema(body, GROUP_SCHEMA)?;
+        GroupRecord::from_resource(stored(object, &[]))
+    }
+
+    /// Checks a stored-shape resource with its `members` (after a PATCH).
+    ///
+    /// # Errors
+    /// As [`GroupRecord::from_body`].
+    pub fn from_resource(resource: Map<String, Value>) -> Result<GroupRecord, ScimError> {
+        let display_name = required_string(&resource, "displayName")?;
+        let external_id = optional_string(&resource, "externalId")?;
+        let members = match attribute(&resource, "members") {
+            None => Vec::new(),
+            Some(Value::Array(items)) => {
+                let mut ids: Vec<String> = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    match item.get("value") {
+                        Some(Value::String(id)) if !id.is_empty() => {
+                            if !ids.contains(id) {
+                                ids.push(id.clone());
+                            }
+                        }
+                        _ => {
+                            return Err(invalid(format!(
+                                "`members[{i}].value` must be a member id"
+                            )))
+                        }
+                    }
+                }
+                ids
+            }
+            Some(_) => return Err(invalid("`members` must be an array".into())),
+        };
+        Ok(GroupRecord {
+            display_name_key: fold(&display_name),
+            display_name,
+            external_id,
+            members,
+            resource: stored(&resource, &["members"]),
+        })
+    }
+}
+
+/// A column a filter can compare, with the value to compare it to (already folded where the
+/// attribute is case-insensitive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    /// `id eq` (server ids are lowercase GUIDs; compared folded).
+    Id(String),
+    /// `userName eq`, folded.
+    UserName(String),
+    /// `externalId eq`, case-exact.
+    ExternalId(String),
+    /// `emails[type eq "work"].value eq`, folded.
+    WorkEmail(String),
+    /// `displayName eq`, folded.
+    DisplayName(String),
+    /// `active eq`.
+    Active(bool),
+}
+
+/// Which resource a filter is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceKind {
+    /// `/Users`.
+    User,
+    /// `/Groups`.
+    Group,
+}
+
+impl ResourceKind {
+    /// The core schema URN.
+    pub fn schema(self) -> &'static str {
+        match self {
+            ResourceKind::User => USER_SCHEMA,
+            ResourceKind::Group => GROUP_SCHEMA,
+        }
+    }
+
+    /// `User` or `Group`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::User => "User",
+            ResourceKind::Group => "Group",
+        }
+    }
+}
+
+/// Turns a filter into conditions on stored columns.
+///
+/// # Errors
+/// `invalidFilter` for an attribute that cannot be filtered on (naming it) or a value of the
+/// wrong type.
+pub fn conditions(filter: &Filter, kind: ResourceKind) -> Result<Vec<Condition>, ScimError> {
+    let bad = |why: String| ScimError::new(ScimType::InvalidFilter, why);
+    filter
+        .all
+        .iter()
+        .map(|c| {
+            let path = &c.path;
+            if let Some(urn) = &path.urn {
+                if !urn.eq_ignore_ascii_case(kind.schema()) {
+                    return Err(bad(format!(
+                        "filtering on `{urn}` attributes is not supported"
+                    )));
+                }
+            }
+            let string = || match &c.value {
+                Value::String(s) => Ok(s.clone()),
+                other => Err(bad(format!(
+                    "`{}` must be compared with a string, not `{other}`",
+                    path.attr
+                ))),
+            };
+            let name = path.attr.to_ascii_lowercase();
+            let work_email = path.filter.as_ref().is_some_and(|f| {
+                f.attr.eq_ignore_ascii_case("type") && f.value.eq_ignore_ascii_case("work")
+            }) && path
+                .sub_attr
+                .as_deref()
+                .is_some_and(|s| s.eq_ignore_ascii_case("value"));
+            match (
+                kind,
+                name.as_str(),
+                path.filter.is_some() || path.sub_attr.is_some(),
+            ) {
+                (_, "id", false) => Ok(Condition::Id(fold(&string()?))),
+                (_, "externalid", false) => Ok(Condition::ExternalId(string()?)),
+                (_, "displayname", false) => Ok(Condition::DisplayName(fold(&string()?))),
+                (ResourceKind::User, "username", false) => {
+                    Ok(Condition::UserName(fold(&string()?)))
+                }
+                (ResourceKind::User, "emails", true) if work_email => {
+                    Ok(Condition::WorkEmail(fold(&string()?)))
+                }
+                (ResourceKind::User, "active", false) => match active_value(&c.value) {
+                    Some(b) => Ok(Condition::Active(b)),
+                    None => Err(bad("`active` must be compared with true or false".into())),
+                },
+                _ => Err(bad(format!(
+                    "filtering {}s on `{}` is not supported (userName, externalId, id, \
+                     emails[type eq \"work\"].value, displayName, active for users; \
+                     displayName, externalId, id for groups)",
+                    kind.as_str(),
+                    filter_text(path)
+                ))),
+            }
+        })
+        .collect()
+}
+
+fn filter_text(path: &crate::AttrPath) -> String {
+    let mut text = path.attr.clone();
+    if let Some(f) = &path.filter {
+        text.push_str(&format!("[{} eq \"{}\"]", f.attr, f.value));
+    }
+    if let Some(s) = &path.sub_attr {
+        text.push('.');
+        text.push_str(s);
+    }
+    text
+}
+
+/// `startIndex` and `count` of a list request (RFC 7644 §3.4.2.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// 1-based; values below 1 count as 1.
+    pub start_index: u64,
+    /// At most this many resources; negative counts as 0; capped at the server's maximum.
+    pub count: u64,
+}
+
+impl Page {
+    /// Reads `startIndex` and `count` from their query values.
+    ///
+    /// # Errors
+    /// `invalidValue` for a value that is not an integer.
+    pub fn parse(
+        start_index: Option<&str>,
+        count: Option<&str>,
+        default_count: u64,
+        max_count: u64,
+    ) -> Result<Page, ScimError> {
+        let number = |name: &str, text: &str| {
+            text.trim()
+                .parse::<i64>()
+                .map_err(|_| invalid(format!("`{name}` must be an integer, not `{text}`")))
+        };
+        let start_index = match start_index {
+            None => 1,
+            Some(text) => u64::try_from(number("startIndex", text)?.max(1)).unwrap_or(1),
+        };
+        let count = match count {
+            None => default_count,
+            Some(text) => u64::try_from(number("count", text)?.max(0)).unwrap_or(0),
+        }
+        .min(max_count);
+        Ok(Page { start_index, count })
+    }
+}

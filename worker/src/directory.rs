@@ -1,0 +1,162 @@
+//! The policy engine with the SCIM directory compiled in: group names (for traces) and
+//! group-in-group memberships (for nested `azureAD` rules), next to the configuration's own
+//! `directory`. An isolate keeps one compiled copy and checks the directory's generation in
+//! D1 at most every `DIRECTORY_REFRESH_SECONDS`; it recompiles only when SCIM changed
+//! something the engine uses.
+
+use std::cell::RefCell;
+use std::ops::Deref;
+use std::rc::Rc;
+
+use policy_core::{Engine, GroupId, Options};
+use serde::Deserialize;
+use worker::Env;
+
+use crate::config::Gateway;
+use crate::error::GatewayError;
+
+/// The engine a request is decided with.
+pub enum Current<'g> {
+    /// The configuration alone (SCIM is not enabled).
+    Base(&'g Engine),
+    /// The configuration with the SCIM directory.
+    Scim(Rc<Engine>),
+}
+
+impl Deref for Current<'_> {
+    type Target = Engine;
+
+    fn deref(&self) -> &Engine {
+        match self {
+            Current::Base(engine) => engine,
+            Current::Scim(engine) => engine,
+        }
+    }
+}
+
+struct Compiled {
+    generation: u64,
+    checked_ms: u64,
+    engine: Rc<Engine>,
+}
+
+thread_local! {
+    static COMPILED: RefCell<Option<Compiled>> = const { RefCell::new(None) };
+}
+
+#[derive(Deserialize)]
+struct Generation {
+    value: f64,
+}
+
+#[derive(Deserialize)]
+struct Edge {
+    child: String,
+    parent: String,
+}
+
+#[derive(Deserialize)]
+struct Name {
+    policy_id: String,
+    name: String,
+}
+
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn int(n: f64) -> u64 {
+    if n.is_finite() && n > 0.0 {
+        n as u64
+    } else {
+        0
+    }
+}
+
+/// The engine for a request at `now_ms`. Fails closed: when the directory cannot be read or
+/// does not compile, the request is not decided.
+pub async fn engine<'g>(
+    env: &Env,
+    gateway: &'g Gateway,
+    now_ms: u64,
+) -> Result<Current<'g>, GatewayError> {
+    if gateway.scim.is_none() {
+        return Ok(Current::Base(&gateway.engine));
+    }
+    let fresh = COMPILED.with(|c| {
+        c.borrow().as_ref().and_then(|c| {
+            (now_ms.saturating_sub(c.checked_ms) < gateway.directory_refresh_ms)
+                .then(|| c.engine.clone())
+        })
+    });
+    if let Some(engine) = fresh {
+        return Ok(Current::Scim(engine));
+    }
+    let db = env.d1("DB")?;
+    let generation: Option<Generation> = db
+        .prepare("SELECT value FROM scim_state WHERE name = 'directory'")
+        .first(None)
+        .await
+        .map_err(|e| GatewayError::Internal(format!("SCIM directory: {e}")))?;
+    let generation = generation.map_or(0, |g| int(g.value));
+    let unchanged = COMPILED.with(|c| {
+        let mut c = c.borrow_mut();
+        let c = c.as_mut().filter(|c| c.generation == generation)?;
+        c.checked_ms = now_ms;
+        Some(c.engine.clone())
+    });
+    if let Some(engine) = unchanged {
+        return Ok(Current::Scim(engine));
+    }
+    let edges: Vec<Edge> = db
+        .prepare(
+            "SELECT c.policy_id AS child, p.policy_id AS parent FROM scim_members m \
+             JOIN scim_groups c ON c.id = m.member_id JOIN scim_groups p ON p.id = m.group_id \
+             WHERE m.member_kind = 'Group'",
+        )
+        .all()
+        .await?
+        .results()?;
+    let names: Vec<Name> = db
+        .prepare(
+            "SELECT policy_id, json_extract(resource, '$.displayName') AS name FROM scim_groups \
+             WHERE json_type(resource, '$.displayName') = 'text'",
+        )
+        .all()
+        .await?
+        .results()?;
+    let mut options = Options::default();
+    options.group_parents = edges
+        .iter()
+        .filter_map(|e| {
+            Some((
+                GroupId::parse(&e.child).ok()?,
+                GroupId::parse(&e.parent).ok()?,
+            ))
+        })
+        .collect();
+    options.group_names = names
+        .into_iter()
+        .filter_map(|n| Some((GroupId::parse(&n.policy_id).ok()?, n.name.into_boxed_str())))
+        .collect();
+    let engine = Engine::from_json_with(&gateway.document, &options).map_err(|errors| {
+        GatewayError::Internal(format!(
+            "the configuration with the SCIM directory does not compile: {}",
+            errors.to_string().replace('\n', "; ")
+        ))
+    })?;
+    let engine = Rc::new(engine);
+    crate::log::event(
+        "directory_compiled",
+        &[
+            ("generation", &generation.to_string()),
+            ("nesting_edges", &options.group_parents.len().to_string()),
+            ("group_names", &options.group_names.len().to_string()),
+        ],
+    );
+    COMPILED.with(|c| {
+        *c.borrow_mut() = Some(Compiled {
+            generation,
+            checked_ms: now_ms,
+            engine: engine.clone(),
+        });
+    });
+    Ok(Current::Scim(engine))
+}

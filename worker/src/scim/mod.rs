@@ -1,0 +1,347 @@
+//! The SCIM 2.0 server Entra provisions through, at `/cdn-cgi/access/scim/v2`: users, groups
+//! (which may contain groups), discovery documents, in D1. Bodies, filters and PATCH requests
+//! are checked whole by `edge-access-scim` before anything is written; every write is one D1
+//! batch (a transaction), so a request changes everything it asks for or nothing.
+//!
+//! What provisioning does to sessions (`scim_config` of the provider) happens in the same
+//! batch as the write: see [`store`].
+
+mod discovery;
+mod store;
+
+use edge_access_scim::{ScimError, ScimType};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use worker::{Date, Env, Headers, Method, Request, Response};
+
+use crate::config::{Gateway, ScimSettings};
+use crate::log;
+
+/// Where SCIM is served.
+pub const PREFIX: &str = "/cdn-cgi/access/scim/v2";
+
+/// The largest body accepted (a group replaced with many thousands of members fits).
+const MAX_BODY: usize = 4 << 20;
+
+/// Why a SCIM request is not served; each answers in the SCIM error schema.
+#[derive(Debug)]
+pub enum Failure {
+    /// 400 (or 409 for uniqueness) with a `scimType`.
+    Scim(ScimError),
+    /// 401: no or a wrong bearer token.
+    Unauthorized,
+    /// 404 with what was not found.
+    NotFound(String),
+    /// 405: the resource exists, the method does not apply.
+    MethodNotAllowed,
+    /// 413: the body is too large.
+    TooLarge,
+    /// 501: a SCIM feature this server does not offer (bulk, `.search`, `/Me`).
+    NotImplemented(&'static str),
+    /// 503: concurrent writes kept conflicting.
+    Busy,
+    /// 500: storage failed; the detail goes to the log only.
+    Internal(String),
+}
+
+impl From<ScimError> for Failure {
+    fn from(e: ScimError) -> Failure {
+        Failure::Scim(e)
+    }
+}
+
+impl From<worker::Error> for Failure {
+    fn from(e: worker::Error) -> Failure {
+        Failure::Internal(e.to_string())
+    }
+}
+
+impl Failure {
+    fn status(&self) -> u16 {
+        match self {
+            Failure::Scim(e) => e.status(),
+            Failure::Unauthorized => 401,
+            Failure::NotFound(_) => 404,
+            Failure::MethodNotAllowed => 405,
+            Failure::TooLarge => 413,
+            Failure::NotImplemented(_) => 501,
+            Failure::Busy => 503,
+            Failure::Internal(_) => 500,
+        }
+    }
+
+    fn body(&self) -> Value {
+        if let Failure::Scim(e) = self {
+            return e.to_json();
+        }
+        let detail = match self {
+            Failure::Unauthorized => "a valid bearer token is required".to_owned(),
+            Failure::NotFound(what) => what.clone(),
+            Failure::MethodNotAllowed => "the method does not apply to this resource".into(),
+            Failure::TooLarge => format!("the body is larger than {MAX_BODY} bytes"),
+            Failure::NotImplemented(what) => format!("{what} is not supported"),
+            Failure::Busy => "the resource kept changing during the request; retry".into(),
+            Failure::Internal(_) | Failure::Scim(_) => "the request could not be completed".into(),
+        };
+        json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+            "status": self.status().to_string(),
+            "detail": detail,
+        })
+    }
+}
+
+/// A SCIM answer: status, JSON body (none for 204) and an optional `Location`.
+pub struct Answer {
+    status: u16,
+    body: Option<Value>,
+    location: Option<String>,
+}
+
+impl Answer {
+    fn ok(body: Value) -> Answer {
+        Answer {
+            status: 200,
+            body: Some(body),
+            location: None,
+        }
+    }
+
+    fn created(body: Value, location: String) -> Answer {
+        Answer {
+            status: 201,
+            body: Some(body),
+            location: Some(location),
+        }
+    }
+
+    fn no_content() -> Answer {
+        Answer {
+            status: 204,
+            body: None,
+            location: None,
+        }
+    }
+}
+
+fn respond(status: u16, body: Option<&Value>, location: Option<&str>) -> Response {
+    let headers = Headers::new();
+    let _ = headers.set("Cache-Control", "no-store");
+    if let Some(location) = location {
+        let _ = headers.set("Location", location);
+    }
+    let response = match body {
+        Some(body) => {
+            let _ = headers.set("Content-Type", "application/scim+json");
+            Response::ok(body.to_string())
+        }
+        None => Ok(Response::empty().unwrap_or_else(|_| Response::builder().empty())),
+    };
+    response
+        .unwrap_or_else(|_| Response::builder().empty())
+        .with_status(status)
+        .with_headers(headers)
+}
+
+/// Serves `request`, whose path is under [`PREFIX`].
+pub async fn handle(mut request: Request, env: &Env, gateway: &Gateway) -> Response {
+    let method = request.method();
+    let path = request.path();
+    let result = match gateway.scim.as_ref() {
+        None => Err(Failure::NotFound(
+            "SCIM provisioning is not enabled: no identity provider has scim_config.enabled".into(),
+        )),
+        Some(settings) => serve(&mut request, env, settings).await,
+    };
+    let resource = path.strip_prefix(PREFIX).unwrap_or("");
+    match result {
+        Ok(answer) => {
+            log::event(
+                "scim",
+                &[
+                    ("method", method.as_ref()),
+                    ("resource", resource),
+                    ("status", &answer.status.to_string()),
+                ],
+            );
+            respond(
+                answer.status,
+                answer.body.as_ref(),
+                answer.location.as_deref(),
+            )
+        }
+        Err(failure) => {
+            let reason = match &failure {
+                Failure::Internal(why) => why.clone(),
+                Failure::Scim(e) => e.to_string(),
+                other => other
+                    .body()
+                    .get("detail")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+            };
+            log::event(
+                "scim_refused",
+                &[
+                    ("method", method.as_ref()),
+                    ("resource", resource),
+                    ("status", &failure.status().to_string()),
+                    ("reason", &reason),
+                ],
+            );
+            let response = respond(failure.status(), Some(&failure.body()), None);
+            if let Failure::Unauthorized = failure {
+                let headers = response.headers().clone();
+                let _ = headers.set("WWW-Authenticate", "Bearer");
+                return response.with_headers(headers);
+            }
+            response
+        }
+    }
+}
+
+async fn serve(
+    request: &mut Request,
+    env: &Env,
+    settings: &ScimSettings,
+) -> Result<Answer, Failure> {
+    authorize(request, settings)?;
+    let url = request.url()?;
+    let base = format!(
+        "{}://{}{PREFIX}",
+        url.scheme(),
+        url.host_str().unwrap_or("")
+    );
+    let base = match url.port() {
+        Some(port) => base.replacen(
+            &format!("{}{PREFIX}", url.host_str().unwrap_or("")),
+            &format!("{}:{port}{PREFIX}", url.host_str().unwrap_or("")),
+            1,
+        ),
+        None => base,
+    };
+    let query: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let rest = url.path().strip_prefix(PREFIX).unwrap_or("");
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let method = request.method();
+    let now_ms = Date::now().as_millis();
+    let store = || -> Result<store::Store<'_>, Failure> {
+        Ok(store::Store::new(env.d1("DB")?, settings, now_ms, &base))
+    };
+    match (segments.as_slice(), method) {
+        (["ServiceProviderConfig"], Method::Get) => Ok(Answer::ok(discovery::config(&base))),
+        (["ResourceTypes"], Method::Get) => Ok(Answer::ok(discovery::resource_types(&base))),
+        (["ResourceTypes", name], Method::Get) => discovery::resource_type(&base, name)
+            .map(Answer::ok)
+            .ok_or_else(|| Failure::NotFound(format!("no resource type `{name}`"))),
+        (["Schemas"], Method::Get) => Ok(Answer::ok(discovery::schemas(&base))),
+        (["Schemas", urn], Method::Get) => discovery::schema(&base, urn)
+            .map(Answer::ok)
+            .ok_or_else(|| Failure::NotFound(format!("no schema `{urn}`"))),
+        (["Users"], Method::Get) => store()?.list_users(&query).await.map(Answer::ok),
+        (["Users"], Method::Post) => {
+            let body = body(request).await?;
+            let (resource, location) = store()?.create_user(&body).await?;
+            Ok(Answer::created(resource, location))
+        }
+        (["Users", id], Method::Get) => store()?.get_user(id).await.map(Answer::ok),
+        (["Users", id], Method::Put) => {
+            let body = body(request).await?;
+            store()?.replace_user(id, &body).await.map(Answer::ok)
+        }
+        (["Users", id], Method::Patch) => {
+            let body = body(request).await?;
+            store()?.patch_user(id, &body).await.map(Answer::ok)
+        }
+        (["Users", id], Method::Delete) => {
+            store()?.delete_user(id).await?;
+            Ok(Answer::no_content())
+        }
+        (["Groups"], Method::Get) => store()?.list_groups(&query).await.map(Answer::ok),
+        (["Groups"], Method::Post) => {
+            let body = body(request).await?;
+            let (resource, location) = store()?.create_group(&body).await?;
+            Ok(Answer::created(resource, location))
+        }
+        (["Groups", id], Method::Get) => store()?.get_group(id, &query).await.map(Answer::ok),
+        (["Groups", id], Method::Put) => {
+            let body = body(request).await?;
+            store()?.replace_group(id, &body).await.map(Answer::ok)
+        }
+        (["Groups", id], Method::Patch) => {
+            let body = body(request).await?;
+            store()?.patch_group(id, &body).await?;
+            Ok(Answer::no_content())
+        }
+        (["Groups", id], Method::Delete) => {
+            store()?.delete_group(id).await?;
+            Ok(Answer::no_content())
+        }
+        (["Bulk"], _) => Err(Failure::NotImplemented("bulk")),
+        (["Me"], _) => Err(Failure::NotImplemented("/Me")),
+        ([_, ".search"], _) | ([".search"], _) => Err(Failure::NotImplemented("POST .search")),
+        (["ServiceProviderConfig" | "ResourceTypes" | "Schemas" | "Users" | "Groups", ..], _) => {
+            Err(Failure::MethodNotAllowed)
+        }
+        _ => Err(Failure::NotFound(format!("no SCIM endpoint at `{rest}`"))),
+    }
+}
+
+/// The bearer token must be `SCIM_TOKEN`; compared as SHA-256 digests without an early exit,
+/// so timing reveals neither its length nor where a guess differs.
+fn authorize(request: &Request, settings: &ScimSettings) -> Result<(), Failure> {
+    let Some(expected) = settings.token_sha256 else {
+        return Err(Failure::Internal(
+            "SCIM is enabled but the SCIM_TOKEN secret is not set".into(),
+        ));
+    };
+    let presented = request
+        .headers()
+        .get("Authorization")
+        .ok()
+        .flatten()
+        .and_then(|value| {
+            let (scheme, token) = value.trim().split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_owned())
+        })
+        .ok_or(Failure::Unauthorized)?;
+    let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+    let mut diff = 0u8;
+    for (a, b) in digest.iter().zip(expected.iter()) {
+        diff |= a ^ b;
+    }
+    if std::hint::black_box(diff) == 0 {
+        Ok(())
+    } else {
+        Err(Failure::Unauthorized)
+    }
+}
+
+/// The request body as JSON: at most [`MAX_BODY`] bytes, else 413; not JSON → invalidSyntax.
+async fn body(request: &mut Request) -> Result<Value, Failure> {
+    let declared = request
+        .headers()
+        .get("Content-Length")
+        .ok()
+        .flatten()
+        .and_then(|l| l.trim().parse::<usize>().ok());
+    if declared.is_some_and(|l| l > MAX_BODY) {
+        return Err(Failure::TooLarge);
+    }
+    let bytes = request.bytes().await?;
+    if bytes.len() > MAX_BODY {
+        return Err(Failure::TooLarge);
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Failure::Scim(ScimError::new(
+            ScimType::InvalidSyntax,
+            format!("the body is not JSON: {e}"),
+        ))
+    })
+}
