@@ -508,11 +508,11 @@ impl<'j, 'o> Loader<'j, 'o> {
                         &path.key("identity_update_behavior"),
                         format!("unknown identity_update_behavior `{other}` (automatic, reauth, no_action)"),
                     );
-                    IdentityUpdateBehavior::Automatic
+                    IdentityUpdateBehavior::NoAction
                 }
-                None => IdentityUpdateBehavior::Automatic,
+                None => IdentityUpdateBehavior::NoAction,
             },
-            None => IdentityUpdateBehavior::Automatic,
+            None => IdentityUpdateBehavior::NoAction,
         };
         Some(ScimConfig {
             enabled,

@@ -181,12 +181,12 @@ impl App {
 /// How SCIM changes act on sessions (`scim_config.identity_update_behavior`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum IdentityUpdateBehavior {
-    /// The stored identity follows SCIM.
-    #[default]
+    /// The stored identity's groups follow SCIM.
     Automatic,
     /// A group membership change revokes the user's sessions.
     Reauth,
-    /// SCIM changes do not touch sessions.
+    /// SCIM changes do not touch sessions (Cloudflare's default).
+    #[default]
     NoAction,
 }
 

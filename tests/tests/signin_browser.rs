@@ -270,3 +270,43 @@ fn after_logout_the_page_asks_for_sign_in_again() {
         "grace@example.com"
     );
 }
+
+#[test]
+fn a_user_deprovisioned_through_scim_is_refused_on_the_next_page() {
+    let Some(run) = start("deprovisioned") else {
+        return;
+    };
+    use edge_access_tests::emulator::provisioning::{Dialect, Directory, ScimClient};
+    use edge_access_tests::stack::{SCIM_PATH, SCIM_TOKEN};
+    let (landed, _) = run.sign_in("/staff/desk", "grace");
+    assert_eq!(landed, run.url("/staff/desk"));
+    assert_eq!(
+        run.echo()["headers"]["cf-access-authenticated-user-email"],
+        "grace@example.com"
+    );
+
+    // Entra disables grace (the default dialect's `"active": "False"`).
+    let fixtures = edge_access_tests::fixtures::Fixtures::load_default().unwrap();
+    let directory = Directory::from_fixtures(&fixtures);
+    let scim = ScimClient::new(
+        &format!("{}{SCIM_PATH}", run.stack.url()),
+        SCIM_TOKEN,
+        Dialect::Default,
+    );
+    let (id, _) = scim
+        .match_or_create_user(directory.user("grace").unwrap())
+        .unwrap();
+    scim.disable_user(&id).unwrap();
+
+    // The browser still holds its cookie; the next page sends it to sign in.
+    assert!(run.ok(run.browser.cookie("CF_Authorization")).is_some());
+    run.ok(run.browser.goto(&run.url("/staff/desk")));
+    let at = run.ok(run.browser.current_url());
+    assert!(
+        at.starts_with(&run.stack.emulator().authorize_endpoint()),
+        "a deprovisioned user's browser should be at the sign-in page, is at {at}"
+    );
+    // Leave grace provisioned and active for the other tests.
+    scim.patch_user(&id, &Dialect::Default.set_active(true))
+        .unwrap();
+}

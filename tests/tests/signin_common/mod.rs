@@ -31,7 +31,8 @@ pub fn document(fixtures: &Fixtures) -> Value {
         "team_domain": TEAM_DOMAIN,
         "identity_providers": [{ "id": IDP, "name": "Emulated Entra ID", "type": "azureAD",
             "config": { "client_id": "${CLIENT_ID}", "directory_id": "${TENANT_ID}",
-                        "support_groups": true, "pkce_enabled": true } }],
+                        "support_groups": true, "pkce_enabled": true },
+            "scim_config": { "enabled": true, "user_deprovision": true } }],
         "groups": [{ "id": "blocked", "name": "Blocked", "include": [azure("Blocked users")] }],
         "apps": [
             { "id": "staff", "name": "Staff portal", "domain": "${WORKER_HOST}/staff", "aud": "aud-staff",

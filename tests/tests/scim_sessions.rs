@@ -1,0 +1,353 @@
+//! What SCIM provisioning does at the edge, under `wrangler dev`: Entra's requests (through
+//! the emulator's provisioning client) change who gets in on the very next request.
+//!
+//! Two stacks, one per `scim_config`:
+//! - `reauth` with `user_deprovision`: a disabled or deleted user's sessions end; a group
+//!   membership change sends the user back to sign in.
+//! - `automatic`: a signed-in user's stored groups follow SCIM (and replace the token's);
+//!   groups nested through SCIM satisfy a parent-group rule; SCIM display names appear in
+//!   the refusal traces of the decision log.
+//!
+//! The deprovisioning of a session held by a real browser is in `signin_browser.rs`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stderr
+)]
+
+mod signin_common;
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use edge_access_tests::emulator::provisioning::{
+    Dialect, Directory, DirectoryGroup, DirectoryUser, ScimClient,
+};
+use edge_access_tests::emulator::TokenRequest;
+use edge_access_tests::fixtures::Fixtures;
+use edge_access_tests::stack::{Stack, StackConfig, SCIM_PATH, SCIM_TOKEN};
+use serde_json::{json, Value};
+use signin_common::{Agent, IDP, TEAM_DOMAIN};
+
+const BINARY: &str = "scim_sessions";
+
+/// Groups only SCIM knows about (no token carries them).
+const SCIM_ONLY: &str = "5c1a9e07-3b2d-4f6e-8a1c-0d9e8f7a6b5c";
+const INCIDENT_COMMANDERS: &str = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a";
+const SUSPENDED: &str = "1e2d3c4b-5a69-4788-9a6b-5c4d3e2f1a0b";
+
+fn document(fixtures: &Fixtures, scim_config: Value) -> Value {
+    let azure = |id: &str| json!({ "azureAD": { "id": id, "identity_provider_id": IDP } });
+    json!({
+        "team_domain": TEAM_DOMAIN,
+        "identity_providers": [{ "id": IDP, "name": "Emulated Entra ID", "type": "azureAD",
+            "config": { "client_id": "${CLIENT_ID}", "directory_id": "${TENANT_ID}",
+                        "support_groups": true, "pkce_enabled": true },
+            "scim_config": scim_config }],
+        "apps": [
+            { "id": "staff", "name": "Staff portal", "domain": "${WORKER_HOST}/staff", "aud": "aud-staff",
+              "policies": [
+                { "name": "Suspended", "decision": "deny", "include": [azure(SUSPENDED)] },
+                { "name": "Staff", "decision": "allow", "include": [{ "email_domain": { "domain": "example.com" } }] } ] },
+            { "id": "eng", "name": "Engineering tools", "domain": "${WORKER_HOST}/eng", "aud": "aud-eng",
+              "policies": [{ "name": "Engineering (nested)", "decision": "allow",
+                             "include": [azure(fixtures.group_id("Engineering").unwrap())] }] },
+            { "id": "scim", "name": "SCIM-granted", "domain": "${WORKER_HOST}/scim-only", "aud": "aud-scim",
+              "policies": [{ "name": "SCIM-only group", "decision": "allow", "include": [azure(SCIM_ONLY)] }] },
+            { "id": "incidents", "name": "Incident room", "domain": "${WORKER_HOST}/incidents", "aud": "aud-incidents",
+              "policies": [{ "name": "Incident commanders", "decision": "allow", "include": [azure(INCIDENT_COMMANDERS)] }] }
+        ],
+        "directory": { "group_parents": fixtures.group_parents() }
+    })
+}
+
+fn start(name: &str, scim_config: Value) -> Result<Stack, String> {
+    let fixtures = Fixtures::load_default().map_err(|e| e.to_string())?;
+    let stack = Stack::start(
+        StackConfig::new(document(&fixtures, scim_config)).named(&format!("{BINARY}-{name}")),
+    )
+    .map_err(|e| e.to_string())?;
+    signin_common::warm_up(&stack);
+    Ok(stack)
+}
+
+fn reauth_stack() -> &'static Stack {
+    static STACK: OnceLock<Result<Stack, String>> = OnceLock::new();
+    STACK
+        .get_or_init(|| {
+            start(
+                "reauth",
+                json!({ "enabled": true, "user_deprovision": true, "identity_update_behavior": "reauth" }),
+            )
+        })
+        .as_ref()
+        .unwrap_or_else(|e| panic!("the stack did not start: {e}"))
+}
+
+fn automatic_stack() -> &'static Stack {
+    static STACK: OnceLock<Result<Stack, String>> = OnceLock::new();
+    STACK
+        .get_or_init(|| {
+            start(
+                "automatic",
+                json!({ "enabled": true, "identity_update_behavior": "automatic" }),
+            )
+        })
+        .as_ref()
+        .unwrap_or_else(|e| panic!("the stack did not start: {e}"))
+}
+
+fn should_run(test: &str) -> bool {
+    Stack::should_run(&format!("{BINARY}::{test}")).unwrap()
+}
+
+fn scim(stack: &Stack, dialect: Dialect) -> ScimClient {
+    ScimClient::new(&format!("{}{SCIM_PATH}", stack.url()), SCIM_TOKEN, dialect)
+}
+
+fn directory() -> Directory {
+    Directory::from_fixtures(&Fixtures::load_default().unwrap())
+}
+
+fn user(key: &str) -> DirectoryUser {
+    directory().user(key).unwrap().clone()
+}
+
+fn group(object_id: &str, name: &str) -> DirectoryGroup {
+    DirectoryGroup {
+        object_id: object_id.into(),
+        display_name: name.into(),
+        parents: Vec::new(),
+    }
+}
+
+fn id_of(resource: &Value) -> String {
+    resource["id"].as_str().unwrap().to_owned()
+}
+
+/// Where a navigation ended: the origin's page (200) or a redirect to sign in.
+fn assert_signed_in(agent: &mut Agent<'_>, path: &str, user: &str) {
+    let page = agent.navigate(path);
+    assert_eq!(page.status, 200, "{user} on {path}: {page:?}");
+    let echo = signin_common::echoed(&page);
+    assert_eq!(
+        echo["headers"]["cf-access-authenticated-user-email"],
+        format!("{user}@example.com")
+    );
+}
+
+fn assert_sent_to_sign_in(agent: &mut Agent<'_>, path: &str, what: &str) {
+    let page = agent.navigate(path);
+    assert_eq!(page.status, 302, "{what}: {page:?}");
+    assert!(
+        page.header("location")
+            .is_some_and(|l| l.contains("/cdn-cgi/access/login")),
+        "{what}: {page:?}"
+    );
+}
+
+#[test]
+fn a_user_disabled_with_the_string_false_loses_every_session() {
+    if !should_run("disabled_user") {
+        return;
+    }
+    let stack = reauth_stack();
+    let scim = scim(stack, Dialect::Default);
+    let ada = scim.create_user(&user("ada")).unwrap();
+    // Two sessions (two browsers) and one for another user.
+    let mut laptop = Agent::new(stack);
+    let mut phone = Agent::new(stack);
+    let mut other = Agent::new(stack);
+    laptop.signed_in("/staff/inbox", "ada");
+    phone.signed_in("/staff/inbox", "ada");
+    other.signed_in("/staff/inbox", "bob");
+    assert_signed_in(&mut laptop, "/staff/inbox", "ada");
+
+    let disabled = scim.disable_user(&id_of(&ada)).unwrap();
+    assert_eq!(disabled["active"], false, "{disabled}");
+
+    assert_sent_to_sign_in(&mut laptop, "/staff/inbox", "ada's laptop after disable");
+    assert_sent_to_sign_in(&mut phone, "/staff/inbox", "ada's phone after disable");
+    let api = phone.api("/staff/api");
+    assert_eq!(api.status, 401, "{api:?}");
+    assert_signed_in(&mut other, "/staff/inbox", "bob");
+    stack
+        .wait_for_log("scim_sessions_revoked", Duration::from_secs(5))
+        .unwrap();
+    let revoked = signin_common::log_line(stack, "scim_sessions_revoked");
+    assert!(!revoked.contains("ada@example.com"), "{revoked}");
+}
+
+#[test]
+fn a_hard_deleted_user_loses_every_session() {
+    if !should_run("deleted_user") {
+        return;
+    }
+    let stack = reauth_stack();
+    let scim = scim(stack, Dialect::AadOptscim062020);
+    let dora = scim.create_user(&user("dora")).unwrap();
+    let mut agent = Agent::new(stack);
+    agent.signed_in("/staff/home", "dora");
+    scim.delete_user(&id_of(&dora)).unwrap();
+    assert_sent_to_sign_in(&mut agent, "/staff/home", "dora after delete");
+    // Signing in again works (Entra decides who may sign in); the new session is live.
+    agent.signed_in("/staff/home", "dora");
+    assert_signed_in(&mut agent, "/staff/home", "dora");
+}
+
+#[test]
+fn with_reauth_a_group_membership_change_forces_a_new_sign_in() {
+    if !should_run("reauth_group_change") {
+        return;
+    }
+    let stack = reauth_stack();
+    let scim = scim(stack, Dialect::AadOptscim062020);
+    let grace = scim.create_user(&user("grace")).unwrap();
+    let team = scim
+        .create_group(&group(
+            "7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d",
+            "Reauth team",
+        ))
+        .unwrap();
+    let mut agent = Agent::new(stack);
+    let mut bystander = Agent::new(stack);
+    agent.signed_in("/staff/a", "grace");
+    bystander.signed_in("/staff/a", "bob");
+
+    scim.add_members(&id_of(&team), &[&id_of(&grace)]).unwrap();
+    assert_sent_to_sign_in(&mut agent, "/staff/a", "grace after being added to a group");
+    assert_signed_in(&mut bystander, "/staff/a", "bob");
+
+    agent.signed_in("/staff/a", "grace");
+    assert_signed_in(&mut agent, "/staff/a", "grace");
+    scim.remove_member(&id_of(&team), &id_of(&grace)).unwrap();
+    assert_sent_to_sign_in(
+        &mut agent,
+        "/staff/a",
+        "grace after being removed from a group",
+    );
+
+    // A change to an attribute that is not a membership keeps the session.
+    agent.signed_in("/staff/a", "grace");
+    let mut update = edge_access_tests::emulator::provisioning::UserUpdate::default();
+    update.display_name = Some("Grace B. Hopper".into());
+    scim.update_user(&id_of(&grace), &update).unwrap();
+    assert_signed_in(&mut agent, "/staff/a", "grace");
+}
+
+#[test]
+fn with_automatic_the_stored_groups_follow_scim() {
+    if !should_run("automatic_groups") {
+        return;
+    }
+    let stack = automatic_stack();
+    let scim = scim(stack, Dialect::Default);
+    let grace = scim.create_user(&user("grace")).unwrap();
+    let granted = scim
+        .create_group(&group(SCIM_ONLY, "SCIM-only access"))
+        .unwrap();
+    let mut agent = Agent::new(stack);
+    agent.signed_in("/eng/build", "grace");
+    let before = agent.navigate("/scim-only/x");
+    assert_eq!(before.status, 403, "{before:?}");
+
+    scim.add_members(&id_of(&granted), &[&id_of(&grace)])
+        .unwrap();
+    // Same session, no sign-in: SCIM's groups now decide.
+    assert_signed_in(&mut agent, "/scim-only/x", "grace");
+    // They replace the token's groups (Cloudflare's documented behaviour): the nested
+    // Engineering membership came from the token, SCIM does not have it.
+    let eng = agent.navigate("/eng/build");
+    assert_eq!(eng.status, 403, "{eng:?}");
+
+    scim.remove_member(&id_of(&granted), &id_of(&grace))
+        .unwrap();
+    let after = agent.navigate("/scim-only/x");
+    assert_eq!(after.status, 403, "{after:?}");
+    stack
+        .wait_for_log("scim_identities_updated", Duration::from_secs(5))
+        .unwrap();
+}
+
+#[test]
+fn groups_nested_through_scim_satisfy_a_parent_group_rule() {
+    if !should_run("nested_groups") {
+        return;
+    }
+    let stack = automatic_stack();
+    let scim = scim(stack, Dialect::AadOptscim062020);
+    // dora's token carries only On-call (her direct group); nothing in the configuration puts
+    // On-call under Incident commanders.
+    let fixtures = Fixtures::load_default().unwrap();
+    let on_call_id = fixtures.group_id("On-call").unwrap();
+    let token = stack
+        .emulator()
+        .mint(&TokenRequest {
+            user: "dora".into(),
+            ..TokenRequest::default()
+        })
+        .unwrap();
+    let http = edge_access_tests::client::HttpClient::new();
+    let call = || {
+        http.get_with(
+            &format!("{}/incidents/board", stack.url()),
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+        .unwrap()
+    };
+    assert_eq!(call().status, 403);
+
+    let commanders = scim
+        .create_group(&group(INCIDENT_COMMANDERS, "Incident commanders"))
+        .unwrap();
+    let on_call = scim.create_group(&group(on_call_id, "On-call")).unwrap();
+    scim.add_members(&id_of(&commanders), &[&id_of(&on_call)])
+        .unwrap();
+    let allowed = call();
+    assert_eq!(allowed.status, 200, "{allowed:?}");
+
+    scim.remove_member(&id_of(&commanders), &id_of(&on_call))
+        .unwrap();
+    assert_eq!(call().status, 403);
+
+    // Nesting two levels deep: On-call ⊂ Responders ⊂ Incident commanders.
+    let responders = scim
+        .create_group(&group("2b3c4d5e-6f70-4182-93a4-b5c6d7e8f901", "Responders"))
+        .unwrap();
+    scim.add_members(&id_of(&responders), &[&id_of(&on_call)])
+        .unwrap();
+    scim.add_members(&id_of(&commanders), &[&id_of(&responders)])
+        .unwrap();
+    assert_eq!(call().status, 200);
+    // Deleting the middle group cuts the path.
+    scim.delete_group(&id_of(&responders)).unwrap();
+    assert_eq!(call().status, 403);
+}
+
+#[test]
+fn refusal_traces_name_scim_groups() {
+    if !should_run("traces") {
+        return;
+    }
+    let stack = automatic_stack();
+    let scim = scim(stack, Dialect::Default);
+    let bob = scim.create_user(&user("bob")).unwrap();
+    let suspended = scim
+        .create_group(&group(SUSPENDED, "Suspended for review"))
+        .unwrap();
+    let mut agent = Agent::new(stack);
+    agent.signed_in("/staff/home", "bob");
+    scim.add_members(&id_of(&suspended), &[&id_of(&bob)])
+        .unwrap();
+    let refused = agent.navigate("/staff/home");
+    assert_eq!(refused.status, 403, "{refused:?}");
+    stack
+        .wait_for_log("Suspended for review", Duration::from_secs(5))
+        .unwrap();
+    let line = signin_common::log_line(stack, "Suspended for review");
+    assert!(line.contains(SUSPENDED), "{line}");
+    assert!(line.contains("\"outcome\":\"block\""), "{line}");
+}
