@@ -1,5 +1,12 @@
 //! `entra-emulator [--port N] [--fixtures FILE]`: the Entra ID emulator on 127.0.0.1 until
 //! Ctrl-C, for people and for `cargo xtask dev`.
+//!
+//! `entra-emulator --provision URL --scim-token TOKEN [--dialect default|aadOptscim062020]
+//! [--nest-groups] [--fixtures FILE]`: instead, Entra's provisioning service once: one
+//! provisioning cycle of the fixture directory against the SCIM endpoint at URL (Test
+//! Connection, users, groups, memberships, then an update, a member removal, a disable and a
+//! delete; see `edge_access_tests::emulator::provisioning`), then the report. As in Entra's
+//! Tenant URL, `?aadOptscim062020` at the end of URL selects that dialect.
 
 #![allow(
     clippy::print_stderr,
@@ -9,10 +16,16 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use edge_access_tests::emulator::provisioning::{CycleOptions, Dialect, Directory, ScimClient};
 use edge_access_tests::emulator::Emulator;
 use edge_access_tests::fixtures::Fixtures;
 
-const USAGE: &str = "usage: entra-emulator [--port N] [--fixtures FILE]";
+const USAGE: &str = "usage: entra-emulator [--port N] [--fixtures FILE]\n       \
+                     entra-emulator --provision URL --scim-token TOKEN \
+                     [--dialect default|aadOptscim062020] [--nest-groups] [--fixtures FILE]";
+
+/// The flag Entra reads at the end of a Tenant URL.
+const DIALECT_FLAG: &str = "?aadOptscim062020";
 
 fn main() -> ExitCode {
     match run() {
@@ -27,6 +40,10 @@ fn main() -> ExitCode {
 fn run() -> Result<(), String> {
     let mut port = None;
     let mut fixtures_path = Fixtures::default_path();
+    let mut provision: Option<String> = None;
+    let mut scim_token: Option<String> = None;
+    let mut dialect: Option<Dialect> = None;
+    let mut nest_groups = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -39,6 +56,13 @@ fn run() -> Result<(), String> {
                 );
             }
             "--fixtures" => fixtures_path = PathBuf::from(args.next().ok_or(USAGE)?),
+            "--provision" => provision = Some(args.next().ok_or(USAGE)?),
+            "--scim-token" => scim_token = Some(args.next().ok_or(USAGE)?),
+            "--dialect" => {
+                let value = args.next().ok_or(USAGE)?;
+                dialect = Some(value.parse().map_err(|error| format!("{error}"))?);
+            }
+            "--nest-groups" => nest_groups = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -47,12 +71,61 @@ fn run() -> Result<(), String> {
         }
     }
     let fixtures = Fixtures::load(&fixtures_path).map_err(|error| error.to_string())?;
+    if let Some(url) = provision {
+        let token = scim_token.ok_or("--provision needs --scim-token")?;
+        return provision_once(&fixtures, &url, &token, dialect, nest_groups);
+    }
+    if scim_token.is_some() || dialect.is_some() || nest_groups {
+        return Err(format!(
+            "--scim-token, --dialect and --nest-groups go with --provision\n{USAGE}"
+        ));
+    }
     let emulator = Emulator::start_on(fixtures, port).map_err(|error| error.to_string())?;
     print_summary(&emulator);
     // Serves on background threads until the process is stopped.
     loop {
         std::thread::park();
     }
+}
+
+/// One provisioning cycle of the fixture directory against the SCIM endpoint at `url`.
+fn provision_once(
+    fixtures: &Fixtures,
+    url: &str,
+    token: &str,
+    dialect: Option<Dialect>,
+    nest_groups: bool,
+) -> Result<(), String> {
+    let (url, flagged) = match url.strip_suffix(DIALECT_FLAG) {
+        Some(url) => (url, true),
+        None => (url, false),
+    };
+    let dialect = match (dialect, flagged) {
+        (Some(Dialect::Default), true) => {
+            return Err(format!(
+                "`{DIALECT_FLAG}` in the URL and --dialect default disagree"
+            ))
+        }
+        (Some(dialect), _) => dialect,
+        (None, true) => Dialect::AadOptscim062020,
+        (None, false) => Dialect::Default,
+    };
+    let directory = Directory::from_fixtures(fixtures);
+    let options = CycleOptions {
+        nest_groups,
+        ..CycleOptions::for_directory(&directory)
+    };
+    let client = ScimClient::new(url, token, dialect);
+    println!(
+        "provisioning {} users and {} groups to {url}",
+        directory.users.len(),
+        directory.groups.len()
+    );
+    let report = client
+        .run_cycle(&directory, &options)
+        .map_err(|error| format!("{error}"))?;
+    println!("{report}");
+    Ok(())
 }
 
 fn print_summary(emulator: &Emulator) {

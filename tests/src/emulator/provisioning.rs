@@ -214,11 +214,7 @@ impl FromStr for Dialect {
         Dialect::ALL
             .into_iter()
             .find(|dialect| dialect.name().eq_ignore_ascii_case(text))
-            .ok_or_else(|| {
-                ProvisioningError::Directory(format!(
-                    "unknown dialect `{text}` (default or aadOptscim062020)"
-                ))
-            })
+            .ok_or_else(|| ProvisioningError::UnknownDialect(text.to_owned()))
     }
 }
 
@@ -488,23 +484,26 @@ impl Directory {
         }
     }
 
-    /// The same directory with `tag` in every name the endpoint must keep unique: UPNs and
-    /// mail become `{tag}.{local part}@{domain}`, group display names `{tag} {name}`. Object
-    /// ids and user keys stay, so several cycles can share one endpoint (their group
-    /// `externalId`s repeat).
+    /// The same directory under `tag`, so that several cycles can share one endpoint: UPNs
+    /// and mail become `{tag}.{local part}@{domain}`, group display names `{tag} {name}`, and
+    /// every object id another GUID derived from the tag and the id (the same one wherever the
+    /// id appears). User keys stay.
     #[must_use]
     pub fn tagged(&self, tag: &str) -> Self {
         let address = |address: &str| match address.rsplit_once('@') {
             Some((local, domain)) => format!("{tag}.{local}@{domain}"),
             None => format!("{tag}.{address}"),
         };
+        let id = |id: &String| tagged_guid(tag, id);
         Directory {
             users: self
                 .users
                 .iter()
                 .map(|user| DirectoryUser {
+                    object_id: id(&user.object_id),
                     user_principal_name: address(&user.user_principal_name),
                     mail: address(&user.mail),
+                    groups: user.groups.iter().map(id).collect(),
                     ..user.clone()
                 })
                 .collect(),
@@ -512,8 +511,9 @@ impl Directory {
                 .groups
                 .iter()
                 .map(|group| DirectoryGroup {
+                    object_id: id(&group.object_id),
                     display_name: format!("{tag} {}", group.display_name),
-                    ..group.clone()
+                    parents: group.parents.iter().map(id).collect(),
                 })
                 .collect(),
         }
@@ -850,6 +850,8 @@ pub enum ProvisioningError {
     },
     /// The directory or the cycle's options are inconsistent (the text says how).
     Directory(String),
+    /// A dialect name that is neither `default` nor `aadOptscim062020`.
+    UnknownDialect(String),
 }
 
 impl fmt::Display for ProvisioningError {
@@ -878,6 +880,9 @@ impl fmt::Display for ProvisioningError {
                 problem,
             } => write!(f, "`{method} {path}` ({status}): {problem}: `{body}`"),
             Self::Directory(problem) => write!(f, "directory: {problem}"),
+            Self::UnknownDialect(name) => {
+                write!(f, "unknown dialect `{name}` (default or aadOptscim062020)")
+            }
         }
     }
 }
@@ -886,7 +891,10 @@ impl std::error::Error for ProvisioningError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Transport { source, .. } => Some(source),
-            Self::Status { .. } | Self::Answer { .. } | Self::Directory(_) => None,
+            Self::Status { .. }
+            | Self::Answer { .. }
+            | Self::Directory(_)
+            | Self::UnknownDialect(_) => None,
         }
     }
 }
@@ -1537,6 +1545,23 @@ fn readable_path(path: &str, query: &[(&str, &str)]) -> String {
     format!("{path}?{}", pairs.join("&"))
 }
 
+/// A GUID made from `tag` and `id` (SHA-256, shaped as a version-4 GUID): the same for the
+/// same inputs, different for different tags.
+fn tagged_guid(tag: &str, id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{tag}\n{}", id.to_ascii_lowercase()));
+    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    let part = |range: std::ops::Range<usize>| hex.get(range).unwrap_or_default();
+    format!(
+        "{}-{}-4{}-8{}-{}",
+        part(0..8),
+        part(8..12),
+        part(13..16),
+        part(17..20),
+        part(20..32)
+    )
+}
+
 /// An id the cycle recorded, or why there is none.
 fn known<'a>(id: Option<&'a str>, name: &str) -> Result<&'a str, ProvisioningError> {
     id.ok_or_else(|| ProvisioningError::Directory(format!("`{name}` was not provisioned")))
@@ -1733,7 +1758,23 @@ mod tests {
             "t1.mallory_contractor.example#EXT#"
         );
         assert_eq!(tagged.groups[0].display_name, "t1 All staff");
-        assert_eq!(tagged.groups[0].object_id, directory.groups[0].object_id);
+        assert_ne!(tagged.groups[0].object_id, directory.groups[0].object_id);
+        assert_eq!(tagged.groups[0].object_id.len(), 36);
+        // Memberships and nesting follow the new ids.
+        let sre = tagged
+            .groups
+            .iter()
+            .find(|g| g.display_name == "t1 SRE")
+            .unwrap();
+        let grace = tagged.user("grace").unwrap();
+        assert_eq!(grace.groups, std::slice::from_ref(&sre.object_id));
+        assert_eq!(tagged.user_members(sre), [grace]);
+        let platform = tagged.group(&sre.parents[0]).unwrap();
+        assert_eq!(platform.display_name, "t1 Platform");
+        assert_ne!(
+            directory.tagged("t2").groups[0].object_id,
+            tagged.groups[0].object_id
+        );
     }
 
     #[test]
