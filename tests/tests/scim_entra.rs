@@ -1,0 +1,1470 @@
+//! The worker's SCIM endpoint (`/cdn-cgi/access/scim/v2`) as Entra ID provisioning drives it:
+//! Entra's whole provisioning cycle in both PATCH dialects (`emulator::provisioning`), every
+//! verbatim request of Microsoft's SCIM tutorial (reference §5.3), and refusals that must leave
+//! the stored directory exactly as it was.
+//!
+//! One stack for the binary; its tests run in parallel, each on resources with names of its
+//! own. Needs `cargo xtask build-worker` first; see `harness.rs`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use edge_access_tests::client::{HttpClient, HttpResponse};
+use edge_access_tests::emulator::provisioning::{
+    CycleOptions, CycleReport, Dialect, Directory, DirectoryUser, ScimClient, ENTERPRISE_USER,
+    ERROR_SCHEMA, GROUP_SCHEMA, LIST_RESPONSE, PATCH_OP, SCIM_MEDIA_TYPE, USER_SCHEMA,
+};
+use edge_access_tests::fixtures::Fixtures;
+use edge_access_tests::stack::{Stack, StackConfig, SCIM_PATH, SCIM_TOKEN};
+use serde_json::{json, Value};
+
+const IDP: &str = "0f0e7a4c-1b2d-4e3f-8a9b-0c1d2e3f4a5b";
+
+/// One Entra ID provider with SCIM enabled, and one app so the gateway has work to do.
+fn document() -> Value {
+    json!({
+        "team_domain": "https://access.example.com",
+        "identity_providers": [{ "id": IDP, "name": "Emulated Entra ID", "type": "azureAD",
+            "config": { "client_id": "${CLIENT_ID}", "directory_id": "${TENANT_ID}", "support_groups": true },
+            "scim_config": { "enabled": true, "user_deprovision": true, "identity_update_behavior": "no_action" } }],
+        "apps": [
+            { "id": "public", "name": "Public", "domain": "${WORKER_HOST}/public", "aud": "aud-public",
+              "policies": [{ "name": "Anyone", "decision": "bypass", "include": [{ "everyone": {} }] }] }
+        ]
+    })
+}
+
+/// The binary's stack, or `None` when end-to-end tests are skipped here.
+fn stack(test: &str) -> Option<&'static Stack> {
+    if !Stack::should_run(&format!("scim_entra::{test}")).unwrap() {
+        return None;
+    }
+    static STACK: OnceLock<Result<Stack, String>> = OnceLock::new();
+    let stack = STACK.get_or_init(|| {
+        Stack::start(StackConfig::new(document()).named("scim_entra")).map_err(|e| e.to_string())
+    });
+    match stack {
+        Ok(stack) => Some(stack),
+        Err(error) => panic!("the stack did not start: {error}"),
+    }
+}
+
+fn client(stack: &Stack, dialect: Dialect) -> ScimClient {
+    ScimClient::new(&format!("{}{SCIM_PATH}", stack.url()), SCIM_TOKEN, dialect)
+        .with_http(HttpClient::with_timeout(Duration::from_secs(30)))
+}
+
+/// A request that may go wrong, through the client (so with the right token).
+fn send(
+    c: &ScimClient,
+    method: &str,
+    path: &str,
+    query: &[(&str, &str)],
+    body: &str,
+) -> HttpResponse {
+    let body = (!body.is_empty()).then_some(body.as_bytes());
+    c.send(method, path, query, body).unwrap()
+}
+
+fn send_json(c: &ScimClient, method: &str, path: &str, body: &Value) -> HttpResponse {
+    c.send_json(method, path, &[], body).unwrap()
+}
+
+fn assert_media_type(response: &HttpResponse, what: &str) {
+    let content_type = response.header("content-type").unwrap_or_default();
+    assert!(
+        content_type.starts_with(SCIM_MEDIA_TYPE),
+        "{what}: Content-Type `{content_type}`, not {SCIM_MEDIA_TYPE}: {response:?}"
+    );
+}
+
+/// `response` is a SCIM error with this status and `scimType` (none for `None`).
+fn assert_scim_error(response: &HttpResponse, status: u16, scim_type: Option<&str>, what: &str) {
+    assert_eq!(response.status, status, "{what}: {response:?}");
+    assert_media_type(response, what);
+    let body = response
+        .json()
+        .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {response:?}"));
+    assert_eq!(body["schemas"], json!([ERROR_SCHEMA]), "{what}: {body}");
+    assert_eq!(body["status"], json!(status.to_string()), "{what}: {body}");
+    match scim_type {
+        Some(scim_type) => assert_eq!(body["scimType"], scim_type, "{what}: {body}"),
+        None => assert!(body.get("scimType").is_none(), "{what}: {body}"),
+    }
+    assert!(
+        body.get("detail").is_none_or(Value::is_string),
+        "{what}: {body}"
+    );
+}
+
+/// A 200 or 201 SCIM answer's body.
+fn ok_json(response: &HttpResponse, status: u16, what: &str) -> Value {
+    assert_eq!(response.status, status, "{what}: {response:?}");
+    assert_media_type(response, what);
+    response.json().unwrap()
+}
+
+fn assert_no_content(response: &HttpResponse, what: &str) {
+    assert_eq!(response.status, 204, "{what}: {response:?}");
+    assert!(response.body.is_empty(), "{what}: {response:?}");
+}
+
+fn is_lowercase_guid(id: &str) -> bool {
+    let parts: Vec<&str> = id.split('-').collect();
+    parts.len() == 5
+        && parts.iter().zip([8, 4, 4, 4, 12]).all(|(part, length)| {
+            part.len() == length
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+}
+
+/// A server-made resource: lowercase GUID id, `meta` with the resource type, both
+/// timestamps and a location ending in its path.
+fn assert_server_made(resource: &Value, resource_type: &str, what: &str) -> String {
+    let id = resource["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{what}: no id: {resource}"));
+    assert!(
+        is_lowercase_guid(id),
+        "{what}: id `{id}` is not a lowercase GUID"
+    );
+    let meta = &resource["meta"];
+    assert_eq!(meta["resourceType"], resource_type, "{what}: {resource}");
+    assert!(meta["created"].is_string(), "{what}: {resource}");
+    assert!(meta["lastModified"].is_string(), "{what}: {resource}");
+    let location = meta["location"].as_str().unwrap_or_default();
+    assert!(
+        location.ends_with(&format!("/{resource_type}s/{id}")),
+        "{what}: location `{location}`"
+    );
+    id.to_owned()
+}
+
+/// The whole answer to each GET (every one a 200 with a JSON body): what a refused request
+/// must not change.
+fn snapshot(c: &ScimClient, gets: &[(&str, &[(&str, &str)])]) -> Vec<(String, Value)> {
+    gets.iter()
+        .map(|(path, query)| {
+            let what = format!("GET {path} {query:?}");
+            let body = ok_json(&send(c, "GET", path, query, ""), 200, &what);
+            (what, body)
+        })
+        .collect()
+}
+
+fn filter_eq(attribute: &str, value: &str) -> String {
+    format!("{attribute} eq {}", Value::String(value.to_owned()))
+}
+
+fn new_user(c: &ScimClient, user_name: &str, display_name: &str) -> String {
+    let user = DirectoryUser {
+        key: user_name.to_owned(),
+        object_id: "00000000-0000-4000-8000-000000000000".into(),
+        user_principal_name: user_name.to_owned(),
+        mail: user_name.to_owned(),
+        display_name: display_name.to_owned(),
+        groups: Vec::new(),
+        employee_number: None,
+    };
+    c.create_user(&user).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn new_group(c: &ScimClient, display_name: &str, members: &[&str]) -> String {
+    let members: Vec<Value> = members.iter().map(|id| json!({ "value": id })).collect();
+    let body =
+        json!({ "schemas": [GROUP_SCHEMA], "displayName": display_name, "members": members });
+    let created = ok_json(&send_json(c, "POST", "/Groups", &body), 201, display_name);
+    created["id"].as_str().unwrap().to_owned()
+}
+
+fn member_values(group: &Value) -> BTreeSet<String> {
+    group["members"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no members array: {group}"))
+        .iter()
+        .map(|member| member["value"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn random_guid() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hex = String::new();
+    while hex.len() < 32 {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_usize(hex.len());
+        hex.push_str(&format!("{:016x}", hasher.finish()));
+    }
+    format!(
+        "{}-{}-4{}-8{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// (a) Entra's cycle
+// ---------------------------------------------------------------------------------------
+
+fn run_and_check_cycle(test: &str, dialect: Dialect, tag: &str, nest_groups: bool) {
+    let Some(stack) = stack(test) else { return };
+    let c = client(stack, dialect);
+    let directory = Directory::from_fixtures(&Fixtures::load_default().unwrap()).tagged(tag);
+    let options = CycleOptions {
+        nest_groups,
+        ..CycleOptions::for_directory(&directory)
+    };
+    let report = c.run_cycle(&directory, &options).unwrap();
+    assert_eq!(report.users_created, directory.users.len());
+    assert_eq!(report.users_matched, 0);
+    assert_eq!(report.groups_created, directory.groups.len());
+    assert_eq!(report.groups_matched, 0);
+    if !nest_groups {
+        assert_eq!(report.group_memberships, 0);
+    }
+
+    // What went over the wire: Test Connection first, every answer 2xx and SCIM-typed.
+    let exchanges = c.exchanges();
+    assert_eq!(exchanges.len(), report.requests);
+    assert!(
+        exchanges[0]
+            .path
+            .starts_with("/Users?filter=userName eq \""),
+        "{:?}",
+        exchanges[0]
+    );
+    assert!(
+        exchanges[1]
+            .path
+            .starts_with("/Groups?excludedAttributes=members&filter=displayName eq \""),
+        "{:?}",
+        exchanges[1]
+    );
+    for exchange in &exchanges {
+        let status = exchange.status.unwrap();
+        assert!((200..300).contains(&status), "{exchange:?}");
+        if status != 204 {
+            assert!(
+                exchange
+                    .content_type
+                    .as_deref()
+                    .unwrap_or_default()
+                    .starts_with(SCIM_MEDIA_TYPE),
+                "{exchange:?}"
+            );
+        }
+    }
+    let count = |method: &str, prefix: &str| {
+        exchanges
+            .iter()
+            .filter(|e| e.method == method && e.path.starts_with(prefix))
+            .count()
+    };
+    assert_eq!(count("POST", "/Users"), directory.users.len());
+    assert_eq!(count("POST", "/Groups"), directory.groups.len());
+    assert_eq!(count("PATCH", "/Groups/"), report.membership_requests + 1);
+    assert_eq!(count("PATCH", "/Users/"), 2, "the update and the disable");
+    assert_eq!(count("DELETE", "/Users/"), 1);
+
+    check_state(&c, &directory, &options, &report);
+}
+
+/// The stored directory after a cycle, through the endpoint's GETs.
+fn check_state(
+    c: &ScimClient,
+    directory: &Directory,
+    options: &CycleOptions,
+    report: &CycleReport,
+) {
+    let changes = &options.changes;
+    let (updated, update) = changes.update.clone().unwrap();
+    let (removed, removed_from) = changes.remove_member.clone().unwrap();
+    let disabled = changes.disable.clone().unwrap();
+    let deleted = changes.delete.clone().unwrap();
+
+    for user in &directory.users {
+        let id = report.user_id(&user.key).unwrap();
+        let what = format!("user {} ({id})", user.key);
+        if user.key == deleted {
+            assert_scim_error(
+                &send(c, "GET", &format!("/Users/{id}"), &[], ""),
+                404,
+                None,
+                &what,
+            );
+            assert_eq!(
+                c.users_by_user_name(&user.user_principal_name)
+                    .unwrap()
+                    .total_results,
+                0
+            );
+            assert_eq!(
+                c.users_by_external_id(user.mail_nickname())
+                    .unwrap()
+                    .total_results,
+                0
+            );
+            continue;
+        }
+        let resource = c.user(id).unwrap().unwrap_or_else(|| panic!("{what}: 404"));
+        assert_server_made(&resource, "User", &what);
+        assert_eq!(resource["id"], id);
+        assert!(
+            resource["schemas"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(USER_SCHEMA)),
+            "{what}: {resource}"
+        );
+        assert_eq!(resource["userName"], user.user_principal_name, "{what}");
+        assert_eq!(resource["externalId"], user.mail_nickname(), "{what}");
+        assert_eq!(
+            resource["active"],
+            json!(user.key != disabled),
+            "{what}: {resource}"
+        );
+        let this = (user.key == updated).then_some(&update);
+        let display = this
+            .and_then(|u| u.display_name.clone())
+            .unwrap_or(user.display_name.clone());
+        let family = this
+            .and_then(|u| u.family_name.clone())
+            .or(user.family_name().map(str::to_owned));
+        let mail = this
+            .and_then(|u| u.work_email.clone())
+            .unwrap_or(user.mail.clone());
+        assert_eq!(resource["displayName"], display, "{what}");
+        assert_eq!(resource["name"]["givenName"], user.given_name(), "{what}");
+        assert_eq!(resource["name"]["familyName"], json!(family), "{what}");
+        assert_eq!(
+            resource["emails"],
+            json!([{ "primary": true, "type": "work", "value": mail }]),
+            "{what}"
+        );
+        if let Some(number) = this.and_then(|u| u.employee_number.clone()) {
+            assert_eq!(
+                resource[ENTERPRISE_USER]["employeeNumber"], number,
+                "{what}: {resource}"
+            );
+        }
+        let found = c.users_by_user_name(&user.user_principal_name).unwrap();
+        assert_eq!(found.total_results, 1, "{what}");
+        assert_eq!(found.resources[0], resource, "{what}");
+        let by_mail = c
+            .list_resources(
+                "Users",
+                &[(
+                    "filter",
+                    &filter_eq("emails[type eq \"work\"].value", &mail),
+                )],
+            )
+            .unwrap();
+        assert_eq!(by_mail.resources, std::slice::from_ref(&resource), "{what}");
+    }
+
+    for group in &directory.groups {
+        let id = report.group_id(&group.object_id).unwrap();
+        let what = format!("group {} ({id})", group.display_name);
+        let resource = c
+            .group(id, false)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{what}: 404"));
+        assert_server_made(&resource, "Group", &what);
+        assert_eq!(resource["displayName"], group.display_name, "{what}");
+        assert_eq!(resource["externalId"], group.object_id, "{what}");
+        let mut expected: BTreeSet<String> = directory
+            .user_members(group)
+            .into_iter()
+            .filter(|user| !(user.key == removed && group.object_id == removed_from))
+            .map(|user| report.user_id(&user.key).unwrap().to_owned())
+            .collect();
+        let mut groups = BTreeSet::new();
+        if options.nest_groups {
+            for child in directory.group_members(group) {
+                groups.insert(report.group_id(&child.object_id).unwrap().to_owned());
+            }
+            expected.extend(groups.iter().cloned());
+        }
+        assert_eq!(member_values(&resource), expected, "{what}: {resource}");
+        for member in resource["members"].as_array().unwrap() {
+            let kind = if groups.contains(member["value"].as_str().unwrap()) {
+                "Group"
+            } else {
+                "User"
+            };
+            assert_eq!(member["type"], kind, "{what}: {member}");
+        }
+        let without = c.group(id, true).unwrap().unwrap();
+        assert!(without.get("members").is_none(), "{what}: {without}");
+        let found = c.groups_by_display_name(&group.display_name).unwrap();
+        assert_eq!(found.resources, [without], "{what}");
+    }
+}
+
+#[test]
+fn entra_cycle_in_the_default_dialect() {
+    run_and_check_cycle(
+        "entra_cycle_in_the_default_dialect",
+        Dialect::Default,
+        "dflt",
+        false,
+    );
+}
+
+#[test]
+fn entra_cycle_in_the_aad_opt_scim_062020_dialect_with_nested_groups() {
+    run_and_check_cycle(
+        "entra_cycle_in_the_aad_opt_scim_062020_dialect_with_nested_groups",
+        Dialect::AadOptscim062020,
+        "aad",
+        true,
+    );
+}
+
+/// A second cycle over the same directory finds everything by `userName` and `displayName`:
+/// it creates only the user the first one deleted, sends back what the first one changed
+/// (and re-enables the disabled user), and ends in the same state.
+#[test]
+fn a_second_cycle_matches_instead_of_creating() {
+    let Some(stack) = stack("a_second_cycle_matches_instead_of_creating") else {
+        return;
+    };
+    let c = client(stack, Dialect::Default);
+    let directory = Directory::from_fixtures(&Fixtures::load_default().unwrap()).tagged("again");
+    let options = CycleOptions::for_directory(&directory);
+    let first = c.run_cycle(&directory, &options).unwrap();
+    let second = c.run_cycle(&directory, &options).unwrap();
+    assert_eq!(second.users_created, 1, "{second}");
+    assert_eq!(second.users_matched, directory.users.len() - 1, "{second}");
+    assert_eq!(
+        second.users_updated, 2,
+        "the renamed and the disabled user: {second}"
+    );
+    assert_eq!(second.groups_created, 0, "{second}");
+    assert_eq!(second.groups, first.groups);
+    let deleted = options.changes.delete.clone().unwrap();
+    for (key, id) in &first.users {
+        if *key != deleted {
+            assert_eq!(second.user_id(key), Some(id.as_str()), "{key}");
+        }
+    }
+    check_state(&c, &directory, &options, &second);
+}
+
+// ---------------------------------------------------------------------------------------
+// (b) Microsoft's tutorial, verbatim (reference §5.3); only ids are the server's own
+// ---------------------------------------------------------------------------------------
+
+const CREATE_USER: &str = r#"{
+    "schemas": [
+        "urn:ietf:params:scim:schemas:core:2.0:User",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+    "externalId": "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef",
+    "userName": "Test_User_00aa00aa-bb11-cc22-dd33-44ee44ee44ee",
+    "active": true,
+    "emails": [{
+        "primary": true,
+        "type": "work",
+        "value": "Test_User_11bb11bb-cc22-dd33-ee44-55ff55ff55ff@testuser.com"
+    }],
+    "meta": {
+        "resourceType": "User"
+    },
+    "name": {
+        "formatted": "givenName familyName",
+        "familyName": "familyName",
+        "givenName": "givenName"
+    },
+    "roles": []
+}"#;
+
+const UPDATE_USER_MULTI_VALUED: &str = r#"{
+    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+    "Operations": [
+            {
+            "op": "Replace",
+            "path": "emails[type eq \"work\"].value",
+            "value": "updatedEmail@microsoft.com"
+            },
+            {
+            "op": "Replace",
+            "path": "name.familyName",
+            "value": "updatedFamilyName"
+            }
+    ]
+}"#;
+
+const UPDATE_USER_SINGLE_VALUED: &str = r#"{
+    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+    "Operations": [{
+        "op": "Replace",
+        "path": "userName",
+        "value": "5b50642d-79fc-4410-9e90-4c077cdd1a59@testuser.com"
+    }]
+}"#;
+
+const DISABLE_USER: &str = r#"{
+    "Operations": [
+        {
+            "op": "Replace",
+            "path": "active",
+            "value": false
+        }
+    ],
+    "schemas": [
+        "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+    ]
+}"#;
+
+const CREATE_GROUP: &str = r#"{
+    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group", "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
+    "externalId": "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159",
+    "displayName": "displayName",
+    "meta": {
+        "resourceType": "Group"
+    }
+}"#;
+
+const UPDATE_GROUP_NON_MEMBER: &str = r#"{
+    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+    "Operations": [{
+        "op": "Replace",
+        "path": "displayName",
+        "value": "1879db59-3bdf-4490-ad68-ab880a269474updatedDisplayName"
+    }]
+}"#;
+
+/// The tutorial's member id, replaced by a user the server made.
+const TUTORIAL_MEMBER_ID: &str = "f648f8d5ea4e4cd38e9c";
+
+const ADD_MEMBERS: &str = r#"{
+    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+    "Operations": [{
+        "op": "Add",
+        "path": "members",
+        "value": [{
+            "$ref": null,
+            "value": "f648f8d5ea4e4cd38e9c"
+        }]
+    }]
+}"#;
+
+const REMOVE_MEMBERS: &str = r#"{
+    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+    "Operations": [{
+        "op": "Remove",
+        "path": "members",
+        "value": [{
+            "$ref": null,
+            "value": "f648f8d5ea4e4cd38e9c"
+        }]
+    }]
+}"#;
+
+/// "Example 2": the malformed enterprise URN (`…:2.0User`) and explicit nulls are the
+/// tutorial's.
+const EXAMPLE_2: &str = r#"{ "schemas": [ "urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0User"],
+  "externalId":"jyoung", "userName":"jyoung@testuser.com", "active":true, "addresses":null, "displayName":"Joy Young",
+  "emails": [ { "type":"work", "value":"jyoung@Contoso.com", "primary":true}],
+  "meta": { "resourceType":"User"}, "name":{ "familyName":"Young", "givenName":"Joy"},
+  "phoneNumbers":null, "preferredLanguage":null, "title":null, "department":null, "manager":null}"#;
+
+/// The tutorial's manager id, replaced by a user the server made.
+const TUTORIAL_MANAGER_ID: &str = "00aa00aa-bb11-cc22-dd33-44ee44ee44ee";
+
+const MANAGER_PATCH: &str = r#"{ "schemas": [ "urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+  "Operations": [ { "op":"Add", "path":"manager",
+    "value": [ { "$ref":"http://.../scim/Users/00aa00aa-bb11-cc22-dd33-44ee44ee44ee", "value":"00aa00aa-bb11-cc22-dd33-44ee44ee44ee"}]}]}"#;
+
+fn assert_list(list: &Value, total: u64, what: &str) -> Vec<Value> {
+    assert_eq!(list["schemas"], json!([LIST_RESPONSE]), "{what}: {list}");
+    assert_eq!(list["totalResults"], total, "{what}: {list}");
+    assert_eq!(list["startIndex"], 1, "{what}: {list}");
+    let resources = list["Resources"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{what}: no Resources: {list}"));
+    assert_eq!(list["itemsPerPage"], resources.len(), "{what}: {list}");
+    resources.clone()
+}
+
+#[test]
+fn tutorial_user_requests_answer_as_documented() {
+    let Some(stack) = stack("tutorial_user_requests_answer_as_documented") else {
+        return;
+    };
+    let c = client(stack, Dialect::Default);
+
+    // Create User: 201, everything stored as sent, with the server's id and meta.
+    let sent: Value = serde_json::from_str(CREATE_USER).unwrap();
+    let created = ok_json(
+        &send(&c, "POST", "/Users", &[], CREATE_USER),
+        201,
+        "Create User",
+    );
+    let id = assert_server_made(&created, "User", "Create User");
+    for (name, value) in sent.as_object().unwrap() {
+        if name != "meta" {
+            assert_eq!(
+                &created[name], value,
+                "Create User: `{name}` as sent: {created}"
+            );
+        }
+    }
+
+    // Get User.
+    let got = ok_json(
+        &send(&c, "GET", &format!("/Users/{id}"), &[], ""),
+        200,
+        "Get User",
+    );
+    assert_eq!(got, created);
+
+    // Get User, not found.
+    assert_scim_error(
+        &send(&c, "GET", "/Users/5171a35d82074e068ce2", &[], ""),
+        404,
+        None,
+        "Get User (missing)",
+    );
+
+    // Get User by query, and a query with zero results.
+    let filter = r#"userName eq "Test_User_00aa00aa-bb11-cc22-dd33-44ee44ee44ee""#;
+    let list = ok_json(
+        &send(&c, "GET", "/Users", &[("filter", filter)], ""),
+        200,
+        "by query",
+    );
+    assert_eq!(
+        assert_list(&list, 1, "by query"),
+        std::slice::from_ref(&created)
+    );
+    let none = ok_json(
+        &send(
+            &c,
+            "GET",
+            "/Users",
+            &[("filter", r#"userName eq "non-existent user""#)],
+            "",
+        ),
+        200,
+        "zero results",
+    );
+    // `itemsPerPage` counts this page's resources (RFC 7644 §3.4.2), not the tutorial's 20.
+    assert_eq!(
+        none,
+        json!({ "schemas": [LIST_RESPONSE], "totalResults": 0, "Resources": [], "startIndex": 1,
+                "itemsPerPage": 0 })
+    );
+
+    // Update User [multi-valued attributes]: 200 with the whole user.
+    let path = format!("/Users/{id}");
+    let updated = ok_json(
+        &send(&c, "PATCH", &path, &[], UPDATE_USER_MULTI_VALUED),
+        200,
+        "multi-valued",
+    );
+    assert_eq!(updated["id"], id.as_str());
+    assert_eq!(
+        updated["emails"],
+        json!([{ "primary": true, "type": "work", "value": "updatedEmail@microsoft.com" }])
+    );
+    assert_eq!(updated["name"]["familyName"], "updatedFamilyName");
+    assert_eq!(updated["name"]["givenName"], "givenName");
+    assert_eq!(updated["userName"], created["userName"]);
+    assert_eq!(updated["externalId"], created["externalId"]);
+    assert_eq!(updated["meta"]["created"], created["meta"]["created"]);
+
+    // Update User [single-valued attributes]: the user is found by the new name only.
+    let renamed = ok_json(
+        &send(&c, "PATCH", &path, &[], UPDATE_USER_SINGLE_VALUED),
+        200,
+        "single-valued",
+    );
+    assert_eq!(
+        renamed["userName"],
+        "5b50642d-79fc-4410-9e90-4c077cdd1a59@testuser.com"
+    );
+    assert_eq!(
+        c.users_by_user_name("Test_User_00aa00aa-bb11-cc22-dd33-44ee44ee44ee")
+            .unwrap()
+            .total_results,
+        0
+    );
+    let found = c
+        .users_by_user_name("5b50642d-79fc-4410-9e90-4c077cdd1a59@testuser.com")
+        .unwrap();
+    assert_eq!(found.resources, std::slice::from_ref(&renamed));
+
+    // Disable User (the tutorial's boolean).
+    let disabled = ok_json(
+        &send(&c, "PATCH", &path, &[], DISABLE_USER),
+        200,
+        "Disable User",
+    );
+    assert_eq!(disabled["active"], false);
+    assert_eq!(c.user(&id).unwrap().unwrap(), disabled);
+
+    // Delete User: 204, then gone from GET and from filters.
+    assert_no_content(&send(&c, "DELETE", &path, &[], ""), "Delete User");
+    assert_scim_error(&send(&c, "GET", &path, &[], ""), 404, None, "deleted user");
+    assert_eq!(
+        c.users_by_user_name("5b50642d-79fc-4410-9e90-4c077cdd1a59@testuser.com")
+            .unwrap()
+            .total_results,
+        0
+    );
+    assert_scim_error(
+        &send(&c, "DELETE", &path, &[], ""),
+        404,
+        None,
+        "deleted twice",
+    );
+}
+
+#[test]
+fn tutorial_group_requests_answer_as_documented() {
+    let Some(stack) = stack("tutorial_group_requests_answer_as_documented") else {
+        return;
+    };
+    let c = client(stack, Dialect::Default);
+    let member = new_user(&c, "tutorial.member@example.com", "Tutorial Member");
+
+    // Create Group: 201 with no members.
+    let sent: Value = serde_json::from_str(CREATE_GROUP).unwrap();
+    let created = ok_json(
+        &send(&c, "POST", "/Groups", &[], CREATE_GROUP),
+        201,
+        "Create Group",
+    );
+    let id = assert_server_made(&created, "Group", "Create Group");
+    assert_eq!(created["members"], json!([]), "{created}");
+    assert_eq!(created["displayName"], "displayName");
+    assert_eq!(created["externalId"], sent["externalId"]);
+    assert_eq!(created["schemas"], sent["schemas"]);
+    let path = format!("/Groups/{id}");
+
+    // Get Group without members, and by displayName.
+    let without = ok_json(
+        &send(&c, "GET", &path, &[("excludedAttributes", "members")], ""),
+        200,
+        "Get Group",
+    );
+    assert!(without.get("members").is_none(), "{without}");
+    assert_eq!(without["id"], id.as_str());
+    let list = ok_json(
+        &send(
+            &c,
+            "GET",
+            "/Groups",
+            &[
+                ("excludedAttributes", "members"),
+                ("filter", r#"displayName eq "displayName""#),
+            ],
+            "",
+        ),
+        200,
+        "Get Group by displayName",
+    );
+    assert_eq!(assert_list(&list, 1, "by displayName"), [without]);
+
+    // Update Group [non-member attributes]: 204.
+    assert_no_content(
+        &send(&c, "PATCH", &path, &[], UPDATE_GROUP_NON_MEMBER),
+        "Update Group",
+    );
+    let group = c.group(&id, false).unwrap().unwrap();
+    assert_eq!(
+        group["displayName"],
+        "1879db59-3bdf-4490-ad68-ab880a269474updatedDisplayName"
+    );
+    assert_eq!(group["members"], json!([]));
+
+    // Add Members (`$ref: null`), then Remove Members: 204 each.
+    let add = ADD_MEMBERS.replace(TUTORIAL_MEMBER_ID, &member);
+    assert_no_content(&send(&c, "PATCH", &path, &[], &add), "Add Members");
+    let group = c.group(&id, false).unwrap().unwrap();
+    assert_eq!(
+        member_values(&group),
+        BTreeSet::from([member.clone()]),
+        "{group}"
+    );
+    assert_eq!(group["members"][0]["type"], "User", "{group}");
+    let remove = REMOVE_MEMBERS.replace(TUTORIAL_MEMBER_ID, &member);
+    assert_no_content(&send(&c, "PATCH", &path, &[], &remove), "Remove Members");
+    assert_eq!(c.group(&id, false).unwrap().unwrap()["members"], json!([]));
+
+    // Delete Group: 204, then 404; the member user is still there.
+    assert_no_content(&send(&c, "DELETE", &path, &[], ""), "Delete Group");
+    assert_scim_error(&send(&c, "GET", &path, &[], ""), 404, None, "deleted group");
+    assert!(c.user(&member).unwrap().is_some());
+}
+
+#[test]
+fn tutorial_example_2_the_unquoted_filter_and_the_manager_patch() {
+    let Some(stack) = stack("tutorial_example_2_the_unquoted_filter_and_the_manager_patch") else {
+        return;
+    };
+    let c = client(stack, Dialect::Default);
+    let manager = new_user(&c, "tutorial.manager@example.com", "Tutorial Manager");
+
+    // Example 2, malformed URN and nulls included, is a user like any other.
+    let created = ok_json(
+        &send(&c, "POST", "/Users", &[], EXAMPLE_2),
+        201,
+        "Example 2",
+    );
+    let id = assert_server_made(&created, "User", "Example 2");
+    assert_eq!(created["userName"], "jyoung@testuser.com");
+    assert_eq!(created["externalId"], "jyoung");
+    assert_eq!(created["displayName"], "Joy Young");
+    assert_eq!(created["active"], true);
+    assert_eq!(
+        created["name"],
+        json!({ "familyName": "Young", "givenName": "Joy" })
+    );
+    assert_eq!(
+        created["emails"],
+        json!([{ "type": "work", "value": "jyoung@Contoso.com", "primary": true }])
+    );
+
+    // The tutorial's unquoted filter value.
+    let list = ok_json(
+        &send(
+            &c,
+            "GET",
+            "/Users",
+            &[("filter", "externalId eq jyoung")],
+            "",
+        ),
+        200,
+        "unquoted",
+    );
+    assert_eq!(
+        assert_list(&list, 1, "externalId eq jyoung"),
+        std::slice::from_ref(&created)
+    );
+
+    // The enterprise manager as the tutorial adds it.
+    let patch = MANAGER_PATCH.replace(TUTORIAL_MANAGER_ID, &manager);
+    let updated = ok_json(
+        &send(&c, "PATCH", &format!("/Users/{id}"), &[], &patch),
+        200,
+        "manager",
+    );
+    assert_eq!(updated["id"], id.as_str());
+    assert!(
+        updated.to_string().contains(&manager),
+        "the manager is stored: {updated}"
+    );
+    assert_eq!(c.user(&id).unwrap().unwrap(), updated);
+}
+
+// ---------------------------------------------------------------------------------------
+// (c) Refusals: the right SCIM error, and nothing changed
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn wrong_or_missing_tokens_are_refused() {
+    let Some(stack) = stack("wrong_or_missing_tokens_are_refused") else {
+        return;
+    };
+    let c = client(stack, Dialect::Default);
+    let id = new_user(&c, "auth.target@example.com", "Auth Target");
+    let user_path = format!("/Users/{id}");
+    let gets: Vec<(&str, &[(&str, &str)])> = vec![
+        (&user_path, &[]),
+        (
+            "/Users",
+            &[("filter", r#"userName eq "auth.created@example.com""#)],
+        ),
+    ];
+    let before = snapshot(&c, &gets);
+
+    let base = format!("{}{SCIM_PATH}", stack.url());
+    let http = HttpClient::new();
+    let body = DirectoryUser {
+        key: "x".into(),
+        object_id: "00000000-0000-4000-8000-000000000000".into(),
+        user_principal_name: "auth.created@example.com".into(),
+        mail: "auth.created@example.com".into(),
+        display_name: "Auth Created".into(),
+        groups: Vec::new(),
+        employee_number: None,
+    }
+    .create_payload()
+    .to_string();
+    let disable = Dialect::Default.set_active(false).to_string();
+    let authorizations: [(&str, Option<String>); 5] = [
+        ("no Authorization", None),
+        ("a wrong token", Some("Bearer wrong-token".into())),
+        (
+            "the token with another scheme",
+            Some(format!("Basic {SCIM_TOKEN}")),
+        ),
+        (
+            "the token's prefix",
+            Some(format!("Bearer {}", &SCIM_TOKEN[..SCIM_TOKEN.len() - 1])),
+        ),
+        ("an empty bearer", Some("Bearer ".into())),
+    ];
+    for (what, authorization) in &authorizations {
+        for (method, path, body) in [
+            ("GET", "/Users", ""),
+            ("GET", user_path.as_str(), ""),
+            ("GET", "/Groups", ""),
+            ("POST", "/Users", body.as_str()),
+            ("PATCH", user_path.as_str(), disable.as_str()),
+            ("DELETE", user_path.as_str(), ""),
+        ] {
+            let mut headers = vec![("content-type", SCIM_MEDIA_TYPE)];
+            if let Some(authorization) = authorization {
+                headers.push(("authorization", authorization));
+            }
+            let response = http
+                .request(method, &format!("{base}{path}"), &headers, body.as_bytes())
+                .unwrap();
+            assert_scim_error(&response, 401, None, &format!("{what}: {method} {path}"));
+        }
+    }
+    assert_eq!(snapshot(&c, &gets), before);
+}
+
+#[test]
+fn malformed_bodies_and_wrong_schemas_change_nothing() {
+    let Some(stack) = stack("malformed_bodies_and_wrong_schemas_change_nothing") else {
+        return;
+    };
+    let c = client(stack, Dialect::Default);
+    let user = new_user(&c, "malformed.user@example.com", "Malformed User");
+    let group = new_group(&c, "Malformed group", &[&user]);
+    let (user_path, group_path) = (format!("/Users/{user}"), format!("/Groups/{group}"));
+    let gets: Vec<(&str, &[(&str, &str)])> = vec![
+        (&user_path, &[]),
+        (&group_path, &[]),
+        (
+            "/Users",
+            &[("filter", r#"userName eq "malformed.new@example.com""#)],
+        ),
+        (
+            "/Groups",
+            &[("filter", r#"displayName eq "Malformed new group""#)],
+        ),
+    ];
+    let before = snapshot(&c, &gets);
+
+    let new_user_body = r#"{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "malformed.new@example.com""#;
+    let cases: Vec<(&str, &str, String, &str)> = vec![
+        ("POST", "/Users", new_user_body.into(), "invalidSyntax"),
+        ("POST", "/Users", "[]".into(), "invalidSyntax"),
+        ("POST", "/Users", "not json".into(), "invalidSyntax"),
+        ("POST", "/Groups", r#"{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "#.into(), "invalidSyntax"),
+        ("PATCH", &user_path, r#"{"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "Replace", "path": "active", "value": "False"}"#.into(), "invalidSyntax"),
+        ("PATCH", &group_path, r#"{"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "Remove", "path": "members""#.into(), "invalidSyntax"),
+        ("PUT", &user_path, r#"{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "#.into(), "invalidSyntax"),
+        ("PUT", &group_path, "{".into(), "invalidSyntax"),
+        // Wrong schemas.
+        ("POST", "/Users", json!({ "schemas": [GROUP_SCHEMA], "userName": "malformed.new@example.com" }).to_string(), "invalidSyntax"),
+        ("POST", "/Users", json!({ "userName": "malformed.new@example.com" }).to_string(), "invalidSyntax"),
+        ("POST", "/Groups", json!({ "schemas": [USER_SCHEMA], "displayName": "Malformed new group" }).to_string(), "invalidSyntax"),
+        ("PATCH", &user_path, json!({ "schemas": [USER_SCHEMA], "Operations": [{ "op": "Replace", "path": "active", "value": "False" }] }).to_string(), "invalidSyntax"),
+        ("PATCH", &group_path, json!({ "Operations": [{ "op": "Remove", "path": "members", "value": [{ "value": user }] }] }).to_string(), "invalidSyntax"),
+        ("PUT", &user_path, json!({ "schemas": [GROUP_SCHEMA], "userName": "malformed.user@example.com" }).to_string(), "invalidSyntax"),
+    ];
+    for (method, path, body, scim_type) in &cases {
+        let response = send(&c, method, path, &[], body);
+        assert_scim_error(
+            &response,
+            400,
+            Some(scim_type),
+            &format!("{method} {path} {body}"),
+        );
+    }
+    assert_eq!(snapshot(&c, &gets), before);
+}
+
+#[test]
+fn a_patch_with_one_bad_operation_among_good_ones_changes_nothing() {
+    let Some(stack) = stack("a_patch_with_one_bad_operation_among_good_ones_changes_nothing")
+    else {
+        return;
+    };
+    let c = client(stack, Dialect::Default);
+    let user = new_user(&c, "partial.user@example.com", "Partial User");
+    let other = new_user(&c, "partial.other@example.com", "Partial Other");
+    let group = new_group(&c, "Partial group", &[&user]);
+    let (user_path, group_path) = (format!("/Users/{user}"), format!("/Groups/{group}"));
+    let other_path = format!("/Users/{other}");
+    let gets: Vec<(&str, &[(&str, &str)])> =
+        vec![(&user_path, &[]), (&group_path, &[]), (&other_path, &[])];
+    let before = snapshot(&c, &gets);
+
+    let good_user = |bad: Value| {
+        json!({ "schemas": [PATCH_OP], "Operations": [
+            { "op": "Replace", "path": "displayName", "value": "Changed" },
+            bad,
+            { "op": "Replace", "path": "name.familyName", "value": "Changed" } ] })
+    };
+    let good_group = |bad: Value| {
+        json!({ "schemas": [PATCH_OP], "Operations": [
+            { "op": "Add", "path": "members", "value": [{ "value": other }] },
+            bad,
+            { "op": "Replace", "path": "displayName", "value": "Partial group changed" } ] })
+    };
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            &user_path,
+            good_user(
+                json!({ "op": "Replace", "path": "emails[type eq \"work\"", "value": "x@example.com" }),
+            ),
+            "invalidPath",
+        ),
+        (
+            &user_path,
+            good_user(json!({ "op": "Frobnicate", "path": "displayName", "value": "x" })),
+            "invalidSyntax",
+        ),
+        (&user_path, good_user(json!({ "op": "Remove" })), "noTarget"),
+        (
+            &user_path,
+            good_user(json!({ "op": "Replace", "path": "active", "value": "maybe" })),
+            "invalidValue",
+        ),
+        (
+            &user_path,
+            good_user(json!({ "op": "Replace", "path": "userName", "value": 7 })),
+            "invalidValue",
+        ),
+        (
+            &user_path,
+            json!({ "schemas": [PATCH_OP], "Operations": [
+            { "op": "replace", "value": { "displayName": "Changed", "name.familyName": "Changed" } },
+            { "op": "replace", "path": "active", "value": "maybe" } ] }),
+            "invalidValue",
+        ),
+        (
+            &group_path,
+            good_group(
+                json!({ "op": "Add", "path": "members", "value": [{ "value": random_guid() }] }),
+            ),
+            "invalidValue",
+        ),
+        (
+            &group_path,
+            good_group(json!({ "op": "remove", "path": "members[value eq \"" })),
+            "invalidPath",
+        ),
+        (
+            &group_path,
+            good_group(json!({ "op": "Remove" })),
+            "noTarget",
+        ),
+    ];
+    for (path, body, scim_type) in &cases {
+        let response = send_json(&c, "PATCH", path, body);
+        assert_scim_error(
+            &response,
+            400,
+            Some(scim_type),
+            &format!("PATCH {path} {body}"),
+        );
+    }
+    assert_eq!(snapshot(&c, &gets), before);
+}
+
+#[test]
+fn bad_filters_and_paging_are_refused() {
+    let Some(stack) = stack("bad_filters_and_paging_are_refused") else {
+        return;
+    };
+    let c = client(stack, Dialect::Default);
+    let user = new_user(&c, "filters.user@example.com", "Filters User");
+    let user_path = format!("/Users/{user}");
+    let gets: Vec<(&str, &[(&str, &str)])> = vec![
+        (&user_path, &[]),
+        (
+            "/Users",
+            &[("filter", r#"userName eq "filters.user@example.com""#)],
+        ),
+    ];
+    let before = snapshot(&c, &gets);
+
+    for (path, filter) in [
+        ("/Users", r#"userName co "x""#),
+        ("/Users", r#"userName sw "filters""#),
+        ("/Users", r#"userName eq "unterminated"#),
+        ("/Users", r#"userName eq "a" or userName eq "b""#),
+        ("/Users", r#"nickName eq "x""#),
+        ("/Users", r#"userName eq"#),
+        ("/Users", ""),
+        ("/Groups", r#"userName eq "filters.user@example.com""#),
+        ("/Groups", r#"displayName co "x""#),
+    ] {
+        let response = send(&c, "GET", path, &[("filter", filter)], "");
+        assert_scim_error(
+            &response,
+            400,
+            Some("invalidFilter"),
+            &format!("{path} filter={filter}"),
+        );
+    }
+    for (name, value) in [
+        ("startIndex", "abc"),
+        ("count", "ten"),
+        ("startIndex", "1.5"),
+        ("count", ""),
+    ] {
+        let response = send(&c, "GET", "/Users", &[(name, value)], "");
+        assert_scim_error(
+            &response,
+            400,
+            Some("invalidValue"),
+            &format!("{name}={value}"),
+        );
+    }
+    assert_eq!(snapshot(&c, &gets), before);
+}
+
+#[test]
+fn pages_over_a_filter() {
+    let Some(stack) = stack("pages_over_a_filter") else {
+        return;
+    };
+    let c = client(stack, Dialect::Default);
+    let ids: BTreeSet<String> = (0..3)
+        .map(|n| new_user(&c, &format!("paging.{n}@example.com"), "Paging Person"))
+        .collect();
+    let filter = filter_eq("displayName", "Paging Person");
+    let page = |start: &str, count: &str| {
+        let list = ok_json(
+            &send(
+                &c,
+                "GET",
+                "/Users",
+                &[("filter", &filter), ("startIndex", start), ("count", count)],
+                "",
+            ),
+            200,
+            "page",
+        );
+        assert_eq!(list["totalResults"], 3, "{list}");
+        list
+    };
+    let first = page("1", "2");
+    assert_eq!(first["startIndex"], 1);
+    assert_eq!(first["itemsPerPage"], 2, "{first}");
+    let second = page("3", "2");
+    assert_eq!(second["startIndex"], 3);
+    assert_eq!(second["Resources"].as_array().unwrap().len(), 1, "{second}");
+    let seen: BTreeSet<String> = first["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["Resources"].as_array().unwrap())
+        .map(|user| user["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(seen, ids);
+    let empty = page("1", "0");
+    assert_eq!(
+        empty["Resources"].as_array().map_or(0, Vec::len),
+        0,
+        "{empty}"
+    );
+}
+
+#[test]
+fn duplicate_names_are_refused_with_uniqueness() {
+    let Some(stack) = stack("duplicate_names_are_refused_with_uniqueness") else {
+        return;
+    };
+    let c = client(stack, Dialect::Default);
+    let first = new_user(&c, "dup.first@example.com", "Dup First");
+    let second = new_user(&c, "dup.second@example.com", "Dup Second");
+    let group = new_group(&c, "Dup group", &[]);
+    let other_group = new_group(&c, "Dup other group", &[]);
+    let paths = [
+        format!("/Users/{first}"),
+        format!("/Users/{second}"),
+        format!("/Groups/{group}"),
+        format!("/Groups/{other_group}"),
+    ];
+    let mut gets: Vec<(&str, &[(&str, &str)])> =
+        paths.iter().map(|p| (p.as_str(), &[][..])).collect();
+    gets.push((
+        "/Users",
+        &[("filter", r#"userName eq "DUP.FIRST@example.com""#)],
+    ));
+    gets.push(("/Groups", &[("filter", r#"displayName eq "dup GROUP""#)]));
+    let before = snapshot(&c, &gets);
+
+    let user = |name: &str| {
+        json!({ "schemas": [USER_SCHEMA], "userName": name, "active": true }).to_string()
+    };
+    let rename_user = |name: &str| {
+        json!({ "schemas": [PATCH_OP], "Operations": [{ "op": "Replace", "path": "userName", "value": name }] }).to_string()
+    };
+    let group_body =
+        |name: &str| json!({ "schemas": [GROUP_SCHEMA], "displayName": name }).to_string();
+    let rename_group = |name: &str| {
+        json!({ "schemas": [PATCH_OP], "Operations": [{ "op": "Replace", "path": "displayName", "value": name }] }).to_string()
+    };
+    let cases: Vec<(&str, &str, String)> = vec![
+        ("POST", "/Users", user("dup.first@example.com")),
+        ("POST", "/Users", user("DUP.First@Example.COM")),
+        ("PATCH", &paths[1], rename_user("Dup.First@example.com")),
+        ("PUT", &paths[1], user("dup.FIRST@example.com")),
+        ("POST", "/Groups", group_body("Dup group")),
+        ("POST", "/Groups", group_body("DUP GROUP")),
+        ("PATCH", &paths[3], rename_group("dup Group")),
+        ("PUT", &paths[3], group_body("dup group")),
+    ];
+    for (method, path, body) in &cases {
+        let response = send(&c, method, path, &[], body);
+        assert_scim_error(
+            &response,
+            409,
+            Some("uniqueness"),
+            &format!("{method} {path} {body}"),
+        );
+    }
+    assert_eq!(snapshot(&c, &gets), before);
+}
+
+#[test]
+fn members_that_do_not_exist_are_refused() {
+    let Some(stack) = stack("members_that_do_not_exist_are_refused") else {
+        return;
+    };
+    let c = client(stack, Dialect::Default);
+    let user = new_user(&c, "members.user@example.com", "Members User");
+    let group = new_group(&c, "Members group", &[&user]);
+    let group_path = format!("/Groups/{group}");
+    let gets: Vec<(&str, &[(&str, &str)])> = vec![
+        (&group_path, &[]),
+        (
+            "/Groups",
+            &[("filter", r#"displayName eq "Members new group""#)],
+        ),
+    ];
+    let before = snapshot(&c, &gets);
+
+    let missing = random_guid();
+    let cases: Vec<(&str, &str, Value)> = vec![
+        (
+            "POST",
+            "/Groups",
+            json!({ "schemas": [GROUP_SCHEMA], "displayName": "Members new group",
+            "members": [{ "value": user }, { "value": missing }] }),
+        ),
+        (
+            "PATCH",
+            &group_path,
+            Dialect::Default.add_members(&[&missing]),
+        ),
+        (
+            "PATCH",
+            &group_path,
+            Dialect::AadOptscim062020.add_members(&[&user, "not-a-guid"]),
+        ),
+        (
+            "PUT",
+            &group_path,
+            json!({ "schemas": [GROUP_SCHEMA], "displayName": "Members group",
+            "members": [{ "value": missing, "type": "User" }] }),
+        ),
+    ];
+    for (method, path, body) in &cases {
+        let response = send_json(&c, method, path, body);
+        assert_scim_error(
+            &response,
+            400,
+            Some("invalidValue"),
+            &format!("{method} {path} {body}"),
+        );
+    }
+    assert_eq!(snapshot(&c, &gets), before);
+}
+
+#[test]
+fn missing_resources_are_404() {
+    let Some(stack) = stack("missing_resources_are_404") else {
+        return;
+    };
+    let c = client(stack, Dialect::Default);
+    let missing = random_guid();
+    for resource in ["Users", "Groups"] {
+        let path = format!("/{resource}/{missing}");
+        let patch = Dialect::Default.set_active(true).to_string();
+        let put = if resource == "Users" {
+            json!({ "schemas": [USER_SCHEMA], "userName": "missing@example.com" })
+        } else {
+            json!({ "schemas": [GROUP_SCHEMA], "displayName": "Missing group" })
+        }
+        .to_string();
+        for (method, body) in [
+            ("GET", ""),
+            ("PATCH", patch.as_str()),
+            ("PUT", put.as_str()),
+            ("DELETE", ""),
+        ] {
+            let response = send(&c, method, &path, &[], body);
+            assert_scim_error(&response, 404, None, &format!("{method} {path}"));
+        }
+    }
+    assert_eq!(
+        c.users_by_user_name("missing@example.com")
+            .unwrap()
+            .total_results,
+        0
+    );
+    assert_eq!(
+        c.groups_by_display_name("Missing group")
+            .unwrap()
+            .total_results,
+        0
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The rest of the contract
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn put_replaces_users_and_groups() {
+    let Some(stack) = stack("put_replaces_users_and_groups") else {
+        return;
+    };
+    let c = client(stack, Dialect::Default);
+    let user = new_user(&c, "put.user@example.com", "Put User");
+    let before = c.user(&user).unwrap().unwrap();
+    let replacement = json!({ "schemas": [USER_SCHEMA], "userName": "put.user@example.com",
+        "externalId": "put", "active": "False", "emails": [{ "type": "work", "value": "put.user@example.com" }] });
+    let replaced = ok_json(
+        &send_json(&c, "PUT", &format!("/Users/{user}"), &replacement),
+        200,
+        "PUT user",
+    );
+    assert_eq!(replaced["id"], user.as_str());
+    assert_eq!(replaced["meta"]["created"], before["meta"]["created"]);
+    assert_eq!(
+        replaced["active"], false,
+        "\"False\" is stored as false: {replaced}"
+    );
+    assert_eq!(replaced["externalId"], "put");
+    assert!(
+        replaced.get("displayName").is_none(),
+        "PUT replaces: {replaced}"
+    );
+    assert!(replaced.get("name").is_none(), "PUT replaces: {replaced}");
+    assert_eq!(c.user(&user).unwrap().unwrap(), replaced);
+
+    let child = new_group(&c, "Put child group", &[]);
+    let group = new_group(&c, "Put group", &[&user]);
+    let body = json!({ "schemas": [GROUP_SCHEMA], "displayName": "Put group renamed",
+        "members": [{ "value": child, "type": "Group" }] });
+    let replaced = ok_json(
+        &send_json(&c, "PUT", &format!("/Groups/{group}"), &body),
+        200,
+        "PUT group",
+    );
+    assert_eq!(replaced["displayName"], "Put group renamed");
+    assert_eq!(member_values(&replaced), BTreeSet::from([child.clone()]));
+    assert_eq!(replaced["members"][0]["type"], "Group");
+    assert_eq!(c.group(&group, false).unwrap().unwrap(), replaced);
+}
+
+#[test]
+fn users_are_active_unless_told_otherwise_and_active_strings_become_booleans() {
+    let Some(stack) =
+        stack("users_are_active_unless_told_otherwise_and_active_strings_become_booleans")
+    else {
+        return;
+    };
+    let c = client(stack, Dialect::Default);
+    let plain = ok_json(
+        &send_json(
+            &c,
+            "POST",
+            "/Users",
+            &json!({ "schemas": [USER_SCHEMA], "userName": "active.default@example.com" }),
+        ),
+        201,
+        "no active",
+    );
+    assert_eq!(plain["active"], true, "{plain}");
+    let off = ok_json(
+        &send_json(
+            &c,
+            "POST",
+            "/Users",
+            &json!({ "schemas": [USER_SCHEMA], "userName": "active.string@example.com", "active": "False" }),
+        ),
+        201,
+        "active \"False\"",
+    );
+    assert_eq!(off["active"], false, "{off}");
+    let id = off["id"].as_str().unwrap();
+    let on = c
+        .patch_user(id, &Dialect::Default.set_active(true))
+        .unwrap();
+    assert_eq!(on["active"], true, "{on}");
+    let filtered = c
+        .list_resources(
+            "Users",
+            &[(
+                "filter",
+                r#"userName eq "active.string@example.com" and active eq true"#,
+            )],
+        )
+        .unwrap();
+    assert_eq!(filtered.resources, [on]);
+}
+
+#[test]
+fn discovery_documents_are_served() {
+    let Some(stack) = stack("discovery_documents_are_served") else {
+        return;
+    };
+    let c = client(stack, Dialect::Default);
+    let config = ok_json(
+        &send(&c, "GET", "/ServiceProviderConfig", &[], ""),
+        200,
+        "ServiceProviderConfig",
+    );
+    assert!(
+        config
+            .to_string()
+            .contains("urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"),
+        "{config}"
+    );
+    assert_eq!(config["patch"]["supported"], true, "{config}");
+    assert_eq!(config["filter"]["supported"], true, "{config}");
+    let types = ok_json(
+        &send(&c, "GET", "/ResourceTypes", &[], ""),
+        200,
+        "ResourceTypes",
+    )
+    .to_string();
+    assert!(
+        types.contains(USER_SCHEMA) && types.contains(GROUP_SCHEMA),
+        "{types}"
+    );
+    let schemas = ok_json(&send(&c, "GET", "/Schemas", &[], ""), 200, "Schemas").to_string();
+    assert!(
+        schemas.contains(USER_SCHEMA) && schemas.contains(GROUP_SCHEMA),
+        "{schemas}"
+    );
+}
