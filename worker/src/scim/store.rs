@@ -282,7 +282,7 @@ impl<'a> Store<'a> {
 
     pub async fn create_user(&self, body: &Value) -> Result<(Value, String), Failure> {
         let record = UserRecord::from_body(body)?;
-        self.user_name_free(&record.user_name_key, None).await?;
+        // A taken userName fails the insert (UNIQUE), answered 409.
         let id = new_id()?;
         let resource = Value::Object(record.resource.clone()).to_string();
         let insert = self.statement(
@@ -421,7 +421,7 @@ impl<'a> Store<'a> {
                 effects.revoke = keys_of(&row);
             }
             // Leaving every group is a membership change too.
-            let in_groups = self.groups_of(&row.id).await?;
+            let in_groups = self.memberships_matter(true) && self.groups_of(&row.id).await?;
             if in_groups {
                 self.membership_effects(&mut effects, keys_of(&row), true);
             }
@@ -545,8 +545,7 @@ impl<'a> Store<'a> {
 
     pub async fn create_group(&self, body: &Value) -> Result<(Value, String), Failure> {
         let record = GroupRecord::from_body(body)?;
-        self.display_name_free(&record.display_name_key, None)
-            .await?;
+        // A taken displayName fails the insert (UNIQUE), answered 409.
         let id = new_id()?;
         let members = self.members(&record.members, &id).await?;
         let policy = policy_id(&id, record.external_id.as_deref());
@@ -677,8 +676,11 @@ impl<'a> Store<'a> {
     async fn users_under(
         &self,
         members: &[MemberRow],
-        _include_self: bool,
+        removal: bool,
     ) -> Result<Vec<String>, Failure> {
+        if !self.memberships_matter(removal) {
+            return Ok(Vec::new());
+        }
         let users: Vec<String> = members
             .iter()
             .filter(|m| m.kind == "User")
@@ -787,7 +789,7 @@ impl<'a> Store<'a> {
                 ..Effects::default()
             };
             let added_users = self.users_under(&added, false).await?;
-            let removed_users = self.users_under(&removed, false).await?;
+            let removed_users = self.users_under(&removed, true).await?;
             self.membership_effects(&mut effects, added_users, false);
             self.membership_effects(&mut effects, removed_users, true);
             if policy != row.policy_id {
@@ -890,7 +892,7 @@ impl<'a> Store<'a> {
                         id: row.id.clone(),
                         kind: "Group".into(),
                     }],
-                    false,
+                    true,
                 )
                 .await?;
             self.membership_effects(&mut effects, under, true);
@@ -922,6 +924,13 @@ impl<'a> Store<'a> {
 
     /// Records what a membership change of the users with `keys` does under the provider's
     /// `scim_config`.
+    /// Whether a membership change (a removal, or an addition) touches sessions at all.
+    fn memberships_matter(&self, removal: bool) -> bool {
+        let config = &self.settings.config;
+        config.identity_update_behavior != IdentityUpdateBehavior::NoAction
+            || (removal && config.group_member_deprovision)
+    }
+
     fn membership_effects(&self, effects: &mut Effects, keys: Vec<String>, removal: bool) {
         if keys.is_empty() {
             return;
