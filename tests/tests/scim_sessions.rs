@@ -57,6 +57,8 @@ fn document(fixtures: &Fixtures, scim_config: Value) -> Value {
                              "include": [azure(fixtures.group_id("Engineering").unwrap())] }] },
             { "id": "scim", "name": "SCIM-granted", "domain": "${WORKER_HOST}/scim-only", "aud": "aud-scim",
               "policies": [{ "name": "SCIM-only group", "decision": "allow", "include": [azure(SCIM_ONLY)] }] },
+            { "id": "open", "name": "Anyone signed in", "domain": "${WORKER_HOST}/open", "aud": "aud-open",
+              "policies": [{ "name": "Everyone", "decision": "allow", "include": [{ "everyone": {} }] }] },
             { "id": "incidents", "name": "Incident room", "domain": "${WORKER_HOST}/incidents", "aud": "aud-incidents",
               "policies": [{ "name": "Incident commanders", "decision": "allow", "include": [azure(INCIDENT_COMMANDERS)] }] }
         ],
@@ -350,4 +352,76 @@ fn refusal_traces_name_scim_groups() {
     let line = signin_common::log_line(stack, "Suspended for review");
     assert!(line.contains(SUSPENDED), "{line}");
     assert!(line.contains("\"outcome\":\"block\""), "{line}");
+}
+
+#[test]
+fn a_short_scim_token_is_refused_for_every_request() {
+    if !should_run("short_token") {
+        return;
+    }
+    let fixtures = Fixtures::load_default().unwrap();
+    let stack = Stack::start(
+        StackConfig::new(document(
+            &fixtures,
+            json!({ "enabled": true, "user_deprovision": true }),
+        ))
+        .named(&format!("{BINARY}-short-token"))
+        .with_var("SCIM_TOKEN", "guessable"),
+    )
+    .unwrap();
+    let http = edge_access_tests::client::HttpClient::new();
+    let answer = http
+        .get_with(
+            &format!("{}{SCIM_PATH}/Users", stack.url()),
+            &[("authorization", "Bearer guessable")],
+        )
+        .unwrap();
+    assert_eq!(answer.status, 500, "{answer:?}");
+    assert!(!answer.body.contains("guessable"), "{answer:?}");
+    let line = signin_common::log_line(&stack, "scim_refused");
+    assert!(line.contains("shorter than 24 characters"), "{line}");
+    assert!(!line.contains("guessable"), "{line}");
+    // The gateway itself keeps working.
+    let public = http.get(&format!("{}/staff/x", stack.url())).unwrap();
+    assert_eq!(public.status, 401, "{public:?}");
+}
+
+#[test]
+fn a_deprovisioned_users_bearer_tokens_are_refused_until_scim_brings_them_back() {
+    if !should_run("bearer_deprovisioned") {
+        return;
+    }
+    let stack = reauth_stack();
+    let scim = scim(stack, Dialect::Default);
+    let token = stack
+        .emulator()
+        .mint(&TokenRequest {
+            user: "mallory".into(),
+            ..TokenRequest::default()
+        })
+        .unwrap();
+    let http = edge_access_tests::client::HttpClient::new();
+    let call = || {
+        http.get_with(
+            &format!("{}/open/api", stack.url()),
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+        .unwrap()
+        .status
+    };
+    assert_eq!(call(), 200, "before SCIM knows mallory");
+    let mallory = scim.create_user(&user("mallory")).unwrap();
+    assert_eq!(call(), 200, "provisioned and active");
+    scim.disable_user(&id_of(&mallory)).unwrap();
+    assert_eq!(call(), 401, "disabled");
+    scim.patch_user(&id_of(&mallory), &Dialect::Default.set_active(true))
+        .unwrap();
+    assert_eq!(call(), 200, "enabled again");
+    scim.delete_user(&id_of(&mallory)).unwrap();
+    assert_eq!(call(), 401, "deleted");
+    let again = scim.create_user(&user("mallory")).unwrap();
+    assert_eq!(call(), 200, "provisioned again");
+    scim.delete_user(&id_of(&again)).unwrap();
+    let line = signin_common::log_line(stack, "deprovisioned (SCIM)");
+    assert!(line.contains("\"status\":401"), "{line}");
 }

@@ -44,6 +44,9 @@ pub struct Gateway {
     pub directory_refresh_ms: u64,
 }
 
+/// The shortest `SCIM_TOKEN` accepted: a bearer token that never expires must not be guessable.
+const MIN_SCIM_TOKEN: usize = 24;
+
 /// The provider SCIM provisions, its `scim_config`, and the bearer token's SHA-256.
 #[derive(Debug)]
 pub struct ScimSettings {
@@ -51,8 +54,9 @@ pub struct ScimSettings {
     pub idp_id: String,
     /// Its `scim_config`.
     pub config: ScimConfig,
-    /// SHA-256 of `SCIM_TOKEN`; `None` when the secret is not set (every request is refused).
-    pub token_sha256: Option<[u8; 32]>,
+    /// SHA-256 of `SCIM_TOKEN`, or why there is none (not set, too short): then every SCIM
+    /// request is refused and the log says why.
+    pub token_sha256: Result<[u8; 32], String>,
 }
 
 thread_local! {
@@ -159,8 +163,13 @@ fn scim_settings(env: &Env, engine: &Engine) -> Result<Option<ScimSettings>, Str
             ))
         }
     };
-    let token_sha256 = session::secret(env, "SCIM_TOKEN")
-        .map(|token| Sha256::digest(token.trim().as_bytes()).into());
+    let token_sha256 = match session::secret(env, "SCIM_TOKEN") {
+        None => Err("SCIM is enabled but the SCIM_TOKEN secret is not set".to_owned()),
+        Some(token) if token.trim().chars().count() < MIN_SCIM_TOKEN => Err(format!(
+            "SCIM_TOKEN is shorter than {MIN_SCIM_TOKEN} characters: use a long random string"
+        )),
+        Some(token) => Ok(Sha256::digest(token.trim().as_bytes()).into()),
+    };
     Ok(Some(ScimSettings {
         idp_id: provider.id.to_string(),
         config: provider.scim.clone(),

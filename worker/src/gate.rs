@@ -141,6 +141,11 @@ async fn decide(
     let mut assertion = None;
     if let Some(bearer) = bearer(headers) {
         match bearer_identity(env, gateway, &bearer, now_ms).await {
+            Ok(identity) if deprovisioned(env, gateway, &identity).await? => {
+                return Ok(refused(GatewayError::Unauthorized(
+                    "the user is deprovisioned (SCIM)".into(),
+                )))
+            }
             Ok(identity) => policy_request.identity = Some(identity),
             Err(error @ GatewayError::Unauthorized(_)) => return Ok(refused(error)),
             Err(error) => return Err(error),
@@ -228,6 +233,24 @@ async fn decide(
         assertion,
         refusal,
     })
+}
+
+/// With `scim_config.user_deprovision`, whether SCIM disabled or deleted this identity's user:
+/// an Entra token stays valid for its lifetime, so the gateway refuses it itself.
+async fn deprovisioned(
+    env: &Env,
+    gateway: &Gateway,
+    identity: &Identity,
+) -> Result<bool, GatewayError> {
+    let Some(scim) = gateway.scim.as_ref() else {
+        return Ok(false);
+    };
+    let ours = identity.idp_id.as_deref() == Some(scim.idp_id.as_str());
+    let (true, true, Some(email)) = (scim.config.user_deprovision, ours, identity.email.as_ref())
+    else {
+        return Ok(false);
+    };
+    Ok(crate::scim::deprovisioned(&env.d1("DB")?, email.as_str()).await?)
 }
 
 /// A refusal, sent to the app's custom deny page when it has one.

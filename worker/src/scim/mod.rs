@@ -9,6 +9,8 @@
 mod discovery;
 mod store;
 
+pub use store::deprovisioned;
+
 use edge_access_scim::{ScimError, ScimType};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -294,11 +296,10 @@ async fn serve(
 /// The bearer token must be `SCIM_TOKEN`; compared as SHA-256 digests without an early exit,
 /// so timing reveals neither its length nor where a guess differs.
 fn authorize(request: &Request, settings: &ScimSettings) -> Result<(), Failure> {
-    let Some(expected) = settings.token_sha256 else {
-        return Err(Failure::Internal(
-            "SCIM is enabled but the SCIM_TOKEN secret is not set".into(),
-        ));
-    };
+    let expected = settings
+        .token_sha256
+        .as_ref()
+        .map_err(|why| Failure::Internal(why.clone()))?;
     let presented = request
         .headers()
         .get("Authorization")

@@ -11,6 +11,9 @@
 //! - `automatic`: the stored identity's `groups` become the user's SCIM groups (transitively,
 //!   by their policy ids).
 //!
+//! Deleted users leave their email keys in `scim_deprovisioned` until SCIM provisions them
+//! again, so the gateway can refuse their bearer tokens ([`deprovisioned`]).
+//!
 //! Sessions belong to a SCIM user when their email is the user's `userName` or work email
 //! (Entra maps `userPrincipalName` and `mail` there), without case, and came from the
 //! provisioned identity provider.
@@ -300,7 +303,10 @@ impl<'a> Store<'a> {
                 num(self.now_ms),
             ],
         )?;
-        self.run(vec![insert]).await?;
+        let keys: Vec<String> = std::iter::once(record.user_name_key.clone())
+            .chain(record.work_email_key.clone())
+            .collect();
+        self.run(vec![insert, self.undelete(&keys)?]).await?;
         let rendered = self.render(
             ResourceKind::User,
             &id,
@@ -374,6 +380,12 @@ impl<'a> Store<'a> {
             let version = int(row.version) + 1;
             let mut batch = vec![self.guard("scim_users", &row.id, int(row.version))?];
             batch.extend(self.revocations(&effects)?);
+            if record.active {
+                let keys: Vec<String> = std::iter::once(record.user_name_key.clone())
+                    .chain(record.work_email_key.clone())
+                    .collect();
+                batch.push(self.undelete(&keys)?);
+            }
             batch.push(self.statement(
                 "UPDATE scim_users SET user_name_key = ?2, external_id = ?3, work_email_key = ?4, \
                  display_name_key = ?5, active = ?6, resource = ?7, version = ?8, modified_ms = ?9 \
@@ -432,6 +444,11 @@ impl<'a> Store<'a> {
                 &[text(&row.id)],
             )?);
             batch.push(self.statement("DELETE FROM scim_users WHERE id = ?1", &[text(&row.id)])?);
+            batch.push(self.statement(
+                "INSERT OR REPLACE INTO scim_deprovisioned (email_key, deleted_ms) \
+                 SELECT value, ?2 FROM json_each(?1)",
+                &[json_list(&keys_of(&row)), num(self.now_ms)],
+            )?);
             batch.extend(self.regroupings(&effects)?);
             match self.db.batch(batch).await {
                 Ok(_) => {
@@ -990,6 +1007,14 @@ impl<'a> Store<'a> {
         )?])
     }
 
+    /// Forgets that users with these email keys were deleted (they are provisioned again).
+    fn undelete(&self, keys: &[String]) -> Result<D1PreparedStatement, Failure> {
+        self.statement(
+            "DELETE FROM scim_deprovisioned WHERE email_key IN (SELECT value FROM json_each(?1))",
+            &[json_list(keys)],
+        )
+    }
+
     fn bump_directory(&self) -> Result<D1PreparedStatement, Failure> {
         self.statement(
             "UPDATE scim_state SET value = value + 1 WHERE name = 'directory'",
@@ -1172,4 +1197,27 @@ fn list_response(total: u64, page: Page, resources: Vec<Value>) -> Value {
         "itemsPerPage": resources.len(),
         "Resources": resources,
     })
+}
+
+/// Whether SCIM disabled or deleted the user with this email (folded): with `user_deprovision`,
+/// the gateway then refuses their Entra bearer tokens, which it cannot revoke.
+pub async fn deprovisioned(db: &D1Database, email: &str) -> Result<bool, worker::Error> {
+    #[derive(Deserialize)]
+    struct Hit {
+        #[allow(dead_code)]
+        hit: f64,
+    }
+    let key = fold(email);
+    let hit: Option<Hit> = db
+        .prepare(
+            "SELECT 1 AS hit FROM scim_users WHERE active = 0 \
+               AND (user_name_key = ?1 OR work_email_key = ?1) \
+               AND NOT EXISTS (SELECT 1 FROM scim_users WHERE active = 1 \
+                 AND (user_name_key = ?1 OR work_email_key = ?1)) \
+             UNION ALL SELECT 1 AS hit FROM scim_deprovisioned WHERE email_key = ?1 LIMIT 1",
+        )
+        .bind(&[text(&key)])?
+        .first(None)
+        .await?;
+    Ok(hit.is_some())
 }
