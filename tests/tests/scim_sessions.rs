@@ -234,8 +234,10 @@ fn with_reauth_a_group_membership_change_forces_a_new_sign_in() {
 
     // A change to an attribute that is not a membership keeps the session.
     agent.signed_in("/staff/a", "grace");
-    let mut update = edge_access_tests::emulator::provisioning::UserUpdate::default();
-    update.display_name = Some("Grace B. Hopper".into());
+    let update = edge_access_tests::emulator::provisioning::UserUpdate {
+        display_name: Some("Grace B. Hopper".into()),
+        ..Default::default()
+    };
     scim.update_user(&id_of(&grace), &update).unwrap();
     assert_signed_in(&mut agent, "/staff/a", "grace");
 }
