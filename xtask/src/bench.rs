@@ -1,5 +1,6 @@
 //! `cargo xtask bench`: policy-core's Rust benchmarks, then its JS benchmark in Node, then
-//! the gateway under workerd (`gateway_bench`).
+//! the gateway under workerd (`gateway_bench`), then SCIM provisioning under workerd
+//! (`scim-provision-bench` of the tests' crate).
 
 use crate::gateway_bench;
 use crate::layout::Layout;
@@ -18,7 +19,33 @@ use crate::steps::{StepFailure, Steps};
 pub fn bench(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
     let env = setup(layout, steps)?;
     policy_core(env.clone(), layout, steps)?;
-    gateway_bench::bench(&env, layout, steps)
+    gateway_bench::bench(&env, layout, steps)?;
+    scim_provisioning(&env, layout, steps)
+}
+
+/// Entra-style provisioning through the worker's SCIM endpoint (the worker's release build is
+/// already there: the gateway benchmark's first step makes it); writes the "SCIM
+/// provisioning under workerd" section of BENCHMARKS.md.
+fn scim_provisioning(env: &Env, layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
+    steps.run("SCIM provisioning benchmark under wrangler dev", || {
+        let report = layout.root.join("BENCHMARKS.md");
+        process::run(
+            env.cargo()
+                .args([
+                    "run",
+                    "--release",
+                    "-p",
+                    "edge-access-tests",
+                    "--bin",
+                    "scim-provision-bench",
+                    "--",
+                    "--write",
+                ])
+                .arg(&report)
+                .args(["--command", "cargo xtask bench"]),
+        )?;
+        Ok(format!("results in {}", report.display()))
+    })
 }
 
 /// policy-core's benchmarks: `cargo bench`, then the JS benchmark when there is one.

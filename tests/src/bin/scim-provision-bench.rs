@@ -1,0 +1,751 @@
+//! `scim-provision-bench`: how fast Entra-style provisioning fills the gateway's SCIM
+//! endpoint under workerd (`wrangler dev --local`, D1 in workerd's local SQLite), on 127.0.0.1.
+//!
+//! For each connection count (1, then 4), a fresh stack (an empty D1) and a generated
+//! directory — 5,000 users and 500 groups of 10 users each by default — provisioned the way
+//! Entra's provisioning service does it ([`edge_access_tests::emulator::provisioning`],
+//! default dialect), in three timed phases:
+//!
+//! 1. **users**: per user, `GET /Users?filter=userName eq "…"`, then `POST /Users` with
+//!    Entra's create payload (enterprise extension included);
+//! 2. **groups**: per group, `GET /Groups?excludedAttributes=members&filter=displayName eq
+//!    "…"`, then `POST /Groups`;
+//! 3. **memberships**: per group, one `PATCH /Groups/{id}` adding its 10 members
+//!    (`{"op": "Add", "path": "members", "value": [{"$ref": null, "value": …}, …]}`).
+//!
+//! With N connections, N threads each own one keep-alive connection and take every N-th
+//! user or group; a phase starts when the previous one has finished on every connection.
+//! A 503 or 429 is retried after a short pause, as Entra retries, and counted. Afterwards the
+//! stored directory is checked (user and group totals, a group's members).
+//!
+//! wrangler runs with its DevTools inspector proxy off and its request log quiet
+//! (`VSCODE_INSPECTOR_OPTIONS={}`, `WRANGLER_LOG=warn`, as the gateway benchmark's first
+//! phase): what remains is workerd running the worker.
+//!
+//! ```text
+//! scim-provision-bench [--users N] [--groups N] [--members N] [--connections N,N…]
+//!                      [--write FILE] [--command TEXT] [--quick]
+//! ```
+//!
+//! `--write FILE` puts the results in FILE's "## SCIM provisioning under workerd" section.
+//! Needs wrangler (`cargo xtask setup`) and the worker's release build (`cargo xtask
+//! build-worker`); `cargo xtask bench` runs it last.
+
+#![allow(
+    clippy::print_stderr,
+    reason = "a command-line tool reports progress and errors on stderr"
+)]
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use edge_access_tests::client::HttpClient;
+use edge_access_tests::emulator::provisioning::{
+    Dialect, Directory, Exchange, ProvisioningError, ScimClient,
+};
+use edge_access_tests::stack::{Stack, StackConfig, SCIM_PATH, SCIM_TOKEN};
+use serde_json::{json, Value};
+
+/// The section this benchmark owns in BENCHMARKS.md.
+const HEADING: &str = "## SCIM provisioning under workerd";
+
+const USAGE: &str = "usage: scim-provision-bench [--users N] [--groups N] [--members N] \
+                     [--connections N,N…] [--write FILE] [--command TEXT] [--quick]";
+
+/// How long a wrangler may take to answer.
+const STARTUP: Duration = Duration::from_secs(180);
+
+/// How often one request is retried after a 503 or 429.
+const RETRIES: usize = 20;
+
+#[derive(Debug, Clone)]
+struct Options {
+    users: usize,
+    groups: usize,
+    members: usize,
+    connections: Vec<usize>,
+    write: Option<PathBuf>,
+    command: String,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut options = Options {
+        users: 5_000,
+        groups: 500,
+        members: 10,
+        connections: vec![1, 4],
+        write: None,
+        command: "cargo run --release -p edge-access-tests --bin scim-provision-bench -- \
+                  --write BENCHMARKS.md"
+            .into(),
+    };
+    let number = |value: Option<&String>, name: &str| -> Result<usize, String> {
+        let value = value.ok_or_else(|| format!("{name} needs a number\n{USAGE}"))?;
+        value
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("{name}: `{value}` is not a positive number"))
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--users" => options.users = number(args.next(), "--users")?,
+            "--groups" => options.groups = number(args.next(), "--groups")?,
+            "--members" => options.members = number(args.next(), "--members")?,
+            "--connections" => {
+                let list = args.next().ok_or(USAGE)?;
+                options.connections = list
+                    .split(',')
+                    .map(|n| number(Some(&n.to_owned()), "--connections"))
+                    .collect::<Result<_, _>>()?;
+            }
+            "--write" => options.write = Some(PathBuf::from(args.next().ok_or(USAGE)?)),
+            "--command" => options.command = args.next().ok_or(USAGE)?.clone(),
+            "--quick" => {
+                options.users = 500;
+                options.groups = 50;
+            }
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
+        }
+    }
+    Ok(options)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = parse(&args).and_then(|options| {
+        let report = run(&options)?;
+        let markdown = report.markdown();
+        println!("{markdown}");
+        if let Some(file) = &options.write {
+            write_section(file, &markdown)?;
+            println!("wrote the \"{HEADING}\" section of {}", file.display());
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("scim-provision-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SCIM on, one app so the gateway is configured as in production.
+fn document() -> Value {
+    json!({
+        "team_domain": "https://access.example.com",
+        "identity_providers": [{ "id": "0f0e7a4c-1b2d-4e3f-8a9b-0c1d2e3f4a5b",
+            "name": "Emulated Entra ID", "type": "azureAD",
+            "config": { "client_id": "${CLIENT_ID}", "directory_id": "${TENANT_ID}", "support_groups": true },
+            "scim_config": { "enabled": true, "user_deprovision": true, "identity_update_behavior": "no_action" } }],
+        "apps": [{ "id": "public", "name": "Public", "domain": "${WORKER_HOST}/public", "aud": "aud-public",
+            "policies": [{ "name": "Anyone", "decision": "bypass", "include": [{ "everyone": {} }] }] }]
+    })
+}
+
+/// One timed phase on one connection count.
+#[derive(Debug)]
+struct PhaseResult {
+    name: &'static str,
+    elapsed: Duration,
+    exchanges: Vec<Exchange>,
+    retries: usize,
+}
+
+impl PhaseResult {
+    fn requests(&self) -> usize {
+        self.exchanges.len()
+    }
+
+    fn per_second(&self) -> f64 {
+        count_f64(self.requests()) / self.elapsed.as_secs_f64().max(f64::EPSILON)
+    }
+
+    /// The `q` quantile of request latency, in ms.
+    fn latency_ms(&self, q: f64) -> f64 {
+        let mut ms: Vec<f64> = self
+            .exchanges
+            .iter()
+            .map(|e| e.elapsed.as_secs_f64() * 1000.0)
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        quantile(&ms, q)
+    }
+}
+
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "request counts are far below 2^52"
+)]
+fn count_f64(n: usize) -> f64 {
+    n as f64
+}
+
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "an index into a sorted list of latencies, rounded"
+)]
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let last = sorted.len().saturating_sub(1);
+    let index = (count_f64(last) * q).round() as usize;
+    sorted.get(index.min(last)).copied().unwrap_or(f64::NAN)
+}
+
+/// Everything measured at one connection count.
+#[derive(Debug)]
+struct Run {
+    connections: usize,
+    startup: Duration,
+    phases: Vec<PhaseResult>,
+    verified: String,
+}
+
+#[derive(Debug)]
+struct Report {
+    options: Options,
+    environment: Environment,
+    runs: Vec<Run>,
+}
+
+fn run(options: &Options) -> Result<Report, String> {
+    Stack::check_prerequisites().map_err(|e| e.to_string())?;
+    // Before any thread starts: every wrangler started from now on inherits it.
+    std::env::set_var("VSCODE_INSPECTOR_OPTIONS", "{}");
+    std::env::set_var("WRANGLER_LOG", "warn");
+    let mut environment = Environment::observe(&options.command);
+    let directory = Directory::generated(options.users, options.groups, options.members);
+    let mut runs = Vec::new();
+    for &connections in &options.connections {
+        eprintln!("{connections} connection(s): starting a stack");
+        runs.push(measure(&directory, connections)?);
+    }
+    environment.finish();
+    Ok(Report {
+        options: options.clone(),
+        environment,
+        runs,
+    })
+}
+
+fn measure(directory: &Directory, connections: usize) -> Result<Run, String> {
+    let mut config = StackConfig::new(document()).named(&format!("scim-bench-{connections}"));
+    config.startup_timeout = STARTUP;
+    let stack = Stack::start(config).map_err(|e| e.to_string())?;
+    let base = format!("{}{SCIM_PATH}", stack.url());
+    let clients: Vec<ScimClient> = (0..connections)
+        .map(|_| {
+            ScimClient::new(&base, SCIM_TOKEN, Dialect::Default)
+                .with_http(HttpClient::with_timeout(Duration::from_secs(60)))
+        })
+        .collect();
+    // Untimed: warms the isolate and opens every connection.
+    for client in &clients {
+        client.test_connection().map_err(|e| e.to_string())?;
+        client.clear_exchanges();
+    }
+
+    let users: Vec<_> = directory.users.iter().collect();
+    let (user_ids, users_phase) = phase("users", &clients, &users, |client, user| {
+        client
+            .match_or_create_user(user)
+            .map(|(id, _)| (user.key.clone(), id))
+    })?;
+    let groups: Vec<_> = directory.groups.iter().collect();
+    let (group_ids, groups_phase) = phase("groups", &clients, &groups, |client, group| {
+        client
+            .match_or_create_group(group)
+            .map(|(id, _)| (group.object_id.clone(), id))
+    })?;
+    let user_ids: BTreeMap<String, String> = user_ids.into_iter().collect();
+    let group_ids: BTreeMap<String, String> = group_ids.into_iter().collect();
+    let (_, memberships_phase) = phase("memberships", &clients, &groups, |client, group| {
+        let members: Vec<&str> = directory
+            .user_members(group)
+            .iter()
+            .filter_map(|user| user_ids.get(&user.key).map(String::as_str))
+            .collect();
+        let id = group_ids.get(&group.object_id).ok_or_else(|| {
+            ProvisioningError::Directory(format!("no id for {}", group.object_id))
+        })?;
+        client
+            .add_members(id, &members)
+            .map(|()| (String::new(), String::new()))
+    })?;
+
+    let verified = verify(&clients, directory, &group_ids)?;
+    eprintln!("{connections} connection(s): {verified}");
+    Ok(Run {
+        connections,
+        startup: stack.startup_time(),
+        phases: vec![users_phase, groups_phase, memberships_phase],
+        verified,
+    })
+}
+
+/// What one connection did in a phase: `(key, id)` pairs, and how many retries it needed.
+type ConnectionResult = (Vec<(String, String)>, usize);
+
+/// Runs `work` on every item, item `i` on connection `i % connections`, and times the whole.
+fn phase<T: Sync>(
+    name: &'static str,
+    clients: &[ScimClient],
+    items: &[T],
+    work: impl Fn(&ScimClient, &T) -> Result<(String, String), ProvisioningError> + Sync,
+) -> Result<(Vec<(String, String)>, PhaseResult), String> {
+    let started = Instant::now();
+    let results: Vec<Result<ConnectionResult, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = clients
+            .iter()
+            .enumerate()
+            .map(|(index, client)| {
+                let work = &work;
+                scope.spawn(move || {
+                    let mut done = Vec::new();
+                    let mut retries = 0;
+                    for item in items.iter().skip(index).step_by(clients.len()) {
+                        let mut attempt = 0;
+                        loop {
+                            match work(client, item) {
+                                Ok(pair) => {
+                                    done.push(pair);
+                                    break;
+                                }
+                                Err(ProvisioningError::Status {
+                                    status: 503 | 429, ..
+                                }) if attempt < RETRIES => {
+                                    attempt += 1;
+                                    retries += 1;
+                                    std::thread::sleep(Duration::from_millis(20));
+                                }
+                                Err(error) => return Err(error.to_string()),
+                            }
+                        }
+                    }
+                    Ok((done, retries))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err("a connection's thread panicked".into()))
+            })
+            .collect()
+    });
+    let elapsed = started.elapsed();
+    let mut pairs = Vec::new();
+    let mut retries = 0;
+    for result in results {
+        let (done, retried) = result?;
+        pairs.extend(done);
+        retries += retried;
+    }
+    let mut exchanges = Vec::new();
+    for client in clients {
+        exchanges.extend(client.exchanges());
+        client.clear_exchanges();
+    }
+    eprintln!(
+        "  {name}: {} requests in {:.1} s",
+        exchanges.len(),
+        elapsed.as_secs_f64()
+    );
+    Ok((
+        pairs,
+        PhaseResult {
+            name,
+            elapsed,
+            exchanges,
+            retries,
+        },
+    ))
+}
+
+/// The stored directory has every user and group, and groups their members.
+fn verify(
+    clients: &[ScimClient],
+    directory: &Directory,
+    group_ids: &BTreeMap<String, String>,
+) -> Result<String, String> {
+    let client = clients.first().ok_or("no connection")?;
+    let total = |resource: &str| {
+        client
+            .list_resources(resource, &[("count", "0")])
+            .map(|list| list.total_results)
+            .map_err(|e| e.to_string())
+    };
+    let (users, groups) = (total("Users")?, total("Groups")?);
+    if users != count_u64(directory.users.len()) || groups != count_u64(directory.groups.len()) {
+        return Err(format!(
+            "the endpoint holds {users} users and {groups} groups instead of {} and {}",
+            directory.users.len(),
+            directory.groups.len()
+        ));
+    }
+    let mut checked = Vec::new();
+    for group in [directory.groups.first(), directory.groups.last()]
+        .into_iter()
+        .flatten()
+    {
+        let id = group_ids.get(&group.object_id).ok_or("a group has no id")?;
+        let stored = client
+            .group(id, false)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("group `{id}` is missing"))?;
+        let members = stored
+            .get("members")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        let expected = directory.user_members(group).len();
+        if members != expected {
+            return Err(format!(
+                "{} has {members} members instead of {expected}",
+                group.display_name
+            ));
+        }
+        checked.push(format!("{} has its {members}", group.display_name));
+    }
+    Ok(format!(
+        "stored {} users and {} groups; {}",
+        thousands(directory.users.len()),
+        thousands(directory.groups.len()),
+        checked.join(", ")
+    ))
+}
+
+fn count_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+impl Report {
+    fn markdown(&self) -> String {
+        let env = &self.environment;
+        let options = &self.options;
+        let mut out = String::new();
+        let _ = writeln!(out, "{HEADING}\n");
+        let _ = writeln!(
+            out,
+            "Command: `{}` (`tests/src/bin/scim-provision-bench.rs`). Run on {}: {}, {} cores \
+             shared with another developer's builds (load average {} at the start, {} at the \
+             end), wrangler {} with workerd {} (`wrangler dev --local`, inspector proxy off), \
+             the worker's D1 local in workerd (SQLite under `target/e2e/`), every process on \
+             127.0.0.1; the worker: {}. One run per connection count, each on a \
+             fresh stack with an empty D1.\n",
+            env.command,
+            env.date,
+            env.cpu,
+            env.cores,
+            env.load_start,
+            env.load_end,
+            env.wrangler,
+            env.workerd,
+            env.revision
+        );
+        let _ = writeln!(
+            out,
+            "Entra's provisioning client (`edge_access_tests::emulator::provisioning`, default \
+             dialect) provisions {} users and {} groups of {} users each: **users** = per user \
+             `GET /Users?filter=userName eq \"…\"` then `POST /Users` (Entra's create payload \
+             with the enterprise extension); **groups** = per group `GET \
+             /Groups?excludedAttributes=members&filter=displayName eq \"…\"` then `POST \
+             /Groups`; **memberships** = per group one `PATCH` adding its {} members. With N \
+             connections, N threads each keep one connection and take every N-th user or \
+             group; each phase starts when the previous one is done. Latency is per request, \
+             seen from the client.\n",
+            thousands(options.users),
+            thousands(options.groups),
+            options.members,
+            options.members
+        );
+        let _ = writeln!(
+            out,
+            "| connections | phase | requests | time | requests/s | p50 | p95 | p99 | retried (503/429) |"
+        );
+        let _ = writeln!(out, "|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+        for run in &self.runs {
+            let mut total_requests = 0;
+            let mut total_time = Duration::ZERO;
+            for phase in &run.phases {
+                total_requests += phase.requests();
+                total_time += phase.elapsed;
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {:.1} s | {:.0} | {:.1} ms | {:.1} ms | {:.1} ms | {} |",
+                    run.connections,
+                    phase.name,
+                    thousands(phase.requests()),
+                    phase.elapsed.as_secs_f64(),
+                    phase.per_second(),
+                    phase.latency_ms(0.50),
+                    phase.latency_ms(0.95),
+                    phase.latency_ms(0.99),
+                    phase.retries
+                );
+            }
+            let _ = writeln!(
+                out,
+                "| {} | **all** | {} | {:.1} s | {:.0} | | | | |",
+                run.connections,
+                thousands(total_requests),
+                total_time.as_secs_f64(),
+                count_f64(total_requests) / total_time.as_secs_f64().max(f64::EPSILON)
+            );
+        }
+        let _ = writeln!(out);
+        for run in &self.runs {
+            let _ = writeln!(
+                out,
+                "- {} connection(s): stack up in {:.1} s; afterwards {}.",
+                run.connections,
+                run.startup.as_secs_f64(),
+                run.verified
+            );
+        }
+        out
+    }
+}
+
+/// `11,500`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// Where and when the run happened.
+#[derive(Debug)]
+struct Environment {
+    command: String,
+    date: String,
+    cpu: String,
+    cores: usize,
+    load_start: String,
+    load_end: String,
+    wrangler: String,
+    workerd: String,
+    revision: String,
+}
+
+impl Environment {
+    fn observe(command: &str) -> Self {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find(|line| line.starts_with("model name"))
+                    .and_then(|line| line.split_once(':'))
+                    .map(|(_, model)| model.trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown CPU".into());
+        let version = |package: &str| {
+            let file = root.join("node_modules").join(package).join("package.json");
+            std::fs::read(&file)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+                .and_then(|json| json.get("version")?.as_str().map(str::to_owned))
+                .unwrap_or_else(|| "?".into())
+        };
+        Environment {
+            command: command.to_owned(),
+            date: utc_now(),
+            cpu,
+            cores: std::thread::available_parallelism().map_or(0, usize::from),
+            load_start: load_average(),
+            load_end: String::new(),
+            wrangler: version("wrangler"),
+            workerd: version("workerd"),
+            revision: revision(&root),
+        }
+    }
+
+    fn finish(&mut self) {
+        self.load_end = load_average();
+    }
+}
+
+/// When the worker's build was made, and the tree's commit and uncommitted source files
+/// then: the numbers belong to the build.
+fn revision(root: &Path) -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .current_dir(root)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|output| output.status.success())
+            .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    let built = std::fs::metadata(root.join("worker/build/index_bg.wasm"))
+        .and_then(|metadata| metadata.modified())
+        .ok()
+        .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
+        .map_or_else(|| "at an unknown time".into(), |d| utc(d.as_secs()));
+    let Some(commit) = git(&["rev-parse", "--short", "HEAD"]) else {
+        return format!("`worker/build` of {built}, an unknown revision");
+    };
+    let changed = git(&[
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        "worker",
+        "scim",
+        "policy-core",
+        "token",
+    ])
+    .unwrap_or_default();
+    // Porcelain lines are `XY path`: the status columns may start with a space.
+    let files: Vec<&str> = changed.lines().filter_map(|line| line.get(3..)).collect();
+    if files.is_empty() {
+        format!(
+            "`worker/build` of {built}; the tree at commit {}",
+            commit.trim()
+        )
+    } else {
+        format!(
+            "`worker/build` of {built}; the tree at commit {} with uncommitted changes to {}",
+            commit.trim(),
+            files.join(", ")
+        )
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// Now, as [`utc`] writes it.
+fn utc_now() -> String {
+    utc(SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()))
+}
+
+/// `2026-11-23 15:08 UTC` for seconds since the Unix epoch.
+fn utc(secs: u64) -> String {
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rest = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60
+    )
+}
+
+/// Puts `section` (which starts with [`HEADING`]) into `file`: replaces the existing section
+/// up to the next `## ` heading, appends it when absent, or creates the file.
+fn write_section(file: &Path, section: &str) -> Result<(), String> {
+    let section = section.trim_end();
+    let text = match std::fs::read_to_string(file) {
+        Ok(existing) => replace_section(&existing, section),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => format!(
+            "# Benchmarks\n\nMeasured numbers for edge-access, each section with the command \
+             that reproduces it.\n\n{section}\n"
+        ),
+        Err(error) => return Err(format!("cannot read {}: {error}", file.display())),
+    };
+    std::fs::write(file, text).map_err(|e| format!("cannot write {}: {e}", file.display()))
+}
+
+fn replace_section(existing: &str, section: &str) -> String {
+    let lines: Vec<&str> = existing.lines().collect();
+    let Some(start) = lines.iter().position(|line| line.trim_end() == HEADING) else {
+        let mut text = existing.trim_end().to_owned();
+        text.push_str("\n\n");
+        text.push_str(section);
+        text.push('\n');
+        return text;
+    };
+    let end = lines
+        .iter()
+        .enumerate()
+        .skip(start + 1)
+        .find(|(_, line)| line.starts_with("## "))
+        .map_or(lines.len(), |(index, _)| index);
+    let mut text = lines.get(..start).unwrap_or_default().join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    text.push_str(section);
+    text.push('\n');
+    let rest = lines.get(end..).unwrap_or_default();
+    if !rest.is_empty() {
+        text.push('\n');
+        text.push_str(&rest.join("\n"));
+        text.push('\n');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn sections_are_replaced_in_place_or_appended() {
+        let existing = "# B\n\n## Gateway under workerd\n\nx\n\n## SCIM provisioning under workerd\n\nold\n\n## Later\n\ny\n";
+        assert_eq!(
+            replace_section(existing, "## SCIM provisioning under workerd\n\nnew"),
+            "# B\n\n## Gateway under workerd\n\nx\n\n## SCIM provisioning under workerd\n\nnew\n\n## Later\n\ny\n"
+        );
+        assert_eq!(
+            replace_section(
+                "# B\n\nintro\n",
+                "## SCIM provisioning under workerd\n\nnew"
+            ),
+            "# B\n\nintro\n\n## SCIM provisioning under workerd\n\nnew\n"
+        );
+    }
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(thousands(11_500), "11,500");
+        assert_eq!(thousands(500), "500");
+        assert_eq!(thousands(1_000_000), "1,000,000");
+        assert!((quantile(&[1.0, 2.0, 3.0], 0.5) - 2.0).abs() < f64::EPSILON);
+        assert!(quantile(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn arguments_parse() {
+        let options = parse(&["--quick".into(), "--connections".into(), "2,8".into()]).unwrap();
+        assert_eq!(
+            (options.users, options.groups, options.members),
+            (500, 50, 10)
+        );
+        assert_eq!(options.connections, [2, 8]);
+        assert!(parse(&["--users".into(), "0".into()]).is_err());
+    }
+}
