@@ -158,14 +158,17 @@ pub async fn handle(mut request: Request, env: &Env, gateway: &Gateway) -> Respo
     let resource = path.strip_prefix(PREFIX).unwrap_or("");
     match result {
         Ok(answer) => {
-            log::event(
-                "scim",
-                &[
-                    ("method", method.as_ref()),
-                    ("resource", resource),
-                    ("status", &answer.status.to_string()),
-                ],
-            );
+            // Every change is logged (an audit trail of provisioning); reads are not.
+            if method != Method::Get {
+                log::event(
+                    "scim",
+                    &[
+                        ("method", method.as_ref()),
+                        ("resource", resource),
+                        ("status", &answer.status.to_string()),
+                    ],
+                );
+            }
             respond(
                 answer.status,
                 answer.body.as_ref(),

@@ -57,6 +57,9 @@ struct UserRow {
     version: f64,
     created_ms: f64,
     modified_ms: f64,
+    /// `COUNT(*) OVER ()` in list pages.
+    #[serde(default)]
+    total: f64,
 }
 
 #[derive(Deserialize)]
@@ -71,6 +74,9 @@ struct GroupRow {
     /// JSON array of `{"value","type"}` when selected.
     #[serde(default)]
     members: Option<String>,
+    /// `COUNT(*) OVER ()` in list pages.
+    #[serde(default)]
+    total: f64,
 }
 
 #[derive(Deserialize)]
@@ -134,6 +140,7 @@ fn uniqueness(detail: String) -> Failure {
 /// What a failed batch means: a moved version (retry), a taken unique value, or trouble.
 enum BatchError {
     Conflict,
+    MissingMember,
     Unique(String),
     Other(worker::Error),
 }
@@ -142,6 +149,8 @@ fn classify(e: worker::Error) -> BatchError {
     let text = e.to_string();
     if text.contains("scim_write_guard") {
         BatchError::Conflict
+    } else if text.contains("scim_member_guard") {
+        BatchError::MissingMember
     } else if text.contains("UNIQUE constraint failed: scim_users.user_name_key") {
         BatchError::Unique("userName is already taken".into())
     } else if text.contains("UNIQUE constraint failed: scim_groups.display_name_key") {
@@ -248,39 +257,75 @@ impl<'a> Store<'a> {
     pub async fn list_users(&self, query: &[(String, String)]) -> Result<Value, Failure> {
         let (conditions, page) = list_params(query, ResourceKind::User)?;
         let (clause, args) = where_clause(&conditions, ResourceKind::User);
-        let total: Option<Count> = self
-            .statement(
-                &format!("SELECT COUNT(*) AS n FROM scim_users{clause}"),
+        let rows: Vec<UserRow> = self
+            .page(
+                "SELECT id, user_name_key, work_email_key, active, resource, version, \
+                 created_ms, modified_ms, COUNT(*) OVER () AS total FROM scim_users",
+                &clause,
+                "created_ms, id",
                 &args,
+                page,
+            )
+            .await?;
+        let total = match rows.first() {
+            Some(row) => int(row.total),
+            None => self.count("scim_users", &clause, &args, page).await?,
+        };
+        let resources = rows
+            .iter()
+            .map(|row| self.render_user(row).map(|r| exclude(r, query)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(list_response(total, page, resources))
+    }
+
+    /// One page of `select` (with `COUNT(*) OVER () AS total`) under `clause`: a single
+    /// query, which also counts every match.
+    async fn page<T: serde::de::DeserializeOwned>(
+        &self,
+        select: &str,
+        clause: &str,
+        order: &str,
+        args: &[JsValue],
+        page: Page,
+    ) -> Result<Vec<T>, Failure> {
+        if page.count == 0 {
+            return Ok(Vec::new());
+        }
+        let mut page_args = args.to_vec();
+        page_args.push(num(page.count));
+        page_args.push(num(page.start_index - 1));
+        let n = args.len();
+        Ok(self
+            .statement(
+                &format!(
+                    "{select}{clause} ORDER BY {order} LIMIT ?{} OFFSET ?{}",
+                    n + 1,
+                    n + 2
+                ),
+                &page_args,
             )?
+            .all()
+            .await?
+            .results()?)
+    }
+
+    /// The number of matches when the page came back empty: none on a first page, else
+    /// counted (a page past the end, or `count=0`).
+    async fn count(
+        &self,
+        table: &str,
+        clause: &str,
+        args: &[JsValue],
+        page: Page,
+    ) -> Result<u64, Failure> {
+        if page.count > 0 && page.start_index == 1 {
+            return Ok(0);
+        }
+        let total: Option<Count> = self
+            .statement(&format!("SELECT COUNT(*) AS n FROM {table}{clause}"), args)?
             .first(None)
             .await?;
-        let total = total.map_or(0, |c| int(c.n));
-        let mut resources = Vec::new();
-        if page.count > 0 {
-            let mut page_args = args.clone();
-            page_args.push(num(page.count));
-            page_args.push(num(page.start_index - 1));
-            let n = args.len();
-            let rows: Vec<UserRow> = self
-                .statement(
-                    &format!(
-                        "SELECT id, user_name_key, work_email_key, active, resource, version, \
-                         created_ms, modified_ms FROM scim_users{clause} ORDER BY created_ms, id \
-                         LIMIT ?{} OFFSET ?{}",
-                        n + 1,
-                        n + 2
-                    ),
-                    &page_args,
-                )?
-                .all()
-                .await?
-                .results()?;
-            for row in &rows {
-                resources.push(exclude(self.render_user(row)?, query));
-            }
-        }
-        Ok(list_response(total, page, resources))
+        Ok(total.map_or(0, |c| int(c.n)))
     }
 
     pub async fn create_user(&self, body: &Value) -> Result<(Value, String), Failure> {
@@ -413,7 +458,7 @@ impl<'a> Store<'a> {
                     ));
                 }
                 Err(e) => match classify(e) {
-                    BatchError::Conflict => continue,
+                    BatchError::Conflict | BatchError::MissingMember => continue,
                     BatchError::Unique(detail) => return Err(uniqueness(detail)),
                     BatchError::Other(e) => return Err(e.into()),
                 },
@@ -456,7 +501,7 @@ impl<'a> Store<'a> {
                     return Ok(());
                 }
                 Err(e) => match classify(e) {
-                    BatchError::Conflict => continue,
+                    BatchError::Conflict | BatchError::MissingMember => continue,
                     BatchError::Unique(detail) => return Err(uniqueness(detail)),
                     BatchError::Other(e) => return Err(e.into()),
                 },
@@ -520,43 +565,32 @@ impl<'a> Store<'a> {
     pub async fn list_groups(&self, query: &[(String, String)]) -> Result<Value, Failure> {
         let (conditions, page) = list_params(query, ResourceKind::Group)?;
         let (clause, args) = where_clause(&conditions, ResourceKind::Group);
-        let total: Option<Count> = self
-            .statement(
-                &format!("SELECT COUNT(*) AS n FROM scim_groups g{clause}"),
+        let members = if excludes(query, "members") {
+            ""
+        } else {
+            MEMBERS_COLUMN
+        };
+        let rows: Vec<GroupRow> = self
+            .page(
+                &format!(
+                    "SELECT g.id, g.display_name_key, g.policy_id, g.resource, g.version, \
+                     g.created_ms, g.modified_ms{members}, COUNT(*) OVER () AS total \
+                     FROM scim_groups g"
+                ),
+                &clause,
+                "g.created_ms, g.id",
                 &args,
-            )?
-            .first(None)
+                page,
+            )
             .await?;
-        let total = total.map_or(0, |c| int(c.n));
-        let mut resources = Vec::new();
-        if page.count > 0 {
-            let members = if excludes(query, "members") {
-                ""
-            } else {
-                MEMBERS_COLUMN
-            };
-            let mut page_args = args.clone();
-            page_args.push(num(page.count));
-            page_args.push(num(page.start_index - 1));
-            let n = args.len();
-            let rows: Vec<GroupRow> = self
-                .statement(
-                    &format!(
-                        "SELECT g.id, g.display_name_key, g.policy_id, g.resource, g.version, \
-                         g.created_ms, g.modified_ms{members} FROM scim_groups g{clause} \
-                         ORDER BY g.created_ms, g.id LIMIT ?{} OFFSET ?{}",
-                        n + 1,
-                        n + 2
-                    ),
-                    &page_args,
-                )?
-                .all()
-                .await?
-                .results()?;
-            for row in &rows {
-                resources.push(exclude(self.render_group(row)?, query));
-            }
-        }
+        let total = match rows.first() {
+            Some(row) => int(row.total),
+            None => self.count("scim_groups g", &clause, &args, page).await?,
+        };
+        let resources = rows
+            .iter()
+            .map(|row| self.render_group(row).map(|r| exclude(r, query)))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(list_response(total, page, resources))
     }
 
@@ -734,12 +768,12 @@ impl<'a> Store<'a> {
 
     pub async fn replace_group(&self, id: &str, body: &Value) -> Result<Value, Failure> {
         let record = GroupRecord::from_body(body)?;
-        self.write_group(id, |_| Ok(record.clone())).await
+        self.write_group(id, false, |_| Ok(record.clone())).await
     }
 
     pub async fn patch_group(&self, id: &str, body: &Value) -> Result<(), Failure> {
         let patch = PatchRequest::parse(body)?;
-        self.write_group(id, |stored| {
+        self.write_group(id, true, |stored| {
             let mut resource = stored.clone();
             apply(&mut resource, &patch)?;
             GroupRecord::from_resource(resource)
@@ -750,11 +784,16 @@ impl<'a> Store<'a> {
 
     /// Reads the group with its members, computes the new record with `change` (given the
     /// stored resource with `members`), and writes the difference guarded by the version.
+    ///
+    /// A PATCH whose membership changes touch no session (`quick`) checks added members
+    /// inside the write batch instead of reading them first: one round trip less.
     async fn write_group(
         &self,
         id: &str,
+        quick: bool,
         change: impl Fn(&Map<String, Value>) -> Result<GroupRecord, ScimError>,
     ) -> Result<Value, Failure> {
+        let quick = quick && !self.memberships_matter(false);
         for _ in 0..ATTEMPTS {
             let row = self
                 .group_row(id, true)
@@ -793,7 +832,17 @@ impl<'a> Store<'a> {
                 .filter(|id| !before.iter().any(|b| &&b.id == id))
                 .cloned()
                 .collect();
-            let added = self.members(&added_ids, &row.id).await?;
+            if added_ids.contains(&row.id) {
+                return Err(Failure::Scim(ScimError::new(
+                    ScimType::InvalidValue,
+                    format!("group `{}` cannot be a member of itself", row.id),
+                )));
+            }
+            let added = if quick {
+                Vec::new()
+            } else {
+                self.members(&added_ids, &row.id).await?
+            };
             let removed: Vec<MemberRow> = before
                 .into_iter()
                 .filter(|b| !after_ids.contains(&b.id))
@@ -846,7 +895,11 @@ impl<'a> Store<'a> {
                     &[text(&row.id), json_list(&ids)],
                 )?);
             }
-            batch.extend(self.add_members(&row.id, &added)?);
+            if quick && !added_ids.is_empty() {
+                batch.extend(self.add_unchecked_members(&row.id, &added_ids)?);
+            } else {
+                batch.extend(self.add_members(&row.id, &added)?);
+            }
             batch.extend(self.regroupings(&effects)?);
             if effects.directory {
                 batch.push(self.bump_directory()?);
@@ -885,12 +938,46 @@ impl<'a> Store<'a> {
                 }
                 Err(e) => match classify(e) {
                     BatchError::Conflict => continue,
+                    BatchError::MissingMember => {
+                        // Which one, precisely (or none any more: then try again).
+                        self.members(&added_ids, &row.id).await?;
+                        continue;
+                    }
                     BatchError::Unique(detail) => return Err(uniqueness(detail)),
                     BatchError::Other(e) => return Err(e.into()),
                 },
             }
         }
         Err(Failure::Busy)
+    }
+
+    /// Adds members whose kinds were not read: the batch fails (`scim_member_guard`) unless
+    /// every id is a user or a group, and the directory generation moves if a group is added.
+    fn add_unchecked_members(
+        &self,
+        group_id: &str,
+        ids: &[String],
+    ) -> Result<Vec<D1PreparedStatement>, Failure> {
+        let list = json_list(ids);
+        Ok(vec![
+            self.statement(
+                "INSERT INTO scim_member_guard (must_not_be_null) SELECT NULL WHERE \
+                 (SELECT COUNT(*) FROM scim_users WHERE id IN (SELECT value FROM json_each(?1))) + \
+                 (SELECT COUNT(*) FROM scim_groups WHERE id IN (SELECT value FROM json_each(?1))) < ?2",
+                &[list.clone(), num(ids.len() as u64)],
+            )?,
+            self.statement(
+                "INSERT OR IGNORE INTO scim_members (group_id, member_id, member_kind) \
+                 SELECT ?1, id, 'User' FROM scim_users WHERE id IN (SELECT value FROM json_each(?2)) \
+                 UNION ALL SELECT ?1, id, 'Group' FROM scim_groups WHERE id IN (SELECT value FROM json_each(?2))",
+                &[text(group_id), list.clone()],
+            )?,
+            self.statement(
+                "UPDATE scim_state SET value = value + 1 WHERE name = 'directory' \
+                 AND EXISTS (SELECT 1 FROM scim_groups WHERE id IN (SELECT value FROM json_each(?1)))",
+                &[list],
+            )?,
+        ])
     }
 
     pub async fn delete_group(&self, id: &str) -> Result<(), Failure> {
@@ -928,7 +1015,7 @@ impl<'a> Store<'a> {
                     return Ok(());
                 }
                 Err(e) => match classify(e) {
-                    BatchError::Conflict => continue,
+                    BatchError::Conflict | BatchError::MissingMember => continue,
                     BatchError::Unique(detail) => return Err(uniqueness(detail)),
                     BatchError::Other(e) => return Err(e.into()),
                 },
@@ -1038,7 +1125,7 @@ impl<'a> Store<'a> {
             Ok(_) => Ok(()),
             Err(e) => match classify(e) {
                 BatchError::Unique(detail) => Err(uniqueness(detail)),
-                BatchError::Conflict => Err(Failure::Busy),
+                BatchError::Conflict | BatchError::MissingMember => Err(Failure::Busy),
                 BatchError::Other(e) => Err(e.into()),
             },
         }
