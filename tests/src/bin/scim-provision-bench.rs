@@ -235,6 +235,10 @@ fn run(options: &Options) -> Result<Report, String> {
     })
 }
 
+/// The phase that measures a storage-free request.
+const FLOOR: &str = "floor: GET /ServiceProviderConfig (no D1)";
+const FLOOR_REQUESTS: usize = 2000;
+
 fn measure(directory: &Directory, connections: usize) -> Result<Run, String> {
     let mut config = StackConfig::new(document()).named(&format!("scim-bench-{connections}"));
     config.startup_timeout = STARTUP;
@@ -251,6 +255,15 @@ fn measure(directory: &Directory, connections: usize) -> Result<Run, String> {
         client.test_connection().map_err(|e| e.to_string())?;
         client.clear_exchanges();
     }
+
+    // The floor: a SCIM request that reads no storage (bearer check, routing, JSON), to tell
+    // the endpoint's own cost from D1's. Not part of the provisioning totals.
+    let probes: Vec<usize> = (0..FLOOR_REQUESTS).collect();
+    let (_, floor_phase) = phase(FLOOR, &clients, &probes, |client, _| {
+        client
+            .send("GET", "/ServiceProviderConfig", &[], None)
+            .map(|_| (String::new(), String::new()))
+    })?;
 
     let users: Vec<_> = directory.users.iter().collect();
     let (user_ids, users_phase) = phase("users", &clients, &users, |client, user| {
@@ -285,7 +298,7 @@ fn measure(directory: &Directory, connections: usize) -> Result<Run, String> {
     Ok(Run {
         connections,
         startup: stack.startup_time(),
-        phases: vec![users_phase, groups_phase, memberships_phase],
+        phases: vec![floor_phase, users_phase, groups_phase, memberships_phase],
         verified,
     })
 }
@@ -461,11 +474,14 @@ impl Report {
              /Groups`; **memberships** = per group one `PATCH` adding its {} members. With N \
              connections, N threads each keep one connection and take every N-th user or \
              group; each phase starts when the previous one is done. Latency is per request, \
-             seen from the client.\n",
+             seen from the client. The **floor** phase ({} requests that read no storage) \
+             comes first and is not in the totals: the difference to it is D1's round trips \
+             (1 per lookup, 1 per write batch).\n",
             thousands(options.users),
             thousands(options.groups),
             options.members,
-            options.members
+            options.members,
+            thousands(FLOOR_REQUESTS)
         );
         let _ = writeln!(
             out,
@@ -476,8 +492,10 @@ impl Report {
             let mut total_requests = 0;
             let mut total_time = Duration::ZERO;
             for phase in &run.phases {
-                total_requests += phase.requests();
-                total_time += phase.elapsed;
+                if phase.name != FLOOR {
+                    total_requests += phase.requests();
+                    total_time += phase.elapsed;
+                }
                 let _ = writeln!(
                     out,
                     "| {} | {} | {} | {:.1} s | {:.0} | {:.1} ms | {:.1} ms | {:.1} ms | {} |",
