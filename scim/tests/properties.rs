@@ -32,3 +32,66 @@ proptest! {
         let _ = PatchRequest::parse(&body);
     }
 }
+
+/// Arbitrary JSON, a few levels deep.
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        "\\PC{0,12}".prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+            prop::collection::btree_map(
+                prop_oneof![
+                    Just("userName".to_owned()),
+                    Just("displayName".to_owned()),
+                    Just("emails".to_owned()),
+                    Just("members".to_owned()),
+                    Just("active".to_owned()),
+                    Just("value".to_owned()),
+                    Just("type".to_owned()),
+                    "[a-zA-Z.:]{0,10}",
+                ],
+                inner,
+                0..5,
+            )
+            .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn resource_checks_never_panic_and_accepted_records_are_consistent(
+        body in json_value(), schema in prop_oneof![
+            Just(edge_access_scim::USER_SCHEMA), Just(edge_access_scim::GROUP_SCHEMA)],
+    ) {
+        let mut body = body;
+        if let serde_json::Value::Object(map) = &mut body {
+            map.insert("schemas".into(), serde_json::json!([schema]));
+        }
+        if let Ok(user) = edge_access_scim::UserRecord::from_body(&body) {
+            // What is stored passes the same check again, to the same record.
+            let again = edge_access_scim::UserRecord::from_resource(user.resource.clone()).unwrap();
+            prop_assert_eq!(again, user.clone());
+            prop_assert_eq!(user.user_name_key, edge_access_scim::fold(&user.user_name));
+        }
+        if let Ok(group) = edge_access_scim::GroupRecord::from_body(&body) {
+            prop_assert!(!group.resource.contains_key("members"));
+            let mut unique = group.members.clone();
+            unique.sort();
+            unique.dedup();
+            prop_assert_eq!(unique.len(), group.members.len());
+        }
+    }
+
+    #[test]
+    fn list_pages_never_panic(start in "\\PC{0,24}", count in "\\PC{0,24}") {
+        if let Ok(page) = edge_access_scim::Page::parse(Some(&start), Some(&count), 100, 1000) {
+            prop_assert!(page.start_index >= 1 && page.count <= 1000);
+        }
+    }
+}
