@@ -44,8 +44,20 @@ fn apply_one(
     match (&op.path, op.kind, &op.value) {
         (None, OperationKind::Add | OperationKind::Replace, Some(Value::Object(values))) => {
             for (key, value) in values {
-                let path = AttrPath::parse(key)?;
-                set(resource, &path, value.clone(), op.kind, changes)?;
+                match value {
+                    // `"urn:…:extension:enterprise:2.0:User": { "department": "…" }`: the
+                    // extension object's attributes, each set in it.
+                    Value::Object(inner) if is_extension_urn(key) => {
+                        for (name, value) in inner {
+                            let path = AttrPath::parse(&format!("{key}:{name}"))?;
+                            set(resource, &path, value.clone(), op.kind, changes)?;
+                        }
+                    }
+                    _ => {
+                        let path = AttrPath::parse(key)?;
+                        set(resource, &path, value.clone(), op.kind, changes)?;
+                    }
+                }
             }
             Ok(())
         }
@@ -62,12 +74,27 @@ fn apply_one(
     }
 }
 
+/// A schema extension's URN (not a core schema's): its attributes live in an object under it.
+fn is_extension_urn(key: &str) -> bool {
+    key.get(..39)
+        .is_some_and(|p| p.eq_ignore_ascii_case("urn:ietf:params:scim:schemas:extension:"))
+}
+
+/// The path names a top-level attribute: no URN, or a core schema's (`…:core:2.0:User:active`
+/// is `active`).
+fn top_level(path: &AttrPath) -> bool {
+    path.urn.as_deref().is_none_or(|urn| {
+        urn.eq_ignore_ascii_case(crate::USER_SCHEMA)
+            || urn.eq_ignore_ascii_case(crate::GROUP_SCHEMA)
+    })
+}
+
 /// The object an attribute lives in: the resource, or its schema-extension object.
 fn container<'a>(
     resource: &'a mut Map<String, Value>,
     path: &AttrPath,
 ) -> Result<&'a mut Map<String, Value>, ScimError> {
-    let Some(urn) = &path.urn else {
+    let Some(urn) = path.urn.as_ref().filter(|_| !top_level(path)) else {
         return Ok(resource);
     };
     let key = existing_key(resource, urn).unwrap_or_else(|| urn.clone());
@@ -93,7 +120,7 @@ fn member_id(v: &Value) -> Option<String> {
 
 /// `id` and `meta` belong to the server.
 fn writable(path: &AttrPath) -> Result<(), ScimError> {
-    let owned = path.urn.is_none()
+    let owned = top_level(path)
         && (path.attr.eq_ignore_ascii_case("id") || path.attr.eq_ignore_ascii_case("meta"));
     if owned {
         return Err(ScimError::new(
@@ -112,7 +139,7 @@ fn set(
     changes: &mut Changes,
 ) -> Result<(), ScimError> {
     writable(path)?;
-    if path.is("active") {
+    if path.is("active") && top_level(path) {
         changes.active = value.as_bool();
     }
     let is_members = path.attr.eq_ignore_ascii_case("members");

@@ -19,6 +19,8 @@ pub enum ScimType {
     Uniqueness,
     /// An attribute the client may not change (`id`, `meta`).
     Mutability,
+    /// More results than the server returns at once.
+    TooMany,
 }
 
 impl ScimType {
@@ -32,6 +34,7 @@ impl ScimType {
             ScimType::NoTarget => "noTarget",
             ScimType::Uniqueness => "uniqueness",
             ScimType::Mutability => "mutability",
+            ScimType::TooMany => "tooMany",
         }
     }
 }

@@ -63,8 +63,8 @@ impl Filter {
     }
 }
 
-/// A filter literal: a JSON string (with escapes), `true`, `false`, `null`, a number — or, as
-/// Entra's own samples write it, a bare word (`externalId eq jyoung`), taken as a string.
+/// A filter literal: a JSON string (with escapes), `true`, `false`, `null` — or, as Entra's
+/// own samples write it, a bare word or number (`externalId eq jyoung`), taken as a string.
 pub(crate) fn parse_literal(text: &str) -> Option<Value> {
     if text.starts_with('"') {
         return serde_json::from_str::<String>(text).ok().map(Value::String);
@@ -73,7 +73,8 @@ pub(crate) fn parse_literal(text: &str) -> Option<Value> {
         "true" => Some(Value::Bool(true)),
         "false" => Some(Value::Bool(false)),
         "null" => Some(Value::Null),
-        _ if text.parse::<f64>().is_ok() => serde_json::from_str(text).ok(),
+        // Numbers stay text: every attribute filtered on is a string (`externalId eq 12345`
+        // as Entra's samples write it), and `007` keeps its zeros.
         _ if !text.is_empty() && !text.contains(['(', ')', '[', ']']) => {
             Some(Value::String(text.to_owned()))
         }

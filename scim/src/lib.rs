@@ -10,6 +10,7 @@
 mod apply;
 mod error;
 mod filter;
+mod members;
 mod patch;
 mod path;
 mod resource;
@@ -17,6 +18,7 @@ mod resource;
 pub use apply::{apply, Changes};
 pub use error::{ScimError, ScimType};
 pub use filter::{Comparison, Filter};
+pub use members::{member_ids, split_members, MemberChange};
 pub use patch::{Operation, OperationKind, PatchRequest};
 pub use path::{AttrPath, ValueFilter};
 pub use resource::{

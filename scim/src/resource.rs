@@ -319,6 +319,9 @@ impl ResourceKind {
     }
 }
 
+/// The most comparisons one filter may join.
+pub const MAX_CONDITIONS: usize = 10;
+
 /// Turns a filter into conditions on stored columns.
 ///
 /// # Errors
@@ -326,6 +329,11 @@ impl ResourceKind {
 /// wrong type.
 pub fn conditions(filter: &Filter, kind: ResourceKind) -> Result<Vec<Condition>, ScimError> {
     let bad = |why: String| ScimError::new(ScimType::InvalidFilter, why);
+    if filter.all.len() > MAX_CONDITIONS {
+        return Err(bad(format!(
+            "more than {MAX_CONDITIONS} comparisons joined with `and`"
+        )));
+    }
     filter
         .all
         .iter()
@@ -421,7 +429,8 @@ impl Page {
         };
         let start_index = match start_index {
             None => 1,
-            Some(text) => u64::try_from(number("startIndex", text)?.max(1)).unwrap_or(1),
+            // Past any real directory; keeps OFFSET a safe integer.
+            Some(text) => u64::try_from(number("startIndex", text)?.clamp(1, 1 << 50)).unwrap_or(1),
         };
         let count = match count {
             None => default_count,

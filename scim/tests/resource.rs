@@ -240,6 +240,16 @@ fn entras_filters_become_column_conditions() {
     );
     assert_eq!(
         filter(
+            "externalId eq 0012345 and userName eq 5",
+            ResourceKind::User
+        ),
+        Ok(vec![
+            Condition::ExternalId("0012345".into()),
+            Condition::UserName("5".into())
+        ])
+    );
+    assert_eq!(
+        filter(
             r#"emails[type eq "work"].value eq "A@Example.com" and active eq true"#,
             ResourceKind::User
         ),
@@ -270,7 +280,6 @@ fn filters_on_what_is_not_indexed_are_invalid_filters() {
         (r#"emails.value eq "x""#, ResourceKind::User),
         (r#"members[value eq "x"]"#, ResourceKind::Group),
         (r#"active eq "maybe""#, ResourceKind::User),
-        ("userName eq 5", ResourceKind::User),
         (r#"userName co "x""#, ResourceKind::User),
         (r#"userName eq "x"#, ResourceKind::User),
         (r#"(userName eq "x")"#, ResourceKind::User),

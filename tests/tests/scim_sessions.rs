@@ -195,7 +195,18 @@ fn a_hard_deleted_user_loses_every_session() {
     agent.signed_in("/staff/home", "dora");
     scim.delete_user(&id_of(&dora)).unwrap();
     assert_sent_to_sign_in(&mut agent, "/staff/home", "dora after delete");
-    // Signing in again works (Entra decides who may sign in); the new session is live.
+    // No new session either, while SCIM says she is gone.
+    let refused = agent.sign_in("/staff/home", "dora");
+    assert_eq!(refused.status, 403, "{refused:?}");
+    assert!(
+        !refused
+            .header_all("set-cookie")
+            .iter()
+            .any(|c| c.starts_with("CF_Authorization=") && !c.contains("Max-Age=0")),
+        "{refused:?}"
+    );
+    // Provisioned again: signing in works.
+    scim.create_user(&user("dora")).unwrap();
     agent.signed_in("/staff/home", "dora");
     assert_signed_in(&mut agent, "/staff/home", "dora");
 }
@@ -274,6 +285,17 @@ fn with_automatic_the_stored_groups_follow_scim() {
     stack
         .wait_for_log("scim_identities_updated", Duration::from_secs(5))
         .unwrap();
+
+    // Another SCIM user whose work email is grace's does not lend her its groups: a session
+    // follows the user whose userName is its email.
+    let mut impostor = user("mallory");
+    impostor.user_principal_name = "impostor@contractor.example".into();
+    impostor.mail = "grace@example.com".into();
+    let impostor = scim.create_user(&impostor).unwrap();
+    scim.add_members(&id_of(&granted), &[&id_of(&impostor)])
+        .unwrap();
+    let still = agent.navigate("/scim-only/x");
+    assert_eq!(still.status, 403, "{still:?}");
 }
 
 #[test]
@@ -426,4 +448,56 @@ fn a_deprovisioned_users_bearer_tokens_are_refused_until_scim_brings_them_back()
     scim.delete_user(&id_of(&again)).unwrap();
     let line = signin_common::log_line(stack, "deprovisioned (SCIM)");
     assert!(line.contains("\"status\":401"), "{line}");
+}
+
+#[test]
+fn a_large_group_changes_member_by_member() {
+    if !should_run("large_group") {
+        return;
+    }
+    let stack = reauth_stack();
+    let scim = scim(stack, Dialect::AadOptscim062020);
+    // 1,500 users, added 100 per PATCH as Entra batches them; then one removal. No write reads
+    // the member list, so the group's size does not matter to it.
+    let http = edge_access_tests::client::HttpClient::new();
+    let base = format!("{}{SCIM_PATH}", stack.url());
+    let auth = format!("Bearer {SCIM_TOKEN}");
+    let group = scim
+        .create_group(&group(
+            "3c4d5e6f-7081-4293-a4b5-c6d7e8f90a1b",
+            "Everyone (large)",
+        ))
+        .unwrap();
+    let mut ids = Vec::new();
+    for n in 0..1500 {
+        let body = json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                           "userName": format!("bulk{n}@large.example") });
+        let created = http
+            .request(
+                "POST",
+                &format!("{base}/Users"),
+                &[
+                    ("authorization", &auth),
+                    ("content-type", "application/scim+json"),
+                ],
+                body.to_string().as_bytes(),
+            )
+            .unwrap();
+        assert_eq!(created.status, 201, "{created:?}");
+        ids.push(created.json().unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    for chunk in ids.chunks(100) {
+        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        scim.add_members(&id_of(&group), &refs).unwrap();
+    }
+    scim.remove_member(&id_of(&group), &ids[700]).unwrap();
+    let full = http
+        .get_with(
+            &format!("{base}/Groups/{}", id_of(&group)),
+            &[("authorization", &auth)],
+        )
+        .unwrap();
+    assert_eq!(full.status, 200);
+    let members = full.json().unwrap()["members"].as_array().unwrap().len();
+    assert_eq!(members, 1499);
 }

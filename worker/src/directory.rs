@@ -34,6 +34,9 @@ impl Deref for Current<'_> {
     }
 }
 
+/// How long past its refresh a compiled directory keeps serving while D1 cannot be read.
+const GRACE_MS: u64 = 5 * 60 * 1000;
+
 struct Compiled {
     generation: u64,
     checked_ms: u64,
@@ -90,11 +93,32 @@ pub async fn engine<'g>(
         return Ok(Current::Scim(engine));
     }
     let db = env.d1("DB")?;
-    let generation: Option<Generation> = db
+    let generation: Option<Generation> = match db
         .prepare("SELECT value FROM scim_state WHERE name = 'directory'")
         .first(None)
         .await
-        .map_err(|e| GatewayError::Internal(format!("SCIM directory: {e}")))?;
+    {
+        Ok(generation) => generation,
+        Err(e) => {
+            // D1 hiccups: the copy in hand serves a while longer, then requests fail closed.
+            let stale = COMPILED.with(|c| {
+                c.borrow().as_ref().and_then(|c| {
+                    (now_ms.saturating_sub(c.checked_ms) < gateway.directory_refresh_ms + GRACE_MS)
+                        .then(|| c.engine.clone())
+                })
+            });
+            crate::log::event(
+                "directory_unavailable",
+                &[
+                    ("error", &e.to_string()),
+                    ("serving_cached", &stale.is_some().to_string()),
+                ],
+            );
+            return stale
+                .map(Current::Scim)
+                .ok_or_else(|| GatewayError::Internal(format!("SCIM directory: {e}")));
+        }
+    };
     let generation = generation.map_or(0, |g| int(g.value));
     let unchanged = COMPILED.with(|c| {
         let mut c = c.borrow_mut();

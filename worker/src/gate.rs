@@ -102,8 +102,7 @@ async fn decide(
     target_text: &str,
 ) -> Result<Decided, GatewayError> {
     let now_ms = Date::now().as_millis();
-    let engine = directory::engine(env, gateway, now_ms).await?;
-    let engine = &*engine;
+    let engine = &gateway.engine;
     let target = Target::parse(target_text)
         .map_err(|e| GatewayError::Internal(format!("request target: {e}")))?;
     let Some(app) = engine.app_for(&target) else {
@@ -141,7 +140,7 @@ async fn decide(
     let mut assertion = None;
     if let Some(bearer) = bearer(headers) {
         match bearer_identity(env, gateway, &bearer, now_ms).await {
-            Ok(identity) if deprovisioned(env, gateway, &identity).await? => {
+            Ok(identity) if deprovisioned(env, gateway, &identity, now_ms).await? => {
                 return Ok(refused(GatewayError::Unauthorized(
                     "the user is deprovisioned (SCIM)".into(),
                 )))
@@ -174,6 +173,15 @@ async fn decide(
         })
     });
 
+    // The SCIM directory (nesting, names) speaks only for its own provider's identities.
+    let scoped;
+    let engine = match (&gateway.scim, policy_request.identity.as_ref()) {
+        (Some(scim), Some(identity)) if identity.idp_id.as_deref() == Some(&*scim.idp_id) => {
+            scoped = directory::engine(env, gateway, now_ms).await?;
+            &*scoped
+        }
+        _ => engine,
+    };
     let decision = engine
         .decide(&policy_request)
         .map_err(|e| GatewayError::Forbidden {
@@ -241,6 +249,7 @@ async fn deprovisioned(
     env: &Env,
     gateway: &Gateway,
     identity: &Identity,
+    now_ms: u64,
 ) -> Result<bool, GatewayError> {
     let Some(scim) = gateway.scim.as_ref() else {
         return Ok(false);
@@ -250,7 +259,7 @@ async fn deprovisioned(
     else {
         return Ok(false);
     };
-    Ok(crate::scim::deprovisioned(&env.d1("DB")?, email.as_str()).await?)
+    Ok(crate::scim::deprovisioned(&env.d1("DB")?, email.as_str(), now_ms).await?)
 }
 
 /// A refusal, sent to the app's custom deny page when it has one.

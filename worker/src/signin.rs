@@ -251,8 +251,15 @@ async fn callback(
     if sha256_hex(&binding) != login.binding_hash {
         return Err(signin_failed("the state belongs to another browser".into()));
     }
-    let engine = crate::directory::engine(env, gateway, Date::now().as_millis()).await?;
-    let engine = &*engine;
+    let scoped;
+    let engine = match gateway.scim.as_ref() {
+        // The SCIM directory (nesting, names) speaks only for its own provider's identities.
+        Some(scim) if *scim.idp_id == *login.idp_id => {
+            scoped = crate::directory::engine(env, gateway, Date::now().as_millis()).await?;
+            &*scoped
+        }
+        _ => &gateway.engine,
+    };
     let idp = engine
         .identity_providers()
         .iter()
@@ -385,21 +392,52 @@ async fn callback(
     let stored = StoredIdentity::from_identity(identity, country.clone());
     let stored_json =
         serde_json::to_string(&stored).map_err(|e| GatewayError::Internal(e.to_string()))?;
-    db.prepare(
-        "INSERT INTO sessions (identity_nonce, user_id, email, identity, app_id, created_ms, expires_ms) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )
-    .bind(&[
+    // With `user_deprovision`, a user SCIM disabled or deleted gets no session — checked in
+    // the insert itself, so a deprovisioning that lands mid-sign-in cannot be missed.
+    let guarded = gateway
+        .scim
+        .as_ref()
+        .is_some_and(|s| s.config.user_deprovision && *s.idp_id == *login.idp_id);
+    let mut args = vec![
         identity_nonce.as_str().into(),
-        stored.user_id.as_deref().map_or(JsValue::NULL, JsValue::from),
+        stored
+            .user_id
+            .as_deref()
+            .map_or(JsValue::NULL, JsValue::from),
         stored.email.as_deref().map_or(JsValue::NULL, JsValue::from),
         stored_json.as_str().into(),
         app.id().into(),
         JsValue::from(now_ms as f64),
         JsValue::from((now_ms + duration_s * 1000) as f64),
-    ])?
-    .run()
-    .await?;
+    ];
+    let mut condition = String::new();
+    if guarded {
+        condition = format!("WHERE NOT {}", crate::scim::deprovisioned_sql(8, 9));
+        args.push(
+            stored
+                .email
+                .as_deref()
+                .map_or(JsValue::NULL, |e| JsValue::from(e.to_ascii_lowercase())),
+        );
+        args.push(JsValue::from(
+            now_ms.saturating_sub(crate::scim::DELETED_FOR_MS) as f64,
+        ));
+    }
+    let inserted = db
+        .prepare(format!(
+            "INSERT INTO sessions (identity_nonce, user_id, email, identity, app_id, created_ms, \
+             expires_ms) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 {condition}"
+        ))
+        .bind(&args)?
+        .run()
+        .await?;
+    let changes = inserted.meta().ok().flatten().and_then(|m| m.changes);
+    if changes == Some(0) {
+        return Err(GatewayError::Forbidden {
+            reason: "sign-in refused: the user is deprovisioned (SCIM)".into(),
+            non_identity: false,
+        });
+    }
     let now_s = i64::try_from(now_ms / 1000).unwrap_or(0);
     let claims = AppClaims {
         aud: host_audiences(engine, &host, app.aud()),

@@ -19,8 +19,8 @@
 //! provisioned identity provider.
 
 use edge_access_scim::{
-    apply, conditions, fold, Condition, Filter, GroupRecord, Page, PatchRequest, ResourceKind,
-    ScimError, ScimType, UserRecord,
+    apply, conditions, fold, split_members, Condition, Filter, GroupRecord, MemberChange, Page,
+    PatchRequest, ResourceKind, ScimError, ScimType, UserRecord,
 };
 use policy_core::{GroupId, IdentityUpdateBehavior};
 use serde::Deserialize;
@@ -90,12 +90,6 @@ struct Count {
     n: f64,
 }
 
-#[derive(Deserialize)]
-struct Keys {
-    user_name_key: String,
-    work_email_key: Option<String>,
-}
-
 /// Integral D1 numbers (JavaScript doubles) back to integers.
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 fn int(n: f64) -> u64 {
@@ -155,6 +149,8 @@ fn classify(e: worker::Error) -> BatchError {
         BatchError::Unique("userName is already taken".into())
     } else if text.contains("UNIQUE constraint failed: scim_groups.display_name_key") {
         BatchError::Unique("displayName is already taken".into())
+    } else if text.contains("UNIQUE constraint failed: scim_groups.policy_id") {
+        BatchError::Unique("externalId is already the id of another group".into())
     } else {
         BatchError::Other(e)
     }
@@ -169,15 +165,30 @@ fn policy_id(id: &str, external_id: Option<&str>) -> String {
         .map_or_else(|| id.to_owned(), |g| g.to_string())
 }
 
-/// What a write changed that sessions care about.
+/// What a write does to sessions and gateways. The users it touches are recorded in
+/// `scim_affected` by statements that run inside the write's batch, before the write — so the
+/// set is exactly the one the write changes, even under concurrent writes.
 #[derive(Default)]
 struct Effects {
-    /// Users (their email keys) whose sessions end.
-    revoke: Vec<String>,
-    /// Users (their email keys) whose stored groups are recomputed.
-    regroup: Vec<String>,
+    /// Statements filling `scim_affected` (run before the write).
+    record: Vec<D1PreparedStatement>,
     /// The compiled directory (names, policy ids, nesting) changed.
     directory: bool,
+}
+
+/// A write's batch, with where its session statements are.
+#[derive(Default)]
+struct Prepared {
+    statements: Vec<D1PreparedStatement>,
+    revoke_at: Option<usize>,
+    regroup_at: Option<usize>,
+}
+
+/// Where the users touched by a membership change are found: under these members (users or
+/// groups, transitively), or under every current member of a group.
+enum Touched<'s> {
+    Members(&'s [String]),
+    MembersOf(&'s str),
 }
 
 impl<'a> Store<'a> {
@@ -332,7 +343,7 @@ impl<'a> Store<'a> {
         let record = UserRecord::from_body(body)?;
         // A taken userName fails the insert (UNIQUE), answered 409.
         let id = new_id()?;
-        let resource = Value::Object(record.resource.clone()).to_string();
+        let resource = stored_text(&record.resource)?;
         let insert = self.statement(
             "INSERT INTO scim_users (id, user_name_key, external_id, work_email_key, \
              display_name_key, active, resource, version, created_ms, modified_ms) \
@@ -351,7 +362,17 @@ impl<'a> Store<'a> {
         let keys: Vec<String> = std::iter::once(record.user_name_key.clone())
             .chain(record.work_email_key.clone())
             .collect();
-        self.run(vec![insert, self.undelete(&keys)?]).await?;
+        let prepared = Prepared {
+            statements: vec![insert, self.undelete(&keys)?],
+            ..Prepared::default()
+        };
+        self.submit(&id, prepared)
+            .await
+            .map_err(|e| match classify(e) {
+                BatchError::Unique(detail) => uniqueness(detail),
+                BatchError::Conflict | BatchError::MissingMember => Failure::Busy,
+                BatchError::Other(e) => e.into(),
+            })?;
         let rendered = self.render(
             ResourceKind::User,
             &id,
@@ -420,18 +441,17 @@ impl<'a> Store<'a> {
             let mut effects = Effects::default();
             let was_active = int(row.active) == 1;
             if self.settings.config.user_deprovision && was_active && !record.active {
-                effects.revoke = keys_of(&row);
+                self.deprovision(&mut effects, &keys_of(&row))?;
             }
             let version = int(row.version) + 1;
-            let mut batch = vec![self.guard("scim_users", &row.id, int(row.version))?];
-            batch.extend(self.revocations(&effects)?);
+            let mut write = Vec::new();
             if record.active {
                 let keys: Vec<String> = std::iter::once(record.user_name_key.clone())
                     .chain(record.work_email_key.clone())
                     .collect();
-                batch.push(self.undelete(&keys)?);
+                write.push(self.undelete(&keys)?);
             }
-            batch.push(self.statement(
+            write.push(self.statement(
                 "UPDATE scim_users SET user_name_key = ?2, external_id = ?3, work_email_key = ?4, \
                  display_name_key = ?5, active = ?6, resource = ?7, version = ?8, modified_ms = ?9 \
                  WHERE id = ?1",
@@ -442,14 +462,15 @@ impl<'a> Store<'a> {
                     opt(record.work_email_key.as_deref()),
                     opt(record.display_name_key.as_deref()),
                     num(u64::from(record.active)),
-                    text(&Value::Object(record.resource.clone()).to_string()),
+                    text(&stored_text(&record.resource)?),
                     num(version),
                     num(self.now_ms),
                 ],
             )?);
-            match self.db.batch(batch).await {
-                Ok(_) => {
-                    self.log_effects(&row.id, &effects);
+            let guard = self.guard("scim_users", &row.id, int(row.version))?;
+            let batch = self.around(Some(guard), effects, write)?;
+            match self.submit(&row.id, batch).await {
+                Ok(()) => {
                     return Ok(self.render(
                         ResourceKind::User,
                         &row.id,
@@ -475,31 +496,30 @@ impl<'a> Store<'a> {
                 .ok_or_else(|| not_found(ResourceKind::User, id))?;
             let mut effects = Effects::default();
             if self.settings.config.user_deprovision {
-                effects.revoke = keys_of(&row);
+                self.deprovision(&mut effects, &keys_of(&row))?;
             }
             // Leaving every group is a membership change too.
-            let in_groups = self.memberships_matter(true) && self.groups_of(&row.id).await?;
-            if in_groups {
-                self.membership_effects(&mut effects, keys_of(&row), true);
-            }
-            let mut batch = vec![self.guard("scim_users", &row.id, int(row.version))?];
-            batch.extend(self.revocations(&effects)?);
-            batch.push(self.statement(
-                "DELETE FROM scim_members WHERE member_id = ?1",
-                &[text(&row.id)],
-            )?);
-            batch.push(self.statement("DELETE FROM scim_users WHERE id = ?1", &[text(&row.id)])?);
-            batch.push(self.statement(
-                "INSERT OR REPLACE INTO scim_deprovisioned (email_key, deleted_ms) \
-                 SELECT value, ?2 FROM json_each(?1)",
-                &[json_list(&keys_of(&row)), num(self.now_ms)],
-            )?);
-            batch.extend(self.regroupings(&effects)?);
-            match self.db.batch(batch).await {
-                Ok(_) => {
-                    self.log_effects(&row.id, &effects);
-                    return Ok(());
-                }
+            self.touch(
+                &mut effects,
+                Touched::Members(std::slice::from_ref(&row.id)),
+                true,
+            )?;
+            let write = vec![
+                self.statement(
+                    "DELETE FROM scim_members WHERE member_id = ?1",
+                    &[text(&row.id)],
+                )?,
+                self.statement("DELETE FROM scim_users WHERE id = ?1", &[text(&row.id)])?,
+                self.statement(
+                    "INSERT OR REPLACE INTO scim_deprovisioned (email_key, deleted_ms) \
+                     SELECT value, ?2 FROM json_each(?1)",
+                    &[json_list(&keys_of(&row)), num(self.now_ms)],
+                )?,
+            ];
+            let guard = self.guard("scim_users", &row.id, int(row.version))?;
+            let batch = self.around(Some(guard), effects, write)?;
+            match self.submit(&row.id, batch).await {
+                Ok(()) => return Ok(()),
                 Err(e) => match classify(e) {
                     BatchError::Conflict | BatchError::MissingMember => continue,
                     BatchError::Unique(detail) => return Err(uniqueness(detail)),
@@ -508,17 +528,6 @@ impl<'a> Store<'a> {
             }
         }
         Err(Failure::Busy)
-    }
-
-    async fn groups_of(&self, user_id: &str) -> Result<bool, Failure> {
-        let n: Option<Count> = self
-            .statement(
-                "SELECT COUNT(*) AS n FROM scim_members WHERE member_id = ?1",
-                &[text(user_id)],
-            )?
-            .first(None)
-            .await?;
-        Ok(n.is_some_and(|n| int(n.n) > 0))
     }
 
     // ---- groups ------------------------------------------------------------------------
@@ -557,7 +566,8 @@ impl<'a> Store<'a> {
         let with_members = !excludes(query, "members");
         let row = self
             .group_row(id, with_members)
-            .await?
+            .await
+            .map_err(too_many_members)?
             .ok_or_else(|| not_found(ResourceKind::Group, id))?;
         Ok(exclude(self.render_group(&row)?, query))
     }
@@ -582,7 +592,8 @@ impl<'a> Store<'a> {
                 &args,
                 page,
             )
-            .await?;
+            .await
+            .map_err(too_many_members)?;
         let total = match rows.first() {
             Some(row) => int(row.total),
             None => self.count("scim_groups g", &clause, &args, page).await?,
@@ -596,7 +607,7 @@ impl<'a> Store<'a> {
 
     pub async fn create_group(&self, body: &Value) -> Result<(Value, String), Failure> {
         let record = GroupRecord::from_body(body)?;
-        // A taken displayName fails the insert (UNIQUE), answered 409.
+        // A taken displayName (or externalId) fails the insert (UNIQUE), answered 409.
         let id = new_id()?;
         let members = self.members(&record.members, &id).await?;
         let policy = policy_id(&id, record.external_id.as_deref());
@@ -604,10 +615,8 @@ impl<'a> Store<'a> {
             directory: true,
             ..Effects::default()
         };
-        let affected = self.users_under(&members, false).await?;
-        self.membership_effects(&mut effects, affected, false);
-        let mut batch = self.revocations(&effects)?;
-        batch.push(self.statement(
+        self.touch(&mut effects, Touched::Members(&record.members), false)?;
+        let mut write = vec![self.statement(
             "INSERT INTO scim_groups (id, display_name_key, external_id, policy_id, resource, \
              version, created_ms, modified_ms) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)",
             &[
@@ -615,15 +624,19 @@ impl<'a> Store<'a> {
                 text(&record.display_name_key),
                 opt(record.external_id.as_deref()),
                 text(&policy),
-                text(&Value::Object(record.resource.clone()).to_string()),
+                text(&stored_text(&record.resource)?),
                 num(self.now_ms),
             ],
-        )?);
-        batch.extend(self.add_members(&id, &members)?);
-        batch.extend(self.regroupings(&effects)?);
-        batch.push(self.bump_directory()?);
-        self.run(batch).await?;
-        self.log_effects(&id, &effects);
+        )?];
+        write.extend(self.add_members(&id, &members)?);
+        let batch = self.around(None, effects, write)?;
+        self.submit(&id, batch)
+            .await
+            .map_err(|e| match classify(e) {
+                BatchError::Unique(detail) => uniqueness(detail),
+                BatchError::Conflict | BatchError::MissingMember => Failure::Busy,
+                BatchError::Other(e) => e.into(),
+            })?;
         let mut resource = record.resource;
         resource.insert("members".into(), members_json(&members));
         let rendered = self.render(
@@ -723,158 +736,90 @@ impl<'a> Store<'a> {
         Ok(out)
     }
 
-    /// The email keys of the users in `members`, directly or (for groups) transitively.
-    async fn users_under(
-        &self,
-        members: &[MemberRow],
-        removal: bool,
-    ) -> Result<Vec<String>, Failure> {
-        if !self.memberships_matter(removal) {
-            return Ok(Vec::new());
-        }
-        let users: Vec<String> = members
-            .iter()
-            .filter(|m| m.kind == "User")
-            .map(|m| m.id.clone())
-            .collect();
-        let groups: Vec<String> = members
-            .iter()
-            .filter(|m| m.kind == "Group")
-            .map(|m| m.id.clone())
-            .collect();
-        if users.is_empty() && groups.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows: Vec<Keys> = self
-            .statement(
-                "WITH RECURSIVE down(id) AS ( \
-                   SELECT value FROM json_each(?2) \
-                   UNION SELECT m.member_id FROM scim_members m JOIN down ON m.group_id = down.id \
-                     WHERE m.member_kind = 'Group') \
-                 SELECT user_name_key, work_email_key FROM scim_users \
-                 WHERE id IN (SELECT value FROM json_each(?1)) \
-                    OR id IN (SELECT m.member_id FROM scim_members m JOIN down ON m.group_id = down.id \
-                              WHERE m.member_kind = 'User')",
-                &[json_list(&users), json_list(&groups)],
-            )?
-            .all()
-            .await?
-            .results()?;
-        Ok(rows
-            .into_iter()
-            .flat_map(|k| std::iter::once(k.user_name_key).chain(k.work_email_key))
-            .collect())
-    }
-
     pub async fn replace_group(&self, id: &str, body: &Value) -> Result<Value, Failure> {
         let record = GroupRecord::from_body(body)?;
-        self.write_group(id, false, |_| Ok(record.clone())).await
+        let members: Vec<String> = record.members.iter().map(|m| fold(m)).collect();
+        let id = self
+            .write_group(id, |_| {
+                Ok((record.clone(), vec![MemberChange::Replace(members.clone())]))
+            })
+            .await?;
+        self.get_group(&id, &[]).await
     }
 
     pub async fn patch_group(&self, id: &str, body: &Value) -> Result<(), Failure> {
         let patch = PatchRequest::parse(body)?;
-        self.write_group(id, true, |stored| {
+        let (rest, changes) = split_members(&patch)?;
+        self.write_group(id, |stored| {
             let mut resource = stored.clone();
-            apply(&mut resource, &patch)?;
-            GroupRecord::from_resource(resource)
+            apply(&mut resource, &rest)?;
+            Ok((GroupRecord::from_resource(resource)?, changes.clone()))
         })
         .await
         .map(|_| ())
     }
 
-    /// Reads the group with its members, computes the new record with `change` (given the
-    /// stored resource with `members`), and writes the difference guarded by the version.
-    ///
-    /// A PATCH whose membership changes touch no session (`quick`) checks added members
-    /// inside the write batch instead of reading them first: one round trip less.
+    /// Reads the group (never its members), computes its new record and member changes with
+    /// `change`, and writes them guarded by the version: each member change becomes inserts
+    /// or deletes, added members are checked inside the batch. Answers the group's id.
     async fn write_group(
         &self,
         id: &str,
-        quick: bool,
-        change: impl Fn(&Map<String, Value>) -> Result<GroupRecord, ScimError>,
-    ) -> Result<Value, Failure> {
-        let quick = quick && !self.memberships_matter(false);
+        change: impl Fn(&Map<String, Value>) -> Result<(GroupRecord, Vec<MemberChange>), ScimError>,
+    ) -> Result<String, Failure> {
         for _ in 0..ATTEMPTS {
             let row = self
-                .group_row(id, true)
+                .group_row(id, false)
                 .await?
                 .ok_or_else(|| not_found(ResourceKind::Group, id))?;
-            let mut stored: Map<String, Value> = serde_json::from_str(&row.resource)
+            let stored: Map<String, Value> = serde_json::from_str(&row.resource)
                 .map_err(|e| Failure::Internal(format!("stored group `{}`: {e}", row.id)))?;
-            let before: Vec<MemberRow> =
-                serde_json::from_str::<Vec<Value>>(row.members.as_deref().unwrap_or("[]"))
-                    .map_err(|e| Failure::Internal(format!("members of `{}`: {e}", row.id)))?
-                    .iter()
-                    .filter_map(|m| {
-                        Some(MemberRow {
-                            id: m.get("value")?.as_str()?.to_owned(),
-                            kind: m.get("type")?.as_str()?.to_owned(),
-                        })
-                    })
-                    .collect();
-            stored.insert(
-                "members".into(),
-                Value::Array(
-                    before
-                        .iter()
-                        .map(|m| json!({ "value": m.id, "type": m.kind }))
-                        .collect(),
-                ),
-            );
-            let record = change(&stored)?;
+            let (record, changes) = change(&stored)?;
             if record.display_name_key != row.display_name_key {
                 self.display_name_free(&record.display_name_key, Some(&row.id))
                     .await?;
             }
-            let after_ids: Vec<String> = record.members.iter().map(|m| fold(m)).collect();
-            let added_ids: Vec<String> = after_ids
+            let added: Vec<String> = changes
                 .iter()
-                .filter(|id| !before.iter().any(|b| &&b.id == id))
-                .cloned()
+                .flat_map(|c| c.added().iter().cloned())
                 .collect();
-            if added_ids.contains(&row.id) {
+            if added.contains(&row.id) {
                 return Err(Failure::Scim(ScimError::new(
                     ScimType::InvalidValue,
                     format!("group `{}` cannot be a member of itself", row.id),
                 )));
             }
-            let added = if quick {
-                Vec::new()
-            } else {
-                self.members(&added_ids, &row.id).await?
-            };
-            let removed: Vec<MemberRow> = before
-                .into_iter()
-                .filter(|b| !after_ids.contains(&b.id))
-                .collect();
             let policy = policy_id(&row.id, record.external_id.as_deref());
             let mut effects = Effects {
                 directory: record.display_name_key != row.display_name_key
-                    || policy != row.policy_id
-                    || added.iter().chain(&removed).any(|m| m.kind == "Group"),
+                    || policy != row.policy_id,
                 ..Effects::default()
             };
-            let added_users = self.users_under(&added, false).await?;
-            let removed_users = self.users_under(&removed, true).await?;
-            self.membership_effects(&mut effects, added_users, false);
-            self.membership_effects(&mut effects, removed_users, true);
+            for change in &changes {
+                match change {
+                    MemberChange::Add(ids) => {
+                        self.touch(&mut effects, Touched::Members(ids), false)?
+                    }
+                    MemberChange::Remove(ids) => {
+                        self.touch(&mut effects, Touched::Members(ids), true)?;
+                    }
+                    // Everyone under the group counts as removed (those who stay are touched
+                    // too: a replace does not say who stays).
+                    MemberChange::RemoveAll => {
+                        self.touch(&mut effects, Touched::MembersOf(&row.id), true)?;
+                    }
+                    MemberChange::Replace(ids) => {
+                        self.touch(&mut effects, Touched::MembersOf(&row.id), true)?;
+                        self.touch(&mut effects, Touched::Members(ids), false)?;
+                    }
+                }
+            }
             if policy != row.policy_id {
                 // Everyone under the group is now in a group with another policy id.
-                let all = self
-                    .users_under(
-                        &[MemberRow {
-                            id: row.id.clone(),
-                            kind: "Group".into(),
-                        }],
-                        false,
-                    )
-                    .await?;
-                self.membership_effects(&mut effects, all, false);
+                self.touch(&mut effects, Touched::MembersOf(&row.id), false)?;
             }
             let version = int(row.version) + 1;
-            let mut batch = vec![self.guard("scim_groups", &row.id, int(row.version))?];
-            batch.extend(self.revocations(&effects)?);
-            batch.push(self.statement(
+            let mut write = vec![self.statement(
                 "UPDATE scim_groups SET display_name_key = ?2, external_id = ?3, policy_id = ?4, \
                  resource = ?5, version = ?6, modified_ms = ?7 WHERE id = ?1",
                 &[
@@ -882,65 +827,23 @@ impl<'a> Store<'a> {
                     text(&record.display_name_key),
                     opt(record.external_id.as_deref()),
                     text(&policy),
-                    text(&Value::Object(record.resource.clone()).to_string()),
+                    text(&stored_text(&record.resource)?),
                     num(version),
                     num(self.now_ms),
                 ],
-            )?);
-            if !removed.is_empty() {
-                let ids: Vec<String> = removed.iter().map(|m| m.id.clone()).collect();
-                batch.push(self.statement(
-                    "DELETE FROM scim_members WHERE group_id = ?1 \
-                     AND member_id IN (SELECT value FROM json_each(?2))",
-                    &[text(&row.id), json_list(&ids)],
-                )?);
+            )?];
+            for change in &changes {
+                write.extend(self.member_change(&row.id, change)?);
             }
-            if quick && !added_ids.is_empty() {
-                batch.extend(self.add_unchecked_members(&row.id, &added_ids)?);
-            } else {
-                batch.extend(self.add_members(&row.id, &added)?);
-            }
-            batch.extend(self.regroupings(&effects)?);
-            if effects.directory {
-                batch.push(self.bump_directory()?);
-            }
-            match self.db.batch(batch).await {
-                Ok(_) => {
-                    self.log_effects(&row.id, &effects);
-                    let mut resource = record.resource;
-                    let members: Vec<MemberRow> = record
-                        .members
-                        .iter()
-                        .map(|m| fold(m))
-                        .filter_map(|m| {
-                            added
-                                .iter()
-                                .find(|a| a.id == m)
-                                .map(|a| MemberRow {
-                                    id: a.id.clone(),
-                                    kind: a.kind.clone(),
-                                })
-                                .or_else(|| {
-                                    stored_member(&stored, &m).map(|kind| MemberRow {
-                                        id: m.clone(),
-                                        kind,
-                                    })
-                                })
-                        })
-                        .collect();
-                    resource.insert("members".into(), members_json(&members));
-                    return Ok(self.render(
-                        ResourceKind::Group,
-                        &row.id,
-                        resource,
-                        (int(row.created_ms), self.now_ms, version),
-                    ));
-                }
+            let guard = self.guard("scim_groups", &row.id, int(row.version))?;
+            let batch = self.around(Some(guard), effects, write)?;
+            match self.submit(&row.id, batch).await {
+                Ok(()) => return Ok(row.id),
                 Err(e) => match classify(e) {
                     BatchError::Conflict => continue,
                     BatchError::MissingMember => {
                         // Which one, precisely (or none any more: then try again).
-                        self.members(&added_ids, &row.id).await?;
+                        self.members(&added, &row.id).await?;
                         continue;
                     }
                     BatchError::Unique(detail) => return Err(uniqueness(detail)),
@@ -951,33 +854,62 @@ impl<'a> Store<'a> {
         Err(Failure::Busy)
     }
 
-    /// Adds members whose kinds were not read: the batch fails (`scim_member_guard`) unless
-    /// every id is a user or a group, and the directory generation moves if a group is added.
-    fn add_unchecked_members(
+    /// The statements of one member change. Added ids must each be a user or a group, or the
+    /// batch fails (`scim_member_guard`); the directory generation moves when a group joins or
+    /// leaves.
+    fn member_change(
         &self,
         group_id: &str,
-        ids: &[String],
+        change: &MemberChange,
     ) -> Result<Vec<D1PreparedStatement>, Failure> {
-        let list = json_list(ids);
-        Ok(vec![
-            self.statement(
-                "INSERT INTO scim_member_guard (must_not_be_null) SELECT NULL WHERE \
-                 (SELECT COUNT(*) FROM scim_users WHERE id IN (SELECT value FROM json_each(?1))) + \
-                 (SELECT COUNT(*) FROM scim_groups WHERE id IN (SELECT value FROM json_each(?1))) < ?2",
-                &[list.clone(), num(ids.len() as u64)],
-            )?,
-            self.statement(
-                "INSERT OR IGNORE INTO scim_members (group_id, member_id, member_kind) \
-                 SELECT ?1, id, 'User' FROM scim_users WHERE id IN (SELECT value FROM json_each(?2)) \
-                 UNION ALL SELECT ?1, id, 'Group' FROM scim_groups WHERE id IN (SELECT value FROM json_each(?2))",
-                &[text(group_id), list.clone()],
-            )?,
+        let mut out = Vec::new();
+        let groups_moved = |ids: &[String]| -> Result<D1PreparedStatement, Failure> {
             self.statement(
                 "UPDATE scim_state SET value = value + 1 WHERE name = 'directory' \
                  AND EXISTS (SELECT 1 FROM scim_groups WHERE id IN (SELECT value FROM json_each(?1)))",
-                &[list],
-            )?,
-        ])
+                &[json_list(ids)],
+            )
+        };
+        match change {
+            MemberChange::Remove(ids) if !ids.is_empty() => {
+                out.push(groups_moved(ids)?);
+                out.push(self.statement(
+                    "DELETE FROM scim_members WHERE group_id = ?1 \
+                     AND member_id IN (SELECT value FROM json_each(?2))",
+                    &[text(group_id), json_list(ids)],
+                )?);
+            }
+            MemberChange::RemoveAll | MemberChange::Replace(_) => {
+                out.push(self.statement(
+                    "UPDATE scim_state SET value = value + 1 WHERE name = 'directory' \
+                     AND EXISTS (SELECT 1 FROM scim_members WHERE group_id = ?1 AND member_kind = 'Group')",
+                    &[text(group_id)],
+                )?);
+                out.push(self.statement(
+                    "DELETE FROM scim_members WHERE group_id = ?1",
+                    &[text(group_id)],
+                )?);
+            }
+            MemberChange::Remove(_) | MemberChange::Add(_) => {}
+        }
+        let added = change.added();
+        if !added.is_empty() {
+            let list = json_list(added);
+            out.push(self.statement(
+                "INSERT INTO scim_member_guard (must_not_be_null) SELECT NULL WHERE \
+                 (SELECT COUNT(*) FROM scim_users WHERE id IN (SELECT value FROM json_each(?1))) + \
+                 (SELECT COUNT(*) FROM scim_groups WHERE id IN (SELECT value FROM json_each(?1))) < ?2",
+                &[list.clone(), num(added.len() as u64)],
+            )?);
+            out.push(self.statement(
+                "INSERT OR IGNORE INTO scim_members (group_id, member_id, member_kind) \
+                 SELECT ?1, id, 'User' FROM scim_users WHERE id IN (SELECT value FROM json_each(?2)) \
+                 UNION ALL SELECT ?1, id, 'Group' FROM scim_groups WHERE id IN (SELECT value FROM json_each(?2))",
+                &[text(group_id), list],
+            )?);
+            out.push(groups_moved(added)?);
+        }
+        Ok(out)
     }
 
     pub async fn delete_group(&self, id: &str) -> Result<(), Failure> {
@@ -990,30 +922,18 @@ impl<'a> Store<'a> {
                 directory: true,
                 ..Effects::default()
             };
-            let under = self
-                .users_under(
-                    &[MemberRow {
-                        id: row.id.clone(),
-                        kind: "Group".into(),
-                    }],
-                    true,
-                )
-                .await?;
-            self.membership_effects(&mut effects, under, true);
-            let mut batch = vec![self.guard("scim_groups", &row.id, int(row.version))?];
-            batch.extend(self.revocations(&effects)?);
-            batch.push(self.statement(
-                "DELETE FROM scim_members WHERE group_id = ?1 OR member_id = ?1",
-                &[text(&row.id)],
-            )?);
-            batch.push(self.statement("DELETE FROM scim_groups WHERE id = ?1", &[text(&row.id)])?);
-            batch.extend(self.regroupings(&effects)?);
-            batch.push(self.bump_directory()?);
-            match self.db.batch(batch).await {
-                Ok(_) => {
-                    self.log_effects(&row.id, &effects);
-                    return Ok(());
-                }
+            self.touch(&mut effects, Touched::MembersOf(&row.id), true)?;
+            let write = vec![
+                self.statement(
+                    "DELETE FROM scim_members WHERE group_id = ?1 OR member_id = ?1",
+                    &[text(&row.id)],
+                )?,
+                self.statement("DELETE FROM scim_groups WHERE id = ?1", &[text(&row.id)])?,
+            ];
+            let guard = self.guard("scim_groups", &row.id, int(row.version))?;
+            let batch = self.around(Some(guard), effects, write)?;
+            match self.submit(&row.id, batch).await {
+                Ok(()) => return Ok(()),
                 Err(e) => match classify(e) {
                     BatchError::Conflict | BatchError::MissingMember => continue,
                     BatchError::Unique(detail) => return Err(uniqueness(detail)),
@@ -1028,70 +948,134 @@ impl<'a> Store<'a> {
 
     /// Records what a membership change of the users with `keys` does under the provider's
     /// `scim_config`.
-    /// Whether a membership change (a removal, or an addition) touches sessions at all.
-    fn memberships_matter(&self, removal: bool) -> bool {
+    /// What a membership change does to the touched users' sessions under the provider's
+    /// `scim_config`: `Some(true)` revokes them, `Some(false)` recomputes their stored groups.
+    fn membership_effect(&self, removal: bool) -> Option<bool> {
         let config = &self.settings.config;
-        config.identity_update_behavior != IdentityUpdateBehavior::NoAction
+        if config.identity_update_behavior == IdentityUpdateBehavior::Reauth
             || (removal && config.group_member_deprovision)
-    }
-
-    fn membership_effects(&self, effects: &mut Effects, keys: Vec<String>, removal: bool) {
-        if keys.is_empty() {
-            return;
-        }
-        let config = &self.settings.config;
-        let revoke = config.identity_update_behavior == IdentityUpdateBehavior::Reauth
-            || (removal && config.group_member_deprovision);
-        if revoke {
-            effects.revoke.extend(keys);
+        {
+            Some(true)
         } else if config.identity_update_behavior == IdentityUpdateBehavior::Automatic {
-            effects.regroup.extend(keys);
+            Some(false)
+        } else {
+            None
         }
     }
 
-    /// Revokes the live sessions of `effects.revoke` (runs before the write in the batch).
-    fn revocations(&self, effects: &Effects) -> Result<Vec<D1PreparedStatement>, Failure> {
-        if effects.revoke.is_empty() {
-            return Ok(Vec::new());
-        }
-        Ok(vec![self.statement(
-            "UPDATE sessions SET revoked_ms = ?1 WHERE revoked_ms IS NULL \
-             AND json_extract(identity, '$.idp_id') = ?2 \
-             AND email COLLATE NOCASE IN (SELECT value FROM json_each(?3))",
-            &[
-                num(self.now_ms),
-                text(&self.settings.idp_id),
-                json_list(&dedup(&effects.revoke)),
-            ],
-        )?])
+    /// Records the users a membership change touches (nothing when it does not matter).
+    fn touch(
+        &self,
+        effects: &mut Effects,
+        touched: Touched<'_>,
+        removal: bool,
+    ) -> Result<(), Failure> {
+        let Some(revoke) = self.membership_effect(removal) else {
+            return Ok(());
+        };
+        let (seed, arg) = match touched {
+            Touched::Members([]) => return Ok(()),
+            Touched::Members(ids) => ("SELECT value FROM json_each(?1)", json_list(ids)),
+            Touched::MembersOf(group) => (
+                "SELECT member_id FROM scim_members WHERE group_id = ?1",
+                text(group),
+            ),
+        };
+        effects.record.push(self.statement(
+            &format!(
+                "WITH RECURSIVE down(id) AS ({seed} \
+                   UNION SELECT m.member_id FROM scim_members m JOIN down ON m.group_id = down.id) \
+                 INSERT INTO scim_affected (email_key, revoke) \
+                 SELECT k, ?2 FROM ( \
+                   SELECT user_name_key AS k FROM scim_users WHERE id IN (SELECT id FROM down) \
+                   UNION SELECT work_email_key FROM scim_users \
+                     WHERE id IN (SELECT id FROM down) AND work_email_key IS NOT NULL) WHERE true \
+                 ON CONFLICT (email_key) DO UPDATE SET revoke = max(revoke, excluded.revoke)"
+            ),
+            &[arg, num(u64::from(revoke))],
+        )?);
+        Ok(())
     }
 
-    /// Sets the stored groups of `effects.regroup`'s live sessions to their SCIM groups
-    /// (runs after the write in the batch, so it sees the new memberships).
-    fn regroupings(&self, effects: &Effects) -> Result<Vec<D1PreparedStatement>, Failure> {
-        let keys: Vec<String> = dedup(&effects.regroup)
-            .into_iter()
-            .filter(|k| !effects.revoke.contains(k))
-            .collect();
-        if keys.is_empty() {
-            return Ok(Vec::new());
+    /// Records users whose sessions end (deprovisioning), by email key.
+    fn deprovision(&self, effects: &mut Effects, keys: &[String]) -> Result<(), Failure> {
+        effects.record.push(self.statement(
+            "INSERT INTO scim_affected (email_key, revoke) SELECT value, 1 FROM json_each(?1) WHERE true \
+             ON CONFLICT (email_key) DO UPDATE SET revoke = 1",
+            &[json_list(keys)],
+        )?);
+        Ok(())
+    }
+
+    /// The batch: the guard, what records the touched users, their revocations, the write,
+    /// the recomputed groups of the others (which see the new memberships), then the
+    /// directory generation.
+    fn around(
+        &self,
+        guard: Option<D1PreparedStatement>,
+        effects: Effects,
+        write: Vec<D1PreparedStatement>,
+    ) -> Result<Prepared, Failure> {
+        let mut batch: Vec<D1PreparedStatement> = guard.into_iter().collect();
+        let any = !effects.record.is_empty();
+        batch.extend(effects.record);
+        let mut prepared = Prepared::default();
+        if any {
+            prepared.revoke_at = Some(batch.len());
+            batch.push(self.statement(
+                "UPDATE sessions SET revoked_ms = ?1 WHERE revoked_ms IS NULL \
+                 AND json_extract(identity, '$.idp_id') = ?2 \
+                 AND email COLLATE NOCASE IN (SELECT email_key FROM scim_affected WHERE revoke = 1)",
+                &[num(self.now_ms), text(&self.settings.idp_id)],
+            )?);
         }
-        Ok(vec![self.statement(
-            "UPDATE sessions SET identity = json_set(identity, '$.groups', json(( \
-               WITH RECURSIVE up(g) AS ( \
-                 SELECT m.group_id FROM scim_members m JOIN scim_users u ON u.id = m.member_id \
-                   WHERE u.user_name_key = lower(sessions.email) OR u.work_email_key = lower(sessions.email) \
-                 UNION SELECT m.group_id FROM scim_members m JOIN up ON m.member_id = up.g) \
-               SELECT json_group_array(g.policy_id) FROM up JOIN scim_groups g ON g.id = up.g))) \
-             WHERE revoked_ms IS NULL AND expires_ms > ?1 \
-             AND json_extract(identity, '$.idp_id') = ?2 \
-             AND email COLLATE NOCASE IN (SELECT value FROM json_each(?3))",
-            &[
-                num(self.now_ms),
-                text(&self.settings.idp_id),
-                json_list(&keys),
-            ],
-        )?])
+        batch.extend(write);
+        if any {
+            prepared.regroup_at = Some(batch.len());
+            // One SCIM user per session: the active one whose userName is the email, else
+            // whose work email is; none (deleted, disabled) means no groups.
+            batch.push(self.statement(
+                "UPDATE sessions SET identity = json_set(identity, '$.groups', json(( \
+                   WITH RECURSIVE up(g) AS ( \
+                     SELECT m.group_id FROM scim_members m WHERE m.member_id = COALESCE( \
+                       (SELECT u.id FROM scim_users u WHERE u.active = 1 \
+                          AND u.user_name_key = lower(sessions.email)), \
+                       (SELECT u.id FROM scim_users u WHERE u.active = 1 \
+                          AND u.work_email_key = lower(sessions.email) ORDER BY u.created_ms, u.id LIMIT 1)) \
+                     UNION SELECT m.group_id FROM scim_members m JOIN up ON m.member_id = up.g) \
+                   SELECT json_group_array(g.policy_id) FROM up JOIN scim_groups g ON g.id = up.g))) \
+                 WHERE revoked_ms IS NULL AND expires_ms > ?1 \
+                 AND json_extract(identity, '$.idp_id') = ?2 \
+                 AND email COLLATE NOCASE IN (SELECT email_key FROM scim_affected WHERE revoke = 0)",
+                &[num(self.now_ms), text(&self.settings.idp_id)],
+            )?);
+            batch.push(self.statement("DELETE FROM scim_affected", &[])?);
+        }
+        if effects.directory {
+            batch.push(self.bump_directory()?);
+        }
+        prepared.statements = batch;
+        Ok(prepared)
+    }
+
+    /// Runs a batch; logs how many sessions it revoked and updated.
+    async fn submit(&self, id: &str, prepared: Prepared) -> Result<(), worker::Error> {
+        let results = self.db.batch(prepared.statements).await?;
+        let changed = |at: Option<usize>| {
+            at.and_then(|i| results.get(i))
+                .and_then(|r| r.meta().ok().flatten())
+                .and_then(|m| m.changes)
+                .unwrap_or(0)
+        };
+        for (event, count) in [
+            ("scim_sessions_revoked", changed(prepared.revoke_at)),
+            ("scim_identities_updated", changed(prepared.regroup_at)),
+        ] {
+            if count > 0 {
+                crate::log::event(event, &[("resource", id), ("sessions", &count.to_string())]);
+            }
+        }
+        Ok(())
     }
 
     /// Forgets that users with these email keys were deleted (they are provisioned again).
@@ -1119,37 +1103,18 @@ impl<'a> Store<'a> {
             &[text(id), num(version)],
         )
     }
+}
 
-    async fn run(&self, batch: Vec<D1PreparedStatement>) -> Result<(), Failure> {
-        match self.db.batch(batch).await {
-            Ok(_) => Ok(()),
-            Err(e) => match classify(e) {
-                BatchError::Unique(detail) => Err(uniqueness(detail)),
-                BatchError::Conflict | BatchError::MissingMember => Err(Failure::Busy),
-                BatchError::Other(e) => Err(e.into()),
-            },
-        }
-    }
-
-    fn log_effects(&self, id: &str, effects: &Effects) {
-        if !effects.revoke.is_empty() {
-            crate::log::event(
-                "scim_sessions_revoked",
-                &[
-                    ("resource", id),
-                    ("users", &dedup(&effects.revoke).len().to_string()),
-                ],
-            );
-        }
-        if !effects.regroup.is_empty() {
-            crate::log::event(
-                "scim_identities_updated",
-                &[
-                    ("resource", id),
-                    ("users", &dedup(&effects.regroup).len().to_string()),
-                ],
-            );
-        }
+/// A member list too long for one D1 value: the client is told to leave members out (Entra
+/// always does).
+fn too_many_members(failure: Failure) -> Failure {
+    match failure {
+        Failure::Internal(why) if why.contains("too big") => Failure::Scim(ScimError::new(
+            ScimType::TooMany,
+            "the group has too many members to return at once; ask with \
+             excludedAttributes=members",
+        )),
+        other => other,
     }
 }
 
@@ -1167,27 +1132,6 @@ fn keys_of(row: &UserRow) -> Vec<String> {
         .collect()
 }
 
-fn dedup(keys: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::with_capacity(keys.len());
-    for k in keys {
-        if !out.contains(k) {
-            out.push(k.clone());
-        }
-    }
-    out
-}
-
-fn stored_member(stored: &Map<String, Value>, id: &str) -> Option<String> {
-    stored
-        .get("members")?
-        .as_array()?
-        .iter()
-        .find(|m| m.get("value").and_then(Value::as_str) == Some(id))?
-        .get("type")?
-        .as_str()
-        .map(str::to_owned)
-}
-
 fn members_json(members: &[MemberRow]) -> Value {
     Value::Array(
         members
@@ -1195,6 +1139,21 @@ fn members_json(members: &[MemberRow]) -> Value {
             .map(|m| json!({ "value": m.id, "type": m.kind }))
             .collect(),
     )
+}
+
+/// The largest resource stored (members apart): far above any real user or group, well
+/// below D1's row limit.
+const MAX_RESOURCE: usize = 256 * 1024;
+
+fn stored_text(resource: &Map<String, Value>) -> Result<String, Failure> {
+    let text = Value::Object(resource.clone()).to_string();
+    if text.len() > MAX_RESOURCE {
+        return Err(Failure::Scim(ScimError::new(
+            ScimType::InvalidValue,
+            format!("the resource is larger than {MAX_RESOURCE} bytes"),
+        )));
+    }
+    Ok(text)
 }
 
 fn new_id() -> Result<String, Failure> {
@@ -1286,24 +1245,41 @@ fn list_response(total: u64, page: Page, resources: Vec<Value>) -> Value {
     })
 }
 
-/// Whether SCIM disabled or deleted the user with this email (folded): with `user_deprovision`,
-/// the gateway then refuses their Entra bearer tokens, which it cannot revoke.
-pub async fn deprovisioned(db: &D1Database, email: &str) -> Result<bool, worker::Error> {
+/// How long a deleted user's email stays refused: longer than any Entra token or session
+/// lives, short enough that a reused address is not refused for ever.
+pub const DELETED_FOR_MS: u64 = 7 * 24 * 3600 * 1000;
+
+/// SQL true when SCIM disabled (and has no active user with) the email key `?k`, or deleted
+/// its user after `?since`.
+pub fn deprovisioned_sql(k: usize, since: usize) -> String {
+    format!(
+        "((EXISTS (SELECT 1 FROM scim_users WHERE active = 0 \
+              AND (user_name_key = ?{k} OR work_email_key = ?{k})) \
+           AND NOT EXISTS (SELECT 1 FROM scim_users WHERE active = 1 \
+              AND (user_name_key = ?{k} OR work_email_key = ?{k}))) \
+         OR EXISTS (SELECT 1 FROM scim_deprovisioned WHERE email_key = ?{k} AND deleted_ms > ?{since}))"
+    )
+}
+
+/// Whether SCIM disabled or (lately) deleted the user with this email: with
+/// `user_deprovision`, the gateway then refuses their Entra bearer tokens, which it cannot
+/// revoke.
+pub async fn deprovisioned(
+    db: &D1Database,
+    email: &str,
+    now_ms: u64,
+) -> Result<bool, worker::Error> {
     #[derive(Deserialize)]
     struct Hit {
         #[allow(dead_code)]
         hit: f64,
     }
-    let key = fold(email);
     let hit: Option<Hit> = db
-        .prepare(
-            "SELECT 1 AS hit FROM scim_users WHERE active = 0 \
-               AND (user_name_key = ?1 OR work_email_key = ?1) \
-               AND NOT EXISTS (SELECT 1 FROM scim_users WHERE active = 1 \
-                 AND (user_name_key = ?1 OR work_email_key = ?1)) \
-             UNION ALL SELECT 1 AS hit FROM scim_deprovisioned WHERE email_key = ?1 LIMIT 1",
-        )
-        .bind(&[text(&key)])?
+        .prepare(format!("SELECT 1 AS hit WHERE {}", deprovisioned_sql(1, 2)))
+        .bind(&[
+            text(&fold(email)),
+            num(now_ms.saturating_sub(DELETED_FOR_MS)),
+        ])?
         .first(None)
         .await?;
     Ok(hit.is_some())
