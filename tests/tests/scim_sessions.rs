@@ -501,3 +501,47 @@ fn a_large_group_changes_member_by_member() {
     let members = full.json().unwrap()["members"].as_array().unwrap().len();
     assert_eq!(members, 1499);
 }
+
+#[test]
+fn scim_nesting_speaks_only_for_the_provisioned_provider() {
+    if !should_run("scoped_nesting") {
+        return;
+    }
+    // Two providers: the emulator's tenant (no SCIM) and another one that SCIM provisions.
+    // Nesting provisioned for the other tenant must not widen the emulator tenant's rules.
+    let fixtures = Fixtures::load_default().unwrap();
+    let mut document = document(&fixtures, json!({ "enabled": false }));
+    document["identity_providers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "id": "6b1f2e3d-4c5a-4b69-8e7f-102132435465", "name": "Partner tenant",
+            "type": "azureAD",
+            "config": { "client_id": "7c2a3b4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+                        "directory_id": "8d3b4c5e-6f70-4b8c-9dae-1f2a3b4c5d6e", "support_groups": true },
+            "scim_config": { "enabled": true, "identity_update_behavior": "no_action" } }));
+    let stack =
+        Stack::start(StackConfig::new(document).named(&format!("{BINARY}-scoped"))).unwrap();
+    let scim = scim(&stack, Dialect::AadOptscim062020);
+    let commanders = scim
+        .create_group(&group(INCIDENT_COMMANDERS, "Incident commanders"))
+        .unwrap();
+    let on_call = scim
+        .create_group(&group(fixtures.group_id("On-call").unwrap(), "On-call"))
+        .unwrap();
+    scim.add_members(&id_of(&commanders), &[&id_of(&on_call)])
+        .unwrap();
+    let token = stack
+        .emulator()
+        .mint(&TokenRequest {
+            user: "dora".into(),
+            ..TokenRequest::default()
+        })
+        .unwrap();
+    let answer = edge_access_tests::client::HttpClient::new()
+        .get_with(
+            &format!("{}/incidents/board", stack.url()),
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+        .unwrap();
+    assert_eq!(answer.status, 403, "{answer:?}");
+}
