@@ -1,7 +1,7 @@
 //! The emulator's browser sign-in and Microsoft Graph over HTTP: the authorization code flow
 //! with and without PKCE, every way a sign-in or a code redemption is refused, the ID token
 //! (signature, nonce, groups or overage), and Graph's membership endpoints (paging, auth,
-//! faults).
+//! faults), and the client credentials grant whose app-only token reads any user's groups.
 
 #![allow(
     clippy::unwrap_used,
@@ -18,7 +18,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use edge_access_tests::client::{HttpClient, HttpResponse};
 use edge_access_tests::emulator::{
-    pkce_challenge, Emulator, EmulatorError, Fault, TokenRequest, GRAPH_AUDIENCE,
+    pkce_challenge, Emulator, EmulatorError, Fault, TokenRequest, GRAPH_APP_ROLE, GRAPH_AUDIENCE,
+    SERVICE_PRINCIPAL_ID,
 };
 use edge_access_tests::fixtures::Fixtures;
 use edge_access_tests::urlencoded;
@@ -786,13 +787,24 @@ fn malformed_token_requests_are_refused() {
             "unsupported_grant_type",
         ),
         (
-            "client credentials",
+            "password grant",
+            vec![
+                ("grant_type", "password"),
+                ("username", "ada"),
+                ("password", "x"),
+                ("client_id", id),
+                ("client_secret", secret),
+            ],
+            "unsupported_grant_type",
+        ),
+        (
+            "client credentials without a scope",
             vec![
                 ("grant_type", "client_credentials"),
                 ("client_id", id),
                 ("client_secret", secret),
             ],
-            "unsupported_grant_type",
+            "invalid_request",
         ),
         (
             "no grant type",
@@ -1388,4 +1400,431 @@ fn discovery_names_the_sign_in_endpoints_and_s256() {
         discovery["code_challenge_methods_supported"],
         json!(["S256"])
     );
+}
+
+/// The Graph `/.default` scope of the client credentials grant.
+const GRAPH_DEFAULT: &str = "https://graph.microsoft.com/.default";
+
+/// A client credentials request to the v2 token endpoint with the secret in the body.
+fn client_credentials(emulator: &Emulator, secret: &str, scope: &str) -> HttpResponse {
+    token_request(
+        emulator,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", emulator.client_id()),
+            ("client_secret", secret),
+            ("scope", scope),
+        ],
+        &[],
+    )
+}
+
+/// The app-only Graph token of a successful client credentials request.
+fn app_token(emulator: &Emulator) -> String {
+    let response = client_credentials(emulator, emulator.client_secret(), GRAPH_DEFAULT);
+    assert_eq!(response.status, 200, "{}", response.body);
+    response.json().unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Every group id of `path`'s `transitiveMemberOf` pages, following `@odata.nextLink`.
+fn all_pages(emulator: &Emulator, path: &str, token: &str) -> Vec<String> {
+    let mut next = Some(path.to_owned());
+    let mut seen = Vec::new();
+    while let Some(path) = next.take() {
+        let response = graph_get(emulator, &path, token);
+        assert_eq!(response.status, 200, "{path}: {}", response.body);
+        let page = response.json().unwrap();
+        for group in page["value"].as_array().unwrap() {
+            seen.push(group["id"].as_str().unwrap().to_owned());
+        }
+        next = page["@odata.nextLink"].as_str().map(str::to_owned);
+    }
+    seen
+}
+
+#[test]
+fn the_client_credentials_grant_issues_an_app_only_graph_token() {
+    let emulator = emulator();
+    assert_eq!(emulator.client_credentials_issued(), 0);
+    let started = now();
+    let response = client_credentials(&emulator, emulator.client_secret(), GRAPH_DEFAULT);
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.header("cache-control"), Some("no-store"));
+    let body = response.json().unwrap();
+    let mut fields: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        ["access_token", "expires_in", "ext_expires_in", "token_type"]
+    );
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 3599);
+    assert_eq!(body["ext_expires_in"], 3599);
+
+    let (header, claims) = verify(
+        body["access_token"].as_str().unwrap(),
+        &discovered_jwks(&emulator),
+    )
+    .unwrap();
+    assert_eq!(header["alg"], "RS256");
+    assert_eq!(header["kid"], emulator.signing_kid());
+    assert_eq!(claims["aud"], GRAPH_AUDIENCE);
+    assert_eq!(claims["iss"], emulator.v1_issuer());
+    assert_eq!(
+        claims["iss"],
+        format!("https://sts.windows.net/{}/", emulator.tenant_id())
+    );
+    assert_eq!(claims["tid"], emulator.tenant_id());
+    assert_eq!(claims["appid"], emulator.client_id());
+    assert_eq!(claims["oid"], SERVICE_PRINCIPAL_ID);
+    assert_eq!(claims["sub"], SERVICE_PRINCIPAL_ID);
+    assert_eq!(claims["idtyp"], "app");
+    assert_eq!(claims["roles"], json!([GRAPH_APP_ROLE]));
+    assert_eq!(claims["roles"], json!(["GroupMember.Read.All"]));
+    assert_eq!(claims["ver"], "1.0");
+    for delegated in ["scp", "upn", "name", "groups", "_claim_names", "nonce"] {
+        assert!(claims.get(delegated).is_none(), "{delegated}: {claims}");
+    }
+    let iat = claims["iat"].as_i64().unwrap();
+    assert!((started - 5..=now() + 5).contains(&iat), "{claims}");
+    assert_eq!(claims["nbf"], iat);
+    assert_eq!(claims["exp"].as_i64().unwrap() - iat, 3600);
+    assert_eq!(emulator.client_credentials_issued(), 1);
+
+    // Graph's application id as the resource, HTTP Basic, and the v1 endpoint (`resource`).
+    let basic = format!(
+        "Basic {}",
+        STANDARD.encode(format!(
+            "{}:{}",
+            emulator.client_id(),
+            emulator.client_secret()
+        ))
+    );
+    let response = token_request(
+        &emulator,
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "00000003-0000-0000-c000-000000000000/.default"),
+        ],
+        &[("authorization", &basic)],
+    );
+    assert_eq!(response.status, 200, "{}", response.body);
+    let v1_endpoint = emulator.token_endpoint().replace("/v2.0/token", "/token");
+    for (name, value) in [("resource", GRAPH_AUDIENCE), ("scope", GRAPH_DEFAULT)] {
+        let response = http()
+            .post_form(
+                &v1_endpoint,
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", emulator.client_id()),
+                    ("client_secret", emulator.client_secret()),
+                    (name, value),
+                ],
+                &[],
+            )
+            .unwrap();
+        assert_eq!(response.status, 200, "{name}: {}", response.body);
+        let token = response.json().unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (_, claims) = verify(&token, &emulator.jwks()).unwrap();
+        assert_eq!(claims["idtyp"], "app");
+    }
+    assert_eq!(emulator.client_credentials_issued(), 4);
+    // No code was involved; the stats count the grant too.
+    assert_eq!(emulator.codes_issued(), 0);
+    assert_eq!(emulator.codes_redeemed(), 0);
+    let stats = http()
+        .get(&format!("{}/_admin/stats", emulator.url()))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(stats["client_credentials_issued"], 4);
+
+    // After a rotation, the new key signs.
+    let kid = emulator.rotate_keys(true).unwrap();
+    let (header, _) = verify(&app_token(&emulator), &emulator.jwks()).unwrap();
+    assert_eq!(header["kid"], kid);
+}
+
+#[test]
+fn the_client_credentials_grant_checks_the_client_and_the_scope() {
+    let emulator = emulator();
+    let secret = emulator.client_secret();
+
+    let description = assert_oauth_error(
+        &client_credentials(&emulator, "wrong", GRAPH_DEFAULT),
+        401,
+        "invalid_client",
+    );
+    assert!(description.starts_with("AADSTS7000215"), "{description}");
+    let response = token_request(
+        &emulator,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", emulator.client_id()),
+            ("scope", GRAPH_DEFAULT),
+        ],
+        &[],
+    );
+    let description = assert_oauth_error(&response, 401, "invalid_client");
+    assert!(description.starts_with("AADSTS7000218"), "{description}");
+    let response = token_request(
+        &emulator,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "11111111-2222-3333-4444-555555555555"),
+            ("client_secret", secret),
+            ("scope", GRAPH_DEFAULT),
+        ],
+        &[],
+    );
+    let description = assert_oauth_error(&response, 401, "invalid_client");
+    assert!(description.starts_with("AADSTS700016"), "{description}");
+
+    // Only Graph's /.default: delegated scopes, other resources, several scopes.
+    for (scope, code) in [
+        ("User.Read", "AADSTS1002012"),
+        (
+            "https://graph.microsoft.com/GroupMember.Read.All",
+            "AADSTS1002012",
+        ),
+        (
+            "https://graph.microsoft.com/.default openid",
+            "AADSTS1002012",
+        ),
+        ("https://graph.microsoft.com", "AADSTS1002012"),
+        ("", "AADSTS1002012"),
+        ("https://management.azure.com/.default", "AADSTS500011"),
+        ("api://edge-access/.default", "AADSTS500011"),
+    ] {
+        let description = assert_oauth_error(
+            &client_credentials(&emulator, secret, scope),
+            400,
+            "invalid_scope",
+        );
+        assert!(description.starts_with(code), "{scope}: {description}");
+    }
+    // `resource` belongs to the v1 endpoint.
+    let response = token_request(
+        &emulator,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", emulator.client_id()),
+            ("client_secret", secret),
+            ("resource", GRAPH_AUDIENCE),
+        ],
+        &[],
+    );
+    let description = assert_oauth_error(&response, 400, "invalid_request");
+    assert!(description.starts_with("AADSTS901002"), "{description}");
+    // A wrong secret is refused before a wrong scope is looked at.
+    assert_oauth_error(
+        &client_credentials(&emulator, "wrong", "User.Read"),
+        401,
+        "invalid_client",
+    );
+
+    // Other grants are still refused.
+    for grant in [
+        "refresh_token",
+        "password",
+        "urn:ietf:params:oauth:grant-type:jwt-bearer",
+    ] {
+        let response = token_request(
+            &emulator,
+            &[
+                ("grant_type", grant),
+                ("client_id", emulator.client_id()),
+                ("client_secret", secret),
+                ("scope", GRAPH_DEFAULT),
+            ],
+            &[],
+        );
+        let description = assert_oauth_error(&response, 400, "unsupported_grant_type");
+        assert!(
+            description.starts_with("AADSTS70003"),
+            "{grant}: {description}"
+        );
+    }
+    assert_eq!(emulator.client_credentials_issued(), 0);
+}
+
+#[test]
+fn graph_with_an_app_token_reads_any_users_groups() {
+    let emulator = emulator();
+    let overage = emulator.fixtures().user("overage").unwrap().clone();
+    let ada = emulator.fixtures().user("ada").unwrap().clone();
+    let all = transitive(&emulator, "overage");
+    assert_eq!(all.len(), 212);
+
+    // What the delegated path answers for the overage user…
+    let delegated = tokens_for(&emulator, "overage");
+    let delegated = delegated["access_token"].as_str().unwrap();
+    let answer = |path: &str, token: &str, security_only: bool| {
+        let response = graph_post(
+            &emulator,
+            path,
+            token,
+            &json!({ "securityEnabledOnly": security_only }),
+        );
+        assert_eq!(response.status, 200, "{path}: {}", response.body);
+        ids(&response.json().unwrap()["value"])
+    };
+    let own = answer("/me/getMemberObjects", delegated, false);
+    let own_security = answer("/me/getMemberObjects", delegated, true);
+    assert_eq!(own, all);
+    assert_eq!(own_security.len(), 211);
+    assert_eq!(emulator.graph_member_lookups(), 2);
+
+    // …the application reads by object id (any case) or UPN.
+    let token = app_token(&emulator);
+    for id in [
+        overage.oid.clone(),
+        overage.oid.to_uppercase(),
+        overage.upn.clone(),
+    ] {
+        assert_eq!(
+            answer(&format!("/users/{id}/getMemberObjects"), &token, false),
+            own,
+            "{id}"
+        );
+        assert_eq!(
+            answer(&format!("/users/{id}/getMemberGroups"), &token, true),
+            own_security,
+            "{id}"
+        );
+    }
+    assert_eq!(emulator.graph_member_lookups(), 8);
+    assert_eq!(
+        all_pages(
+            &emulator,
+            &format!("/users/{}/transitiveMemberOf?$top=100", overage.upn),
+            &token
+        ),
+        all
+    );
+    // Three pages of 100, 100 and 12.
+    assert_eq!(emulator.graph_member_lookups(), 11);
+    let profile = graph_get(&emulator, &format!("/users/{}", overage.oid), &token);
+    assert_eq!(profile.status, 200, "{}", profile.body);
+    assert_eq!(profile.json().unwrap()["userPrincipalName"], overage.upn);
+    // Any user, not only the overage one.
+    assert_eq!(
+        answer(
+            &format!("/users/{}/getMemberObjects", ada.upn),
+            &token,
+            false
+        ),
+        transitive(&emulator, "ada")
+    );
+    assert_eq!(emulator.graph_member_lookups(), 12);
+
+    // No /me for an application.
+    for path in ["/me", "/me/transitiveMemberOf"] {
+        let message = assert_graph_error(&graph_get(&emulator, path, &token), 400, "BadRequest");
+        assert_eq!(
+            message,
+            "/me request is only valid with delegated authentication flow."
+        );
+    }
+    let response = graph_post(
+        &emulator,
+        "/me/getMemberObjects",
+        &token,
+        &json!({ "securityEnabledOnly": false }),
+    );
+    assert_graph_error(&response, 400, "BadRequest");
+
+    // Unknown users are 404.
+    for unknown in ["00000000-0000-0000-0000-000000000000", "nobody@example.com"] {
+        let response = graph_post(
+            &emulator,
+            &format!("/users/{unknown}/getMemberObjects"),
+            &token,
+            &json!({ "securityEnabledOnly": false }),
+        );
+        let message = assert_graph_error(&response, 404, "Request_ResourceNotFound");
+        assert_eq!(
+            message,
+            format!(
+                "Resource '{unknown}' does not exist or one of its queried reference-property \
+                 objects are not present."
+            )
+        );
+        assert_graph_error(
+            &graph_get(
+                &emulator,
+                &format!("/users/{unknown}/transitiveMemberOf"),
+                &token,
+            ),
+            404,
+            "Request_ResourceNotFound",
+        );
+    }
+
+    // An app token needs a role that reads users; the other two read-all roles do.
+    let without = emulator.graph_app_token(&["Mail.Read"]).unwrap();
+    let no_roles = emulator.graph_app_token(&[]).unwrap();
+    for token in [&without, &no_roles] {
+        let response = graph_post(
+            &emulator,
+            &format!("/users/{}/getMemberObjects", overage.oid),
+            token,
+            &json!({ "securityEnabledOnly": false }),
+        );
+        assert_graph_error(&response, 403, "Authorization_RequestDenied");
+        assert_graph_error(
+            &graph_get(&emulator, "/me", token),
+            403,
+            "Authorization_RequestDenied",
+        );
+    }
+    for role in [
+        "Directory.Read.All",
+        "User.Read.All",
+        "GroupMember.Read.All",
+    ] {
+        let token = emulator.graph_app_token(&["Mail.Read", role]).unwrap();
+        assert_eq!(
+            answer(
+                &format!("/users/{}/getMemberObjects", overage.oid),
+                &token,
+                false
+            ),
+            all,
+            "{role}"
+        );
+    }
+    // Refused membership requests count too (two /me, four unknown, two without the role,
+    // three with one), profile reads do not; so does a faulted one.
+    assert_eq!(emulator.graph_member_lookups(), 23);
+    emulator.set_graph_fault(Fault::Error500);
+    let response = graph_post(
+        &emulator,
+        &format!("/users/{}/getMemberObjects", overage.oid),
+        &token,
+        &json!({ "securityEnabledOnly": false }),
+    );
+    assert_graph_error(&response, 500, "generalException");
+    emulator.set_graph_fault(Fault::None);
+    assert_eq!(emulator.graph_member_lookups(), 24);
+
+    // A delegated token still reads only its own user.
+    let response = graph_post(
+        &emulator,
+        &format!("/users/{}/getMemberObjects", ada.oid),
+        delegated,
+        &json!({ "securityEnabledOnly": false }),
+    );
+    assert_graph_error(&response, 403, "Authorization_RequestDenied");
 }

@@ -2,8 +2,10 @@
 //! groups of users whose tokens carry the overage claims instead of `groups`.
 //!
 //! Every call needs `Authorization: Bearer <Graph access token>`: RS256 by a key the JWKS
-//! publishes, `aud` Graph, unexpired, this tenant, a delegated scope that reads the user.
-//! A user may read only themselves (`me`, their own object id or UPN).
+//! publishes, `aud` Graph, unexpired, this tenant, and a permission that reads users.
+//! A delegated token (`scp`) may read only its user (`me`, their own object id or UPN); an
+//! app-only token (`roles` and no `scp`, from the client credentials grant) may read any user
+//! by object id or UPN, and has no `me`.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -34,6 +36,31 @@ const READ_SCOPES: [&str; 5] = [
     "Directory.Read.All",
 ];
 
+/// Application permissions (app roles) any one of which lets an application read any user's
+/// memberships.
+const READ_ROLES: [&str; 3] = [
+    "GroupMember.Read.All",
+    "Directory.Read.All",
+    "User.Read.All",
+];
+
+/// Who a valid Graph access token speaks for.
+#[derive(Debug, Clone, Copy)]
+enum Caller<'a> {
+    /// A delegated token: this fixture user, through an application.
+    User(&'a User),
+    /// An app-only token with a role in [`READ_ROLES`].
+    Application,
+}
+
+fn insufficient_privileges() -> GraphError {
+    graph_error(
+        403,
+        "Authorization_RequestDenied",
+        "Insufficient privileges to complete the operation.",
+    )
+}
+
 /// A Graph error answer.
 #[derive(Debug)]
 struct GraphError {
@@ -61,6 +88,10 @@ fn bad_request(message: impl Into<String>) -> GraphError {
 /// Answers a request under `/graph/`; `rest` is the path after `graph`.
 pub(super) fn handle(shared: &Shared, mut request: tiny_http::Request, path: &str, rest: &[&str]) {
     shared.graph_calls.fetch_add(1, Ordering::SeqCst);
+    let membership = ["getMemberObjects", "getMemberGroups", "transitiveMemberOf"];
+    if rest.iter().any(|segment| membership.contains(segment)) {
+        shared.graph_member_lookups.fetch_add(1, Ordering::SeqCst);
+    }
     let fault = *lock(&shared.graph_fault);
     match fault {
         Fault::None => {}
@@ -99,11 +130,11 @@ pub(super) fn handle(shared: &Shared, mut request: tiny_http::Request, path: &st
     }
 }
 
-/// The fixture user a valid Graph access token speaks for.
+/// Whom a valid Graph access token speaks for.
 fn authenticate<'a>(
     shared: &'a Shared,
     request: &tiny_http::Request,
-) -> Result<&'a User, GraphError> {
+) -> Result<Caller<'a>, GraphError> {
     let authorization = request
         .headers()
         .iter()
@@ -160,6 +191,22 @@ fn authenticate<'a>(
             "Access token validation failure. Invalid issuer or tenant.",
         ));
     }
+    // App-only: `roles` and no `scp`, as Graph tells the two apart.
+    if claims.get("scp").is_none() {
+        if let Some(roles) = claims.get("roles") {
+            let granted = roles.as_array().is_some_and(|roles| {
+                roles
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .any(|role| READ_ROLES.contains(&role))
+            });
+            return if granted {
+                Ok(Caller::Application)
+            } else {
+                Err(insufficient_privileges())
+            };
+        }
+    }
     let oid = claims
         .get("oid")
         .and_then(Value::as_str)
@@ -173,13 +220,9 @@ fn authenticate<'a>(
         .and_then(Value::as_str)
         .unwrap_or_default();
     if !scp.split(' ').any(|scope| READ_SCOPES.contains(&scope)) {
-        return Err(graph_error(
-            403,
-            "Authorization_RequestDenied",
-            "Insufficient privileges to complete the operation.",
-        ));
+        return Err(insufficient_privileges());
     }
-    Ok(user)
+    Ok(Caller::User(user))
 }
 
 /// The claims of `token` once its RS256 signature checks out against a published key.
@@ -223,20 +266,43 @@ fn route(
     request: &mut tiny_http::Request,
     path: &str,
     rest: &[&str],
-    caller: &User,
+    caller: Caller<'_>,
 ) -> Result<Value, GraphError> {
-    let (subject, tail) = match rest {
-        ["v1.0", "me", tail @ ..] => (caller, tail),
-        ["v1.0", "users", id, tail @ ..] => {
-            let own = id.eq_ignore_ascii_case(&caller.oid) || id.eq_ignore_ascii_case(&caller.upn);
+    let (subject, tail) = match (rest, caller) {
+        (["v1.0", "me", tail @ ..], Caller::User(user)) => (user, tail),
+        (["v1.0", "me", ..], Caller::Application) => {
+            return Err(graph_error(
+                400,
+                "BadRequest",
+                "/me request is only valid with delegated authentication flow.",
+            ))
+        }
+        (["v1.0", "users", id, tail @ ..], Caller::User(user)) => {
+            let own = id.eq_ignore_ascii_case(&user.oid) || id.eq_ignore_ascii_case(&user.upn);
             if !own {
-                return Err(graph_error(
-                    403,
-                    "Authorization_RequestDenied",
-                    "Insufficient privileges to complete the operation.",
-                ));
+                return Err(insufficient_privileges());
             }
-            (caller, tail)
+            (user, tail)
+        }
+        (["v1.0", "users", id, tail @ ..], Caller::Application) => {
+            let user = shared
+                .fixtures
+                .users
+                .iter()
+                .find(|user| {
+                    id.eq_ignore_ascii_case(&user.oid) || id.eq_ignore_ascii_case(&user.upn)
+                })
+                .ok_or_else(|| {
+                    graph_error(
+                        404,
+                        "Request_ResourceNotFound",
+                        format!(
+                            "Resource '{id}' does not exist or one of its queried \
+                             reference-property objects are not present."
+                        ),
+                    )
+                })?;
+            (user, tail)
         }
         _ => {
             return Err(bad_request(format!(

@@ -289,6 +289,8 @@ fn stats(shared: &Shared) -> Value {
         "published_kids": published,
         "jwks_fault": fault_name(*lock(&shared.fault)),
         "graph_calls": shared.graph_calls.load(Ordering::SeqCst),
+        "graph_member_lookups": shared.graph_member_lookups.load(Ordering::SeqCst),
+        "client_credentials_issued": shared.client_credentials_issued.load(Ordering::SeqCst),
         "graph_fault": fault_name(*lock(&shared.graph_fault)),
         "codes_issued": lock(&shared.codes).issued,
         "codes_redeemed": lock(&shared.codes).redeemed_ok,

@@ -22,14 +22,15 @@
 //! |---|---|
 //! | `GET /{tenant}/oauth2/v2.0/authorize`, `GET /{tenant}/oauth2/authorize` | the sign-in page: one button per fixture user (`id="user-ada"`); a bad `client_id` or `redirect_uri` (or any other bad parameter) is a 400 HTML error page |
 //! | `POST` the same paths | the page's form: issues a one-time code, `302` to `redirect_uri?code=…&state=…` (`cancel` answers `error=access_denied`) |
-//! | `POST /{tenant}/oauth2/v2.0/token`, `POST /{tenant}/oauth2/token` | `grant_type=authorization_code`: a v2 (v1) ID token and a Graph access token |
+//! | `POST /{tenant}/oauth2/v2.0/token`, `POST /{tenant}/oauth2/token` | `grant_type=authorization_code`: a v2 (v1) ID token and a Graph access token; `grant_type=client_credentials` with `scope=https://graph.microsoft.com/.default`: an app-only Graph token (`roles` [`GRAPH_APP_ROLE`]) |
 //! | `POST /graph/v1.0/{me \| users/{id}}/getMemberObjects` | body `{"securityEnabledOnly": bool}`: the transitive group ids |
 //! | `GET /graph/v1.0/{me \| users/{id}}/transitiveMemberOf` | groups, paged (`$top`, `$skiptoken`, `@odata.nextLink`) |
 //! | `GET /graph/v1.0/me`, `GET /graph/v1.0/users/{id}` | the user's profile |
 //!
 //! `{url}/graph` stands in for `https://graph.microsoft.com`; every Graph call needs a Graph
 //! access token from the token endpoint (or [`Emulator::graph_token`]) and may only read the
-//! token's own user. `POST /_admin/fault` with `{"graph": …}` injects Graph faults.
+//! token's own user; an app-only token (client credentials, [`Emulator::graph_app_token`])
+//! with an application permission that reads users may read any user, but not `/me`. `POST /_admin/fault` with `{"graph": …}` injects Graph faults.
 //!
 //! Unknown tenants get 400 with an Entra-style error body (`AADSTS90002`).
 //!
@@ -53,8 +54,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub use keys::KEY_BITS;
 pub use signin::{pkce_challenge, CODE_LIFETIME, SIGN_IN_SCOPE};
 pub use token::{
-    TokenRequest, DEFAULT_LIFETIME_SECS, GRAPH_APP_ID, GRAPH_AUDIENCE, GRAPH_SCOPES,
-    GROUPS_CLAIM_LIMIT, SCOPE,
+    TokenRequest, APP_TOKEN_EXPIRES_IN, DEFAULT_LIFETIME_SECS, GRAPH_APP_ID, GRAPH_APP_ROLE,
+    GRAPH_AUDIENCE, GRAPH_SCOPES, GROUPS_CLAIM_LIMIT, SCOPE, SERVICE_PRINCIPAL_ID,
 };
 
 use crate::client::ClientError;
@@ -153,6 +154,11 @@ struct Shared {
     codes: Mutex<Codes>,
     graph_fault: Mutex<Fault>,
     graph_calls: AtomicU64,
+    /// Membership requests under `/graph/` (`getMemberObjects`/`getMemberGroups` calls and
+    /// `transitiveMemberOf` pages), whatever the answer.
+    graph_member_lookups: AtomicU64,
+    /// Access tokens issued by the client credentials grant.
+    client_credentials_issued: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -210,6 +216,8 @@ impl Emulator {
             codes: Mutex::new(Codes::default()),
             graph_fault: Mutex::new(Fault::None),
             graph_calls: AtomicU64::new(0),
+            graph_member_lookups: AtomicU64::new(0),
+            client_credentials_issued: AtomicU64::new(0),
         });
         let serving = Arc::clone(&shared);
         let server = Server::serve(
@@ -455,6 +463,31 @@ impl Emulator {
     /// counts too).
     pub fn graph_calls(&self) -> u64 {
         self.shared.graph_calls.load(Ordering::SeqCst)
+    }
+
+    /// Membership requests received under `/graph/`: `getMemberObjects`/`getMemberGroups`
+    /// calls and `transitiveMemberOf` pages, with delegated or application tokens, whatever
+    /// the answer (a fault or a refused token counts too, as in [`Emulator::graph_calls`]).
+    /// Profile reads do not count.
+    pub fn graph_member_lookups(&self) -> u64 {
+        self.shared.graph_member_lookups.load(Ordering::SeqCst)
+    }
+
+    /// Access tokens the token endpoints issued by the client credentials grant.
+    pub fn client_credentials_issued(&self) -> u64 {
+        self.shared.client_credentials_issued.load(Ordering::SeqCst)
+    }
+
+    /// An app-only Microsoft Graph access token with `roles`, as the client credentials
+    /// grant issues with `roles` `[`[`GRAPH_APP_ROLE`]`]` (not counted by
+    /// [`Emulator::client_credentials_issued`]): for tests of tokens without the role.
+    ///
+    /// # Errors
+    ///
+    /// When signing fails.
+    pub fn graph_app_token(&self, roles: &[&str]) -> Result<String, EmulatorError> {
+        self.shared
+            .sign(1, &self.shared.issuance().app_token_claims(roles))
     }
 }
 

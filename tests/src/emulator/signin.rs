@@ -3,6 +3,7 @@
 //! token endpoint (`authorization_code` with the client secret and optional PKCE S256).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -12,7 +13,10 @@ use sha2::{Digest, Sha256};
 use tiny_http::Method;
 
 use super::http::{entra_error, invalid_tenant, known_tenant};
-use super::{lock, random_token, EmulatorError, Shared, GRAPH_SCOPES};
+use super::{
+    lock, random_token, EmulatorError, Shared, APP_TOKEN_EXPIRES_IN, GRAPH_APP_ID, GRAPH_APP_ROLE,
+    GRAPH_AUDIENCE, GRAPH_SCOPES,
+};
 use crate::fixtures::User;
 use crate::server::{read_body, respond, respond_json};
 use crate::urlencoded;
@@ -633,12 +637,16 @@ fn redeem(
     let get = |name: &str| urlencoded::value(&pairs, name);
 
     let grant_type = get("grant_type").ok_or_else(|| missing_parameter("grant_type"))?;
-    if grant_type != "authorization_code" {
-        return Err(token_error(
-            "unsupported_grant_type",
-            70_003,
-            format!("The app requested an unsupported grant type '{grant_type}'."),
-        ));
+    match grant_type {
+        "authorization_code" => {}
+        "client_credentials" => return client_credentials(shared, &pairs, basic, version),
+        _ => {
+            return Err(token_error(
+                "unsupported_grant_type",
+                70_003,
+                format!("The app requested an unsupported grant type '{grant_type}'."),
+            ))
+        }
     }
 
     let client_id = authenticate_client(shared, basic, get("client_id"), get("client_secret"))?;
@@ -719,6 +727,88 @@ fn redeem(
         "ext_expires_in": super::DEFAULT_LIFETIME_SECS,
         "access_token": access_token,
         "id_token": id_token,
+    }))
+}
+
+/// The `scope`s of a client credentials request for Microsoft Graph: its resource
+/// identifier, by URI or application id, with `/.default`.
+const GRAPH_DEFAULT_SCOPES: [&str; 2] = [
+    "https://graph.microsoft.com/.default",
+    "00000003-0000-0000-c000-000000000000/.default",
+];
+
+/// The client credentials grant (reference §4.4, application permissions): once the client
+/// has authenticated as for a code, an app-only Graph access token with the application
+/// permission the registration was granted. Graph is the only resource: `scope` is its
+/// `/.default` (on the v1 endpoint, `resource` is Graph's URI or id instead).
+fn client_credentials(
+    shared: &Shared,
+    pairs: &[(String, String)],
+    basic: Option<&str>,
+    version: u8,
+) -> Result<serde_json::Value, TokenError> {
+    let get = |name: &str| urlencoded::value(pairs, name);
+    authenticate_client(shared, basic, get("client_id"), get("client_secret"))?;
+    match (version, get("scope"), get("resource")) {
+        (1, None, Some(resource)) => {
+            let graph = [GRAPH_AUDIENCE, "https://graph.microsoft.com/", GRAPH_APP_ID];
+            if !graph.contains(&resource) {
+                return Err(token_error(
+                    "invalid_resource",
+                    500_011,
+                    format!(
+                        "The resource principal named {resource} was not found in the tenant \
+                         named {}.",
+                        shared.fixtures.tenant_id
+                    ),
+                ));
+            }
+        }
+        (2, _, Some(_)) => {
+            return Err(token_error(
+                "invalid_request",
+                901_002,
+                "The 'resource' request parameter is not supported.",
+            ))
+        }
+        (_, None, _) => return Err(missing_parameter("scope")),
+        (_, Some(scope), _) if GRAPH_DEFAULT_SCOPES.contains(&scope) => {}
+        (_, Some(scope), _) if scope.ends_with("/.default") && !scope.contains(' ') => {
+            return Err(token_error(
+                "invalid_scope",
+                500_011,
+                format!(
+                    "The resource principal named {} was not found in the tenant named {}. \
+                     This can happen if the application has not been installed by the \
+                     administrator of the tenant.",
+                    scope.trim_end_matches("/.default"),
+                    shared.fixtures.tenant_id
+                ),
+            ))
+        }
+        (_, Some(scope), _) => {
+            return Err(token_error(
+                "invalid_scope",
+                1_002_012,
+                format!(
+                    "The provided value for scope {scope} is not valid. Client credential flows \
+                     must have a scope value with /.default suffixed to the resource \
+                     identifier (application ID URI)."
+                ),
+            ))
+        }
+    }
+    let access_token = shared
+        .sign(1, &shared.issuance().app_token_claims(&[GRAPH_APP_ROLE]))
+        .map_err(|error| token_error("server_error", 90_033, error.to_string()))?;
+    shared
+        .client_credentials_issued
+        .fetch_add(1, Ordering::SeqCst);
+    Ok(json!({
+        "token_type": "Bearer",
+        "expires_in": APP_TOKEN_EXPIRES_IN,
+        "ext_expires_in": APP_TOKEN_EXPIRES_IN,
+        "access_token": access_token,
     }))
 }
 

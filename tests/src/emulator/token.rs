@@ -148,6 +148,17 @@ pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 /// consented): the start of `scp` in Graph tokens and of `scope` in token responses.
 pub const GRAPH_SCOPES: &str = "User.Read GroupMember.Read.All";
 
+/// The object id of the gateway's service principal (its enterprise application) in the
+/// tenant: `oid` and `sub` of the app-only Graph tokens of the client credentials grant.
+pub const SERVICE_PRINCIPAL_ID: &str = "5e7c1f0a-3b9d-4c62-8f1e-a24d6b0c9e37";
+
+/// The Graph application permission (app role) the gateway's registration is granted, as if
+/// an administrator had consented: `roles` of the client credentials grant's tokens.
+pub const GRAPH_APP_ROLE: &str = "GroupMember.Read.All";
+
+/// `expires_in` of a client credentials answer: Entra says 3599 for a one-hour token.
+pub const APP_TOKEN_EXPIRES_IN: i64 = 3599;
+
 /// Where tokens say they come from and who they are for.
 #[derive(Debug)]
 pub(crate) struct Issuance<'a> {
@@ -308,6 +319,36 @@ impl Issuance<'_> {
         set("app_displayname", json!("edge-access (emulator)"));
         set("idtyp", json!("user"));
         set("scp", json!(scp));
+        set("ver", json!("1.0"));
+        claims
+    }
+}
+
+impl Issuance<'_> {
+    /// The claims of an app-only Microsoft Graph access token (client credentials grant): a
+    /// v1 token for [`GRAPH_AUDIENCE`] with `idtyp` `app`, `roles`, no `scp`, and the
+    /// service principal ([`SERVICE_PRINCIPAL_ID`]) as `oid` and `sub`.
+    pub(crate) fn app_token_claims(&self, roles: &[&str]) -> Map<String, Value> {
+        let tid = &self.fixtures.tenant_id;
+        let client_id = &self.fixtures.client_id;
+        let mut claims = Map::new();
+        let mut set = |name: &str, value: Value| {
+            claims.insert(name.to_owned(), value);
+        };
+        set("aud", json!(GRAPH_AUDIENCE));
+        set("iss", json!(v1_issuer(tid)));
+        set("iat", json!(self.now));
+        set("nbf", json!(self.now));
+        set("exp", json!(self.now.saturating_add(DEFAULT_LIFETIME_SECS)));
+        set("tid", json!(tid));
+        set("idp", json!(v1_issuer(tid)));
+        set("appid", json!(client_id));
+        set("appidacr", json!("1"));
+        set("app_displayname", json!("edge-access (emulator)"));
+        set("oid", json!(SERVICE_PRINCIPAL_ID));
+        set("sub", json!(SERVICE_PRINCIPAL_ID));
+        set("idtyp", json!("app"));
+        set("roles", json!(roles));
         set("ver", json!("1.0"));
         claims
     }
