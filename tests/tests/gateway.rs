@@ -269,10 +269,39 @@ fn gateway_end_to_end() {
         403,
         "mallory (blocked group, not staff)",
     );
-    // A user with a groups overage cannot be decided from the token alone: refused, never
-    // treated as having no groups.
+    // A user with a groups overage: the gateway reads the groups from Microsoft Graph with
+    // the app's own credentials (client credentials), never treating the user as having no
+    // groups. Graph failing fails the request closed; then the groups (nested Engineering)
+    // let her in, and both the app token and her groups are reused for the next request.
+    let emulator = stack.emulator();
     let overage = c.mint(&TokenRequest::v2("overage"));
-    assert_refused(&c.bearer("/api/orders", &overage), 401, "groups overage");
+    let (tokens, lookups) = (
+        emulator.client_credentials_issued(),
+        emulator.graph_member_lookups(),
+    );
+    emulator.set_graph_fault(Fault::Error500);
+    assert_refused(
+        &c.bearer("/eng/deploys", &overage),
+        502,
+        "overage, Graph down",
+    );
+    emulator.set_graph_fault(Fault::None);
+    assert_eq!(
+        echoed(&c.bearer("/eng/deploys", &overage))["headers"]
+            ["cf-access-authenticated-user-email"],
+        "overage@example.com"
+    );
+    echoed(&c.bearer("/eng/deploys", &overage));
+    assert_eq!(
+        emulator.client_credentials_issued() - tokens,
+        1,
+        "one app token"
+    );
+    assert_eq!(
+        emulator.graph_member_lookups() - lookups,
+        2,
+        "the failed lookup, then one that is reused"
+    );
 
     // Service tokens: the right secret is let in; a wrong one is refused.
     let echo = echoed(&c.get(

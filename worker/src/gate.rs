@@ -2,7 +2,8 @@
 //! log line per request.
 
 use edge_access_token::{
-    identity_from_claims, Expectations, TokenVersion, UnverifiedEntraToken, DEFAULT_LEEWAY_SECS,
+    identity_from_claims, identity_without_groups, Expectations, IdentityError, TokenVersion,
+    UnverifiedEntraToken, DEFAULT_LEEWAY_SECS,
 };
 use policy_core::{ClientIp, Country, Identity, Mtls, Outcome, Request as PolicyRequest, Target};
 use worker::{Date, Env, Request, Response};
@@ -10,6 +11,7 @@ use worker::{Date, Env, Request, Response};
 use crate::config::Gateway;
 use crate::directory;
 use crate::error::GatewayError;
+use crate::graph;
 use crate::keys::{self, WebCryptoVerifier};
 use crate::log::DecisionLog;
 use crate::proxy;
@@ -398,7 +400,25 @@ async fn bearer_identity(
         .verify(&WebCryptoVerifier, &key, &expected, now_ms / 1000)
         .await
         .map_err(|e| unauthorized(&e))?;
-    identity_from_claims(&verified, idp).map_err(|e| unauthorized(&e))
+    match identity_from_claims(&verified, idp) {
+        // Too many groups for the token: read them from Graph with the app's own credentials.
+        Err(IdentityError::GroupsOverage) if idp.support_groups => {
+            let mut identity =
+                identity_without_groups(&verified, idp).map_err(|e| unauthorized(&e))?;
+            let oid = identity
+                .user_id
+                .as_deref()
+                .ok_or_else(|| unauthorized(&"token has no `oid`"))?
+                .to_owned();
+            identity.groups =
+                graph::user_groups(gateway, &idp.directory_id, &idp.client_id, &oid).await?;
+            Ok(identity)
+        }
+        Err(IdentityError::GroupsOverage) => {
+            identity_without_groups(&verified, idp).map_err(|e| unauthorized(&e))
+        }
+        other => other.map_err(|e| unauthorized(&e)),
+    }
 }
 
 /// `CN=…` from a subject DN (`CN=client.example.com,O=Example`).

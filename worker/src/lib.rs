@@ -8,6 +8,7 @@ mod config;
 mod directory;
 mod error;
 mod gate;
+mod graph;
 mod keys;
 mod log;
 mod pages;

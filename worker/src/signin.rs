@@ -519,7 +519,7 @@ async fn graph_groups(
         .collect()
 }
 
-async fn post(
+pub(crate) async fn post(
     url: &str,
     content_type: &str,
     body: &str,

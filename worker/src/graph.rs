@@ -1,0 +1,154 @@
+//! Group memberships of API callers whose Entra token overflowed (`_claim_names` /
+//! `hasgroups`): read from Microsoft Graph with the app registration's own credentials
+//! (client credentials; application permission `GroupMember.Read.All`), since a bearer
+//! request brings no token Graph would accept for the user.
+//!
+//! Both the app's Graph token and each user's groups are kept in the isolate — the token
+//! until shortly before it expires, the groups for [`GROUPS_TTL_MS`] — so a busy API caller
+//! costs Graph one call every few minutes, not one per request. Any failure fails closed.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use policy_core::GroupId;
+use serde::Deserialize;
+use worker::Date;
+
+use crate::config::Gateway;
+use crate::error::GatewayError;
+use crate::signin::post;
+
+/// How long an isolate reuses a user's groups read from Graph (a membership change reaches
+/// API calls within this time; sign-ins always read afresh).
+pub const GROUPS_TTL_MS: u64 = 5 * 60 * 1000;
+
+/// At most this many users' groups are kept per isolate; when full, the cache starts over.
+const MAX_CACHED_USERS: usize = 10_000;
+
+/// Graph's resource for the client-credentials scope (the public cloud, as the sign-in's).
+const GRAPH_RESOURCE: &str = "https://graph.microsoft.com";
+
+struct AppToken {
+    token: String,
+    expires_ms: u64,
+}
+
+/// (tenant, oid) → (read at, groups).
+type GroupCache = HashMap<(String, String), (u64, Vec<GroupId>)>;
+
+thread_local! {
+    static APP_TOKENS: RefCell<HashMap<String, AppToken>> = RefCell::new(HashMap::new());
+    static GROUPS: RefCell<GroupCache> = RefCell::new(HashMap::new());
+}
+
+fn unavailable(why: String) -> GatewayError {
+    GatewayError::GroupsUnavailable(why)
+}
+
+/// The groups (transitive) of user `oid` in `tenant`, from the cache or Graph.
+pub async fn user_groups(
+    gateway: &Gateway,
+    tenant: &str,
+    client_id: &str,
+    oid: &str,
+) -> Result<Vec<GroupId>, GatewayError> {
+    let now_ms = Date::now().as_millis();
+    let key = (tenant.to_ascii_lowercase(), oid.to_ascii_lowercase());
+    let cached = GROUPS.with(|g| {
+        g.borrow()
+            .get(&key)
+            .filter(|(at, _)| now_ms.saturating_sub(*at) < GROUPS_TTL_MS)
+            .map(|(_, groups)| groups.clone())
+    });
+    if let Some(groups) = cached {
+        return Ok(groups);
+    }
+    let token = app_token(gateway, tenant, client_id, now_ms).await?;
+    let url = format!(
+        "{}/v1.0/users/{}/getMemberObjects",
+        gateway.graph,
+        worker::url::form_urlencoded::byte_serialize(oid.as_bytes()).collect::<String>()
+    );
+    let body = post(
+        &url,
+        "application/json",
+        r#"{"securityEnabledOnly":false}"#,
+        Some(&token),
+    )
+    .await
+    .map_err(unavailable)?;
+    #[derive(Deserialize)]
+    struct MemberObjects {
+        value: Vec<String>,
+    }
+    let objects: MemberObjects =
+        serde_json::from_slice(&body).map_err(|e| unavailable(format!("Graph answer: {e}")))?;
+    let groups = objects
+        .value
+        .iter()
+        .map(|g| GroupId::parse(g).map_err(|_| unavailable("Graph returned a non-GUID id".into())))
+        .collect::<Result<Vec<_>, _>>()?;
+    GROUPS.with(|g| {
+        let mut g = g.borrow_mut();
+        if g.len() >= MAX_CACHED_USERS {
+            g.clear();
+        }
+        g.insert(key, (now_ms, groups.clone()));
+    });
+    Ok(groups)
+}
+
+/// The app's Graph token for `tenant` (client credentials), reused until a minute before it
+/// expires.
+async fn app_token(
+    gateway: &Gateway,
+    tenant: &str,
+    client_id: &str,
+    now_ms: u64,
+) -> Result<String, GatewayError> {
+    let tenant = tenant.to_ascii_lowercase();
+    let cached = APP_TOKENS.with(|t| {
+        t.borrow()
+            .get(&tenant)
+            .filter(|t| t.expires_ms > now_ms + 60_000)
+            .map(|t| t.token.clone())
+    });
+    if let Some(token) = cached {
+        return Ok(token);
+    }
+    let secret = gateway.client_secret.as_deref().ok_or_else(|| {
+        unavailable("AZURE_CLIENT_SECRET is not set: Graph cannot be asked".into())
+    })?;
+    let mut form = worker::url::form_urlencoded::Serializer::new(String::new());
+    form.append_pair("grant_type", "client_credentials")
+        .append_pair("client_id", client_id)
+        .append_pair("client_secret", secret)
+        .append_pair("scope", &format!("{GRAPH_RESOURCE}/.default"));
+    let url = format!("{}/{tenant}/oauth2/v2.0/token", gateway.authority);
+    let body = post(
+        &url,
+        "application/x-www-form-urlencoded",
+        &form.finish(),
+        None,
+    )
+    .await
+    .map_err(|e| unavailable(format!("client credentials: {e}")))?;
+    #[derive(Deserialize)]
+    struct Token {
+        access_token: String,
+        expires_in: u64,
+    }
+    let answer: Token = serde_json::from_slice(&body)
+        .map_err(|e| unavailable(format!("client credentials answer: {e}")))?;
+    let expires_ms = now_ms + answer.expires_in.saturating_mul(1000);
+    APP_TOKENS.with(|t| {
+        t.borrow_mut().insert(
+            tenant,
+            AppToken {
+                token: answer.access_token.clone(),
+                expires_ms,
+            },
+        );
+    });
+    Ok(answer.access_token)
+}
