@@ -9,9 +9,11 @@
 //! - [`browser`]: headless Chromium over WebDriver, for the browser sign-in tests.
 //! - [`client`]: a plain-HTTP client that returns every status and follows no redirect.
 //! - [`urlencoded`]: query strings and form bodies.
+//! - [`bench_report`]: what the benchmark runners share when they write BENCHMARKS.md.
 //!
 //! Test-only code: none of it ships in the product.
 
+pub mod bench_report;
 pub mod browser;
 pub mod client;
 pub mod emulator;

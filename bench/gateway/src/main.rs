@@ -47,8 +47,9 @@ use crate::client::{Connection, Prepared};
 use crate::cpu::Group;
 use crate::measure::{Target, Variant};
 use crate::origin::EchoOrigin;
-use crate::report::{Environment, Phase, Report, SignInResult, Size};
+use crate::report::{Phase, Report, SignInResult, Size};
 use crate::workers::{Paths, Worker};
+use edge_access_tests::bench_report::{write_section, Environment};
 
 /// How long a wrangler may take to answer (several start at once on two shared cores).
 const STARTUP: Duration = Duration::from_secs(180);
@@ -142,7 +143,7 @@ fn main() -> ExitCode {
         let report = run(&options)?;
         println!("{}", report.markdown());
         if let Some(file) = &options.write {
-            report::write_section(file, &report.markdown())?;
+            write_section(file, report::HEADING, &report.markdown())?;
             println!(
                 "wrote the \"{}\" section of {}",
                 report::HEADING,
@@ -222,7 +223,8 @@ fn run(options: &Options) -> Result<Report, String> {
     Stack::check_prerequisites().map_err(|e| e.to_string())?;
     let gateway_wasm = paths.root.join("worker/build/index_bg.wasm");
     let bench_wasm = paths.root.join("bench/verify-worker/build/index_bg.wasm");
-    let mut environment = Environment::observe(&paths, &options.command);
+    let mut environment =
+        Environment::observe(&paths.root, &options.command, report::revision(&paths.root));
     let fixtures = Fixtures::load_default().map_err(|e| e.to_string())?;
     let origin = EchoOrigin::start()?;
 

@@ -3,11 +3,11 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+
+use edge_access_tests::bench_report::{commit_and_changes, Environment};
 
 use crate::measure::{median, RunResult, VerifyResult};
 use crate::session::Timing;
-use crate::workers::Paths;
 use crate::Mode;
 
 /// The section this benchmark owns in BENCHMARKS.md.
@@ -20,128 +20,17 @@ const LATENCY_TARGET: f64 = 1.2;
 /// Target: CPU per allowed request, in µs.
 const CPU_TARGET_US: f64 = 500.0;
 
-/// Where and when the run happened.
-#[derive(Debug)]
-pub struct Environment {
-    command: String,
-    date: String,
-    cpu: String,
-    cores: usize,
-    load_start: String,
-    load_end: String,
-    wrangler: String,
-    workerd: String,
-    revision: String,
-}
-
-impl Environment {
-    pub fn observe(paths: &Paths, command: &str) -> Self {
-        let cpu = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|text| {
-                text.lines()
-                    .find(|line| line.starts_with("model name"))
-                    .and_then(|line| line.split_once(':'))
-                    .map(|(_, model)| model.trim().to_owned())
-            })
-            .unwrap_or_else(|| "unknown CPU".into());
-        let version = |package: &str| {
-            let file = paths
-                .root
-                .join("node_modules")
-                .join(package)
-                .join("package.json");
-            std::fs::read(&file)
-                .ok()
-                .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-                .and_then(|json| json.get("version")?.as_str().map(str::to_owned))
-                .unwrap_or_else(|| "?".into())
-        };
-        Self {
-            command: command.to_owned(),
-            date: utc_now(),
-            cpu,
-            cores: std::thread::available_parallelism().map_or(0, usize::from),
-            load_start: load_average(),
-            load_end: String::new(),
-            wrangler: version("wrangler"),
-            workerd: version("workerd"),
-            revision: revision(&paths.root),
-        }
-    }
-
-    pub fn finish(&mut self) {
-        self.load_end = load_average();
-    }
-}
-
 /// `commit 1a2b3c4` and, when the gateway's sources differ from it, which files do: the
 /// numbers belong to the tree that was built, not necessarily to a commit.
-fn revision(root: &Path) -> String {
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .current_dir(root)
-            .args(args)
-            .output()
-            .ok()
-            .filter(|output| output.status.success())
-            .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
-    };
-    let Some(commit) = git(&["rev-parse", "--short", "HEAD"]) else {
-        return "an unknown revision".into();
-    };
-    let commit = commit.trim();
-    // Porcelain lines are `XY path`: the status columns may start with a space.
-    let changed = git(&[
-        "status",
-        "--porcelain",
-        "--untracked-files=no",
-        "--",
-        "worker",
-        "policy-core",
-        "token",
-    ])
-    .unwrap_or_default();
-    let files: Vec<&str> = changed.lines().filter_map(|line| line.get(3..)).collect();
-    if files.is_empty() {
-        format!("commit {commit}")
-    } else {
-        format!(
+pub fn revision(root: &Path) -> String {
+    match commit_and_changes(root, &["worker", "policy-core", "token"]) {
+        None => "an unknown revision".into(),
+        Some((commit, files)) if files.is_empty() => format!("commit {commit}"),
+        Some((commit, files)) => format!(
             "commit {commit} plus uncommitted changes to {}",
             files.join(", ")
-        )
+        ),
     }
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".into())
-}
-
-/// `2026-11-23 15:08 UTC`.
-fn utc_now() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rest = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rest / 3600,
-        rest % 3600 / 60
-    )
 }
 
 /// A Wasm file's size, raw and gzip-compressed (level 9, Node's zlib, as `cargo xtask`
@@ -709,73 +598,5 @@ impl Report {
             verdicts.push(self.session_note(phase));
         }
         verdicts
-    }
-}
-
-/// Puts `section` (which starts with [`HEADING`]) into `file`: replaces the existing
-/// section up to the next `## ` heading, appends it when absent, or creates the file with a
-/// one-line introduction.
-pub fn write_section(file: &Path, section: &str) -> Result<(), String> {
-    let section = section.trim_end();
-    let text = match std::fs::read_to_string(file) {
-        Ok(existing) => replace_section(&existing, section),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => format!(
-            "# Benchmarks\n\nMeasured numbers for edge-access, each section with the command \
-             that reproduces it.\n\n{section}\n"
-        ),
-        Err(error) => return Err(format!("cannot read {}: {error}", file.display())),
-    };
-    std::fs::write(file, text).map_err(|e| format!("cannot write {}: {e}", file.display()))
-}
-
-fn replace_section(existing: &str, section: &str) -> String {
-    let lines: Vec<&str> = existing.lines().collect();
-    let Some(start) = lines.iter().position(|line| line.trim_end() == HEADING) else {
-        let mut text = existing.trim_end().to_owned();
-        text.push_str("\n\n");
-        text.push_str(section);
-        text.push('\n');
-        return text;
-    };
-    let end = lines
-        .iter()
-        .enumerate()
-        .skip(start + 1)
-        .find(|(_, line)| line.starts_with("## "))
-        .map_or(lines.len(), |(index, _)| index);
-    let mut text = lines.get(..start).unwrap_or_default().join("\n");
-    if !text.is_empty() {
-        text.push('\n');
-    }
-    text.push_str(section);
-    text.push('\n');
-    let rest = lines.get(end..).unwrap_or_default();
-    if !rest.is_empty() {
-        text.push('\n');
-        text.push_str(&rest.join("\n"));
-        text.push('\n');
-    }
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    #[test]
-    fn sections_are_replaced_in_place() {
-        let existing = "# B\n\nintro\n\n## policy-core\n\nx\n\n## Gateway under workerd\n\nold\n\n## Later\n\ny\n";
-        let replaced = replace_section(existing, "## Gateway under workerd\n\nnew");
-        assert_eq!(
-            replaced,
-            "# B\n\nintro\n\n## policy-core\n\nx\n\n## Gateway under workerd\n\nnew\n\n## Later\n\ny\n"
-        );
-        let appended = replace_section("# B\n\nintro\n", "## Gateway under workerd\n\nnew");
-        assert_eq!(
-            appended,
-            "# B\n\nintro\n\n## Gateway under workerd\n\nnew\n"
-        );
     }
 }

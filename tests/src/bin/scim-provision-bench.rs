@@ -40,7 +40,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use edge_access_tests::bench_report::{
+    commit_and_changes, repository_root, utc, write_section, Environment,
+};
 
 use edge_access_tests::client::HttpClient;
 use edge_access_tests::emulator::provisioning::{
@@ -123,7 +127,7 @@ fn main() -> ExitCode {
         let markdown = report.markdown();
         println!("{markdown}");
         if let Some(file) = &options.write {
-            write_section(file, &markdown)?;
+            write_section(file, HEADING, &markdown)?;
             println!("wrote the \"{HEADING}\" section of {}", file.display());
         }
         Ok(())
@@ -220,7 +224,8 @@ fn run(options: &Options) -> Result<Report, String> {
     // Before any thread starts: every wrangler started from now on inherits it.
     std::env::set_var("VSCODE_INSPECTOR_OPTIONS", "{}");
     std::env::set_var("WRANGLER_LOG", "warn");
-    let mut environment = Environment::observe(&options.command);
+    let root = repository_root();
+    let mut environment = Environment::observe(&root, &options.command, revision(&root));
     let directory = Directory::generated(options.users, options.groups, options.members);
     let mut runs = Vec::new();
     for &connections in &options.connections {
@@ -546,183 +551,24 @@ fn thousands(n: usize) -> String {
     out
 }
 
-/// Where and when the run happened.
-#[derive(Debug)]
-struct Environment {
-    command: String,
-    date: String,
-    cpu: String,
-    cores: usize,
-    load_start: String,
-    load_end: String,
-    wrangler: String,
-    workerd: String,
-    revision: String,
-}
-
-impl Environment {
-    fn observe(command: &str) -> Self {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let cpu = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|text| {
-                text.lines()
-                    .find(|line| line.starts_with("model name"))
-                    .and_then(|line| line.split_once(':'))
-                    .map(|(_, model)| model.trim().to_owned())
-            })
-            .unwrap_or_else(|| "unknown CPU".into());
-        let version = |package: &str| {
-            let file = root.join("node_modules").join(package).join("package.json");
-            std::fs::read(&file)
-                .ok()
-                .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
-                .and_then(|json| json.get("version")?.as_str().map(str::to_owned))
-                .unwrap_or_else(|| "?".into())
-        };
-        Environment {
-            command: command.to_owned(),
-            date: utc_now(),
-            cpu,
-            cores: std::thread::available_parallelism().map_or(0, usize::from),
-            load_start: load_average(),
-            load_end: String::new(),
-            wrangler: version("wrangler"),
-            workerd: version("workerd"),
-            revision: revision(&root),
-        }
-    }
-
-    fn finish(&mut self) {
-        self.load_end = load_average();
-    }
-}
-
 /// When the worker's build was made, and the tree's commit and uncommitted source files
 /// then: the numbers belong to the build.
 fn revision(root: &Path) -> String {
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .current_dir(root)
-            .args(args)
-            .output()
-            .ok()
-            .filter(|output| output.status.success())
-            .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
-    };
     let built = std::fs::metadata(root.join("worker/build/index_bg.wasm"))
         .and_then(|metadata| metadata.modified())
         .ok()
         .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
         .map_or_else(|| "at an unknown time".into(), |d| utc(d.as_secs()));
-    let Some(commit) = git(&["rev-parse", "--short", "HEAD"]) else {
-        return format!("`worker/build` of {built}, an unknown revision");
-    };
-    let changed = git(&[
-        "status",
-        "--porcelain",
-        "--untracked-files=no",
-        "--",
-        "worker",
-        "scim",
-        "policy-core",
-        "token",
-    ])
-    .unwrap_or_default();
-    // Porcelain lines are `XY path`: the status columns may start with a space.
-    let files: Vec<&str> = changed.lines().filter_map(|line| line.get(3..)).collect();
-    if files.is_empty() {
-        format!(
-            "`worker/build` of {built}; the tree at commit {}",
-            commit.trim()
-        )
-    } else {
-        format!(
-            "`worker/build` of {built}; the tree at commit {} with uncommitted changes to {}",
-            commit.trim(),
+    match commit_and_changes(root, &["worker", "scim", "policy-core", "token"]) {
+        None => format!("`worker/build` of {built}, an unknown revision"),
+        Some((commit, files)) if files.is_empty() => {
+            format!("`worker/build` of {built}; the tree at commit {commit}")
+        }
+        Some((commit, files)) => format!(
+            "`worker/build` of {built}; the tree at commit {commit} with uncommitted changes to {}",
             files.join(", ")
-        )
-    }
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".into())
-}
-
-/// Now, as [`utc`] writes it.
-fn utc_now() -> String {
-    utc(SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs()))
-}
-
-/// `2026-11-23 15:08 UTC` for seconds since the Unix epoch.
-fn utc(secs: u64) -> String {
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rest = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rest / 3600,
-        rest % 3600 / 60
-    )
-}
-
-/// Puts `section` (which starts with [`HEADING`]) into `file`: replaces the existing section
-/// up to the next `## ` heading, appends it when absent, or creates the file.
-fn write_section(file: &Path, section: &str) -> Result<(), String> {
-    let section = section.trim_end();
-    let text = match std::fs::read_to_string(file) {
-        Ok(existing) => replace_section(&existing, section),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => format!(
-            "# Benchmarks\n\nMeasured numbers for edge-access, each section with the command \
-             that reproduces it.\n\n{section}\n"
         ),
-        Err(error) => return Err(format!("cannot read {}: {error}", file.display())),
-    };
-    std::fs::write(file, text).map_err(|e| format!("cannot write {}: {e}", file.display()))
-}
-
-fn replace_section(existing: &str, section: &str) -> String {
-    let lines: Vec<&str> = existing.lines().collect();
-    let Some(start) = lines.iter().position(|line| line.trim_end() == HEADING) else {
-        let mut text = existing.trim_end().to_owned();
-        text.push_str("\n\n");
-        text.push_str(section);
-        text.push('\n');
-        return text;
-    };
-    let end = lines
-        .iter()
-        .enumerate()
-        .skip(start + 1)
-        .find(|(_, line)| line.starts_with("## "))
-        .map_or(lines.len(), |(index, _)| index);
-    let mut text = lines.get(..start).unwrap_or_default().join("\n");
-    if !text.is_empty() {
-        text.push('\n');
     }
-    text.push_str(section);
-    text.push('\n');
-    let rest = lines.get(end..).unwrap_or_default();
-    if !rest.is_empty() {
-        text.push('\n');
-        text.push_str(&rest.join("\n"));
-        text.push('\n');
-    }
-    text
 }
 
 #[cfg(test)]
@@ -730,22 +576,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-
-    #[test]
-    fn sections_are_replaced_in_place_or_appended() {
-        let existing = "# B\n\n## Gateway under workerd\n\nx\n\n## SCIM provisioning under workerd\n\nold\n\n## Later\n\ny\n";
-        assert_eq!(
-            replace_section(existing, "## SCIM provisioning under workerd\n\nnew"),
-            "# B\n\n## Gateway under workerd\n\nx\n\n## SCIM provisioning under workerd\n\nnew\n\n## Later\n\ny\n"
-        );
-        assert_eq!(
-            replace_section(
-                "# B\n\nintro\n",
-                "## SCIM provisioning under workerd\n\nnew"
-            ),
-            "# B\n\nintro\n\n## SCIM provisioning under workerd\n\nnew\n"
-        );
-    }
 
     #[test]
     fn numbers_read_well() {
