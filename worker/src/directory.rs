@@ -14,6 +14,7 @@ use worker::Env;
 
 use crate::config::Gateway;
 use crate::error::GatewayError;
+use crate::scim::int;
 
 /// The engine a request is decided with.
 pub enum Current<'g> {
@@ -62,15 +63,6 @@ struct Edge {
 struct Name {
     policy_id: String,
     name: String,
-}
-
-#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-fn int(n: f64) -> u64 {
-    if n.is_finite() && n > 0.0 {
-        n as u64
-    } else {
-        0
-    }
 }
 
 /// The engine for a request at `now_ms`. Fails closed: when the directory cannot be read or

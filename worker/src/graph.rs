@@ -1,5 +1,6 @@
-//! Group memberships of API callers whose Entra token overflowed (`_claim_names` /
-//! `hasgroups`): read from Microsoft Graph with the app registration's own credentials
+//! Group memberships of users whose Entra token overflowed (`_claim_names` / `hasgroups`),
+//! from Microsoft Graph's `getMemberObjects`: at sign-in with the user's own access token
+//! from the code exchange, for API callers with the app registration's own credentials
 //! (client credentials; application permission `GroupMember.Read.All`), since a bearer
 //! request brings no token Graph would accept for the user.
 //!
@@ -69,11 +70,39 @@ pub async fn user_groups(
         gateway.graph,
         worker::url::form_urlencoded::byte_serialize(oid.as_bytes()).collect::<String>()
     );
+    let groups = member_objects(&url, &token).await?;
+    GROUPS.with(|g| {
+        let mut g = g.borrow_mut();
+        if g.len() >= MAX_CACHED_USERS {
+            g.clear();
+        }
+        g.insert(key, (now_ms, groups.clone()));
+    });
+    Ok(groups)
+}
+
+/// The signed-in user's transitive groups, with the access token from the code exchange —
+/// never the URL in the token's `_claim_sources`.
+pub async fn signed_in_user_groups(
+    gateway: &Gateway,
+    access_token: Option<&str>,
+) -> Result<Vec<GroupId>, GatewayError> {
+    let token =
+        access_token.ok_or_else(|| unavailable("no access token for Microsoft Graph".into()))?;
+    member_objects(
+        &format!("{}/v1.0/me/getMemberObjects", gateway.graph),
+        token,
+    )
+    .await
+}
+
+/// `POST {url}` (a `getMemberObjects`) with `token`: the group ids, which must be GUIDs.
+async fn member_objects(url: &str, token: &str) -> Result<Vec<GroupId>, GatewayError> {
     let body = post(
-        &url,
+        url,
         "application/json",
         r#"{"securityEnabledOnly":false}"#,
-        Some(&token),
+        Some(token),
     )
     .await
     .map_err(unavailable)?;
@@ -83,19 +112,11 @@ pub async fn user_groups(
     }
     let objects: MemberObjects =
         serde_json::from_slice(&body).map_err(|e| unavailable(format!("Graph answer: {e}")))?;
-    let groups = objects
+    objects
         .value
         .iter()
         .map(|g| GroupId::parse(g).map_err(|_| unavailable("Graph returned a non-GUID id".into())))
-        .collect::<Result<Vec<_>, _>>()?;
-    GROUPS.with(|g| {
-        let mut g = g.borrow_mut();
-        if g.len() >= MAX_CACHED_USERS {
-            g.clear();
-        }
-        g.insert(key, (now_ms, groups.clone()));
-    });
-    Ok(groups)
+        .collect()
 }
 
 /// The app's Graph token for `tenant` (client credentials), reused until a minute before it

@@ -7,9 +7,7 @@ use edge_access_token::{
     identity_from_claims, AppClaims, Expectations, IdentityError, TokenVersion,
     UnverifiedEntraToken, DEFAULT_LEEWAY_SECS,
 };
-use policy_core::{
-    ClientIp, Country, GroupId, IdentityProvider, Outcome, Request as PolicyRequest, Target,
-};
+use policy_core::{ClientIp, Country, IdentityProvider, Outcome, Request as PolicyRequest, Target};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -328,7 +326,9 @@ async fn callback(
         Ok(identity) => identity,
         Err(IdentityError::GroupsOverage) if idp.support_groups => {
             let mut identity = identity_without_groups(&verified, idp)?;
-            identity.groups = graph_groups(gateway, tokens.access_token.as_deref()).await?;
+            identity.groups =
+                crate::graph::signed_in_user_groups(gateway, tokens.access_token.as_deref())
+                    .await?;
             identity
         }
         Err(IdentityError::GroupsOverage) => identity_without_groups(&verified, idp)?,
@@ -486,37 +486,6 @@ fn identity_without_groups(
         reason: format!("identity: {e}"),
         non_identity: false,
     })
-}
-
-/// The user's transitive groups from Microsoft Graph (`getMemberObjects`), with the access
-/// token from the code exchange — never the URL in the token's `_claim_sources`.
-async fn graph_groups(
-    gateway: &Gateway,
-    access_token: Option<&str>,
-) -> Result<Vec<GroupId>, GatewayError> {
-    let unavailable = |why: String| GatewayError::GroupsUnavailable(why);
-    let token =
-        access_token.ok_or_else(|| unavailable("no access token for Microsoft Graph".into()))?;
-    let url = format!("{}/v1.0/me/getMemberObjects", gateway.graph);
-    let body = post(
-        &url,
-        "application/json",
-        r#"{"securityEnabledOnly":false}"#,
-        Some(token),
-    )
-    .await
-    .map_err(unavailable)?;
-    #[derive(Deserialize)]
-    struct MemberObjects {
-        value: Vec<String>,
-    }
-    let objects: MemberObjects =
-        serde_json::from_slice(&body).map_err(|e| unavailable(format!("Graph answer: {e}")))?;
-    objects
-        .value
-        .iter()
-        .map(|g| GroupId::parse(g).map_err(|_| unavailable("Graph returned a non-GUID id".into())))
-        .collect()
 }
 
 pub(crate) async fn post(

@@ -92,7 +92,7 @@ struct Count {
 
 /// Integral D1 numbers (JavaScript doubles) back to integers.
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-fn int(n: f64) -> u64 {
+pub fn int(n: f64) -> u64 {
     if n.is_finite() && n > 0.0 {
         n as u64
     } else {
@@ -131,28 +131,39 @@ fn uniqueness(detail: String) -> Failure {
     Failure::Scim(ScimError::new(ScimType::Uniqueness, detail))
 }
 
-/// What a failed batch means: a moved version (retry), a taken unique value, or trouble.
+/// What a failed batch means: a guard saw the resource move (retry), an added member is
+/// neither a user nor a group, or a failure to answer with.
 enum BatchError {
     Conflict,
     MissingMember,
-    Unique(String),
-    Other(worker::Error),
+    Failed(Failure),
 }
 
 fn classify(e: worker::Error) -> BatchError {
     let text = e.to_string();
+    let taken = |what: &str| BatchError::Failed(uniqueness(what.into()));
     if text.contains("scim_write_guard") {
         BatchError::Conflict
     } else if text.contains("scim_member_guard") {
         BatchError::MissingMember
     } else if text.contains("UNIQUE constraint failed: scim_users.user_name_key") {
-        BatchError::Unique("userName is already taken".into())
+        taken("userName is already taken")
     } else if text.contains("UNIQUE constraint failed: scim_groups.display_name_key") {
-        BatchError::Unique("displayName is already taken".into())
+        taken("displayName is already taken")
     } else if text.contains("UNIQUE constraint failed: scim_groups.policy_id") {
-        BatchError::Unique("externalId is already the id of another group".into())
+        taken("externalId is already the id of another group")
     } else {
-        BatchError::Other(e)
+        BatchError::Failed(e.into())
+    }
+}
+
+/// A failed batch that is not retried (a create has nothing to retry against).
+impl From<BatchError> for Failure {
+    fn from(e: BatchError) -> Failure {
+        match e {
+            BatchError::Conflict | BatchError::MissingMember => Failure::Busy,
+            BatchError::Failed(failure) => failure,
+        }
     }
 }
 
@@ -368,11 +379,7 @@ impl<'a> Store<'a> {
         };
         self.submit(&id, prepared)
             .await
-            .map_err(|e| match classify(e) {
-                BatchError::Unique(detail) => uniqueness(detail),
-                BatchError::Conflict | BatchError::MissingMember => Failure::Busy,
-                BatchError::Other(e) => e.into(),
-            })?;
+            .map_err(|e| Failure::from(classify(e)))?;
         let rendered = self.render(
             ResourceKind::User,
             &id,
@@ -383,21 +390,28 @@ impl<'a> Store<'a> {
         Ok((rendered, location))
     }
 
-    async fn user_name_free(&self, key: &str, except: Option<&str>) -> Result<(), Failure> {
+    /// A 409 when another resource than `except` holds the unique name `key` (a user's
+    /// `userName`, a group's `displayName`), both folded.
+    async fn name_free(&self, kind: ResourceKind, key: &str, except: &str) -> Result<(), Failure> {
         #[derive(Deserialize)]
         struct Id {
             id: String,
         }
-        let taken: Option<Id> = self
-            .statement(
+        let (sql, attribute) = match kind {
+            ResourceKind::User => (
                 "SELECT id FROM scim_users WHERE user_name_key = ?1",
-                &[text(key)],
-            )?
-            .first(None)
-            .await?;
+                "userName",
+            ),
+            ResourceKind::Group => (
+                "SELECT id FROM scim_groups WHERE display_name_key = ?1",
+                "displayName",
+            ),
+        };
+        let taken: Option<Id> = self.statement(sql, &[text(key)])?.first(None).await?;
         match taken {
-            Some(t) if Some(t.id.as_str()) != except => Err(uniqueness(format!(
-                "userName is already taken (by user `{}`)",
+            Some(t) if t.id != except => Err(uniqueness(format!(
+                "{attribute} is already taken (by {} `{}`)",
+                kind.as_str().to_ascii_lowercase(),
                 t.id
             ))),
             _ => Ok(()),
@@ -435,7 +449,7 @@ impl<'a> Store<'a> {
                 .map_err(|e| Failure::Internal(format!("stored user `{}`: {e}", row.id)))?;
             let record = change(&stored)?;
             if record.user_name_key != row.user_name_key {
-                self.user_name_free(&record.user_name_key, Some(&row.id))
+                self.name_free(ResourceKind::User, &record.user_name_key, &row.id)
                     .await?;
             }
             let mut effects = Effects::default();
@@ -479,9 +493,8 @@ impl<'a> Store<'a> {
                     ));
                 }
                 Err(e) => match classify(e) {
+                    BatchError::Failed(failure) => return Err(failure),
                     BatchError::Conflict | BatchError::MissingMember => continue,
-                    BatchError::Unique(detail) => return Err(uniqueness(detail)),
-                    BatchError::Other(e) => return Err(e.into()),
                 },
             }
         }
@@ -521,9 +534,8 @@ impl<'a> Store<'a> {
             match self.submit(&row.id, batch).await {
                 Ok(()) => return Ok(()),
                 Err(e) => match classify(e) {
+                    BatchError::Failed(failure) => return Err(failure),
                     BatchError::Conflict | BatchError::MissingMember => continue,
-                    BatchError::Unique(detail) => return Err(uniqueness(detail)),
-                    BatchError::Other(e) => return Err(e.into()),
                 },
             }
         }
@@ -609,13 +621,22 @@ impl<'a> Store<'a> {
         let record = GroupRecord::from_body(body)?;
         // A taken displayName (or externalId) fails the insert (UNIQUE), answered 409.
         let id = new_id()?;
-        let members = self.members(&record.members, &id).await?;
+        // Checked here (not only in the batch) for the kinds the answer shows.
+        let mut members = self.members(&record.members, &id).await?;
+        let mut ids: Vec<String> = Vec::with_capacity(members.len());
+        members.retain(|m| {
+            let new = !ids.contains(&m.id);
+            if new {
+                ids.push(m.id.clone());
+            }
+            new
+        });
         let policy = policy_id(&id, record.external_id.as_deref());
         let mut effects = Effects {
             directory: true,
             ..Effects::default()
         };
-        self.touch(&mut effects, Touched::Members(&record.members), false)?;
+        self.touch(&mut effects, Touched::Members(&ids), false)?;
         let mut write = vec![self.statement(
             "INSERT INTO scim_groups (id, display_name_key, external_id, policy_id, resource, \
              version, created_ms, modified_ms) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)",
@@ -628,15 +649,11 @@ impl<'a> Store<'a> {
                 num(self.now_ms),
             ],
         )?];
-        write.extend(self.add_members(&id, &members)?);
+        write.extend(self.member_change(&id, &MemberChange::Add(ids))?);
         let batch = self.around(None, effects, write)?;
         self.submit(&id, batch)
             .await
-            .map_err(|e| match classify(e) {
-                BatchError::Unique(detail) => uniqueness(detail),
-                BatchError::Conflict | BatchError::MissingMember => Failure::Busy,
-                BatchError::Other(e) => e.into(),
-            })?;
+            .map_err(|e| Failure::from(classify(e)))?;
         let mut resource = record.resource;
         resource.insert("members".into(), members_json(&members));
         let rendered = self.render(
@@ -646,27 +663,6 @@ impl<'a> Store<'a> {
             (self.now_ms, self.now_ms, 1),
         );
         Ok((rendered, format!("{}/Groups/{id}", self.base)))
-    }
-
-    async fn display_name_free(&self, key: &str, except: Option<&str>) -> Result<(), Failure> {
-        #[derive(Deserialize)]
-        struct Id {
-            id: String,
-        }
-        let taken: Option<Id> = self
-            .statement(
-                "SELECT id FROM scim_groups WHERE display_name_key = ?1",
-                &[text(key)],
-            )?
-            .first(None)
-            .await?;
-        match taken {
-            Some(t) if Some(t.id.as_str()) != except => Err(uniqueness(format!(
-                "displayName is already taken (by group `{}`)",
-                t.id
-            ))),
-            _ => Ok(()),
-        }
     }
 
     /// The members named by `ids` with their kind, in order; an id that is neither a user
@@ -703,35 +699,6 @@ impl<'a> Store<'a> {
                 id: member.id.clone(),
                 kind: member.kind.clone(),
             });
-        }
-        Ok(out)
-    }
-
-    fn add_members(
-        &self,
-        group_id: &str,
-        members: &[MemberRow],
-    ) -> Result<Vec<D1PreparedStatement>, Failure> {
-        let of = |kind: &str| -> Vec<String> {
-            members
-                .iter()
-                .filter(|m| m.kind == kind)
-                .map(|m| m.id.clone())
-                .collect()
-        };
-        let mut out = Vec::new();
-        for (kind, table) in [("User", "scim_users"), ("Group", "scim_groups")] {
-            let ids = of(kind);
-            if !ids.is_empty() {
-                // Only members that still exist when the batch runs.
-                out.push(self.statement(
-                    &format!(
-                        "INSERT OR IGNORE INTO scim_members (group_id, member_id, member_kind) \
-                         SELECT ?1, id, '{kind}' FROM {table} WHERE id IN (SELECT value FROM json_each(?2))"
-                    ),
-                    &[text(group_id), json_list(&ids)],
-                )?);
-            }
         }
         Ok(out)
     }
@@ -776,7 +743,7 @@ impl<'a> Store<'a> {
                 .map_err(|e| Failure::Internal(format!("stored group `{}`: {e}", row.id)))?;
             let (record, changes) = change(&stored)?;
             if record.display_name_key != row.display_name_key {
-                self.display_name_free(&record.display_name_key, Some(&row.id))
+                self.name_free(ResourceKind::Group, &record.display_name_key, &row.id)
                     .await?;
             }
             let added: Vec<String> = changes
@@ -846,8 +813,7 @@ impl<'a> Store<'a> {
                         self.members(&added, &row.id).await?;
                         continue;
                     }
-                    BatchError::Unique(detail) => return Err(uniqueness(detail)),
-                    BatchError::Other(e) => return Err(e.into()),
+                    BatchError::Failed(failure) => return Err(failure),
                 },
             }
         }
@@ -935,9 +901,8 @@ impl<'a> Store<'a> {
             match self.submit(&row.id, batch).await {
                 Ok(()) => return Ok(()),
                 Err(e) => match classify(e) {
+                    BatchError::Failed(failure) => return Err(failure),
                     BatchError::Conflict | BatchError::MissingMember => continue,
-                    BatchError::Unique(detail) => return Err(uniqueness(detail)),
-                    BatchError::Other(e) => return Err(e.into()),
                 },
             }
         }
