@@ -130,6 +130,30 @@ fn id_of(resource: &Value) -> String {
     resource["id"].as_str().unwrap().to_owned()
 }
 
+/// Calls `path` on the stack with a fresh Entra access token of fixture user `user`: the
+/// answer for each call.
+fn bearer_caller<'s>(
+    stack: &'s Stack,
+    user: &str,
+    path: &'s str,
+) -> impl Fn() -> edge_access_tests::client::HttpResponse + 's {
+    let token = stack
+        .emulator()
+        .mint(&TokenRequest {
+            user: user.into(),
+            ..TokenRequest::default()
+        })
+        .unwrap();
+    let http = edge_access_tests::client::HttpClient::new();
+    move || {
+        http.get_with(
+            &format!("{}{path}", stack.url()),
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+        .unwrap()
+    }
+}
+
 /// Where a navigation ended: the origin's page (200) or a redirect to sign in.
 fn assert_signed_in(agent: &mut Agent<'_>, path: &str, user: &str) {
     let page = agent.navigate(path);
@@ -309,21 +333,7 @@ fn groups_nested_through_scim_satisfy_a_parent_group_rule() {
     // On-call under Incident commanders.
     let fixtures = Fixtures::load_default().unwrap();
     let on_call_id = fixtures.group_id("On-call").unwrap();
-    let token = stack
-        .emulator()
-        .mint(&TokenRequest {
-            user: "dora".into(),
-            ..TokenRequest::default()
-        })
-        .unwrap();
-    let http = edge_access_tests::client::HttpClient::new();
-    let call = || {
-        http.get_with(
-            &format!("{}/incidents/board", stack.url()),
-            &[("authorization", &format!("Bearer {token}"))],
-        )
-        .unwrap()
-    };
+    let call = bearer_caller(stack, "dora", "/incidents/board");
     assert_eq!(call().status, 403);
 
     let commanders = scim
@@ -417,22 +427,8 @@ fn a_deprovisioned_users_bearer_tokens_are_refused_until_scim_brings_them_back()
     }
     let stack = reauth_stack();
     let scim = scim(stack, Dialect::Default);
-    let token = stack
-        .emulator()
-        .mint(&TokenRequest {
-            user: "mallory".into(),
-            ..TokenRequest::default()
-        })
-        .unwrap();
-    let http = edge_access_tests::client::HttpClient::new();
-    let call = || {
-        http.get_with(
-            &format!("{}/open/api", stack.url()),
-            &[("authorization", &format!("Bearer {token}"))],
-        )
-        .unwrap()
-        .status
-    };
+    let caller = bearer_caller(stack, "mallory", "/open/api");
+    let call = || caller().status;
     assert_eq!(call(), 200, "before SCIM knows mallory");
     let mallory = scim.create_user(&user("mallory")).unwrap();
     assert_eq!(call(), 200, "provisioned and active");
@@ -530,18 +526,6 @@ fn scim_nesting_speaks_only_for_the_provisioned_provider() {
         .unwrap();
     scim.add_members(&id_of(&commanders), &[&id_of(&on_call)])
         .unwrap();
-    let token = stack
-        .emulator()
-        .mint(&TokenRequest {
-            user: "dora".into(),
-            ..TokenRequest::default()
-        })
-        .unwrap();
-    let answer = edge_access_tests::client::HttpClient::new()
-        .get_with(
-            &format!("{}/incidents/board", stack.url()),
-            &[("authorization", &format!("Bearer {token}"))],
-        )
-        .unwrap();
+    let answer = bearer_caller(&stack, "dora", "/incidents/board")();
     assert_eq!(answer.status, 403, "{answer:?}");
 }
