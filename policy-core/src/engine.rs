@@ -12,6 +12,7 @@ use crate::eval::{self, NoTrace, TextTrace};
 use crate::hierarchy::{GroupHierarchy, Limits};
 use crate::ids::GroupId;
 use crate::model::{AccessGroup, App, IdentityProvider, List, Policy, ServiceTokenConfig, Warning};
+use crate::path::{self, PathProblem, PathRefusal};
 use crate::request::Request;
 use crate::route::{Router, Target};
 use crate::verdict::{Decision, Verdict};
@@ -91,11 +92,52 @@ impl Engine {
         Ok(Verdict::new(&decision, trace.lines))
     }
 
-    /// The app that covers `target`, if any.
-    pub fn app_for(&self, target: &Target) -> Option<&App> {
-        self.router
-            .route(target)
-            .and_then(|i| self.apps.get(i as usize))
+    /// The app that covers `target`, if any — once its path is known to mean the same app to
+    /// every common origin reading (see [`PathRefusal`]).
+    ///
+    /// # Errors
+    /// [`PathRefusal`] when the path has a spelling origins read differently, or when its
+    /// readings route to different apps: the request must be refused (400), never forwarded.
+    pub fn app_for(&self, target: &Target) -> Result<Option<&App>, PathRefusal> {
+        let readings = path::read(target.path())?;
+        let host = target.host();
+        let folded = self.router.route(host, &readings.folded, false);
+        let app = folded.and_then(|i| self.apps.get(i as usize));
+        if readings.encoded_slash && !app.is_some_and(|a| a.allow_encoded_slashes) {
+            return Err(PathRefusal::Spelling {
+                problem: PathProblem::EncodedSlash,
+                text: "%2F".into(),
+            });
+        }
+        let id = |i: Option<u32>| {
+            i.and_then(|i| self.apps.get(i as usize))
+                .map(|a| String::from(&*a.id))
+        };
+        let sent = self.router.route(host, &readings.sent, true);
+        if sent != folded {
+            return Err(PathRefusal::Ambiguous {
+                reading: "case-insensitively without trailing dots and spaces (as IIS routes it)",
+                sent: id(sent),
+                other: id(folded),
+            });
+        }
+        if let Some(decoded) = &readings.decoded {
+            let decoded = self.router.route(host, decoded, true);
+            if decoded != sent {
+                return Err(PathRefusal::Ambiguous {
+                    reading: "percent-decoded (as nginx routes it)",
+                    sent: id(sent),
+                    other: id(decoded),
+                });
+            }
+        }
+        Ok(app)
+    }
+
+    /// Whether some app's domain names `host` (exactly or through a wildcard): only such hosts
+    /// are served at all.
+    pub fn names_host(&self, host: &str) -> bool {
+        self.router.names_host(&host.to_ascii_lowercase())
     }
 
     /// The issuer of application tokens.

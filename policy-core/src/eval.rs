@@ -92,14 +92,26 @@ pub(crate) fn run<'e, T: Trace>(
     request: &Request,
     trace: &mut T,
 ) -> Result<Decision<'e>, EvalError> {
-    let Some(app) = engine.app_for(&request.target) else {
-        trace!(trace, "no app covers `{}`", request.target);
-        return Ok(Decision {
-            outcome: Outcome::NoApp,
-            app: None,
-            policy: None,
-            session: None,
-        });
+    let app = match engine.app_for(&request.target) {
+        Ok(Some(app)) => app,
+        Ok(None) => {
+            trace!(trace, "no app covers `{}`", request.target);
+            return Ok(Decision {
+                outcome: Outcome::NoApp,
+                app: None,
+                policy: None,
+                session: None,
+            });
+        }
+        Err(refusal) => {
+            trace!(trace, "path of `{}` refused: {refusal}", request.target);
+            return Ok(Decision {
+                outcome: Outcome::InvalidPath,
+                app: None,
+                policy: None,
+                session: None,
+            });
+        }
     };
     trace!(
         trace,

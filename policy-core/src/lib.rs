@@ -26,6 +26,7 @@ mod json;
 mod load;
 mod model;
 mod net;
+mod path;
 mod request;
 mod route;
 mod verdict;
@@ -41,6 +42,7 @@ pub use model::{
     Action, App, IdentityProvider, IdentityUpdateBehavior, ScimConfig, ServiceTokenConfig, Warning,
 };
 pub use net::{ClientIp, InvalidIp, IpRange};
+pub use path::{PathProblem, PathRefusal};
 pub use request::{Identity, Mtls, Request, ServiceToken};
 pub use route::Target;
 pub use verdict::{DecidingPolicy, Decision, Outcome, Verdict};

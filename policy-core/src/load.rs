@@ -1094,6 +1094,7 @@ impl<'j, 'o> Loader<'j, 'o> {
                 "custom_deny_url",
                 "custom_non_identity_deny_url",
                 "custom_deny_message",
+                "allow_encoded_slashes",
             ],
             &[
                 "created_at",
@@ -1156,6 +1157,10 @@ impl<'j, 'o> Loader<'j, 'o> {
         let custom_deny_url = text(self, "custom_deny_url");
         let custom_non_identity_deny_url = text(self, "custom_non_identity_deny_url");
         let custom_deny_message = text(self, "custom_deny_message");
+        let allow_encoded_slashes = o
+            .get("allow_encoded_slashes")
+            .and_then(|v| self.p.boolean(v, &path.key("allow_encoded_slashes")))
+            .unwrap_or(false);
         for (key, url) in [
             ("custom_deny_url", &custom_deny_url),
             (
@@ -1303,6 +1308,7 @@ impl<'j, 'o> Loader<'j, 'o> {
             custom_deny_url,
             custom_non_identity_deny_url,
             custom_deny_message,
+            allow_encoded_slashes,
             order,
             first_pass,
         })

@@ -135,6 +135,9 @@ pub struct App {
     pub(crate) custom_deny_url: Option<Box<str>>,
     pub(crate) custom_non_identity_deny_url: Option<Box<str>>,
     pub(crate) custom_deny_message: Option<Box<str>>,
+    /// Paths may hold `%2F` (an encoded `/`) for this app, as long as every origin reading
+    /// still routes them here (an edge-access setting; Access has none).
+    pub(crate) allow_encoded_slashes: bool,
     /// Execution order: the first-pass slots (bypass, non_identity), then allow/deny, each by
     /// precedence.
     pub(crate) order: Vec<Slot>,
@@ -155,9 +158,18 @@ impl App {
     pub fn aud(&self) -> &str {
         &self.aud
     }
-    /// The domain as normalised (`host/path`, or `*.suffix/path`).
+    /// The domain as normalised: the host lowercase, the path as written without a trailing
+    /// `/` (`*.example.com/admin`).
     pub fn domain(&self) -> alloc::string::String {
         alloc::string::ToString::to_string(&self.domain)
+    }
+    /// The host pattern as normalised (`*.example.com`).
+    pub fn host(&self) -> alloc::string::String {
+        self.domain.host()
+    }
+    /// Whether the app's host pattern covers `host` (lowercase, without port).
+    pub fn covers_host(&self, host: &str) -> bool {
+        self.domain.covers_host(host)
     }
     /// The identity providers (indices into [`crate::Engine::identity_providers`]) this app
     /// accepts, when it restricts them (`allowed_idps`).

@@ -26,6 +26,9 @@ pub enum Outcome {
     LoginRequired,
     /// No app covers the request.
     NoApp,
+    /// The path means different things to different origins (see [`crate::PathRefusal`]):
+    /// refused before any app or policy is consulted.
+    InvalidPath,
 }
 
 impl Outcome {
@@ -39,6 +42,7 @@ impl Outcome {
             Outcome::DefaultDeny => "default_deny",
             Outcome::LoginRequired => "login_required",
             Outcome::NoApp => "no_app",
+            Outcome::InvalidPath => "invalid_path",
         }
     }
 
