@@ -212,3 +212,85 @@ impl HttpResponse {
         serde_json::from_str(&self.body)
     }
 }
+
+/// Sends `GET request_target` over a fresh connection to `addr` with the request-target bytes
+/// exactly as given — no URL parsing, no normalisation, no encoding — as an attacker's client
+/// would, and reads one answer (by `Content-Length`, or chunked to its last chunk).
+///
+/// # Errors
+///
+/// When the connection fails or the answer is not HTTP/1.1.
+pub fn raw_get(
+    addr: std::net::SocketAddr,
+    request_target: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<HttpResponse> {
+    use std::io::{BufRead, BufReader, Error, ErrorKind, Read, Write};
+
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(DEFAULT_TIMEOUT))?;
+    let mut head = format!("GET {request_target} HTTP/1.1\r\n");
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        head.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    stream.write_all(head.as_bytes())?;
+    let bad = |what: &str| Error::new(ErrorKind::InvalidData, what.to_owned());
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let status = line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("no status line"))?;
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Err(bad("no end of headers"));
+        }
+        let trimmed = line.trim_end();
+        if trimmed.is_empty() {
+            break;
+        }
+        if let Some((n, v)) = trimmed.split_once(':') {
+            headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
+        }
+    }
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let mut body = Vec::new();
+    if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        loop {
+            line.clear();
+            reader.read_line(&mut line)?;
+            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
+                .map_err(|_| bad("bad chunk size"))?;
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk)?;
+            if size == 0 {
+                break;
+            }
+            chunk.truncate(size);
+            body.extend_from_slice(&chunk);
+        }
+    } else if let Some(length) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        body.resize(length, 0);
+        reader.read_exact(&mut body)?;
+    } else {
+        reader.read_to_end(&mut body)?;
+    }
+    Ok(HttpResponse {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}

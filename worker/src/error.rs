@@ -21,6 +21,9 @@ pub enum GatewayError {
     },
     /// No app covers the request.
     NoApp,
+    /// The request path means different things to different origins (encoded `/`, dot
+    /// segments, …, or readings that route to different apps): 400, never forwarded.
+    InvalidPath(String),
     /// The sign-in protocol failed (state, code, tokens, nonce, PKCE): 403 with a page that
     /// says to start again — not the "no access" page, since no policy refused anyone.
     SignInFailed(String),
@@ -47,6 +50,7 @@ impl GatewayError {
             GatewayError::Unauthorized(_) => 401,
             GatewayError::Forbidden { .. } | GatewayError::SignInFailed(_) => 403,
             GatewayError::NoApp => 404,
+            GatewayError::InvalidPath(_) => 400,
             GatewayError::SignIn(_) | GatewayError::DeniedTo(_) => 302,
             GatewayError::KeysUnavailable(_) => 503,
             GatewayError::Origin(_) | GatewayError::GroupsUnavailable(_) => 502,
@@ -61,6 +65,7 @@ impl GatewayError {
             GatewayError::Forbidden { reason, .. } => format!("forbidden: {reason}"),
             GatewayError::SignInFailed(r) => format!("sign-in failed: {r}"),
             GatewayError::NoApp => "no app covers the request".into(),
+            GatewayError::InvalidPath(r) => format!("invalid path: {r}"),
             GatewayError::SignIn(_) => "sign-in required: redirected to sign in".into(),
             GatewayError::DeniedTo(_) => "refused: redirected to the app's deny page".into(),
             GatewayError::KeysUnavailable(r) => format!("signing keys unavailable: {r}"),
@@ -89,6 +94,7 @@ impl GatewayError {
             } => pages::FORBIDDEN_NON_IDENTITY,
             GatewayError::Forbidden { .. } => pages::FORBIDDEN,
             GatewayError::SignInFailed(_) => pages::SIGN_IN_FAILED,
+            GatewayError::InvalidPath(_) => pages::BAD_REQUEST,
             GatewayError::NoApp | GatewayError::SignIn(_) | GatewayError::DeniedTo(_) => {
                 pages::NOT_FOUND
             }

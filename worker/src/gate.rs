@@ -15,6 +15,7 @@ use crate::graph;
 use crate::keys::{self, WebCryptoVerifier};
 use crate::log::DecisionLog;
 use crate::proxy;
+use crate::raw_url::RawUrl;
 use crate::service_token::{self, Presented};
 use crate::session::{self, StoredIdentity};
 
@@ -22,10 +23,9 @@ use crate::session::{self, StoredIdentity};
 pub async fn protect(request: Request, env: &Env, gateway: &Gateway) -> Response {
     let request_id = request_id(&request);
     let method = request.method().to_string();
-    let target = request
-        .url()
-        .map(|u| format!("{}{}", u.host_str().unwrap_or(""), u.path()))
-        .unwrap_or_default();
+    let url = RawUrl::of(&request);
+    let target = url.as_ref().map(RawUrl::target).unwrap_or_default();
+    let not_http = || GatewayError::InvalidPath("the request URL is not an http(s) URL".into());
     let mut log = DecisionLog {
         request_id: &request_id,
         method: &method,
@@ -40,7 +40,11 @@ pub async fn protect(request: Request, env: &Env, gateway: &Gateway) -> Response
         why: &[],
     };
     let (user, token_id, app, why);
-    let result = match decide(&request, env, gateway, &target).await {
+    let decided = match &url {
+        Some(url) => decide(&request, env, gateway, url).await,
+        None => Err(not_http()),
+    };
+    let result = match decided {
         Ok(decided) => {
             user = decided.user;
             token_id = decided.service_token;
@@ -54,15 +58,19 @@ pub async fn protect(request: Request, env: &Env, gateway: &Gateway) -> Response
             log.service_token = token_id.as_deref();
             match decided.refusal {
                 Some(refusal) => Err(refusal),
-                None => {
-                    proxy::forward(
-                        request,
-                        gateway,
-                        decided.email.as_deref(),
-                        decided.assertion.as_deref(),
-                    )
-                    .await
-                }
+                None => match &url {
+                    Some(url) => {
+                        proxy::forward(
+                            request,
+                            gateway,
+                            url,
+                            decided.email.as_deref(),
+                            decided.assertion.as_deref(),
+                        )
+                        .await
+                    }
+                    None => Err(not_http()),
+                },
             }
         }
         Err(e) => Err(e),
@@ -101,25 +109,35 @@ async fn decide(
     request: &Request,
     env: &Env,
     gateway: &Gateway,
-    target_text: &str,
+    url: &RawUrl,
 ) -> Result<Decided, GatewayError> {
     let now_ms = Date::now().as_millis();
     let engine = &gateway.engine;
-    let target = Target::parse(target_text)
-        .map_err(|e| GatewayError::Internal(format!("request target: {e}")))?;
-    let Some(app) = engine.app_for(&target) else {
-        let refusal = (!gateway.pass_through_unmatched).then_some(GatewayError::NoApp);
-        return Ok(Decided {
-            outcome: Outcome::NoApp.as_str(),
-            app: None,
-            why: Vec::new(),
-            policy: None,
-            user: None,
-            email: None,
-            service_token: None,
-            assertion: None,
-            refusal,
-        });
+    let target = Target::parse(&url.target())
+        .map_err(|e| GatewayError::InvalidPath(format!("request target: {e}")))?;
+    let undecided = |outcome: Outcome, refusal: Option<GatewayError>| Decided {
+        outcome: outcome.as_str(),
+        app: None,
+        why: Vec::new(),
+        policy: None,
+        user: None,
+        email: None,
+        service_token: None,
+        assertion: None,
+        refusal,
+    };
+    let app = match engine.app_for(&target) {
+        Ok(Some(app)) => app,
+        // Pass-through is for the paths no app covers on a host some app names: never for
+        // a host nobody configured (a forged `Host`, the workers.dev name, an IP address).
+        Ok(None) if gateway.pass_through_unmatched && engine.names_host(target.host()) => {
+            return Ok(undecided(Outcome::NoApp, None))
+        }
+        Ok(None) => return Ok(undecided(Outcome::NoApp, Some(GatewayError::NoApp))),
+        Err(refusal) => {
+            let refusal = GatewayError::InvalidPath(format!("`{}`: {refusal}", target.path()));
+            return Ok(undecided(Outcome::InvalidPath, Some(refusal)));
+        }
     };
     let refused = |error: GatewayError| Decided {
         outcome: "invalid_credentials",
@@ -200,25 +218,22 @@ async fn decide(
             identity.is_none(),
         )),
         Outcome::LoginRequired if is_browser(request) => {
-            let url = request.url()?;
-            let back = match url.query() {
-                Some(q) => format!("{}?{q}", url.path()),
-                None => url.path().to_owned(),
-            };
             let mut login = worker::Url::parse(&format!(
                 "{}://{}/cdn-cgi/access/login",
-                url.scheme(),
-                url.host_str().unwrap_or("")
+                url.scheme, url.authority
             ))
             .map_err(|e| GatewayError::Internal(e.to_string()))?;
-            if let Some(port) = url.port() {
-                let _ = login.set_port(Some(port));
-            }
-            login.query_pairs_mut().append_pair("redirect_url", &back);
+            login
+                .query_pairs_mut()
+                .append_pair("redirect_url", &url.path_and_query());
             Some(GatewayError::SignIn(login.to_string()))
         }
         Outcome::LoginRequired => Some(GatewayError::Unauthorized("sign-in required".into())),
         Outcome::NoApp => Some(GatewayError::NoApp),
+        Outcome::InvalidPath => Some(GatewayError::InvalidPath(format!(
+            "`{}` refused by the directory-scoped engine",
+            url.path
+        ))),
     };
     let why = match decision.outcome {
         Outcome::Block | Outcome::DefaultDeny => engine

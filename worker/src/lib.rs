@@ -13,6 +13,7 @@ mod keys;
 mod log;
 mod pages;
 mod proxy;
+mod raw_url;
 mod routes;
 mod scim;
 mod service_token;

@@ -23,6 +23,10 @@ pub const SIGN_IN_FAILED: (&str, &str) = (
     "The sign-in could not be completed. Go back to the application and sign in again.",
 );
 pub const SIGNED_OUT: (&str, &str) = ("Signed out", "You are signed out of this application.");
+pub const BAD_REQUEST: (&str, &str) = (
+    "Bad request",
+    "The address of this request is not accepted.",
+);
 pub const NOT_FOUND: (&str, &str) = ("Not found", "There is no application at this address.");
 pub const UNAVAILABLE: (&str, &str) = (
     "Temporarily unavailable",

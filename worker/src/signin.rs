@@ -121,7 +121,7 @@ fn provider_for<'g>(gateway: &'g Gateway, host: &str, path: &str) -> Option<&'g 
     let idps = engine.identity_providers();
     let app = Target::parse(&format!("{host}{path}"))
         .ok()
-        .and_then(|t| engine.app_for(&t));
+        .and_then(|t| engine.app_for(&t).ok().flatten());
     app.and_then(|a| a.allowed_idps().and_then(|ids| ids.first().copied()))
         .and_then(|i| idps.get(i as usize))
         .or_else(|| idps.first())
@@ -342,7 +342,10 @@ async fn callback(
     let host = url.host_str().unwrap_or("").to_owned();
     let target = Target::parse(&format!("{host}{}", login.redirect))
         .map_err(|e| GatewayError::Internal(format!("redirect target: {e}")))?;
-    let app = engine.app_for(&target).ok_or(GatewayError::NoApp)?;
+    let app = engine
+        .app_for(&target)
+        .map_err(|e| GatewayError::InvalidPath(format!("`{}`: {e}", target.path())))?
+        .ok_or(GatewayError::NoApp)?;
     let mut policy_request = PolicyRequest::new(target);
     let headers = request.headers();
     policy_request.ip = headers
