@@ -114,6 +114,9 @@ fn load(env: &Env) -> Result<Gateway, String> {
         Some("pass") => true,
         Some(other) => return Err(format!("UNMATCHED `{other}` must be `deny` or `pass`")),
     };
+    if pass_through_unmatched {
+        pass_through_is_safe(&engine, origin.is_some())?;
+    }
     let graph = identity_endpoint(env, "GRAPH_URL", DEFAULT_GRAPH)?;
     let client_secret = session::secret(env, "AZURE_CLIENT_SECRET");
     let signing = SigningKeys::from_env(env)?;
@@ -142,6 +145,26 @@ fn load(env: &Env) -> Result<Gateway, String> {
         document,
         directory_refresh_ms,
     })
+}
+
+/// `UNMATCHED=pass` forwards, unchecked, the paths no app covers on the hosts the apps name
+/// (never any other host). Refused where that would open what an app protects: with no app at
+/// all, or with one `ORIGIN_URL` behind apps on several hosts (the origin serves every host the
+/// same, so a path an app protects on one host would pass unchecked on another).
+fn pass_through_is_safe(engine: &Engine, single_origin: bool) -> Result<(), String> {
+    let mut hosts: Vec<String> = engine.apps().iter().map(policy_core::App::host).collect();
+    hosts.sort();
+    hosts.dedup();
+    match hosts.as_slice() {
+        [] => Err("UNMATCHED=pass with no apps would forward every request unchecked".into()),
+        [_, _, ..] if single_origin => Err(format!(
+            "UNMATCHED=pass with ORIGIN_URL needs every app on one host (the apps name {}): \
+             one origin serves every host alike, so a path an app protects on one host would \
+             pass unchecked on another",
+            hosts.join(", ")
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The one identity provider with `scim_config.enabled`, if any: `/cdn-cgi/access/scim/v2`
