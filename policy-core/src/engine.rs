@@ -11,6 +11,7 @@ use crate::error::{EvalError, LoadErrors};
 use crate::eval::{self, NoTrace, TextTrace};
 use crate::hierarchy::{GroupHierarchy, Limits};
 use crate::ids::GroupId;
+use crate::ix::{GroupIx, IdpIx, ListIx, PolicyIx};
 use crate::model::{AccessGroup, App, IdentityProvider, List, Policy, ServiceTokenConfig, Warning};
 use crate::path::{self, PathProblem, PathRefusal};
 use crate::request::Request;
@@ -45,6 +46,8 @@ impl Options {
 pub struct Engine {
     pub(crate) team_domain: Box<str>,
     pub(crate) idps: Vec<IdentityProvider>,
+    /// `idps`' indices, as the loader minted them.
+    pub(crate) idp_ixs: Vec<IdpIx>,
     pub(crate) lists: Vec<List>,
     pub(crate) groups: Vec<AccessGroup>,
     pub(crate) policies: Vec<Policy>,
@@ -175,6 +178,36 @@ impl Engine {
     /// A group's display name, when the directory or SCIM gave one.
     pub fn group_name(&self, group: GroupId) -> Option<&str> {
         self.group_names.get(&group).map(|n| &**n)
+    }
+
+    /// The index of identity provider `id`.
+    pub(crate) fn idp_ix(&self, id: &str) -> Option<IdpIx> {
+        let position = self.idps.iter().position(|p| *p.id == *id)?;
+        self.idp_ixs.get(position).copied()
+    }
+
+    /// The policy at `ix`.
+    pub(crate) fn policy(&self, ix: PolicyIx) -> Result<&Policy, EvalError> {
+        self.policies.get(ix.get()).ok_or(EvalError::Inconsistent {
+            table: "policy",
+            index: ix.get(),
+        })
+    }
+
+    /// The Access group at `ix`.
+    pub(crate) fn group(&self, ix: GroupIx) -> Result<&AccessGroup, EvalError> {
+        self.groups.get(ix.get()).ok_or(EvalError::Inconsistent {
+            table: "access group",
+            index: ix.get(),
+        })
+    }
+
+    /// The list at `ix`.
+    pub(crate) fn list(&self, ix: ListIx) -> Result<&List, EvalError> {
+        self.lists.get(ix.get()).ok_or(EvalError::Inconsistent {
+            table: "list",
+            index: ix.get(),
+        })
     }
 
     /// The group as shown in traces: ``` `id` (name)```.

@@ -69,12 +69,23 @@ pub type RequestError = LoadErrors;
 pub enum EvalError {
     /// The nested-group closure exceeded a limit.
     Closure(ClosureError),
+    /// The compiled engine lacks an entry one of its own indices names (a bug, never an
+    /// answer: the request is refused rather than decided without the entry).
+    Inconsistent {
+        /// Which table.
+        table: &'static str,
+        /// The missing position.
+        index: usize,
+    },
 }
 
 impl fmt::Display for EvalError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EvalError::Closure(e) => e.fmt(f),
+            EvalError::Inconsistent { table, index } => {
+                write!(f, "the compiled engine has no {table} at index {index}")
+            }
         }
     }
 }

@@ -13,6 +13,7 @@ use alloc::vec::Vec;
 use crate::engine::Engine;
 use crate::error::EvalError;
 use crate::hierarchy::Closure;
+use crate::ix::{GroupIx, IdpIx, ListIx};
 use crate::model::{Action, App, ListItems, Policy, Rule, Rules};
 use crate::request::{Identity, Request};
 use crate::verdict::{DecidingPolicy, Decision, Outcome};
@@ -131,9 +132,7 @@ pub(crate) fn run<'e, T: Trace>(
 
     let (first, second) = app.order.split_at(app.first_pass.min(app.order.len()));
     for slot in first {
-        let Some(policy) = engine.policies.get(slot.policy as usize) else {
-            continue;
-        };
+        let policy = engine.policy(slot.policy)?;
         let (value, reason) = cx.rules(&policy.rules)?;
         if T::ON {
             trace.line(cx.describe(policy, slot.precedence, value, &reason));
@@ -157,9 +156,7 @@ pub(crate) fn run<'e, T: Trace>(
         return Ok(decided(Outcome::DefaultDeny, None));
     }
     for slot in second {
-        let Some(policy) = engine.policies.get(slot.policy as usize) else {
-            continue;
-        };
+        let policy = engine.policy(slot.policy)?;
         let (value, reason) = cx.rules(&policy.rules)?;
         if T::ON {
             trace.line(cx.describe(policy, slot.precedence, value, &reason));
@@ -222,7 +219,7 @@ fn deciding(policy: &Policy, precedence: u32) -> DecidingPolicy<'_> {
 struct Context<'e, 'r> {
     engine: &'e Engine,
     request: &'r Request,
-    idp: Option<u32>,
+    idp: Option<IdpIx>,
     closure: Option<Closure>,
     group_memo: Vec<Option<Tri>>,
 }
@@ -233,14 +230,14 @@ impl<'e, 'r> Context<'e, 'r> {
             .identity
             .as_ref()
             .and_then(|identity| match &identity.idp_id {
-                Some(id) => engine.idps.iter().position(|p| *p.id == **id),
-                None if engine.idps.len() == 1 => Some(0),
+                Some(id) => engine.idp_ix(id),
+                None if engine.idps.len() == 1 => engine.idp_ixs.first().copied(),
                 None => None,
             });
         Context {
             engine,
             request,
-            idp: idp.and_then(|i| u32::try_from(i).ok()),
+            idp,
             closure: None,
             group_memo: Vec::new(),
         }
@@ -304,9 +301,11 @@ impl<'e, 'r> Context<'e, 'r> {
             Rule::Everyone => Tri::True,
             Rule::Ip(range) => Tri::from_bool(request.ip.is_some_and(|ip| range.contains(ip))),
             Rule::IpList(list) => {
-                let ranges = match self.engine.lists.get(*list as usize).map(|l| &l.items) {
-                    Some(ListItems::Ranges(r)) => r.as_slice(),
-                    _ => &[],
+                let ListItems::Ranges(ranges) = &self.engine.list(*list)?.items else {
+                    return Err(EvalError::Inconsistent {
+                        table: "IP list",
+                        index: list.get(),
+                    });
                 };
                 Tri::from_bool(
                     request
@@ -344,12 +343,13 @@ impl<'e, 'r> Context<'e, 'r> {
             Rule::Email(e) => email.is_some_and(|m| m.as_str() == &**e),
             Rule::EmailDomain(d) => email.is_some_and(|m| m.domain() == &**d),
             Rule::EmailList(list) => {
-                match self.engine.lists.get(*list as usize).map(|l| &l.items) {
-                    Some(ListItems::Emails(emails)) => email.is_some_and(|m| {
-                        emails.binary_search_by(|e| (**e).cmp(m.as_str())).is_ok()
-                    }),
-                    _ => false,
-                }
+                let ListItems::Emails(emails) = &self.engine.list(*list)?.items else {
+                    return Err(EvalError::Inconsistent {
+                        table: "email list",
+                        index: list.get(),
+                    });
+                };
+                email.is_some_and(|m| emails.binary_search_by(|e| (**e).cmp(m.as_str())).is_ok())
             }
             Rule::LoginMethod(idp) => self.idp == Some(*idp),
             Rule::AuthMethod(m) => identity.amr.iter().any(|a| a == m),
@@ -371,29 +371,33 @@ impl<'e, 'r> Context<'e, 'r> {
                     if self.closure.is_none() {
                         self.closure = Some(self.engine.hierarchy.closure(&identity.groups)?);
                     }
-                    self.closure
-                        .as_ref()
-                        .is_some_and(|c| c.contains_index(*group))
+                    if group.get() >= self.engine.hierarchy.referenced().len() {
+                        return Err(EvalError::Inconsistent {
+                            table: "referenced group",
+                            index: group.get(),
+                        });
+                    }
+                    self.closure.as_ref().is_some_and(|c| {
+                        u32::try_from(group.get()).is_ok_and(|i| c.contains_index(i))
+                    })
                 }
             }
             _ => false,
         })
     }
 
-    fn access_group(&mut self, g: u32) -> Result<Tri, EvalError> {
-        if let Some(Some(value)) = self.group_memo.get(g as usize) {
+    fn access_group(&mut self, g: GroupIx) -> Result<Tri, EvalError> {
+        if let Some(Some(value)) = self.group_memo.get(g.get()) {
             return Ok(*value);
         }
         let engine = self.engine;
-        let Some(group) = engine.groups.get(g as usize) else {
-            return Ok(Tri::False);
-        };
+        let group = engine.group(g)?;
         // Load-time checks bound the nesting depth and reject cycles, so this recursion ends.
         let (value, _) = self.rules(&group.rules)?;
         if self.group_memo.is_empty() {
             self.group_memo = vec![None; engine.groups.len()];
         }
-        if let Some(slot) = self.group_memo.get_mut(g as usize) {
+        if let Some(slot) = self.group_memo.get_mut(g.get()) {
             *slot = Some(value);
         }
         Ok(value)
@@ -437,10 +441,10 @@ impl<'e, 'r> Context<'e, 'r> {
 impl Engine {
     /// A rule as shown in traces.
     pub(crate) fn describe_rule(&self, rule: &Rule) -> String {
-        let idp = |i: &u32| self.idps.get(*i as usize).map_or("?", |p| &*p.name);
-        let list = |i: &u32| {
+        let idp = |i: &IdpIx| self.idps.get(i.get()).map_or("?", |p| &*p.name);
+        let list = |i: &ListIx| {
             self.lists
-                .get(*i as usize)
+                .get(i.get())
                 .map_or_else(|| "?".into(), |l| format!("{} ({})", l.id, l.name))
         };
         match rule {
@@ -452,12 +456,12 @@ impl Engine {
             Rule::IpList(l) => format!("ip_list `{}`", list(l)),
             Rule::Geo(c) => format!("geo `{c}`"),
             Rule::AzureGroup { group, idp: i } => {
-                let id = self.hierarchy.referenced().get(*group as usize);
+                let id = self.hierarchy.referenced().get(group.get());
                 let g = id.map_or_else(|| "?".into(), |g| self.describe_group(*g));
                 format!("azureAD {g} of `{}`", idp(i))
             }
             Rule::AccessGroup(g) => {
-                let group = self.groups.get(*g as usize);
+                let group = self.groups.get(g.get());
                 format!("access group `{}`", group.map_or("?", |g| &*g.name))
             }
             Rule::LoginMethod(i) => format!("login_method `{}`", idp(i)),

@@ -22,6 +22,7 @@ mod error;
 mod eval;
 mod hierarchy;
 mod ids;
+mod ix;
 mod json;
 mod load;
 mod model;

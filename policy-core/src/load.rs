@@ -14,6 +14,7 @@ use crate::engine::{Engine, Options};
 use crate::error::LoadErrors;
 use crate::hierarchy::GroupHierarchy;
 use crate::ids::{parse_domain, Country, Email, GroupId};
+use crate::ix::{GroupIx, IdpIx, ListIx, PolicyIx, RefGroupIx};
 use crate::json::{boxed, Json, Obj, Path, Problems};
 use crate::model::{
     AccessGroup, Action, App, IdentityProvider, IdentityUpdateBehavior, List, ListItems, Policy,
@@ -21,6 +22,13 @@ use crate::model::{
 };
 use crate::net::IpRange;
 use crate::route::{DomainPattern, Router};
+
+/// Proof that the loader is the caller, for minting table indices ([`crate::ix`]): its field
+/// is private to this module, so nothing else can make one.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Minted(());
+
+const MINTED: Minted = Minted(());
 
 /// API metadata accepted anywhere and ignored.
 const METADATA: &[&str] = &[
@@ -276,6 +284,9 @@ impl<'j, 'o> Loader<'j, 'o> {
 
         Some(Engine {
             team_domain: team_domain?,
+            idp_ixs: (0..self.idps.len())
+                .map(|i| IdpIx::new(MINTED, u32::try_from(i).unwrap_or(u32::MAX)))
+                .collect(),
             idps: core::mem::take(&mut self.idps),
             lists: core::mem::take(&mut self.lists),
             groups: groups
@@ -1049,7 +1060,7 @@ impl<'j, 'o> Loader<'j, 'o> {
         (ok.then_some(rules), needs)
     }
 
-    fn idp(&mut self, v: Option<&'j Json<'j>>, path: &Path<'_>, key: &str) -> Option<u32> {
+    fn idp(&mut self, v: Option<&'j Json<'j>>, path: &Path<'_>, key: &str) -> Option<IdpIx> {
         let Some(v) = v else {
             self.p.add(path, format!("missing field `{key}`"));
             return None;
@@ -1060,16 +1071,17 @@ impl<'j, 'o> Loader<'j, 'o> {
         if found.is_none() {
             self.p.add(&at, format!("unknown identity provider `{s}`"));
         }
-        found
+        found.map(|i| IdpIx::new(MINTED, i))
     }
 
-    fn reference_group(&mut self, group: GroupId) -> u32 {
+    fn reference_group(&mut self, group: GroupId) -> RefGroupIx {
         let next = u32::try_from(self.referenced.len()).unwrap_or(u32::MAX);
         let referenced = &mut self.referenced;
-        *self.referenced_index.entry(group).or_insert_with(|| {
+        let index = *self.referenced_index.entry(group).or_insert_with(|| {
             referenced.push(group);
             next
-        })
+        });
+        RefGroupIx::new(MINTED, index)
     }
 
     fn app(
@@ -1142,7 +1154,7 @@ impl<'j, 'o> Loader<'j, 'o> {
                 let ip = at.index(i);
                 if let Some(s) = self.p.string(item, &ip) {
                     match self.idp_index.get(s) {
-                        Some(&idx) => out.push(idx),
+                        Some(&idx) => out.push(IdpIx::new(MINTED, idx)),
                         None => self.p.add(&ip, format!("unknown identity provider `{s}`")),
                     }
                 }
@@ -1250,14 +1262,17 @@ impl<'j, 'o> Loader<'j, 'o> {
                 Some(n) => (n, true),
                 None => (implicit, false),
             };
-            if (policy as usize) < reusable && slots.iter().any(|(s, _)| s.policy == policy) {
+            if (policy as usize) < reusable
+                && slots.iter().any(|(s, _)| s.policy.get() == policy as usize)
+            {
                 self.p
                     .add(&at, "the same policy is attached to this app twice");
                 ok = false;
             }
             slots.push((
                 Slot {
-                    policy,
+                    // A failed inline policy leaves `u32::MAX` here, and the app is dropped.
+                    policy: PolicyIx::new(MINTED, policy),
                     precedence: value,
                 },
                 written,
@@ -1290,7 +1305,7 @@ impl<'j, 'o> Loader<'j, 'o> {
         let mut order: Vec<Slot> = slots.into_iter().map(|(s, _)| s).collect();
         let first = |s: &Slot| {
             policies
-                .get(s.policy as usize)
+                .get(s.policy.get())
                 .is_some_and(|p| p.action.is_first_pass())
         };
         order.sort_by_key(|s| (!first(s), s.precedence));
@@ -1479,8 +1494,8 @@ fn parse_rule<'j>(
             };
             let list = l.lists.get(index as usize)?;
             match (key.as_ref(), &list.items) {
-                ("email_list", ListItems::Emails(_)) => Rule::EmailList(index),
-                ("ip_list", ListItems::Ranges(_)) => Rule::IpList(index),
+                ("email_list", ListItems::Emails(_)) => Rule::EmailList(ListIx::new(MINTED, index)),
+                ("ip_list", ListItems::Ranges(_)) => Rule::IpList(ListIx::new(MINTED, index)),
                 ("email_list", _) => {
                     l.p.add(
                         &at.key("id"),
@@ -1545,7 +1560,7 @@ fn parse_rule<'j>(
                     path: at.key("id").to_string(),
                 });
             }
-            Rule::AccessGroup(g)
+            Rule::AccessGroup(GroupIx::new(MINTED, g))
         }
         "login_method" => {
             let o = l.p.object(inner, &at, &["id"], &[])?;
@@ -1651,5 +1666,69 @@ fn placeholder_group() -> AccessGroup {
         id: boxed(""),
         name: boxed(""),
         rules: Rules::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EvalError, Outcome, Request, Target};
+
+    const DOCUMENT: &str = r#"{
+      "team_domain": "https://access.example.com",
+      "identity_providers": [{ "id": "entra", "name": "Entra", "type": "azureAD",
+        "config": { "client_id": "c", "directory_id": "72f988bf-86f1-41af-91ab-2d7cd011db47" } }],
+      "lists": [{ "id": "banned", "name": "Banned", "type": "EMAIL",
+                  "items": [{ "value": "eve@example.com" }] }],
+      "groups": [{ "id": "banned", "name": "Banned", "include": [{ "email_list": { "id": "banned" } }] }],
+      "apps": [{ "id": "wiki", "name": "Wiki", "domain": "wiki.example.com", "aud": "a",
+        "policies": [
+          { "name": "Banned", "decision": "deny", "include": [{ "group": { "id": "banned" } }] },
+          { "name": "Staff", "decision": "allow", "include": [{ "email_domain": { "domain": "example.com" } }] }
+        ] }]
+    }"#;
+
+    fn eve() -> Request {
+        let mut request = Request::new(Target::parse("wiki.example.com/").unwrap());
+        request.identity = Some(crate::Identity {
+            email: Some(crate::Email::parse("eve@example.com").unwrap()),
+            ..crate::Identity::default()
+        });
+        request
+    }
+
+    /// A missing entry behind an index is an error: skipping the deny policy, or reading its
+    /// group or list as "no match", would let eve in.
+    #[test]
+    fn a_missing_entry_is_an_error_never_a_skipped_rule() {
+        let engine = crate::Engine::from_json(DOCUMENT).unwrap();
+        assert_eq!(engine.decide(&eve()).unwrap().outcome, Outcome::Block);
+
+        let mut engine = crate::Engine::from_json(DOCUMENT).unwrap();
+        engine.apps[0].order[0].policy = PolicyIx::new(MINTED, 99);
+        assert_eq!(
+            engine.decide(&eve()).unwrap_err(),
+            EvalError::Inconsistent {
+                table: "policy",
+                index: 99
+            }
+        );
+
+        let mut engine = crate::Engine::from_json(DOCUMENT).unwrap();
+        engine.groups.clear();
+        assert!(matches!(
+            engine.decide(&eve()),
+            Err(EvalError::Inconsistent {
+                table: "access group",
+                ..
+            })
+        ));
+
+        let mut engine = crate::Engine::from_json(DOCUMENT).unwrap();
+        engine.lists.clear();
+        assert!(matches!(
+            engine.evaluate(&eve()),
+            Err(EvalError::Inconsistent { table: "list", .. })
+        ));
     }
 }

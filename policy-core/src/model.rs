@@ -6,6 +6,7 @@ use core::fmt;
 
 use crate::duration::SessionDuration;
 use crate::ids::Country;
+use crate::ix::{GroupIx, IdpIx, ListIx, PolicyIx, RefGroupIx};
 use crate::net::IpRange;
 use crate::route::DomainPattern;
 
@@ -51,26 +52,26 @@ pub(crate) enum Rule {
     Everyone,
     Email(Box<str>),
     EmailDomain(Box<str>),
-    EmailList(u32),
+    EmailList(ListIx),
     Ip(IpRange),
-    IpList(u32),
+    IpList(ListIx),
     Geo(Country),
     /// `group` is the referenced-group index in the hierarchy.
     AzureGroup {
-        group: u32,
-        idp: u32,
+        group: RefGroupIx,
+        idp: IdpIx,
     },
-    AccessGroup(u32),
-    LoginMethod(u32),
+    AccessGroup(GroupIx),
+    LoginMethod(IdpIx),
     AuthMethod(Box<str>),
     AuthContext {
         ac_id: Box<str>,
-        idp: u32,
+        idp: IdpIx,
     },
     Oidc {
         claim: Box<str>,
         value: Box<str>,
-        idp: u32,
+        idp: IdpIx,
     },
     ServiceToken(Box<str>),
     AnyServiceToken,
@@ -119,7 +120,7 @@ pub(crate) struct List {
 /// A policy attached to an app at a precedence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Slot {
-    pub(crate) policy: u32,
+    pub(crate) policy: PolicyIx,
     pub(crate) precedence: u32,
 }
 
@@ -131,7 +132,7 @@ pub struct App {
     pub(crate) domain: DomainPattern,
     pub(crate) aud: Box<str>,
     pub(crate) session: Option<SessionDuration>,
-    pub(crate) allowed_idps: Option<Vec<u32>>,
+    pub(crate) allowed_idps: Option<Vec<IdpIx>>,
     pub(crate) custom_deny_url: Option<Box<str>>,
     pub(crate) custom_non_identity_deny_url: Option<Box<str>>,
     pub(crate) custom_deny_message: Option<Box<str>>,
@@ -171,10 +172,12 @@ impl App {
     pub fn covers_host(&self, host: &str) -> bool {
         self.domain.covers_host(host)
     }
-    /// The identity providers (indices into [`crate::Engine::identity_providers`]) this app
+    /// The identity providers (positions in [`crate::Engine::identity_providers`]) this app
     /// accepts, when it restricts them (`allowed_idps`).
-    pub fn allowed_idps(&self) -> Option<&[u32]> {
-        self.allowed_idps.as_deref()
+    pub fn allowed_idps(&self) -> Option<impl Iterator<Item = usize> + '_> {
+        self.allowed_idps
+            .as_deref()
+            .map(|ids| ids.iter().map(|i| i.get()))
     }
     /// Where to send users refused after sign-in, if configured.
     pub fn custom_deny_url(&self) -> Option<&str> {

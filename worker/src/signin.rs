@@ -122,8 +122,8 @@ fn provider_for<'g>(gateway: &'g Gateway, host: &str, path: &str) -> Option<&'g 
     let app = Target::parse(&format!("{host}{path}"))
         .ok()
         .and_then(|t| engine.app_for(&t).ok().flatten());
-    app.and_then(|a| a.allowed_idps().and_then(|ids| ids.first().copied()))
-        .and_then(|i| idps.get(i as usize))
+    app.and_then(|a| a.allowed_idps().and_then(|mut ids| ids.next()))
+        .and_then(|i| idps.get(i))
         .or_else(|| idps.first())
 }
 
