@@ -30,6 +30,7 @@ mod net;
 mod path;
 mod request;
 mod route;
+pub mod suite;
 mod verdict;
 #[cfg(feature = "wasm")]
 mod wasm;

@@ -32,6 +32,23 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in the contract's order.
+    pub const ALL: [Outcome; 8] = [
+        Outcome::Allow,
+        Outcome::Bypass,
+        Outcome::ServiceAuth,
+        Outcome::Block,
+        Outcome::DefaultDeny,
+        Outcome::LoginRequired,
+        Outcome::NoApp,
+        Outcome::InvalidPath,
+    ];
+
+    /// The outcome spelled `text` (the contract's spelling), if any.
+    pub fn parse(text: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == text)
+    }
+
     /// The contract's spelling.
     pub fn as_str(self) -> &'static str {
         match self {
