@@ -25,8 +25,8 @@ pub use members::{member_ids, split_members, MemberChange};
 pub use patch::{Operation, OperationKind, PatchRequest};
 pub use path::{AttrPath, ValueFilter};
 pub use resource::{
-    active_value, attribute, conditions, fold, Condition, GroupRecord, Page, ResourceKind,
-    UserRecord,
+    active_value, attribute, conditions, fold, object_id, Condition, GroupRecord, Page,
+    ResourceKind, UserRecord,
 };
 
 /// The PatchOp message schema.

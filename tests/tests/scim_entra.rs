@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use edge_access_tests::client::{HttpClient, HttpResponse};
 use edge_access_tests::emulator::provisioning::{
-    CycleOptions, CycleReport, Dialect, Directory, DirectoryUser, ScimClient, ENTERPRISE_USER,
-    ERROR_SCHEMA, GROUP_SCHEMA, LIST_RESPONSE, PATCH_OP, SCIM_MEDIA_TYPE, USER_SCHEMA,
+    CycleOptions, CycleReport, Dialect, Directory, DirectoryUser, ExternalId, ScimClient,
+    ENTERPRISE_USER, ERROR_SCHEMA, GROUP_SCHEMA, LIST_RESPONSE, PATCH_OP, SCIM_MEDIA_TYPE,
+    USER_SCHEMA,
 };
 use edge_access_tests::fixtures::Fixtures;
 use edge_access_tests::stack::{Stack, StackConfig, SCIM_PATH, SCIM_TOKEN};
@@ -28,12 +29,17 @@ use serde_json::{json, Value};
 const IDP: &str = "0f0e7a4c-1b2d-4e3f-8a9b-0c1d2e3f4a5b";
 
 /// One Entra ID provider with SCIM enabled, and one app so the gateway has work to do.
+///
+/// Without `user_deprovision`: with it, users must be bound to their Entra object id
+/// (`externalId` ← `objectId`), and the tutorial's payloads and Entra's default mappings
+/// (`externalId` ← `mailNickname`) are what this file checks the endpoint against. The
+/// binding and what deprovisioning does with it are in `scim_sessions.rs`.
 fn document() -> Value {
     json!({
         "team_domain": "https://access.example.com",
         "identity_providers": [{ "id": IDP, "name": "Emulated Entra ID", "type": "azureAD",
             "config": { "client_id": "${CLIENT_ID}", "directory_id": "${TENANT_ID}", "support_groups": true },
-            "scim_config": { "enabled": true, "user_deprovision": true, "identity_update_behavior": "no_action" } }],
+            "scim_config": { "enabled": true, "user_deprovision": false, "identity_update_behavior": "no_action" } }],
         "apps": [
             { "id": "public", "name": "Public", "domain": "${WORKER_HOST}/public", "aud": "aud-public",
               "policies": [{ "name": "Anyone", "decision": "bypass", "include": [{ "everyone": {} }] }] }
@@ -220,9 +226,15 @@ fn random_guid() -> String {
 // (a) Entra's cycle
 // ---------------------------------------------------------------------------------------
 
-fn run_and_check_cycle(test: &str, dialect: Dialect, tag: &str, nest_groups: bool) {
+fn run_and_check_cycle(
+    test: &str,
+    dialect: Dialect,
+    mapping: ExternalId,
+    tag: &str,
+    nest_groups: bool,
+) {
     let Some(stack) = stack(test) else { return };
-    let c = client(stack, dialect);
+    let c = client(stack, dialect).with_external_id(mapping);
     let directory = Directory::from_fixtures(&Fixtures::load_default().unwrap()).tagged(tag);
     let options = CycleOptions {
         nest_groups,
@@ -313,7 +325,7 @@ fn check_state(
                 0
             );
             assert_eq!(
-                c.users_by_external_id(user.mail_nickname())
+                c.users_by_external_id(user.external_id(c.external_id()))
                     .unwrap()
                     .total_results,
                 0
@@ -331,7 +343,11 @@ fn check_state(
             "{what}: {resource}"
         );
         assert_eq!(resource["userName"], user.user_principal_name, "{what}");
-        assert_eq!(resource["externalId"], user.mail_nickname(), "{what}");
+        assert_eq!(
+            resource["externalId"],
+            user.external_id(c.external_id()),
+            "{what}"
+        );
         assert_eq!(
             resource["active"],
             json!(user.key != disabled),
@@ -420,16 +436,19 @@ fn entra_cycle_in_the_default_dialect() {
     run_and_check_cycle(
         "entra_cycle_in_the_default_dialect",
         Dialect::Default,
+        ExternalId::MailNickname,
         "dflt",
         false,
     );
 }
 
+/// The compliant dialect, with group nesting and the app mapping `objectId` to `externalId`.
 #[test]
 fn entra_cycle_in_the_aad_opt_scim_062020_dialect_with_nested_groups() {
     run_and_check_cycle(
         "entra_cycle_in_the_aad_opt_scim_062020_dialect_with_nested_groups",
         Dialect::AadOptscim062020,
+        ExternalId::ObjectId,
         "aad",
         true,
     );
