@@ -2,12 +2,14 @@
 //! storage: filters (`eq`, `and`, value paths such as `emails[type eq "work"].value`) and PATCH
 //! requests in both of Entra's dialects — the default one (`Replace`, `"active": "False"`) and
 //! `aadOptscim062020` (lowercase ops, booleans, path-less replace with dotted and URN-prefixed
-//! keys, `members[value eq "…"]` removes). Every error carries the SCIM `scimType` to answer
-//! with.
+//! keys, `members[value eq "…"]` removes). Bodies are parsed by [`parse_body`], which refuses
+//! an attribute sent twice in one object (without case, as SCIM names attributes). Every error
+//! carries the SCIM `scimType` to answer with.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod apply;
+mod body;
 mod error;
 mod filter;
 mod members;
@@ -16,14 +18,15 @@ mod path;
 mod resource;
 
 pub use apply::{apply, Changes};
+pub use body::parse_body;
 pub use error::{ScimError, ScimType};
 pub use filter::{Comparison, Filter};
 pub use members::{member_ids, split_members, MemberChange};
 pub use patch::{Operation, OperationKind, PatchRequest};
 pub use path::{AttrPath, ValueFilter};
 pub use resource::{
-    active_value, attribute, conditions, fold, Condition, GroupRecord, Page, ResourceKind,
-    UserRecord,
+    active_value, attribute, conditions, fold, object_id, Condition, GroupRecord, Page,
+    ResourceKind, UserRecord,
 };
 
 /// The PatchOp message schema.

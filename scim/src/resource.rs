@@ -21,6 +21,9 @@ pub struct UserRecord {
     pub user_name_key: String,
     /// `externalId`, case-exact.
     pub external_id: Option<String>,
+    /// `externalId` when it is a GUID, lowercase: the Entra object id the user is bound to
+    /// (the `oid` of their tokens), when the provisioning app maps `objectId` to `externalId`.
+    pub object_id: Option<String>,
     /// `emails[type eq "work"].value`, folded.
     pub work_email_key: Option<String>,
     /// `displayName`, folded.
@@ -179,6 +182,7 @@ impl UserRecord {
         Ok(UserRecord {
             user_name_key: fold(&user_name),
             user_name,
+            object_id: external_id.as_deref().and_then(object_id),
             external_id,
             work_email_key,
             display_name_key: display_name.map(|d| fold(&d)),
@@ -186,6 +190,40 @@ impl UserRecord {
             resource,
         })
     }
+}
+
+impl UserRecord {
+    /// Checks that an active user is bound to an Entra object id: `externalId` is the user's
+    /// `objectId`, so the people who sign in (keyed by their tokens' `oid`) are found. A server
+    /// that revokes sessions on deprovisioning needs it — a user it cannot bind would be one it
+    /// cannot deprovision. An inactive user passes: refusing to store a disable would keep the
+    /// user active.
+    ///
+    /// # Errors
+    /// `invalidValue` naming `externalId` and the mapping that sets it.
+    pub fn check_bound(&self) -> Result<(), ScimError> {
+        if self.object_id.is_some() || !self.active {
+            return Ok(());
+        }
+        let found = match &self.external_id {
+            Some(id) => format!("`{id}`, not a GUID"),
+            None => "none".to_owned(),
+        };
+        Err(invalid(format!(
+            "`externalId` must be the user's Entra object id (a GUID) for deprovisioning to \
+             find them: map `objectId` to `externalId` in the provisioning app; found {found}"
+        )))
+    }
+}
+
+/// `text` as an Entra object id: a GUID (`8-4-4-4-12` hex digits), lowercase.
+pub fn object_id(text: &str) -> Option<String> {
+    let groups: Vec<&str> = text.split('-').collect();
+    let shaped = groups.len() == 5
+        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(group, length)| {
+            group.len() == length && group.bytes().all(|b| b.is_ascii_hexdigit())
+        });
+    shaped.then(|| text.to_ascii_lowercase())
 }
 
 /// Checks `emails` (objects with a string `value`, no two of the same `type`) and returns the

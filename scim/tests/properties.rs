@@ -95,3 +95,39 @@ proptest! {
         }
     }
 }
+
+/// Whether some object in `value` has two keys equal without ASCII case.
+fn has_folded_duplicate(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut folded: Vec<String> = map.keys().map(|k| k.to_ascii_lowercase()).collect();
+            folded.sort();
+            folded.windows(2).any(|w| w.first() == w.get(1))
+                || map.values().any(has_folded_duplicate)
+        }
+        serde_json::Value::Array(items) => items.iter().any(has_folded_duplicate),
+        _ => false,
+    }
+}
+
+proptest! {
+    #[test]
+    fn body_parser_never_panics(text in "\\PC{0,200}") {
+        let _ = edge_access_scim::parse_body(text.as_bytes());
+    }
+
+    #[test]
+    fn bodies_read_as_serde_json_reads_them_unless_a_name_repeats(body in json_value()) {
+        let text = body.to_string();
+        match edge_access_scim::parse_body(text.as_bytes()) {
+            Ok(parsed) => {
+                prop_assert!(!has_folded_duplicate(&body));
+                prop_assert_eq!(parsed, body);
+            }
+            Err(error) => {
+                prop_assert!(has_folded_duplicate(&body), "{}", error);
+                prop_assert!(error.detail.starts_with("duplicate attribute `"), "{}", error);
+            }
+        }
+    }
+}

@@ -335,3 +335,51 @@ fn list_pages_follow_rfc_7644() {
         );
     }
 }
+
+#[test]
+fn a_guid_external_id_binds_the_user_to_an_object_id() {
+    let body = |external_id: Value| {
+        json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "ada@example.com", "externalId": external_id })
+    };
+    // Entra's objectId mapped to externalId: the token's `oid`, lowercase.
+    let bound = user(body(json!("0A21F0F2-8D2A-4F8E-BF98-7363C4AED4EF"))).unwrap();
+    assert_eq!(
+        bound.object_id.as_deref(),
+        Some("0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef")
+    );
+    assert_eq!(
+        bound.external_id.as_deref(),
+        Some("0A21F0F2-8D2A-4F8E-BF98-7363C4AED4EF"),
+        "externalId itself stays as sent"
+    );
+    assert!(bound.check_bound().is_ok());
+    // Entra's default mapping (mailNickname), other shapes, none at all: not bound.
+    for external_id in [
+        json!("jyoung"),
+        json!("0a21f0f2-8d2a-4f8e-bf98-7363c4aed4e"),
+        json!("0a21f0f28d2a4f8ebf987363c4aed4ef"),
+        json!("{0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef}"),
+        json!(" 0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef"),
+        json!("0a21f0f2-8d2a-4f8e-bf98-7363c4aed4eg"),
+        json!("0a21f0f2-8d2a-4f8e-bf98-7363c4a-d4ef"),
+        json!(null),
+    ] {
+        let record = user(body(external_id.clone())).unwrap();
+        assert_eq!(record.object_id, None, "{external_id}");
+        let error = record.check_bound().unwrap_err();
+        assert_eq!(error.scim_type, ScimType::InvalidValue, "{external_id}");
+        assert!(
+            error.detail.contains("`externalId`") && error.detail.contains("objectId"),
+            "{error}"
+        );
+    }
+    // A disabled user is stored whatever its externalId: refusing a disable keeps a user in.
+    let mut disabled = body(json!("jyoung"));
+    disabled["active"] = json!("False");
+    assert!(user(disabled).unwrap().check_bound().is_ok());
+    assert_eq!(
+        edge_access_scim::object_id("9D8C7B6A-5F4E-4D3C-8B2A-1F0E9D8C7B6A").as_deref(),
+        Some("9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a")
+    );
+}

@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use edge_access_tests::client::{HttpClient, HttpResponse};
 use edge_access_tests::emulator::provisioning::{
-    CycleOptions, CycleReport, Dialect, Directory, DirectoryUser, ScimClient, ENTERPRISE_USER,
-    ERROR_SCHEMA, GROUP_SCHEMA, LIST_RESPONSE, PATCH_OP, SCIM_MEDIA_TYPE, USER_SCHEMA,
+    CycleOptions, CycleReport, Dialect, Directory, DirectoryUser, ExternalId, ScimClient,
+    ENTERPRISE_USER, ERROR_SCHEMA, GROUP_SCHEMA, LIST_RESPONSE, PATCH_OP, SCIM_MEDIA_TYPE,
+    USER_SCHEMA,
 };
 use edge_access_tests::fixtures::Fixtures;
 use edge_access_tests::stack::{Stack, StackConfig, SCIM_PATH, SCIM_TOKEN};
@@ -28,12 +29,17 @@ use serde_json::{json, Value};
 const IDP: &str = "0f0e7a4c-1b2d-4e3f-8a9b-0c1d2e3f4a5b";
 
 /// One Entra ID provider with SCIM enabled, and one app so the gateway has work to do.
+///
+/// Without `user_deprovision`: with it, users must be bound to their Entra object id
+/// (`externalId` ← `objectId`), and the tutorial's payloads and Entra's default mappings
+/// (`externalId` ← `mailNickname`) are what this file checks the endpoint against. The
+/// binding and what deprovisioning does with it are in `scim_sessions.rs`.
 fn document() -> Value {
     json!({
         "team_domain": "https://access.example.com",
         "identity_providers": [{ "id": IDP, "name": "Emulated Entra ID", "type": "azureAD",
             "config": { "client_id": "${CLIENT_ID}", "directory_id": "${TENANT_ID}", "support_groups": true },
-            "scim_config": { "enabled": true, "user_deprovision": true, "identity_update_behavior": "no_action" } }],
+            "scim_config": { "enabled": true, "user_deprovision": false, "identity_update_behavior": "no_action" } }],
         "apps": [
             { "id": "public", "name": "Public", "domain": "${WORKER_HOST}/public", "aud": "aud-public",
               "policies": [{ "name": "Anyone", "decision": "bypass", "include": [{ "everyone": {} }] }] }
@@ -220,9 +226,15 @@ fn random_guid() -> String {
 // (a) Entra's cycle
 // ---------------------------------------------------------------------------------------
 
-fn run_and_check_cycle(test: &str, dialect: Dialect, tag: &str, nest_groups: bool) {
+fn run_and_check_cycle(
+    test: &str,
+    dialect: Dialect,
+    mapping: ExternalId,
+    tag: &str,
+    nest_groups: bool,
+) {
     let Some(stack) = stack(test) else { return };
-    let c = client(stack, dialect);
+    let c = client(stack, dialect).with_external_id(mapping);
     let directory = Directory::from_fixtures(&Fixtures::load_default().unwrap()).tagged(tag);
     let options = CycleOptions {
         nest_groups,
@@ -313,7 +325,7 @@ fn check_state(
                 0
             );
             assert_eq!(
-                c.users_by_external_id(user.mail_nickname())
+                c.users_by_external_id(user.external_id(c.external_id()))
                     .unwrap()
                     .total_results,
                 0
@@ -331,7 +343,11 @@ fn check_state(
             "{what}: {resource}"
         );
         assert_eq!(resource["userName"], user.user_principal_name, "{what}");
-        assert_eq!(resource["externalId"], user.mail_nickname(), "{what}");
+        assert_eq!(
+            resource["externalId"],
+            user.external_id(c.external_id()),
+            "{what}"
+        );
         assert_eq!(
             resource["active"],
             json!(user.key != disabled),
@@ -420,16 +436,19 @@ fn entra_cycle_in_the_default_dialect() {
     run_and_check_cycle(
         "entra_cycle_in_the_default_dialect",
         Dialect::Default,
+        ExternalId::MailNickname,
         "dflt",
         false,
     );
 }
 
+/// The compliant dialect, with group nesting and the app mapping `objectId` to `externalId`.
 #[test]
 fn entra_cycle_in_the_aad_opt_scim_062020_dialect_with_nested_groups() {
     run_and_check_cycle(
         "entra_cycle_in_the_aad_opt_scim_062020_dialect_with_nested_groups",
         Dialect::AadOptscim062020,
+        ExternalId::ObjectId,
         "aad",
         true,
     );
@@ -994,6 +1013,111 @@ fn malformed_bodies_and_wrong_schemas_change_nothing() {
         );
     }
     assert_eq!(snapshot(&c, &gets), before);
+}
+
+/// A body that names an attribute twice in one object — exactly, or in another case, as SCIM
+/// attribute names are case-insensitive — has two readings: refused whole, as the policy
+/// loader refuses duplicate keys, and every stored resource answers byte for byte as before.
+#[test]
+fn bodies_with_an_attribute_twice_are_refused_and_change_nothing() {
+    let Some(stack) = stack("bodies_with_an_attribute_twice_are_refused_and_change_nothing") else {
+        return;
+    };
+    let c = client(stack, Dialect::Default);
+    let user = new_user(&c, "twice.user@example.com", "Twice User");
+    let group = new_group(&c, "Twice group", &[&user]);
+    let (user_path, group_path) = (format!("/Users/{user}"), format!("/Groups/{group}"));
+    let gets: Vec<(&str, &[(&str, &str)])> = vec![
+        (&user_path, &[]),
+        (&group_path, &[]),
+        (
+            "/Users",
+            &[("filter", r#"userName eq "twice.new@example.com""#)],
+        ),
+        ("/Users", &[("filter", r#"displayName eq "Twice User""#)]),
+        (
+            "/Groups",
+            &[("filter", r#"displayName eq "Twice new group""#)],
+        ),
+        ("/Groups", &[("filter", r#"displayName eq "Twice group""#)]),
+    ];
+    let raw = |gets: &[(&str, &[(&str, &str)])]| -> Vec<String> {
+        gets.iter()
+            .map(|(path, query)| {
+                let answer = send(&c, "GET", path, query, "");
+                assert_eq!(answer.status, 200, "{answer:?}");
+                answer.body
+            })
+            .collect()
+    };
+    let before = raw(&gets);
+
+    const USER: &str = r#""schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"]"#;
+    const GROUP: &str = r#""schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"]"#;
+    const PATCH: &str = r#""schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"]"#;
+    let cases: Vec<(&str, &str, String, &str)> = vec![
+        // Users: top level, nested, array elements, case variants.
+        ("POST", "/Users",
+         format!(r#"{{{USER}, "userName": "twice.new@example.com", "active": false, "active": true}}"#),
+         "`active` at `active`"),
+        ("POST", "/Users",
+         format!(r#"{{{USER}, "userName": "twice.new@example.com", "username": "twice.other@example.com"}}"#),
+         "`userName` at `userName` (also sent as `username`"),
+        ("POST", "/Users",
+         format!(r#"{{{USER}, "userName": "twice.new@example.com", "name": {{"givenName": "A", "givenname": "B"}}}}"#),
+         "`givenName` at `name.givenName` (also sent as `givenname`"),
+        ("POST", "/Users",
+         format!(r#"{{{USER}, "userName": "twice.new@example.com",
+                   "emails": [{{"type": "work", "value": "twice.new@example.com", "value": "x@example.com"}}]}}"#),
+         "`value` at `emails[0].value`"),
+        ("PUT", &user_path,
+         format!(r#"{{{USER}, "userName": "twice.user@example.com", "displayName": "A", "DisplayName": "B"}}"#),
+         "`displayName` at `displayName` (also sent as `DisplayName`"),
+        ("PUT", &user_path,
+         format!(r#"{{{USER}, "userName": "twice.user@example.com",
+                   "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {{"department": "A", "Department": "B"}}}}"#),
+         "`department` at `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User.department`"),
+        // PATCH: inside an operation, a path-less value, the operations list itself.
+        ("PATCH", &user_path,
+         format!(r#"{{{PATCH}, "Operations": [{{"op": "Replace", "path": "active", "value": "True", "value": "False"}}]}}"#),
+         "`value` at `Operations[0].value`"),
+        ("PATCH", &user_path,
+         format!(r#"{{{PATCH}, "Operations": [{{"op": "replace", "value": {{"displayName": "A", "displayname": "B"}}}}]}}"#),
+         "`displayName` at `Operations[0].value.displayName`"),
+        ("PATCH", &user_path,
+         format!(r#"{{{PATCH}, "Operations": [{{"op": "Replace", "path": "displayName", "value": "A"}}],
+                   "operations": [{{"op": "Replace", "path": "active", "value": "False"}}]}}"#),
+         "`Operations` at `Operations` (also sent as `operations`"),
+        // Groups.
+        ("POST", "/Groups",
+         format!(r#"{{{GROUP}, "displayName": "Twice new group", "displayname": "Other"}}"#),
+         "`displayName` at `displayName` (also sent as `displayname`"),
+        ("POST", "/Groups",
+         format!(r#"{{{GROUP}, "displayName": "Twice new group", "members": [{{"value": "{user}", "Value": "{group}"}}]}}"#),
+         "`value` at `members[0].value` (also sent as `Value`"),
+        ("PUT", &group_path,
+         format!(r#"{{{GROUP}, "displayName": "Twice group", "externalId": "a", "externalId": "b"}}"#),
+         "`externalId` at `externalId`"),
+        ("PATCH", &group_path,
+         format!(r#"{{{PATCH}, "Operations": [{{"op": "Remove", "path": "members",
+                   "value": [{{"$ref": null, "value": "{user}", "value": "{group}"}}]}}]}}"#),
+         "`value` at `Operations[0].value[0].value`"),
+        ("PATCH", &group_path,
+         format!(r#"{{{PATCH}, "Operations": [{{"op": "Add", "path": "members", "value": [], "Path": "displayName"}}]}}"#),
+         "`path` at `Operations[0].path` (also sent as `Path`"),
+    ];
+    for (method, path, body, detail) in &cases {
+        let what = format!("{method} {path} {body}");
+        let response = send(&c, method, path, &[], body);
+        assert_scim_error(&response, 400, Some("invalidSyntax"), &what);
+        let answer = response.json().unwrap();
+        let said = answer["detail"].as_str().unwrap_or_default();
+        assert!(
+            said.starts_with("duplicate attribute ") && said.contains(detail),
+            "{what}: {answer}"
+        );
+    }
+    assert_eq!(raw(&gets), before);
 }
 
 #[test]

@@ -8,6 +8,11 @@
 //!   groups nested through SCIM satisfy a parent-group rule; SCIM display names appear in
 //!   the refusal traces of the decision log.
 //!
+//! SCIM users are bound to the people who sign in by Entra's object id (the tokens' `oid`),
+//! which Entra sends as `externalId` when the provisioning app maps `objectId` there: the
+//! client here does so ([`ExternalId::ObjectId`]). A third stack, like the first, checks that
+//! the binding — never an email claim — decides who is deprovisioned.
+//!
 //! The deprovisioning of a session held by a real browser is in `signin_browser.rs`.
 
 #![allow(
@@ -24,7 +29,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use edge_access_tests::emulator::provisioning::{
-    Dialect, Directory, DirectoryGroup, DirectoryUser, ScimClient,
+    Dialect, Directory, DirectoryGroup, DirectoryUser, ExternalId, ScimClient, ERROR_SCHEMA,
 };
 use edge_access_tests::emulator::TokenRequest;
 use edge_access_tests::fixtures::Fixtures;
@@ -89,6 +94,21 @@ fn reauth_stack() -> &'static Stack {
         .unwrap_or_else(|e| panic!("the stack did not start: {e}"))
 }
 
+/// `user_deprovision` and `reauth`, for the tests of how users are keyed (each with users of
+/// its own).
+fn keyed_stack() -> &'static Stack {
+    static STACK: OnceLock<Result<Stack, String>> = OnceLock::new();
+    STACK
+        .get_or_init(|| {
+            start(
+                "keyed",
+                json!({ "enabled": true, "user_deprovision": true, "identity_update_behavior": "reauth" }),
+            )
+        })
+        .as_ref()
+        .unwrap_or_else(|e| panic!("the stack did not start: {e}"))
+}
+
 fn automatic_stack() -> &'static Stack {
     static STACK: OnceLock<Result<Stack, String>> = OnceLock::new();
     STACK
@@ -106,8 +126,10 @@ fn should_run(test: &str) -> bool {
     Stack::should_run(&format!("{BINARY}::{test}")).unwrap()
 }
 
+/// Entra's provisioning client, its app mapping `objectId` to `externalId`.
 fn scim(stack: &Stack, dialect: Dialect) -> ScimClient {
     ScimClient::new(&format!("{}{SCIM_PATH}", stack.url()), SCIM_TOKEN, dialect)
+        .with_external_id(ExternalId::ObjectId)
 }
 
 fn directory() -> Directory {
@@ -137,10 +159,21 @@ fn bearer_caller<'s>(
     user: &str,
     path: &'s str,
 ) -> impl Fn() -> edge_access_tests::client::HttpResponse + 's {
+    bearer_caller_with(stack, user, &json!({}), path)
+}
+
+/// [`bearer_caller`] with `claims` set over the token's own (`null` removes one).
+fn bearer_caller_with<'s>(
+    stack: &'s Stack,
+    user: &str,
+    claims: &Value,
+    path: &'s str,
+) -> impl Fn() -> edge_access_tests::client::HttpResponse + 's {
     let token = stack
         .emulator()
         .mint(&TokenRequest {
             user: user.into(),
+            claims: claims.as_object().cloned().unwrap_or_default(),
             ..TokenRequest::default()
         })
         .unwrap();
@@ -466,8 +499,10 @@ fn a_large_group_changes_member_by_member() {
         .unwrap();
     let mut ids = Vec::new();
     for n in 0..1500 {
+        // Bound to object ids of their own, as `user_deprovision` requires.
         let body = json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                           "userName": format!("bulk{n}@large.example") });
+                           "userName": format!("bulk{n}@large.example"),
+                           "externalId": format!("b01c{n:04x}-0000-4000-8000-{n:012x}") });
         let created = http
             .request(
                 "POST",
@@ -528,4 +563,210 @@ fn scim_nesting_speaks_only_for_the_provisioned_provider() {
         .unwrap();
     let answer = bearer_caller(&stack, "dora", "/incidents/board")();
     assert_eq!(answer.status, 403, "{answer:?}");
+}
+
+/// Someone Entra provisions under addresses of their own, bound by `oid` (their tokens are
+/// fixture user bob's with that `oid` set).
+fn keyed_person(key: &str, oid: &str) -> DirectoryUser {
+    DirectoryUser {
+        key: key.into(),
+        object_id: oid.into(),
+        user_principal_name: format!("{key}@example.com"),
+        mail: format!("{key}@example.com"),
+        display_name: "Keyed Person".into(),
+        groups: Vec::new(),
+        employee_number: None,
+    }
+}
+
+#[test]
+fn deprovisioning_follows_the_object_id_whatever_the_email_claims_say() {
+    if !should_run("keyed_bearer") {
+        return;
+    }
+    let stack = keyed_stack();
+    let scim = scim(stack, Dialect::Default);
+    let oid = "6a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+    let person = keyed_person("keyed.bearer", oid);
+    // The same person's tokens: with the address SCIM has, with no email-like claim at all
+    // (as API tokens often are), and with another address in `email`.
+    let callers = [
+        (
+            "the address SCIM has",
+            bearer_caller_with(
+                stack,
+                "bob",
+                &json!({ "oid": oid, "email": person.mail, "preferred_username": person.mail }),
+                "/open/api",
+            ),
+        ),
+        (
+            "no email-like claim",
+            bearer_caller_with(
+                stack,
+                "bob",
+                &json!({ "oid": oid, "email": null, "preferred_username": null }),
+                "/open/api",
+            ),
+        ),
+        (
+            "another address",
+            bearer_caller_with(
+                stack,
+                "bob",
+                &json!({ "oid": oid, "email": "someone.else@example.com", "preferred_username": null }),
+                "/open/api",
+            ),
+        ),
+    ];
+    let expect = |status: u16, when: &str| {
+        for (what, call) in &callers {
+            let answer = call();
+            assert_eq!(answer.status, status, "{what}, {when}: {answer:?}");
+        }
+    };
+    expect(200, "before SCIM knows them");
+    let id = id_of(&scim.create_user(&person).unwrap());
+    expect(200, "provisioned and active");
+    scim.disable_user(&id).unwrap();
+    expect(401, "disabled");
+    scim.patch_user(&id, &Dialect::Default.set_active(true))
+        .unwrap();
+    expect(200, "enabled again");
+    scim.delete_user(&id).unwrap();
+    expect(401, "deleted");
+    scim.create_user(&person).unwrap();
+    expect(200, "provisioned again");
+}
+
+#[test]
+fn with_user_deprovision_a_token_without_an_object_id_is_refused() {
+    if !should_run("keyed_no_oid") {
+        return;
+    }
+    // No `oid`: the user cannot be keyed, so whether SCIM deprovisioned them cannot be known.
+    let call = bearer_caller_with(keyed_stack(), "bob", &json!({ "oid": null }), "/open/api");
+    let answer = call();
+    assert_eq!(answer.status, 401, "{answer:?}");
+    let line = signin_common::log_line(keyed_stack(), "no object id");
+    assert!(line.contains("\"status\":401"), "{line}");
+    assert!(line.contains("user_deprovision"), "{line}");
+    // Without `user_deprovision` nothing needs the key.
+    let call = bearer_caller_with(
+        automatic_stack(),
+        "bob",
+        &json!({ "oid": null }),
+        "/open/api",
+    );
+    let answer = call();
+    assert_eq!(answer.status, 200, "{answer:?}");
+}
+
+#[test]
+fn sessions_end_by_object_id_when_scim_knows_other_addresses() {
+    if !should_run("keyed_sessions") {
+        return;
+    }
+    let stack = keyed_stack();
+    let scim = scim(stack, Dialect::AadOptscim062020);
+    let mut agent = Agent::new(stack);
+    agent.signed_in("/staff/desk", "ada");
+    // Entra provisions ada under addresses her tokens do not carry: only the object id binds
+    // the SCIM user to her session.
+    let mut ada = user("ada");
+    ada.user_principal_name = "a.lovelace@corp.example".into();
+    ada.mail = "a.lovelace@corp.example".into();
+    let id = id_of(&scim.create_user(&ada).unwrap());
+    assert_signed_in(&mut agent, "/staff/desk", "ada");
+
+    scim.disable_user(&id).unwrap();
+    assert_sent_to_sign_in(&mut agent, "/staff/desk", "ada after disable");
+    let refused = agent.sign_in("/staff/desk", "ada");
+    assert_eq!(refused.status, 403, "{refused:?}");
+
+    scim.patch_user(&id, &Dialect::AadOptscim062020.set_active(true))
+        .unwrap();
+    agent.signed_in("/staff/desk", "ada");
+    assert_signed_in(&mut agent, "/staff/desk", "ada");
+}
+
+#[test]
+fn with_user_deprovision_users_must_be_bound_to_their_object_id() {
+    if !should_run("keyed_binding") {
+        return;
+    }
+    let stack = keyed_stack();
+    let base = format!("{}{SCIM_PATH}", stack.url());
+    let person = keyed_person("keyed.binding", "7b2c3d4e-5f60-4b7c-8d9e-0f1a2b3c4d5e");
+    let assert_refused = |answer: &edge_access_tests::client::HttpResponse, what: &str| {
+        assert_eq!(answer.status, 400, "{what}: {answer:?}");
+        let body = answer.json().unwrap();
+        assert_eq!(body["schemas"], json!([ERROR_SCHEMA]), "{what}: {body}");
+        assert_eq!(body["scimType"], "invalidValue", "{what}: {body}");
+        let detail = body["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains("`externalId`") && detail.contains("objectId"),
+            "{what}: {body}"
+        );
+    };
+
+    // Entra's default mapping (mailNickname) cannot bind a user: refused, nothing stored.
+    let entra_default = ScimClient::new(&base, SCIM_TOKEN, Dialect::Default);
+    let answer = entra_default
+        .send_json("POST", "/Users", &[], &person.create_payload())
+        .unwrap();
+    assert_refused(&answer, "created with externalId ← mailNickname");
+    assert_eq!(
+        entra_default
+            .users_by_user_name(&person.user_principal_name)
+            .unwrap()
+            .total_results,
+        0
+    );
+
+    // Bound, then changes that would unbind it are refused and leave it byte for byte.
+    let scim = scim(stack, Dialect::Default);
+    let id = id_of(&scim.create_user(&person).unwrap());
+    let http = edge_access_tests::client::HttpClient::new();
+    let auth = format!("Bearer {SCIM_TOKEN}");
+    let read = || {
+        http.get_with(&format!("{base}/Users/{id}"), &[("authorization", &auth)])
+            .unwrap()
+            .body
+    };
+    let before = read();
+    let unbind =
+        Dialect::Default.update_user(&edge_access_tests::emulator::provisioning::UserUpdate {
+            external_id: Some(person.mail_nickname().into()),
+            ..Default::default()
+        });
+    let answer = scim
+        .send_json("PATCH", &format!("/Users/{id}"), &[], &unbind)
+        .unwrap();
+    assert_refused(&answer, "externalId replaced by the mailNickname");
+    let mut replacement = person.create_payload();
+    replacement.as_object_mut().unwrap().remove("externalId");
+    let answer = scim
+        .send_json("PUT", &format!("/Users/{id}"), &[], &replacement)
+        .unwrap();
+    assert_refused(&answer, "replaced without externalId");
+    assert_eq!(read(), before);
+
+    // A disable is never refused, bound or not; and a SCIM user who is not bound, here one
+    // stored disabled, refuses anyone with its address whose object id SCIM does not know:
+    // they cannot be told apart.
+    let legacy = json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "keyed.legacy@example.com", "externalId": "klegacy", "active": "False" });
+    let answer = scim.send_json("POST", "/Users", &[], &legacy).unwrap();
+    assert_eq!(answer.status, 201, "{answer:?}");
+    let call = bearer_caller_with(
+        stack,
+        "bob",
+        &json!({ "oid": "8c3d4e5f-6071-4c8d-9eaf-102132435465",
+                 "email": "keyed.legacy@example.com", "preferred_username": null }),
+        "/open/api",
+    );
+    assert_eq!(call().status, 401);
+    let line = signin_common::log_line(stack, "not bound to an object id");
+    assert!(line.contains("\"status\":401"), "{line}");
 }

@@ -160,12 +160,10 @@ async fn decide(
     let mut assertion = None;
     if let Some(bearer) = bearer(headers) {
         match bearer_identity(env, gateway, &bearer, now_ms).await {
-            Ok(identity) if deprovisioned(env, gateway, &identity, now_ms).await? => {
-                return Ok(refused(GatewayError::Unauthorized(
-                    "the user is deprovisioned (SCIM)".into(),
-                )))
-            }
-            Ok(identity) => policy_request.identity = Some(identity),
+            Ok(identity) => match deprovisioned(env, gateway, &identity, now_ms).await? {
+                Some(why) => return Ok(refused(GatewayError::Unauthorized(why))),
+                None => policy_request.identity = Some(identity),
+            },
             Err(error @ GatewayError::Unauthorized(_)) => return Ok(refused(error)),
             Err(error) => return Err(error),
         }
@@ -260,23 +258,41 @@ async fn decide(
     })
 }
 
-/// With `scim_config.user_deprovision`, whether SCIM disabled or deleted this identity's user:
-/// an Entra token stays valid for its lifetime, so the gateway refuses it itself.
+/// With `scim_config.user_deprovision`, why SCIM refuses this identity, if it does: its user,
+/// found by object id (the token's `oid`), is disabled or deleted — an Entra token stays valid
+/// for its lifetime, so the gateway refuses it itself — or the identity cannot be keyed (no
+/// `oid`), or cannot be told apart from a SCIM user bound to no object id. Fails closed.
 async fn deprovisioned(
     env: &Env,
     gateway: &Gateway,
     identity: &Identity,
     now_ms: u64,
-) -> Result<bool, GatewayError> {
+) -> Result<Option<String>, GatewayError> {
     let Some(scim) = gateway.scim.as_ref() else {
-        return Ok(false);
+        return Ok(None);
     };
     let ours = identity.idp_id.as_deref() == Some(scim.idp_id.as_str());
-    let (true, true, Some(email)) = (scim.config.user_deprovision, ours, identity.email.as_ref())
+    if !(scim.config.user_deprovision && ours) {
+        return Ok(None);
+    }
+    let Some(oid) = identity
+        .user_id
+        .as_deref()
+        .and_then(edge_access_scim::object_id)
     else {
-        return Ok(false);
+        return Ok(Some(
+            "user_deprovision is on and the token has no object id (`oid`) to find the user by"
+                .into(),
+        ));
     };
-    Ok(crate::scim::deprovisioned(&env.d1("DB")?, email.as_str(), now_ms).await?)
+    let email = identity.email.as_ref().map(|e| e.as_str());
+    let why = crate::scim::deprovisioned(&env.d1("DB")?, &oid, email, now_ms).await?;
+    Ok(why.map(|why| match why.as_str() {
+        "unbound" => "a SCIM user with this address is not bound to an object id (map objectId \
+                      to externalId); the user cannot be told apart from it"
+            .to_owned(),
+        other => format!("the user is deprovisioned (SCIM): {other}"),
+    }))
 }
 
 /// A refusal, sent to the app's custom deny page when it has one.

@@ -395,8 +395,9 @@ async fn callback(
     let stored = StoredIdentity::from_identity(identity, country.clone());
     let stored_json =
         serde_json::to_string(&stored).map_err(|e| GatewayError::Internal(e.to_string()))?;
-    // With `user_deprovision`, a user SCIM disabled or deleted gets no session — checked in
-    // the insert itself, so a deprovisioning that lands mid-sign-in cannot be missed.
+    // With `user_deprovision`, a user SCIM disabled or deleted (by object id) gets no session
+    // — checked in the insert itself, so a deprovisioning that lands mid-sign-in cannot be
+    // missed.
     let guarded = gateway
         .scim
         .as_ref()
@@ -415,7 +416,19 @@ async fn callback(
     ];
     let mut condition = String::new();
     if guarded {
-        condition = format!("WHERE NOT {}", crate::scim::deprovisioned_sql(8, 9));
+        // Keyed by the object id: without one, SCIM's say on the user cannot be known.
+        let oid = stored
+            .user_id
+            .as_deref()
+            .and_then(edge_access_scim::object_id)
+            .ok_or_else(|| GatewayError::Forbidden {
+                reason: "sign-in refused: user_deprovision is on and the ID token has no \
+                         object id (`oid`) to find the user by"
+                    .into(),
+                non_identity: false,
+            })?;
+        condition = format!("WHERE {} IS NULL", crate::scim::refusal_sql(8, 9, 10));
+        args.push(JsValue::from(oid));
         args.push(
             stored
                 .email

@@ -2,7 +2,9 @@
 //! Ctrl-C, for people and for `cargo xtask dev`.
 //!
 //! `entra-emulator --provision URL --scim-token TOKEN [--dialect default|aadOptscim062020]
-//! [--nest-groups] [--fixtures FILE]`: instead, Entra's provisioning service once: one
+//! [--external-id objectId|mailNickname] [--nest-groups] [--fixtures FILE]`: instead, Entra's
+//! provisioning service once, users' `externalId` mapped from `objectId` (the gateway's
+//! documented set-up; Entra's own default is `mailNickname`): one
 //! provisioning cycle of the fixture directory against the SCIM endpoint at URL (Test
 //! Connection, users, groups, memberships, then an update, a member removal, a disable and a
 //! delete; see `edge_access_tests::emulator::provisioning`), then the report. As in Entra's
@@ -16,13 +18,16 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use edge_access_tests::emulator::provisioning::{CycleOptions, Dialect, Directory, ScimClient};
+use edge_access_tests::emulator::provisioning::{
+    CycleOptions, Dialect, Directory, ExternalId, ScimClient,
+};
 use edge_access_tests::emulator::Emulator;
 use edge_access_tests::fixtures::Fixtures;
 
 const USAGE: &str = "usage: entra-emulator [--port N] [--fixtures FILE]\n       \
                      entra-emulator --provision URL --scim-token TOKEN \
-                     [--dialect default|aadOptscim062020] [--nest-groups] [--fixtures FILE]";
+                     [--dialect default|aadOptscim062020] [--external-id objectId|mailNickname] \
+                     [--nest-groups] [--fixtures FILE]";
 
 /// The flag Entra reads at the end of a Tenant URL.
 const DIALECT_FLAG: &str = "?aadOptscim062020";
@@ -43,6 +48,7 @@ fn run() -> Result<(), String> {
     let mut provision: Option<String> = None;
     let mut scim_token: Option<String> = None;
     let mut dialect: Option<Dialect> = None;
+    let mut external_id: Option<ExternalId> = None;
     let mut nest_groups = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -62,6 +68,10 @@ fn run() -> Result<(), String> {
                 let value = args.next().ok_or(USAGE)?;
                 dialect = Some(value.parse().map_err(|error| format!("{error}"))?);
             }
+            "--external-id" => {
+                let value = args.next().ok_or(USAGE)?;
+                external_id = Some(value.parse().map_err(|error| format!("{error}"))?);
+            }
             "--nest-groups" => nest_groups = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -73,11 +83,12 @@ fn run() -> Result<(), String> {
     let fixtures = Fixtures::load(&fixtures_path).map_err(|error| error.to_string())?;
     if let Some(url) = provision {
         let token = scim_token.ok_or("--provision needs --scim-token")?;
-        return provision_once(&fixtures, &url, &token, dialect, nest_groups);
+        let external_id = external_id.unwrap_or(ExternalId::ObjectId);
+        return provision_once(&fixtures, &url, &token, dialect, external_id, nest_groups);
     }
-    if scim_token.is_some() || dialect.is_some() || nest_groups {
+    if scim_token.is_some() || dialect.is_some() || external_id.is_some() || nest_groups {
         return Err(format!(
-            "--scim-token, --dialect and --nest-groups go with --provision\n{USAGE}"
+            "--scim-token, --dialect, --external-id and --nest-groups go with --provision\n{USAGE}"
         ));
     }
     let emulator = Emulator::start_on(fixtures, port).map_err(|error| error.to_string())?;
@@ -94,6 +105,7 @@ fn provision_once(
     url: &str,
     token: &str,
     dialect: Option<Dialect>,
+    external_id: ExternalId,
     nest_groups: bool,
 ) -> Result<(), String> {
     let (url, flagged) = match url.strip_suffix(DIALECT_FLAG) {
@@ -115,9 +127,9 @@ fn provision_once(
         nest_groups,
         ..CycleOptions::for_directory(&directory)
     };
-    let client = ScimClient::new(url, token, dialect);
+    let client = ScimClient::new(url, token, dialect).with_external_id(external_id);
     println!(
-        "provisioning {} users and {} groups to {url}",
+        "provisioning {} users and {} groups to {url} (externalId ← {external_id})",
         directory.users.len(),
         directory.groups.len()
     );

@@ -48,7 +48,7 @@ use edge_access_tests::bench_report::{
 
 use edge_access_tests::client::HttpClient;
 use edge_access_tests::emulator::provisioning::{
-    Dialect, Directory, Exchange, ProvisioningError, ScimClient,
+    Dialect, Directory, Exchange, ExternalId, ProvisioningError, ScimClient,
 };
 use edge_access_tests::stack::{Stack, StackConfig, SCIM_PATH, SCIM_TOKEN};
 use serde_json::{json, Value};
@@ -251,7 +251,9 @@ fn measure(directory: &Directory, connections: usize) -> Result<Run, String> {
     let base = format!("{}{SCIM_PATH}", stack.url());
     let clients: Vec<ScimClient> = (0..connections)
         .map(|_| {
+            // `user_deprovision` needs users bound to their object ids.
             ScimClient::new(&base, SCIM_TOKEN, Dialect::Default)
+                .with_external_id(ExternalId::ObjectId)
                 .with_http(HttpClient::with_timeout(Duration::from_secs(60)))
         })
         .collect();

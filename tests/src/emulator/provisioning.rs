@@ -23,6 +23,7 @@
 //!    (`GET /Groups?excludedAttributes=members&filter=displayName eq "<random GUID>"`).
 //! 2. **Users**, in directory order: `GET /Users?filter=userName eq "<upn>"`; create the user
 //!    when there is none (`userName` ← UPN, `externalId` ← mailNickname, the UPN's local part,
+//!    or ← objectId when the app's mappings say so ([`ExternalId`]),
 //!    `emails[type eq "work"].value` ← mail, `name` from the display name), otherwise send the
 //!    attributes that differ (and `active` back to true) as an update.
 //! 3. **Groups**, in directory order: `GET /Groups?excludedAttributes=members&filter=displayName
@@ -218,6 +219,52 @@ impl FromStr for Dialect {
     }
 }
 
+/// Where a user's `externalId` comes from: one of the provisioning app's attribute mappings.
+///
+/// Entra maps `mailNickname` by default; an administrator can map `objectId` instead (Entra
+/// admin center → the app → Provisioning → Mappings → the user mapping → `externalId`), which
+/// is what edge-access needs to find a provisioned user among the people who sign in: the
+/// object id is the `oid` of their tokens, immutable, where mail and UPN can change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum ExternalId {
+    /// Entra's default mapping: `mailNickname` (here the UPN's local part).
+    #[default]
+    MailNickname,
+    /// `objectId` → `externalId`: the user's object id.
+    ObjectId,
+}
+
+impl ExternalId {
+    /// Both mappings, Entra's default first.
+    pub const ALL: [ExternalId; 2] = [ExternalId::MailNickname, ExternalId::ObjectId];
+
+    /// The source attribute's name in Entra: `mailNickname` or `objectId`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExternalId::MailNickname => "mailNickname",
+            ExternalId::ObjectId => "objectId",
+        }
+    }
+}
+
+impl fmt::Display for ExternalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ExternalId {
+    type Err = ProvisioningError;
+
+    /// `mailNickname` or `objectId`, any case.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        ExternalId::ALL
+            .into_iter()
+            .find(|source| source.name().eq_ignore_ascii_case(text))
+            .ok_or_else(|| ProvisioningError::UnknownExternalId(text.to_owned()))
+    }
+}
+
 /// The path of a user's work email, as Entra writes it.
 pub const WORK_EMAIL_PATH: &str = "emails[type eq \"work\"].value";
 
@@ -337,9 +384,22 @@ impl DirectoryUser {
             .filter(|family| !family.is_empty())
     }
 
-    /// Entra's create payload for this user (reference §5.3, Create User, with the
-    /// enterprise extension).
+    /// The `externalId` Entra sends for this user under `mapping`.
+    pub fn external_id(&self, mapping: ExternalId) -> &str {
+        match mapping {
+            ExternalId::MailNickname => self.mail_nickname(),
+            ExternalId::ObjectId => &self.object_id,
+        }
+    }
+
+    /// Entra's create payload for this user with its default mappings (reference §5.3,
+    /// Create User, with the enterprise extension).
     pub fn create_payload(&self) -> Value {
+        self.create_payload_with(ExternalId::default())
+    }
+
+    /// Entra's create payload for this user, `externalId` from `mapping`.
+    pub fn create_payload_with(&self, mapping: ExternalId) -> Value {
         let mut name = Map::new();
         name.insert("formatted".into(), json!(self.display_name));
         if let Some(family) = self.family_name() {
@@ -348,7 +408,7 @@ impl DirectoryUser {
         name.insert("givenName".into(), json!(self.given_name()));
         let mut payload = json!({
             "schemas": [USER_SCHEMA, ENTERPRISE_USER],
-            "externalId": self.mail_nickname(),
+            "externalId": self.external_id(mapping),
             "userName": self.user_principal_name,
             "active": true,
             "displayName": self.display_name,
@@ -364,8 +424,14 @@ impl DirectoryUser {
     }
 
     /// What differs between this user and `resource` (a SCIM user the endpoint holds), as an
-    /// update; `active` is set back to true when the resource is inactive.
+    /// update, with Entra's default mappings; `active` is set back to true when the resource
+    /// is inactive.
     pub fn differences(&self, resource: &Value) -> UserUpdate {
+        self.differences_with(resource, ExternalId::default())
+    }
+
+    /// [`DirectoryUser::differences`] with `externalId` from `mapping`.
+    pub fn differences_with(&self, resource: &Value, mapping: ExternalId) -> UserUpdate {
         let text = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_owned);
         let differs = |current: Option<String>, wanted: Option<&str>| match wanted {
             Some(wanted) if current.as_deref() != Some(wanted) => Some(wanted.to_owned()),
@@ -397,7 +463,10 @@ impl DirectoryUser {
                 text(name.and_then(|name| name.get("familyName"))),
                 self.family_name(),
             ),
-            external_id: differs(text(resource.get("externalId")), Some(self.mail_nickname())),
+            external_id: differs(
+                text(resource.get("externalId")),
+                Some(self.external_id(mapping)),
+            ),
             employee_number: differs(
                 text(
                     resource
@@ -852,6 +921,8 @@ pub enum ProvisioningError {
     Directory(String),
     /// A dialect name that is neither `default` nor `aadOptscim062020`.
     UnknownDialect(String),
+    /// An `externalId` source that is neither `mailNickname` nor `objectId`.
+    UnknownExternalId(String),
 }
 
 impl fmt::Display for ProvisioningError {
@@ -883,6 +954,12 @@ impl fmt::Display for ProvisioningError {
             Self::UnknownDialect(name) => {
                 write!(f, "unknown dialect `{name}` (default or aadOptscim062020)")
             }
+            Self::UnknownExternalId(name) => {
+                write!(
+                    f,
+                    "unknown externalId source `{name}` (mailNickname or objectId)"
+                )
+            }
         }
     }
 }
@@ -894,7 +971,8 @@ impl std::error::Error for ProvisioningError {
             Self::Status { .. }
             | Self::Answer { .. }
             | Self::Directory(_)
-            | Self::UnknownDialect(_) => None,
+            | Self::UnknownDialect(_)
+            | Self::UnknownExternalId(_) => None,
         }
     }
 }
@@ -905,6 +983,7 @@ pub struct ScimClient {
     base_url: String,
     token: String,
     dialect: Dialect,
+    external_id: ExternalId,
     http: HttpClient,
     exchanges: Mutex<Vec<Exchange>>,
 }
@@ -917,6 +996,7 @@ impl ScimClient {
             base_url: base_url.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
             dialect,
+            external_id: ExternalId::default(),
             http: HttpClient::new(),
             exchanges: Mutex::new(Vec::new()),
         }
@@ -927,6 +1007,19 @@ impl ScimClient {
     pub fn with_http(mut self, http: HttpClient) -> Self {
         self.http = http;
         self
+    }
+
+    /// The same client with users' `externalId` from `mapping` (Entra's default is
+    /// [`ExternalId::MailNickname`]).
+    #[must_use]
+    pub fn with_external_id(mut self, mapping: ExternalId) -> Self {
+        self.external_id = mapping;
+        self
+    }
+
+    /// Where users' `externalId` comes from.
+    pub fn external_id(&self) -> ExternalId {
+        self.external_id
     }
 
     /// The Tenant URL.
@@ -1236,14 +1329,14 @@ impl ScimClient {
         }
     }
 
-    /// `POST /Users` with Entra's create payload ([`DirectoryUser::create_payload`]);
-    /// answers the created user (201).
+    /// `POST /Users` with Entra's create payload ([`DirectoryUser::create_payload_with`] the
+    /// client's [`ExternalId`] mapping); answers the created user (201).
     ///
     /// # Errors
     ///
     /// Anything but 201 with a JSON object that has an `id`.
     pub fn create_user(&self, user: &DirectoryUser) -> Result<Value, ProvisioningError> {
-        self.create("/Users", &user.create_payload())
+        self.create("/Users", &user.create_payload_with(self.external_id))
     }
 
     /// `POST /Groups` with Entra's create payload ([`DirectoryGroup::create_payload`]);
@@ -1365,7 +1458,7 @@ impl ScimClient {
         match found {
             Some(existing) => {
                 let id = Self::id_of(existing, "GET", "/Users")?;
-                let update = user.differences(existing);
+                let update = user.differences_with(existing, self.external_id);
                 if update.is_empty() {
                     Ok((id, Provisioned::Matched))
                 } else {
@@ -1724,6 +1817,42 @@ mod tests {
             [generated.groups[0].object_id.clone()]
         );
         assert!(generated.users[2].groups.is_empty());
+    }
+
+    #[test]
+    fn the_object_id_mapping_sends_the_object_id_as_external_id() {
+        let user = ada();
+        let payload = user.create_payload_with(ExternalId::ObjectId);
+        assert_eq!(payload["externalId"], json!(user.object_id));
+        assert_eq!(
+            payload["externalId"],
+            "d46b42fb-47df-439b-8a37-e6c49553de12"
+        );
+        let mut expected = user.create_payload();
+        expected["externalId"] = json!(user.object_id);
+        assert_eq!(payload, expected, "only externalId differs");
+        // Matching: a user stored under the default mapping gets its externalId replaced.
+        let stored = user.create_payload();
+        assert!(user.differences(&stored).is_empty());
+        assert_eq!(
+            user.differences_with(&stored, ExternalId::ObjectId),
+            UserUpdate {
+                external_id: Some(user.object_id.clone()),
+                ..UserUpdate::default()
+            }
+        );
+        assert!(user
+            .differences_with(&payload, ExternalId::ObjectId)
+            .is_empty());
+        assert_eq!(
+            "OBJECTID".parse::<ExternalId>().unwrap(),
+            ExternalId::ObjectId
+        );
+        assert_eq!(
+            "mailNickname".parse::<ExternalId>().unwrap(),
+            ExternalId::MailNickname
+        );
+        assert!("upn".parse::<ExternalId>().is_err());
     }
 
     #[test]

@@ -9,9 +9,9 @@
 mod discovery;
 mod store;
 
-pub use store::{deprovisioned, deprovisioned_sql, int, DELETED_FOR_MS};
+pub use store::{deprovisioned, int, refusal_sql, DELETED_FOR_MS};
 
-use edge_access_scim::{ScimError, ScimType};
+use edge_access_scim::ScimError;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use worker::{Date, Env, Headers, Method, Request, Response};
@@ -327,7 +327,8 @@ fn authorize(request: &Request, settings: &ScimSettings) -> Result<(), Failure> 
     }
 }
 
-/// The request body as JSON: at most [`MAX_BODY`] bytes, else 413; not JSON → invalidSyntax.
+/// The request body as JSON: at most [`MAX_BODY`] bytes, else 413; not JSON, or an attribute
+/// twice in one object (without case) → invalidSyntax.
 async fn body(request: &mut Request) -> Result<Value, Failure> {
     let declared = request
         .headers()
@@ -342,10 +343,5 @@ async fn body(request: &mut Request) -> Result<Value, Failure> {
     if bytes.len() > MAX_BODY {
         return Err(Failure::TooLarge);
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
-        Failure::Scim(ScimError::new(
-            ScimType::InvalidSyntax,
-            format!("the body is not JSON: {e}"),
-        ))
-    })
+    Ok(edge_access_scim::parse_body(&bytes)?)
 }

@@ -11,12 +11,19 @@
 //! - `automatic`: the stored identity's `groups` become the user's SCIM groups (transitively,
 //!   by their policy ids).
 //!
-//! Deleted users leave their email keys in `scim_deprovisioned` until SCIM provisions them
+//! Deleted users leave their object ids in `scim_deleted_oids` until SCIM provisions them
 //! again, so the gateway can refuse their bearer tokens ([`deprovisioned`]).
 //!
-//! Sessions belong to a SCIM user when their email is the user's `userName` or work email
-//! (Entra maps `userPrincipalName` and `mail` there), without case, and came from the
-//! provisioned identity provider.
+//! Users are keyed by Entra's object id: a SCIM user whose `externalId` is a GUID is bound
+//! to it (Entra sends the object id there when the provisioning app maps `objectId` to
+//! `externalId`), and a session belongs to the SCIM user bound to its `user_id` — the
+//! token's `oid`, immutable — when it came from the provisioned identity provider. Email
+//! addresses, which Entra lets administrators set to anything, never say whose a session is.
+//! With `user_deprovision` an active user must be bound (a write that leaves one unbound is
+//! refused), so every user SCIM can disable is one the gateway can find; a user stored
+//! before that (a disabled one, or one written before the rule) is found by its addresses
+//! only to refuse: its sessions are revoked by email, and the gateway refuses identities
+//! it cannot tell apart from it ([`refusal_sql`]).
 
 use edge_access_scim::{
     apply, conditions, fold, split_members, Condition, Filter, GroupRecord, MemberChange, Page,
@@ -52,6 +59,9 @@ struct UserRow {
     id: String,
     user_name_key: String,
     work_email_key: Option<String>,
+    /// The object id the user is bound to.
+    #[serde(default)]
+    oid: Option<String>,
     active: f64,
     resource: String,
     version: f64,
@@ -148,6 +158,8 @@ fn classify(e: worker::Error) -> BatchError {
         BatchError::MissingMember
     } else if text.contains("UNIQUE constraint failed: scim_users.user_name_key") {
         taken("userName is already taken")
+    } else if text.contains("UNIQUE constraint failed: scim_users.oid") {
+        taken("externalId is already the object id of another user")
     } else if text.contains("UNIQUE constraint failed: scim_groups.display_name_key") {
         taken("displayName is already taken")
     } else if text.contains("UNIQUE constraint failed: scim_groups.policy_id") {
@@ -221,7 +233,7 @@ impl<'a> Store<'a> {
     async fn user_row(&self, id: &str) -> Result<Option<UserRow>, Failure> {
         Ok(self
             .statement(
-                "SELECT id, user_name_key, work_email_key, active, resource, version, \
+                "SELECT id, user_name_key, work_email_key, oid, active, resource, version, \
                  created_ms, modified_ms FROM scim_users WHERE id = ?1",
                 &[text(&fold(id))],
             )?
@@ -281,7 +293,7 @@ impl<'a> Store<'a> {
         let (clause, args) = where_clause(&conditions, ResourceKind::User);
         let rows: Vec<UserRow> = self
             .page(
-                "SELECT id, user_name_key, work_email_key, active, resource, version, \
+                "SELECT id, user_name_key, work_email_key, oid, active, resource, version, \
                  created_ms, modified_ms, COUNT(*) OVER () AS total FROM scim_users",
                 &clause,
                 "created_ms, id",
@@ -350,19 +362,29 @@ impl<'a> Store<'a> {
         Ok(total.map_or(0, |c| int(c.n)))
     }
 
+    /// With `user_deprovision`, an active user must be bound to an object id.
+    fn check_bound(&self, record: &UserRecord) -> Result<(), ScimError> {
+        if self.settings.config.user_deprovision {
+            record.check_bound()?;
+        }
+        Ok(())
+    }
+
     pub async fn create_user(&self, body: &Value) -> Result<(Value, String), Failure> {
         let record = UserRecord::from_body(body)?;
-        // A taken userName fails the insert (UNIQUE), answered 409.
+        self.check_bound(&record)?;
+        // A taken userName or object id fails the insert (UNIQUE), answered 409.
         let id = new_id()?;
         let resource = stored_text(&record.resource)?;
         let insert = self.statement(
-            "INSERT INTO scim_users (id, user_name_key, external_id, work_email_key, \
+            "INSERT INTO scim_users (id, user_name_key, external_id, oid, work_email_key, \
              display_name_key, active, resource, version, created_ms, modified_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?8)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?9)",
             &[
                 text(&id),
                 text(&record.user_name_key),
                 opt(record.external_id.as_deref()),
+                opt(record.object_id.as_deref()),
                 opt(record.work_email_key.as_deref()),
                 opt(record.display_name_key.as_deref()),
                 num(u64::from(record.active)),
@@ -370,11 +392,8 @@ impl<'a> Store<'a> {
                 num(self.now_ms),
             ],
         )?;
-        let keys: Vec<String> = std::iter::once(record.user_name_key.clone())
-            .chain(record.work_email_key.clone())
-            .collect();
         let prepared = Prepared {
-            statements: vec![insert, self.undelete(&keys)?],
+            statements: vec![insert, self.undelete(&record)?],
             ..Prepared::default()
         };
         self.submit(&id, prepared)
@@ -448,6 +467,7 @@ impl<'a> Store<'a> {
             let stored: Map<String, Value> = serde_json::from_str(&row.resource)
                 .map_err(|e| Failure::Internal(format!("stored user `{}`: {e}", row.id)))?;
             let record = change(&stored)?;
+            self.check_bound(&record)?;
             if record.user_name_key != row.user_name_key {
                 self.name_free(ResourceKind::User, &record.user_name_key, &row.id)
                     .await?;
@@ -455,20 +475,17 @@ impl<'a> Store<'a> {
             let mut effects = Effects::default();
             let was_active = int(row.active) == 1;
             if self.settings.config.user_deprovision && was_active && !record.active {
-                self.deprovision(&mut effects, &keys_of(&row))?;
+                self.deprovision(&mut effects, &row)?;
             }
             let version = int(row.version) + 1;
             let mut write = Vec::new();
             if record.active {
-                let keys: Vec<String> = std::iter::once(record.user_name_key.clone())
-                    .chain(record.work_email_key.clone())
-                    .collect();
-                write.push(self.undelete(&keys)?);
+                write.push(self.undelete(&record)?);
             }
             write.push(self.statement(
                 "UPDATE scim_users SET user_name_key = ?2, external_id = ?3, work_email_key = ?4, \
-                 display_name_key = ?5, active = ?6, resource = ?7, version = ?8, modified_ms = ?9 \
-                 WHERE id = ?1",
+                 display_name_key = ?5, active = ?6, resource = ?7, version = ?8, modified_ms = ?9, \
+                 oid = ?10 WHERE id = ?1",
                 &[
                     text(&row.id),
                     text(&record.user_name_key),
@@ -479,6 +496,7 @@ impl<'a> Store<'a> {
                     text(&stored_text(&record.resource)?),
                     num(version),
                     num(self.now_ms),
+                    opt(record.object_id.as_deref()),
                 ],
             )?);
             let guard = self.guard("scim_users", &row.id, int(row.version))?;
@@ -509,7 +527,7 @@ impl<'a> Store<'a> {
                 .ok_or_else(|| not_found(ResourceKind::User, id))?;
             let mut effects = Effects::default();
             if self.settings.config.user_deprovision {
-                self.deprovision(&mut effects, &keys_of(&row))?;
+                self.deprovision(&mut effects, &row)?;
             }
             // Leaving every group is a membership change too.
             self.touch(
@@ -523,11 +541,7 @@ impl<'a> Store<'a> {
                     &[text(&row.id)],
                 )?,
                 self.statement("DELETE FROM scim_users WHERE id = ?1", &[text(&row.id)])?,
-                self.statement(
-                    "INSERT OR REPLACE INTO scim_deprovisioned (email_key, deleted_ms) \
-                     SELECT value, ?2 FROM json_each(?1)",
-                    &[json_list(&keys_of(&row)), num(self.now_ms)],
-                )?,
+                self.remember_deleted(&row)?,
             ];
             let guard = self.guard("scim_users", &row.id, int(row.version))?;
             let batch = self.around(Some(guard), effects, write)?;
@@ -950,26 +964,54 @@ impl<'a> Store<'a> {
             &format!(
                 "WITH RECURSIVE down(id) AS ({seed} \
                    UNION SELECT m.member_id FROM scim_members m JOIN down ON m.group_id = down.id) \
-                 INSERT INTO scim_affected (email_key, revoke) \
-                 SELECT k, ?2 FROM ( \
-                   SELECT user_name_key AS k FROM scim_users WHERE id IN (SELECT id FROM down) \
-                   UNION SELECT work_email_key FROM scim_users \
-                     WHERE id IN (SELECT id FROM down) AND work_email_key IS NOT NULL) WHERE true \
-                 ON CONFLICT (email_key) DO UPDATE SET revoke = max(revoke, excluded.revoke)"
+                 INSERT INTO scim_affected (oid, revoke) \
+                 SELECT oid, ?2 FROM scim_users \
+                   WHERE id IN (SELECT id FROM down) AND oid IS NOT NULL \
+                 ON CONFLICT (oid) DO UPDATE SET revoke = max(revoke, excluded.revoke)"
             ),
             &[arg, num(u64::from(revoke))],
         )?);
         Ok(())
     }
 
-    /// Records users whose sessions end (deprovisioning), by email key.
-    fn deprovision(&self, effects: &mut Effects, keys: &[String]) -> Result<(), Failure> {
-        effects.record.push(self.statement(
-            "INSERT INTO scim_affected (email_key, revoke) SELECT value, 1 FROM json_each(?1) WHERE true \
-             ON CONFLICT (email_key) DO UPDATE SET revoke = 1",
-            &[json_list(keys)],
-        )?);
+    /// Records a user whose sessions end (deprovisioning), by object id. A user without one
+    /// (stored before `user_deprovision` required it, or stored disabled) has the sessions of
+    /// its addresses revoked instead: the direction that cannot let anyone in.
+    fn deprovision(&self, effects: &mut Effects, row: &UserRow) -> Result<(), Failure> {
+        match &row.oid {
+            Some(oid) => effects.record.push(self.statement(
+                "INSERT INTO scim_affected (oid, revoke) VALUES (?1, 1) \
+                 ON CONFLICT (oid) DO UPDATE SET revoke = 1",
+                &[text(oid)],
+            )?),
+            None => effects.record.push(self.statement(
+                "UPDATE sessions SET revoked_ms = ?1 WHERE revoked_ms IS NULL \
+                 AND json_extract(identity, '$.idp_id') = ?2 \
+                 AND email COLLATE NOCASE IN (SELECT value FROM json_each(?3))",
+                &[
+                    num(self.now_ms),
+                    text(&self.settings.idp_id),
+                    json_list(&keys_of(row)),
+                ],
+            )?),
+        }
         Ok(())
+    }
+
+    /// Remembers a deleted user, so that the gateway refuses their bearer tokens for
+    /// [`DELETED_FOR_MS`]: by object id, or by addresses for a user that had none.
+    fn remember_deleted(&self, row: &UserRow) -> Result<D1PreparedStatement, Failure> {
+        match &row.oid {
+            Some(oid) => self.statement(
+                "INSERT OR REPLACE INTO scim_deleted_oids (oid, deleted_ms) VALUES (?1, ?2)",
+                &[text(oid), num(self.now_ms)],
+            ),
+            None => self.statement(
+                "INSERT OR REPLACE INTO scim_deprovisioned (email_key, deleted_ms) \
+                 SELECT value, ?2 FROM json_each(?1)",
+                &[json_list(&keys_of(row)), num(self.now_ms)],
+            ),
+        }
     }
 
     /// The batch: the guard, what records the touched users, their revocations, the write,
@@ -990,28 +1032,26 @@ impl<'a> Store<'a> {
             batch.push(self.statement(
                 "UPDATE sessions SET revoked_ms = ?1 WHERE revoked_ms IS NULL \
                  AND json_extract(identity, '$.idp_id') = ?2 \
-                 AND email COLLATE NOCASE IN (SELECT email_key FROM scim_affected WHERE revoke = 1)",
+                 AND user_id COLLATE NOCASE IN (SELECT oid FROM scim_affected WHERE revoke = 1)",
                 &[num(self.now_ms), text(&self.settings.idp_id)],
             )?);
         }
         batch.extend(write);
         if any {
             prepared.regroup_at = Some(batch.len());
-            // One SCIM user per session: the active one whose userName is the email, else
-            // whose work email is; none (deleted, disabled) means no groups.
+            // A session's SCIM user is the active one bound to its object id; none (deleted,
+            // disabled) means no groups.
             batch.push(self.statement(
                 "UPDATE sessions SET identity = json_set(identity, '$.groups', json(( \
                    WITH RECURSIVE up(g) AS ( \
-                     SELECT m.group_id FROM scim_members m WHERE m.member_id = COALESCE( \
+                     SELECT m.group_id FROM scim_members m WHERE m.member_id = \
                        (SELECT u.id FROM scim_users u WHERE u.active = 1 \
-                          AND u.user_name_key = lower(sessions.email)), \
-                       (SELECT u.id FROM scim_users u WHERE u.active = 1 \
-                          AND u.work_email_key = lower(sessions.email) ORDER BY u.created_ms, u.id LIMIT 1)) \
+                          AND u.oid = lower(sessions.user_id)) \
                      UNION SELECT m.group_id FROM scim_members m JOIN up ON m.member_id = up.g) \
                    SELECT json_group_array(g.policy_id) FROM up JOIN scim_groups g ON g.id = up.g))) \
                  WHERE revoked_ms IS NULL AND expires_ms > ?1 \
                  AND json_extract(identity, '$.idp_id') = ?2 \
-                 AND email COLLATE NOCASE IN (SELECT email_key FROM scim_affected WHERE revoke = 0)",
+                 AND user_id COLLATE NOCASE IN (SELECT oid FROM scim_affected WHERE revoke = 0)",
                 &[num(self.now_ms), text(&self.settings.idp_id)],
             )?);
             batch.push(self.statement("DELETE FROM scim_affected", &[])?);
@@ -1043,12 +1083,24 @@ impl<'a> Store<'a> {
         Ok(())
     }
 
-    /// Forgets that users with these email keys were deleted (they are provisioned again).
-    fn undelete(&self, keys: &[String]) -> Result<D1PreparedStatement, Failure> {
-        self.statement(
-            "DELETE FROM scim_deprovisioned WHERE email_key IN (SELECT value FROM json_each(?1))",
-            &[json_list(keys)],
-        )
+    /// Forgets that `record`'s user was deleted (provisioned again): its object id, and its
+    /// addresses for a user that had none.
+    fn undelete(&self, record: &UserRecord) -> Result<D1PreparedStatement, Failure> {
+        match &record.object_id {
+            Some(oid) => {
+                self.statement("DELETE FROM scim_deleted_oids WHERE oid = ?1", &[text(oid)])
+            }
+            None => {
+                let keys: Vec<String> = std::iter::once(record.user_name_key.clone())
+                    .chain(record.work_email_key.clone())
+                    .collect();
+                self.statement(
+                    "DELETE FROM scim_deprovisioned WHERE email_key IN \
+                     (SELECT value FROM json_each(?1))",
+                    &[json_list(&keys)],
+                )
+            }
+        }
     }
 
     fn bump_directory(&self) -> Result<D1PreparedStatement, Failure> {
@@ -1210,42 +1262,52 @@ fn list_response(total: u64, page: Page, resources: Vec<Value>) -> Value {
     })
 }
 
-/// How long a deleted user's email stays refused: longer than any Entra token or session
-/// lives, short enough that a reused address is not refused for ever.
+/// How long a deleted user stays refused: longer than any Entra token or session lives,
+/// short enough that a reused address is not refused for ever.
 pub const DELETED_FOR_MS: u64 = 7 * 24 * 3600 * 1000;
 
-/// SQL true when SCIM disabled (and has no active user with) the email key `?k`, or deleted
-/// its user after `?since`.
-pub fn deprovisioned_sql(k: usize, since: usize) -> String {
+/// SQL for why SCIM refuses the identity with object id `?oid` (lowercase) and email `?email`
+/// (lowercase, or NULL): `'disabled'`, `'deleted'` (after `?since`), `'unbound'`, or NULL
+/// for none. The object id decides for a user SCIM has bound to it; only when SCIM binds no
+/// user to it do addresses count, and only to refuse: a user stored without an object id
+/// (disabled, or from before `user_deprovision` required one) with the identity's address
+/// cannot be told apart from it.
+pub fn refusal_sql(oid: usize, email: usize, since: usize) -> String {
     format!(
-        "((EXISTS (SELECT 1 FROM scim_users WHERE active = 0 \
-              AND (user_name_key = ?{k} OR work_email_key = ?{k})) \
-           AND NOT EXISTS (SELECT 1 FROM scim_users WHERE active = 1 \
-              AND (user_name_key = ?{k} OR work_email_key = ?{k}))) \
-         OR EXISTS (SELECT 1 FROM scim_deprovisioned WHERE email_key = ?{k} AND deleted_ms > ?{since}))"
+        "(CASE \
+           WHEN EXISTS (SELECT 1 FROM scim_users WHERE oid = ?{oid} AND active = 0) THEN 'disabled' \
+           WHEN EXISTS (SELECT 1 FROM scim_users WHERE oid = ?{oid}) THEN NULL \
+           WHEN EXISTS (SELECT 1 FROM scim_deleted_oids \
+                        WHERE oid = ?{oid} AND deleted_ms > ?{since}) THEN 'deleted' \
+           WHEN EXISTS (SELECT 1 FROM scim_users WHERE oid IS NULL \
+                        AND (user_name_key = ?{email} OR work_email_key = ?{email})) THEN 'unbound' \
+           WHEN EXISTS (SELECT 1 FROM scim_deprovisioned \
+                        WHERE email_key = ?{email} AND deleted_ms > ?{since}) THEN 'deleted' \
+         END)"
     )
 }
 
-/// Whether SCIM disabled or (lately) deleted the user with this email: with
-/// `user_deprovision`, the gateway then refuses their Entra bearer tokens, which it cannot
-/// revoke.
+/// Why SCIM refuses the identity with object id `oid` and `email` (see [`refusal_sql`]):
+/// with `user_deprovision`, the gateway then refuses their Entra bearer tokens, which it
+/// cannot revoke.
 pub async fn deprovisioned(
     db: &D1Database,
-    email: &str,
+    oid: &str,
+    email: Option<&str>,
     now_ms: u64,
-) -> Result<bool, worker::Error> {
+) -> Result<Option<String>, worker::Error> {
     #[derive(Deserialize)]
-    struct Hit {
-        #[allow(dead_code)]
-        hit: f64,
+    struct Why {
+        why: Option<String>,
     }
-    let hit: Option<Hit> = db
-        .prepare(format!("SELECT 1 AS hit WHERE {}", deprovisioned_sql(1, 2)))
+    let why: Option<Why> = db
+        .prepare(format!("SELECT {} AS why", refusal_sql(1, 2, 3)))
         .bind(&[
-            text(&fold(email)),
+            text(&fold(oid)),
+            opt(email.map(fold).as_deref()),
             num(now_ms.saturating_sub(DELETED_FOR_MS)),
         ])?
         .first(None)
         .await?;
-    Ok(hit.is_some())
+    Ok(why.and_then(|w| w.why))
 }
