@@ -1,66 +1,200 @@
-//! `edge-access`: the offline policy tester (and, later, token tools).
+//! `edge-access`: the offline policy tester, for people and for CI pipelines that keep Access
+//! policies as code, and token tools.
 //!
-//! ```text
-//! edge-access policy check   --config FILE [--directory FILE] [--json]
-//! edge-access policy eval    --config FILE --request FILE [--directory FILE]
-//! edge-access policy explain --config FILE --request FILE [--directory FILE]
-//! edge-access keygen [--no-cert]
-//! edge-access token inspect TOKEN|-
-//! ```
-//! Exit codes: 0 success, 1 usage error, 2 the document, request or directory does not load (or
-//! a work limit stopped the evaluation).
+//! Exit codes (stable, for scripts):
+//! - 0: done, and the answer is yes (the document loads, the tests pass, the request is let
+//!   through);
+//! - 1: done, and the answer is no: a test failed, `eval --fail-on` matched the outcome,
+//!   `check --deny-warnings` found warnings, `fmt --check` found a file to format;
+//! - 2: something does not load: a document, request, directory or test file (every problem is
+//!   printed with its JSON path and line:column), or evaluation stopped at a work limit;
+//! - 64: the command line is wrong (with a suggestion when a flag or command is mistyped).
 
 use std::fmt::Write as _;
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 
-use policy_core::{Engine, LoadErrors, Options, Request, Verdict};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use policy_core::{Engine, LoadErrors, Options, Outcome, Request, Verdict};
+use serde_json::json;
 
 mod directory;
 mod inspect;
 mod keygen;
+mod policy_test;
 
-fn now_seconds() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+/// Exit code: the command line is wrong (sysexits' `EX_USAGE`).
+const EXIT_USAGE: u8 = 64;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "edge-access",
+    version,
+    about = "Test Cloudflare Access policies for Entra ID offline, and inspect tokens",
+    after_help = "Exit codes: 0 yes; 1 no (a test failed, --fail-on matched, warnings denied, \
+                  files to format); 2 something does not load; 64 usage error.\n\
+                  FILE may be `-` for standard input (at most one per command).",
+    propagate_version = true
+)]
+struct Cli {
+    /// When to colour output (`NO_COLOR` set means never, unless `always`).
+    #[arg(long, value_enum, default_value_t = Color::Auto, global = true)]
+    color: Color,
+    #[command(subcommand)]
+    command: Command,
 }
-use serde_json::json;
 
-const USAGE: &str = "\
-usage:
-  edge-access policy check   --config FILE [--directory FILE] [--json]
-  edge-access policy eval    --config FILE --request FILE [--directory FILE]
-  edge-access policy explain --config FILE --request FILE [--directory FILE]
-  --directory FILE  the gateway's SCIM groups (the body of GET /cdn-cgi/access/scim/v2/Groups, or
-                    an array of Group resources): nested groups and group names for the policy
-  edge-access keygen [--no-cert]   a signing key for SESSION_SIGNING_KEY (private JWK on stdout)
-  edge-access token inspect TOKEN  decode an Entra or gateway token (no signature check): header,
-                                   claims, kind, and whether it is expired; `-` reads stdin
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Color {
+    Auto,
+    Always,
+    Never,
+}
 
-FILE may be `-` for standard input (at most one of them).
-exit codes: 0 ok, 1 usage error, 2 the document, request or directory does not load";
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check, evaluate, explain and test policy documents.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Print a new signing key for SESSION_SIGNING_KEY (a private JWK on stdout).
+    Keygen {
+        /// Without a self-signed certificate (`x5c`).
+        #[arg(long)]
+        no_cert: bool,
+    },
+    /// Token tools.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
 
-/// What went wrong, and the exit code that says so.
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Decode an Entra or gateway token without checking its signature: header, claims, kind,
+    /// and whether it is expired.
+    Inspect {
+        /// The token, or `-` to read it from standard input.
+        token: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Load a configuration document and report every problem with its JSON path.
+    Check(CheckArgs),
+    /// Decide a request: the verdict as JSON.
+    Eval(EvalArgs),
+    /// Decide a request and explain the decision step by step.
+    Explain(EvalArgs),
+    /// Run policy test files: each names a document and the cases it must decide.
+    Test(policy_test::TestArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DocumentArgs {
+    /// The configuration document (JSON).
+    #[arg(short, long, value_name = "FILE")]
+    config: String,
+    /// The gateway's SCIM groups (the body of GET /cdn-cgi/access/scim/v2/Groups, or an array
+    /// of Group resources): nested groups and group names for the policies.
+    #[arg(short, long, value_name = "FILE")]
+    directory: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    document: DocumentArgs,
+    /// A machine-readable report: `ok`, `errors` and `warnings`, each with `path`, `line`,
+    /// `column`, a stable `kind` and `message`.
+    #[arg(long)]
+    json: bool,
+    /// Warnings (risky but valid configuration) make the exit code 1.
+    #[arg(long)]
+    deny_warnings: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct EvalArgs {
+    #[command(flatten)]
+    document: DocumentArgs,
+    /// The request (JSON).
+    #[arg(short, long, value_name = "FILE")]
+    request: String,
+    /// Which outcomes make the exit code 1: `deny` (anything not let through except
+    /// `login_required`), `login` (anything not let through), `never`. Default: `deny` for
+    /// `eval`, `never` for `explain`.
+    #[arg(long, value_enum)]
+    fail_on: Option<FailOn>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FailOn {
+    Deny,
+    Login,
+    Never,
+}
+
+impl FailOn {
+    fn fails(self, outcome: Outcome) -> bool {
+        match self {
+            FailOn::Never => false,
+            FailOn::Login => !outcome.is_granted(),
+            FailOn::Deny => !outcome.is_granted() && outcome != Outcome::LoginRequired,
+        }
+    }
+}
+
+/// How a command ended, when not with a plain success.
 #[derive(Debug)]
 enum CliError {
-    /// Bad arguments: exit 1 with the usage.
-    Usage(String),
-    /// A file, document or request that does not load: exit 2.
+    /// The answer is no (exit 1); the message, if any, goes to stderr.
+    No(Option<String>),
+    /// Something does not load (exit 2).
     Load(String),
+    /// The command line asks for something impossible (exit 64).
+    Usage(String),
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args, &mut std::io::stdout().lock()) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // Help and version go to stdout with 0; mistakes to stderr with 64.
+            let _ = error.print();
+            return match error.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(EXIT_USAGE),
+            };
+        }
+    };
+    let color = match cli.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal(),
+    };
+    let mut stdout = std::io::stdout().lock();
+    match run(cli.command, color, &mut stdout) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(CliError::Usage(message)) => {
-            report(&format!("error: {message}\n\n{USAGE}"));
+        Err(CliError::No(message)) => {
+            if let Some(message) = message {
+                report(&message);
+            }
             ExitCode::from(1)
         }
         Err(CliError::Load(message)) => {
             report(&message);
             ExitCode::from(2)
+        }
+        Err(CliError::Usage(message)) => {
+            report(&format!("error: {message}"));
+            ExitCode::from(EXIT_USAGE)
         }
     }
 }
@@ -71,116 +205,94 @@ fn report(message: &str) {
     let _ = writeln!(stderr, "{message}");
 }
 
-/// Parsed command line of a `policy` command.
-#[derive(Debug, Default)]
-struct Args {
-    config: Option<String>,
-    request: Option<String>,
-    directory: Option<String>,
-    json: bool,
+fn now_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-fn parse_args(args: &[String], allow_request: bool, allow_json: bool) -> Result<Args, CliError> {
-    let mut out = Args::default();
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| CliError::Usage(format!("`{name}` needs a value")))
-        };
-        match arg.as_str() {
-            "--config" | "-c" => out.config = Some(value("--config")?),
-            "--request" | "-r" if allow_request => out.request = Some(value("--request")?),
-            "--directory" | "-d" => out.directory = Some(value("--directory")?),
-            "--json" if allow_json => out.json = true,
-            "-h" | "--help" => return Err(CliError::Usage("help requested".into())),
-            other => return Err(CliError::Usage(format!("unexpected argument `{other}`"))),
+fn write_out(out: &mut impl Write, text: &str) -> Result<(), CliError> {
+    out.write_all(text.as_bytes())
+        .map_err(|e| CliError::Load(format!("cannot write output: {e}")))
+}
+
+fn run(command: Command, color: bool, out: &mut impl Write) -> Result<(), CliError> {
+    match command {
+        Command::Policy(PolicyCommand::Check(args)) => check(&args, out),
+        Command::Policy(PolicyCommand::Eval(args)) => {
+            let (engine, verdict) = decide(&args)?;
+            let mut text = serde_json::to_string_pretty(&verdict.to_value())
+                .map_err(|e| CliError::Load(e.to_string()))?;
+            text.push('\n');
+            write_out(out, &text)?;
+            fail_on(args.fail_on.unwrap_or(FailOn::Deny), &verdict, &engine)
+        }
+        Command::Policy(PolicyCommand::Explain(args)) => {
+            let (engine, verdict) = decide(&args)?;
+            write_out(out, &explain(&engine, &verdict))?;
+            fail_on(args.fail_on.unwrap_or(FailOn::Never), &verdict, &engine)
+        }
+        Command::Policy(PolicyCommand::Test(args)) => policy_test::run(&args, color, out),
+        Command::Keygen { no_cert } => {
+            let jwk = keygen::signing_key(!no_cert).map_err(CliError::Load)?;
+            write_out(out, &format!("{jwk}\n"))
+        }
+        Command::Token(TokenCommand::Inspect { token }) => {
+            let raw = if token == "-" { read("-")? } else { token };
+            let report = inspect::inspect(raw.trim(), now_seconds()).map_err(CliError::Load)?;
+            let mut text = serde_json::to_string_pretty(&report).unwrap_or_default();
+            text.push('\n');
+            write_out(out, &text)
+        }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "edge-access", &mut script);
+            out.write_all(&script)
+                .map_err(|e| CliError::Load(format!("cannot write output: {e}")))
         }
     }
-    if out.config.is_none() {
-        return Err(CliError::Usage("`--config FILE` is required".into()));
+}
+
+fn fail_on(fail_on: FailOn, verdict: &Verdict, _engine: &Engine) -> Result<(), CliError> {
+    if fail_on.fails(verdict.outcome) {
+        return Err(CliError::No(Some(format!(
+            "outcome `{}` (exit 1 with --fail-on {})",
+            verdict.outcome,
+            match fail_on {
+                FailOn::Deny => "deny",
+                FailOn::Login => "login",
+                FailOn::Never => "never",
+            }
+        ))));
     }
-    if allow_request && out.request.is_none() {
-        return Err(CliError::Usage("`--request FILE` is required".into()));
-    }
-    let from_stdin = [&out.config, &out.request, &out.directory]
-        .into_iter()
-        .filter(|f| f.as_deref() == Some("-"))
-        .count();
-    if from_stdin > 1 {
+    Ok(())
+}
+
+fn decide(args: &EvalArgs) -> Result<(Engine, Verdict), CliError> {
+    stdin_at_most_once(&[
+        &args.document.config,
+        &args.request,
+        args.document.directory.as_deref().unwrap_or(""),
+    ])?;
+    let options = load_directory(args.document.directory.as_deref())?;
+    let engine = load_engine(&args.document.config, &options)?;
+    let request = load_request(&args.request)?;
+    let verdict = engine
+        .evaluate(&request)
+        .map_err(|e| CliError::Load(format!("evaluation stopped: {e}")))?;
+    Ok((engine, verdict))
+}
+
+fn stdin_at_most_once(files: &[&str]) -> Result<(), CliError> {
+    if files.iter().filter(|f| **f == "-").count() > 1 {
         return Err(CliError::Usage(
             "only one of the files can be standard input".into(),
         ));
     }
-    Ok(out)
+    Ok(())
 }
 
-fn run(args: &[String], out: &mut impl Write) -> Result<(), CliError> {
-    let (command, rest) = match args {
-        [group, command, rest @ ..] if group == "policy" => (command.as_str(), rest),
-        [help] if help == "-h" || help == "--help" => {
-            return Err(CliError::Usage("help requested".into()))
-        }
-        [token, inspect, rest @ ..] if token == "token" && inspect == "inspect" => {
-            let raw = match rest {
-                [one] if one == "-" => read("-")?,
-                [one] => one.clone(),
-                _ => {
-                    return Err(CliError::Usage(
-                        "`token inspect` takes one token (or `-`)".into(),
-                    ))
-                }
-            };
-            let report = inspect::inspect(raw.trim(), now_seconds()).map_err(CliError::Load)?;
-            let mut text = serde_json::to_string_pretty(&report).unwrap_or_default();
-            text.push('\n');
-            return out
-                .write_all(text.as_bytes())
-                .map_err(|e| CliError::Load(format!("cannot write output: {e}")));
-        }
-        [keygen, rest @ ..] if keygen == "keygen" => {
-            let with_cert = match rest {
-                [] => true,
-                [flag] if flag == "--no-cert" => false,
-                _ => return Err(CliError::Usage("keygen takes only `--no-cert`".into())),
-            };
-            let jwk = keygen::signing_key(with_cert).map_err(CliError::Load)?;
-            return out
-                .write_all(format!("{jwk}\n").as_bytes())
-                .map_err(|e| CliError::Load(format!("cannot write output: {e}")));
-        }
-        _ => return Err(CliError::Usage("expected a command".into())),
-    };
-    let written = match command {
-        "check" => {
-            let args = parse_args(rest, false, true)?;
-            check(&args, out)?
-        }
-        "eval" | "explain" => {
-            let args = parse_args(rest, true, false)?;
-            let options = load_directory(args.directory.as_deref())?;
-            let engine = load_engine(args.config.as_deref().unwrap_or("-"), &options)?;
-            let request = load_request(args.request.as_deref().unwrap_or("-"))?;
-            let verdict = engine
-                .evaluate(&request)
-                .map_err(|e| CliError::Load(format!("evaluation stopped: {e}")))?;
-            if command == "eval" {
-                let mut text = serde_json::to_string_pretty(&verdict.to_value())
-                    .map_err(|e| CliError::Load(e.to_string()))?;
-                text.push('\n');
-                text
-            } else {
-                explain(&engine, &verdict)
-            }
-        }
-        other => return Err(CliError::Usage(format!("unknown command `policy {other}`"))),
-    };
-    out.write_all(written.as_bytes())
-        .map_err(|e| CliError::Load(format!("cannot write output: {e}")))
-}
-
-fn read(path: &str) -> Result<String, CliError> {
+pub(crate) fn read(path: &str) -> Result<String, CliError> {
     if path == "-" {
         let mut text = String::new();
         std::io::stdin()
@@ -191,25 +303,29 @@ fn read(path: &str) -> Result<String, CliError> {
     std::fs::read_to_string(path).map_err(|e| CliError::Load(format!("cannot read `{path}`: {e}")))
 }
 
-fn load_errors(file: &str, errors: &LoadErrors) -> String {
-    let mut text = format!(
+/// Every problem of `file` on its own line: `file:line:column: path: message`.
+pub(crate) fn load_errors(file: &str, text: &str, errors: &LoadErrors) -> String {
+    let mut out = format!(
         "`{file}` does not load ({} problems):",
         errors.errors().len()
     );
     for e in errors.errors() {
-        let _ = write!(text, "\n  {e}");
+        let at = e
+            .position(text)
+            .map_or_else(String::new, |(line, column)| format!("{line}:{column}: "));
+        let _ = write!(out, "\n  {at}{e}");
     }
-    text
+    out
 }
 
 fn load_engine(path: &str, options: &Options) -> Result<Engine, CliError> {
     let text = read(path)?;
-    Engine::from_json_with(&text, options).map_err(|e| CliError::Load(load_errors(path, &e)))
+    Engine::from_json_with(&text, options).map_err(|e| CliError::Load(load_errors(path, &text, &e)))
 }
 
 /// Engine options from a SCIM group export (`--directory`), or the defaults without one.
 /// Skipped groups and other warnings go to stderr.
-fn load_directory(path: Option<&str>) -> Result<Options, CliError> {
+pub(crate) fn load_directory(path: Option<&str>) -> Result<Options, CliError> {
     let Some(path) = path else {
         return Ok(Options::default());
     };
@@ -233,61 +349,84 @@ fn load_directory(path: Option<&str>) -> Result<Options, CliError> {
 
 fn load_request(path: &str) -> Result<Request, CliError> {
     let text = read(path)?;
-    Request::from_json(&text).map_err(|e| CliError::Load(load_errors(path, &e)))
+    Request::from_json(&text).map_err(|e| CliError::Load(load_errors(path, &text, &e)))
 }
 
-fn check(args: &Args, out: &mut impl Write) -> Result<String, CliError> {
-    let options = load_directory(args.directory.as_deref())?;
-    let path = args.config.as_deref().unwrap_or("-");
+fn check(args: &CheckArgs, out: &mut impl Write) -> Result<(), CliError> {
+    let document = &args.document;
+    stdin_at_most_once(&[
+        &document.config,
+        document.directory.as_deref().unwrap_or(""),
+    ])?;
+    let options = load_directory(document.directory.as_deref())?;
+    let path = document.config.as_str();
     let text = read(path)?;
     let result = Engine::from_json_with(&text, &options);
     if args.json {
+        let position = |p: Option<(usize, usize)>| match p {
+            Some((line, column)) => (json!(line), json!(column)),
+            None => (json!(null), json!(null)),
+        };
         let report = match &result {
             Ok(engine) => json!({
                 "ok": true,
                 "errors": [],
-                "warnings": engine.warnings().iter()
-                    .map(|w| json!({ "path": w.path, "message": w.message })).collect::<Vec<_>>(),
+                "warnings": engine.warnings().iter().map(|w| {
+                    let (line, column) = position(w.position(&text));
+                    json!({ "path": w.path, "line": line, "column": column,
+                            "kind": "warning", "message": w.message })
+                }).collect::<Vec<_>>(),
             }),
             Err(errors) => json!({
                 "ok": false,
-                "errors": errors.errors().iter()
-                    .map(|e| json!({ "path": e.path, "message": e.message })).collect::<Vec<_>>(),
+                "errors": errors.errors().iter().map(|e| {
+                    let (line, column) = position(e.position(&text));
+                    json!({ "path": e.path, "line": line, "column": column,
+                            "kind": e.kind(), "message": e.message })
+                }).collect::<Vec<_>>(),
                 "warnings": [],
             }),
         };
-        let mut text = serde_json::to_string_pretty(&report).unwrap_or_default();
-        text.push('\n');
+        let mut report_text = serde_json::to_string_pretty(&report).unwrap_or_default();
+        report_text.push('\n');
+        write_out(out, &report_text)?;
         return match result {
-            Ok(_) => Ok(text),
-            Err(_) => {
-                let _ = out.write_all(text.as_bytes());
-                Err(CliError::Load(format!("`{path}` does not load")))
-            }
+            Err(_) => Err(CliError::Load(format!("`{path}` does not load"))),
+            Ok(engine) if args.deny_warnings && !engine.warnings().is_empty() => Err(CliError::No(
+                Some(format!("`{path}` has warnings (--deny-warnings)")),
+            )),
+            Ok(_) => Ok(()),
         };
     }
-    let engine = result.map_err(|e| CliError::Load(load_errors(path, &e)))?;
-    let mut text = format!(
+    let engine = result.map_err(|e| CliError::Load(load_errors(path, &text, &e)))?;
+    let mut summary = format!(
         "ok: `{path}` loads: {} apps, {} identity providers",
         engine.apps().len(),
         engine.identity_providers().len()
     );
-    if let Some(directory) = &args.directory {
+    if let Some(directory) = &document.directory {
         let _ = write!(
-            text,
+            summary,
             "; `{directory}`: {} named groups, {} nesting edges",
             options.group_names.len(),
             options.group_parents.len()
         );
     }
-    text.push('\n');
+    summary.push('\n');
     for w in engine.warnings() {
-        let _ = writeln!(text, "warning: {w}");
+        let _ = writeln!(summary, "warning: {w}");
     }
-    Ok(text)
+    write_out(out, &summary)?;
+    if args.deny_warnings && !engine.warnings().is_empty() {
+        return Err(CliError::No(Some(format!(
+            "`{path}` has {} warnings (--deny-warnings)",
+            engine.warnings().len()
+        ))));
+    }
+    Ok(())
 }
 
-fn explain(engine: &Engine, verdict: &Verdict) -> String {
+pub(crate) fn explain(engine: &Engine, verdict: &Verdict) -> String {
     let mut text = String::new();
     let _ = writeln!(text, "outcome: {}", verdict.outcome);
     match verdict
@@ -330,35 +469,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn usage_errors() {
-        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        let mut out = Vec::new();
-        assert!(matches!(run(&s(&[]), &mut out), Err(CliError::Usage(_))));
-        assert!(matches!(
-            run(&s(&["policy", "frob"]), &mut out),
-            Err(CliError::Usage(_))
-        ));
-        assert!(matches!(
-            run(&s(&["policy", "check"]), &mut out),
-            Err(CliError::Usage(_))
-        ));
-        assert!(matches!(
-            run(&s(&["policy", "eval", "--config", "x"]), &mut out),
-            Err(CliError::Usage(_))
-        ));
-        assert!(matches!(
-            run(
-                &s(&["policy", "eval", "--config", "-", "--request", "-"]),
-                &mut out
-            ),
-            Err(CliError::Usage(_))
-        ));
-        assert!(matches!(
-            run(
-                &s(&["policy", "check", "--config", "/nonexistent/x.json"]),
-                &mut out
-            ),
-            Err(CliError::Load(_))
-        ));
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn fail_on() {
+        for (mode, outcome, fails) in [
+            (FailOn::Deny, Outcome::Allow, false),
+            (FailOn::Deny, Outcome::Bypass, false),
+            (FailOn::Deny, Outcome::Block, true),
+            (FailOn::Deny, Outcome::DefaultDeny, true),
+            (FailOn::Deny, Outcome::NoApp, true),
+            (FailOn::Deny, Outcome::InvalidPath, true),
+            (FailOn::Deny, Outcome::LoginRequired, false),
+            (FailOn::Login, Outcome::LoginRequired, true),
+            (FailOn::Login, Outcome::ServiceAuth, false),
+            (FailOn::Never, Outcome::Block, false),
+        ] {
+            assert_eq!(mode.fails(outcome), fails, "{mode:?} {outcome}");
+        }
     }
 }

@@ -184,10 +184,21 @@ fn eval_refuses_a_bad_document() {
 }
 
 #[test]
-fn usage_errors_exit_1() {
+fn usage_errors_exit_64_with_suggestions() {
     let out = run(&["policy", "eval", "--config", &root("examples/config.json")]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("`--request FILE` is required"));
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        text(&out.stderr).contains("--request <FILE>"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&["policy", "chek"]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(text(&out.stderr).contains("a similar subcommand exists: 'check'"));
+    let out = run(&["policy", "check", "--confg", "x.json"]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(text(&out.stderr).contains("a similar argument exists: '--config'"));
+    assert!(out.stdout.is_empty());
     let out = run(&["policy", "check", "--config", "/nonexistent.json"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("cannot read `/nonexistent.json`"));
@@ -207,7 +218,7 @@ fn keygen_writes_a_private_jwk() {
         "an RFC 7638 thumbprint in hex"
     );
     assert!(jwk.get("x5c").is_none());
-    assert_eq!(run(&["keygen", "--frob"]).status.code(), Some(1));
+    assert_eq!(run(&["keygen", "--frob"]).status.code(), Some(64));
 }
 
 #[test]
@@ -272,7 +283,12 @@ fn run_scim(command: &str, directory: Option<&str>) -> Output {
 #[test]
 fn directory_nests_scim_groups_under_their_parents() {
     let out = run_scim("eval", None);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "eval fails on a refusal: {}",
+        text(&out.stderr)
+    );
     let verdict: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_ne!(verdict["outcome"], "allow", "{verdict}");
 
@@ -404,6 +420,253 @@ fn directory_file_errors() {
         "--directory",
         "-",
     ]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(64));
     assert!(text(&out.stderr).contains("only one of the files can be standard input"));
+}
+
+#[test]
+fn help_and_version_go_to_stdout_with_0() {
+    for args in [
+        &["--help"][..],
+        &["-h"],
+        &["policy", "--help"],
+        &["policy", "test", "-h"],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(text(&out.stdout).contains("Usage: edge-access"), "{args:?}");
+        assert!(out.stderr.is_empty(), "{args:?}");
+    }
+    let out = run(&["--version"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        text(&out.stdout),
+        format!("edge-access {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn flags_take_values_with_equals_and_completions_print() {
+    let config = format!("--config={}", root("examples/config.json"));
+    let out = run(&["policy", "check", &config]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        assert!(text(&out.stdout).contains("edge-access"), "{shell}");
+    }
+}
+
+#[test]
+fn eval_fails_on_deny_unless_told_otherwise() {
+    let (config, request) = (fixture("scim-config.json"), fixture("scim-request.json"));
+    let eval = |extra: &[&str]| {
+        let mut args = vec!["policy", "eval", "--config", &config, "--request", &request];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    // Without the directory the request is refused (default_deny).
+    assert_eq!(eval(&[]).status.code(), Some(1));
+    assert_eq!(eval(&["--fail-on", "deny"]).status.code(), Some(1));
+    assert_eq!(eval(&["--fail-on", "login"]).status.code(), Some(1));
+    assert_eq!(eval(&["--fail-on=never"]).status.code(), Some(0));
+    let out = eval(&["--fail-on", "sometimes"]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(text(&out.stderr).contains("possible values: deny, login, never"));
+    // Explain reads; it fails only when asked.
+    let explain = run(&[
+        "policy",
+        "explain",
+        "--config",
+        &config,
+        "--request",
+        &request,
+    ]);
+    assert_eq!(explain.status.code(), Some(0));
+}
+
+#[test]
+fn check_json_gives_kinds_and_positions_and_warnings_can_fail() {
+    let out = run(&[
+        "policy",
+        "check",
+        "--json",
+        "--config",
+        &fixture("bad-config.json"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds: Vec<&str> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "unknown_field",
+            "unknown_selector",
+            "invalid_value",
+            "duplicate"
+        ]
+    );
+    for e in report["errors"].as_array().unwrap() {
+        assert!(
+            e["line"].as_u64().unwrap() > 1 && e["column"].as_u64().unwrap() > 1,
+            "{e}"
+        );
+    }
+    let err = run(&["policy", "check", "--config", &fixture("bad-config.json")]);
+    assert!(
+        text(&err.stderr)
+            .lines()
+            .any(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit())
+                && l.contains(": apps[0].policies[0]: unknown field `exlude`")),
+        "line:column before the path:\n{}",
+        text(&err.stderr)
+    );
+    let risky = fixture("risky-config.json");
+    assert_eq!(
+        run(&["policy", "check", "--config", &risky]).status.code(),
+        Some(0)
+    );
+    let out = run(&["policy", "check", "--deny-warnings", "--config", &risky]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = run(&[
+        "policy",
+        "check",
+        "--json",
+        "--deny-warnings",
+        "--config",
+        &risky,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["warnings"][0]["kind"], "warning");
+}
+
+fn policy_test(args: &[&str]) -> Output {
+    let mut all = vec!["policy", "test"];
+    all.extend_from_slice(args);
+    Command::new(env!("CARGO_BIN_EXE_edge-access"))
+        .args(all)
+        .env("NO_COLOR", "1")
+        .current_dir(fixture("policy-tests"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn policy_test_runs_the_projects_vectors() {
+    let out = run(&["policy", "test", &root("policy-core/tests/vectors")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let stdout = text(&out.stdout);
+    let summary = stdout.lines().last().unwrap();
+    assert!(summary.starts_with("test result: ok. "), "{summary}");
+    let passed: usize = summary["test result: ok. ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(passed >= 400, "{summary}");
+}
+
+#[test]
+fn policy_test_reports_like_cargo_test() {
+    // The directory holds passing and failing files (JSON and YAML), the document they name,
+    // and a file that is no test: it is skipped.
+    let out = policy_test(&["passing"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("test passing/wiki.test.yaml / ada reads the wiki ... ok"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("test passing/wiki.test.json / mallory is refused ... ok"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("test result: ok. 4 passed, 0 failed"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("access.json"),
+        "the document is not a test file"
+    );
+
+    let out = policy_test(&["."]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("test ./failing/wiki.test.json / grace is an admin ... FAILED"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("outcome `default_deny`, expected `allow`"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("trace:\n    1. app `Wiki admin`"),
+        "the full trace: {stdout}"
+    );
+    assert!(
+        stdout.contains("test result: FAILED. 4 passed, 1 failed"),
+        "{stdout}"
+    );
+
+    let out = policy_test(&["--filter", "mallory", "."]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("1 passed, 0 failed"));
+
+    let out = policy_test(&["./**/*.test.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("2 passed, 0 failed"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn policy_test_formats_for_ci() {
+    let out = policy_test(&["--format", "json", "."]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (report["passed"].as_u64(), report["failed"].as_u64()),
+        (Some(4), Some(1))
+    );
+    let out = policy_test(&["--format=junit", "."]);
+    assert_eq!(out.status.code(), Some(1));
+    let xml = text(&out.stdout);
+    assert!(xml.starts_with("<?xml"), "{xml}");
+    assert!(
+        xml.contains("<testsuites name=\"edge-access policy test\" tests=\"5\" failures=\"1\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<failure message=\"outcome `default_deny`, expected `allow`\">"),
+        "{xml}"
+    );
+}
+
+#[test]
+fn policy_test_refuses_files_that_do_not_load() {
+    let out = policy_test(&["../policy-tests-broken/typo.test.json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("cases[0].expect: unknown field `outcom`"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("4:15: cases[0].expect"),
+        "with line:column: {stdout}"
+    );
+    let out = policy_test(&["nowhere"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("`nowhere`: no such file or directory"));
 }

@@ -16,6 +16,48 @@ pub struct LoadError {
     pub message: String,
 }
 
+impl LoadError {
+    /// A stable name for the kind of problem, for tools: `syntax`, `duplicate_key`,
+    /// `unknown_field`, `missing_field`, `wrong_type`, `unknown_selector`, `unsupported`,
+    /// `unknown_reference`, `duplicate`, `cycle`, `limit`, `invalid_value`.
+    pub fn kind(&self) -> &'static str {
+        let m = self.message.as_str();
+        if m.starts_with("invalid JSON") {
+            if m.contains("duplicate key") {
+                "duplicate_key"
+            } else {
+                "syntax"
+            }
+        } else if m.starts_with("unknown field") {
+            "unknown_field"
+        } else if m.starts_with("missing field") {
+            "missing_field"
+        } else if m.starts_with("expected ") {
+            "wrong_type"
+        } else if m.starts_with("unknown selector") {
+            "unknown_selector"
+        } else if m.starts_with("unsupported") || m.contains("cannot enforce") {
+            "unsupported"
+        } else if m.starts_with("unknown ") {
+            "unknown_reference"
+        } else if m.starts_with("duplicate") || m.contains("attached to this app twice") {
+            "duplicate"
+        } else if m.contains("cycle") {
+            "cycle"
+        } else if m.contains(" more than ") || m.contains("limit") {
+            "limit"
+        } else {
+            "invalid_value"
+        }
+    }
+
+    /// Where the problem is in `text` (the document it was found in): 1-based line and column
+    /// of the value at [`LoadError::path`], when the text has it.
+    pub fn position(&self, text: &str) -> Option<(usize, usize)> {
+        crate::json::position(text, &self.path)
+    }
+}
+
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.path.is_empty() {

@@ -338,3 +338,164 @@ impl<'j> Obj<'j> {
 pub(crate) fn boxed(s: &str) -> Box<str> {
     Box::from(s)
 }
+
+/// 1-based line and column of the value at `path` (`apps[2].policies[0]`; `""` is the root) in
+/// the JSON `text`, found by a small scanner (the text need not be valid past that value).
+pub(crate) fn position(text: &str, path: &str) -> Option<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let mut at = skip_ws(bytes, 0);
+    for step in path_steps(path) {
+        at = match step {
+            Step::Key(key) => find_key(bytes, at, key)?,
+            Step::Index(index) => find_index(bytes, at, index)?,
+        };
+    }
+    let before = bytes.get(..at)?;
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let column = text.get(line_start..at)?.chars().count() + 1;
+    Some((line, column))
+}
+
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn path_steps(path: &str) -> Vec<Step<'_>> {
+    let mut steps = Vec::new();
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let (key, mut rest) = match part.find('[') {
+            Some(i) => (part.get(..i).unwrap_or(""), part.get(i..).unwrap_or("")),
+            None => (part, ""),
+        };
+        if !key.is_empty() {
+            steps.push(Step::Key(key));
+        }
+        while let Some(end) = rest.find(']') {
+            if let Some(index) = rest.get(1..end).and_then(|n| n.parse().ok()) {
+                steps.push(Step::Index(index));
+            }
+            rest = rest.get(end + 1..).unwrap_or("");
+        }
+    }
+    steps
+}
+
+fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
+    while bytes.get(at).is_some_and(u8::is_ascii_whitespace) {
+        at += 1;
+    }
+    at
+}
+
+/// The end of the string starting at `at` (on its opening quote), past the closing quote.
+fn skip_string(bytes: &[u8], mut at: usize) -> Option<usize> {
+    at += 1;
+    loop {
+        match bytes.get(at)? {
+            b'\\' => at += 2,
+            b'"' => return Some(at + 1),
+            _ => at += 1,
+        }
+    }
+}
+
+/// The end of the value starting at `at`.
+fn skip_value(bytes: &[u8], at: usize) -> Option<usize> {
+    match bytes.get(at)? {
+        b'"' => skip_string(bytes, at),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = at;
+            loop {
+                match bytes.get(i)? {
+                    b'"' => {
+                        i = skip_string(bytes, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        _ => {
+            let mut i = at;
+            while bytes
+                .get(i)
+                .is_some_and(|b| !matches!(b, b',' | b'}' | b']') && !b.is_ascii_whitespace())
+            {
+                i += 1;
+            }
+            Some(i)
+        }
+    }
+}
+
+/// In the object at `at`, where the value of the first `key` starts.
+fn find_key(bytes: &[u8], at: usize, key: &str) -> Option<usize> {
+    if bytes.get(at) != Some(&b'{') {
+        return None;
+    }
+    let mut i = skip_ws(bytes, at + 1);
+    while bytes.get(i) == Some(&b'"') {
+        let end = skip_string(bytes, i)?;
+        let name = core::str::from_utf8(bytes.get(i + 1..end - 1)?).ok()?;
+        let colon = skip_ws(bytes, end);
+        let value = skip_ws(bytes, colon + 1);
+        if name == key {
+            return Some(value);
+        }
+        let after = skip_ws(bytes, skip_value(bytes, value)?);
+        if bytes.get(after) != Some(&b',') {
+            return None;
+        }
+        i = skip_ws(bytes, after + 1);
+    }
+    None
+}
+
+/// In the array at `at`, where element `index` starts.
+fn find_index(bytes: &[u8], at: usize, index: usize) -> Option<usize> {
+    if bytes.get(at) != Some(&b'[') {
+        return None;
+    }
+    let mut i = skip_ws(bytes, at + 1);
+    for _ in 0..index {
+        let after = skip_ws(bytes, skip_value(bytes, i)?);
+        if bytes.get(after) != Some(&b',') {
+            return None;
+        }
+        i = skip_ws(bytes, after + 1);
+    }
+    bytes.get(i).is_some_and(|&b| b != b']').then_some(i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_of_paths() {
+        let text = "{\n  \"a\": {\"b\": [1, {\"c\": \"x,]}\"}, 3]},\n  \"d\": [\n    true\n  ]\n}";
+        assert_eq!(position(text, ""), Some((1, 1)));
+        assert_eq!(position(text, "a"), Some((2, 8)));
+        assert_eq!(position(text, "a.b[1]"), Some((2, 18)));
+        assert_eq!(position(text, "a.b[1].c"), Some((2, 24)));
+        assert_eq!(position(text, "a.b[2]"), Some((2, 33)));
+        assert_eq!(position(text, "d[0]"), Some((4, 5)));
+        assert_eq!(position(text, "d[1]"), None);
+        assert_eq!(position(text, "zz"), None);
+        assert_eq!(position("{\"a\": [", "a[0]"), None);
+    }
+}

@@ -258,6 +258,13 @@ pub struct Warning {
     pub message: alloc::string::String,
 }
 
+impl Warning {
+    /// 1-based line and column of [`Warning::path`] in `text` (the document), when it has it.
+    pub fn position(&self, text: &str) -> Option<(usize, usize)> {
+        crate::json::position(text, &self.path)
+    }
+}
+
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.path, self.message)

@@ -120,6 +120,15 @@ pub struct CaseResult {
 }
 
 impl CaseResult {
+    /// A result from its parts (for hosts that check more than a case, such as load errors).
+    pub fn new(name: String, failures: Vec<String>, verdict: Option<Verdict>) -> CaseResult {
+        CaseResult {
+            name,
+            failures,
+            verdict,
+        }
+    }
+
     /// Whether the case passed.
     pub fn passed(&self) -> bool {
         self.failures.is_empty()
