@@ -18,7 +18,9 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use policy_core::{Engine, LoadErrors, Options, Outcome, Request, Verdict};
 use serde_json::json;
 
+mod diff;
 mod directory;
+mod fmt;
 mod inspect;
 mod keygen;
 mod policy_test;
@@ -92,6 +94,40 @@ enum PolicyCommand {
     Explain(EvalArgs),
     /// Run policy test files: each names a document and the cases it must decide.
     Test(policy_test::TestArgs),
+    /// Rewrite documents and test files in the canonical layout (key order, indentation).
+    Fmt(FmtArgs),
+    /// What a change does: apps, policies, groups… added, removed and changed, and with
+    /// `--requests` the requests decided differently.
+    Diff(DiffArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct FmtArgs {
+    /// Documents or test files (JSON); `-` formats standard input to standard output.
+    #[arg(value_name = "FILE", required = true)]
+    files: Vec<String>,
+    /// Change nothing; exit 1 and list the files that are not formatted.
+    #[arg(long)]
+    check: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct DiffArgs {
+    /// The document before the change.
+    #[arg(value_name = "OLD")]
+    old: String,
+    /// The document after the change.
+    #[arg(value_name = "NEW")]
+    new: String,
+    /// Requests to decide with both: a JSON array of requests, or a policy test file.
+    #[arg(long, value_name = "FILE")]
+    requests: Option<String>,
+    /// The same report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Exit 1 when anything differs (as `git diff --exit-code`).
+    #[arg(long)]
+    exit_code: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -233,6 +269,8 @@ fn run(command: Command, color: bool, out: &mut impl Write) -> Result<(), CliErr
             fail_on(args.fail_on.unwrap_or(FailOn::Never), &verdict, &engine)
         }
         Command::Policy(PolicyCommand::Test(args)) => policy_test::run(&args, color, out),
+        Command::Policy(PolicyCommand::Fmt(args)) => format_files(&args, out),
+        Command::Policy(PolicyCommand::Diff(args)) => diff_documents(&args, out),
         Command::Keygen { no_cert } => {
             let jwk = keygen::signing_key(!no_cert).map_err(CliError::Load)?;
             write_out(out, &format!("{jwk}\n"))
@@ -251,6 +289,81 @@ fn run(command: Command, color: bool, out: &mut impl Write) -> Result<(), CliErr
                 .map_err(|e| CliError::Load(format!("cannot write output: {e}")))
         }
     }
+}
+
+fn format_files(args: &FmtArgs, out: &mut impl Write) -> Result<(), CliError> {
+    stdin_at_most_once(&args.files.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let mut unformatted = Vec::new();
+    for file in &args.files {
+        let text = read(file)?;
+        let node = fmt::Node::parse(&text).map_err(|e| CliError::Load(format!("`{file}`: {e}")))?;
+        let formatted = fmt::format(&node);
+        if file == "-" {
+            if args.check {
+                if formatted != text {
+                    unformatted.push(file.clone());
+                }
+            } else {
+                write_out(out, &formatted)?;
+            }
+        } else if formatted != text {
+            if args.check {
+                unformatted.push(file.clone());
+            } else {
+                std::fs::write(file, &formatted)
+                    .map_err(|e| CliError::Load(format!("cannot write `{file}`: {e}")))?;
+                write_out(out, &format!("formatted `{file}`\n"))?;
+            }
+        }
+    }
+    if unformatted.is_empty() {
+        return Ok(());
+    }
+    let mut text = String::from("not formatted (run `edge-access policy fmt` on them):");
+    for file in &unformatted {
+        let _ = write!(text, "\n  {file}");
+    }
+    Err(CliError::No(Some(text)))
+}
+
+fn diff_documents(args: &DiffArgs, out: &mut impl Write) -> Result<(), CliError> {
+    stdin_at_most_once(&[&args.old, &args.new, args.requests.as_deref().unwrap_or("")])?;
+    let load = |path: &str| -> Result<(Engine, serde_json::Value), CliError> {
+        let text = read(path)?;
+        let engine =
+            Engine::from_json(&text).map_err(|e| CliError::Load(load_errors(path, &text, &e)))?;
+        let value = serde_json::from_str(&text).map_err(|e| CliError::Load(e.to_string()))?;
+        Ok((engine, value))
+    };
+    let (old_engine, old) = load(&args.old)?;
+    let (new_engine, new) = load(&args.new)?;
+    let changes = diff::changes(&old, &new);
+    let decided = match &args.requests {
+        Some(path) => {
+            let requests = diff::requests(&read(path)?)
+                .map_err(|e| CliError::Load(format!("`{path}` does not load: {e}")))?;
+            Some(
+                diff::decisions(&old_engine, &new_engine, &requests)
+                    .map_err(|e| CliError::Load(format!("evaluation stopped: {e}")))?,
+            )
+        }
+        None => None,
+    };
+    let text = if args.json {
+        let mut text =
+            serde_json::to_string_pretty(&diff::json_report(&changes, decided.as_deref()))
+                .unwrap_or_default();
+        text.push('\n');
+        text
+    } else {
+        diff::human(&changes, decided.as_deref())
+    };
+    write_out(out, &text)?;
+    let differs = !changes.is_empty() || decided.as_ref().is_some_and(|d| !d.is_empty());
+    if args.exit_code && differs {
+        return Err(CliError::No(None));
+    }
+    Ok(())
 }
 
 fn fail_on(fail_on: FailOn, verdict: &Verdict, _engine: &Engine) -> Result<(), CliError> {

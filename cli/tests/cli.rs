@@ -670,3 +670,121 @@ fn policy_test_refuses_files_that_do_not_load() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("`nowhere`: no such file or directory"));
 }
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("edge-access-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn fmt_rewrites_to_the_canonical_layout_and_checks() {
+    let dir = scratch("fmt");
+    let example = std::fs::read_to_string(root("examples/config.json")).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&example).unwrap();
+    let file = dir.join("config.json");
+    // Minified: same document, another layout.
+    std::fs::write(&file, value.to_string()).unwrap();
+    let path = file.to_str().unwrap();
+    let out = run(&["policy", "fmt", "--check", path]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains(path), "{}", text(&out.stderr));
+    let out = run(&["policy", "fmt", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("formatted"));
+    let formatted = std::fs::read_to_string(&file).unwrap();
+    let again: serde_json::Value = serde_json::from_str(&formatted).unwrap();
+    assert_eq!(again, value, "nothing lost or changed");
+    assert!(formatted.starts_with("{\n  \"team_domain\""), "{formatted}");
+    assert_eq!(
+        run(&["policy", "fmt", "--check", path]).status.code(),
+        Some(0)
+    );
+    // Standard input to standard output.
+    let out = run_with_stdin(&["policy", "fmt", "-"], &value.to_string());
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), formatted);
+    // Two readings are refused, not resolved.
+    let out = run_with_stdin(
+        &["policy", "fmt", "-"],
+        r#"{"team_domain": "a", "team_domain": "b"}"#,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("duplicate key `team_domain`"));
+}
+
+#[test]
+fn diff_lists_changes_and_requests_decided_differently() {
+    let dir = scratch("diff");
+    let old = root("examples/config.json");
+    let mut value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&old).unwrap()).unwrap();
+    // Engineers lose access; a new app appears.
+    for policy in value["policies"].as_array_mut().unwrap() {
+        if policy["id"] == "engineers" {
+            policy["decision"] = "deny".into();
+        }
+    }
+    let mut extra = value["apps"][0].clone();
+    extra["id"] = "reports".into();
+    extra["domain"] = "reports.example.com".into();
+    value["apps"].as_array_mut().unwrap().push(extra);
+    let new = dir.join("new.json");
+    std::fs::write(&new, serde_json::to_string_pretty(&value).unwrap()).unwrap();
+    let requests = dir.join("requests.json");
+    let request: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root("examples/request.json")).unwrap())
+            .unwrap();
+    std::fs::write(&requests, serde_json::json!([request]).to_string()).unwrap();
+
+    let out = run(&[
+        "policy",
+        "diff",
+        &old,
+        new.to_str().unwrap(),
+        "--requests",
+        requests.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("+ app `reports` added"), "{stdout}");
+    assert!(
+        stdout.contains("~ policy `engineers` changed: decision"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("1 requests decided differently"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("allow by `engineers` → block by `engineers`"),
+        "{stdout}"
+    );
+    let out = run(&[
+        "policy",
+        "diff",
+        &old,
+        new.to_str().unwrap(),
+        "--json",
+        "--exit-code",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["changes"].as_array().unwrap().len(), 2);
+    let out = run(&["policy", "diff", &old, &old, "--exit-code"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).starts_with("no changes"));
+}
+
+#[test]
+fn the_examples_are_formatted() {
+    for file in [
+        "examples/config.json",
+        "examples/dev-config.json",
+        "examples/request.json",
+    ] {
+        let out = run(&["policy", "fmt", "--check", &root(file)]);
+        assert_eq!(out.status.code(), Some(0), "{file}: {}", text(&out.stderr));
+    }
+}
