@@ -15,7 +15,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use worker::{Date, Env, Fetch, Headers, Method, Request, RequestInit, Response, Url};
 
 use crate::config::Gateway;
-use crate::error::GatewayError;
+use crate::error::{Dependency, GatewayError};
 use crate::keys::{self, WebCryptoVerifier};
 use crate::log;
 use crate::pages;
@@ -283,14 +283,25 @@ async fn callback(
         "{}/{}/oauth2/v2.0/token",
         gateway.authority, idp.directory_id
     );
-    let tokens: TokenResponse = post(
+    let tokens: TokenResponse = exchange(
         &token_url,
         "application/x-www-form-urlencoded",
         &form.finish(),
         None,
     )
     .await
-    .map_err(|e| signin_failed(format!("token endpoint: {e}")))
+    .map_err(|e| match e {
+        // Entra down or overloaded: the sign-in did not fail, it could not be finished now.
+        Exchange::Unreachable(_)
+        | Exchange::Status {
+            status: 429 | 500..,
+            ..
+        } => GatewayError::Unavailable {
+            dependency: Dependency::IdentityProvider,
+            detail: format!("token endpoint: {e}"),
+        },
+        Exchange::Status { .. } => signin_failed(format!("token endpoint: {e}")),
+    })
     .and_then(|body| {
         serde_json::from_slice(&body).map_err(|e| signin_failed(format!("token response: {e}")))
     })?;
@@ -488,39 +499,74 @@ fn identity_without_groups(
     })
 }
 
+/// Why a `POST` to Entra (token endpoint, Graph) gave no answer to use.
+#[derive(Debug)]
+pub(crate) enum Exchange {
+    /// No answer: the connection failed or broke off.
+    Unreachable(String),
+    /// An answer other than 200 (`error` from its JSON body, if any).
+    Status { status: u16, error: String },
+}
+
+impl std::fmt::Display for Exchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exchange::Unreachable(why) => write!(f, "unreachable: {why}"),
+            Exchange::Status { status, error } => write!(f, "HTTP {status} {error}"),
+        }
+    }
+}
+
+/// `POST url` with `body`: the answer's bytes when it is 200.
 pub(crate) async fn post(
     url: &str,
     content_type: &str,
     body: &str,
     bearer: Option<&str>,
 ) -> Result<Vec<u8>, String> {
+    exchange(url, content_type, body, bearer)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// [`post`] that tells an unreachable service from an answer refusing the request.
+pub(crate) async fn exchange(
+    url: &str,
+    content_type: &str,
+    body: &str,
+    bearer: Option<&str>,
+) -> Result<Vec<u8>, Exchange> {
+    let unreachable = |e: &dyn std::fmt::Display| Exchange::Unreachable(e.to_string());
     let headers = Headers::new();
     headers
         .set("Content-Type", content_type)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| unreachable(&e))?;
     headers
         .set("Accept", "application/json")
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| unreachable(&e))?;
     if let Some(token) = bearer {
         headers
             .set("Authorization", &format!("Bearer {token}"))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| unreachable(&e))?;
     }
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_headers(headers)
         .with_body(Some(JsValue::from_str(body)));
-    let request = Request::new_with_init(url, &init).map_err(|e| e.to_string())?;
+    let request = Request::new_with_init(url, &init).map_err(|e| unreachable(&e))?;
     let mut response = Fetch::Request(request)
         .send()
         .await
-        .map_err(|e| format!("{url}: {e}"))?;
+        .map_err(|e| Exchange::Unreachable(format!("{url}: {e}")))?;
     let status = response.status_code();
-    let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+    let bytes = response.bytes().await.map_err(|e| unreachable(&e))?;
     if status != 200 {
         let detail: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         let error = detail.get("error").and_then(Value::as_str).unwrap_or("");
-        return Err(format!("HTTP {status} {error}"));
+        return Err(Exchange::Status {
+            status,
+            error: error.to_owned(),
+        });
     }
     Ok(bytes)
 }
