@@ -12,6 +12,7 @@ mod graph;
 mod keys;
 mod log;
 mod pages;
+mod pending;
 mod proxy;
 mod routes;
 mod scim;

@@ -4,10 +4,12 @@
 use edge_access_token::{
     rsa_thumbprint_hex, AppClaims, RsaJwk, TokenError, UnverifiedAppToken, VerifiedAppToken,
 };
+use hmac::{Hmac, Mac};
 use js_sys::{Array, Object, Reflect};
 use policy_core::{Email, GroupId, Identity};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use sha2::Sha256;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{CryptoKey, WorkerGlobalScope};
@@ -154,6 +156,17 @@ impl SigningKey {
         })
     }
 
+    /// A 256-bit secret for `purpose`, derived from this key's private exponent
+    /// (HMAC-SHA-256 keyed with `d`, over a label naming the purpose): keys for other uses
+    /// that rotate with the signing key and need no secret of their own.
+    pub fn derived_secret(&self, purpose: &str) -> Result<[u8; 32], GatewayError> {
+        let d = self.private.get("d").and_then(Value::as_str).unwrap_or("");
+        hmac_sha256(
+            d.as_bytes(),
+            &[b"edge-access derived secret\0", purpose.as_bytes()],
+        )
+    }
+
     /// Signs `message` (RS256) with WebCrypto.
     pub async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, GatewayError> {
         let error = |e: JsValue| GatewayError::Internal(format!("signing: {e:?}"));
@@ -183,6 +196,16 @@ impl SigningKey {
         let signature = JsFuture::from(promise).await.map_err(error)?;
         Ok(js_sys::Uint8Array::new(&signature).to_vec())
     }
+}
+
+/// HMAC-SHA-256 of the concatenated `parts` under `key`.
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Result<[u8; 32], GatewayError> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .map_err(|e| GatewayError::Internal(format!("HMAC key: {e}")))?;
+    for part in parts {
+        mac.update(part);
+    }
+    Ok(mac.finalize().into_bytes().into())
 }
 
 /// Mints and signs an application token.

@@ -1,5 +1,6 @@
 //! The gateway's own endpoints under `/cdn-cgi/access/`: sign-in (OIDC code flow with state,
-//! nonce and PKCE), the callback, logout, the identity and the public keys.
+//! nonce and PKCE; the sign-in in progress is kept by the browser, see [`crate::pending`]), the
+//! callback, logout, the identity and the public keys.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -19,25 +20,15 @@ use crate::error::{Dependency, GatewayError};
 use crate::keys::{self, WebCryptoVerifier};
 use crate::log;
 use crate::pages;
+use crate::pending::{self, Pending};
 use crate::session::{self, StoredIdentity};
-
-/// The cookies binding a sign-in to the browser that started it: `EA_Login_<state prefix>`, one
-/// per sign-in in progress, so two tabs signing in at once do not undo each other.
-const LOGIN_COOKIE: &str = "EA_Login";
-
-fn login_cookie_name(state: &str) -> String {
-    format!("{LOGIN_COOKIE}_{}", state.get(..12).unwrap_or(state))
-}
-
-/// How long a sign-in may take.
-const LOGIN_TTL_MS: u64 = 10 * 60 * 1000;
 
 /// Routes `/cdn-cgi/access/<endpoint>`.
 pub async fn handle(request: Request, env: &Env, gateway: &Gateway) -> Response {
     let path = request.path();
     let endpoint = path.trim_start_matches("/cdn-cgi/access").trim_matches('/');
     let result = match (request.method(), endpoint) {
-        (Method::Get, "login") => login(&request, env, gateway).await,
+        (Method::Get, "login") => login(&request, gateway),
         (Method::Get, "callback") => callback(&request, env, gateway).await,
         (Method::Get | Method::Post, "logout") => logout(&request, env, gateway).await,
         (Method::Get, "certs") => certs(gateway),
@@ -53,8 +44,13 @@ pub async fn handle(request: Request, env: &Env, gateway: &Gateway) -> Response 
     })
 }
 
-/// Random bytes, base64url: state, nonce, PKCE verifier, identity nonce, browser binding.
+/// Random bytes, base64url: identity nonces.
 pub fn random_token(bytes: usize) -> Result<String, GatewayError> {
+    Ok(URL_SAFE_NO_PAD.encode(random_bytes(bytes)?))
+}
+
+/// Random bytes from the platform's CSPRNG.
+pub fn random_bytes(bytes: usize) -> Result<Vec<u8>, GatewayError> {
     let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
     let crypto = global
         .crypto()
@@ -63,14 +59,7 @@ pub fn random_token(bytes: usize) -> Result<String, GatewayError> {
     crypto
         .get_random_values_with_u8_array(&mut buffer)
         .map_err(|e| GatewayError::Internal(format!("{e:?}")))?;
-    Ok(URL_SAFE_NO_PAD.encode(buffer))
-}
-
-fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Ok(buffer)
 }
 
 /// A redirect target that stays on this host: a path, never `//host` or a URL.
@@ -127,36 +116,27 @@ fn provider_for<'g>(gateway: &'g Gateway, host: &str, path: &str) -> Option<&'g 
         .or_else(|| idps.first())
 }
 
-/// `GET /cdn-cgi/access/login?redirect_url=/path`: starts the OIDC code flow.
-async fn login(request: &Request, env: &Env, gateway: &Gateway) -> Result<Response, GatewayError> {
+/// `GET /cdn-cgi/access/login?redirect_url=/path`: starts the OIDC code flow. Stores nothing:
+/// the sign-in in progress goes to the browser in its `EA_Login_…` cookie.
+fn login(request: &Request, gateway: &Gateway) -> Result<Response, GatewayError> {
     let url = request.url()?;
-    let redirect_path = local_path(query(&url, "redirect_url").as_deref());
+    let redirect_path = pending::bounded_target(local_path(query(&url, "redirect_url").as_deref()));
     let host = url.host_str().unwrap_or("");
     let idp = provider_for(gateway, host, &redirect_path)
         .ok_or_else(|| GatewayError::Config("no identity provider".into()))?;
-    let (state, nonce, binding) = (random_token(24)?, random_token(24)?, random_token(24)?);
+    let keys = pending::Keys::new(signing_keys(gateway)?)?;
+    let (state, issued) = keys.issue(Date::now().as_millis())?;
+    let nonce = issued.nonce(&state)?;
     let verifier = if idp.pkce_enabled {
-        Some(random_token(48)?)
+        Some(issued.verifier(&state)?)
     } else {
         None
     };
-    let now = Date::now().as_millis();
-    let db = env.d1("DB")?;
-    db.prepare(
-        "INSERT INTO login_states (state, binding_hash, nonce, verifier, idp_id, redirect, created_ms) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )
-    .bind(&[
-        state.as_str().into(),
-        sha256_hex(&binding).into(),
-        nonce.as_str().into(),
-        verifier.as_deref().map_or(JsValue::NULL, JsValue::from),
-        (&*idp.id).into(),
-        redirect_path.as_str().into(),
-        JsValue::from(now as f64),
-    ])?
-    .run()
-    .await?;
+    let cookie = issued.seal(&Pending {
+        state: state.clone(),
+        idp_id: idp.id.to_string(),
+        redirect: redirect_path,
+    })?;
     let mut authorize = Url::parse(&format!(
         "{}/{}/oauth2/v2.0/authorize",
         gateway.authority, idp.directory_id
@@ -186,21 +166,16 @@ async fn login(request: &Request, env: &Env, gateway: &Gateway) -> Result<Respon
                 .append_pair("code_challenge_method", "S256");
         }
     }
-    let binding_cookie = format!(
-        "{}={binding}; Path=/cdn-cgi/access/; Max-Age=600; HttpOnly; Secure; SameSite=Lax",
-        login_cookie_name(&state)
-    );
-    Ok(redirect(authorize.as_str(), &[binding_cookie]))
+    let mut cookies = pending::evictions(&keys, request.headers());
+    cookies.push(pending::set_cookie(&state, Some(&cookie)));
+    Ok(redirect(authorize.as_str(), &cookies))
 }
 
-#[derive(Deserialize)]
-struct LoginState {
-    binding_hash: String,
-    nonce: String,
-    verifier: Option<String>,
-    idp_id: String,
-    redirect: String,
-    created_ms: f64,
+fn signing_keys(gateway: &Gateway) -> Result<&session::SigningKeys, GatewayError> {
+    gateway
+        .signing
+        .as_ref()
+        .ok_or_else(|| GatewayError::Config("SESSION_SIGNING_KEY is not set".into()))
 }
 
 #[derive(Deserialize)]
@@ -227,28 +202,26 @@ async fn callback(
     let (Some(code), Some(state)) = (query(&url, "code"), query(&url, "state")) else {
         return Err(signin_failed("callback without code and state".into()));
     };
-    // Single use: the state is deleted as it is read.
-    let db = env.d1("DB")?;
-    let row: Option<LoginState> = db
-        .prepare(
-            "DELETE FROM login_states WHERE state = ?1 \
-             RETURNING binding_hash, nonce, verifier, idp_id, redirect, created_ms",
-        )
-        .bind(&[state.as_str().into()])?
-        .first(None)
-        .await?;
-    let Some(login) = row else {
-        return Err(signin_failed("unknown or already used state".into()));
+    let signing = signing_keys(gateway)?;
+    let Some(issued) = pending::Keys::new(signing)?.check(&state) else {
+        return Err(signin_failed(
+            "unknown or already used state: not issued here".into(),
+        ));
     };
     let now_ms = Date::now().as_millis();
-    if now_ms as f64 - login.created_ms > LOGIN_TTL_MS as f64 || login.created_ms > now_ms as f64 {
+    if now_ms.saturating_sub(issued.created_ms) > pending::TTL_MS || issued.created_ms > now_ms {
         return Err(signin_failed("the sign-in took too long".into()));
     }
-    let binding =
-        session::cookie(request.headers(), &login_cookie_name(&state)).unwrap_or_default();
-    if sha256_hex(&binding) != login.binding_hash {
-        return Err(signin_failed("the state belongs to another browser".into()));
+    // Single use: the state is spent by its first callback, whichever browser sends it.
+    if !pending::consume(env, &state, now_ms).await? {
+        return Err(signin_failed(
+            "unknown or already used state: already used".into(),
+        ));
     }
+    let login = session::cookie(request.headers(), &pending::cookie_name(&state))
+        .and_then(|value| issued.open(&value))
+        .filter(|login| login.state == state)
+        .ok_or_else(|| signin_failed("the state belongs to another browser".into()))?;
     let scoped;
     let engine = match gateway.scim.as_ref() {
         // The SCIM directory (nesting, names) speaks only for its own provider's identities.
@@ -267,6 +240,11 @@ async fn callback(
         .client_secret
         .as_deref()
         .ok_or_else(|| GatewayError::Config("AZURE_CLIENT_SECRET is not set".into()))?;
+    let verifier = if idp.pkce_enabled {
+        Some(issued.verifier(&state)?)
+    } else {
+        None
+    };
 
     // Code → tokens.
     let redirect_uri = format!("{}/cdn-cgi/access/callback", origin_of(&url));
@@ -276,7 +254,7 @@ async fn callback(
         .append_pair("redirect_uri", &redirect_uri)
         .append_pair("client_id", &idp.client_id)
         .append_pair("client_secret", secret);
-    if let Some(v) = &login.verifier {
+    if let Some(v) = &verifier {
         form.append_pair("code_verifier", v);
     }
     let token_url = format!(
@@ -327,7 +305,7 @@ async fn callback(
         issuer_v1: String::new(),
         issuer_v2: issuer,
         leeway_secs: DEFAULT_LEEWAY_SECS,
-        nonce: Some(login.nonce.clone()),
+        nonce: Some(issued.nonce(&state)?),
     };
     let verified = parsed
         .verify(&WebCryptoVerifier, &key, &expected, now_ms / 1000)
@@ -394,10 +372,6 @@ async fn callback(
     let Some(identity) = identity else {
         return Err(GatewayError::Internal("identity vanished".into()));
     };
-    let signing = gateway
-        .signing
-        .as_ref()
-        .ok_or_else(|| GatewayError::Config("SESSION_SIGNING_KEY is not set".into()))?;
     let duration_s = decision.session.map_or(24 * 3600, |d| d.seconds()).max(1);
     let identity_nonce = random_token(18)?;
     let stored = StoredIdentity::from_identity(identity, country.clone());
@@ -434,7 +408,8 @@ async fn callback(
             now_ms.saturating_sub(crate::scim::DELETED_FOR_MS) as f64,
         ));
     }
-    let inserted = db
+    let inserted = env
+        .d1("DB")?
         .prepare(format!(
             "INSERT INTO sessions (identity_nonce, user_id, email, identity, app_id, created_ms, \
              expires_ms) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 {condition}"
@@ -463,10 +438,7 @@ async fn callback(
         exp: now_s + i64::try_from(duration_s).unwrap_or(86_400),
     };
     let token = session::mint(signing, &claims).await?;
-    let clear_binding = format!(
-        "{}=; Path=/cdn-cgi/access/; Max-Age=0; HttpOnly; Secure; SameSite=Lax",
-        login_cookie_name(&state)
-    );
+    let clear_binding = pending::set_cookie(&state, None);
     Ok(redirect(
         &login.redirect,
         &[session::set_cookie(&token, duration_s), clear_binding],
