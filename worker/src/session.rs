@@ -1,12 +1,13 @@
 //! Sessions: the gateway's signing keys, application tokens in the `CF_Authorization` cookie,
-//! and the identities kept server-side in D1 under each token's `identity_nonce`.
+//! and the identities kept server-side in D1 under each token's `identity_nonce` (table
+//! `sessions`: this module reads it and revokes rows; the sign-in's callback inserts them).
 
 use edge_access_token::{
     rsa_thumbprint_hex, AppClaims, RsaJwk, TokenError, UnverifiedAppToken, VerifiedAppToken,
 };
 use hmac::{Hmac, Mac};
 use js_sys::{Array, Object, Reflect};
-use policy_core::{Email, GroupId, Identity};
+use policy_core::{Email, GroupId, Identity, SessionDuration};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
@@ -15,6 +16,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{CryptoKey, WorkerGlobalScope};
 use worker::{Env, Headers};
 
+use crate::config::Gateway;
 use crate::error::GatewayError;
 use crate::keys::WebCryptoVerifier;
 
@@ -270,6 +272,96 @@ pub fn set_cookie(token: &str, max_age_s: u64) -> String {
 pub fn clear_cookie() -> String {
     format!("{COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax")
 }
+
+/// A live session: the application token verified, its row neither revoked nor expired.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The identity stored at sign-in (groups included).
+    pub identity: StoredIdentity,
+    /// When the user signed in (Unix ms): the age each app's session duration is held to.
+    pub signed_in_ms: u64,
+}
+
+/// The session behind a `CF_Authorization` cookie: the token must verify (this gateway's key,
+/// issuer, `audience` when given, times) and its session must be neither revoked nor expired.
+/// `Ok(None)` is no session (logged as `session_refused`); errors are failures to look.
+///
+/// # Errors
+/// [`GatewayError::Unavailable`] when D1 fails; [`GatewayError::Internal`] for a stored
+/// identity that does not read back.
+pub async fn lookup(
+    env: &Env,
+    gateway: &Gateway,
+    token: &str,
+    audience: Option<&str>,
+    now_ms: u64,
+) -> Result<Option<Session>, GatewayError> {
+    let Some(keys) = gateway.signing.as_ref() else {
+        return Ok(None);
+    };
+    let verified = match verify(
+        keys,
+        token,
+        gateway.engine.team_domain(),
+        audience,
+        now_ms / 1000,
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(e) => {
+            crate::log::event("session_refused", &[("reason", &e.to_string())]);
+            return Ok(None);
+        }
+    };
+    let claims = verified.claims();
+    #[derive(Deserialize)]
+    struct Row {
+        identity: String,
+        created_ms: f64,
+    }
+    let row: Option<Row> = env
+        .d1("DB")?
+        .prepare(
+            "SELECT identity, created_ms FROM sessions WHERE identity_nonce = ?1 \
+             AND revoked_ms IS NULL AND expires_ms > ?2",
+        )
+        .bind(&[
+            claims.identity_nonce.as_str().into(),
+            JsValue::from(now_ms as f64),
+        ])?
+        .first(None)
+        .await?;
+    let Some(row) = row else {
+        crate::log::event(
+            "session_refused",
+            &[("reason", "revoked or expired session")],
+        );
+        return Ok(None);
+    };
+    let identity = serde_json::from_str(&row.identity)
+        .map_err(|e| GatewayError::Internal(format!("stored identity: {e}")))?;
+    Ok(Some(Session {
+        identity,
+        signed_in_ms: crate::scim::int(row.created_ms),
+    }))
+}
+
+impl Session {
+    /// Whether this session is older than `duration` (the deciding policy's, else the app's,
+    /// else 24 h: what the verdict says): the app wants the user to sign in again. With one
+    /// cookie for every app on a host, this is how each app keeps its own session length.
+    pub fn outlived(&self, duration: Option<&SessionDuration>, now_ms: u64) -> bool {
+        let limit_ms = duration
+            .map_or(DEFAULT_SESSION_S, SessionDuration::seconds)
+            .max(1)
+            .saturating_mul(1000);
+        now_ms.saturating_sub(self.signed_in_ms) > limit_ms
+    }
+}
+
+/// Access's default session duration.
+pub const DEFAULT_SESSION_S: u64 = 24 * 3600;
 
 /// The identity as stored server-side (groups included), keyed by `identity_nonce`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

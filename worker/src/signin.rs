@@ -372,7 +372,10 @@ async fn callback(
     let Some(identity) = identity else {
         return Err(GatewayError::Internal("identity vanished".into()));
     };
-    let duration_s = decision.session.map_or(24 * 3600, |d| d.seconds()).max(1);
+    let duration_s = decision
+        .session
+        .map_or(session::DEFAULT_SESSION_S, |d| d.seconds())
+        .max(1);
     let identity_nonce = random_token(18)?;
     let stored = StoredIdentity::from_identity(identity, country.clone());
     let stored_json =
@@ -600,9 +603,10 @@ async fn get_identity(
     let now_ms = Date::now().as_millis();
     let token = session::cookie(request.headers(), session::COOKIE)
         .ok_or_else(|| GatewayError::Unauthorized("no session cookie".into()))?;
-    let stored = crate::gate::session_identity(env, gateway, &token, None, now_ms)
+    let stored = session::lookup(env, gateway, &token, None, now_ms)
         .await?
-        .ok_or_else(|| GatewayError::Unauthorized("no valid session".into()))?;
+        .ok_or_else(|| GatewayError::Unauthorized("no valid session".into()))?
+        .identity;
     let body = json!({
         "email": stored.email,
         "user_uuid": stored.user_id,
