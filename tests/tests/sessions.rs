@@ -1,5 +1,6 @@
 //! Sessions under `wrangler dev`: each app's own session duration on a host whose apps share
-//! one session cookie.
+//! one session cookie, and logout (this browser by `GET`, every session of the user only by a
+//! same-origin `POST`).
 //!
 //! Needs `cargo xtask build-worker` first (`cargo xtask test` does it).
 
@@ -161,4 +162,111 @@ fn each_app_enforces_its_own_session_duration_on_a_shared_cookie() {
         "ada@example.com",
         "new sign-in",
     );
+}
+
+/// `POST /cdn-cgi/access/logout` from `agent` with `headers`.
+fn post_logout(
+    agent: &mut Agent<'_>,
+    headers: &[(&str, &str)],
+) -> edge_access_tests::client::HttpResponse {
+    agent.request("POST", "/cdn-cgi/access/logout", headers)
+}
+
+#[test]
+fn logout_by_get_ends_this_browsers_session_only() {
+    let Some(stack) = stack("logout_by_get_ends_this_browsers_session_only") else {
+        return;
+    };
+    let mut laptop = Agent::new(stack);
+    let mut phone = Agent::new(stack);
+    let laptop_cookie = laptop.signed_in("/lenient/a", "grace");
+    let phone_cookie = phone.signed_in("/lenient/b", "grace");
+
+    // A link or an <img> on a page: a plain GET.
+    let out = laptop.request("GET", "/cdn-cgi/access/logout", &[("accept", "image/*")]);
+    assert_eq!(out.status, 200, "{out:?}");
+    assert!(
+        out.header_all("set-cookie")
+            .iter()
+            .any(|c| c.starts_with("CF_Authorization=;") && c.contains("Max-Age=0")),
+        "{out:?}"
+    );
+    assert_signed_out(
+        stack,
+        "/lenient/a",
+        &laptop_cookie,
+        "the browser that logged out",
+    );
+    assert_signed_in(
+        stack,
+        "/lenient/b",
+        &phone_cookie,
+        "grace@example.com",
+        "grace's other browser after a GET logout",
+    );
+}
+
+#[test]
+fn logout_everywhere_is_a_same_origin_post() {
+    let Some(stack) = stack("logout_everywhere_is_a_same_origin_post") else {
+        return;
+    };
+    let mut laptop = Agent::new(stack);
+    let mut phone = Agent::new(stack);
+    let mut other = Agent::new(stack);
+    let laptop_cookie = laptop.signed_in("/lenient/a", "bob");
+    let phone_cookie = phone.signed_in("/lenient/b", "bob");
+    let other_cookie = other.signed_in("/lenient/c", "dora");
+
+    // Cross-origin (a form on another site, or no proof of origin at all): refused by the
+    // gateway (its own page), nothing revoked, the cookie kept. (`wrangler dev` itself answers
+    // a foreign host name in `Origin`, such as `https://evil.example`, with "Invalid Origin
+    // header" before the worker sees it; loopback origins that differ from the gateway's in
+    // port, scheme or host name do reach the worker.)
+    let own_origin = stack.url().to_owned();
+    let port = stack.addr().port();
+    let other_scheme = format!("https://127.0.0.1:{port}");
+    let other_host = format!("http://localhost:{port}");
+    let refused: [(&str, Vec<(&str, &str)>); 5] = [
+        ("another port", vec![("origin", "http://127.0.0.1:1")]),
+        ("another scheme", vec![("origin", &other_scheme)]),
+        ("another host name", vec![("origin", &other_host)]),
+        (
+            "no Origin, cross-site fetch metadata",
+            vec![("sec-fetch-site", "cross-site")],
+        ),
+        ("no Origin and no fetch metadata", vec![]),
+    ];
+    for (what, headers) in &refused {
+        let answer = post_logout(&mut phone, headers);
+        assert_eq!(answer.status, 403, "{what}: {answer:?}");
+        assert!(answer.body.contains("Access denied"), "{what}: {answer:?}");
+        assert!(
+            answer
+                .header_all("set-cookie")
+                .iter()
+                .all(|c| !c.starts_with("CF_Authorization=")),
+            "{what}: {answer:?}"
+        );
+        assert_signed_in(stack, "/lenient/a", &laptop_cookie, "bob@example.com", what);
+        assert_signed_in(stack, "/lenient/b", &phone_cookie, "bob@example.com", what);
+    }
+    log_line(stack, "logout everywhere refused");
+
+    // From the gateway's own origin: every session of the user ends; others keep theirs.
+    let out = post_logout(&mut phone, &[("origin", &own_origin)]);
+    assert_eq!(out.status, 200, "{out:?}");
+    assert!(out.body.contains("Signed out"), "{out:?}");
+    assert!(phone.cookie("CF_Authorization").is_none());
+    assert_signed_out(stack, "/lenient/b", &phone_cookie, "the browser that asked");
+    assert_signed_out(stack, "/lenient/a", &laptop_cookie, "bob's other browser");
+    assert_signed_in(
+        stack,
+        "/lenient/c",
+        &other_cookie,
+        "dora@example.com",
+        "another user",
+    );
+    let line = log_line(stack, "\"scope\":\"everywhere\"");
+    assert!(line.contains("\"event\":\"logout\""), "{line}");
 }

@@ -280,6 +280,10 @@ pub struct Session {
     pub identity: StoredIdentity,
     /// When the user signed in (Unix ms): the age each app's session duration is held to.
     pub signed_in_ms: u64,
+    /// The token's `identity_nonce`: the session's key.
+    pub identity_nonce: String,
+    /// The token's `sub` (the user's object id; empty when the identity had none).
+    pub user: String,
 }
 
 /// The session behind a `CF_Authorization` cookie: the token must verify (this gateway's key,
@@ -344,6 +348,8 @@ pub async fn lookup(
     Ok(Some(Session {
         identity,
         signed_in_ms: crate::scim::int(row.created_ms),
+        identity_nonce: claims.identity_nonce.clone(),
+        user: claims.sub.clone(),
     }))
 }
 
@@ -362,6 +368,55 @@ impl Session {
 
 /// Access's default session duration.
 pub const DEFAULT_SESSION_S: u64 = 24 * 3600;
+
+/// What a logout ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    /// The session of this cookie.
+    ThisSession,
+    /// Every session of the cookie's user.
+    Everywhere,
+}
+
+impl Revocation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Revocation::ThisSession => "this_session",
+            Revocation::Everywhere => "everywhere",
+        }
+    }
+}
+
+/// Revokes `session` (or every session of its user) from `now_ms`.
+///
+/// # Errors
+/// [`GatewayError::Unavailable`] when D1 fails.
+pub async fn revoke(
+    env: &Env,
+    session: &Session,
+    scope: Revocation,
+    now_ms: u64,
+) -> Result<(), GatewayError> {
+    let db = env.d1("DB")?;
+    let now = JsValue::from(now_ms as f64);
+    let nonce = JsValue::from(session.identity_nonce.as_str());
+    let statement = match scope {
+        Revocation::Everywhere if !session.user.is_empty() => db
+            .prepare(
+                "UPDATE sessions SET revoked_ms = ?1 WHERE revoked_ms IS NULL \
+                 AND (identity_nonce = ?2 OR (user_id IS NOT NULL AND user_id = ?3))",
+            )
+            .bind(&[now, nonce, session.user.as_str().into()])?,
+        _ => db
+            .prepare(
+                "UPDATE sessions SET revoked_ms = ?1 WHERE revoked_ms IS NULL \
+                 AND identity_nonce = ?2",
+            )
+            .bind(&[now, nonce])?,
+    };
+    statement.run().await?;
+    Ok(())
+}
 
 /// The identity as stored server-side (groups included), keyed by `identity_nonce`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -21,7 +21,7 @@ use crate::keys::{self, WebCryptoVerifier};
 use crate::log;
 use crate::pages;
 use crate::pending::{self, Pending};
-use crate::session::{self, StoredIdentity};
+use crate::session::{self, Revocation, StoredIdentity};
 
 /// Routes `/cdn-cgi/access/<endpoint>`.
 pub async fn handle(request: Request, env: &Env, gateway: &Gateway) -> Response {
@@ -30,7 +30,8 @@ pub async fn handle(request: Request, env: &Env, gateway: &Gateway) -> Response 
     let result = match (request.method(), endpoint) {
         (Method::Get, "login") => login(&request, gateway),
         (Method::Get, "callback") => callback(&request, env, gateway).await,
-        (Method::Get | Method::Post, "logout") => logout(&request, env, gateway).await,
+        (Method::Get, "logout") => logout(&request, env, gateway, Revocation::ThisSession).await,
+        (Method::Post, "logout") => logout(&request, env, gateway, Revocation::Everywhere).await,
         (Method::Get, "certs") => certs(gateway),
         (Method::Get, "get-identity") => get_identity(&request, env, gateway).await,
         _ => Err(GatewayError::NoApp),
@@ -546,36 +547,34 @@ pub(crate) async fn exchange(
     Ok(bytes)
 }
 
-/// `/cdn-cgi/access/logout`: revokes every session of the user and clears the cookie.
-async fn logout(request: &Request, env: &Env, gateway: &Gateway) -> Result<Response, GatewayError> {
+/// `/cdn-cgi/access/logout`: `GET` revokes this browser's session, a same-origin `POST` every
+/// session of the user; both clear the cookie. A `POST` from anywhere else (another site's
+/// form) is refused and revokes nothing.
+async fn logout(
+    request: &Request,
+    env: &Env,
+    gateway: &Gateway,
+    scope: Revocation,
+) -> Result<Response, GatewayError> {
+    let url = request.url()?;
+    if scope == Revocation::Everywhere && !same_origin(request.headers(), &url) {
+        log::event(
+            "logout",
+            &[("refused", "logout everywhere refused: not same-origin")],
+        );
+        return Err(GatewayError::Forbidden {
+            reason: "logout everywhere refused: not a same-origin request".into(),
+            non_identity: true,
+        });
+    }
     let now_ms = Date::now().as_millis();
-    if let (Some(token), Some(keys)) = (
-        session::cookie(request.headers(), session::COOKIE),
-        gateway.signing.as_ref(),
-    ) {
-        if let Ok(verified) = session::verify(
-            keys,
-            &token,
-            gateway.engine.team_domain(),
-            None,
-            now_ms / 1000,
-        )
-        .await
-        {
-            let claims = verified.claims();
-            let db = env.d1("DB")?;
-            db.prepare(
-                "UPDATE sessions SET revoked_ms = ?1 WHERE revoked_ms IS NULL \
-                 AND (identity_nonce = ?2 OR (user_id IS NOT NULL AND user_id = ?3))",
-            )
-            .bind(&[
-                JsValue::from(now_ms as f64),
-                claims.identity_nonce.as_str().into(),
-                claims.sub.as_str().into(),
-            ])?
-            .run()
-            .await?;
-            log::event("logout", &[("user", &claims.sub)]);
+    if let Some(token) = session::cookie(request.headers(), session::COOKIE) {
+        if let Some(found) = session::lookup(env, gateway, &token, None, now_ms).await? {
+            session::revoke(env, &found, scope, now_ms).await?;
+            log::event(
+                "logout",
+                &[("user", &found.user), ("scope", scope.as_str())],
+            );
         }
     }
     let response = pages::html(pages::SIGNED_OUT, 200);
@@ -584,6 +583,19 @@ async fn logout(request: &Request, env: &Env, gateway: &Gateway) -> Result<Respo
         "Set-Cookie",
         &session::clear_cookie(),
     ))
+}
+
+/// Whether the request comes from the gateway's own origin: its `Origin` is this origin, or
+/// (without `Origin`) its fetch metadata says `same-origin`.
+fn same_origin(headers: &Headers, url: &Url) -> bool {
+    match headers.get("Origin").ok().flatten() {
+        Some(origin) => origin.trim() == origin_of(url),
+        None => headers
+            .get("Sec-Fetch-Site")
+            .ok()
+            .flatten()
+            .is_some_and(|site| site.trim().eq_ignore_ascii_case("same-origin")),
+    }
 }
 
 fn certs(gateway: &Gateway) -> Result<Response, GatewayError> {
