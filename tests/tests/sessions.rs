@@ -1,6 +1,7 @@
 //! Sessions under `wrangler dev`: each app's own session duration on a host whose apps share
-//! one session cookie, and logout (this browser by `GET`, every session of the user only by a
-//! same-origin `POST`).
+//! one session cookie, the `Cf-Access-Jwt-Assertion` every allowed request carries (session
+//! cookies, Entra bearer tokens, service tokens) verified as an origin would, and logout (this
+//! browser by `GET`, every session of the user only by a same-origin `POST`).
 //!
 //! Needs `cargo xtask build-worker` first (`cargo xtask test` does it).
 
@@ -17,7 +18,10 @@ mod signin_common;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use edge_access_tests::emulator::TokenRequest;
 use edge_access_tests::stack::{Stack, StackConfig};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use signin_common::{echoed, log_line, Agent, IDP, TEAM_DOMAIN};
@@ -161,6 +165,132 @@ fn each_app_enforces_its_own_session_duration_on_a_shared_cookie() {
         &fresh,
         "ada@example.com",
         "new sign-in",
+    );
+}
+
+/// The gateway's keys, as an origin fetches them.
+fn certs(stack: &Stack) -> JwkSet {
+    let mut agent = Agent::new(stack);
+    let certs = agent.api("/cdn-cgi/access/certs");
+    assert_eq!(certs.status, 200, "{certs:?}");
+    serde_json::from_str(&certs.body).unwrap()
+}
+
+/// Verifies `assertion` as an origin does: the key by `kid` from the certs endpoint, RS256,
+/// the team domain, `audience`. Returns the claims.
+fn verify_assertion(stack: &Stack, assertion: &str, audience: &str) -> Value {
+    let header = jsonwebtoken::decode_header(assertion).unwrap();
+    assert_eq!(header.alg, Algorithm::RS256);
+    let kid = header.kid.unwrap();
+    let jwks = certs(stack);
+    let key = DecodingKey::from_jwk(jwks.find(&kid).unwrap()).unwrap();
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_audience(&[audience]);
+    validation.set_issuer(&[TEAM_DOMAIN]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    let claims = jsonwebtoken::decode::<Value>(assertion, &key, &validation)
+        .unwrap_or_else(|e| panic!("the assertion does not verify for {audience}: {e}"))
+        .claims;
+    // For this app only: another app's audience is refused.
+    let mut other = validation.clone();
+    other.set_audience(&["aud-of-another-app"]);
+    assert!(jsonwebtoken::decode::<Value>(assertion, &key, &other).is_err());
+    assert_eq!(claims["type"], "app", "{claims}");
+    assert!(claims["iat"].as_i64().unwrap() <= claims["exp"].as_i64().unwrap());
+    assert_eq!(claims["nbf"], claims["iat"], "{claims}");
+    claims
+}
+
+/// The assertion the origin received.
+fn forwarded_assertion(echo: &Value) -> String {
+    echo["headers"]["cf-access-jwt-assertion"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no Cf-Access-Jwt-Assertion reached the origin: {echo}"))
+        .to_owned()
+}
+
+#[test]
+fn every_allowed_request_reaches_the_origin_with_a_verifiable_assertion() {
+    let Some(stack) = stack("every_allowed_request_has_an_assertion") else {
+        return;
+    };
+    let ada = stack.emulator().fixtures().user("ada").unwrap().oid.clone();
+    let mut agent = Agent::new(stack);
+
+    // A session cookie: its application token.
+    let cookie = agent.signed_in("/lenient/cookie", "ada");
+    let echo = echoed(&agent.navigate("/lenient/cookie"));
+    let assertion = forwarded_assertion(&echo);
+    let claims = verify_assertion(stack, &assertion, "aud-lenient");
+    assert_eq!(assertion, cookie);
+    assert_eq!(claims["email"], "ada@example.com");
+    assert_eq!(claims["sub"], ada.as_str());
+
+    // An Entra bearer token: a user token like Access's, for this app.
+    let bearer = stack.emulator().mint(&TokenRequest::v2("ada")).unwrap();
+    let api = Agent::new(stack);
+    let send_bearer = |forged: &str| {
+        api.http
+            .get_with(
+                &format!("{}/lenient/api/orders", stack.url()),
+                &[
+                    ("authorization", &format!("Bearer {bearer}")),
+                    ("cf-access-jwt-assertion", forged),
+                ],
+            )
+            .unwrap()
+    };
+    let echo = echoed(&send_bearer("forged.by.client"));
+    let assertion = forwarded_assertion(&echo);
+    assert_ne!(assertion, "forged.by.client");
+    let claims = verify_assertion(stack, &assertion, "aud-lenient");
+    assert_eq!(claims["aud"], json!(["aud-lenient"]), "{claims}");
+    assert_eq!(claims["email"], "ada@example.com", "{claims}");
+    assert_eq!(claims["sub"], ada.as_str(), "{claims}");
+    assert!(claims.get("common_name").is_none(), "{claims}");
+    assert!(claims["identity_nonce"].is_string(), "{claims}");
+    // A second request is served the same way (the gateway may reuse a recent assertion).
+    let again = forwarded_assertion(&echoed(&send_bearer("")));
+    verify_assertion(stack, &again, "aud-lenient");
+
+    // A service token: `common_name` is the client id, `sub` empty, no user.
+    let ci = api
+        .http
+        .get_with(
+            &format!("{}/ci/hook", stack.url()),
+            &[
+                ("cf-access-client-id", CI_CLIENT_ID),
+                ("cf-access-client-secret", CI_SECRET),
+            ],
+        )
+        .unwrap();
+    let echo = echoed(&ci);
+    let assertion = forwarded_assertion(&echo);
+    let claims = verify_assertion(stack, &assertion, "aud-ci");
+    assert_eq!(claims["aud"], json!(["aud-ci"]), "{claims}");
+    assert_eq!(claims["common_name"], CI_CLIENT_ID, "{claims}");
+    assert_eq!(claims["sub"], "", "{claims}");
+    assert!(claims.get("email").is_none(), "{claims}");
+    assert!(
+        echo["headers"]
+            .get("cf-access-authenticated-user-email")
+            .is_none(),
+        "{echo}"
+    );
+
+    // Neither assertion is a session: an origin that leaks one leaks no sign-in.
+    let bearer_assertion = forwarded_assertion(&echoed(&send_bearer("")));
+    assert_signed_out(
+        stack,
+        "/lenient/api/orders",
+        &bearer_assertion,
+        "a bearer request's assertion as a cookie",
+    );
+    assert_signed_out(
+        stack,
+        "/lenient/api/orders",
+        &assertion,
+        "a service token's assertion as a cookie",
     );
 }
 

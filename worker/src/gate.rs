@@ -91,7 +91,8 @@ struct Decided {
     user: Option<String>,
     email: Option<String>,
     service_token: Option<String>,
-    /// The application token to forward as `Cf-Access-Jwt-Assertion` (cookie sessions).
+    /// The application token to forward as `Cf-Access-Jwt-Assertion`: the session cookie's,
+    /// or one minted for a bearer or service-token request.
     assertion: Option<String>,
     /// Why the request is refused, if it is.
     refusal: Option<GatewayError>,
@@ -235,6 +236,18 @@ async fn decide(
         Outcome::LoginRequired => Some(GatewayError::Unauthorized("sign-in required".into())),
         Outcome::NoApp => Some(GatewayError::NoApp),
     };
+    // Requests without a session cookie get an assertion of their own.
+    if refusal.is_none() && assertion.is_none() {
+        assertion = crate::assertion::for_request(
+            gateway,
+            app,
+            &policy_request,
+            decision.session,
+            headers,
+            now_ms,
+        )
+        .await?;
+    }
     let why = match decision.outcome {
         Outcome::Block | Outcome::DefaultDeny => engine
             .evaluate(&policy_request)

@@ -2,6 +2,8 @@
 //! and the identities kept server-side in D1 under each token's `identity_nonce` (table
 //! `sessions`: this module reads it and revokes rows; the sign-in's callback inserts them).
 
+use std::cell::RefCell;
+
 use edge_access_token::{
     rsa_thumbprint_hex, AppClaims, RsaJwk, TokenError, UnverifiedAppToken, VerifiedAppToken,
 };
@@ -169,11 +171,33 @@ impl SigningKey {
         )
     }
 
-    /// Signs `message` (RS256) with WebCrypto.
+    /// Signs `message` (RS256) with WebCrypto. The imported key is kept in the isolate.
     pub async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, GatewayError> {
         let error = |e: JsValue| GatewayError::Internal(format!("signing: {e:?}"));
         let global: WorkerGlobalScope = js_sys::global().unchecked_into();
         let subtle = global.crypto().map_err(error)?.subtle();
+        let key = match IMPORTED.with(|k| {
+            k.borrow()
+                .as_ref()
+                .filter(|(kid, _)| *kid == self.public.kid)
+                .map(|(_, key)| key.clone())
+        }) {
+            Some(key) => key,
+            None => {
+                let key = self.import(&subtle).await?;
+                IMPORTED.with(|k| *k.borrow_mut() = Some((self.public.kid.clone(), key.clone())));
+                key
+            }
+        };
+        let promise = subtle
+            .sign_with_str_and_u8_array("RSASSA-PKCS1-v1_5", &key, message)
+            .map_err(error)?;
+        let signature = JsFuture::from(promise).await.map_err(error)?;
+        Ok(js_sys::Uint8Array::new(&signature).to_vec())
+    }
+
+    async fn import(&self, subtle: &web_sys::SubtleCrypto) -> Result<CryptoKey, GatewayError> {
+        let error = |e: JsValue| GatewayError::Internal(format!("signing key import: {e:?}"));
         let jwk = Object::new();
         for (name, value) in &self.private {
             if let Some(text) = value.as_str() {
@@ -188,16 +212,17 @@ impl SigningKey {
         let promise = subtle
             .import_key_with_object("jwk", &jwk, &algorithm, false, &usages)
             .map_err(error)?;
-        let key: CryptoKey = JsFuture::from(promise)
+        Ok(JsFuture::from(promise)
             .await
             .map_err(error)?
-            .unchecked_into();
-        let promise = subtle
-            .sign_with_str_and_u8_array("RSASSA-PKCS1-v1_5", &key, message)
-            .map_err(error)?;
-        let signature = JsFuture::from(promise).await.map_err(error)?;
-        Ok(js_sys::Uint8Array::new(&signature).to_vec())
+            .unchecked_into())
     }
+}
+
+thread_local! {
+    /// The current signing key as WebCrypto imported it, by `kid`, so that a signature does not
+    /// parse the private JWK again.
+    static IMPORTED: RefCell<Option<(String, CryptoKey)>> = const { RefCell::new(None) };
 }
 
 /// HMAC-SHA-256 of the concatenated `parts` under `key`.
@@ -319,6 +344,11 @@ pub async fn lookup(
         }
     };
     let claims = verified.claims();
+    // Assertions minted for bearer and service-token requests name no stored session.
+    if claims.identity_nonce.is_empty() {
+        crate::log::event("session_refused", &[("reason", "no identity_nonce")]);
+        return Ok(None);
+    }
     #[derive(Deserialize)]
     struct Row {
         identity: String,

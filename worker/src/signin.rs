@@ -437,6 +437,7 @@ async fn callback(
         token_type: "app".into(),
         identity_nonce,
         country,
+        common_name: None,
         iat: now_s,
         nbf: now_s,
         exp: now_s + i64::try_from(duration_s).unwrap_or(86_400),
