@@ -434,7 +434,14 @@ fn revoked_session_is_refused() {
     let mut other = Agent::new(stack);
     other.signed_in("/staff/c", "dora");
 
-    let out = laptop.navigate("/cdn-cgi/access/logout");
+    // Logout everywhere: a POST from the gateway's own origin (a plain GET ends only this
+    // browser's session: `sessions::logout_by_get_ends_this_browsers_session_only`).
+    let own_origin = stack.url().to_owned();
+    let out = laptop.request(
+        "POST",
+        "/cdn-cgi/access/logout",
+        &[("origin", &own_origin), ("accept", "text/html")],
+    );
     assert_eq!(out.status, 200, "{out:?}");
     assert!(out.body.contains("Signed out"), "{out:?}");
     assert!(

@@ -1,7 +1,8 @@
 //! The gateway's own application token (the `CF_Authorization` cookie and the
 //! `Cf-Access-Jwt-Assertion` header), shaped like Cloudflare Access's: RS256, `aud` an array of
 //! app audience tags, `iss` the team domain, `type: "app"`, `identity_nonce` naming the
-//! server-side identity, `sub`, `email`, `country`, `iat`/`nbf`/`exp`.
+//! server-side identity, `sub`, `email`, `country`, `iat`/`nbf`/`exp`; for service tokens,
+//! `common_name` (the client id) and an empty `sub` instead of the user's claims.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -27,11 +28,16 @@ pub struct AppClaims {
     /// `app`.
     #[serde(rename = "type")]
     pub token_type: String,
-    /// Key of the identity stored server-side.
+    /// Key of the identity stored server-side; empty (and left out) in tokens that stand for
+    /// no stored identity: those of service tokens.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub identity_nonce: String,
     /// Country at sign-in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
+    /// The service token's client id, in tokens for service-token requests (as Access).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub common_name: Option<String>,
     /// Issued at.
     pub iat: i64,
     /// Not before.

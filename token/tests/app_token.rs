@@ -39,6 +39,7 @@ fn claims() -> AppClaims {
         token_type: "app".into(),
         identity_nonce: "n0nce".into(),
         country: Some("PT".into()),
+        common_name: None,
         iat: NOW as i64 - 10,
         nbf: NOW as i64 - 10,
         exp: NOW as i64 + 3600,

@@ -1,9 +1,32 @@
 //! The gateway's one error type and how each kind answers a client: generic bodies only; the
 //! reason goes to the log.
 
+use std::fmt;
+
 use worker::Response;
 
 use crate::pages;
+
+/// How long a client is asked to wait (`Retry-After`, seconds) when a dependency is down.
+const RETRY_AFTER_S: &str = "5";
+
+/// A service the gateway cannot decide or finish a request without.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dependency {
+    /// D1: sessions, used sign-in states, the SCIM directory (503).
+    Storage,
+    /// The identity provider's token endpoint, at the sign-in's code exchange (502).
+    IdentityProvider,
+}
+
+impl fmt::Display for Dependency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Dependency::Storage => "storage",
+            Dependency::IdentityProvider => "identity provider",
+        })
+    }
+}
 
 /// Why a request was not proxied.
 #[derive(Debug)]
@@ -38,6 +61,14 @@ pub enum GatewayError {
     /// A groups overage could not be resolved through Microsoft Graph: the sign-in fails
     /// closed rather than continue with a partial identity (502).
     GroupsUnavailable(String),
+    /// A dependency failed or could not be reached: the request fails closed (502 for the
+    /// identity provider, 503 for storage), and the client is asked to retry.
+    Unavailable {
+        /// Which one.
+        dependency: Dependency,
+        /// What failed, for the log.
+        detail: String,
+    },
     /// Anything else: 500.
     Internal(String),
 }
@@ -54,6 +85,10 @@ impl GatewayError {
             GatewayError::SignIn(_) | GatewayError::DeniedTo(_) => 302,
             GatewayError::KeysUnavailable(_) => 503,
             GatewayError::Origin(_) | GatewayError::GroupsUnavailable(_) => 502,
+            GatewayError::Unavailable { dependency, .. } => match dependency {
+                Dependency::Storage => 503,
+                Dependency::IdentityProvider => 502,
+            },
         }
     }
 
@@ -71,6 +106,9 @@ impl GatewayError {
             GatewayError::KeysUnavailable(r) => format!("signing keys unavailable: {r}"),
             GatewayError::Origin(r) => format!("origin: {r}"),
             GatewayError::GroupsUnavailable(r) => format!("group memberships unavailable: {r}"),
+            GatewayError::Unavailable { dependency, detail } => {
+                format!("{dependency} unavailable: {detail}")
+            }
             GatewayError::Internal(r) => format!("internal: {r}"),
         }
     }
@@ -98,7 +136,9 @@ impl GatewayError {
             GatewayError::NoApp | GatewayError::SignIn(_) | GatewayError::DeniedTo(_) => {
                 pages::NOT_FOUND
             }
-            GatewayError::KeysUnavailable(_) | GatewayError::Origin(_) => pages::UNAVAILABLE,
+            GatewayError::KeysUnavailable(_)
+            | GatewayError::Origin(_)
+            | GatewayError::Unavailable { .. } => pages::UNAVAILABLE,
             GatewayError::GroupsUnavailable(_) => pages::GROUPS_UNAVAILABLE,
             GatewayError::Config(_) | GatewayError::Internal(_) => pages::ERROR,
         };
@@ -106,12 +146,25 @@ impl GatewayError {
         if let GatewayError::Unauthorized(_) = self {
             return pages::with_header(response, "WWW-Authenticate", "Bearer");
         }
+        // Outages of what the gateway depends on pass; the client may try again.
+        if matches!(status, 502 | 503) {
+            return pages::with_header(response, "Retry-After", RETRY_AFTER_S);
+        }
         response
     }
 }
 
 impl From<worker::Error> for GatewayError {
     fn from(e: worker::Error) -> GatewayError {
-        GatewayError::Internal(e.to_string())
+        match e {
+            // A query D1 refused or could not run (its messages start `D1_`): an outage of
+            // storage, not a fault of this request.
+            // (`D1Error`'s `Display` throws when the cause is not a string; `cause` reads it.)
+            worker::Error::D1(e) => GatewayError::Unavailable {
+                dependency: Dependency::Storage,
+                detail: format!("D1: {}", e.cause()),
+            },
+            e => GatewayError::Internal(e.to_string()),
+        }
     }
 }

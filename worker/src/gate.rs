@@ -17,7 +17,7 @@ use crate::log::DecisionLog;
 use crate::proxy;
 use crate::raw_url::RawUrl;
 use crate::service_token::{self, Presented};
-use crate::session::{self, StoredIdentity};
+use crate::session;
 
 /// Decides `request` and answers it: the origin's response, or a generic refusal.
 pub async fn protect(request: Request, env: &Env, gateway: &Gateway) -> Response {
@@ -99,7 +99,8 @@ struct Decided {
     user: Option<String>,
     email: Option<String>,
     service_token: Option<String>,
-    /// The application token to forward as `Cf-Access-Jwt-Assertion` (cookie sessions).
+    /// The application token to forward as `Cf-Access-Jwt-Assertion`: the session cookie's,
+    /// or one minted for a bearer or service-token request.
     assertion: Option<String>,
     /// Why the request is refused, if it is.
     refusal: Option<GatewayError>,
@@ -157,7 +158,7 @@ async fn decide(
         Presented::Valid(token) => policy_request.service_token = Some(token),
         Presented::Invalid(why) => return Ok(refused(GatewayError::Unauthorized(why))),
     }
-    let mut assertion = None;
+    let (mut assertion, mut session) = (None, None);
     if let Some(bearer) = bearer(headers) {
         match bearer_identity(env, gateway, &bearer, now_ms).await {
             Ok(identity) => match deprovisioned(env, gateway, &identity, now_ms).await? {
@@ -169,10 +170,9 @@ async fn decide(
         }
     } else if let Some(token) = session::cookie(headers, session::COOKIE) {
         // A session cookie that does not verify, is revoked or expired is no session.
-        if let Some(stored) =
-            session_identity(env, gateway, &token, Some(app.aud()), now_ms).await?
-        {
-            policy_request.identity = Some(stored.to_identity());
+        session = session::lookup(env, gateway, &token, Some(app.aud()), now_ms).await?;
+        if let Some(found) = &session {
+            policy_request.identity = Some(found.identity.to_identity());
             assertion = Some(token);
         }
     }
@@ -200,12 +200,28 @@ async fn decide(
         }
         _ => engine,
     };
-    let decision = engine
-        .decide(&policy_request)
-        .map_err(|e| GatewayError::Forbidden {
+    let decide = |request: &PolicyRequest| {
+        engine.decide(request).map_err(|e| GatewayError::Forbidden {
             reason: format!("evaluation stopped: {e}"),
             non_identity: false,
-        })?;
+        })
+    };
+    let mut decision = decide(&policy_request)?;
+    // A session older than this app's (or policy's) session duration is no session here.
+    if session
+        .as_ref()
+        .is_some_and(|s| s.outlived(decision.session, now_ms))
+    {
+        crate::log::event(
+            "session_refused",
+            &[
+                ("reason", "older than the session duration of the app"),
+                ("app", app.id()),
+            ],
+        );
+        (policy_request.identity, assertion) = (None, None);
+        decision = decide(&policy_request)?;
+    }
     let identity = policy_request.identity.as_ref();
     let refusal = match decision.outcome {
         Outcome::Allow | Outcome::Bypass | Outcome::ServiceAuth => None,
@@ -233,6 +249,18 @@ async fn decide(
             url.path
         ))),
     };
+    // Requests without a session cookie get an assertion of their own.
+    if refusal.is_none() && assertion.is_none() {
+        assertion = crate::assertion::for_request(
+            gateway,
+            app,
+            &policy_request,
+            decision.session,
+            headers,
+            now_ms,
+        )
+        .await?;
+    }
     let why = match decision.outcome {
         Outcome::Block | Outcome::DefaultDeny => engine
             .evaluate(&policy_request)
@@ -320,61 +348,6 @@ fn is_browser(request: &Request) -> bool {
     matches!(request.method(), worker::Method::Get | worker::Method::Head)
         && !xhr
         && header("Accept").contains("text/html")
-}
-
-/// The stored identity behind a session cookie: the token must verify (this gateway's key,
-/// issuer, `audience` when given, times) and its session must be neither revoked nor expired.
-pub async fn session_identity(
-    env: &Env,
-    gateway: &Gateway,
-    token: &str,
-    audience: Option<&str>,
-    now_ms: u64,
-) -> Result<Option<StoredIdentity>, GatewayError> {
-    let Some(keys) = gateway.signing.as_ref() else {
-        return Ok(None);
-    };
-    let verified = match session::verify(
-        keys,
-        token,
-        gateway.engine.team_domain(),
-        audience,
-        now_ms / 1000,
-    )
-    .await
-    {
-        Ok(v) => v,
-        Err(e) => {
-            crate::log::event("session_refused", &[("reason", &e.to_string())]);
-            return Ok(None);
-        }
-    };
-    #[derive(serde::Deserialize)]
-    struct Row {
-        identity: String,
-    }
-    let row: Option<Row> = env
-        .d1("DB")?
-        .prepare(
-            "SELECT identity FROM sessions WHERE identity_nonce = ?1 \
-             AND revoked_ms IS NULL AND expires_ms > ?2",
-        )
-        .bind(&[
-            verified.claims().identity_nonce.as_str().into(),
-            wasm_bindgen::JsValue::from(now_ms as f64),
-        ])?
-        .first(None)
-        .await?;
-    let Some(row) = row else {
-        crate::log::event(
-            "session_refused",
-            &[("reason", "revoked or expired session")],
-        );
-        return Ok(None);
-    };
-    serde_json::from_str(&row.identity)
-        .map(Some)
-        .map_err(|e| GatewayError::Internal(format!("stored identity: {e}")))
 }
 
 fn bearer(headers: &worker::Headers) -> Option<String> {

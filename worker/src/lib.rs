@@ -4,6 +4,7 @@
 //! `fetch` → [`routes::dispatch`] → a named handler. Every failure is a [`GatewayError`], mapped
 //! to a generic response while the log line says why; nothing on the request path panics.
 
+mod assertion;
 mod config;
 mod directory;
 mod error;
@@ -12,6 +13,7 @@ mod graph;
 mod keys;
 mod log;
 mod pages;
+mod pending;
 mod proxy;
 mod raw_url;
 mod routes;

@@ -1,18 +1,24 @@
 //! Sessions: the gateway's signing keys, application tokens in the `CF_Authorization` cookie,
-//! and the identities kept server-side in D1 under each token's `identity_nonce`.
+//! and the identities kept server-side in D1 under each token's `identity_nonce` (table
+//! `sessions`: this module reads it and revokes rows; the sign-in's callback inserts them).
+
+use std::cell::RefCell;
 
 use edge_access_token::{
     rsa_thumbprint_hex, AppClaims, RsaJwk, TokenError, UnverifiedAppToken, VerifiedAppToken,
 };
+use hmac::{Hmac, Mac};
 use js_sys::{Array, Object, Reflect};
-use policy_core::{Email, GroupId, Identity};
+use policy_core::{Email, GroupId, Identity, SessionDuration};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use sha2::Sha256;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{CryptoKey, WorkerGlobalScope};
 use worker::{Env, Headers};
 
+use crate::config::Gateway;
 use crate::error::GatewayError;
 use crate::keys::WebCryptoVerifier;
 
@@ -154,11 +160,44 @@ impl SigningKey {
         })
     }
 
-    /// Signs `message` (RS256) with WebCrypto.
+    /// A 256-bit secret for `purpose`, derived from this key's private exponent
+    /// (HMAC-SHA-256 keyed with `d`, over a label naming the purpose): keys for other uses
+    /// that rotate with the signing key and need no secret of their own.
+    pub fn derived_secret(&self, purpose: &str) -> Result<[u8; 32], GatewayError> {
+        let d = self.private.get("d").and_then(Value::as_str).unwrap_or("");
+        hmac_sha256(
+            d.as_bytes(),
+            &[b"edge-access derived secret\0", purpose.as_bytes()],
+        )
+    }
+
+    /// Signs `message` (RS256) with WebCrypto. The imported key is kept in the isolate.
     pub async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, GatewayError> {
         let error = |e: JsValue| GatewayError::Internal(format!("signing: {e:?}"));
         let global: WorkerGlobalScope = js_sys::global().unchecked_into();
         let subtle = global.crypto().map_err(error)?.subtle();
+        let key = match IMPORTED.with(|k| {
+            k.borrow()
+                .as_ref()
+                .filter(|(kid, _)| *kid == self.public.kid)
+                .map(|(_, key)| key.clone())
+        }) {
+            Some(key) => key,
+            None => {
+                let key = self.import(&subtle).await?;
+                IMPORTED.with(|k| *k.borrow_mut() = Some((self.public.kid.clone(), key.clone())));
+                key
+            }
+        };
+        let promise = subtle
+            .sign_with_str_and_u8_array("RSASSA-PKCS1-v1_5", &key, message)
+            .map_err(error)?;
+        let signature = JsFuture::from(promise).await.map_err(error)?;
+        Ok(js_sys::Uint8Array::new(&signature).to_vec())
+    }
+
+    async fn import(&self, subtle: &web_sys::SubtleCrypto) -> Result<CryptoKey, GatewayError> {
+        let error = |e: JsValue| GatewayError::Internal(format!("signing key import: {e:?}"));
         let jwk = Object::new();
         for (name, value) in &self.private {
             if let Some(text) = value.as_str() {
@@ -173,16 +212,27 @@ impl SigningKey {
         let promise = subtle
             .import_key_with_object("jwk", &jwk, &algorithm, false, &usages)
             .map_err(error)?;
-        let key: CryptoKey = JsFuture::from(promise)
+        Ok(JsFuture::from(promise)
             .await
             .map_err(error)?
-            .unchecked_into();
-        let promise = subtle
-            .sign_with_str_and_u8_array("RSASSA-PKCS1-v1_5", &key, message)
-            .map_err(error)?;
-        let signature = JsFuture::from(promise).await.map_err(error)?;
-        Ok(js_sys::Uint8Array::new(&signature).to_vec())
+            .unchecked_into())
     }
+}
+
+thread_local! {
+    /// The current signing key as WebCrypto imported it, by `kid`, so that a signature does not
+    /// parse the private JWK again.
+    static IMPORTED: RefCell<Option<(String, CryptoKey)>> = const { RefCell::new(None) };
+}
+
+/// HMAC-SHA-256 of the concatenated `parts` under `key`.
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Result<[u8; 32], GatewayError> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .map_err(|e| GatewayError::Internal(format!("HMAC key: {e}")))?;
+    for part in parts {
+        mac.update(part);
+    }
+    Ok(mac.finalize().into_bytes().into())
 }
 
 /// Mints and signs an application token.
@@ -246,6 +296,156 @@ pub fn set_cookie(token: &str, max_age_s: u64) -> String {
 /// `Set-Cookie` that removes the application token.
 pub fn clear_cookie() -> String {
     format!("{COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax")
+}
+
+/// A live session: the application token verified, its row neither revoked nor expired.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The identity stored at sign-in (groups included).
+    pub identity: StoredIdentity,
+    /// When the user signed in (Unix ms): the age each app's session duration is held to.
+    pub signed_in_ms: u64,
+    /// The token's `identity_nonce`: the session's key.
+    pub identity_nonce: String,
+    /// The token's `sub` (the user's object id; empty when the identity had none).
+    pub user: String,
+}
+
+/// The session behind a `CF_Authorization` cookie: the token must verify (this gateway's key,
+/// issuer, `audience` when given, times) and its session must be neither revoked nor expired.
+/// `Ok(None)` is no session (logged as `session_refused`); errors are failures to look.
+///
+/// # Errors
+/// [`GatewayError::Unavailable`] when D1 fails; [`GatewayError::Internal`] for a stored
+/// identity that does not read back.
+pub async fn lookup(
+    env: &Env,
+    gateway: &Gateway,
+    token: &str,
+    audience: Option<&str>,
+    now_ms: u64,
+) -> Result<Option<Session>, GatewayError> {
+    let Some(keys) = gateway.signing.as_ref() else {
+        return Ok(None);
+    };
+    let verified = match verify(
+        keys,
+        token,
+        gateway.engine.team_domain(),
+        audience,
+        now_ms / 1000,
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(e) => {
+            crate::log::event("session_refused", &[("reason", &e.to_string())]);
+            return Ok(None);
+        }
+    };
+    let claims = verified.claims();
+    // Assertions minted for bearer and service-token requests name no stored session.
+    if claims.identity_nonce.is_empty() {
+        crate::log::event("session_refused", &[("reason", "no identity_nonce")]);
+        return Ok(None);
+    }
+    #[derive(Deserialize)]
+    struct Row {
+        identity: String,
+        created_ms: f64,
+    }
+    let row: Option<Row> = env
+        .d1("DB")?
+        .prepare(
+            "SELECT identity, created_ms FROM sessions WHERE identity_nonce = ?1 \
+             AND revoked_ms IS NULL AND expires_ms > ?2",
+        )
+        .bind(&[
+            claims.identity_nonce.as_str().into(),
+            JsValue::from(now_ms as f64),
+        ])?
+        .first(None)
+        .await?;
+    let Some(row) = row else {
+        crate::log::event(
+            "session_refused",
+            &[("reason", "revoked or expired session")],
+        );
+        return Ok(None);
+    };
+    let identity = serde_json::from_str(&row.identity)
+        .map_err(|e| GatewayError::Internal(format!("stored identity: {e}")))?;
+    Ok(Some(Session {
+        identity,
+        signed_in_ms: crate::scim::int(row.created_ms),
+        identity_nonce: claims.identity_nonce.clone(),
+        user: claims.sub.clone(),
+    }))
+}
+
+impl Session {
+    /// Whether this session is older than `duration` (the deciding policy's, else the app's,
+    /// else 24 h: what the verdict says): the app wants the user to sign in again. With one
+    /// cookie for every app on a host, this is how each app keeps its own session length.
+    pub fn outlived(&self, duration: Option<&SessionDuration>, now_ms: u64) -> bool {
+        let limit_ms = duration
+            .map_or(DEFAULT_SESSION_S, SessionDuration::seconds)
+            .max(1)
+            .saturating_mul(1000);
+        now_ms.saturating_sub(self.signed_in_ms) > limit_ms
+    }
+}
+
+/// Access's default session duration.
+pub const DEFAULT_SESSION_S: u64 = 24 * 3600;
+
+/// What a logout ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    /// The session of this cookie.
+    ThisSession,
+    /// Every session of the cookie's user.
+    Everywhere,
+}
+
+impl Revocation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Revocation::ThisSession => "this_session",
+            Revocation::Everywhere => "everywhere",
+        }
+    }
+}
+
+/// Revokes `session` (or every session of its user) from `now_ms`.
+///
+/// # Errors
+/// [`GatewayError::Unavailable`] when D1 fails.
+pub async fn revoke(
+    env: &Env,
+    session: &Session,
+    scope: Revocation,
+    now_ms: u64,
+) -> Result<(), GatewayError> {
+    let db = env.d1("DB")?;
+    let now = JsValue::from(now_ms as f64);
+    let nonce = JsValue::from(session.identity_nonce.as_str());
+    let statement = match scope {
+        Revocation::Everywhere if !session.user.is_empty() => db
+            .prepare(
+                "UPDATE sessions SET revoked_ms = ?1 WHERE revoked_ms IS NULL \
+                 AND (identity_nonce = ?2 OR (user_id IS NOT NULL AND user_id = ?3))",
+            )
+            .bind(&[now, nonce, session.user.as_str().into()])?,
+        _ => db
+            .prepare(
+                "UPDATE sessions SET revoked_ms = ?1 WHERE revoked_ms IS NULL \
+                 AND identity_nonce = ?2",
+            )
+            .bind(&[now, nonce])?,
+    };
+    statement.run().await?;
+    Ok(())
 }
 
 /// The identity as stored server-side (groups included), keyed by `identity_nonce`.

@@ -1,5 +1,6 @@
 //! The gateway's own endpoints under `/cdn-cgi/access/`: sign-in (OIDC code flow with state,
-//! nonce and PKCE), the callback, logout, the identity and the public keys.
+//! nonce and PKCE; the sign-in in progress is kept by the browser, see [`crate::pending`]), the
+//! callback, logout, the identity and the public keys.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -15,31 +16,22 @@ use wasm_bindgen::{JsCast, JsValue};
 use worker::{Date, Env, Fetch, Headers, Method, Request, RequestInit, Response, Url};
 
 use crate::config::Gateway;
-use crate::error::GatewayError;
+use crate::error::{Dependency, GatewayError};
 use crate::keys::{self, WebCryptoVerifier};
 use crate::log;
 use crate::pages;
-use crate::session::{self, StoredIdentity};
-
-/// The cookies binding a sign-in to the browser that started it: `EA_Login_<state prefix>`, one
-/// per sign-in in progress, so two tabs signing in at once do not undo each other.
-const LOGIN_COOKIE: &str = "EA_Login";
-
-fn login_cookie_name(state: &str) -> String {
-    format!("{LOGIN_COOKIE}_{}", state.get(..12).unwrap_or(state))
-}
-
-/// How long a sign-in may take.
-const LOGIN_TTL_MS: u64 = 10 * 60 * 1000;
+use crate::pending::{self, Pending};
+use crate::session::{self, Revocation, StoredIdentity};
 
 /// Routes `/cdn-cgi/access/<endpoint>`.
 pub async fn handle(request: Request, env: &Env, gateway: &Gateway) -> Response {
     let path = request.path();
     let endpoint = path.trim_start_matches("/cdn-cgi/access").trim_matches('/');
     let result = match (request.method(), endpoint) {
-        (Method::Get, "login") => login(&request, env, gateway).await,
+        (Method::Get, "login") => login(&request, gateway),
         (Method::Get, "callback") => callback(&request, env, gateway).await,
-        (Method::Get | Method::Post, "logout") => logout(&request, env, gateway).await,
+        (Method::Get, "logout") => logout(&request, env, gateway, Revocation::ThisSession).await,
+        (Method::Post, "logout") => logout(&request, env, gateway, Revocation::Everywhere).await,
         (Method::Get, "certs") => certs(gateway),
         (Method::Get, "get-identity") => get_identity(&request, env, gateway).await,
         _ => Err(GatewayError::NoApp),
@@ -53,8 +45,13 @@ pub async fn handle(request: Request, env: &Env, gateway: &Gateway) -> Response 
     })
 }
 
-/// Random bytes, base64url: state, nonce, PKCE verifier, identity nonce, browser binding.
+/// Random bytes, base64url: identity nonces.
 pub fn random_token(bytes: usize) -> Result<String, GatewayError> {
+    Ok(URL_SAFE_NO_PAD.encode(random_bytes(bytes)?))
+}
+
+/// Random bytes from the platform's CSPRNG.
+pub fn random_bytes(bytes: usize) -> Result<Vec<u8>, GatewayError> {
     let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
     let crypto = global
         .crypto()
@@ -63,14 +60,7 @@ pub fn random_token(bytes: usize) -> Result<String, GatewayError> {
     crypto
         .get_random_values_with_u8_array(&mut buffer)
         .map_err(|e| GatewayError::Internal(format!("{e:?}")))?;
-    Ok(URL_SAFE_NO_PAD.encode(buffer))
-}
-
-fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Ok(buffer)
 }
 
 /// A redirect target that stays on this host: a path, never `//host` or a URL.
@@ -127,36 +117,27 @@ fn provider_for<'g>(gateway: &'g Gateway, host: &str, path: &str) -> Option<&'g 
         .or_else(|| idps.first())
 }
 
-/// `GET /cdn-cgi/access/login?redirect_url=/path`: starts the OIDC code flow.
-async fn login(request: &Request, env: &Env, gateway: &Gateway) -> Result<Response, GatewayError> {
+/// `GET /cdn-cgi/access/login?redirect_url=/path`: starts the OIDC code flow. Stores nothing:
+/// the sign-in in progress goes to the browser in its `EA_Login_…` cookie.
+fn login(request: &Request, gateway: &Gateway) -> Result<Response, GatewayError> {
     let url = request.url()?;
-    let redirect_path = local_path(query(&url, "redirect_url").as_deref());
+    let redirect_path = pending::bounded_target(local_path(query(&url, "redirect_url").as_deref()));
     let host = url.host_str().unwrap_or("");
     let idp = provider_for(gateway, host, &redirect_path)
         .ok_or_else(|| GatewayError::Config("no identity provider".into()))?;
-    let (state, nonce, binding) = (random_token(24)?, random_token(24)?, random_token(24)?);
+    let keys = pending::Keys::new(signing_keys(gateway)?)?;
+    let (state, issued) = keys.issue(Date::now().as_millis())?;
+    let nonce = issued.nonce(&state)?;
     let verifier = if idp.pkce_enabled {
-        Some(random_token(48)?)
+        Some(issued.verifier(&state)?)
     } else {
         None
     };
-    let now = Date::now().as_millis();
-    let db = env.d1("DB")?;
-    db.prepare(
-        "INSERT INTO login_states (state, binding_hash, nonce, verifier, idp_id, redirect, created_ms) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )
-    .bind(&[
-        state.as_str().into(),
-        sha256_hex(&binding).into(),
-        nonce.as_str().into(),
-        verifier.as_deref().map_or(JsValue::NULL, JsValue::from),
-        (&*idp.id).into(),
-        redirect_path.as_str().into(),
-        JsValue::from(now as f64),
-    ])?
-    .run()
-    .await?;
+    let cookie = issued.seal(&Pending {
+        state: state.clone(),
+        idp_id: idp.id.to_string(),
+        redirect: redirect_path,
+    })?;
     let mut authorize = Url::parse(&format!(
         "{}/{}/oauth2/v2.0/authorize",
         gateway.authority, idp.directory_id
@@ -186,21 +167,16 @@ async fn login(request: &Request, env: &Env, gateway: &Gateway) -> Result<Respon
                 .append_pair("code_challenge_method", "S256");
         }
     }
-    let binding_cookie = format!(
-        "{}={binding}; Path=/cdn-cgi/access/; Max-Age=600; HttpOnly; Secure; SameSite=Lax",
-        login_cookie_name(&state)
-    );
-    Ok(redirect(authorize.as_str(), &[binding_cookie]))
+    let mut cookies = pending::evictions(&keys, request.headers());
+    cookies.push(pending::set_cookie(&state, Some(&cookie)));
+    Ok(redirect(authorize.as_str(), &cookies))
 }
 
-#[derive(Deserialize)]
-struct LoginState {
-    binding_hash: String,
-    nonce: String,
-    verifier: Option<String>,
-    idp_id: String,
-    redirect: String,
-    created_ms: f64,
+fn signing_keys(gateway: &Gateway) -> Result<&session::SigningKeys, GatewayError> {
+    gateway
+        .signing
+        .as_ref()
+        .ok_or_else(|| GatewayError::Config("SESSION_SIGNING_KEY is not set".into()))
 }
 
 #[derive(Deserialize)]
@@ -227,28 +203,26 @@ async fn callback(
     let (Some(code), Some(state)) = (query(&url, "code"), query(&url, "state")) else {
         return Err(signin_failed("callback without code and state".into()));
     };
-    // Single use: the state is deleted as it is read.
-    let db = env.d1("DB")?;
-    let row: Option<LoginState> = db
-        .prepare(
-            "DELETE FROM login_states WHERE state = ?1 \
-             RETURNING binding_hash, nonce, verifier, idp_id, redirect, created_ms",
-        )
-        .bind(&[state.as_str().into()])?
-        .first(None)
-        .await?;
-    let Some(login) = row else {
-        return Err(signin_failed("unknown or already used state".into()));
+    let signing = signing_keys(gateway)?;
+    let Some(issued) = pending::Keys::new(signing)?.check(&state) else {
+        return Err(signin_failed(
+            "unknown or already used state: not issued here".into(),
+        ));
     };
     let now_ms = Date::now().as_millis();
-    if now_ms as f64 - login.created_ms > LOGIN_TTL_MS as f64 || login.created_ms > now_ms as f64 {
+    if now_ms.saturating_sub(issued.created_ms) > pending::TTL_MS || issued.created_ms > now_ms {
         return Err(signin_failed("the sign-in took too long".into()));
     }
-    let binding =
-        session::cookie(request.headers(), &login_cookie_name(&state)).unwrap_or_default();
-    if sha256_hex(&binding) != login.binding_hash {
-        return Err(signin_failed("the state belongs to another browser".into()));
+    // Single use: the state is spent by its first callback, whichever browser sends it.
+    if !pending::consume(env, &state, now_ms).await? {
+        return Err(signin_failed(
+            "unknown or already used state: already used".into(),
+        ));
     }
+    let login = session::cookie(request.headers(), &pending::cookie_name(&state))
+        .and_then(|value| issued.open(&value))
+        .filter(|login| login.state == state)
+        .ok_or_else(|| signin_failed("the state belongs to another browser".into()))?;
     let scoped;
     let engine = match gateway.scim.as_ref() {
         // The SCIM directory (nesting, names) speaks only for its own provider's identities.
@@ -267,6 +241,11 @@ async fn callback(
         .client_secret
         .as_deref()
         .ok_or_else(|| GatewayError::Config("AZURE_CLIENT_SECRET is not set".into()))?;
+    let verifier = if idp.pkce_enabled {
+        Some(issued.verifier(&state)?)
+    } else {
+        None
+    };
 
     // Code → tokens.
     let redirect_uri = format!("{}/cdn-cgi/access/callback", origin_of(&url));
@@ -276,21 +255,32 @@ async fn callback(
         .append_pair("redirect_uri", &redirect_uri)
         .append_pair("client_id", &idp.client_id)
         .append_pair("client_secret", secret);
-    if let Some(v) = &login.verifier {
+    if let Some(v) = &verifier {
         form.append_pair("code_verifier", v);
     }
     let token_url = format!(
         "{}/{}/oauth2/v2.0/token",
         gateway.authority, idp.directory_id
     );
-    let tokens: TokenResponse = post(
+    let tokens: TokenResponse = exchange(
         &token_url,
         "application/x-www-form-urlencoded",
         &form.finish(),
         None,
     )
     .await
-    .map_err(|e| signin_failed(format!("token endpoint: {e}")))
+    .map_err(|e| match e {
+        // Entra down or overloaded: the sign-in did not fail, it could not be finished now.
+        Exchange::Unreachable(_)
+        | Exchange::Status {
+            status: 429 | 500..,
+            ..
+        } => GatewayError::Unavailable {
+            dependency: Dependency::IdentityProvider,
+            detail: format!("token endpoint: {e}"),
+        },
+        Exchange::Status { .. } => signin_failed(format!("token endpoint: {e}")),
+    })
     .and_then(|body| {
         serde_json::from_slice(&body).map_err(|e| signin_failed(format!("token response: {e}")))
     })?;
@@ -316,7 +306,7 @@ async fn callback(
         issuer_v1: String::new(),
         issuer_v2: issuer,
         leeway_secs: DEFAULT_LEEWAY_SECS,
-        nonce: Some(login.nonce.clone()),
+        nonce: Some(issued.nonce(&state)?),
     };
     let verified = parsed
         .verify(&WebCryptoVerifier, &key, &expected, now_ms / 1000)
@@ -386,11 +376,10 @@ async fn callback(
     let Some(identity) = identity else {
         return Err(GatewayError::Internal("identity vanished".into()));
     };
-    let signing = gateway
-        .signing
-        .as_ref()
-        .ok_or_else(|| GatewayError::Config("SESSION_SIGNING_KEY is not set".into()))?;
-    let duration_s = decision.session.map_or(24 * 3600, |d| d.seconds()).max(1);
+    let duration_s = decision
+        .session
+        .map_or(session::DEFAULT_SESSION_S, |d| d.seconds())
+        .max(1);
     let identity_nonce = random_token(18)?;
     let stored = StoredIdentity::from_identity(identity, country.clone());
     let stored_json =
@@ -439,7 +428,8 @@ async fn callback(
             now_ms.saturating_sub(crate::scim::DELETED_FOR_MS) as f64,
         ));
     }
-    let inserted = db
+    let inserted = env
+        .d1("DB")?
         .prepare(format!(
             "INSERT INTO sessions (identity_nonce, user_id, email, identity, app_id, created_ms, \
              expires_ms) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 {condition}"
@@ -463,15 +453,13 @@ async fn callback(
         token_type: "app".into(),
         identity_nonce,
         country,
+        common_name: None,
         iat: now_s,
         nbf: now_s,
         exp: now_s + i64::try_from(duration_s).unwrap_or(86_400),
     };
     let token = session::mint(signing, &claims).await?;
-    let clear_binding = format!(
-        "{}=; Path=/cdn-cgi/access/; Max-Age=0; HttpOnly; Secure; SameSite=Lax",
-        login_cookie_name(&state)
-    );
+    let clear_binding = pending::set_cookie(&state, None);
     Ok(redirect(
         &login.redirect,
         &[session::set_cookie(&token, duration_s), clear_binding],
@@ -504,73 +492,106 @@ fn identity_without_groups(
     })
 }
 
+/// Why a `POST` to Entra (token endpoint, Graph) gave no answer to use.
+#[derive(Debug)]
+pub(crate) enum Exchange {
+    /// No answer: the connection failed or broke off.
+    Unreachable(String),
+    /// An answer other than 200 (`error` from its JSON body, if any).
+    Status { status: u16, error: String },
+}
+
+impl std::fmt::Display for Exchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exchange::Unreachable(why) => write!(f, "unreachable: {why}"),
+            Exchange::Status { status, error } => write!(f, "HTTP {status} {error}"),
+        }
+    }
+}
+
+/// `POST url` with `body`: the answer's bytes when it is 200.
 pub(crate) async fn post(
     url: &str,
     content_type: &str,
     body: &str,
     bearer: Option<&str>,
 ) -> Result<Vec<u8>, String> {
+    exchange(url, content_type, body, bearer)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// [`post`] that tells an unreachable service from an answer refusing the request.
+pub(crate) async fn exchange(
+    url: &str,
+    content_type: &str,
+    body: &str,
+    bearer: Option<&str>,
+) -> Result<Vec<u8>, Exchange> {
+    let unreachable = |e: &dyn std::fmt::Display| Exchange::Unreachable(e.to_string());
     let headers = Headers::new();
     headers
         .set("Content-Type", content_type)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| unreachable(&e))?;
     headers
         .set("Accept", "application/json")
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| unreachable(&e))?;
     if let Some(token) = bearer {
         headers
             .set("Authorization", &format!("Bearer {token}"))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| unreachable(&e))?;
     }
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_headers(headers)
         .with_body(Some(JsValue::from_str(body)));
-    let request = Request::new_with_init(url, &init).map_err(|e| e.to_string())?;
+    let request = Request::new_with_init(url, &init).map_err(|e| unreachable(&e))?;
     let mut response = Fetch::Request(request)
         .send()
         .await
-        .map_err(|e| format!("{url}: {e}"))?;
+        .map_err(|e| Exchange::Unreachable(format!("{url}: {e}")))?;
     let status = response.status_code();
-    let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+    let bytes = response.bytes().await.map_err(|e| unreachable(&e))?;
     if status != 200 {
         let detail: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         let error = detail.get("error").and_then(Value::as_str).unwrap_or("");
-        return Err(format!("HTTP {status} {error}"));
+        return Err(Exchange::Status {
+            status,
+            error: error.to_owned(),
+        });
     }
     Ok(bytes)
 }
 
-/// `/cdn-cgi/access/logout`: revokes every session of the user and clears the cookie.
-async fn logout(request: &Request, env: &Env, gateway: &Gateway) -> Result<Response, GatewayError> {
+/// `/cdn-cgi/access/logout`: `GET` revokes this browser's session, a same-origin `POST` every
+/// session of the user; both clear the cookie. A `POST` from anywhere else (another site's
+/// form) is refused and revokes nothing.
+async fn logout(
+    request: &Request,
+    env: &Env,
+    gateway: &Gateway,
+    scope: Revocation,
+) -> Result<Response, GatewayError> {
+    let url = request.url()?;
+    if scope == Revocation::Everywhere && !same_origin(request.headers(), &url) {
+        log::event(
+            "logout",
+            &[("refused", "logout everywhere refused: not same-origin")],
+        );
+        return Err(GatewayError::Forbidden {
+            reason: "logout everywhere refused: not a same-origin request".into(),
+            non_identity: true,
+        });
+    }
     let now_ms = Date::now().as_millis();
-    if let (Some(token), Some(keys)) = (
-        session::cookie(request.headers(), session::COOKIE),
-        gateway.signing.as_ref(),
-    ) {
-        if let Ok(verified) = session::verify(
-            keys,
-            &token,
-            gateway.engine.team_domain(),
-            None,
-            now_ms / 1000,
-        )
-        .await
-        {
-            let claims = verified.claims();
-            let db = env.d1("DB")?;
-            db.prepare(
-                "UPDATE sessions SET revoked_ms = ?1 WHERE revoked_ms IS NULL \
-                 AND (identity_nonce = ?2 OR (user_id IS NOT NULL AND user_id = ?3))",
-            )
-            .bind(&[
-                JsValue::from(now_ms as f64),
-                claims.identity_nonce.as_str().into(),
-                claims.sub.as_str().into(),
-            ])?
-            .run()
-            .await?;
-            log::event("logout", &[("user", &claims.sub)]);
+    if let Some(token) = session::cookie(request.headers(), session::COOKIE) {
+        if let Some(found) = session::lookup(env, gateway, &token, None, now_ms).await? {
+            session::revoke(env, &found, scope, now_ms).await?;
+            log::event(
+                "logout",
+                &[("user", &found.user), ("scope", scope.as_str())],
+            );
         }
     }
     let response = pages::html(pages::SIGNED_OUT, 200);
@@ -579,6 +600,19 @@ async fn logout(request: &Request, env: &Env, gateway: &Gateway) -> Result<Respo
         "Set-Cookie",
         &session::clear_cookie(),
     ))
+}
+
+/// Whether the request comes from the gateway's own origin: its `Origin` is this origin, or
+/// (without `Origin`) its fetch metadata says `same-origin`.
+fn same_origin(headers: &Headers, url: &Url) -> bool {
+    match headers.get("Origin").ok().flatten() {
+        Some(origin) => origin.trim() == origin_of(url),
+        None => headers
+            .get("Sec-Fetch-Site")
+            .ok()
+            .flatten()
+            .is_some_and(|site| site.trim().eq_ignore_ascii_case("same-origin")),
+    }
 }
 
 fn certs(gateway: &Gateway) -> Result<Response, GatewayError> {
@@ -598,9 +632,10 @@ async fn get_identity(
     let now_ms = Date::now().as_millis();
     let token = session::cookie(request.headers(), session::COOKIE)
         .ok_or_else(|| GatewayError::Unauthorized("no session cookie".into()))?;
-    let stored = crate::gate::session_identity(env, gateway, &token, None, now_ms)
+    let stored = session::lookup(env, gateway, &token, None, now_ms)
         .await?
-        .ok_or_else(|| GatewayError::Unauthorized("no valid session".into()))?;
+        .ok_or_else(|| GatewayError::Unauthorized("no valid session".into()))?
+        .identity;
     let body = json!({
         "email": stored.email,
         "user_uuid": stored.user_id,

@@ -91,6 +91,9 @@ pub struct StackConfig {
     pub name: String,
     /// How long wrangler may take to answer.
     pub startup_timeout: Duration,
+    /// SQL run against every D1 database after its migrations, before the worker starts
+    /// (storage broken on purpose, say: `DROP TABLE sessions`).
+    pub d1_setup: Vec<String>,
 }
 
 impl Default for StackConfig {
@@ -104,6 +107,7 @@ impl Default for StackConfig {
             origin_port: None,
             name: "stack".into(),
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+            d1_setup: Vec::new(),
         }
     }
 }
@@ -128,6 +132,14 @@ impl StackConfig {
     #[must_use]
     pub fn with_var(mut self, name: &str, value: &str) -> Self {
         self.vars.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Adds SQL to run against every D1 database after its migrations (see
+    /// [`StackConfig::d1_setup`]).
+    #[must_use]
+    pub fn with_d1_setup(mut self, sql: &str) -> Self {
+        self.d1_setup.push(sql.to_owned());
         self
     }
 }
@@ -177,6 +189,13 @@ pub enum StackError {
     },
     /// `wrangler d1 migrations apply` failed.
     Migrations {
+        /// Its exit status.
+        status: ExitStatus,
+        /// Its output.
+        output: String,
+    },
+    /// `wrangler d1 execute` of [`StackConfig::d1_setup`] failed.
+    D1Setup {
         /// Its exit status.
         status: ExitStatus,
         /// Its output.
@@ -240,6 +259,9 @@ impl fmt::Display for StackError {
                     f,
                     "`wrangler d1 migrations apply` failed ({status}):\n{output}"
                 )
+            }
+            Self::D1Setup { status, output } => {
+                write!(f, "`wrangler d1 execute` failed ({status}):\n{output}")
             }
             Self::Exited { status, log } => {
                 write!(
@@ -409,6 +431,9 @@ impl Stack {
         };
         for database in migrations {
             stack.apply_migrations(&paths, &config_path, &state_dir, &database)?;
+            for sql in &config.d1_setup {
+                stack.execute_d1(&paths, &config_path, &state_dir, &database, sql)?;
+            }
         }
         stack.spawn_wrangler(&paths, &config_path, &state_dir)?;
         stack.wait_until_ready(config.startup_timeout)?;
@@ -538,6 +563,25 @@ impl Stack {
         }
     }
 
+    /// The bytes the worker's local D1 storage takes on disk (every file of wrangler's D1
+    /// state, write-ahead logs included): what the worker has stored so far.
+    pub fn d1_storage_bytes(&self) -> u64 {
+        fn walk(dir: &Path) -> u64 {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return 0;
+            };
+            entries
+                .filter_map(Result::ok)
+                .map(|entry| match entry.file_type() {
+                    Ok(kind) if kind.is_dir() => walk(&entry.path()),
+                    Ok(_) => entry.metadata().map_or(0, |m| m.len()),
+                    Err(_) => 0,
+                })
+                .sum()
+        }
+        walk(&self.run_dir.join("state").join("v3").join("d1"))
+    }
+
     /// Whether wrangler is still running.
     pub fn is_running(&mut self) -> bool {
         self.wrangler
@@ -570,6 +614,39 @@ impl Stack {
             let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
             text.push_str(&String::from_utf8_lossy(&output.stderr));
             Err(StackError::Migrations {
+                status: output.status,
+                output: tail(&text),
+            })
+        }
+    }
+
+    fn execute_d1(
+        &self,
+        paths: &Paths,
+        config_path: &Path,
+        state_dir: &Path,
+        database: &str,
+        sql: &str,
+    ) -> Result<(), StackError> {
+        let mut command = paths.wrangler_command(&self.run_dir);
+        command
+            .args(["d1", "execute", database, "--local"])
+            .arg("--persist-to")
+            .arg(state_dir)
+            .arg("--config")
+            .arg(config_path)
+            .args(["--command", sql])
+            .stdin(Stdio::null());
+        let output = command.output().map_err(|source| StackError::Spawn {
+            program: "wrangler d1 execute".into(),
+            source,
+        })?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&output.stderr));
+            Err(StackError::D1Setup {
                 status: output.status,
                 output: tail(&text),
             })

@@ -71,8 +71,13 @@ pub fn stack(binary: &str) -> &'static Stack {
 /// One sign-in before the tests run in parallel, so that they start from a warm isolate (the
 /// cold case is `signin_http::concurrent_first_sign_ins_all_succeed`).
 pub fn warm_up(stack: &Stack) {
+    warm_up_at(stack, "/staff/warm-up");
+}
+
+/// [`warm_up`] at `path` (a page of some app that lets dora in).
+pub fn warm_up_at(stack: &Stack, path: &str) {
     let mut agent = Agent::new(stack);
-    agent.signed_in("/staff/warm-up", "dora");
+    agent.signed_in(path, "dora");
 }
 
 /// A cookie the jar keeps.
