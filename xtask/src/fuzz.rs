@@ -61,6 +61,8 @@ struct Run {
     coverage: u64,
     corpus: u64,
     new_inputs: u64,
+    /// The failing input, kept under `fuzz/regressions/`.
+    failure: Option<String>,
 }
 
 /// `cargo xtask fuzz`.
@@ -68,11 +70,12 @@ struct Run {
 /// # Errors
 ///
 /// The step that failed: a target that found a failing input fails its step after copying
-/// the input to `fuzz/regressions/<target>/`.
+/// the input to `fuzz/regressions/<target>/`; the other targets still run, and `--write` still
+/// records them.
 pub fn fuzz(layout: &Layout, steps: &mut Steps, options: &Options) -> Result<(), StepFailure> {
     let env = setup(layout, steps)?;
     let started = Instant::now();
-    let runs = run_all(
+    let (runs, failed) = run_all(
         &env,
         layout,
         steps,
@@ -96,7 +99,7 @@ pub fn fuzz(layout: &Layout, steps: &mut Steps, options: &Options) -> Result<(),
             Ok(format!("written to {}", report.display()))
         })?;
     }
-    Ok(())
+    failed.map_or(Ok(()), Err)
 }
 
 /// The fuzzing steps of `cargo xtask test`: the native replay, then every target for
@@ -104,11 +107,14 @@ pub fn fuzz(layout: &Layout, steps: &mut Steps, options: &Options) -> Result<(),
 ///
 /// # Errors
 ///
-/// The step that failed.
+/// The first step that failed (every target runs).
 pub fn test(env: &Env, layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
-    run_all(env, layout, steps, None, TEST_SECONDS, Output::OnFailure).map(|_| ())
+    let (_, failed) = run_all(env, layout, steps, None, TEST_SECONDS, Output::OnFailure)?;
+    failed.map_or(Ok(()), Err)
 }
 
+/// Replays, seeds, builds, then runs every target (or `only`): the runs, and the first target
+/// that failed.
 fn run_all(
     env: &Env,
     layout: &Layout,
@@ -116,7 +122,7 @@ fn run_all(
     only: Option<&str>,
     seconds_each: u64,
     output: Output,
-) -> Result<Vec<Run>, StepFailure> {
+) -> Result<(Vec<Run>, Option<StepFailure>), StepFailure> {
     let fuzz_dir = fuzz_dir(layout);
     let manifest = fuzz_dir.join("Cargo.toml");
     let targets = match targets(&fuzz_dir) {
@@ -144,15 +150,21 @@ fn run_all(
         .filter(|t| only.is_none_or(|only| t == only))
         .collect();
 
-    steps.run("fuzz: regression inputs and seeds, natively", || {
-        process::run(
-            env.cargo()
-                .arg("test")
-                .arg("--manifest-path")
-                .arg(&manifest),
-        )?;
-        Ok(String::new())
-    })?;
+    // A regression input that fails again is reported at the end: the targets still run.
+    let mut first_failure = steps
+        .run("fuzz: regression inputs and seeds, natively", || {
+            process::run(
+                env.cargo()
+                    .arg("test")
+                    .arg("--manifest-path")
+                    .arg(&manifest),
+            )?;
+            Ok(String::new())
+        })
+        .err();
+    if let Some(failure) = &first_failure {
+        report_now(failure);
+    }
     steps.run("fuzz: seed corpora", || {
         process::run(
             env.cargo()
@@ -176,8 +188,8 @@ fn run_all(
     let mut runs = Vec::new();
     for target in &targets {
         let mut run = None;
-        steps.run(&format!("fuzz: {target}"), || {
-            let done = run_target(env, &fuzz_dir, target, seconds_each, output)?;
+        let result = steps.run(&format!("fuzz: {target}"), || {
+            let (done, failure) = run_target(env, &fuzz_dir, target, seconds_each, output)?;
             let outcome = format!(
                 "{} runs, {} exec/s, {} edges, corpus {}",
                 thousands(done.runs),
@@ -186,11 +198,24 @@ fn run_all(
                 thousands(done.corpus)
             );
             run = Some(done);
-            Ok(outcome)
-        })?;
+            failure.map_or(Ok(outcome), Err)
+        });
         runs.extend(run);
+        if let Err(failure) = result {
+            report_now(&failure);
+            first_failure = first_failure.or(Some(failure));
+        }
     }
-    Ok(runs)
+    Ok((runs, first_failure))
+}
+
+/// A target's failure, shown at once (the summary names only the first).
+#[expect(
+    clippy::print_stderr,
+    reason = "xtask is a command-line tool: its errors belong on stderr"
+)]
+fn report_now(failure: &StepFailure) {
+    eprintln!("error: {}: {}", failure.step, failure.error);
 }
 
 fn fuzz_dir(layout: &Layout) -> PathBuf {
@@ -212,14 +237,14 @@ fn targets(fuzz_dir: &Path) -> Result<Vec<String>, XtaskError> {
 }
 
 /// `cargo fuzz run -s none TARGET fuzz/corpus/TARGET -- -max_total_time=N`, with libFuzzer's
-/// final statistics read from its output.
+/// final statistics read from its output, and the failure when it found a failing input.
 fn run_target(
     env: &Env,
     fuzz_dir: &Path,
     target: &str,
     seconds_each: u64,
     output: Output,
-) -> Result<Run, XtaskError> {
+) -> Result<(Run, Option<XtaskError>), XtaskError> {
     let corpus = fuzz_dir.join("corpus").join(target);
     let mut command = env.cargo();
     command
@@ -239,19 +264,27 @@ fn run_target(
     let line = process::describe(&command);
     println!("    $ {line}");
     let (status, log) = run_logged(&mut command, output)?;
-    if !status.success() {
-        if output == Output::OnFailure {
-            let tail: Vec<&str> = log.lines().rev().take(60).collect();
-            for line in tail.iter().rev() {
-                println!("    | {line}");
-            }
-        }
-        return Err(failure(fuzz_dir, target, &log, line, status));
-    }
     let mut run = parse_stats(&log);
     run.target = target.to_owned();
     run.seconds = seconds_each;
-    Ok(run)
+    if status.success() {
+        return Ok((run, None));
+    }
+    if output == Output::OnFailure {
+        let tail: Vec<&str> = log.lines().rev().take(60).collect();
+        for line in tail.iter().rev() {
+            println!("    | {line}");
+        }
+    }
+    let (error, kept) = failure(fuzz_dir, target, &log, line, status);
+    run.failure = Some(kept.map_or_else(
+        || "failed".to_owned(),
+        |path| {
+            let shown = path.strip_prefix(fuzz_dir.parent().unwrap_or(fuzz_dir));
+            format!("failed: `{}`", shown.unwrap_or(&path).display())
+        },
+    ));
+    Ok((run, Some(error)))
 }
 
 /// Runs `command`, its stderr (where libFuzzer reports) kept and, when streaming, shown.
@@ -290,14 +323,14 @@ fn run_logged(
     Ok((status, String::from_utf8_lossy(&kept).into_owned()))
 }
 
-/// The failure of a target: its failing input copied to `fuzz/regressions/<target>/`.
+/// The failure of a target, and its failing input copied to `fuzz/regressions/<target>/`.
 fn failure(
     fuzz_dir: &Path,
     target: &str,
     log: &str,
     command: String,
     status: std::process::ExitStatus,
-) -> XtaskError {
+) -> (XtaskError, Option<PathBuf>) {
     let panic = log
         .lines()
         .skip_while(|line| !line.contains("panicked at"))
@@ -312,7 +345,7 @@ fn failure(
         })
         .map(PathBuf::from);
     let Some(input) = written else {
-        return XtaskError::Failed { command, status };
+        return (XtaskError::Failed { command, status }, None);
     };
     let regressions = fuzz_dir.join("regressions").join(target);
     let kept = input
@@ -321,9 +354,9 @@ fn failure(
         .filter(|copy| {
             std::fs::create_dir_all(&regressions).is_ok() && std::fs::copy(&input, copy).is_ok()
         });
-    XtaskError::Tool {
+    let error = XtaskError::Tool {
         tool: format!("fuzz target {target}"),
-        problem: match kept {
+        problem: match &kept {
             Some(copy) => format!(
                 "found a failing input: {panic}\n  kept as {} (commit it: `cargo test` in fuzz/ \
                  replays it); minimise it with `cargo fuzz tmin -s none {target} {}`",
@@ -336,7 +369,8 @@ fn failure(
                 regressions.display()
             ),
         },
-    }
+    };
+    (error, kept)
 }
 
 /// libFuzzer's `-print_final_stats` lines and its last status line (`#N DONE cov: C ft: F
@@ -387,19 +421,20 @@ fn thousands(n: u64) -> String {
 
 fn table(runs: &[Run]) -> String {
     let mut text = String::from(
-        "| target | seconds | runs | exec/s | coverage (edges) | corpus | new inputs |\n\
-         |---|---:|---:|---:|---:|---:|---:|\n",
+        "| target | seconds | runs | exec/s | coverage (edges) | corpus | new inputs | result |\n\
+         |---|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for run in runs {
         text.push_str(&format!(
-            "| `{}` | {} | {} | {} | {} | {} | {} |\n",
+            "| `{}` | {} | {} | {} | {} | {} | {} | {} |\n",
             run.target,
             run.seconds,
             thousands(run.runs),
             thousands(run.execs_per_second),
             thousands(run.coverage),
             thousands(run.corpus),
-            thousands(run.new_inputs)
+            thousands(run.new_inputs),
+            run.failure.as_deref().unwrap_or("no failure")
         ));
     }
     text
