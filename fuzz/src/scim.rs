@@ -81,9 +81,17 @@ pub fn scim_patch(data: &[u8]) {
     let mut user = stored_user();
     let before = user.clone();
     match apply(&mut user, &patch) {
-        Ok(_changes) => {
+        Ok(changes) => {
             if let Ok(record) = UserRecord::from_resource(user) {
                 user_checks_again(&record);
+                // The stored user is active: a PATCH that deactivates it says so.
+                if !record.active {
+                    assert_eq!(
+                        changes.active,
+                        Some(false),
+                        "a PATCH deactivated the user without reporting it"
+                    );
+                }
             }
         }
         Err(_) => assert_eq!(user, before, "a failed PATCH changed the user"),
