@@ -139,16 +139,23 @@ fn boolean(value: &Value) -> Result<bool, ScimError> {
     }
 }
 
+/// `active` in a path-less value, in any case or prefixed with a core schema's URN
+/// (`urn:ietf:params:scim:schemas:core:2.0:User:active` is the same attribute), as a boolean.
 fn normalise_active(mut map: Map<String, Value>) -> Result<Map<String, Value>, ScimError> {
-    let key = map
-        .keys()
-        .find(|k| k.eq_ignore_ascii_case("active"))
-        .cloned();
-    if let Some(key) = key {
-        if let Some(v) = map.get(&key) {
-            let b = boolean(v)?;
-            map.insert(key, Value::Bool(b));
+    for (key, value) in &mut map {
+        if names_active(key) {
+            *value = Value::Bool(boolean(value)?);
         }
     }
     Ok(map)
+}
+
+fn names_active(key: &str) -> bool {
+    AttrPath::parse(key).is_ok_and(|path| {
+        path.is("active")
+            && path.urn.as_deref().is_none_or(|urn| {
+                urn.eq_ignore_ascii_case(crate::USER_SCHEMA)
+                    || urn.eq_ignore_ascii_case(crate::GROUP_SCHEMA)
+            })
+    })
 }

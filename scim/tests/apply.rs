@@ -61,6 +61,25 @@ fn both_dialects_reach_the_same_state() {
 }
 
 #[test]
+fn a_core_urn_active_key_is_a_boolean_and_a_reported_deactivation() {
+    // Path-less, the core schema's URN before `active` names the same attribute as `active`.
+    let mut u = user();
+    let changes = apply(
+        &mut u,
+        &patch(json!([{ "op": "replace", "value": {
+        "urn:ietf:params:scim:schemas:core:2.0:User:active": "False" } }])),
+    )
+    .unwrap();
+    assert_eq!(changes.active, Some(false));
+    assert_eq!(u["active"], json!(false));
+    let maybe = PatchRequest::parse(&json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{ "op": "replace", "value": {
+            "urn:ietf:params:scim:schemas:core:2.0:User:active": "maybe" } }] }));
+    assert!(maybe.is_err());
+}
+
+#[test]
 fn a_missing_work_email_is_created() {
     let mut u = user();
     u.remove("emails");

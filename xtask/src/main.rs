@@ -6,6 +6,8 @@
 //! cargo xtask dev [--port N]         the local stack under wrangler dev
 //! cargo xtask build-worker [--force] the worker's release build (wrangler's [build] command)
 //! cargo xtask bench                  policy-core benchmarks, Rust then JS; the gateway under workerd
+//! cargo xtask fuzz [TARGET] [--seconds N] [--write]
+//!                                    the fuzz targets, each for N seconds (default 60)
 //! ```
 //!
 //! Design choices: only the standard library (plus signal plumbing for `dev`), because xtask
@@ -16,6 +18,7 @@ mod bench;
 mod cargo_lock;
 mod dev;
 mod error;
+mod fuzz;
 mod gateway_bench;
 mod layout;
 mod policy_js;
@@ -45,7 +48,11 @@ commands:
   build-worker [--force] the worker's release build into worker/build (skipped when nothing
                          changed, unless --force)
   bench                  policy-core benchmarks (cargo bench, then policy-core/js/bench.mjs),
-                         then the gateway under wrangler dev (bench/gateway, BENCHMARKS.md)";
+                         then the gateway under wrangler dev (bench/gateway, BENCHMARKS.md)
+  fuzz [TARGET] [--seconds N] [--write]
+                         replay the fuzz regression inputs, then fuzz every target (or one)
+                         for N seconds each (default 60) with cargo-fuzz; --write puts runs
+                         and execs/s into BENCHMARKS.md";
 
 /// A parsed command line.
 #[derive(Debug, PartialEq, Eq)]
@@ -55,6 +62,7 @@ enum Task {
     Dev { port: u16 },
     BuildWorker { rebuild: Rebuild },
     Bench,
+    Fuzz(fuzz::Options),
     Help,
 }
 
@@ -88,6 +96,7 @@ fn main() -> ExitCode {
             ("build-worker", build_worker(&layout, &mut steps, rebuild))
         }
         Task::Bench => ("bench", bench::bench(&layout, &mut steps)),
+        Task::Fuzz(options) => ("fuzz", fuzz::fuzz(&layout, &mut steps, &options)),
         Task::Help => ("help", Ok(())),
     };
 
@@ -123,6 +132,7 @@ fn parse(args: &[String]) -> Result<Task, XtaskError> {
         Some("setup") => Task::Setup,
         Some("test") => Task::Test,
         Some("bench") => Task::Bench,
+        Some("fuzz") => return parse_fuzz(args),
         Some("build-worker") => match args.next() {
             Some("--force") => Task::BuildWorker {
                 rebuild: Rebuild::Always,
@@ -153,6 +163,37 @@ fn parse(args: &[String]) -> Result<Task, XtaskError> {
         Some(extra) => Err(unexpected(extra)),
         None => Ok(task),
     }
+}
+
+/// `fuzz [TARGET] [--seconds N] [--write]`, in any order.
+fn parse_fuzz<'a>(mut args: impl Iterator<Item = &'a str>) -> Result<Task, XtaskError> {
+    let mut options = fuzz::Options {
+        target: None,
+        seconds: fuzz::DEFAULT_SECONDS,
+        write: false,
+    };
+    while let Some(arg) = args.next() {
+        match arg {
+            "--seconds" => {
+                let value = args.next().unwrap_or_default();
+                options.seconds = value
+                    .parse()
+                    .ok()
+                    .filter(|seconds| *seconds > 0)
+                    .ok_or_else(|| {
+                        XtaskError::Usage(format!(
+                            "--seconds needs a number of seconds, not `{value}`"
+                        ))
+                    })?;
+            }
+            "--write" => options.write = true,
+            target if !target.starts_with('-') && options.target.is_none() => {
+                options.target = Some(target.to_owned());
+            }
+            other => return Err(unexpected(other)),
+        }
+    }
+    Ok(Task::Fuzz(options))
 }
 
 fn unexpected(arg: &str) -> XtaskError {
@@ -191,6 +232,7 @@ fn report(message: &str) {
 #[cfg(test)]
 mod tests {
     use super::{parse, Task};
+    use crate::fuzz;
     use crate::worker::Rebuild;
 
     fn args(line: &str) -> Vec<String> {
@@ -211,6 +253,33 @@ mod tests {
                 rebuild: Rebuild::Always
             })
         );
+    }
+
+    #[test]
+    fn parses_fuzz_options() {
+        let options = |target: Option<&str>, seconds, write| {
+            Some(Task::Fuzz(fuzz::Options {
+                target: target.map(str::to_owned),
+                seconds,
+                write,
+            }))
+        };
+        assert_eq!(
+            parse(&args("fuzz")).ok(),
+            options(None, fuzz::DEFAULT_SECONDS, false)
+        );
+        assert_eq!(
+            parse(&args("fuzz scim_patch --seconds 300")).ok(),
+            options(Some("scim_patch"), 300, false)
+        );
+        assert_eq!(
+            parse(&args("fuzz --write --seconds 5")).ok(),
+            options(None, 5, true)
+        );
+        assert!(parse(&args("fuzz --seconds")).is_err());
+        assert!(parse(&args("fuzz --seconds 0")).is_err());
+        assert!(parse(&args("fuzz a b")).is_err());
+        assert!(parse(&args("fuzz --fast")).is_err());
     }
 
     #[test]

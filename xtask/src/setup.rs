@@ -48,6 +48,7 @@ pub fn setup(layout: &Layout, steps: &mut Steps) -> Result<Env, StepFailure> {
     })?;
     steps.run("setup: npm tools", || npm_tools(&env, layout))?;
     steps.run("setup: chromium", || chromium(&env))?;
+    steps.run("setup: cargo-fuzz", || cargo_fuzz(&env, layout))?;
 
     let tools = NpmTools::at(&layout.node_modules());
     env.set("WASM_BINDGEN_BIN", layout.cargo_installed("wasm-bindgen"));
@@ -109,6 +110,31 @@ fn worker_build(env: &Env, layout: &Layout, version: &str) -> Result<Outcome, Xt
             tool: binary.display().to_string(),
             problem: format!(
                 "reports `{}` after installing {version}",
+                found.unwrap_or_default()
+            ),
+        }),
+    }
+}
+
+/// The cargo-fuzz release `cargo xtask fuzz` and `test` drive (its `-s none` builds fuzz
+/// targets on stable Rust).
+const CARGO_FUZZ: &str = "0.13.2";
+
+/// cargo-fuzz at [`CARGO_FUZZ`], for the fuzz targets in `fuzz/` (about 30 s to 3 min to install,
+/// once: CI keeps `~/.cargo`).
+fn cargo_fuzz(env: &Env, layout: &Layout) -> Result<Outcome, XtaskError> {
+    let binary = layout.cargo_installed("cargo-fuzz");
+    let expected = format!("cargo-fuzz {CARGO_FUZZ}");
+    if installed_version(&binary).as_deref() == Some(expected.as_str()) {
+        return Ok(format!("{CARGO_FUZZ} already installed"));
+    }
+    cargo_install(env, "cargo-fuzz", CARGO_FUZZ)?;
+    match installed_version(&binary) {
+        Some(found) if found == expected => Ok(format!("installed {CARGO_FUZZ}")),
+        found => Err(XtaskError::Tool {
+            tool: binary.display().to_string(),
+            problem: format!(
+                "reports `{}` after installing {CARGO_FUZZ}",
                 found.unwrap_or_default()
             ),
         }),

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: every test and check, in the order that fails fastest, stopping at
 //! the first failure. CI runs exactly this (`.ci/run`).
 
+use crate::fuzz;
 use crate::layout::Layout;
 use crate::policy_js;
 use crate::process;
@@ -16,8 +17,9 @@ const WORKER_CRATE: &str = "edge-access-worker";
 const REQUIRE_E2E_VAR: &str = "EDGE_ACCESS_REQUIRE_E2E";
 
 /// Runs every check: set-up, fmt, clippy, the worker build (the end-to-end tests need it),
-/// the native tests, policy-core in Wasm under Node, its JS package and tests, and the
-/// `no_std` build.
+/// the native tests, policy-core in Wasm under Node, its JS package and tests, the `no_std`
+/// build, and the fuzz targets: their regression inputs replayed, then each fuzzed for a few
+/// seconds.
 ///
 /// # Errors
 ///
@@ -103,5 +105,7 @@ pub fn test(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
             "wasm32v1-none",
         ]))?;
         Ok(String::new())
-    })
+    })?;
+
+    fuzz::test(&env, layout, steps)
 }

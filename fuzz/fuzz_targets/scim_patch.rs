@@ -1,0 +1,2 @@
+#![cfg_attr(fuzzing, no_main)]
+edge_access_fuzz::fuzz_target!(edge_access_fuzz::scim::scim_patch);
