@@ -257,6 +257,12 @@ fn parse_app_path(path: &str) -> Result<String, String> {
         match segment {
             "" => return Err("empty path segment (`//`)".into()),
             "." | ".." => return Err(format!("dot segment `{segment}` in the path")),
+            s if s.ends_with('.') => {
+                return Err(format!(
+                    "a path segment may not end with `.` (`{s}`): origins that drop it \
+                     (IIS) would route requests for it elsewhere"
+                ))
+            }
             s if s.matches('*').count() > 1 => {
                 return Err(format!("at most one `*` in a path segment (`{s}`)"))
             }
@@ -440,8 +446,10 @@ fn normalise_host(authority: &str) -> Option<String> {
             None => authority,
         }
     };
+    // One trailing dot (a fully qualified name) is the same host; an empty label is no host.
     let host = host.strip_suffix('.').unwrap_or(host);
     let ok = !host.is_empty()
+        && host.split('.').all(|label| !label.is_empty())
         && host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'*'));
@@ -489,6 +497,17 @@ mod tests {
         assert!(Target::parse("a b/x").is_err());
         assert!(Target::parse("host:port/x").is_err());
         assert!(Target::parse("*.example.com/x").is_err());
+        for empty_label in [
+            "a..",
+            "app.example.com..",
+            ".example.com",
+            "a..b/x",
+            "../a",
+            ".",
+        ] {
+            assert!(Target::parse(empty_label).is_err(), "{empty_label}");
+        }
+        assert_eq!(t("app.example.com./x").host(), "app.example.com");
     }
 
     #[test]
@@ -619,6 +638,8 @@ mod tests {
             "a.example.com/a//b",
             "a.example.com/caf\u{e9}",
             "a.example.com/a b",
+            "a.example.com/admin./x",
+            "a..example.com",
         ] {
             assert!(DomainPattern::parse(bad).is_err(), "{bad}");
         }
