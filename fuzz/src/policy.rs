@@ -75,7 +75,7 @@ pub fn policy_document(data: &[u8]) {
         };
         if !domain.contains('*') {
             assert!(
-                engine.app_for(&target).is_some(),
+                matches!(engine.app_for(&target), Ok(Some(_))),
                 "no app covers `{target}`, the domain of app `{}`",
                 app.id()
             );
@@ -185,15 +185,22 @@ pub fn decisions_agree(engine: &Engine, request: &Request) {
         verdict.app.as_deref(),
         "the apps differ for {request:?}"
     );
+    match engine.app_for(&request.target) {
+        Ok(routed) => assert_eq!(
+            app,
+            routed.map(App::id),
+            "decide() names another app than app_for() for {request:?}"
+        ),
+        Err(refusal) => assert_eq!(
+            decision.outcome,
+            Outcome::InvalidPath,
+            "app_for() refuses the path ({refusal}) but decide() says otherwise: {request:?}"
+        ),
+    }
     assert_eq!(
-        app,
-        engine.app_for(&request.target).map(App::id),
-        "decide() names another app than app_for() for {request:?}"
-    );
-    assert_eq!(
-        decision.outcome == Outcome::NoApp,
+        matches!(decision.outcome, Outcome::NoApp | Outcome::InvalidPath),
         decision.app.is_none(),
-        "`no_app` and a missing app must go together: {request:?}"
+        "`no_app`/`invalid_path` and a missing app must go together: {request:?}"
     );
     let policy = decision.policy.map(|p| (p.id, p.name, p.precedence));
     let traced_policy = verdict

@@ -70,7 +70,7 @@ pub fn scim_path(data: &[u8]) {
 /// Oracles: a failed apply leaves the resource unchanged; a resource that checks after the
 /// PATCH checks again to the same record; member changes carry folded, unique, non-empty ids.
 pub fn scim_patch(data: &[u8]) {
-    let Ok(body) = serde_json::from_slice::<Value>(data) else {
+    let Ok(body) = edge_access_scim::parse_body(data) else {
         return;
     };
     let Ok(patch) = PatchRequest::parse(&body) else {
@@ -140,7 +140,7 @@ pub fn scim_patch(data: &[u8]) {
 /// A User and a Group body: what is stored checks again to the same record, without `id`,
 /// `meta` or nulls; group members are unique.
 pub fn scim_resource(data: &[u8]) {
-    let Ok(body) = serde_json::from_slice::<Value>(data) else {
+    let Ok(body) = edge_access_scim::parse_body(data) else {
         return;
     };
     if let Ok(record) = UserRecord::from_body(&body) {

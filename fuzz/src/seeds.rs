@@ -303,6 +303,7 @@ fn app_token_seeds(seeds: &mut Vec<Seed>) -> Result<(), String> {
         token_type: "app".into(),
         identity_nonce: "6ba4f3c0-1d2e-4f5a-8b9c-0d1e2f3a4b5c".into(),
         country: Some("PT".into()),
+        common_name: None,
         iat: now,
         nbf: now,
         exp: now + 86_400,
@@ -310,6 +311,7 @@ fn app_token_seeds(seeds: &mut Vec<Seed>) -> Result<(), String> {
     let mut service = claims.clone();
     service.email = None;
     service.country = None;
+    service.common_name = Some("ci.access".into());
     service
         .aud
         .push("9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d".into());
