@@ -91,6 +91,7 @@ pub fn test(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
     steps.run("policy-core JS package", || {
         policy_js::build_package(&env, layout)
     })?;
+    steps.run("policy-core npm pack", || policy_js::pack(&env, layout))?;
     steps.run("policy-core JS tests", || policy_js::test(&env, layout))?;
 
     steps.run("policy-core no_std (wasm32v1-none)", || {
