@@ -19,6 +19,7 @@ mod error;
 mod gateway_bench;
 mod layout;
 mod policy_js;
+mod policy_tests;
 mod process;
 mod setup;
 mod size;
