@@ -1,15 +1,11 @@
 // The policy-core benchmark in Wasm under Node: the same workload as the criterion benchmark
-// (examples/workload.rs), through the wasm-bindgen API. Run by `cargo xtask bench`, which builds
+// (examples/workload.rs), through the npm package's API. Run by `cargo xtask bench`, which builds
 // the package and writes the workload files first.
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { loadPackage, targetDir as target } from './support.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const target = join(here, '../../target');
-const pkg = process.env.POLICY_CORE_JS ?? join(target, 'policy-core-js/policy_core.js');
-const { PolicyEngine } = createRequire(import.meta.url)(pkg);
+const { PolicyEngine } = await loadPackage();
 const workload = JSON.parse(readFileSync(join(target, 'bench-workload-realistic.json'), 'utf8'));
 const large = readFileSync(join(target, 'bench-workload-large.json'), 'utf8');
 const document = JSON.stringify(workload.document);
@@ -34,6 +30,6 @@ measure('compile 1,000 apps / 10,000 policies', 5, () => new PolicyEngine(large)
 const engine = new PolicyEngine(document);
 if (engine.decide(request) !== 'allow') throw new Error('workload must be allowed');
 const prepared = engine.prepare(request);
-measure('decide a prepared request (no trace)', 200000, () => engine.decideRequest(prepared));
+measure('decide a prepared request (no trace)', 200000, () => engine.decide(prepared));
 measure('decide: parse request JSON + decide (no trace)', 20000, () => engine.decide(request));
-measure('evaluate: parse request JSON + decide + trace + verdict JSON', 20000, () => engine.evaluate(request));
+measure('evaluate: parse request JSON + decide + trace + verdict JSON', 20000, () => engine.evaluateJson(request));

@@ -1,15 +1,13 @@
-// Runs every vector in policy-core/tests/vectors through the wasm-bindgen JS API, as another
-// runtime would use it. The package is built by `cargo xtask test` into target/policy-core-js.
+// Runs every vector in policy-core/tests/vectors through the package's JS API, as another
+// runtime would use it: documents and requests as objects, and once more as JSON text. The
+// package is built by `cargo xtask test` into target/policy-core-js (POLICY_CORE_JS).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { here, loadPackage } from './support.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const pkg = process.env.POLICY_CORE_JS ?? join(here, '../../target/policy-core-js/policy_core.js');
-const { PolicyEngine } = createRequire(import.meta.url)(pkg);
+const { PolicyEngine, PolicyError } = await loadPackage();
 const dir = join(here, '../tests/vectors');
 const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
 
@@ -17,55 +15,59 @@ test('there are vectors', () => assert.ok(files.length >= 40, `${files.length} f
 
 for (const file of files) {
   const vector = JSON.parse(readFileSync(join(dir, file), 'utf8'));
-  const document = JSON.stringify(vector.document);
   test(file, () => {
     if (vector.expect_load_errors) {
-      assert.throws(() => new PolicyEngine(document), (err) => {
-        assert.ok(err instanceof Error);
-        for (const { path, contains } of vector.expect_load_errors) {
-          const prefix = path === '' ? '' : `${path}: `;
-          const line = err.message.split('\n').find((l) => l.startsWith(prefix) && l.includes(contains));
-          assert.ok(line, `no error at ${path} containing ${contains} in:\n${err.message}`);
-        }
-        return true;
-      });
+      for (const document of [vector.document, JSON.stringify(vector.document)]) {
+        assert.throws(() => new PolicyEngine(document), (err) => {
+          assert.ok(err instanceof PolicyError, String(err));
+          assert.equal(err.source, 'document');
+          for (const { path, contains } of vector.expect_load_errors) {
+            const found = err.problems.find((p) => p.path === path && p.message.includes(contains));
+            assert.ok(found, `no problem at ${path} containing ${contains} in:\n${err.message}`);
+            const line = path === '' ? found.message : `${path}: ${found.message}`;
+            assert.ok(err.message.includes(line), `the message lists ${line}`);
+          }
+          return true;
+        });
+      }
       return;
     }
-    const engine = new PolicyEngine(document);
+    const engine = new PolicyEngine(vector.document);
+    const fromText = new PolicyEngine(JSON.stringify(vector.document));
     try {
       for (const c of vector.cases) {
-        const request = JSON.stringify(c.request);
         if (c.expect_request_error) {
-          assert.throws(() => engine.evaluate(request), new RegExp(escape(c.expect_request_error.contains)), c.name);
+          assert.throws(() => engine.evaluate(c.request), (err) => {
+            assert.ok(err instanceof PolicyError, `${c.name}: ${err}`);
+            assert.equal(err.source, 'request');
+            const { path, contains } = c.expect_request_error;
+            assert.ok(
+              err.problems.some((p) => p.path === path && p.message.includes(contains)),
+              `${c.name}: no problem at ${path} containing ${contains} in:\n${err.message}`,
+            );
+            return true;
+          });
           continue;
         }
-        const verdict = JSON.parse(engine.evaluate(request));
+        const verdict = engine.evaluate(c.request);
         assert.equal(verdict.outcome, c.expect.outcome, `${c.name}: ${verdict.trace.join(' | ')}`);
-        assert.equal(engine.decide(request), c.expect.outcome, `${c.name}: decide() agrees`);
-        const prepared = engine.prepare(request);
-        assert.equal(engine.decideRequest(prepared), c.expect.outcome, `${c.name}: decideRequest() agrees`);
+        assert.deepEqual(fromText.evaluate(JSON.stringify(c.request)), verdict, `${c.name}: text agrees`);
+        assert.equal(engine.decide(c.request), c.expect.outcome, `${c.name}: decide() agrees`);
+        const prepared = engine.prepare(c.request);
+        assert.equal(engine.decide(prepared), c.expect.outcome, `${c.name}: a prepared request agrees`);
         prepared.free();
         const policy = verdict.policy === null ? null : (verdict.policy.id ?? verdict.policy.name);
         assert.equal(policy, c.expect.policy, `${c.name}: deciding policy`);
-        if ('session_duration' in c.expect) assert.equal(verdict.session_duration, c.expect.session_duration, c.name);
+        if ('session_duration' in c.expect) {
+          assert.equal(verdict.session_duration, c.expect.session_duration, c.name);
+        }
         for (const needle of c.expect.trace_contains ?? []) {
           assert.ok(verdict.trace.some((l) => l.includes(needle)), `${c.name}: trace lacks ${needle}`);
         }
       }
     } finally {
       engine.free();
+      fromText.free();
     }
   });
-}
-
-test('errors cross into JavaScript as Error objects with the message', () => {
-  assert.throws(() => new PolicyEngine('{"team_domain": 1'), /invalid JSON/);
-  const engine = new PolicyEngine(readFileSync(join(here, '../../examples/config.json'), 'utf8'));
-  assert.throws(() => engine.evaluate('{"app": 7}'), /app: expected a string/);
-  assert.equal(engine.warnings(), '');
-  engine.free();
-});
-
-function escape(s) {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

@@ -60,10 +60,10 @@ fn check_file(name: &str, text: &str) -> Result<usize, Vec<String>> {
         #[cfg(all(target_arch = "wasm32", feature = "wasm"))]
         if let Some(verdict) = &result.verdict {
             // The same case through the exported JS API.
-            let js = policy_core::PolicyEngine::new(document)
+            let js = policy_core::PolicyEngine::new(wasm_bindgen::JsValue::from_str(document))
                 .unwrap_or_else(|_| panic!("{name} / {}: JS API rejects the document", case.name));
             let json = js
-                .evaluate(&case.request)
+                .evaluate(wasm_bindgen::JsValue::from_str(&case.request))
                 .unwrap_or_else(|_| panic!("{name} / {}: JS API evaluate failed", case.name));
             let js_verdict: serde_json::Value = serde_json::from_str(&json).unwrap();
             if js_verdict != verdict.to_value() {

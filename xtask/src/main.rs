@@ -22,6 +22,7 @@ mod fuzz;
 mod gateway_bench;
 mod layout;
 mod policy_js;
+mod policy_tests;
 mod process;
 mod setup;
 mod size;

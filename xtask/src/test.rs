@@ -4,6 +4,7 @@
 use crate::fuzz;
 use crate::layout::Layout;
 use crate::policy_js;
+use crate::policy_tests;
 use crate::process;
 use crate::setup::setup;
 use crate::steps::{StepFailure, Steps};
@@ -93,7 +94,14 @@ pub fn test(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
     steps.run("policy-core JS package", || {
         policy_js::build_package(&env, layout)
     })?;
+    steps.run("policy-core npm pack", || policy_js::pack(&env, layout))?;
     steps.run("policy-core JS tests", || policy_js::test(&env, layout))?;
+    steps.run("policy tests template in Wasm (Node)", || {
+        policy_tests::node(&env, layout)
+    })?;
+    steps.run("policy tests template in Wasm (Chromium)", || {
+        policy_tests::chromium(&env, layout)
+    })?;
 
     steps.run("policy-core no_std (wasm32v1-none)", || {
         process::run(env.cargo().args([
