@@ -13,7 +13,9 @@ use std::path::Path;
 use policy_core::suite::{DocumentSource, Expect, Expects, TestFile};
 
 fn main() -> Result<(), String> {
-    let out = std::env::args().nth(1).ok_or("usage: vector_cases OUT_DIR")?;
+    let out = std::env::args()
+        .nth(1)
+        .ok_or("usage: vector_cases OUT_DIR")?;
     let out = Path::new(&out);
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policy-core/tests/vectors");
@@ -27,16 +29,21 @@ fn main() -> Result<(), String> {
     let mut lines = String::new();
     let (mut documents, mut cases) = (0usize, 0usize);
     for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
         let test = TestFile::from_json(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-        let (DocumentSource::Inline(document), Expects::Cases(list)) = (&test.document, &test.expects)
+        let (DocumentSource::Inline(document), Expects::Cases(list)) =
+            (&test.document, &test.expects)
         else {
             continue;
         };
         std::fs::write(out.join(format!("doc{documents}.json")), document)
             .map_err(|e| e.to_string())?;
         for case in list {
-            let Expect::Verdict { outcome, policy, .. } = &case.expect else {
+            let Expect::Verdict {
+                outcome, policy, ..
+            } = &case.expect
+            else {
                 continue;
             };
             let policy = match policy {
@@ -51,6 +58,9 @@ fn main() -> Result<(), String> {
         documents += 1;
     }
     std::fs::write(out.join("cases.tsv"), lines).map_err(|e| e.to_string())?;
-    eprintln!("{cases} cases over {documents} documents in {}", out.display());
+    eprintln!(
+        "{cases} cases over {documents} documents in {}",
+        out.display()
+    );
     Ok(())
 }

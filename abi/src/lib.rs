@@ -42,7 +42,9 @@ impl State {
     }
 
     fn result(&mut self, value: &Value) -> u32 {
-        let bytes = serde_json::to_vec(value).unwrap_or_default().into_boxed_slice();
+        let bytes = serde_json::to_vec(value)
+            .unwrap_or_default()
+            .into_boxed_slice();
         let h = self.handle();
         self.results.insert(h, bytes);
         h
@@ -247,7 +249,11 @@ pub unsafe extern "C" fn ea_explain(engine: u32, ptr: *const u8, len: usize) -> 
 /// Where a result's JSON bytes are (valid until [`ea_result_free`]); null for an unknown handle.
 #[unsafe(no_mangle)]
 pub extern "C" fn ea_result_ptr(result: u32) -> *const u8 {
-    with_state(|s| s.results.get(&result).map_or(std::ptr::null(), |b| b.as_ptr()))
+    with_state(|s| {
+        s.results
+            .get(&result)
+            .map_or(std::ptr::null(), |b| b.as_ptr())
+    })
 }
 
 /// How many bytes a result's JSON has; 0 for an unknown handle.
@@ -294,7 +300,8 @@ mod tests {
         let compiled = call(unsafe { ea_compile(DOCUMENT.as_ptr(), DOCUMENT.len()) });
         assert_eq!(compiled["ok"], true, "{compiled}");
         let engine = u32::try_from(compiled["engine"].as_u64().unwrap()).unwrap();
-        let request = r#"{ "app": "wiki.example.com/", "identity": { "email": "ada@example.com" } }"#;
+        let request =
+            r#"{ "app": "wiki.example.com/", "identity": { "email": "ada@example.com" } }"#;
         let decided = call(unsafe { ea_decide(engine, request.as_ptr(), request.len()) });
         assert_eq!(decided["verdict"]["outcome"], "allow", "{decided}");
         assert_eq!(decided["verdict"]["policy"]["id"], "staff");
@@ -313,7 +320,10 @@ mod tests {
         assert_eq!(bad["ok"], false);
         assert_eq!(bad["errors"][0]["message"], "not UTF-8");
         let null = call(unsafe { ea_compile(std::ptr::null(), 10) });
-        assert_eq!(null["errors"][0]["message"], "null pointer with a non-zero length");
+        assert_eq!(
+            null["errors"][0]["message"],
+            "null pointer with a non-zero length"
+        );
         let empty = call(unsafe { ea_compile(std::ptr::null(), 0) });
         assert_eq!(empty["errors"][0]["kind"], "syntax");
         let typo = r#"{"team_domain": "https://a.example.com", "apps": [{"id": 1}]}"#;

@@ -14,6 +14,7 @@
 //! is the first thing compiled on a fresh clone; every step prints `==> name (N.Ns)`; child
 //! processes inherit the terminal so their output streams as they run.
 
+mod abi;
 mod bench;
 mod cargo_lock;
 mod dev;
@@ -53,7 +54,8 @@ commands:
   fuzz [TARGET] [--seconds N] [--write]
                          replay the fuzz regression inputs, then fuzz every target (or one)
                          for N seconds each (default 60) with cargo-fuzz; --write puts runs
-                         and execs/s into BENCHMARKS.md";
+                         and execs/s into BENCHMARKS.md
+  abi-header             regenerate abi/include/policy_core.h with cbindgen (policy-core/ABI.md)";
 
 /// A parsed command line.
 #[derive(Debug, PartialEq, Eq)]
@@ -64,6 +66,7 @@ enum Task {
     BuildWorker { rebuild: Rebuild },
     Bench,
     Fuzz(fuzz::Options),
+    AbiHeader,
     Help,
 }
 
@@ -98,6 +101,7 @@ fn main() -> ExitCode {
         }
         Task::Bench => ("bench", bench::bench(&layout, &mut steps)),
         Task::Fuzz(options) => ("fuzz", fuzz::fuzz(&layout, &mut steps, &options)),
+        Task::AbiHeader => ("abi-header", abi_header(&layout, &mut steps)),
         Task::Help => ("help", Ok(())),
     };
 
@@ -134,6 +138,7 @@ fn parse(args: &[String]) -> Result<Task, XtaskError> {
         Some("test") => Task::Test,
         Some("bench") => Task::Bench,
         Some("fuzz") => return parse_fuzz(args),
+        Some("abi-header") => Task::AbiHeader,
         Some("build-worker") => match args.next() {
             Some("--force") => Task::BuildWorker {
                 rebuild: Rebuild::Always,
@@ -220,6 +225,11 @@ fn build_worker(layout: &Layout, steps: &mut Steps, rebuild: Rebuild) -> Result<
     steps.run("worker release build", || {
         worker::build(&env, layout, rebuild)
     })
+}
+
+fn abi_header(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
+    let env = setup::setup(layout, steps)?;
+    steps.run("abi header", || abi::write_header(&env, layout))
 }
 
 #[expect(

@@ -49,6 +49,7 @@ pub fn setup(layout: &Layout, steps: &mut Steps) -> Result<Env, StepFailure> {
     steps.run("setup: npm tools", || npm_tools(&env, layout))?;
     steps.run("setup: chromium", || chromium(&env))?;
     steps.run("setup: cargo-fuzz", || cargo_fuzz(&env, layout))?;
+    steps.run("setup: cbindgen", || cbindgen(&env, layout))?;
 
     let tools = NpmTools::at(&layout.node_modules());
     env.set("WASM_BINDGEN_BIN", layout.cargo_installed("wasm-bindgen"));
@@ -135,6 +136,28 @@ fn cargo_fuzz(env: &Env, layout: &Layout) -> Result<Outcome, XtaskError> {
             tool: binary.display().to_string(),
             problem: format!(
                 "reports `{}` after installing {CARGO_FUZZ}",
+                found.unwrap_or_default()
+            ),
+        }),
+    }
+}
+
+/// cbindgen, which writes the C header of the policy-core ABI (`abi/include/policy_core.h`).
+const CBINDGEN: &str = "0.29.4";
+
+fn cbindgen(env: &Env, layout: &Layout) -> Result<Outcome, XtaskError> {
+    let binary = layout.cargo_installed("cbindgen");
+    let expected = format!("cbindgen {CBINDGEN}");
+    if installed_version(&binary).as_deref() == Some(expected.as_str()) {
+        return Ok(format!("{CBINDGEN} already installed"));
+    }
+    cargo_install(env, "cbindgen", CBINDGEN)?;
+    match installed_version(&binary) {
+        Some(found) if found == expected => Ok(format!("installed {CBINDGEN}")),
+        found => Err(XtaskError::Tool {
+            tool: binary.display().to_string(),
+            problem: format!(
+                "reports `{}` after installing {CBINDGEN}",
                 found.unwrap_or_default()
             ),
         }),

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: every test and check, in the order that fails fastest, stopping at
 //! the first failure. CI runs exactly this (`.ci/run`).
 
+use crate::abi;
 use crate::fuzz;
 use crate::layout::Layout;
 use crate::policy_js;
@@ -67,13 +68,22 @@ pub fn test(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
         worker::build(&env, layout, Rebuild::Always)
     })?;
 
+    // The wasmtime host in `cargo test` decides every vector with the ABI module.
+    steps.run("policy-core ABI module (policy_core.wasm)", || {
+        abi::build_module(&env, layout)
+    })?;
+    steps.run("policy-core ABI header (cbindgen)", || {
+        abi::check_header(&env, layout)
+    })?;
+
     // The end-to-end tests skip (with a note) when wrangler or the worker build is missing;
     // here both are present, so a skip would hide a problem.
     steps.run("cargo test (native)", || {
         let mut command = env.cargo();
         command
             .args(["test", "--workspace"])
-            .env(REQUIRE_E2E_VAR, "1");
+            .env(REQUIRE_E2E_VAR, "1")
+            .env(abi::WASM_ENV, abi::module_path(layout));
         process::run(&mut command)?;
         Ok(String::new())
     })?;
@@ -101,6 +111,11 @@ pub fn test(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
     })?;
     steps.run("policy tests template in Wasm (Chromium)", || {
         policy_tests::chromium(&env, layout)
+    })?;
+
+    steps.run("policy-core ABI from C", || abi::test_c(&env, layout))?;
+    steps.run("policy-core ABI from Python", || {
+        abi::test_python(&env, layout)
     })?;
 
     steps.run("policy-core no_std (wasm32v1-none)", || {

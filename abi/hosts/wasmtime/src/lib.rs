@@ -15,7 +15,9 @@
 use std::fmt;
 
 use serde_json::Value;
-use wasmtime::{Config, Engine, Instance, Memory, Module, Store, StoreLimits, StoreLimitsBuilder, TypedFunc};
+use wasmtime::{
+    Config, Engine, Instance, Memory, Module, Store, StoreLimits, StoreLimitsBuilder, TypedFunc,
+};
 
 /// The ABI version this host speaks.
 pub const ABI_VERSION: u32 = 1;
@@ -183,9 +185,13 @@ impl PolicyModule {
 
     /// Copies `bytes` into the instance; returns (pointer, length).
     fn put(&mut self, bytes: &[u8]) -> Result<(u32, u32), HostError> {
-        let len = u32::try_from(bytes.len())
-            .map_err(|_| HostError::Module("input over 4 GiB".into()))?;
-        let ptr = self.exports.alloc.call(&mut self.store, len).map_err(|e| trap(&e))?;
+        let len =
+            u32::try_from(bytes.len()).map_err(|_| HostError::Module("input over 4 GiB".into()))?;
+        let ptr = self
+            .exports
+            .alloc
+            .call(&mut self.store, len)
+            .map_err(|e| trap(&e))?;
         if ptr == 0 {
             return Err(HostError::Trap("the module is out of memory".into()));
         }
@@ -199,13 +205,24 @@ impl PolicyModule {
         if result == 0 {
             return Err(HostError::Trap("no result (out of memory)".into()));
         }
-        let ptr = self.exports.result_ptr.call(&mut self.store, result).map_err(|e| trap(&e))?;
-        let len = self.exports.result_len.call(&mut self.store, result).map_err(|e| trap(&e))?;
+        let ptr = self
+            .exports
+            .result_ptr
+            .call(&mut self.store, result)
+            .map_err(|e| trap(&e))?;
+        let len = self
+            .exports
+            .result_len
+            .call(&mut self.store, result)
+            .map_err(|e| trap(&e))?;
         let mut bytes = vec![0; len as usize];
         self.memory
             .read(&self.store, ptr as usize, &mut bytes)
             .map_err(|e| HostError::BadResult(format!("read: {e}")))?;
-        self.exports.result_free.call(&mut self.store, result).map_err(|e| trap(&e))?;
+        self.exports
+            .result_free
+            .call(&mut self.store, result)
+            .map_err(|e| trap(&e))?;
         serde_json::from_slice(&bytes).map_err(|e| HostError::BadResult(e.to_string()))
     }
 
@@ -241,7 +258,10 @@ impl PolicyModule {
     /// A [`HostError`] when the call did not answer.
     pub fn compile(&mut self, document: &[u8]) -> Result<Option<u32>, HostError> {
         let report = self.compile_report(document)?;
-        Ok(report["engine"].as_u64().and_then(|h| u32::try_from(h).ok()))
+        Ok(report
+            .get("engine")
+            .and_then(Value::as_u64)
+            .and_then(|h| u32::try_from(h).ok()))
     }
 
     /// Decides a request (no trace): the result JSON (`ok`, `verdict` or `error`).

@@ -36,7 +36,10 @@ fn module_bytes() -> Option<Vec<u8>> {
             panic!("{}: {e} (cargo xtask test builds it)", path.display())
         }
         Err(e) => {
-            eprintln!("SKIPPED: {}: {e}; run `cargo xtask test` to build it", path.display());
+            eprintln!(
+                "SKIPPED: {}: {e}; run `cargo xtask test` to build it",
+                path.display()
+            );
             None
         }
     }
@@ -50,7 +53,9 @@ fn every_vector_decides_as_native() {
     for file in VECTORS.files() {
         let name = file.path().display().to_string();
         let test = TestFile::from_json(file.contents_utf8().unwrap()).unwrap();
-        let DocumentSource::Inline(document) = &test.document else { panic!("{name}") };
+        let DocumentSource::Inline(document) = &test.document else {
+            panic!("{name}")
+        };
         let native = Engine::from_json(document);
         let report = module.compile_report(document.as_bytes()).unwrap();
         match (&test.expects, &native) {
@@ -60,10 +65,18 @@ fn every_vector_decides_as_native() {
                     .as_array()
                     .unwrap()
                     .iter()
-                    .map(|e| (e["path"].as_str().unwrap().into(), e["message"].as_str().unwrap().into()))
+                    .map(|e| {
+                        (
+                            e["path"].as_str().unwrap().into(),
+                            e["message"].as_str().unwrap().into(),
+                        )
+                    })
                     .collect();
-                let native_errors: Vec<(String, String)> =
-                    errors.errors().iter().map(|e| (e.path.clone(), e.message.clone())).collect();
+                let native_errors: Vec<(String, String)> = errors
+                    .errors()
+                    .iter()
+                    .map(|e| (e.path.clone(), e.message.clone()))
+                    .collect();
                 assert_eq!(wasm_errors, native_errors, "{name}");
                 cases += 1;
             }
@@ -76,8 +89,16 @@ fn every_vector_decides_as_native() {
                         Ok(request) => {
                             let verdict = engine.evaluate(&request).unwrap().to_value();
                             assert_eq!(wasm["verdict"], verdict, "{name} / {}", case.name);
-                            assert_eq!(fast["verdict"]["outcome"], verdict["outcome"], "{name} / {}", case.name);
-                            assert_eq!(fast["verdict"]["policy"], verdict["policy"], "{name} / {}", case.name);
+                            assert_eq!(
+                                fast["verdict"]["outcome"], verdict["outcome"],
+                                "{name} / {}",
+                                case.name
+                            );
+                            assert_eq!(
+                                fast["verdict"]["policy"], verdict["policy"],
+                                "{name} / {}",
+                                case.name
+                            );
                         }
                         Err(errors) => {
                             assert_eq!(wasm["error"]["kind"], "request", "{name} / {}", case.name);
@@ -119,9 +140,15 @@ impl Bytes {
 fn nothing_a_host_passes_makes_it_trap() {
     let Some(wasm) = module_bytes() else { return };
     let mut module = PolicyModule::new(&wasm, Limits::default()).unwrap();
-    let document = VECTORS.get_file("selector_email.json").unwrap().contents_utf8().unwrap();
+    let document = VECTORS
+        .get_file("selector_email.json")
+        .unwrap()
+        .contents_utf8()
+        .unwrap();
     let test = TestFile::from_json(document).unwrap();
-    let DocumentSource::Inline(document) = &test.document else { panic!() };
+    let DocumentSource::Inline(document) = &test.document else {
+        panic!()
+    };
     let engine = module.compile(document.as_bytes()).unwrap().unwrap();
     let mut random = Bytes(0x9e37_79b9_7f4a_7c15);
     for round in 0..2_000 {
@@ -129,8 +156,12 @@ fn nothing_a_host_passes_makes_it_trap() {
         let mut input = random.take(len);
         if round % 3 == 0 {
             // Mostly-JSON garbage reaches deeper into the parsers.
-            input = format!(r#"{{"app": "wiki.example.com/{}", "identity": {{"groups": ["{}"]}}}}"#,
-                String::from_utf8_lossy(&input), String::from_utf8_lossy(&random.take(8))).into_bytes();
+            input = format!(
+                r#"{{"app": "wiki.example.com/{}", "identity": {{"groups": ["{}"]}}}}"#,
+                String::from_utf8_lossy(&input),
+                String::from_utf8_lossy(&random.take(8))
+            )
+            .into_bytes();
         }
         let compiled = module.compile_report(&input).unwrap();
         assert!(compiled["ok"].is_boolean(), "round {round}");
@@ -141,12 +172,20 @@ fn nothing_a_host_passes_makes_it_trap() {
     }
     // Ranges the host never allocated: refused, not read.
     let memory = u32::try_from(module.memory_bytes()).unwrap();
-    for (ptr, len) in [(0, 10), (memory - 4, 100), (memory, 1), (u32::MAX - 2, 8), (8, u32::MAX)] {
+    for (ptr, len) in [
+        (0, 10),
+        (memory - 4, 100),
+        (memory, 1),
+        (u32::MAX - 2, 8),
+        (8, u32::MAX),
+    ] {
         let refused = module.decide_raw(engine, ptr, len).unwrap();
         assert_eq!(refused["ok"], false, "({ptr}, {len}): {refused}");
     }
     // Still serving.
-    let ok = module.decide(engine, br#"{"app": "wiki.example.com/"}"#).unwrap();
+    let ok = module
+        .decide(engine, br#"{"app": "wiki.example.com/"}"#)
+        .unwrap();
     assert_eq!(ok["ok"], true);
 }
 
