@@ -193,6 +193,15 @@ pub fn test_python(env: &Env, layout: &Layout) -> Result<Outcome, XtaskError> {
     let python = venv.join("bin").join("python");
     if !python.exists() {
         process::run(env.command("python3").args(["-m", "venv"]).arg(&venv))?;
+        // `wheel` lets pip build the local package with the venv's own setuptools.
+        process::run(env.command(&python).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "wheel",
+        ]))?;
     }
     let host = layout.root.join("abi").join("hosts").join("python");
     // The venv's own setuptools builds the package: no download per run.

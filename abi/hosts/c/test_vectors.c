@@ -5,6 +5,7 @@
  * CASES_DIR holds doc<N>.json and cases.tsv, written by `cargo xtask test` from
  * policy-core/tests/vectors: one line per case, "N \t outcome \t policy \t request", where policy
  * is `-` (not checked), `null` (none) or the deciding policy's id (else name). */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
