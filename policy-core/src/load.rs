@@ -1643,6 +1643,10 @@ fn parse_sha256_hex(text: &str) -> Option<[u8; 32]> {
     if bytes.len() != 64 {
         return None;
     }
+    // Digits only: `u8::from_str_radix` would also take a sign (`+a`).
+    if !bytes.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
     let mut out = [0u8; 32];
     for (i, pair) in bytes.chunks(2).enumerate() {
         let hex = core::str::from_utf8(pair).ok()?;
@@ -1695,6 +1699,15 @@ mod tests {
             ..crate::Identity::default()
         });
         request
+    }
+
+    #[test]
+    fn secret_hashes_are_hex_digits_only() {
+        let digits = "ab".repeat(32);
+        assert!(parse_sha256_hex(&digits).is_some());
+        let signed = format!("+a{}", "ab".repeat(31));
+        assert_eq!(parse_sha256_hex(&signed), None);
+        assert_eq!(parse_sha256_hex(&"ab".repeat(31)), None);
     }
 
     /// A missing entry behind an index is an error: skipping the deny policy, or reading its
