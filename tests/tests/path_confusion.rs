@@ -241,9 +241,11 @@ fn every_forwarded_path_lands_under_an_app_that_allowed_it() {
     assert_eq!(r.status, 403, "ada is no admin: {r:?}");
 
     // The decision log names the refusal.
-    let log = stack.worker_log();
+    let log = stack
+        .wait_for_log("encoded `/`", std::time::Duration::from_secs(10))
+        .unwrap();
     assert!(
-        log.contains("invalid_path") && log.contains("encoded `/`"),
+        log.contains("invalid_path"),
         "the log says why paths were refused:\n{log}"
     );
 }
@@ -357,11 +359,11 @@ fn pass_through_only_on_hosts_an_app_names_and_no_client_routing_headers() {
     let r = raw_get(stack.addr(), "/welcome", &[]).unwrap();
     assert_eq!(r.status, 500, "{r:?}");
     assert_eq!(stack.origin().requests(), 0);
-    assert!(
-        stack
-            .worker_log()
-            .contains("UNMATCHED=pass with ORIGIN_URL needs every app on one host"),
-        "{}",
-        stack.worker_log()
-    );
+    // The log line is written by wrangler after the answer: wait for it.
+    stack
+        .wait_for_log(
+            "UNMATCHED=pass with ORIGIN_URL needs every app on one host",
+            std::time::Duration::from_secs(10),
+        )
+        .unwrap();
 }
