@@ -13,6 +13,9 @@ pub enum TokenError {
         /// What the header said (untrusted).
         found: String,
     },
+    /// The header has `crit` (RFC 7515 §4.1.11): it asks for extensions edge-access does not
+    /// understand, so the token must be refused.
+    CriticalHeader,
     /// No `kid` in the header.
     MissingKeyId,
     /// No published key has this `kid`.
@@ -52,6 +55,9 @@ impl fmt::Display for TokenError {
                     "token algorithm `{}` is not the configured RS256",
                     clip(found)
                 )
+            }
+            TokenError::CriticalHeader => {
+                f.write_str("token header has `crit`: extensions that are not understood")
             }
             TokenError::MissingKeyId => f.write_str("token header has no `kid`"),
             TokenError::UnknownKey { kid } => write!(f, "no signing key with kid `{}`", clip(kid)),

@@ -236,6 +236,43 @@ fn algorithm_comes_from_configuration_never_the_header() {
 }
 
 #[test]
+fn a_critical_header_is_refused() {
+    // Correctly signed, but the header names extensions the recipient must understand
+    // (RFC 7515 §4.1.11). Entra never sets `crit`; edge-access understands no extension, so
+    // any `crit` — even empty or null — refuses the token before a key is looked at.
+    assert!(verify(&sign(&header(), &claims("2.0"))).is_ok());
+    for crit in [
+        json!(["exp"]),
+        json!(["b64"]),
+        json!(["http://example.com/unknown"]),
+        json!([]),
+        json!(null),
+        json!("exp"),
+        json!({}),
+    ] {
+        let mut h = header();
+        h["crit"] = crit.clone();
+        for version in ["1.0", "2.0"] {
+            let token = sign(&h, &claims(version));
+            assert_eq!(
+                UnverifiedEntraToken::parse(&token).unwrap_err(),
+                TokenError::CriticalHeader,
+                "crit {crit}"
+            );
+        }
+    }
+    // The algorithm is still checked first.
+    let token = sign(
+        &json!({ "alg": "HS256", "kid": "key-1", "crit": ["exp"] }),
+        &claims("2.0"),
+    );
+    assert!(matches!(
+        UnverifiedEntraToken::parse(&token),
+        Err(TokenError::Algorithm { .. })
+    ));
+}
+
+#[test]
 fn tampering_breaks_the_signature() {
     let token = sign(&header(), &claims("2.0"));
     let (message, signature) = token.rsplit_once('.').unwrap();
