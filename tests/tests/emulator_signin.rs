@@ -1325,7 +1325,7 @@ fn graph_faults_and_the_call_counter() {
     assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(
         response.json().unwrap(),
-        json!({ "jwks": "none", "graph": "none" })
+        json!({ "jwks": "none", "discovery": "none", "graph": "none" })
     );
     assert_eq!(emulator.graph_fault(), Fault::None);
     assert_eq!(admin(json!({ "graph": "error500" })).status, 200);

@@ -121,6 +121,7 @@ pub(super) fn handle(shared: &Shared, mut request: tiny_http::Request, path: &st
                 b"{\"value\": [".to_vec(),
             );
         }
+        Fault::Broken => return crate::server::answer_broken(request),
     }
     let outcome = authenticate(shared, &request)
         .and_then(|caller| route(shared, &mut request, path, rest, caller));

@@ -12,7 +12,7 @@
 //! | `GET /{tenant}/discovery/keys`, `GET /{tenant}/discovery/v2.0/keys` | JWKS |
 //! | `POST /_admin/token` | body: a [`TokenRequest`]; answers `{"access_token": …}` |
 //! | `POST /_admin/rotate` | body `{"keep_previous": bool}` (default true); answers `{"kid": …}` |
-//! | `POST /_admin/fault` | body `{"jwks": "none" \| "error500" \| "slow" \| "invalid_json", "delay_ms": N}` |
+//! | `POST /_admin/fault` | body `{"jwks": "none" \| "error500" \| "slow" \| "invalid_json" \| "throttled" \| "broken", "delay_ms": N}`; also `"discovery"` and `"graph"`; `"times": N` limits a JWKS or discovery fault to the next N requests |
 //! | `GET /_admin/stats` | fetch counters and key ids |
 //! | `GET /_admin/users` | the fixture users |
 //!
@@ -65,7 +65,7 @@ use keys::SigningKey;
 use signin::Codes;
 use token::Issuance;
 
-/// A fault injected into the JWKS endpoints or into Microsoft Graph.
+/// A fault injected into the JWKS endpoints, the discovery documents or Microsoft Graph.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Fault {
@@ -80,6 +80,46 @@ pub enum Fault {
     InvalidJson,
     /// Answer 429 with `Retry-After: 1`, as a throttled service does.
     Throttled,
+    /// Answer with bytes that are not HTTP: the client's request fails without a status, as
+    /// over a connection that drops before the answer.
+    Broken,
+}
+
+/// A fault and how many more requests it applies to (`None`: until changed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct ArmedFault {
+    fault: Fault,
+    remaining: Option<u64>,
+}
+
+impl ArmedFault {
+    fn until_changed(fault: Fault) -> Self {
+        Self {
+            fault,
+            remaining: None,
+        }
+    }
+
+    fn times(fault: Fault, times: u64) -> Self {
+        if times == 0 {
+            return Self::default();
+        }
+        Self {
+            fault,
+            remaining: Some(times),
+        }
+    }
+
+    /// The fault for one request, counted.
+    fn take(&mut self) -> Fault {
+        let fault = self.fault;
+        match self.remaining {
+            Some(n) if n <= 1 => *self = Self::default(),
+            Some(n) => self.remaining = Some(n - 1),
+            None => {}
+        }
+        fault
+    }
 }
 
 /// Why the emulator cannot do what was asked.
@@ -147,7 +187,10 @@ struct Shared {
     url: String,
     addr: SocketAddr,
     keys: Mutex<KeySet>,
-    fault: Mutex<Fault>,
+    /// The fault of the JWKS endpoints.
+    fault: Mutex<ArmedFault>,
+    /// The fault of the discovery documents.
+    discovery_fault: Mutex<ArmedFault>,
     jwks_fetches: AtomicU64,
     discovery_fetches: AtomicU64,
     /// Authorization codes issued and not yet presented, and those presented.
@@ -210,7 +253,8 @@ impl Emulator {
                 previous: Vec::new(),
                 position: 0,
             }),
-            fault: Mutex::new(Fault::None),
+            fault: Mutex::new(ArmedFault::default()),
+            discovery_fault: Mutex::new(ArmedFault::default()),
             jwks_fetches: AtomicU64::new(0),
             discovery_fetches: AtomicU64::new(0),
             codes: Mutex::new(Codes::default()),
@@ -300,12 +344,33 @@ impl Emulator {
 
     /// Sets the fault the JWKS endpoints answer with from now on.
     pub fn set_jwks_fault(&self, fault: Fault) {
-        *lock(&self.shared.fault) = fault;
+        *lock(&self.shared.fault) = ArmedFault::until_changed(fault);
     }
 
-    /// The fault the JWKS endpoints answer with.
+    /// Sets the fault the next `times` JWKS requests get; those after them are answered
+    /// normally.
+    pub fn set_jwks_fault_times(&self, fault: Fault, times: u64) {
+        *lock(&self.shared.fault) = ArmedFault::times(fault, times);
+    }
+
+    /// The fault the JWKS endpoints answer the next request with.
     pub fn jwks_fault(&self) -> Fault {
-        *lock(&self.shared.fault)
+        lock(&self.shared.fault).fault
+    }
+
+    /// Sets the fault the discovery documents (v1 and v2) answer with from now on.
+    pub fn set_discovery_fault(&self, fault: Fault) {
+        *lock(&self.shared.discovery_fault) = ArmedFault::until_changed(fault);
+    }
+
+    /// Sets the fault the next `times` discovery requests get.
+    pub fn set_discovery_fault_times(&self, fault: Fault, times: u64) {
+        *lock(&self.shared.discovery_fault) = ArmedFault::times(fault, times);
+    }
+
+    /// The fault the discovery documents answer the next request with.
+    pub fn discovery_fault(&self) -> Fault {
+        lock(&self.shared.discovery_fault).fault
     }
 
     /// JWKS requests received for this tenant, on both paths, whatever the answer (a fault
