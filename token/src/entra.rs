@@ -151,6 +151,12 @@ impl<'a> UnverifiedEntraToken<'a> {
         self.version
     }
 
+    /// The `iat` claim, seconds since the epoch (untrusted: only for deciding whether a key
+    /// set fetched since could have listed the token's key).
+    pub fn issued_at_hint(&self) -> Option<i64> {
+        self.claims.get("iat").and_then(Value::as_i64)
+    }
+
     /// Verifies the signature with `key` and then the claims against `expected` at time `now`
     /// (seconds since the epoch). The only way to obtain a [`VerifiedEntraToken`].
     ///

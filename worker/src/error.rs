@@ -28,8 +28,14 @@ pub enum GatewayError {
     SignIn(String),
     /// Refused, and the app sends refused users to its own page (302 to this URL).
     DeniedTo(String),
-    /// Signing keys could not be had: 503.
-    KeysUnavailable(String),
+    /// The signing key cannot be known yet (no keys, or a key set fetch that failed or may
+    /// not begin yet): 503 with `Retry-After`.
+    KeysUnavailable {
+        /// For the log.
+        reason: String,
+        /// When a retry may succeed, in seconds.
+        retry_after_secs: u64,
+    },
     /// The origin could not be reached: 502.
     Origin(String),
     /// A groups overage could not be resolved through Microsoft Graph: the sign-in fails
@@ -48,7 +54,7 @@ impl GatewayError {
             GatewayError::Forbidden { .. } | GatewayError::SignInFailed(_) => 403,
             GatewayError::NoApp => 404,
             GatewayError::SignIn(_) | GatewayError::DeniedTo(_) => 302,
-            GatewayError::KeysUnavailable(_) => 503,
+            GatewayError::KeysUnavailable { .. } => 503,
             GatewayError::Origin(_) | GatewayError::GroupsUnavailable(_) => 502,
         }
     }
@@ -63,7 +69,9 @@ impl GatewayError {
             GatewayError::NoApp => "no app covers the request".into(),
             GatewayError::SignIn(_) => "sign-in required: redirected to sign in".into(),
             GatewayError::DeniedTo(_) => "refused: redirected to the app's deny page".into(),
-            GatewayError::KeysUnavailable(r) => format!("signing keys unavailable: {r}"),
+            GatewayError::KeysUnavailable { reason, .. } => {
+                format!("signing keys unavailable: {reason}")
+            }
             GatewayError::Origin(r) => format!("origin: {r}"),
             GatewayError::GroupsUnavailable(r) => format!("group memberships unavailable: {r}"),
             GatewayError::Internal(r) => format!("internal: {r}"),
@@ -92,13 +100,19 @@ impl GatewayError {
             GatewayError::NoApp | GatewayError::SignIn(_) | GatewayError::DeniedTo(_) => {
                 pages::NOT_FOUND
             }
-            GatewayError::KeysUnavailable(_) | GatewayError::Origin(_) => pages::UNAVAILABLE,
+            GatewayError::KeysUnavailable { .. } | GatewayError::Origin(_) => pages::UNAVAILABLE,
             GatewayError::GroupsUnavailable(_) => pages::GROUPS_UNAVAILABLE,
             GatewayError::Config(_) | GatewayError::Internal(_) => pages::ERROR,
         };
         let response = pages::html(page, status);
         if let GatewayError::Unauthorized(_) = self {
             return pages::with_header(response, "WWW-Authenticate", "Bearer");
+        }
+        if let GatewayError::KeysUnavailable {
+            retry_after_secs, ..
+        } = self
+        {
+            return pages::with_header(response, "Retry-After", &retry_after_secs.to_string());
         }
         response
     }

@@ -372,15 +372,8 @@ async fn bearer_identity(
         .iter()
         .find(|p| p.directory_id.eq_ignore_ascii_case(tenant))
         .ok_or_else(|| unauthorized(&"token from a directory that is not configured"))?;
-    let (key, issuer) = keys::signing_key(
-        env,
-        &gateway.authority,
-        &idp.directory_id,
-        parsed.version(),
-        parsed.key_id(),
-        now_ms,
-    )
-    .await?;
+    let (key, issuer) =
+        keys::signing_key(env, &gateway.authority, &idp.directory_id, &parsed, now_ms).await?;
     let (issuer_v1, issuer_v2) = match parsed.version() {
         TokenVersion::V1 => (issuer, String::new()),
         TokenVersion::V2 => (String::new(), issuer),

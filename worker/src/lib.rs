@@ -9,6 +9,7 @@ mod directory;
 mod error;
 mod gate;
 mod graph;
+mod key_refresh;
 mod keys;
 mod log;
 mod pages;

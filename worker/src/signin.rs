@@ -301,15 +301,8 @@ async fn callback(
     if parsed.version() != TokenVersion::V2 {
         return Err(signin_failed("ID token is not v2".into()));
     }
-    let (key, issuer) = keys::signing_key(
-        env,
-        &gateway.authority,
-        &idp.directory_id,
-        TokenVersion::V2,
-        parsed.key_id(),
-        now_ms,
-    )
-    .await?;
+    let (key, issuer) =
+        keys::signing_key(env, &gateway.authority, &idp.directory_id, &parsed, now_ms).await?;
     let expected = Expectations {
         tenant_id: idp.directory_id.to_string(),
         audiences: vec![idp.client_id.to_string()],
