@@ -22,7 +22,7 @@
 //! |---|---|
 //! | `GET /{tenant}/oauth2/v2.0/authorize`, `GET /{tenant}/oauth2/authorize` | the sign-in page: one button per fixture user (`id="user-ada"`); a bad `client_id` or `redirect_uri` (or any other bad parameter) is a 400 HTML error page |
 //! | `POST` the same paths | the page's form: issues a one-time code, `302` to `redirect_uri?code=…&state=…` (`cancel` answers `error=access_denied`) |
-//! | `POST /{tenant}/oauth2/v2.0/token`, `POST /{tenant}/oauth2/token` | `grant_type=authorization_code`: a v2 (v1) ID token and a Graph access token; `grant_type=client_credentials` with `scope=https://graph.microsoft.com/.default`: an app-only Graph token (`roles` [`GRAPH_APP_ROLE`]) |
+//! | `POST /{tenant}/oauth2/v2.0/token`, `POST /{tenant}/oauth2/token` | `grant_type=authorization_code`: a v2 (v1) ID token and a Graph access token; `grant_type=client_credentials` with `scope=https://graph.microsoft.com/.default`: an app-only Graph token (`roles` [`GRAPH_APP_ROLE`]); with `scope=api://{client id}/.default`: an app-only token for the gateway's own API (no role) |
 //! | `POST /graph/v1.0/{me \| users/{id}}/getMemberObjects` | body `{"securityEnabledOnly": bool}`: the transitive group ids |
 //! | `GET /graph/v1.0/{me \| users/{id}}/transitiveMemberOf` | groups, paged (`$top`, `$skiptoken`, `@odata.nextLink`) |
 //! | `GET /graph/v1.0/me`, `GET /graph/v1.0/users/{id}` | the user's profile |
@@ -543,16 +543,22 @@ impl Emulator {
         self.shared.client_credentials_issued.load(Ordering::SeqCst)
     }
 
-    /// An app-only Microsoft Graph access token with `roles`, as the client credentials
-    /// grant issues with `roles` `[`[`GRAPH_APP_ROLE`]`]` (not counted by
-    /// [`Emulator::client_credentials_issued`]): for tests of tokens without the role.
+    /// An app-only Microsoft Graph access token with `roles` (no `roles` claim when empty),
+    /// as the client credentials grant issues with `roles` `[`[`GRAPH_APP_ROLE`]`]` (not
+    /// counted by [`Emulator::client_credentials_issued`]): for tests of tokens without the
+    /// role.
     ///
     /// # Errors
     ///
     /// When signing fails.
     pub fn graph_app_token(&self, roles: &[&str]) -> Result<String, EmulatorError> {
-        self.shared
-            .sign(1, &self.shared.issuance().app_token_claims(roles))
+        self.shared.sign(
+            1,
+            &self
+                .shared
+                .issuance()
+                .app_token_claims(GRAPH_AUDIENCE, roles),
+        )
     }
 }
 
