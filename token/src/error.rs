@@ -81,6 +81,9 @@ impl std::error::Error for TokenError {}
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum IdentityError {
+    /// An app-only token (client credentials: `idtyp` `app`, or `oid` equal to `sub`): an
+    /// application acting as itself, not a user, so no user identity.
+    AppOnly,
     /// The token says the user has too many groups to list (`_claim_names` / `hasgroups`);
     /// they must be read from Microsoft Graph. Never treated as "no groups".
     GroupsOverage,
@@ -93,6 +96,9 @@ pub enum IdentityError {
 impl fmt::Display for IdentityError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            IdentityError::AppOnly => {
+                f.write_str("app-only token (an application without a user): not a user")
+            }
             IdentityError::GroupsOverage => {
                 f.write_str("groups overage: the token does not list the user's groups")
             }
