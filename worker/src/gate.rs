@@ -10,6 +10,7 @@ use worker::{Date, Env, Request, Response};
 
 use crate::config::Gateway;
 use crate::directory;
+use crate::distinguished_name;
 use crate::error::GatewayError;
 use crate::graph;
 use crate::keys::{self, WebCryptoVerifier};
@@ -171,7 +172,7 @@ async fn decide(
         .and_then(|c| Country::parse(&c).ok());
     policy_request.mtls = cf.and_then(|cf| cf.tls_client_auth()).and_then(|tls| {
         (tls.cert_verified() == "SUCCESS").then(|| Mtls {
-            common_name: common_name(&tls.cert_subject_dn()).map(Into::into),
+            common_name: distinguished_name::common_name(&tls.cert_subject_dn()).map(Into::into),
         })
     });
 
@@ -412,14 +413,6 @@ async fn bearer_identity(
         }
         other => other.map_err(|e| unauthorized(&e)),
     }
-}
-
-/// `CN=…` from a subject DN (`CN=client.example.com,O=Example`).
-fn common_name(dn: &str) -> Option<&str> {
-    dn.split(',')
-        .map(str::trim)
-        .find_map(|part| part.strip_prefix("CN="))
-        .filter(|cn| !cn.is_empty())
 }
 
 fn request_id(request: &Request) -> String {

@@ -6,6 +6,7 @@
 
 mod config;
 mod directory;
+mod distinguished_name;
 mod error;
 mod gate;
 mod graph;
