@@ -1,5 +1,7 @@
 //! Who an Entra bearer token makes the caller, end to end (the built worker under
-//! `wrangler dev`, the Entra ID emulator, the echo origin): app-only tokens are no users.
+//! `wrangler dev`, the Entra ID emulator, the echo origin): app-only tokens are no users, and
+//! a user whose groups overflow the token is in the same kind of groups as one whose token
+//! lists them.
 //!
 //! Needs `cargo xtask build-worker` first (`cargo xtask test` does it); see `harness.rs`.
 #![allow(
@@ -13,22 +15,28 @@ use std::time::Duration;
 
 use edge_access_tests::client::{HttpClient, HttpResponse};
 use edge_access_tests::emulator::TokenRequest;
-use edge_access_tests::fixtures::Fixtures;
+use edge_access_tests::fixtures::{Fixtures, GroupMembershipClaims};
 use edge_access_tests::stack::{Stack, StackConfig};
 use serde_json::{json, Value};
 
 const IDP: &str = "0f0e7a4c-1b2d-4e3f-8a9b-0c1d2e3f4a5b";
 
 fn document(fixtures: &Fixtures) -> Value {
+    let azure = |name: &str| json!({ "azureAD": { "id": fixtures.group_id(name).unwrap(), "identity_provider_id": IDP } });
     json!({
         "team_domain": "https://access.example.com",
         "identity_providers": [{ "id": IDP, "name": "Emulated Entra ID", "type": "azureAD",
             "config": { "client_id": "${CLIENT_ID}", "directory_id": "${TENANT_ID}", "support_groups": true } }],
         "apps": [
             { "id": "everyone", "name": "Anyone signed in", "domain": "${WORKER_HOST}/everyone", "aud": "aud-everyone",
-              "policies": [{ "name": "Everyone", "decision": "allow", "include": [{ "everyone": {} }] }] }
-        ],
-        "directory": { "group_parents": fixtures.group_parents() }
+              "policies": [{ "name": "Everyone", "decision": "allow", "include": [{ "everyone": {} }] }] },
+            { "id": "eng", "name": "Engineering", "domain": "${WORKER_HOST}/eng", "aud": "aud-eng",
+              "policies": [{ "name": "Engineering (nested)", "decision": "allow", "include": [azure("Engineering")] }] },
+            { "id": "program", "name": "Program 19 (a Microsoft 365 group)", "domain": "${WORKER_HOST}/program", "aud": "aud-program",
+              "policies": [{ "name": "Program 19", "decision": "allow", "include": [azure("Program 19")] }] }
+        ]
+        // No `directory.group_parents`: the groups come from the token or Graph alone
+        // (transitively), so a nesting the document declared cannot bring Program 19 back.
     })
 }
 
@@ -132,4 +140,42 @@ fn app_only_tokens_are_not_users() {
                 .as_str()
                 .unwrap_or("")
                 .contains("app-only token")));
+}
+
+#[test]
+fn overage_users_count_security_groups_unless_configured() {
+    if !Stack::should_run("bearer_identity::overage_users_count_security_groups_unless_configured")
+        .unwrap()
+    {
+        return;
+    }
+    // By default the registration's groups claim lists security groups (`SecurityGroup`):
+    // Graph is asked for those only, so the overage user — whose token lists no groups — is
+    // not in the Microsoft 365 group Program 19, as no token user would be, while nested
+    // security groups (Engineering) still count.
+    let fixtures = Fixtures::load_default().unwrap();
+    let stack =
+        Stack::start(StackConfig::new(document(&fixtures)).named("bearer-overage-security"))
+            .unwrap();
+    let overage = stack.emulator().mint(&TokenRequest::v2("overage")).unwrap();
+    assert_eq!(bearer(&stack, "/eng/x", &overage).status, 200);
+    assert_refused(
+        &bearer(&stack, "/program/x", &overage),
+        403,
+        "a Microsoft 365 group through Graph",
+    );
+    drop(stack);
+
+    // With `group_membership_claims: "All"` (the registration's groups claim lists every
+    // group) Graph is asked for all groups, and Program 19 counts.
+    let mut all = fixtures.clone();
+    all.group_membership_claims = GroupMembershipClaims::All;
+    let mut config = document(&all);
+    config["identity_providers"][0]["config"]["group_membership_claims"] = json!("All");
+    let mut stack_config = StackConfig::new(config).named("bearer-overage-all");
+    stack_config.fixtures = Some(all);
+    let stack = Stack::start(stack_config).unwrap();
+    let overage = stack.emulator().mint(&TokenRequest::v2("overage")).unwrap();
+    assert_eq!(bearer(&stack, "/eng/x", &overage).status, 200);
+    assert_eq!(bearer(&stack, "/program/x", &overage).status, 200);
 }

@@ -404,8 +404,7 @@ async fn bearer_identity(
                 .as_deref()
                 .ok_or_else(|| unauthorized(&"token has no `oid`"))?
                 .to_owned();
-            identity.groups =
-                graph::user_groups(gateway, &idp.directory_id, &idp.client_id, &oid).await?;
+            identity.groups = graph::user_groups(gateway, idp, &oid).await?;
             Ok(identity)
         }
         Err(IdentityError::GroupsOverage) => {

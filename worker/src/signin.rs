@@ -320,7 +320,7 @@ async fn callback(
         Err(IdentityError::GroupsOverage) if idp.support_groups => {
             let mut identity = identity_without_groups(&verified, idp)?;
             identity.groups =
-                crate::graph::signed_in_user_groups(gateway, tokens.access_token.as_deref())
+                crate::graph::signed_in_user_groups(gateway, idp, tokens.access_token.as_deref())
                     .await?;
             identity
         }
