@@ -103,8 +103,16 @@ pub async fn signing_key(
     let mut set = with_entry(&slot, |e| e.set.clone());
     if set.is_none() {
         if let Some(stored) = kv_load(env, tenant, version).await {
-            with_entry(&slot, |e| e.set = Some(stored.clone()));
-            set = Some(stored);
+            // Another request may have fetched while KV answered: keep the newer set.
+            set = Some(with_entry(&slot, |e| {
+                e.set
+                    .clone()
+                    .filter(|mine| mine.fetched_ms >= stored.fetched_ms)
+                    .unwrap_or_else(|| {
+                        e.set = Some(stored.clone());
+                        stored
+                    })
+            }));
         }
     }
     // Each request fetches at most once and waits for another request's fetch at most once.
