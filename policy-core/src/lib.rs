@@ -41,7 +41,8 @@ pub use error::{EvalError, LoadError, LoadErrors, RequestError};
 pub use hierarchy::{Closure, ClosureError, GroupHierarchy, HierarchyError, Limits};
 pub use ids::{Country, Email, GroupId, InvalidCountry, InvalidEmail, InvalidGuid};
 pub use model::{
-    Action, App, IdentityProvider, IdentityUpdateBehavior, ScimConfig, ServiceTokenConfig, Warning,
+    Action, App, GroupMembershipClaims, IdentityProvider, IdentityUpdateBehavior, ScimConfig,
+    ServiceTokenConfig, Warning,
 };
 pub use net::{ClientIp, InvalidIp, IpRange};
 pub use path::{PathProblem, PathRefusal};

@@ -17,8 +17,8 @@ use crate::ids::{parse_domain, Country, Email, GroupId};
 use crate::ix::{GroupIx, IdpIx, ListIx, PolicyIx, RefGroupIx};
 use crate::json::{boxed, Json, Obj, Path, Problems};
 use crate::model::{
-    AccessGroup, Action, App, IdentityProvider, IdentityUpdateBehavior, List, ListItems, Policy,
-    Rule, Rules, ScimConfig, ServiceTokenConfig, Slot, Warning,
+    AccessGroup, Action, App, GroupMembershipClaims, IdentityProvider, IdentityUpdateBehavior,
+    List, ListItems, Policy, Rule, Rules, ScimConfig, ServiceTokenConfig, Slot, Warning,
 };
 use crate::net::IpRange;
 use crate::route::{DomainPattern, Router};
@@ -377,6 +377,7 @@ impl<'j, 'o> Loader<'j, 'o> {
                     "client_secret",
                     "directory_id",
                     "support_groups",
+                    "group_membership_claims",
                     "pkce_enabled",
                     "prompt",
                     "email_claim_name",
@@ -438,6 +439,24 @@ impl<'j, 'o> Loader<'j, 'o> {
                 None
             }
         });
+        let group_membership_claims = match config.get("group_membership_claims") {
+            None => GroupMembershipClaims::default(),
+            Some(v) => match self.p.string(v, &at.key("group_membership_claims")) {
+                Some("SecurityGroup") => GroupMembershipClaims::SecurityGroup,
+                Some("All") => GroupMembershipClaims::All,
+                Some(s) => {
+                    self.p.add(
+                        &at.key("group_membership_claims"),
+                        format!(
+                            "unsupported group_membership_claims `{s}` (SecurityGroup or All, \
+                             as the app registration's groupMembershipClaims)"
+                        ),
+                    );
+                    GroupMembershipClaims::default()
+                }
+                None => GroupMembershipClaims::default(),
+            },
+        };
         let email_claim_name = config
             .get("email_claim_name")
             .and_then(|v| self.p.nonempty(v, &at.key("email_claim_name")).map(boxed));
@@ -481,6 +500,7 @@ impl<'j, 'o> Loader<'j, 'o> {
             client_id: boxed(client_id),
             directory_id: directory_id.into_boxed_str(),
             support_groups,
+            group_membership_claims,
             pkce_enabled,
             prompt,
             email_claim_name,

@@ -205,6 +205,37 @@ pub enum IdentityUpdateBehavior {
     NoAction,
 }
 
+/// Which groups the app registration's `groups` claim lists — its manifest's
+/// `groupMembershipClaims` (`config.group_membership_claims`) — so that the groups read from
+/// Microsoft Graph for a user whose token overflowed are of the same kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum GroupMembershipClaims {
+    /// `SecurityGroup` (the default): security groups only. Graph is asked with
+    /// `securityEnabledOnly: true`, so Microsoft 365 groups (which users may often join by
+    /// themselves) count for nobody.
+    #[default]
+    SecurityGroup,
+    /// `All`: security groups, Microsoft 365 groups and distribution lists (Graph:
+    /// `securityEnabledOnly: false`).
+    All,
+}
+
+impl GroupMembershipClaims {
+    /// The manifest's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupMembershipClaims::SecurityGroup => "SecurityGroup",
+            GroupMembershipClaims::All => "All",
+        }
+    }
+
+    /// Whether only security groups count.
+    pub fn security_groups_only(self) -> bool {
+        self == GroupMembershipClaims::SecurityGroup
+    }
+}
+
 /// An identity provider's `scim_config`.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -233,6 +264,9 @@ pub struct IdentityProvider {
     pub directory_id: Box<str>,
     /// Read group memberships (the `groups` claim, Graph on overage).
     pub support_groups: bool,
+    /// Which groups count: what the registration's `groups` claim lists, and so what Graph
+    /// is asked for on an overage.
+    pub group_membership_claims: GroupMembershipClaims,
     /// Use PKCE (S256) in the sign-in flow.
     pub pkce_enabled: bool,
     /// The `prompt` sent to the authorize endpoint, if any.

@@ -24,10 +24,24 @@ pub struct Fixtures {
     pub client_id: String,
     /// The app registration's client secret, which the token endpoint checks.
     pub client_secret: String,
+    /// What the app registration's `groups` claim lists (its manifest's
+    /// `groupMembershipClaims`); absent: `SecurityGroup`, as the portal's "Security groups".
+    #[serde(default)]
+    pub group_membership_claims: GroupMembershipClaims,
     /// Users, each named by a short `key` (`ada`) in token requests.
     pub users: Vec<User>,
     /// Every group of the tenant.
     pub groups: Vec<Group>,
+}
+
+/// The app registration's `groupMembershipClaims`, as far as the emulator models it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum GroupMembershipClaims {
+    /// Security groups only (Microsoft 365 groups are left out of the claim).
+    #[default]
+    SecurityGroup,
+    /// Every group.
+    All,
 }
 
 /// A user of the emulated tenant.
@@ -306,11 +320,18 @@ impl Fixtures {
     }
 
     /// The groups the `groups` claim lists for `user` (before the overage limit), per
-    /// [`User::groups_claim`].
+    /// [`User::groups_claim`] and [`Fixtures::group_membership_claims`].
     pub fn claim_groups(&self, user: &User) -> Vec<String> {
-        match user.groups_claim {
+        let groups = match user.groups_claim {
             GroupsClaim::Transitive => self.transitive_groups(user),
             GroupsClaim::Direct => user.groups.clone(),
+        };
+        match self.group_membership_claims {
+            GroupMembershipClaims::All => groups,
+            GroupMembershipClaims::SecurityGroup => groups
+                .into_iter()
+                .filter(|id| self.group(id).is_some_and(|group| group.security_enabled))
+                .collect(),
         }
     }
 
@@ -412,6 +433,24 @@ mod tests {
         assert!(all
             .iter()
             .any(|id| Some(id.as_str()) == fixtures.group_id("Engineering")));
+    }
+
+    #[test]
+    fn the_groups_claim_lists_security_groups_unless_all() {
+        let mut fixtures = Fixtures::load_default().unwrap();
+        let overage = fixtures.user("overage").unwrap().clone();
+        let program_19 = fixtures.group_id("Program 19").unwrap().to_owned();
+        assert_eq!(
+            fixtures.group_membership_claims,
+            GroupMembershipClaims::SecurityGroup
+        );
+        let security = fixtures.claim_groups(&overage);
+        assert_eq!(security.len(), 211);
+        assert!(!security.contains(&program_19));
+        fixtures.group_membership_claims = GroupMembershipClaims::All;
+        let all = fixtures.claim_groups(&overage);
+        assert_eq!(all.len(), 212);
+        assert!(all.contains(&program_19));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! A loopback HTTP server on tiny_http that answers each request on its own thread, so a
 //! deliberately slow answer (a JWKS fault) never holds up the others. Stops when dropped.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -128,6 +128,14 @@ pub(crate) fn respond(
         }
     }
     let _gone = request.respond(response);
+}
+
+/// Answers `request` with bytes that are not an HTTP response: the client's request fails
+/// without a status, as it does when the connection drops before the answer.
+pub(crate) fn answer_broken(request: tiny_http::Request) {
+    let mut writer = request.into_writer();
+    let _gone = writer.write_all(b"\0\0 this is not HTTP \r\n\r\n");
+    let _gone = writer.flush();
 }
 
 /// Answers with `value` as JSON.

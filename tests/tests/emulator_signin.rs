@@ -1325,7 +1325,7 @@ fn graph_faults_and_the_call_counter() {
     assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(
         response.json().unwrap(),
-        json!({ "jwks": "none", "graph": "none" })
+        json!({ "jwks": "none", "discovery": "none", "graph": "none" })
     );
     assert_eq!(emulator.graph_fault(), Fault::None);
     assert_eq!(admin(json!({ "graph": "error500" })).status, 200);
@@ -1827,4 +1827,63 @@ fn graph_with_an_app_token_reads_any_users_groups() {
         &json!({ "securityEnabledOnly": false }),
     );
     assert_graph_error(&response, 403, "Authorization_RequestDenied");
+}
+
+#[test]
+fn the_client_credentials_grant_issues_app_only_tokens_for_the_gateway_api() {
+    // Entra issues an app-only token for a web API to any client of the tenant that asks,
+    // whether or not the API grants it a role: here the gateway's own registration asks for
+    // its own API, by application id URI or by client id.
+    let emulator = emulator();
+    let secret = emulator.client_secret().to_owned();
+    let api_uri = format!("api://{}", emulator.client_id());
+    let by_client_id = format!("{}/.default", emulator.client_id());
+    for (scope, audience) in [
+        (format!("{api_uri}/.default"), api_uri.clone()),
+        (by_client_id, emulator.client_id().to_owned()),
+    ] {
+        let response = client_credentials(&emulator, &secret, &scope);
+        assert_eq!(response.status, 200, "{scope}: {}", response.body);
+        let token = response.json().unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (header, claims) = verify(&token, &emulator.jwks()).unwrap();
+        assert_eq!(header["kid"], emulator.signing_kid());
+        assert_eq!(claims["aud"], audience.as_str());
+        assert_eq!(claims["ver"], "1.0");
+        assert_eq!(
+            claims["iss"],
+            format!("https://sts.windows.net/{}/", emulator.tenant_id())
+        );
+        assert_eq!(claims["appid"], emulator.client_id());
+        assert_eq!(claims["oid"], SERVICE_PRINCIPAL_ID);
+        assert_eq!(claims["sub"], SERVICE_PRINCIPAL_ID);
+        // No role was granted, no `scp` (no user), and `idtyp` is an optional claim the
+        // gateway's registration does not ask for.
+        for absent in ["roles", "scp", "idtyp", "upn", "email", "name"] {
+            assert!(claims.get(absent).is_none(), "{absent} in {claims}");
+        }
+    }
+    // The v1 endpoint takes the API as `resource`.
+    let response = http()
+        .post_form(
+            &format!("{}/{}/oauth2/token", emulator.url(), emulator.tenant_id()),
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", emulator.client_id()),
+                ("client_secret", &secret),
+                ("resource", &api_uri),
+            ],
+            &[],
+        )
+        .unwrap();
+    assert_eq!(response.status, 200, "{}", response.body);
+    let token = response.json().unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, claims) = verify(&token, &emulator.jwks()).unwrap();
+    assert_eq!(claims["aud"], api_uri.as_str());
+    assert_eq!(emulator.client_credentials_issued(), 3);
 }

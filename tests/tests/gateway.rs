@@ -375,15 +375,34 @@ fn gateway_end_to_end() {
         before + 1,
         "one refresh for the new kid"
     );
-    // A flood of unknown kids causes no further fetch within five minutes.
+    // A flood of unknown kids causes no flood of fetches: tokens issued before the last fetch
+    // are refused (401) without one; fresh ones cannot be judged until the next refresh may
+    // begin (503 with Retry-After), at most one per 10 seconds.
+    let flood_started = std::time::Instant::now();
     for _ in 0..20 {
-        let forged = c.mint(&TokenRequest::v2("ada").signed_with_unpublished_key());
+        let forged = c.mint(
+            &TokenRequest::v2("ada")
+                .signed_with_unpublished_key()
+                .with_issued_at_offset_secs(-1200),
+        );
         assert_refused(&c.bearer("/api/orders", &forged), 401, "unknown kid flood");
     }
     assert_eq!(
         emulator.jwks_fetches(),
         before + 1,
-        "unknown kids are rate-limited to one refresh per 5 minutes"
+        "no fetch for unknown kids of tokens issued before the last fetch"
+    );
+    for _ in 0..20 {
+        let forged = c.mint(&TokenRequest::v2("ada").signed_with_unpublished_key());
+        let response = c.bearer("/api/orders", &forged);
+        if response.status != 401 {
+            assert_refused(&response, 503, "unknown kid flood, fresh tokens");
+            assert!(response.header("retry-after").is_some(), "{response:?}");
+        }
+    }
+    assert!(
+        emulator.jwks_fetches() <= before + 2 + flood_started.elapsed().as_secs() / 10,
+        "unknown kids are rate-limited to one refresh per 10 seconds"
     );
 
     // JWKS outage: cached keys keep serving; an unknown kid is still refused, quickly.

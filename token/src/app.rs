@@ -77,10 +77,12 @@ pub struct UnverifiedAppToken<'a> {
 }
 
 impl<'a> UnverifiedAppToken<'a> {
-    /// Parses a compact JWS whose header says RS256 with a `kid`.
+    /// Parses a compact JWS whose header says RS256 with a `kid` and has no `crit` (RFC 7515
+    /// §4.1.11; the gateway never sets it).
     ///
     /// # Errors
-    /// [`TokenError::Malformed`], [`TokenError::Algorithm`], [`TokenError::MissingKeyId`].
+    /// [`TokenError::Malformed`], [`TokenError::Algorithm`], [`TokenError::CriticalHeader`],
+    /// [`TokenError::MissingKeyId`].
     pub fn parse(raw: &'a str) -> Result<UnverifiedAppToken<'a>, TokenError> {
         if raw.len() > 16 * 1024 {
             return Err(TokenError::Malformed("longer than 16 KiB".into()));
@@ -103,6 +105,9 @@ impl<'a> UnverifiedAppToken<'a> {
             return Err(TokenError::Algorithm {
                 found: alg.to_owned(),
             });
+        }
+        if header.get("crit").is_some() {
+            return Err(TokenError::CriticalHeader);
         }
         let kid = header
             .get("kid")

@@ -3,6 +3,7 @@
 use std::future::Future;
 
 use jwt_compact::UntrustedToken;
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 use crate::error::{clip, TokenError};
@@ -80,21 +81,26 @@ pub struct VerifiedEntraToken {
 impl<'a> UnverifiedEntraToken<'a> {
     /// Parses a compact JWS. The algorithm must be RS256 — the only one edge-access accepts
     /// for Entra tokens — whatever the header claims; `alg: none`, HS256 and every other value
-    /// are refused here, before any key is looked at.
+    /// are refused here, before any key is looked at. A header with `crit` is refused too
+    /// (RFC 7515 §4.1.11: it names extensions the recipient must understand, and edge-access
+    /// understands none; Entra never sends it).
     ///
     /// # Errors
-    /// [`TokenError::Malformed`], [`TokenError::Algorithm`], [`TokenError::MissingKeyId`],
-    /// [`TokenError::Version`].
+    /// [`TokenError::Malformed`], [`TokenError::Algorithm`], [`TokenError::CriticalHeader`],
+    /// [`TokenError::MissingKeyId`], [`TokenError::Version`].
     pub fn parse(raw: &'a str) -> Result<UnverifiedEntraToken<'a>, TokenError> {
         if raw.len() > 64 * 1024 {
             return Err(TokenError::Malformed("longer than 64 KiB".into()));
         }
-        let untrusted =
-            UntrustedToken::new(raw).map_err(|e| TokenError::Malformed(clip(&e.to_string())))?;
+        let untrusted = UntrustedToken::<ExtensionHeader>::try_from(raw)
+            .map_err(|e| TokenError::Malformed(clip(&e.to_string())))?;
         if untrusted.algorithm() != "RS256" {
             return Err(TokenError::Algorithm {
                 found: untrusted.algorithm().to_owned(),
             });
+        }
+        if untrusted.header().other_fields.crit.is_some() {
+            return Err(TokenError::CriticalHeader);
         }
         let kid = untrusted
             .header()
@@ -145,6 +151,12 @@ impl<'a> UnverifiedEntraToken<'a> {
         self.version
     }
 
+    /// The `iat` claim, seconds since the epoch (untrusted: only for deciding whether a key
+    /// set fetched since could have listed the token's key).
+    pub fn issued_at_hint(&self) -> Option<i64> {
+        self.claims.get("iat").and_then(Value::as_i64)
+    }
+
     /// Verifies the signature with `key` and then the claims against `expected` at time `now`
     /// (seconds since the epoch). The only way to obtain a [`VerifiedEntraToken`].
     ///
@@ -165,6 +177,19 @@ impl<'a> UnverifiedEntraToken<'a> {
             claims: self.claims,
         })
     }
+}
+
+/// The JOSE header parameters jwt-compact does not model that edge-access looks at.
+#[derive(Debug, Default, Deserialize)]
+struct ExtensionHeader {
+    /// `crit`, whatever its value (`null` included): its presence alone refuses the token.
+    #[serde(default, deserialize_with = "present")]
+    crit: Option<Value>,
+}
+
+/// `Some` for a parameter that is present, even as `null`.
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
 }
 
 /// The signature of compact JWS `raw` by `key`, which must be the key its header names.

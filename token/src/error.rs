@@ -13,6 +13,9 @@ pub enum TokenError {
         /// What the header said (untrusted).
         found: String,
     },
+    /// The header has `crit` (RFC 7515 §4.1.11): it asks for extensions edge-access does not
+    /// understand, so the token must be refused.
+    CriticalHeader,
     /// No `kid` in the header.
     MissingKeyId,
     /// No published key has this `kid`.
@@ -53,6 +56,9 @@ impl fmt::Display for TokenError {
                     clip(found)
                 )
             }
+            TokenError::CriticalHeader => {
+                f.write_str("token header has `crit`: extensions that are not understood")
+            }
             TokenError::MissingKeyId => f.write_str("token header has no `kid`"),
             TokenError::UnknownKey { kid } => write!(f, "no signing key with kid `{}`", clip(kid)),
             TokenError::BadSignature => f.write_str("token signature does not verify"),
@@ -75,6 +81,9 @@ impl std::error::Error for TokenError {}
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum IdentityError {
+    /// An app-only token (client credentials: `idtyp` `app`, or `oid` equal to `sub`): an
+    /// application acting as itself, not a user, so no user identity.
+    AppOnly,
     /// The token says the user has too many groups to list (`_claim_names` / `hasgroups`);
     /// they must be read from Microsoft Graph. Never treated as "no groups".
     GroupsOverage,
@@ -87,6 +96,9 @@ pub enum IdentityError {
 impl fmt::Display for IdentityError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            IdentityError::AppOnly => {
+                f.write_str("app-only token (an application without a user): not a user")
+            }
             IdentityError::GroupsOverage => {
                 f.write_str("groups overage: the token does not list the user's groups")
             }

@@ -10,10 +10,12 @@ use crate::error::IdentityError;
 ///
 /// Email: the configured `email_claim_name`, then `email`, `upn`, `preferred_username`,
 /// `unique_name` (the first that is an email address). Groups: the `groups` claim; an overage
-/// (`_claim_names.groups` or `hasgroups`) is [`IdentityError::GroupsOverage`].
+/// (`_claim_names.groups` or `hasgroups`) is [`IdentityError::GroupsOverage`]. An app-only
+/// token (client credentials: no user) is never an identity: [`IdentityError::AppOnly`].
 ///
 /// # Errors
-/// [`IdentityError`] when the groups cannot be known or a claim has the wrong shape.
+/// [`IdentityError`] when the token has no user, the groups cannot be known or a claim has
+/// the wrong shape.
 pub fn identity_from_claims(
     token: &VerifiedEntraToken,
     idp: &IdentityProvider,
@@ -25,7 +27,8 @@ pub fn identity_from_claims(
 /// Microsoft Graph instead, and for providers with `support_groups` off.
 ///
 /// # Errors
-/// [`IdentityError::BadClaim`] when a claim has the wrong shape.
+/// [`IdentityError::AppOnly`] for an app-only token; [`IdentityError::BadClaim`] when a claim
+/// has the wrong shape.
 pub fn identity_without_groups(
     token: &VerifiedEntraToken,
     idp: &IdentityProvider,
@@ -39,6 +42,9 @@ fn map_claims(
     with_groups: bool,
 ) -> Result<Identity, IdentityError> {
     let claims = token.claims();
+    if is_app_only(claims) {
+        return Err(IdentityError::AppOnly);
+    }
     let mut identity = Identity::default();
     let email_claims = idp.email_claim_name.as_deref().into_iter().chain([
         "email",
@@ -90,6 +96,19 @@ fn map_claims(
         identity.claims.push((name.as_str().into(), values));
     }
     Ok(identity)
+}
+
+/// Whether the token was issued to an application acting as itself (client credentials),
+/// with no user, as Microsoft says to tell: the optional `idtyp` claim is `app` (any value but
+/// `user` is taken as not a user), or — `idtyp` being optional — `oid` equals `sub` (an
+/// app-only token names the service principal in both; a user's `sub` is pairwise per
+/// application and never their `oid`).
+fn is_app_only(claims: &serde_json::Map<String, Value>) -> bool {
+    if let Some(idtyp) = claims.get("idtyp") {
+        return idtyp.as_str() != Some("user");
+    }
+    let text = |name: &str| claims.get(name).and_then(Value::as_str);
+    matches!((text("oid"), text("sub")), (Some(oid), Some(sub)) if oid.eq_ignore_ascii_case(sub))
 }
 
 fn string_list(value: Option<&Value>, name: &'static str) -> Result<Vec<Box<str>>, IdentityError> {

@@ -130,3 +130,38 @@ fn issued_tokens_verify_and_nothing_else_does() {
         assert!(UnverifiedAppToken::parse(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn a_critical_header_is_refused() {
+    // Validly signed by the gateway's own key, but the header asks for extensions the
+    // verifier must understand (RFC 7515 §4.1.11): whatever `crit` says, refused.
+    let (private, jwk) = key();
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims()).unwrap());
+    let signed = |header: serde_json::Value| {
+        let input = format!("{}.{payload}", URL_SAFE_NO_PAD.encode(header.to_string()));
+        let signature = SigningKey::<Sha256>::new(private.clone()).sign(input.as_bytes());
+        AppClaims::assemble(&input, &signature.to_bytes())
+    };
+    let plain = serde_json::json!({ "alg": "RS256", "kid": jwk.kid, "typ": "JWT" });
+    assert_eq!(
+        verify(&signed(plain.clone()), &jwk, "aud-app").unwrap(),
+        claims()
+    );
+    for crit in [
+        serde_json::json!(["exp"]),
+        serde_json::json!(["b64"]),
+        serde_json::json!(["unknown-extension"]),
+        serde_json::json!([]),
+        serde_json::json!(null),
+        serde_json::json!("b64"),
+    ] {
+        let mut header = plain.clone();
+        header["crit"] = crit.clone();
+        let token = signed(header);
+        assert_eq!(
+            UnverifiedAppToken::parse(&token).unwrap_err(),
+            TokenError::CriticalHeader,
+            "crit {crit}"
+        );
+    }
+}

@@ -236,6 +236,43 @@ fn algorithm_comes_from_configuration_never_the_header() {
 }
 
 #[test]
+fn a_critical_header_is_refused() {
+    // Correctly signed, but the header names extensions the recipient must understand
+    // (RFC 7515 §4.1.11). Entra never sets `crit`; edge-access understands no extension, so
+    // any `crit` — even empty or null — refuses the token before a key is looked at.
+    assert!(verify(&sign(&header(), &claims("2.0"))).is_ok());
+    for crit in [
+        json!(["exp"]),
+        json!(["b64"]),
+        json!(["http://example.com/unknown"]),
+        json!([]),
+        json!(null),
+        json!("exp"),
+        json!({}),
+    ] {
+        let mut h = header();
+        h["crit"] = crit.clone();
+        for version in ["1.0", "2.0"] {
+            let token = sign(&h, &claims(version));
+            assert_eq!(
+                UnverifiedEntraToken::parse(&token).unwrap_err(),
+                TokenError::CriticalHeader,
+                "crit {crit}"
+            );
+        }
+    }
+    // The algorithm is still checked first.
+    let token = sign(
+        &json!({ "alg": "HS256", "kid": "key-1", "crit": ["exp"] }),
+        &claims("2.0"),
+    );
+    assert!(matches!(
+        UnverifiedEntraToken::parse(&token),
+        Err(TokenError::Algorithm { .. })
+    ));
+}
+
+#[test]
 fn tampering_breaks_the_signature() {
     let token = sign(&header(), &claims("2.0"));
     let (message, signature) = token.rsplit_once('.').unwrap();
@@ -374,4 +411,96 @@ fn groups_overage_is_never_no_groups() {
         identity_from_claims(&token, &idp()),
         Err(IdentityError::BadGroup(_))
     ));
+}
+
+/// The claims of an app-only access token from the client credentials grant, as Entra issues
+/// them for a web API (v1; the service principal in `oid` and `sub`, `roles` when app roles
+/// are assigned, never `scp`).
+fn app_only_claims() -> Value {
+    let sp = "5e7c1f0a-3b9d-4c62-8f1e-a24d6b0c9e37";
+    json!({ "aud": format!("api://{CLIENT}"), "iss": format!("https://sts.windows.net/{TID}/"),
+            "tid": TID, "ver": "1.0", "iat": NOW - 10, "nbf": NOW - 10, "exp": NOW + 3600,
+            "idp": format!("https://sts.windows.net/{TID}/"), "appid": CLIENT, "appidacr": "1",
+            "oid": sp, "sub": sp, "roles": ["Reports.Read.All"] })
+}
+
+#[test]
+fn app_only_tokens_are_not_users() {
+    let refused = [
+        // As issued, without the optional `idtyp` claim: `oid` equals `sub`.
+        app_only_claims(),
+        // With no app role assigned (no `roles` either).
+        with(app_only_claims(), "roles", Value::Null),
+        // With the optional `idtyp` claim, whatever `sub` says.
+        with(
+            with(app_only_claims(), "idtyp", json!("app")),
+            "sub",
+            json!("pairwise-looking-subject"),
+        ),
+        // A user-shaped token that says it is an app's.
+        with(claims("2.0"), "idtyp", json!("app")),
+        with(claims("2.0"), "idtyp", json!("device")),
+        with(claims("2.0"), "idtyp", json!(true)),
+        // `oid` = `sub` in any case.
+        with(
+            with(
+                claims("2.0"),
+                "sub",
+                json!("E2A1C3B4-5D6F-4789-8A9B-0C1D2E3F4A5B"),
+            ),
+            "upn",
+            json!("ada@example.com"),
+        ),
+    ];
+    for claims in refused {
+        let token = verify(&sign(&header(), &claims)).unwrap();
+        assert_eq!(
+            identity_from_claims(&token, &idp()).unwrap_err(),
+            IdentityError::AppOnly,
+            "{claims}"
+        );
+        assert_eq!(
+            edge_access_token::identity_without_groups(&token, &idp()).unwrap_err(),
+            IdentityError::AppOnly,
+            "{claims}"
+        );
+    }
+    // Before the groups: an app-only token with an overage marker is still app-only.
+    let overage = with(app_only_claims(), "hasgroups", json!(true));
+    let token = verify(&sign(&header(), &overage)).unwrap();
+    assert_eq!(
+        identity_from_claims(&token, &idp()).unwrap_err(),
+        IdentityError::AppOnly
+    );
+}
+
+#[test]
+fn user_tokens_are_users() {
+    // A delegated access token: pairwise `sub`, `scp`, `idtyp` `user` when configured.
+    let user = with(
+        with(
+            claims("2.0"),
+            "sub",
+            json!("AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ"),
+        ),
+        "scp",
+        json!("access_as_user"),
+    );
+    let with_idtyp = with(user.clone(), "idtyp", json!("user"));
+    // An ID token: no `scp`, app roles of the user in `roles`.
+    let id_token = with(
+        with(
+            claims("2.0"),
+            "sub",
+            json!("AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ"),
+        ),
+        "roles",
+        json!(["Admin"]),
+    );
+    // No `oid` at all (no `profile` scope): nothing says it is an app's.
+    let no_oid = with(claims("2.0"), "oid", Value::Null);
+    for claims in [user, with_idtyp, id_token, no_oid] {
+        let token = verify(&sign(&header(), &claims)).unwrap();
+        assert!(identity_from_claims(&token, &idp()).is_ok(), "{claims}");
+    }
 }

@@ -54,8 +54,14 @@ pub enum GatewayError {
     SignIn(String),
     /// Refused, and the app sends refused users to its own page (302 to this URL).
     DeniedTo(String),
-    /// Signing keys could not be had: 503.
-    KeysUnavailable(String),
+    /// The signing key cannot be known yet (no keys, or a key set fetch that failed or may
+    /// not begin yet): 503 with `Retry-After`.
+    KeysUnavailable {
+        /// For the log.
+        reason: String,
+        /// When a retry may succeed, in seconds.
+        retry_after_secs: u64,
+    },
     /// The origin could not be reached: 502.
     Origin(String),
     /// A groups overage could not be resolved through Microsoft Graph: the sign-in fails
@@ -83,7 +89,7 @@ impl GatewayError {
             GatewayError::NoApp => 404,
             GatewayError::InvalidPath(_) => 400,
             GatewayError::SignIn(_) | GatewayError::DeniedTo(_) => 302,
-            GatewayError::KeysUnavailable(_) => 503,
+            GatewayError::KeysUnavailable { .. } => 503,
             GatewayError::Origin(_) | GatewayError::GroupsUnavailable(_) => 502,
             GatewayError::Unavailable { dependency, .. } => match dependency {
                 Dependency::Storage => 503,
@@ -103,7 +109,9 @@ impl GatewayError {
             GatewayError::InvalidPath(r) => format!("invalid path: {r}"),
             GatewayError::SignIn(_) => "sign-in required: redirected to sign in".into(),
             GatewayError::DeniedTo(_) => "refused: redirected to the app's deny page".into(),
-            GatewayError::KeysUnavailable(r) => format!("signing keys unavailable: {r}"),
+            GatewayError::KeysUnavailable { reason, .. } => {
+                format!("signing keys unavailable: {reason}")
+            }
             GatewayError::Origin(r) => format!("origin: {r}"),
             GatewayError::GroupsUnavailable(r) => format!("group memberships unavailable: {r}"),
             GatewayError::Unavailable { dependency, detail } => {
@@ -136,7 +144,7 @@ impl GatewayError {
             GatewayError::NoApp | GatewayError::SignIn(_) | GatewayError::DeniedTo(_) => {
                 pages::NOT_FOUND
             }
-            GatewayError::KeysUnavailable(_)
+            GatewayError::KeysUnavailable { .. }
             | GatewayError::Origin(_)
             | GatewayError::Unavailable { .. } => pages::UNAVAILABLE,
             GatewayError::GroupsUnavailable(_) => pages::GROUPS_UNAVAILABLE,
@@ -146,7 +154,14 @@ impl GatewayError {
         if let GatewayError::Unauthorized(_) = self {
             return pages::with_header(response, "WWW-Authenticate", "Bearer");
         }
-        // Outages of what the gateway depends on pass; the client may try again.
+        // Signing keys say when they may be known; other outages of what the gateway depends
+        // on pass too, and the client may try again.
+        if let GatewayError::KeysUnavailable {
+            retry_after_secs, ..
+        } = self
+        {
+            return pages::with_header(response, "Retry-After", &retry_after_secs.to_string());
+        }
         if matches!(status, 502 | 503) {
             return pages::with_header(response, "Retry-After", RETRY_AFTER_S);
         }

@@ -10,6 +10,7 @@ use worker::{Date, Env, Request, Response};
 
 use crate::config::Gateway;
 use crate::directory;
+use crate::distinguished_name;
 use crate::error::GatewayError;
 use crate::graph;
 use crate::keys::{self, WebCryptoVerifier};
@@ -187,7 +188,7 @@ async fn decide(
         .and_then(|c| Country::parse(&c).ok());
     policy_request.mtls = cf.and_then(|cf| cf.tls_client_auth()).and_then(|tls| {
         (tls.cert_verified() == "SUCCESS").then(|| Mtls {
-            common_name: common_name(&tls.cert_subject_dn()).map(Into::into),
+            common_name: distinguished_name::common_name(&tls.cert_subject_dn()).map(Into::into),
         })
     });
 
@@ -376,15 +377,8 @@ async fn bearer_identity(
         .iter()
         .find(|p| p.directory_id.eq_ignore_ascii_case(tenant))
         .ok_or_else(|| unauthorized(&"token from a directory that is not configured"))?;
-    let (key, issuer) = keys::signing_key(
-        env,
-        &gateway.authority,
-        &idp.directory_id,
-        parsed.version(),
-        parsed.key_id(),
-        now_ms,
-    )
-    .await?;
+    let (key, issuer) =
+        keys::signing_key(env, &gateway.authority, &idp.directory_id, &parsed, now_ms).await?;
     let (issuer_v1, issuer_v2) = match parsed.version() {
         TokenVersion::V1 => (issuer, String::new()),
         TokenVersion::V2 => (String::new(), issuer),
@@ -414,8 +408,7 @@ async fn bearer_identity(
                 .as_deref()
                 .ok_or_else(|| unauthorized(&"token has no `oid`"))?
                 .to_owned();
-            identity.groups =
-                graph::user_groups(gateway, &idp.directory_id, &idp.client_id, &oid).await?;
+            identity.groups = graph::user_groups(gateway, idp, &oid).await?;
             Ok(identity)
         }
         Err(IdentityError::GroupsOverage) => {
@@ -423,14 +416,6 @@ async fn bearer_identity(
         }
         other => other.map_err(|e| unauthorized(&e)),
     }
-}
-
-/// `CN=…` from a subject DN (`CN=client.example.com,O=Example`).
-fn common_name(dn: &str) -> Option<&str> {
-    dn.split(',')
-        .map(str::trim)
-        .find_map(|part| part.strip_prefix("CN="))
-        .filter(|cn| !cn.is_empty())
 }
 
 fn request_id(request: &Request) -> String {

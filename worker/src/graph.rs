@@ -7,11 +7,16 @@
 //! Both the app's Graph token and each user's groups are kept in the isolate — the token
 //! until shortly before it expires, the groups for [`GROUPS_TTL_MS`] — so a busy API caller
 //! costs Graph one call every few minutes, not one per request. Any failure fails closed.
+//!
+//! Graph is asked for the kind of groups the token's `groups` claim would have listed (the
+//! identity provider's `group_membership_claims`): security groups only unless configured
+//! `All`, so a user with a groups overage is not in more groups — Microsoft 365 groups, which
+//! users can often join by themselves — than one whose token lists them.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use policy_core::GroupId;
+use policy_core::{GroupId, IdentityProvider};
 use serde::Deserialize;
 use worker::Date;
 
@@ -34,8 +39,8 @@ struct AppToken {
     expires_ms: u64,
 }
 
-/// (tenant, oid) → (read at, groups).
-type GroupCache = HashMap<(String, String), (u64, Vec<GroupId>)>;
+/// (tenant, oid, security groups only) → (read at, groups).
+type GroupCache = HashMap<(String, String, bool), (u64, Vec<GroupId>)>;
 
 thread_local! {
     static APP_TOKENS: RefCell<HashMap<String, AppToken>> = RefCell::new(HashMap::new());
@@ -46,15 +51,20 @@ fn unavailable(why: String) -> GatewayError {
     GatewayError::GroupsUnavailable(why)
 }
 
-/// The groups (transitive) of user `oid` in `tenant`, from the cache or Graph.
+/// The groups (transitive) of user `oid` of `idp`'s tenant, from the cache or Graph.
 pub async fn user_groups(
     gateway: &Gateway,
-    tenant: &str,
-    client_id: &str,
+    idp: &IdentityProvider,
     oid: &str,
 ) -> Result<Vec<GroupId>, GatewayError> {
     let now_ms = Date::now().as_millis();
-    let key = (tenant.to_ascii_lowercase(), oid.to_ascii_lowercase());
+    let (tenant, client_id) = (&*idp.directory_id, &*idp.client_id);
+    let security_only = idp.group_membership_claims.security_groups_only();
+    let key = (
+        tenant.to_ascii_lowercase(),
+        oid.to_ascii_lowercase(),
+        security_only,
+    );
     let cached = GROUPS.with(|g| {
         g.borrow()
             .get(&key)
@@ -70,7 +80,7 @@ pub async fn user_groups(
         gateway.graph,
         worker::url::form_urlencoded::byte_serialize(oid.as_bytes()).collect::<String>()
     );
-    let groups = member_objects(&url, &token).await?;
+    let groups = member_objects(&url, &token, security_only).await?;
     GROUPS.with(|g| {
         let mut g = g.borrow_mut();
         if g.len() >= MAX_CACHED_USERS {
@@ -81,10 +91,11 @@ pub async fn user_groups(
     Ok(groups)
 }
 
-/// The signed-in user's transitive groups, with the access token from the code exchange —
-/// never the URL in the token's `_claim_sources`.
+/// The signed-in user's transitive groups (of the kind `idp` counts), with the access token
+/// from the code exchange — never the URL in the token's `_claim_sources`.
 pub async fn signed_in_user_groups(
     gateway: &Gateway,
+    idp: &IdentityProvider,
     access_token: Option<&str>,
 ) -> Result<Vec<GroupId>, GatewayError> {
     let token =
@@ -92,16 +103,22 @@ pub async fn signed_in_user_groups(
     member_objects(
         &format!("{}/v1.0/me/getMemberObjects", gateway.graph),
         token,
+        idp.group_membership_claims.security_groups_only(),
     )
     .await
 }
 
-/// `POST {url}` (a `getMemberObjects`) with `token`: the group ids, which must be GUIDs.
-async fn member_objects(url: &str, token: &str) -> Result<Vec<GroupId>, GatewayError> {
+/// `POST {url}` (a `getMemberObjects`) with `token`, for security groups only or all
+/// groups: the group ids, which must be GUIDs.
+async fn member_objects(
+    url: &str,
+    token: &str,
+    security_only: bool,
+) -> Result<Vec<GroupId>, GatewayError> {
     let body = post(
         url,
         "application/json",
-        r#"{"securityEnabledOnly":false}"#,
+        &member_objects_body(security_only),
         Some(token),
     )
     .await
@@ -117,6 +134,11 @@ async fn member_objects(url: &str, token: &str) -> Result<Vec<GroupId>, GatewayE
         .iter()
         .map(|g| GroupId::parse(g).map_err(|_| unavailable("Graph returned a non-GUID id".into())))
         .collect()
+}
+
+/// The body of a `getMemberObjects` request.
+fn member_objects_body(security_only: bool) -> String {
+    format!(r#"{{"securityEnabledOnly":{security_only}}}"#)
 }
 
 /// The app's Graph token for `tenant` (client credentials), reused until a minute before it
@@ -172,4 +194,20 @@ async fn app_token(
         );
     });
     Ok(answer.access_token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn graph_is_asked_for_the_groups_the_token_would_list() {
+        assert_eq!(member_objects_body(true), r#"{"securityEnabledOnly":true}"#);
+        assert_eq!(
+            member_objects_body(false),
+            r#"{"securityEnabledOnly":false}"#
+        );
+        let defaults = policy_core::GroupMembershipClaims::default();
+        assert!(defaults.security_groups_only());
+    }
 }

@@ -1,13 +1,21 @@
 //! Entra signing keys: discovery + JWKS per tenant and token version, cached in the isolate
-//! and in KV (24 h), refreshed on an unknown `kid` at most every 5 minutes, with the
-//! last-known-good keys kept through a failing or slow fetch; and RS256 verification with
-//! WebCrypto, the imported `CryptoKey`s cached per key.
+//! and in KV (24 h). A `kid` the cached set does not list is fetched for under the rules of
+//! [`crate::key_refresh`]: refused (401) only when a key set fetched since the token could
+//! have been signed lacks it, otherwise fetched again — per key set two fetches in a row, then
+//! one per 10 s (and none within 5 s of a failure), so a made-up `kid` never gets a real new
+//! key refused and a flood of them never becomes a flood of fetches — or answered 503 with
+//! `Retry-After` until a fetch may begin. A fetch that fails outright (a dropped connection, a 5xx) is tried once more at
+//! once; the last-known-good keys are kept through a failing or slow fetch. Refreshes of a
+//! known set read the JWKS alone while the discovery document is younger than a day. RS256
+//! verification with WebCrypto, the imported `CryptoKey`s cached per key.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use edge_access_token::{Jwks, RsaJwk, SignatureVerifier, TokenError, TokenVersion};
+use edge_access_token::{
+    Jwks, RsaJwk, SignatureVerifier, TokenError, TokenVersion, UnverifiedEntraToken,
+};
 use futures_util::future::{select, Either};
 use js_sys::{Array, Object, Reflect};
 use serde::{Deserialize, Serialize};
@@ -17,62 +25,66 @@ use web_sys::{CryptoKey, SubtleCrypto, WorkerGlobalScope};
 use worker::{AbortController, Delay, Env, Fetch, Url};
 
 use crate::error::GatewayError;
+use crate::key_refresh::{
+    retry_after_secs, Presented, Refreshes, Unknown, FAILURE_BACKOFF_MS, TTL_MS,
+};
 use crate::log;
 
-/// Keys older than this are refreshed (and kept if the refresh fails).
-const TTL_MS: u64 = 24 * 3600 * 1000;
-/// At most one refresh per tenant and version this often once keys are known.
-const REFRESH_INTERVAL_MS: u64 = 5 * 60 * 1000;
-/// With no keys at all (cold start during an outage), retry this often.
-const EMPTY_RETRY_MS: u64 = 10 * 1000;
-/// A discovery or JWKS fetch slower than this is abandoned.
+/// A discovery or JWKS fetch slower than this is abandoned (and not tried again at once).
 const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 /// Larger discovery or JWKS documents are refused.
 const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+/// How long a request waits for another request's fetch of the same key set: the longest
+/// such fetch (the discovery document and the JWKS, each timing out once) and a little more.
+const WAIT_FOR_FETCH: Duration = Duration::from_millis(7_000);
 
 /// A tenant's keys for one token version, with the issuer its discovery document names.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct KeySet {
     issuer: String,
     keys: Vec<RsaJwk>,
+    /// When the fetch of these keys began.
     fetched_ms: u64,
-}
-
-#[derive(Default, Clone, Copy)]
-struct Attempts {
-    /// A fetch is running now (requests without keys wait for it instead of failing).
-    in_flight: bool,
-    /// Any fetch (the first load included).
-    any_ms: Option<u64>,
-    /// Refreshes of a known set (unknown `kid`, or older than the TTL): at most one per
-    /// [`REFRESH_INTERVAL_MS`], so a flood of made-up `kid`s cannot turn into a flood of fetches.
-    refresh_ms: Option<u64>,
+    /// Where the discovery document said the keys are (absent from sets stored in KV by
+    /// earlier versions: they are discovered again).
+    #[serde(default)]
+    jwks_uri: Option<String>,
+    /// When the discovery document was read.
+    #[serde(default)]
+    discovered_ms: u64,
 }
 
 #[derive(Default)]
 struct Entry {
     set: Option<KeySet>,
-    attempts: Attempts,
+    refreshes: Refreshes,
+    /// The last fetch failed: the next reads the discovery document again too.
+    rediscover: bool,
 }
 
+type Slot = (String, TokenVersion);
+
 thread_local! {
-    static SETS: RefCell<HashMap<(String, TokenVersion), Entry>> = RefCell::new(HashMap::new());
+    static SETS: RefCell<HashMap<Slot, Entry>> = RefCell::new(HashMap::new());
     static CRYPTO_KEYS: RefCell<HashMap<String, CryptoKey>> = RefCell::new(HashMap::new());
 }
 
-/// The key `kid` of `tenant` for `version`, and the issuer expected of such tokens.
+/// The key that signed `token` (by its `kid`) for `tenant`, and the issuer expected of
+/// tokens of its version.
 ///
 /// # Errors
-/// [`GatewayError::Unauthorized`] for a `kid` the directory does not publish;
-/// [`GatewayError::KeysUnavailable`] when no keys can be had at all.
+/// [`GatewayError::Unauthorized`] for a `kid` the directory does not publish (a key set
+/// fetched since the token could have been signed lacks it);
+/// [`GatewayError::KeysUnavailable`] (503, with when to retry) when the key cannot be known
+/// yet: no keys at all, or a fetch that failed or may not begin yet.
 pub async fn signing_key(
     env: &Env,
     authority: &str,
     tenant: &str,
-    version: TokenVersion,
-    kid: &str,
+    token: &UnverifiedEntraToken<'_>,
     now_ms: u64,
 ) -> Result<(RsaJwk, String), GatewayError> {
+    let (version, kid) = (token.version(), token.key_id());
     let slot = (tenant.to_owned(), version);
     // The request path: a fresh cached key, found without copying the key set.
     let hit = SETS.with(|sets| {
@@ -84,114 +96,185 @@ pub async fn signing_key(
     if let Some(found) = hit {
         return Ok(found);
     }
-    let (mut cached, attempts) = SETS.with(|sets| {
-        let sets = sets.borrow();
-        let entry = sets.get(&slot);
-        (
-            entry.and_then(|e| e.set.clone()),
-            entry.map(|e| e.attempts).unwrap_or_default(),
-        )
-    });
-    if cached.is_none() {
-        if let Some(set) = kv_load(env, tenant, version).await {
-            store(&slot, Some(set.clone()), None);
-            cached = Some(set);
-        }
-    }
-    let fresh = cached
-        .as_ref()
-        .is_some_and(|s| now_ms.saturating_sub(s.fetched_ms) < TTL_MS);
-    if let Some(found) = cached.as_ref().filter(|_| fresh).and_then(|s| find(s, kid)) {
-        return Ok(found);
-    }
-    if cached.is_none() && attempts.in_flight {
-        // Another request of this isolate is fetching the first keys: wait for them.
-        cached = wait_for_keys(&slot).await;
-        if let Some(found) = cached.as_ref().and_then(|s| find(s, kid)) {
-            return Ok(found);
-        }
-    }
-    let elapsed = |t: Option<u64>, wait: u64| t.is_none_or(|t| now_ms.saturating_sub(t) >= wait);
-    let may_fetch = match cached {
-        None => elapsed(attempts.any_ms, EMPTY_RETRY_MS),
-        Some(_) => elapsed(attempts.refresh_ms, REFRESH_INTERVAL_MS),
+    let presented = Presented {
+        issued_at_secs: token.issued_at_hint(),
+        seen_ms: now_ms,
     };
-    if may_fetch {
-        let next = Attempts {
-            in_flight: true,
-            any_ms: Some(now_ms),
-            refresh_ms: if cached.is_some() {
-                Some(now_ms)
-            } else {
-                attempts.refresh_ms
-            },
-        };
-        store(&slot, None, Some(next));
-        let fetched = fetch_key_set(authority, tenant, version, now_ms).await;
-        store(
-            &slot,
-            None,
-            Some(Attempts {
-                in_flight: false,
-                ..next
-            }),
-        );
-        match fetched {
-            Ok(set) => {
-                log::event(
-                    "jwks_refreshed",
-                    &[
-                        ("tenant", tenant),
-                        ("version", version.as_str()),
-                        ("keys", &set.keys.len().to_string()),
-                    ],
-                );
-                kv_store(env, tenant, version, &set).await;
-                store(&slot, Some(set.clone()), None);
-                cached = Some(set);
+    let mut set = with_entry(&slot, |e| e.set.clone());
+    if set.is_none() {
+        if let Some(stored) = kv_load(env, tenant, version).await {
+            // Another request may have fetched while KV answered: keep the newer set.
+            set = Some(with_entry(&slot, |e| {
+                e.set
+                    .clone()
+                    .filter(|mine| mine.fetched_ms >= stored.fetched_ms)
+                    .unwrap_or_else(|| {
+                        e.set = Some(stored.clone());
+                        stored
+                    })
+            }));
+        }
+    }
+    // Each request fetches at most once and waits for another request's fetch at most once.
+    let (mut fetched, mut waited) = (false, false);
+    loop {
+        let refreshes = with_entry(&slot, |e| e.refreshes);
+        if let Some(found) = set.as_ref().and_then(|s| find(s, kid)) {
+            // A set past its TTL is refreshed first when a fetch may begin, and kept (last
+            // known good) when that fails.
+            let stale = set
+                .as_ref()
+                .is_some_and(|s| refreshes.refresh_stale(s.fetched_ms, now_ms));
+            if fetched || !stale {
+                return Ok(found);
             }
-            Err(why) => log::event(
+            fetched = true;
+            set = refresh(env, authority, &slot, set.as_ref(), now_ms)
+                .await
+                .or(set);
+            continue;
+        }
+        match refreshes.unknown_kid(set.as_ref().map(|s| s.fetched_ms), presented, now_ms) {
+            Unknown::Absent => {
+                return Err(GatewayError::Unauthorized(
+                    TokenError::UnknownKey { kid: kid.into() }.to_string(),
+                ))
+            }
+            Unknown::Fetch if !fetched => {
+                fetched = true;
+                set = refresh(env, authority, &slot, set.as_ref(), now_ms)
+                    .await
+                    .or(set);
+            }
+            Unknown::Wait if !waited => {
+                waited = true;
+                set = wait_for_fetch(&slot, now_ms).await.or(set);
+            }
+            Unknown::NotYet { retry_after_ms } => {
+                return Err(unavailable(&slot, kid, set.is_some(), retry_after_ms))
+            }
+            // This request has fetched or waited already: it says when to come back.
+            Unknown::Fetch | Unknown::Wait => {
+                return Err(unavailable(&slot, kid, set.is_some(), FAILURE_BACKOFF_MS))
+            }
+        }
+    }
+}
+
+/// 503 with `Retry-After`: the key `kid` cannot be known for `retry_after_ms` yet.
+fn unavailable(slot: &Slot, kid: &str, have_keys: bool, retry_after_ms: u64) -> GatewayError {
+    let (tenant, version) = slot;
+    let failed = with_entry(slot, |e| e.refreshes.last_failed());
+    let retry_after_secs = retry_after_secs(retry_after_ms);
+    let what = if have_keys {
+        TokenError::UnknownKey { kid: kid.into() }.to_string()
+    } else {
+        "no signing keys yet".to_owned()
+    };
+    GatewayError::KeysUnavailable {
+        reason: format!(
+            "{what} for tenant {tenant} (v{}): the last key set fetch {}; the next may begin \
+             in {retry_after_secs} s",
+            version.as_str(),
+            if failed { "failed" } else { "is recent" }
+        ),
+        retry_after_secs,
+    }
+}
+
+/// Fetches the key set of `slot` — the JWKS alone while the discovery document of `current`
+/// is younger than [`TTL_MS`] — and records the attempt; keeps a fetched set in the isolate
+/// and in KV. `None` when the fetch failed (logged).
+async fn refresh(
+    env: &Env,
+    authority: &str,
+    slot: &Slot,
+    current: Option<&KeySet>,
+    now_ms: u64,
+) -> Option<KeySet> {
+    let (tenant, version) = (slot.0.as_str(), slot.1);
+    let rediscover = with_entry(slot, |e| {
+        e.refreshes.begin(now_ms);
+        e.rediscover
+    });
+    let discovered = current.filter(|s| {
+        !rediscover && s.jwks_uri.is_some() && now_ms.saturating_sub(s.discovered_ms) < TTL_MS
+    });
+    let fetched = match discovered {
+        Some(known) => fetch_jwks(known.jwks_uri.as_deref().unwrap_or_default())
+            .await
+            .map(|keys| KeySet {
+                issuer: known.issuer.clone(),
+                keys,
+                fetched_ms: now_ms,
+                jwks_uri: known.jwks_uri.clone(),
+                discovered_ms: known.discovered_ms,
+            }),
+        None => fetch_key_set(authority, tenant, version, now_ms).await,
+    };
+    with_entry(slot, |e| {
+        e.refreshes.finish(now_ms, fetched.is_ok());
+        e.rediscover = fetched.is_err();
+        if let Ok(set) = &fetched {
+            e.set = Some(set.clone());
+        }
+    });
+    match fetched {
+        Ok(set) => {
+            log::event(
+                "jwks_refreshed",
+                &[
+                    ("tenant", tenant),
+                    ("version", version.as_str()),
+                    ("keys", &set.keys.len().to_string()),
+                    (
+                        "discovery",
+                        if discovered.is_some() {
+                            "cached"
+                        } else {
+                            "fetched"
+                        },
+                    ),
+                ],
+            );
+            kv_store(env, tenant, version, &set).await;
+            Some(set)
+        }
+        Err(why) => {
+            log::event(
                 "jwks_refresh_failed",
                 &[
                     ("tenant", tenant),
                     ("version", version.as_str()),
                     ("error", &why),
                 ],
-            ),
+            );
+            None
         }
-    }
-    match cached {
-        // Last-known-good keys, even when stale.
-        Some(set) => find(&set, kid).ok_or_else(|| {
-            GatewayError::Unauthorized(TokenError::UnknownKey { kid: kid.into() }.to_string())
-        }),
-        None => Err(GatewayError::KeysUnavailable(format!(
-            "no signing keys for tenant {tenant} (v{})",
-            version.as_str()
-        ))),
     }
 }
 
-/// Polls the isolate's cache while another request fetches the first keys (at most the fetch
-/// timeout).
-async fn wait_for_keys(slot: &(String, TokenVersion)) -> Option<KeySet> {
+/// Waits (at most [`WAIT_FOR_FETCH`]) while another request of this isolate fetches the key
+/// set of `slot`; then its key set, if any.
+async fn wait_for_fetch(slot: &Slot, now_ms: u64) -> Option<KeySet> {
     let step = Duration::from_millis(25);
-    let rounds = FETCH_TIMEOUT.as_millis() / step.as_millis() + 1;
-    for _ in 0..rounds {
+    let rounds = WAIT_FOR_FETCH.as_millis() / step.as_millis();
+    for round in 1..=rounds {
         Delay::from(step).await;
-        let (set, in_flight) = SETS.with(|sets| {
-            let sets = sets.borrow();
-            let entry = sets.get(slot);
-            (
-                entry.and_then(|e| e.set.clone()),
-                entry.is_some_and(|e| e.attempts.in_flight),
-            )
+        let waited_ms = u64::try_from(round * step.as_millis()).unwrap_or(u64::MAX);
+        let running = with_entry(slot, |e| {
+            e.refreshes.running(now_ms.saturating_add(waited_ms))
         });
-        if set.is_some() || !in_flight {
-            return set;
+        if !running {
+            break;
         }
     }
-    None
+    with_entry(slot, |e| e.set.clone())
+}
+
+/// Runs `f` on the isolate's entry for `slot` (made empty when missing).
+fn with_entry<R>(slot: &Slot, f: impl FnOnce(&mut Entry) -> R) -> R {
+    SETS.with(|sets| f(sets.borrow_mut().entry(slot.clone()).or_default()))
 }
 
 fn find(set: &KeySet, kid: &str) -> Option<(RsaJwk, String)> {
@@ -199,19 +282,6 @@ fn find(set: &KeySet, kid: &str) -> Option<(RsaJwk, String)> {
         .iter()
         .find(|k| k.kid == kid)
         .map(|k| (k.clone(), set.issuer.clone()))
-}
-
-fn store(slot: &(String, TokenVersion), set: Option<KeySet>, attempts: Option<Attempts>) {
-    SETS.with(|sets| {
-        let mut sets = sets.borrow_mut();
-        let entry = sets.entry(slot.clone()).or_default();
-        if set.is_some() {
-            entry.set = set;
-        }
-        if let Some(a) = attempts {
-            entry.attempts = a;
-        }
-    });
 }
 
 fn kv_key(tenant: &str, version: TokenVersion) -> String {
@@ -243,6 +313,7 @@ struct Discovery {
     jwks_uri: String,
 }
 
+/// The discovery document, then the JWKS it names.
 async fn fetch_key_set(
     authority: &str,
     tenant: &str,
@@ -255,41 +326,87 @@ async fn fetch_key_set(
     };
     let discovery: Discovery = serde_json::from_slice(&fetch_document(&discovery_url).await?)
         .map_err(|e| format!("discovery document {discovery_url}: {e}"))?;
-    let jwks = Jwks::parse(&fetch_document(&discovery.jwks_uri).await?)
-        .map_err(|e| format!("{}: {e}", discovery.jwks_uri))?;
-    if jwks.keys.is_empty() {
-        return Err(format!("{}: no RSA signing keys", discovery.jwks_uri));
-    }
+    let keys = fetch_jwks(&discovery.jwks_uri).await?;
     Ok(KeySet {
         issuer: discovery.issuer,
-        keys: jwks.keys,
+        keys,
         fetched_ms: now_ms,
+        jwks_uri: Some(discovery.jwks_uri),
+        discovered_ms: now_ms,
     })
 }
 
+/// The RSA signing keys at `jwks_uri` (at least one).
+async fn fetch_jwks(jwks_uri: &str) -> Result<Vec<RsaJwk>, String> {
+    let jwks =
+        Jwks::parse(&fetch_document(jwks_uri).await?).map_err(|e| format!("{jwks_uri}: {e}"))?;
+    if jwks.keys.is_empty() {
+        return Err(format!("{jwks_uri}: no RSA signing keys"));
+    }
+    Ok(jwks.keys)
+}
+
+/// Why one request for a document failed.
+enum Failure {
+    /// Failed outright (the connection dropped, no HTTP answer) or with a 5xx: worth one
+    /// more try at once.
+    Transient(String),
+    /// Timed out, refused (4xx), too large: not tried again at once.
+    Final(String),
+}
+
+/// `GET url` (a discovery document or a JWKS), tried once more at once when the first try
+/// fails outright or with a 5xx: one dropped connection must not cost every bearer token a
+/// back-off. A timeout is not tried again (it has cost [`FETCH_TIMEOUT`] already).
 async fn fetch_document(url: &str) -> Result<Vec<u8>, String> {
-    let parsed = Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    match fetch_once(url).await {
+        Ok(bytes) => Ok(bytes),
+        Err(Failure::Final(why)) => Err(why),
+        Err(Failure::Transient(why)) => {
+            log::event("jwks_fetch_retried", &[("url", url), ("error", &why)]);
+            fetch_once(url).await.map_err(|failure| match failure {
+                Failure::Transient(why) | Failure::Final(why) => format!("{why} (tried twice)"),
+            })
+        }
+    }
+}
+
+async fn fetch_once(url: &str) -> Result<Vec<u8>, Failure> {
+    let parsed = Url::parse(url).map_err(|e| Failure::Final(format!("{url}: {e}")))?;
     let controller = AbortController::default();
     let signal = controller.signal();
     let fetch = Fetch::Url(parsed);
     let request = Box::pin(fetch.send_with_signal(&signal));
     let timeout = Box::pin(Delay::from(FETCH_TIMEOUT));
     let mut response = match select(request, timeout).await {
-        Either::Left((response, _)) => response.map_err(|e| format!("{url}: {e}"))?,
+        Either::Left((response, _)) => {
+            response.map_err(|e| Failure::Transient(format!("{url}: {e}")))?
+        }
         Either::Right(_) => {
             controller.abort();
-            return Err(format!(
+            return Err(Failure::Final(format!(
                 "{url}: no answer within {} s",
                 FETCH_TIMEOUT.as_secs()
-            ));
+            )));
         }
     };
-    if response.status_code() != 200 {
-        return Err(format!("{url}: HTTP {}", response.status_code()));
+    let status = response.status_code();
+    if status != 200 {
+        let why = format!("{url}: HTTP {status}");
+        return Err(if (500..600).contains(&status) {
+            Failure::Transient(why)
+        } else {
+            Failure::Final(why)
+        });
     }
-    let bytes = response.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| Failure::Transient(format!("{url}: {e}")))?;
     if bytes.len() > MAX_DOCUMENT_BYTES {
-        return Err(format!("{url}: larger than {MAX_DOCUMENT_BYTES} bytes"));
+        return Err(Failure::Final(format!(
+            "{url}: larger than {MAX_DOCUMENT_BYTES} bytes"
+        )));
     }
     Ok(bytes)
 }

@@ -7,9 +7,11 @@
 mod assertion;
 mod config;
 mod directory;
+mod distinguished_name;
 mod error;
 mod gate;
 mod graph;
+mod key_refresh;
 mod keys;
 mod log;
 mod pages;

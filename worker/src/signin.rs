@@ -291,15 +291,8 @@ async fn callback(
     if parsed.version() != TokenVersion::V2 {
         return Err(signin_failed("ID token is not v2".into()));
     }
-    let (key, issuer) = keys::signing_key(
-        env,
-        &gateway.authority,
-        &idp.directory_id,
-        TokenVersion::V2,
-        parsed.key_id(),
-        now_ms,
-    )
-    .await?;
+    let (key, issuer) =
+        keys::signing_key(env, &gateway.authority, &idp.directory_id, &parsed, now_ms).await?;
     let expected = Expectations {
         tenant_id: idp.directory_id.to_string(),
         audiences: vec![idp.client_id.to_string()],
@@ -317,7 +310,7 @@ async fn callback(
         Err(IdentityError::GroupsOverage) if idp.support_groups => {
             let mut identity = identity_without_groups(&verified, idp)?;
             identity.groups =
-                crate::graph::signed_in_user_groups(gateway, tokens.access_token.as_deref())
+                crate::graph::signed_in_user_groups(gateway, idp, tokens.access_token.as_deref())
                     .await?;
             identity
         }

@@ -121,6 +121,7 @@ pub(super) fn handle(shared: &Shared, mut request: tiny_http::Request, path: &st
                 b"{\"value\": [".to_vec(),
             );
         }
+        Fault::Broken => return crate::server::answer_broken(request),
     }
     let outcome = authenticate(shared, &request)
         .and_then(|caller| route(shared, &mut request, path, rest, caller));
@@ -191,21 +192,25 @@ fn authenticate<'a>(
             "Access token validation failure. Invalid issuer or tenant.",
         ));
     }
-    // App-only: `roles` and no `scp`, as Graph tells the two apart.
-    if claims.get("scp").is_none() {
-        if let Some(roles) = claims.get("roles") {
-            let granted = roles.as_array().is_some_and(|roles| {
+    // App-only: no `scp`, and `roles` or `idtyp` `app` (a token without any role granted has
+    // no `roles` claim at all).
+    let app_only =
+        claims.get("roles").is_some() || claims.get("idtyp").and_then(Value::as_str) == Some("app");
+    if claims.get("scp").is_none() && app_only {
+        let granted = claims
+            .get("roles")
+            .and_then(Value::as_array)
+            .is_some_and(|roles| {
                 roles
                     .iter()
                     .filter_map(Value::as_str)
                     .any(|role| READ_ROLES.contains(&role))
             });
-            return if granted {
-                Ok(Caller::Application)
-            } else {
-                Err(insufficient_privileges())
-            };
-        }
+        return if granted {
+            Ok(Caller::Application)
+        } else {
+            Err(insufficient_privileges())
+        };
     }
     let oid = claims
         .get("oid")

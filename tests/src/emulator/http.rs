@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tiny_http::Method;
 
-use super::{graph, lock, signin, token, Fault, Shared, TokenRequest};
-use crate::server::{read_body, respond, respond_json};
+use super::{graph, lock, signin, token, ArmedFault, Fault, Shared, TokenRequest};
+use crate::server::{answer_broken, read_body, respond, respond_json};
 
 /// Entra's JWKS and metadata answers are cacheable for a day.
 const CACHEABLE: [(&str, &str); 2] = [
@@ -93,7 +93,7 @@ fn index(shared: &Shared, request: tiny_http::Request) {
          GET  {base}/graph/v1.0/me/transitiveMemberOf?$top=100\n\
          POST {base}/_admin/token   {{\"user\": \"ada\", \"version\": 2}}\n\
          POST {base}/_admin/rotate  {{\"keep_previous\": true}}\n\
-         POST {base}/_admin/fault   {{\"jwks\": \"none|error500|slow|invalid_json|throttled\", \"delay_ms\": 2000}}  (or \"graph\": …)\n\
+         POST {base}/_admin/fault   {{\"jwks\": \"none|error500|slow|invalid_json|throttled|broken\", \"delay_ms\": 2000, \"times\": 1}}  (or \"discovery\", \"graph\": …)\n\
          GET  {base}/_admin/stats\n\
          GET  {base}/_admin/users\n\nusers\n",
         client = shared.fixtures.client_id,
@@ -117,6 +117,10 @@ fn discovery(shared: &Shared, request: tiny_http::Request, tenant: &str, version
         return invalid_tenant(shared, request, tenant);
     }
     shared.discovery_fetches.fetch_add(1, Ordering::SeqCst);
+    let fault = lock(&shared.discovery_fault).take();
+    let Some(request) = injected(shared, request, fault) else {
+        return;
+    };
     let base = &shared.url;
     let tid = &shared.fixtures.tenant_id;
     let document = if version == 1 {
@@ -167,7 +171,21 @@ fn jwks(shared: &Shared, request: tiny_http::Request, tenant: &str) {
         return invalid_tenant(shared, request, tenant);
     }
     shared.jwks_fetches.fetch_add(1, Ordering::SeqCst);
-    let fault = *lock(&shared.fault);
+    let fault = lock(&shared.fault).take();
+    let Some(request) = injected(shared, request, fault) else {
+        return;
+    };
+    let keys = shared.jwks();
+    respond_json(request, 200, &CACHEABLE, &keys);
+}
+
+/// Answers `request` as `fault` says (a discovery document or JWKS request), or hands it
+/// back to be answered normally (after the delay of [`Fault::Slow`]).
+fn injected(
+    shared: &Shared,
+    request: tiny_http::Request,
+    fault: Fault,
+) -> Option<tiny_http::Request> {
     match fault {
         Fault::None => {}
         Fault::Slow(delay) => std::thread::sleep(delay),
@@ -178,16 +196,18 @@ fn jwks(shared: &Shared, request: tiny_http::Request, tenant: &str) {
                 90033,
                 "A transient error has occurred. Please try again.",
             );
-            return respond_json(request, 500, &[], &body);
+            respond_json(request, 500, &[], &body);
+            return None;
         }
         Fault::InvalidJson => {
-            return respond(
+            respond(
                 request,
                 200,
                 "application/json; charset=utf-8",
                 &CACHEABLE,
                 b"{\"keys\": [".to_vec(),
             );
+            return None;
         }
         Fault::Throttled => {
             let body = entra_error(
@@ -196,11 +216,15 @@ fn jwks(shared: &Shared, request: tiny_http::Request, tenant: &str) {
                 90033,
                 "Too many requests. Please retry after the time in Retry-After.",
             );
-            return respond_json(request, 429, &[("Retry-After", "1")], &body);
+            respond_json(request, 429, &[("Retry-After", "1")], &body);
+            return None;
+        }
+        Fault::Broken => {
+            answer_broken(request);
+            return None;
         }
     }
-    let keys = shared.jwks();
-    respond_json(request, 200, &CACHEABLE, &keys);
+    Some(request)
 }
 
 fn admin_token(shared: &Shared, request: tiny_http::Request, body: Value) {
@@ -236,12 +260,20 @@ fn admin_rotate(shared: &Shared, request: tiny_http::Request, body: &Value) {
     }
 }
 
-/// `{"jwks": …}` and/or `{"graph": …}`, with `delay_ms` for `slow`.
+/// `{"jwks": …}`, `{"discovery": …}` and/or `{"graph": …}`, with `delay_ms` for `slow` and
+/// `times` to limit a JWKS or discovery fault to that many requests.
 fn admin_fault(shared: &Shared, request: tiny_http::Request, body: &Value) {
     let delay = body
         .get("delay_ms")
         .and_then(Value::as_u64)
         .map(Duration::from_millis);
+    let times = match body.get("times") {
+        None => None,
+        Some(times) => match times.as_u64() {
+            Some(times) => Some(times),
+            None => return admin_error(request, 400, "`times` must be a whole number"),
+        },
+    };
     let parse = |target: &str| -> Result<Option<Fault>, String> {
         let Some(name) = body.get(target) else {
             return Ok(None);
@@ -251,29 +283,44 @@ fn admin_fault(shared: &Shared, request: tiny_http::Request, body: &Value) {
             (Some("error500"), _) => Ok(Some(Fault::Error500)),
             (Some("invalid_json"), _) => Ok(Some(Fault::InvalidJson)),
             (Some("throttled"), _) => Ok(Some(Fault::Throttled)),
+            (Some("broken"), _) => Ok(Some(Fault::Broken)),
             (Some("slow"), Some(delay)) => Ok(Some(Fault::Slow(delay))),
             (Some("slow"), None) => Err("`slow` needs `delay_ms` (milliseconds)".into()),
             _ => Err(format!(
                 "`{target}` must be one of `none`, `error500`, `slow`, `invalid_json`, \
-                 `throttled`"
+                 `throttled`, `broken`"
             )),
         }
     };
-    let (jwks, graph) = match (parse("jwks"), parse("graph")) {
-        (Ok(None), Ok(None)) => {
-            return admin_error(request, 400, "name a fault for `jwks` and/or `graph`")
+    let (jwks, discovery, graph) = match (parse("jwks"), parse("discovery"), parse("graph")) {
+        (Ok(None), Ok(None), Ok(None)) => {
+            return admin_error(
+                request,
+                400,
+                "name a fault for `jwks`, `discovery` and/or `graph`",
+            )
         }
-        (Ok(jwks), Ok(graph)) => (jwks, graph),
-        (Err(error), _) | (_, Err(error)) => return admin_error(request, 400, &error),
+        (Ok(jwks), Ok(discovery), Ok(graph)) => (jwks, discovery, graph),
+        (Err(error), _, _) | (_, Err(error), _) | (_, _, Err(error)) => {
+            return admin_error(request, 400, &error)
+        }
+    };
+    let armed = |fault| match times {
+        Some(times) => ArmedFault::times(fault, times),
+        None => ArmedFault::until_changed(fault),
     };
     if let Some(fault) = jwks {
-        *lock(&shared.fault) = fault;
+        *lock(&shared.fault) = armed(fault);
+    }
+    if let Some(fault) = discovery {
+        *lock(&shared.discovery_fault) = armed(fault);
     }
     if let Some(fault) = graph {
         *lock(&shared.graph_fault) = fault;
     }
     let answer = json!({
-        "jwks": fault_name(*lock(&shared.fault)),
+        "jwks": fault_name(lock(&shared.fault).fault),
+        "discovery": fault_name(lock(&shared.discovery_fault).fault),
         "graph": fault_name(*lock(&shared.graph_fault)),
     });
     respond_json(request, 200, &[], &answer);
@@ -287,7 +334,8 @@ fn stats(shared: &Shared) -> Value {
         "discovery_fetches": shared.discovery_fetches.load(Ordering::SeqCst),
         "signing_kid": keys.signing.kid(),
         "published_kids": published,
-        "jwks_fault": fault_name(*lock(&shared.fault)),
+        "jwks_fault": fault_name(lock(&shared.fault).fault),
+        "discovery_fault": fault_name(lock(&shared.discovery_fault).fault),
         "graph_calls": shared.graph_calls.load(Ordering::SeqCst),
         "graph_member_lookups": shared.graph_member_lookups.load(Ordering::SeqCst),
         "client_credentials_issued": shared.client_credentials_issued.load(Ordering::SeqCst),
@@ -329,6 +377,7 @@ fn fault_name(fault: Fault) -> String {
         Fault::Slow(delay) => format!("slow ({} ms)", delay.as_millis()),
         Fault::InvalidJson => "invalid_json".into(),
         Fault::Throttled => "throttled".into(),
+        Fault::Broken => "broken".into(),
     }
 }
 

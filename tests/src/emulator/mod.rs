@@ -12,7 +12,7 @@
 //! | `GET /{tenant}/discovery/keys`, `GET /{tenant}/discovery/v2.0/keys` | JWKS |
 //! | `POST /_admin/token` | body: a [`TokenRequest`]; answers `{"access_token": …}` |
 //! | `POST /_admin/rotate` | body `{"keep_previous": bool}` (default true); answers `{"kid": …}` |
-//! | `POST /_admin/fault` | body `{"jwks": "none" \| "error500" \| "slow" \| "invalid_json", "delay_ms": N}` |
+//! | `POST /_admin/fault` | body `{"jwks": "none" \| "error500" \| "slow" \| "invalid_json" \| "throttled" \| "broken", "delay_ms": N}`; also `"discovery"` and `"graph"`; `"times": N` limits a JWKS or discovery fault to the next N requests |
 //! | `GET /_admin/stats` | fetch counters and key ids |
 //! | `GET /_admin/users` | the fixture users |
 //!
@@ -22,7 +22,7 @@
 //! |---|---|
 //! | `GET /{tenant}/oauth2/v2.0/authorize`, `GET /{tenant}/oauth2/authorize` | the sign-in page: one button per fixture user (`id="user-ada"`); a bad `client_id` or `redirect_uri` (or any other bad parameter) is a 400 HTML error page |
 //! | `POST` the same paths | the page's form: issues a one-time code, `302` to `redirect_uri?code=…&state=…` (`cancel` answers `error=access_denied`) |
-//! | `POST /{tenant}/oauth2/v2.0/token`, `POST /{tenant}/oauth2/token` | `grant_type=authorization_code`: a v2 (v1) ID token and a Graph access token; `grant_type=client_credentials` with `scope=https://graph.microsoft.com/.default`: an app-only Graph token (`roles` [`GRAPH_APP_ROLE`]) |
+//! | `POST /{tenant}/oauth2/v2.0/token`, `POST /{tenant}/oauth2/token` | `grant_type=authorization_code`: a v2 (v1) ID token and a Graph access token; `grant_type=client_credentials` with `scope=https://graph.microsoft.com/.default`: an app-only Graph token (`roles` [`GRAPH_APP_ROLE`]); with `scope=api://{client id}/.default`: an app-only token for the gateway's own API (no role) |
 //! | `POST /graph/v1.0/{me \| users/{id}}/getMemberObjects` | body `{"securityEnabledOnly": bool}`: the transitive group ids |
 //! | `GET /graph/v1.0/{me \| users/{id}}/transitiveMemberOf` | groups, paged (`$top`, `$skiptoken`, `@odata.nextLink`) |
 //! | `GET /graph/v1.0/me`, `GET /graph/v1.0/users/{id}` | the user's profile |
@@ -65,7 +65,7 @@ use keys::SigningKey;
 use signin::Codes;
 use token::Issuance;
 
-/// A fault injected into the JWKS endpoints or into Microsoft Graph.
+/// A fault injected into the JWKS endpoints, the discovery documents or Microsoft Graph.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Fault {
@@ -80,6 +80,46 @@ pub enum Fault {
     InvalidJson,
     /// Answer 429 with `Retry-After: 1`, as a throttled service does.
     Throttled,
+    /// Answer with bytes that are not HTTP: the client's request fails without a status, as
+    /// over a connection that drops before the answer.
+    Broken,
+}
+
+/// A fault and how many more requests it applies to (`None`: until changed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct ArmedFault {
+    fault: Fault,
+    remaining: Option<u64>,
+}
+
+impl ArmedFault {
+    fn until_changed(fault: Fault) -> Self {
+        Self {
+            fault,
+            remaining: None,
+        }
+    }
+
+    fn times(fault: Fault, times: u64) -> Self {
+        if times == 0 {
+            return Self::default();
+        }
+        Self {
+            fault,
+            remaining: Some(times),
+        }
+    }
+
+    /// The fault for one request, counted.
+    fn take(&mut self) -> Fault {
+        let fault = self.fault;
+        match self.remaining {
+            Some(n) if n <= 1 => *self = Self::default(),
+            Some(n) => self.remaining = Some(n - 1),
+            None => {}
+        }
+        fault
+    }
 }
 
 /// Why the emulator cannot do what was asked.
@@ -147,7 +187,10 @@ struct Shared {
     url: String,
     addr: SocketAddr,
     keys: Mutex<KeySet>,
-    fault: Mutex<Fault>,
+    /// The fault of the JWKS endpoints.
+    fault: Mutex<ArmedFault>,
+    /// The fault of the discovery documents.
+    discovery_fault: Mutex<ArmedFault>,
     jwks_fetches: AtomicU64,
     discovery_fetches: AtomicU64,
     /// Authorization codes issued and not yet presented, and those presented.
@@ -210,7 +253,8 @@ impl Emulator {
                 previous: Vec::new(),
                 position: 0,
             }),
-            fault: Mutex::new(Fault::None),
+            fault: Mutex::new(ArmedFault::default()),
+            discovery_fault: Mutex::new(ArmedFault::default()),
             jwks_fetches: AtomicU64::new(0),
             discovery_fetches: AtomicU64::new(0),
             codes: Mutex::new(Codes::default()),
@@ -300,12 +344,33 @@ impl Emulator {
 
     /// Sets the fault the JWKS endpoints answer with from now on.
     pub fn set_jwks_fault(&self, fault: Fault) {
-        *lock(&self.shared.fault) = fault;
+        *lock(&self.shared.fault) = ArmedFault::until_changed(fault);
     }
 
-    /// The fault the JWKS endpoints answer with.
+    /// Sets the fault the next `times` JWKS requests get; those after them are answered
+    /// normally.
+    pub fn set_jwks_fault_times(&self, fault: Fault, times: u64) {
+        *lock(&self.shared.fault) = ArmedFault::times(fault, times);
+    }
+
+    /// The fault the JWKS endpoints answer the next request with.
     pub fn jwks_fault(&self) -> Fault {
-        *lock(&self.shared.fault)
+        lock(&self.shared.fault).fault
+    }
+
+    /// Sets the fault the discovery documents (v1 and v2) answer with from now on.
+    pub fn set_discovery_fault(&self, fault: Fault) {
+        *lock(&self.shared.discovery_fault) = ArmedFault::until_changed(fault);
+    }
+
+    /// Sets the fault the next `times` discovery requests get.
+    pub fn set_discovery_fault_times(&self, fault: Fault, times: u64) {
+        *lock(&self.shared.discovery_fault) = ArmedFault::times(fault, times);
+    }
+
+    /// The fault the discovery documents answer the next request with.
+    pub fn discovery_fault(&self) -> Fault {
+        lock(&self.shared.discovery_fault).fault
     }
 
     /// JWKS requests received for this tenant, on both paths, whatever the answer (a fault
@@ -478,16 +543,22 @@ impl Emulator {
         self.shared.client_credentials_issued.load(Ordering::SeqCst)
     }
 
-    /// An app-only Microsoft Graph access token with `roles`, as the client credentials
-    /// grant issues with `roles` `[`[`GRAPH_APP_ROLE`]`]` (not counted by
-    /// [`Emulator::client_credentials_issued`]): for tests of tokens without the role.
+    /// An app-only Microsoft Graph access token with `roles` (no `roles` claim when empty),
+    /// as the client credentials grant issues with `roles` `[`[`GRAPH_APP_ROLE`]`]` (not
+    /// counted by [`Emulator::client_credentials_issued`]): for tests of tokens without the
+    /// role.
     ///
     /// # Errors
     ///
     /// When signing fails.
     pub fn graph_app_token(&self, roles: &[&str]) -> Result<String, EmulatorError> {
-        self.shared
-            .sign(1, &self.shared.issuance().app_token_claims(roles))
+        self.shared.sign(
+            1,
+            &self
+                .shared
+                .issuance()
+                .app_token_claims(GRAPH_AUDIENCE, roles),
+        )
     }
 }
 

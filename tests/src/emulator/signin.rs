@@ -738,9 +738,12 @@ const GRAPH_DEFAULT_SCOPES: [&str; 2] = [
 ];
 
 /// The client credentials grant (reference §4.4, application permissions): once the client
-/// has authenticated as for a code, an app-only Graph access token with the application
-/// permission the registration was granted. Graph is the only resource: `scope` is its
-/// `/.default` (on the v1 endpoint, `resource` is Graph's URI or id instead).
+/// has authenticated as for a code, an app-only access token. For Microsoft Graph (`scope` its
+/// `/.default`; on the v1 endpoint `resource` is Graph's URI or id instead) it carries the
+/// application permission the registration was granted. For the gateway's own web API
+/// (`api://{client id}/.default` or `{client id}/.default`; v1: `resource`
+/// `api://{client id}` or the client id), as Entra issues to any client of the tenant that
+/// asks, it carries no role: the API defines none.
 fn client_credentials(
     shared: &Shared,
     pairs: &[(String, String)],
@@ -749,7 +752,13 @@ fn client_credentials(
 ) -> Result<serde_json::Value, TokenError> {
     let get = |name: &str| urlencoded::value(pairs, name);
     authenticate_client(shared, basic, get("client_id"), get("client_secret"))?;
+    let client_id = shared.fixtures.client_id.as_str();
+    let api_uri = format!("api://{client_id}");
+    // The gateway's API, by its application id URI or client id: the token's `aud`.
+    let is_api = |resource: &str| resource == api_uri || resource.eq_ignore_ascii_case(client_id);
+    let mut audience = GRAPH_AUDIENCE;
     match (version, get("scope"), get("resource")) {
+        (1, None, Some(resource)) if is_api(resource) => audience = resource,
         (1, None, Some(resource)) => {
             let graph = [GRAPH_AUDIENCE, "https://graph.microsoft.com/", GRAPH_APP_ID];
             if !graph.contains(&resource) {
@@ -773,6 +782,9 @@ fn client_credentials(
         }
         (_, None, _) => return Err(missing_parameter("scope")),
         (_, Some(scope), _) if GRAPH_DEFAULT_SCOPES.contains(&scope) => {}
+        (_, Some(scope), _) if scope.strip_suffix("/.default").is_some_and(is_api) => {
+            audience = scope.trim_end_matches("/.default");
+        }
         (_, Some(scope), _) if scope.ends_with("/.default") && !scope.contains(' ') => {
             return Err(token_error(
                 "invalid_scope",
@@ -798,8 +810,13 @@ fn client_credentials(
             ))
         }
     }
+    let roles: &[&str] = if audience == GRAPH_AUDIENCE {
+        &[GRAPH_APP_ROLE]
+    } else {
+        &[]
+    };
     let access_token = shared
-        .sign(1, &shared.issuance().app_token_claims(&[GRAPH_APP_ROLE]))
+        .sign(1, &shared.issuance().app_token_claims(audience, roles))
         .map_err(|error| token_error("server_error", 90_033, error.to_string()))?;
     shared
         .client_credentials_issued

@@ -325,17 +325,19 @@ impl Issuance<'_> {
 }
 
 impl Issuance<'_> {
-    /// The claims of an app-only Microsoft Graph access token (client credentials grant): a
-    /// v1 token for [`GRAPH_AUDIENCE`] with `idtyp` `app`, `roles`, no `scp`, and the
-    /// service principal ([`SERVICE_PRINCIPAL_ID`]) as `oid` and `sub`.
-    pub(crate) fn app_token_claims(&self, roles: &[&str]) -> Map<String, Value> {
+    /// The claims of an app-only access token (client credentials grant) for `audience`: a
+    /// v1 token with `roles` (left out when there are none, as Entra leaves out claims without
+    /// a value), no `scp`, and the service principal ([`SERVICE_PRINCIPAL_ID`]) as `oid` and
+    /// `sub`. Graph's tokens carry `idtyp` `app`; a web API's carry it only when its
+    /// registration asks for that optional claim, which the gateway's does not.
+    pub(crate) fn app_token_claims(&self, audience: &str, roles: &[&str]) -> Map<String, Value> {
         let tid = &self.fixtures.tenant_id;
         let client_id = &self.fixtures.client_id;
         let mut claims = Map::new();
         let mut set = |name: &str, value: Value| {
             claims.insert(name.to_owned(), value);
         };
-        set("aud", json!(GRAPH_AUDIENCE));
+        set("aud", json!(audience));
         set("iss", json!(v1_issuer(tid)));
         set("iat", json!(self.now));
         set("nbf", json!(self.now));
@@ -344,11 +346,15 @@ impl Issuance<'_> {
         set("idp", json!(v1_issuer(tid)));
         set("appid", json!(client_id));
         set("appidacr", json!("1"));
-        set("app_displayname", json!("edge-access (emulator)"));
         set("oid", json!(SERVICE_PRINCIPAL_ID));
         set("sub", json!(SERVICE_PRINCIPAL_ID));
-        set("idtyp", json!("app"));
-        set("roles", json!(roles));
+        if audience == GRAPH_AUDIENCE {
+            set("app_displayname", json!("edge-access (emulator)"));
+            set("idtyp", json!("app"));
+        }
+        if !roles.is_empty() {
+            set("roles", json!(roles));
+        }
         set("ver", json!("1.0"));
         claims
     }
