@@ -12,6 +12,7 @@ mod apply;
 mod body;
 mod error;
 mod filter;
+mod manager;
 mod members;
 mod patch;
 mod path;
