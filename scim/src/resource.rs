@@ -400,6 +400,9 @@ pub enum Condition {
     DisplayName(String),
     /// `active eq`.
     Active(bool),
+    /// `members[value eq "…"]` (also `members.value eq` and `members eq`): the group has
+    /// this direct member (ids folded).
+    Member(String),
 }
 
 /// Which resource a filter is for.
@@ -464,6 +467,13 @@ pub fn conditions(filter: &Filter, kind: ResourceKind) -> Result<Vec<Condition>,
                 ))),
             };
             let name = path.attr.to_ascii_lowercase();
+            // `members eq` compares the members' `value` (RFC 7643 §2.4: the sub-attribute a
+            // multi-valued attribute's primary value is kept in).
+            let member_value = path.filter.is_none()
+                && path
+                    .sub_attr
+                    .as_deref()
+                    .is_none_or(|s| s.eq_ignore_ascii_case("value"));
             let work_email = path.filter.as_ref().is_some_and(|f| {
                 f.attr.eq_ignore_ascii_case("type") && f.value.eq_ignore_ascii_case("work")
             }) && path
@@ -484,6 +494,9 @@ pub fn conditions(filter: &Filter, kind: ResourceKind) -> Result<Vec<Condition>,
                 (ResourceKind::User, "emails", true) if work_email => {
                     Ok(Condition::WorkEmail(fold(&string()?)))
                 }
+                (ResourceKind::Group, "members", _) if member_value => {
+                    Ok(Condition::Member(fold(&string()?)))
+                }
                 (ResourceKind::User, "active", false) => match active_value(&c.value) {
                     Some(b) => Ok(Condition::Active(b)),
                     None => Err(bad("`active` must be compared with true or false".into())),
@@ -491,7 +504,7 @@ pub fn conditions(filter: &Filter, kind: ResourceKind) -> Result<Vec<Condition>,
                 _ => Err(bad(format!(
                     "filtering {}s on `{}` is not supported (userName, externalId, id, \
                      emails[type eq \"work\"].value, displayName, active for users; \
-                     displayName, externalId, id for groups)",
+                     displayName, externalId, id, members[value eq \"…\"] for groups)",
                     kind.as_str(),
                     filter_text(path)
                 ))),

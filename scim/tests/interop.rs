@@ -1,7 +1,9 @@
 //! Entra's provisioning requests replayed against the crate, for what Entra reads back: the
 //! enterprise `manager` (sent as a bare id, read back as `{"value": id}`), attribute names
 //! inside filtered paths without case (RFC 7643 §2.1), removes and replaces that must not
-//! re-enable a user, change `schemas` or drop sub-attributes (RFC 7644 §3.5.2).
+//! re-enable a user, change `schemas` or drop sub-attributes (RFC 7644 §3.5.2), the group
+//! membership check (`id eq "…" and members[value eq "…"]`) and `attributes=` (RFC 7644
+//! §3.4.2.5).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,8 +12,8 @@
 )]
 
 use edge_access_scim::{
-    apply, member_ids, GroupRecord, PatchRequest, ScimType, UserRecord, ENTERPRISE_USER,
-    USER_SCHEMA,
+    apply, conditions, member_ids, Condition, Filter, GroupRecord, PatchRequest, Projection,
+    ResourceKind, ScimType, UserRecord, ENTERPRISE_USER, USER_SCHEMA,
 };
 use serde_json::{json, Map, Value};
 
@@ -374,4 +376,176 @@ fn replacing_part_of_a_complex_attribute_keeps_the_rest() {
         record.resource["phoneNumbers"],
         json!([{ "type": "work", "value": "1" }])
     );
+}
+
+// ---- the membership check and attributes= ----------------------------------------------
+
+fn group_conditions(text: &str) -> Result<Vec<Condition>, ScimType> {
+    Filter::parse(text)
+        .and_then(|f| conditions(&f, ResourceKind::Group))
+        .map_err(|e| e.scim_type)
+}
+
+#[test]
+fn the_membership_check_is_a_filter() {
+    let g = "7A3E5B0C-0000-4000-8000-000000000001";
+    let u = "7A3E5B0C-0000-4000-8000-000000000002";
+    let expected = vec![
+        Condition::Id(g.to_ascii_lowercase()),
+        Condition::Member(u.to_ascii_lowercase()),
+    ];
+    for text in [
+        format!(r#"id eq "{g}" and members[value eq "{u}"]"#),
+        format!(r#"id eq "{g}" and members.value eq "{u}""#),
+        // Microsoft's reference code's form.
+        format!(r#"id eq "{g}" and members eq "{u}""#),
+        format!(r#"ID EQ "{g}" AND Members[Value EQ "{u}"]"#),
+    ] {
+        assert_eq!(group_conditions(&text).unwrap(), expected, "{text}");
+    }
+    assert_eq!(
+        group_conditions(r#"members[value eq "u1"]"#).unwrap(),
+        [Condition::Member("u1".into())]
+    );
+    assert_eq!(
+        group_conditions(r#"members[value eq "u1"] and displayName eq "G""#).unwrap(),
+        [
+            Condition::Member("u1".into()),
+            Condition::DisplayName("g".into())
+        ]
+    );
+}
+
+#[test]
+fn membership_filters_beyond_the_check_are_refused() {
+    for text in [
+        r#"members[value eq "a" or value eq "b"]"#,
+        r#"members[value eq "a" and type eq "User"]"#,
+        r#"members[display eq "a"]"#,
+        r#"members[type eq "User"]"#,
+        r#"members[value co "a"]"#,
+        r#"members[value eq "a"].display eq "x""#,
+        r#"members[value eq "a"] eq "x""#,
+        r#"members.display eq "a""#,
+        r#"members pr"#,
+        r#"members[value eq "a"] or id eq "b""#,
+        r#"not (members[value eq "a"])"#,
+        r#"members[value eq "a"]]"#,
+        r#"members[value eq true]"#,
+    ] {
+        assert_eq!(
+            group_conditions(text).unwrap_err(),
+            ScimType::InvalidFilter,
+            "{text}"
+        );
+    }
+    // Users have no members.
+    assert_eq!(
+        Filter::parse(r#"members[value eq "a"]"#)
+            .and_then(|f| conditions(&f, ResourceKind::User))
+            .unwrap_err()
+            .scim_type,
+        ScimType::InvalidFilter
+    );
+}
+
+fn rendered_user() -> Value {
+    json!({
+        "schemas": [USER_SCHEMA, ENTERPRISE_USER], "id": "u1", "userName": "ada@example.com",
+        "name": { "givenName": "Ada", "familyName": "Lovelace" },
+        "emails": [{ "type": "work", "value": "ada@example.com" }, { "type": "home", "value": "a@home" }],
+        ENTERPRISE_USER: { "manager": { "value": "m1" }, "department": "R&D" },
+        "meta": { "resourceType": "User", "version": "W/\"1\"" }
+    })
+}
+
+fn project(attributes: Option<&str>, excluded: Option<&str>) -> Value {
+    Projection::parse(attributes, excluded)
+        .unwrap()
+        .apply(rendered_user())
+}
+
+#[test]
+fn attributes_select_what_is_returned_with_id_and_schemas_always() {
+    assert_eq!(
+        project(Some("id"), None),
+        json!({ "schemas": [USER_SCHEMA, ENTERPRISE_USER], "id": "u1" })
+    );
+    assert_eq!(
+        project(Some("USERNAME, name.givenName,emails.value"), None),
+        json!({ "schemas": [USER_SCHEMA, ENTERPRISE_USER], "id": "u1", "userName": "ada@example.com",
+                "name": { "givenName": "Ada" },
+                "emails": [{ "value": "ada@example.com" }, { "value": "a@home" }] })
+    );
+    assert_eq!(
+        project(
+            Some(&format!(
+                "{USER_SCHEMA}:userName,{ENTERPRISE_USER}:manager,meta"
+            )),
+            None
+        ),
+        json!({ "schemas": [USER_SCHEMA, ENTERPRISE_USER], "id": "u1", "userName": "ada@example.com",
+                ENTERPRISE_USER: { "manager": { "value": "m1" } },
+                "meta": { "resourceType": "User", "version": "W/\"1\"" } })
+    );
+    assert_eq!(
+        project(Some(ENTERPRISE_USER), None)[ENTERPRISE_USER],
+        json!({ "manager": { "value": "m1" }, "department": "R&D" })
+    );
+    // Exclusions, sub-attributes included; id and schemas stay.
+    let excluded = project(
+        None,
+        Some(&format!(
+            "emails,name.familyName,id,schemas,{ENTERPRISE_USER}:department"
+        )),
+    );
+    assert!(excluded.get("emails").is_none());
+    assert_eq!(excluded["name"], json!({ "givenName": "Ada" }));
+    assert_eq!(excluded["id"], "u1");
+    assert_eq!(
+        excluded[ENTERPRISE_USER],
+        json!({ "manager": { "value": "m1" } })
+    );
+    // Unknown attributes select nothing; no parameter returns everything.
+    assert_eq!(
+        project(Some("nickName"), None),
+        json!({ "schemas": [USER_SCHEMA, ENTERPRISE_USER], "id": "u1" })
+    );
+    assert_eq!(project(None, None), rendered_user());
+    assert_eq!(project(Some(""), None), rendered_user());
+    // Whether members would be returned (a server need not read them otherwise).
+    let p = Projection::parse(Some("id"), None).unwrap();
+    assert!(!p.returns("members"));
+    assert!(Projection::parse(Some("displayName,Members"), None)
+        .unwrap()
+        .returns("members"));
+    assert!(!Projection::parse(None, Some("members"))
+        .unwrap()
+        .returns("members"));
+    assert!(Projection::parse(None, None).unwrap().returns("members"));
+    assert!(Projection::parse(None, Some("members.display"))
+        .unwrap()
+        .returns("members"));
+}
+
+#[test]
+fn attributes_that_are_not_attribute_names_are_refused() {
+    for bad in [
+        r#"emails[type eq "work"]"#,
+        "a b",
+        "name.",
+        "urn:x:",
+        &"a,".repeat(200),
+    ] {
+        assert_eq!(
+            Projection::parse(Some(bad), None).unwrap_err().scim_type,
+            ScimType::InvalidValue,
+            "{bad}"
+        );
+        assert_eq!(
+            Projection::parse(None, Some(bad)).unwrap_err().scim_type,
+            ScimType::InvalidValue,
+            "{bad}"
+        );
+    }
 }

@@ -1234,6 +1234,14 @@ fn where_clause(conditions: &[Condition], kind: ResourceKind) -> (String, Vec<Js
     let mut args = Vec::new();
     for c in conditions {
         let n = args.len() + 1;
+        if let Condition::Member(id) = c {
+            parts.push(format!(
+                "EXISTS (SELECT 1 FROM scim_members m WHERE m.group_id = {prefix}id \
+                 AND m.member_id = ?{n})"
+            ));
+            args.push(text(id));
+            continue;
+        }
         let (column, value) = match c {
             Condition::Id(v) => ("id", text(v)),
             Condition::UserName(v) => ("user_name_key", text(v)),
@@ -1241,6 +1249,8 @@ fn where_clause(conditions: &[Condition], kind: ResourceKind) -> (String, Vec<Js
             Condition::WorkEmail(v) => ("work_email_key", text(v)),
             Condition::DisplayName(v) => ("display_name_key", text(v)),
             Condition::Active(b) => ("active", num(u64::from(*b))),
+            // Handled above.
+            Condition::Member(_) => continue,
         };
         parts.push(format!("{prefix}{column} = ?{n}"));
         args.push(value);
