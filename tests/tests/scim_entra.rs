@@ -180,6 +180,7 @@ fn new_user(c: &ScimClient, user_name: &str, display_name: &str) -> String {
         display_name: display_name.to_owned(),
         groups: Vec::new(),
         employee_number: None,
+        manager: None,
     };
     c.create_user(&user).unwrap()["id"]
         .as_str()
@@ -923,6 +924,7 @@ fn wrong_or_missing_tokens_are_refused() {
         display_name: "Auth Created".into(),
         groups: Vec::new(),
         employee_number: None,
+        manager: None,
     }
     .create_payload()
     .to_string();

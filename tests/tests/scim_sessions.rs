@@ -576,6 +576,7 @@ fn keyed_person(key: &str, oid: &str) -> DirectoryUser {
         display_name: "Keyed Person".into(),
         groups: Vec::new(),
         employee_number: None,
+        manager: None,
     }
 }
 
