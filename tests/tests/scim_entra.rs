@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use edge_access_tests::client::{HttpClient, HttpResponse};
 use edge_access_tests::emulator::provisioning::{
-    CycleOptions, CycleReport, Dialect, Directory, DirectoryUser, ExternalId, ScimClient,
+    patch_op, CycleOptions, CycleReport, Dialect, Directory, DirectoryUser, ExternalId, ScimClient,
     ENTERPRISE_USER, ERROR_SCHEMA, GROUP_SCHEMA, LIST_RESPONSE, PATCH_OP, SCIM_MEDIA_TYPE,
     USER_SCHEMA,
 };
@@ -1592,5 +1592,101 @@ fn discovery_documents_are_served() {
     assert!(
         schemas.contains(USER_SCHEMA) && schemas.contains(GROUP_SCHEMA),
         "{schemas}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// (d) Entra interop: what Entra sends, read back as Entra reads it
+// ---------------------------------------------------------------------------------------
+
+/// Entra's provisioning sends changes to one group from several workers at once: adds and
+/// removes of different members all apply; a write that still has to be retried says when.
+#[test]
+fn concurrent_member_changes_to_one_group_do_not_conflict() {
+    let Some(stack) = stack("concurrent_member_changes_to_one_group_do_not_conflict") else {
+        return;
+    };
+    let c = client(stack, Dialect::AadOptscim062020);
+    let users: Vec<String> = (0..20)
+        .map(|i| {
+            new_user(
+                &c,
+                &format!("concurrent.{i}@example.com"),
+                &format!("Concurrent {i}"),
+            )
+        })
+        .collect();
+    let group = new_group(&c, "Concurrent group", &[]);
+    let patch_all = |messages: Vec<Value>| -> Vec<HttpResponse> {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = messages
+                .iter()
+                .map(|message| {
+                    let c = &c;
+                    let path = format!("/Groups/{group}");
+                    scope.spawn(move || send_json(c, "PATCH", &path, message))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    };
+    // Ten adds at once.
+    let adds: Vec<Value> = users[..10]
+        .iter()
+        .map(|u| Dialect::AadOptscim062020.add_members(&[u]))
+        .collect();
+    for answer in patch_all(adds) {
+        assert_no_content(&answer, "concurrent add");
+    }
+    let expected: BTreeSet<String> = users[..10].iter().cloned().collect();
+    assert_eq!(
+        member_values(&c.group(&group, false).unwrap().unwrap()),
+        expected
+    );
+    // Five removes and five adds at once, in both dialects' shapes.
+    let mut changes: Vec<Value> = users[..5]
+        .iter()
+        .enumerate()
+        .map(|(i, u)| Dialect::ALL[i % 2].remove_member(u))
+        .collect();
+    changes.extend(
+        users[10..15]
+            .iter()
+            .map(|u| Dialect::Default.add_members(&[u])),
+    );
+    for answer in patch_all(changes) {
+        assert_no_content(&answer, "concurrent add or remove");
+    }
+    let expected: BTreeSet<String> = users[5..15].iter().cloned().collect();
+    assert_eq!(
+        member_values(&c.group(&group, false).unwrap().unwrap()),
+        expected
+    );
+    // Renames do read and write the same resource: each lands, or is a 503 that says when to
+    // retry; the group ends with one of the names.
+    let renames: Vec<Value> = (0..8)
+        .map(|i| patch_op(vec![json!({ "op": "replace", "path": "displayName", "value": format!("Concurrent group {i}") })]))
+        .collect();
+    let answers = patch_all(renames);
+    assert!(answers.iter().any(|a| a.status == 204), "{answers:?}");
+    for answer in &answers {
+        if answer.status != 204 {
+            assert_scim_error(answer, 503, None, "concurrent rename");
+            let retry = answer.header("retry-after").unwrap_or_default();
+            assert!(retry.parse::<u64>().is_ok_and(|s| s >= 1), "{answer:?}");
+        }
+    }
+    let group_now = c.group(&group, false).unwrap().unwrap();
+    assert!(
+        group_now["displayName"]
+            .as_str()
+            .unwrap()
+            .starts_with("Concurrent group "),
+        "{group_now}"
+    );
+    assert_eq!(
+        member_values(&group_now),
+        expected,
+        "renames keep the members"
     );
 }

@@ -22,6 +22,10 @@ use crate::log;
 /// Where SCIM is served.
 pub const PREFIX: &str = "/cdn-cgi/access/scim/v2";
 
+/// When a client told to retry (503) may: writes that conflict are short, so a second is
+/// ample (RFC 9110 §10.2.3).
+const RETRY_AFTER_SECONDS: &str = "1";
+
 /// The largest body accepted (a group replaced with many thousands of members fits).
 const MAX_BODY: usize = 4 << 20;
 
@@ -41,7 +45,7 @@ pub enum Failure {
     TooLarge,
     /// 501: a SCIM feature this server does not offer (bulk, `.search`, `/Me`).
     NotImplemented(&'static str),
-    /// 503: concurrent writes kept conflicting.
+    /// 503 with `Retry-After`: concurrent writes to the resource kept conflicting.
     Busy,
     /// 500: storage failed; the detail goes to the log only.
     Internal(String),
@@ -199,6 +203,7 @@ pub async fn handle(mut request: Request, env: &Env, gateway: &Gateway) -> Respo
             let response = respond(failure.status(), Some(&failure.body()), None);
             let extra = match failure {
                 Failure::Unauthorized(_) => Some(("WWW-Authenticate", "Bearer")),
+                Failure::Busy => Some(("Retry-After", RETRY_AFTER_SECONDS)),
                 _ => None,
             };
             match extra {

@@ -1,8 +1,12 @@
 //! Users, groups and memberships in D1, and what their changes do to sessions.
 //!
 //! Every write is one `batch` (a transaction). Updates start with a guard that fails the batch
-//! when the resource's `version` moved since it was read, and are then retried from the read:
-//! no concurrent write is lost. The effects on sessions ride in the same batch:
+//! when what the write was computed from changed since it was read, and are then retried from
+//! the read (after a short random pause; a write still conflicting after [`ATTEMPTS`] is a 503
+//! with `Retry-After`): no concurrent write is lost. A user's guard is its `version`; a group's
+//! is its stored resource (without members), so member changes — inserts and deletes of rows,
+//! which commute — never conflict with each other, only with a change of the group's other
+//! attributes. The effects on sessions ride in the same batch:
 //!
 //! - `user_deprovision`: a user set inactive or deleted has every session revoked.
 //! - `identity_update_behavior: reauth`: a membership change (of the user, or of a group the
@@ -44,6 +48,18 @@ const DEFAULT_COUNT: u64 = 100;
 
 /// Attempts at a write whose resource keeps changing underneath.
 const ATTEMPTS: usize = 4;
+
+/// Waits a random 5–25 ms times the attempt before writing again, so writes that collided
+/// do not collide again in step.
+async fn back_off(attempt: usize) {
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let ms = ((5.0 + js_sys::Math::random() * 20.0) * attempt as f64) as u64;
+    worker::Delay::from(std::time::Duration::from_millis(ms)).await;
+}
 
 const LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 
@@ -459,7 +475,10 @@ impl<'a> Store<'a> {
         id: &str,
         change: impl Fn(&Map<String, Value>) -> Result<UserRecord, ScimError>,
     ) -> Result<Value, Failure> {
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                back_off(attempt).await;
+            }
             let row = self
                 .user_row(id)
                 .await?
@@ -520,7 +539,10 @@ impl<'a> Store<'a> {
     }
 
     pub async fn delete_user(&self, id: &str) -> Result<(), Failure> {
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                back_off(attempt).await;
+            }
             let row = self
                 .user_row(id)
                 .await?
@@ -741,14 +763,18 @@ impl<'a> Store<'a> {
     }
 
     /// Reads the group (never its members), computes its new record and member changes with
-    /// `change`, and writes them guarded by the version: each member change becomes inserts
-    /// or deletes, added members are checked inside the batch. Answers the group's id.
+    /// `change`, and writes them guarded by the stored resource they were computed from (not
+    /// the version, which member changes move): each member change becomes inserts or deletes,
+    /// added members are checked inside the batch. Answers the group's id.
     async fn write_group(
         &self,
         id: &str,
         change: impl Fn(&Map<String, Value>) -> Result<(GroupRecord, Vec<MemberChange>), ScimError>,
     ) -> Result<String, Failure> {
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                back_off(attempt).await;
+            }
             let row = self
                 .group_row(id, false)
                 .await?
@@ -799,24 +825,26 @@ impl<'a> Store<'a> {
                 // Everyone under the group is now in a group with another policy id.
                 self.touch(&mut effects, Touched::MembersOf(&row.id), false)?;
             }
-            let version = int(row.version) + 1;
             let mut write = vec![self.statement(
                 "UPDATE scim_groups SET display_name_key = ?2, external_id = ?3, policy_id = ?4, \
-                 resource = ?5, version = ?6, modified_ms = ?7 WHERE id = ?1",
+                 resource = ?5, version = version + 1, modified_ms = ?6 WHERE id = ?1",
                 &[
                     text(&row.id),
                     text(&record.display_name_key),
                     opt(record.external_id.as_deref()),
                     text(&policy),
                     text(&stored_text(&record.resource)?),
-                    num(version),
                     num(self.now_ms),
                 ],
             )?];
             for change in &changes {
                 write.extend(self.member_change(&row.id, change)?);
             }
-            let guard = self.guard("scim_groups", &row.id, int(row.version))?;
+            let guard = self.statement(
+                "INSERT INTO scim_write_guard (must_not_be_null) SELECT NULL WHERE NOT EXISTS \
+                 (SELECT 1 FROM scim_groups WHERE id = ?1 AND resource = ?2)",
+                &[text(&row.id), text(&row.resource)],
+            )?;
             let batch = self.around(Some(guard), effects, write)?;
             match self.submit(&row.id, batch).await {
                 Ok(()) => return Ok(row.id),
@@ -893,7 +921,10 @@ impl<'a> Store<'a> {
     }
 
     pub async fn delete_group(&self, id: &str) -> Result<(), Failure> {
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                back_off(attempt).await;
+            }
             let row = self
                 .group_row(id, false)
                 .await?
@@ -910,7 +941,12 @@ impl<'a> Store<'a> {
                 )?,
                 self.statement("DELETE FROM scim_groups WHERE id = ?1", &[text(&row.id)])?,
             ];
-            let guard = self.guard("scim_groups", &row.id, int(row.version))?;
+            // Nothing here was computed from the group's attributes: it only has to be there.
+            let guard = self.statement(
+                "INSERT INTO scim_write_guard (must_not_be_null) SELECT NULL WHERE NOT EXISTS \
+                 (SELECT 1 FROM scim_groups WHERE id = ?1)",
+                &[text(&row.id)],
+            )?;
             let batch = self.around(Some(guard), effects, write)?;
             match self.submit(&row.id, batch).await {
                 Ok(()) => return Ok(()),
