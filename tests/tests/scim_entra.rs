@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use edge_access_tests::client::{HttpClient, HttpResponse};
 use edge_access_tests::emulator::provisioning::{
-    patch_op, CycleOptions, CycleReport, Dialect, Directory, DirectoryUser, ExternalId, ScimClient,
-    ENTERPRISE_USER, ERROR_SCHEMA, GROUP_SCHEMA, LIST_RESPONSE, PATCH_OP, SCIM_MEDIA_TYPE,
-    USER_SCHEMA,
+    entra_reads_user, patch_op, Changes, CycleOptions, CycleReport, Dialect, Directory,
+    DirectoryUser, ExternalId, ScimClient, ENTERPRISE_USER, ERROR_SCHEMA, GROUP_SCHEMA,
+    LIST_RESPONSE, MANAGER_PATH, PATCH_OP, SCIM_MEDIA_TYPE, USER_SCHEMA,
 };
 use edge_access_tests::fixtures::Fixtures;
 use edge_access_tests::stack::{Stack, StackConfig, SCIM_PATH, SCIM_TOKEN};
@@ -886,10 +886,14 @@ fn tutorial_example_2_the_unquoted_filter_and_the_manager_patch() {
         "manager",
     );
     assert_eq!(updated["id"], id.as_str());
-    assert!(
-        updated.to_string().contains(&manager),
-        "the manager is stored: {updated}"
+    // Stored in the enterprise extension and read back complex (RFC 7643 §4.3), as Entra
+    // reads it.
+    assert_eq!(
+        updated[ENTERPRISE_USER]["manager"],
+        json!({ "value": manager }),
+        "{updated}"
     );
+    assert!(updated.get("manager").is_none(), "{updated}");
     assert_eq!(c.user(&id).unwrap().unwrap(), updated);
 }
 
@@ -1598,6 +1602,259 @@ fn discovery_documents_are_served() {
 // ---------------------------------------------------------------------------------------
 // (d) Entra interop: what Entra sends, read back as Entra reads it
 // ---------------------------------------------------------------------------------------
+
+/// Entra links managers after the users exist, sending the bare id, and reads every user
+/// back expecting `{"value": id}`: a second cycle matches without sending anything again.
+#[test]
+fn managers_are_linked_and_read_back_in_both_dialects() {
+    let Some(stack) = stack("managers_are_linked_and_read_back_in_both_dialects") else {
+        return;
+    };
+    for (dialect, mapping, tag) in [
+        (Dialect::Default, ExternalId::MailNickname, "mgr-dflt"),
+        (Dialect::AadOptscim062020, ExternalId::ObjectId, "mgr-aad"),
+    ] {
+        let c = client(stack, dialect).with_external_id(mapping);
+        let mut directory =
+            Directory::from_fixtures(&Fixtures::load_default().unwrap()).tagged(tag);
+        let boss = directory.users[0].key.clone();
+        for user in directory.users.iter_mut().skip(1) {
+            user.manager = Some(boss.clone());
+        }
+        let managed = directory.users.len() - 1;
+        let options = CycleOptions {
+            changes: Changes::default(),
+            ..CycleOptions::for_directory(&directory)
+        };
+        let first = c
+            .run_cycle(&directory, &options)
+            .unwrap_or_else(|e| panic!("{dialect}: {e}"));
+        assert_eq!(first.managers_linked, managed, "{dialect}: {first}");
+        let boss_id = first.user_id(&boss).unwrap();
+        for user in directory.users.iter().skip(1) {
+            let resource = c.user(first.user_id(&user.key).unwrap()).unwrap().unwrap();
+            assert_eq!(entra_reads_user(&resource), None, "{dialect}: {resource}");
+            assert_eq!(
+                resource[ENTERPRISE_USER]["manager"],
+                json!({ "value": boss_id }),
+                "{dialect}: {resource}"
+            );
+            assert!(
+                resource["schemas"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!(ENTERPRISE_USER)),
+                "{dialect}: {resource}"
+            );
+        }
+        let second = c
+            .run_cycle(&directory, &options)
+            .unwrap_or_else(|e| panic!("{dialect}: {e}"));
+        assert_eq!(second.users_matched, directory.users.len(), "{dialect}");
+        assert_eq!(second.users_updated, 0, "{dialect}: {second}");
+        assert_eq!(second.managers_linked, 0, "{dialect}: {second}");
+    }
+}
+
+/// A user whose manager was stored in any shape Entra (or the tutorial) sends stays readable:
+/// each answer is one Entra can deserialise, and clearing the manager works.
+#[test]
+fn every_shape_of_manager_reads_back_complex() {
+    let Some(stack) = stack("every_shape_of_manager_reads_back_complex") else {
+        return;
+    };
+    let c = client(stack, Dialect::Default);
+    let manager = new_user(&c, "shapes.manager@example.com", "Shapes Manager");
+    let id = new_user(&c, "shapes.report@example.com", "Shapes Report");
+    let path = format!("/Users/{id}");
+    let expected = json!({ "value": manager });
+    for operations in [
+        json!([{ "op": "Add", "path": MANAGER_PATH, "value": manager }]),
+        json!([{ "op": "add", "path": MANAGER_PATH, "value": manager }]),
+        json!([{ "op": "replace", "value": { MANAGER_PATH: manager } }]),
+        json!([{ "op": "replace", "value": { ENTERPRISE_USER: { "manager": manager } } }]),
+        json!([{ "op": "Add", "path": "manager", "value": [{ "$ref": null, "value": manager }] }]),
+        json!([{ "op": "Replace", "path": format!("{MANAGER_PATH}.value"), "value": manager }]),
+    ] {
+        assert_no_content_or_user(&c, &path, &operations, &expected);
+    }
+    // PUT with the string of Microsoft's schema example.
+    let body = json!({ "schemas": [USER_SCHEMA, ENTERPRISE_USER],
+        "userName": "shapes.report@example.com", ENTERPRISE_USER: { "manager": manager } });
+    let replaced = ok_json(&send_json(&c, "PUT", &path, &body), 200, "PUT");
+    assert_eq!(replaced[ENTERPRISE_USER]["manager"], expected, "{replaced}");
+    // Removed, then not there.
+    let removed = c
+        .patch_user(
+            &id,
+            &patch_op(vec![json!({ "op": "Remove", "path": MANAGER_PATH })]),
+        )
+        .unwrap();
+    assert!(
+        removed
+            .get(ENTERPRISE_USER)
+            .is_none_or(|e| e.get("manager").is_none()),
+        "{removed}"
+    );
+    // A manager that is no id is refused, and nothing changes.
+    let before = c.user(&id).unwrap().unwrap();
+    let bad = patch_op(vec![
+        json!({ "op": "Add", "path": MANAGER_PATH, "value": 7 }),
+    ]);
+    assert_scim_error(
+        &send_json(&c, "PATCH", &path, &bad),
+        400,
+        Some("invalidValue"),
+        "manager 7",
+    );
+    assert_eq!(c.user(&id).unwrap().unwrap(), before);
+}
+
+/// Sends `operations` to the user at `path`; the answer and a fresh GET hold `manager`
+/// `expected` and are readable by Entra.
+fn assert_no_content_or_user(c: &ScimClient, path: &str, operations: &Value, expected: &Value) {
+    let what = format!("PATCH {operations}");
+    let answer = ok_json(
+        &send_json(
+            c,
+            "PATCH",
+            path,
+            &patch_op(operations.as_array().unwrap().clone()),
+        ),
+        200,
+        &what,
+    );
+    assert_eq!(
+        answer[ENTERPRISE_USER]["manager"], *expected,
+        "{what}: {answer}"
+    );
+    assert_eq!(entra_reads_user(&answer), None, "{what}");
+    let got = ok_json(&send(c, "GET", path, &[], ""), 200, &what);
+    assert_eq!(got, answer, "{what}");
+}
+
+/// Attribute names in filtered paths compare without case (RFC 7643 §2.1): the entry is
+/// updated, on every multi-valued attribute alike.
+#[test]
+fn filtered_paths_compare_attribute_names_without_case() {
+    let Some(stack) = stack("filtered_paths_compare_attribute_names_without_case") else {
+        return;
+    };
+    let c = client(stack, Dialect::Default);
+    let body = json!({ "schemas": [USER_SCHEMA], "userName": "case.paths@example.com",
+        "emails": [{ "type": "work", "value": "case.paths@example.com", "primary": true }],
+        "phoneNumbers": [{ "type": "mobile", "value": "+1 555 0100" }] });
+    let created = ok_json(&send_json(&c, "POST", "/Users", &body), 201, "create");
+    let id = created["id"].as_str().unwrap();
+    let phone = c
+        .patch_user(
+            id,
+            &patch_op(vec![json!({ "op": "Replace",
+            "path": "phoneNumbers[Type eq \"mobile\"].Value", "value": "+1 555 0199" })]),
+        )
+        .unwrap();
+    assert_eq!(
+        phone["phoneNumbers"],
+        json!([{ "type": "mobile", "value": "+1 555 0199" }]),
+        "{phone}"
+    );
+    let email = c
+        .patch_user(
+            id,
+            &patch_op(vec![json!({ "op": "Replace",
+            "path": "emails[Type eq \"Work\"].Value", "value": "case.paths.new@example.com" })]),
+        )
+        .unwrap();
+    assert_eq!(
+        email["emails"],
+        json!([{ "type": "work", "value": "case.paths.new@example.com", "primary": true }]),
+        "{email}"
+    );
+    let found = c
+        .list_resources(
+            "Users",
+            &[(
+                "filter",
+                r#"emails[type eq "work"].value eq "case.paths.new@example.com""#,
+            )],
+        )
+        .unwrap();
+    assert_eq!(found.resources, [email]);
+}
+
+/// Removing `active` never re-enables a user; `schemas` belongs to the server; a partial
+/// complex value keeps the other sub-attributes; a PUT without `active` keeps the state.
+#[test]
+fn removes_and_replaces_keep_what_they_do_not_name() {
+    let Some(stack) = stack("removes_and_replaces_keep_what_they_do_not_name") else {
+        return;
+    };
+    let c = client(stack, Dialect::Default);
+    let id = new_user(&c, "keeps.state@example.com", "Keeps State");
+    let path = format!("/Users/{id}");
+    let disabled = c.disable_user(&id).unwrap();
+    assert_eq!(disabled["active"], false);
+    for (operations, scim_type) in [
+        (json!([{ "op": "Remove", "path": "active" }]), "mutability"),
+        (
+            json!([{ "op": "remove", "path": "urn:ietf:params:scim:schemas:core:2.0:User:active" }]),
+            "mutability",
+        ),
+        (
+            json!([{ "op": "Remove", "path": "userName" }]),
+            "mutability",
+        ),
+        (
+            json!([{ "op": "replace", "path": "schemas", "value": ["x"] }]),
+            "mutability",
+        ),
+        (
+            json!([{ "op": "Replace", "value": { "schemas": ["x"] } }]),
+            "mutability",
+        ),
+    ] {
+        let what = format!("PATCH {operations}");
+        let message = patch_op(operations.as_array().unwrap().clone());
+        assert_scim_error(
+            &send_json(&c, "PATCH", &path, &message),
+            400,
+            Some(scim_type),
+            &what,
+        );
+        assert_eq!(c.user(&id).unwrap().unwrap(), disabled, "{what}");
+    }
+    // Part of `name`, with a path or path-less: the other sub-attributes stay.
+    let renamed = c
+        .patch_user(
+            &id,
+            &patch_op(vec![
+                json!({ "op": "Replace", "path": "name", "value": { "givenName": "Kept" } }),
+            ]),
+        )
+        .unwrap();
+    let mut name = disabled["name"].clone();
+    name["givenName"] = json!("Kept");
+    assert_eq!(renamed["name"], name, "{renamed}");
+    let renamed = c
+        .patch_user(
+            &id,
+            &patch_op(vec![
+                json!({ "op": "replace", "value": { "name": { "familyName": "State" } } }),
+            ]),
+        )
+        .unwrap();
+    name["familyName"] = json!("State");
+    assert_eq!(renamed["name"], name, "{renamed}");
+    assert_eq!(renamed["active"], false);
+    // PUT without `active` keeps the user disabled; with it, it decides.
+    let body = json!({ "schemas": [USER_SCHEMA], "userName": "keeps.state@example.com" });
+    let replaced = ok_json(&send_json(&c, "PUT", &path, &body), 200, "PUT");
+    assert_eq!(replaced["active"], false, "{replaced}");
+    let mut body = body;
+    body["active"] = json!(true);
+    let replaced = ok_json(&send_json(&c, "PUT", &path, &body), 200, "PUT active");
+    assert_eq!(replaced["active"], true, "{replaced}");
+}
 
 /// Entra's provisioning sends changes to one group from several workers at once: adds and
 /// removes of different members all apply; a write that still has to be retried says when.

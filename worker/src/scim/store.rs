@@ -258,8 +258,7 @@ impl<'a> Store<'a> {
     }
 
     fn render_user(&self, row: &UserRow) -> Result<Value, Failure> {
-        let resource: Map<String, Value> = serde_json::from_str(&row.resource)
-            .map_err(|e| Failure::Internal(format!("stored user `{}`: {e}", row.id)))?;
+        let resource = stored_user(row)?;
         Ok(self.render(ResourceKind::User, &row.id, resource, row_meta(row)))
     }
 
@@ -454,8 +453,8 @@ impl<'a> Store<'a> {
     }
 
     pub async fn replace_user(&self, id: &str, body: &Value) -> Result<Value, Failure> {
-        let record = UserRecord::from_body(body)?;
-        self.write_user(id, |_| Ok(record.clone())).await
+        self.write_user(id, |stored| UserRecord::replacing(body, stored))
+            .await
     }
 
     pub async fn patch_user(&self, id: &str, body: &Value) -> Result<Value, Failure> {
@@ -483,9 +482,7 @@ impl<'a> Store<'a> {
                 .user_row(id)
                 .await?
                 .ok_or_else(|| not_found(ResourceKind::User, id))?;
-            let stored: Map<String, Value> = serde_json::from_str(&row.resource)
-                .map_err(|e| Failure::Internal(format!("stored user `{}`: {e}", row.id)))?;
-            let record = change(&stored)?;
+            let record = change(&stored_user(&row)?)?;
             self.check_bound(&record)?;
             if record.user_name_key != row.user_name_key {
                 self.name_free(ResourceKind::User, &record.user_name_key, &row.id)
@@ -1242,6 +1239,13 @@ fn exclude(mut resource: Value, query: &[(String, String)]) -> Value {
         }
     }
     resource
+}
+
+/// A stored user as it is served and patched (see [`UserRecord::normalised`]).
+fn stored_user(row: &UserRow) -> Result<Map<String, Value>, Failure> {
+    let resource: Map<String, Value> = serde_json::from_str(&row.resource)
+        .map_err(|e| Failure::Internal(format!("stored user `{}`: {e}", row.id)))?;
+    Ok(UserRecord::normalised(resource))
 }
 
 fn list_params(
