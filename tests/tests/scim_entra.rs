@@ -1947,3 +1947,148 @@ fn concurrent_member_changes_to_one_group_do_not_conflict() {
         "renames keep the members"
     );
 }
+
+/// The membership check of Microsoft's reference SCIM code, and `attributes=`.
+#[test]
+fn the_membership_check_and_attribute_selection() {
+    let Some(stack) = stack("the_membership_check_and_attribute_selection") else {
+        return;
+    };
+    let c = client(stack, Dialect::Default);
+    let member = new_user(&c, "check.member@example.com", "Check Member");
+    let other = new_user(&c, "check.other@example.com", "Check Other");
+    let group = new_group(&c, "Membership check", &[&member]);
+    assert!(c.has_member(&group, &member).unwrap());
+    assert!(!c.has_member(&group, &other).unwrap());
+    assert!(!c
+        .has_member(&group, "00000000-0000-4000-8000-000000000000")
+        .unwrap());
+    // The answer holds the group's id and schemas only.
+    let filter = format!(r#"id eq "{group}" and members[value eq "{member}"]"#);
+    let list = ok_json(
+        &send(
+            &c,
+            "GET",
+            "/Groups",
+            &[("attributes", "id"), ("filter", &filter)],
+            "",
+        ),
+        200,
+        "membership check",
+    );
+    assert_eq!(
+        assert_list(&list, 1, "membership check"),
+        [json!({ "schemas": [GROUP_SCHEMA], "id": group })]
+    );
+    // The same check spelled as the reference code and RFC 7644 also allow, in any case.
+    for filter in [
+        format!(r#"id eq "{group}" and members eq "{member}""#),
+        format!(
+            r#"id eq "{group}" and members.value eq "{}""#,
+            member.to_ascii_uppercase()
+        ),
+        format!(r#"ID EQ "{group}" AND MEMBERS[VALUE EQ "{member}"]"#),
+        format!(r#"members[value eq "{member}"] and displayName eq "membership check""#),
+    ] {
+        let list = c
+            .list_resources(
+                "Groups",
+                &[("excludedAttributes", "members"), ("filter", &filter)],
+            )
+            .unwrap();
+        assert_eq!(list.total_results, 1, "{filter}");
+        assert_eq!(list.resources[0]["id"], group.as_str(), "{filter}");
+    }
+    // What stays unsupported is an invalid filter.
+    for filter in [
+        format!(r#"members[value eq "{member}" or value eq "{other}"]"#),
+        format!(r#"members[display eq "{member}"]"#),
+        format!(r#"members[value co "{member}"]"#),
+        format!(r#"id eq "{group}" or members[value eq "{member}"]"#),
+        "members pr".to_owned(),
+    ] {
+        assert_scim_error(
+            &send(&c, "GET", "/Groups", &[("filter", &filter)], ""),
+            400,
+            Some("invalidFilter"),
+            &filter,
+        );
+    }
+    // attributes= and excludedAttributes= on GET and lists; id and schemas always.
+    let user = ok_json(
+        &send(
+            &c,
+            "GET",
+            &format!("/Users/{member}"),
+            &[("attributes", "userName,name.givenName")],
+            "",
+        ),
+        200,
+        "attributes",
+    );
+    assert_eq!(
+        user,
+        json!({ "schemas": [USER_SCHEMA, ENTERPRISE_USER], "id": member,
+                "userName": "check.member@example.com", "name": { "givenName": "Check" } })
+    );
+    let list = c
+        .list_resources(
+            "Users",
+            &[
+                ("attributes", "emails.value"),
+                ("filter", r#"userName eq "check.member@example.com""#),
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        list.resources,
+        [
+            json!({ "schemas": [USER_SCHEMA, ENTERPRISE_USER], "id": member,
+                 "emails": [{ "value": "check.member@example.com" }] })
+        ]
+    );
+    let without = ok_json(
+        &send(
+            &c,
+            "GET",
+            &format!("/Users/{member}"),
+            &[("excludedAttributes", "name.familyName,emails,id")],
+            "",
+        ),
+        200,
+        "excludedAttributes",
+    );
+    assert_eq!(without["id"], member.as_str());
+    assert!(without.get("emails").is_none(), "{without}");
+    assert_eq!(
+        without["name"],
+        json!({ "formatted": "Check Member", "givenName": "Check" })
+    );
+    let group_only = ok_json(
+        &send(
+            &c,
+            "GET",
+            &format!("/Groups/{group}"),
+            &[("attributes", "members.value")],
+            "",
+        ),
+        200,
+        "members.value",
+    );
+    assert_eq!(
+        group_only,
+        json!({ "schemas": [GROUP_SCHEMA], "id": group, "members": [{ "value": member }] })
+    );
+    assert_scim_error(
+        &send(
+            &c,
+            "GET",
+            "/Users",
+            &[("attributes", r#"emails[type eq "work"]"#)],
+            "",
+        ),
+        400,
+        Some("invalidValue"),
+        "a selection in attributes",
+    );
+}

@@ -265,7 +265,7 @@ async fn serve(
             let (resource, location) = store()?.create_user(&body).await?;
             Ok(Answer::created(resource, location))
         }
-        (["Users", id], Method::Get) => store()?.get_user(id).await.map(Answer::ok),
+        (["Users", id], Method::Get) => store()?.get_user(id, &query).await.map(Answer::ok),
         (["Users", id], Method::Put) => {
             let body = body(request).await?;
             store()?.replace_user(id, &body).await.map(Answer::ok)

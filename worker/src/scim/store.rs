@@ -31,7 +31,7 @@
 
 use edge_access_scim::{
     apply, conditions, fold, split_members, Condition, Filter, GroupRecord, MemberChange, Page,
-    PatchRequest, ResourceKind, ScimError, ScimType, UserRecord,
+    PatchRequest, Projection, ResourceKind, ScimError, ScimType, UserRecord,
 };
 use policy_core::{GroupId, IdentityUpdateBehavior};
 use serde::Deserialize;
@@ -295,15 +295,17 @@ impl<'a> Store<'a> {
         Value::Object(out)
     }
 
-    pub async fn get_user(&self, id: &str) -> Result<Value, Failure> {
+    pub async fn get_user(&self, id: &str, query: &[(String, String)]) -> Result<Value, Failure> {
+        let projection = projection(query)?;
         let row = self
             .user_row(id)
             .await?
             .ok_or_else(|| not_found(ResourceKind::User, id))?;
-        self.render_user(&row)
+        Ok(projection.apply(self.render_user(&row)?))
     }
 
     pub async fn list_users(&self, query: &[(String, String)]) -> Result<Value, Failure> {
+        let projection = projection(query)?;
         let (conditions, page) = list_params(query, ResourceKind::User)?;
         let (clause, args) = where_clause(&conditions, ResourceKind::User);
         let rows: Vec<UserRow> = self
@@ -322,7 +324,7 @@ impl<'a> Store<'a> {
         };
         let resources = rows
             .iter()
-            .map(|row| self.render_user(row).map(|r| exclude(r, query)))
+            .map(|row| self.render_user(row).map(|r| projection.apply(r)))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(list_response(total, page, resources))
     }
@@ -608,22 +610,23 @@ impl<'a> Store<'a> {
     }
 
     pub async fn get_group(&self, id: &str, query: &[(String, String)]) -> Result<Value, Failure> {
-        let with_members = !excludes(query, "members");
+        let projection = projection(query)?;
         let row = self
-            .group_row(id, with_members)
+            .group_row(id, projection.returns("members"))
             .await
             .map_err(too_many_members)?
             .ok_or_else(|| not_found(ResourceKind::Group, id))?;
-        Ok(exclude(self.render_group(&row)?, query))
+        Ok(projection.apply(self.render_group(&row)?))
     }
 
     pub async fn list_groups(&self, query: &[(String, String)]) -> Result<Value, Failure> {
+        let projection = projection(query)?;
         let (conditions, page) = list_params(query, ResourceKind::Group)?;
         let (clause, args) = where_clause(&conditions, ResourceKind::Group);
-        let members = if excludes(query, "members") {
-            ""
-        } else {
+        let members = if projection.returns("members") {
             MEMBERS_COLUMN
+        } else {
+            ""
         };
         let rows: Vec<GroupRow> = self
             .page(
@@ -645,7 +648,7 @@ impl<'a> Store<'a> {
         };
         let resources = rows
             .iter()
-            .map(|row| self.render_group(row).map(|r| exclude(r, query)))
+            .map(|row| self.render_group(row).map(|r| projection.apply(r)))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(list_response(total, page, resources))
     }
@@ -1221,24 +1224,12 @@ fn param<'q>(query: &'q [(String, String)], name: &str) -> Option<&'q str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn excludes(query: &[(String, String)], attribute: &str) -> bool {
-    param(query, "excludedAttributes").is_some_and(|list| {
-        list.split(',')
-            .any(|a| a.trim().eq_ignore_ascii_case(attribute))
-    })
-}
-
-/// Drops `excludedAttributes` (never `id` or `schemas`, which are always returned).
-fn exclude(mut resource: Value, query: &[(String, String)]) -> Value {
-    if let (Some(list), Value::Object(map)) = (param(query, "excludedAttributes"), &mut resource) {
-        for name in list.split(',').map(str::trim) {
-            if name.eq_ignore_ascii_case("id") || name.eq_ignore_ascii_case("schemas") {
-                continue;
-            }
-            map.retain(|k, _| !k.eq_ignore_ascii_case(name));
-        }
-    }
-    resource
+/// What `attributes` and `excludedAttributes` ask to be returned (`id` and `schemas` always).
+fn projection(query: &[(String, String)]) -> Result<Projection, Failure> {
+    Ok(Projection::parse(
+        param(query, "attributes"),
+        param(query, "excludedAttributes"),
+    )?)
 }
 
 /// A stored user as it is served and patched (see [`UserRecord::normalised`]).
