@@ -279,11 +279,8 @@ pub fn path_text(path: &AttrPath) -> String {
     }
     text.push_str(&path.attr);
     if let Some(filter) = &path.filter {
-        text.push_str(&format!(
-            "[{} eq {}]",
-            filter.attr,
-            Value::from(filter.value.as_str())
-        ));
+        // As written: a boolean or null bare, a string quoted.
+        text.push_str(&format!("[{} eq {}]", filter.attr, filter.literal));
     }
     if let Some(sub) = &path.sub_attr {
         text.push('.');
