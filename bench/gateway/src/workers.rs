@@ -24,22 +24,18 @@ pub struct Paths {
 }
 
 impl Paths {
-    pub fn discover() -> Self {
-        let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let root = manifest_dir
-            .parent()
-            .and_then(Path::parent)
-            .unwrap_or(manifest_dir)
-            .to_path_buf();
-        let target = match std::env::var_os("CARGO_TARGET_DIR") {
-            Some(dir) => root.join(dir),
-            None => root.join("target"),
-        };
-        Self {
+    /// The pieces of the checkout the benchmark runs in, found at run time.
+    ///
+    /// # Errors
+    ///
+    /// When there is none ([`workspace_root::find`]).
+    pub fn discover() -> Result<Self, String> {
+        let root = workspace_root::find().map_err(|e| e.to_string())?;
+        Ok(Self {
             wrangler: root.join("node_modules").join(".bin").join("wrangler"),
-            target,
+            target: workspace_root::target_dir(&root),
             root,
-        }
+        })
     }
 
     /// The gateway's compatibility date (root `wrangler.toml`), so every Worker here runs
