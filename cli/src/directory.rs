@@ -315,12 +315,11 @@ fn required_string<'j>(
     }
 }
 
-/// The id `azureAD` rules and tokens use for `group`.
+/// The id `azureAD` rules and tokens use for `group`, by the gateway's rule
+/// ([`edge_access_scim::group_policy_id`]).
 fn policy_id(group: &Group<'_>) -> Option<GroupId> {
-    group
-        .external_id
-        .and_then(|e| GroupId::parse(e).ok())
-        .or_else(|| GroupId::parse(group.id).ok())
+    edge_access_scim::group_policy_id(group.id, group.external_id)
+        .and_then(|id| GroupId::parse(&id).ok())
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -365,6 +364,17 @@ mod tests {
         assert_eq!(dir.warnings.len(), 2, "{:?}", dir.warnings);
         assert!(dir.warnings[0].contains("[2] (`Odd`, id `no-guid`)"));
         assert!(dir.warnings[1].contains("[3]: policy id"));
+    }
+
+    #[test]
+    fn an_external_id_with_whitespace_names_the_group_as_the_gateway_does() {
+        // The gateway stores this group under `P` (its externalId, trimmed); a test run
+        // against its export must see the same id.
+        let dir = parse(&format!(
+            r#"[{{ "id": "{C}", "externalId": " {P} ", "displayName": "Padded" }}]"#
+        ))
+        .unwrap();
+        assert_eq!(dir.group_names, vec![(gid(P), "Padded".into())]);
     }
 
     #[test]

@@ -17,9 +17,24 @@ pub struct LoadError {
 }
 
 impl LoadError {
-    /// A stable name for the kind of problem, for tools: `syntax`, `duplicate_key`,
-    /// `unknown_field`, `missing_field`, `wrong_type`, `unknown_selector`, `unsupported`,
-    /// `unknown_reference`, `duplicate`, `cycle`, `limit`, `invalid_value`.
+    /// Every name [`LoadError::kind`] answers. Tools script against them (`edge-access
+    /// policy check --json`): a name is never renamed or removed, only added.
+    pub const KINDS: [&'static str; 12] = [
+        "syntax",
+        "duplicate_key",
+        "unknown_field",
+        "missing_field",
+        "wrong_type",
+        "unknown_selector",
+        "unsupported",
+        "unknown_reference",
+        "duplicate",
+        "cycle",
+        "limit",
+        "invalid_value",
+    ];
+
+    /// A stable name for the kind of problem, for tools: one of [`LoadError::KINDS`].
     pub fn kind(&self) -> &'static str {
         let m = self.message.as_str();
         if m.starts_with("invalid JSON") {
@@ -135,6 +150,45 @@ impl fmt::Display for EvalError {
 impl From<ClosureError> for EvalError {
     fn from(e: ClosureError) -> EvalError {
         EvalError::Closure(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::vec::Vec;
+
+    use super::*;
+
+    fn kind(message: &str) -> &'static str {
+        LoadError {
+            path: String::new(),
+            message: message.into(),
+        }
+        .kind()
+    }
+
+    /// One message of each kind, as the loader words them.
+    const SAMPLES: [(&str, &str); 12] = [
+        ("invalid JSON at line 1: expected `}`", "syntax"),
+        ("invalid JSON: duplicate key `id`", "duplicate_key"),
+        ("unknown field `polices`", "unknown_field"),
+        ("missing field `id`", "missing_field"),
+        ("expected a string, found a number", "wrong_type"),
+        ("unknown selector `okta_group`", "unknown_selector"),
+        ("unsupported selector `gsuite`", "unsupported"),
+        ("unknown list `banned`", "unknown_reference"),
+        ("duplicate id `wiki`", "duplicate"),
+        ("groups form a cycle: `a` → `b` → `a`", "cycle"),
+        ("a list of more than 1000 items", "limit"),
+        ("`x` is not a GUID", "invalid_value"),
+    ];
+
+    #[test]
+    fn the_kinds_are_pinned() {
+        let answered: Vec<&str> = SAMPLES.iter().map(|(m, _)| kind(m)).collect();
+        let expected: Vec<&str> = SAMPLES.iter().map(|(_, k)| *k).collect();
+        assert_eq!(answered, expected);
+        assert_eq!(expected, LoadError::KINDS);
     }
 }
 

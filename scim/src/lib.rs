@@ -29,8 +29,8 @@ pub use patch::{Operation, OperationKind, PatchRequest};
 pub use path::{AttrPath, ValueFilter};
 pub use projection::{Projection, MAX_ATTRIBUTES};
 pub use resource::{
-    active_value, attribute, conditions, fold, object_id, Condition, GroupRecord, Page,
-    ResourceKind, UserRecord,
+    active_value, attribute, conditions, fold, group_policy_id, object_id, Condition, GroupRecord,
+    Page, ResourceKind, UserRecord,
 };
 
 /// The PatchOp message schema.

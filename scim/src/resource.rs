@@ -297,6 +297,16 @@ pub fn object_id(text: &str) -> Option<String> {
     shaped.then(|| text.to_ascii_lowercase())
 }
 
+/// The id policies name a group by, its *policy id*: its `externalId` when that is a GUID
+/// (Entra's group object id; whitespace around it ignored), else its server `id` when that is
+/// one; lowercase. `None` when neither is a GUID. The gateway stores it with the group and the
+/// CLI reads it from a group export: both answer by this rule.
+pub fn group_policy_id(id: &str, external_id: Option<&str>) -> Option<String> {
+    external_id
+        .and_then(|e| object_id(e.trim()))
+        .or_else(|| object_id(id))
+}
+
 /// Checks `emails` (objects with a string `value`, no two of the same `type`) and returns the
 /// work address.
 fn work_email(resource: &Map<String, Value>) -> Result<Option<String>, ScimError> {

@@ -4,7 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use edge_access_scim::{
-    conditions, Condition, Filter, GroupRecord, Page, ResourceKind, ScimType, UserRecord,
+    conditions, group_policy_id, Condition, Filter, GroupRecord, Page, ResourceKind, ScimType,
+    UserRecord,
 };
 use serde_json::{json, Value};
 
@@ -385,4 +386,28 @@ fn a_guid_external_id_binds_the_user_to_an_object_id() {
         edge_access_scim::object_id("9D8C7B6A-5F4E-4D3C-8B2A-1F0E9D8C7B6A").as_deref(),
         Some("9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a")
     );
+}
+
+#[test]
+fn a_groups_policy_id_is_its_external_object_id_else_its_id() {
+    let oid = "7A1B2C3D-0000-4000-8000-00000000000A";
+    let server = "11111111-2222-4333-8444-555555555555";
+    let lower = oid.to_ascii_lowercase();
+    assert_eq!(group_policy_id(server, Some(oid)), Some(lower.clone()));
+    // Whitespace around the object id does not make it another group.
+    assert_eq!(
+        group_policy_id(server, Some(&format!(" {oid}\t"))),
+        Some(lower)
+    );
+    // Not a GUID, empty or absent: the server's id.
+    for external in [Some("Engineering"), Some(""), None, Some("7a1b2c3d-0000")] {
+        assert_eq!(
+            group_policy_id(server, external),
+            Some(server.to_owned()),
+            "{external:?}"
+        );
+    }
+    // Neither is a GUID: none.
+    assert_eq!(group_policy_id("group-1", Some("Engineering")), None);
+    assert_eq!(group_policy_id("group-1", None), None);
 }

@@ -67,9 +67,13 @@ impl Environment {
     }
 }
 
-/// The repository root (the tests crate's parent).
-pub fn repository_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+/// The checkout the benchmark runs in, found at run time.
+///
+/// # Errors
+///
+/// When there is none ([`workspace_root::find`]).
+pub fn repository_root() -> Result<PathBuf, workspace_root::RootError> {
+    workspace_root::find()
 }
 
 /// `git` in `root`, its standard output when it succeeds.

@@ -223,7 +223,7 @@ impl Browser {
     /// session cannot be created (the error holds chromedriver's message).
     pub fn start(name: &str) -> Result<Self, BrowserError> {
         Self::check_installed()?;
-        let target = target_dir();
+        let target = target_dir()?;
         let id = format!(
             "{}-{}-{}",
             name.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_"),
@@ -771,14 +771,13 @@ impl Drop for Browser {
     }
 }
 
-/// The workspace's target directory (`CARGO_TARGET_DIR` or `target/`).
-fn target_dir() -> PathBuf {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let root = manifest_dir.parent().unwrap_or(manifest_dir);
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => root.join(dir),
-        None => root.join("target"),
-    }
+/// The checkout's target directory (`CARGO_TARGET_DIR` or `target/`), found at run time.
+fn target_dir() -> Result<PathBuf, BrowserError> {
+    let root = workspace_root::find().map_err(|e| BrowserError::Io {
+        action: "find the checkout".into(),
+        source: std::io::Error::other(e),
+    })?;
+    Ok(workspace_root::target_dir(&root))
 }
 
 /// The last lines of a log, for error messages.

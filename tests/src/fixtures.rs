@@ -160,9 +160,12 @@ impl std::error::Error for FixturesError {
 }
 
 impl Fixtures {
-    /// `tests/fixtures/entra.json` in this repository.
+    /// `tests/fixtures/entra.json` in the checkout found at run time (relative to the
+    /// current directory without one, so that loading it fails naming the path).
     pub fn default_path() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
+        workspace_root::find()
+            .unwrap_or_default()
+            .join("tests")
             .join("fixtures")
             .join("entra.json")
     }

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use worker::Env;
 
 use crate::config::Gateway;
+use crate::d1::int;
 use crate::error::GatewayError;
-use crate::scim::int;
 
 /// The engine a request is decided with.
 pub enum Current<'g> {

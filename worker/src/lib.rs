@@ -6,6 +6,7 @@
 
 mod assertion;
 mod config;
+mod d1;
 mod directory;
 mod distinguished_name;
 mod error;
@@ -22,7 +23,9 @@ mod routes;
 mod scim;
 mod service_token;
 mod session;
+mod session_store;
 mod signin;
+mod time;
 
 use worker::{event, Context, Env, Request, Response, Result};
 

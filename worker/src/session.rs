@@ -1,6 +1,6 @@
 //! Sessions: the gateway's signing keys, application tokens in the `CF_Authorization` cookie,
 //! and the identities kept server-side in D1 under each token's `identity_nonce` (table
-//! `sessions`: this module reads it and revokes rows; the sign-in's callback inserts them).
+//! `sessions`, whose statements are in [`crate::session_store`]).
 
 use std::cell::RefCell;
 
@@ -21,6 +21,7 @@ use worker::{Env, Headers};
 use crate::config::Gateway;
 use crate::error::GatewayError;
 use crate::keys::WebCryptoVerifier;
+use crate::time::UnixMillis;
 
 /// The cookie holding the application token.
 pub const COOKIE: &str = "CF_Authorization";
@@ -349,23 +350,12 @@ pub async fn lookup(
         crate::log::event("session_refused", &[("reason", "no identity_nonce")]);
         return Ok(None);
     }
-    #[derive(Deserialize)]
-    struct Row {
-        identity: String,
-        created_ms: f64,
-    }
-    let row: Option<Row> = env
-        .d1("DB")?
-        .prepare(
-            "SELECT identity, created_ms FROM sessions WHERE identity_nonce = ?1 \
-             AND revoked_ms IS NULL AND expires_ms > ?2",
-        )
-        .bind(&[
-            claims.identity_nonce.as_str().into(),
-            JsValue::from(now_ms as f64),
-        ])?
-        .first(None)
-        .await?;
+    let row = crate::session_store::live(
+        &env.d1("DB")?,
+        &claims.identity_nonce,
+        UnixMillis::from_millis(now_ms),
+    )
+    .await?;
     let Some(row) = row else {
         crate::log::event(
             "session_refused",
@@ -377,7 +367,7 @@ pub async fn lookup(
         .map_err(|e| GatewayError::Internal(format!("stored identity: {e}")))?;
     Ok(Some(Session {
         identity,
-        signed_in_ms: crate::scim::int(row.created_ms),
+        signed_in_ms: row.created.millis(),
         identity_nonce: claims.identity_nonce.clone(),
         user: claims.sub.clone(),
     }))
@@ -427,24 +417,17 @@ pub async fn revoke(
     scope: Revocation,
     now_ms: u64,
 ) -> Result<(), GatewayError> {
-    let db = env.d1("DB")?;
-    let now = JsValue::from(now_ms as f64);
-    let nonce = JsValue::from(session.identity_nonce.as_str());
-    let statement = match scope {
-        Revocation::Everywhere if !session.user.is_empty() => db
-            .prepare(
-                "UPDATE sessions SET revoked_ms = ?1 WHERE revoked_ms IS NULL \
-                 AND (identity_nonce = ?2 OR (user_id IS NOT NULL AND user_id = ?3))",
-            )
-            .bind(&[now, nonce, session.user.as_str().into()])?,
-        _ => db
-            .prepare(
-                "UPDATE sessions SET revoked_ms = ?1 WHERE revoked_ms IS NULL \
-                 AND identity_nonce = ?2",
-            )
-            .bind(&[now, nonce])?,
+    let everyone = match scope {
+        Revocation::Everywhere if !session.user.is_empty() => Some(session.user.as_str()),
+        _ => None,
     };
-    statement.run().await?;
+    crate::session_store::revoke(
+        &env.d1("DB")?,
+        &session.identity_nonce,
+        everyone,
+        UnixMillis::from_millis(now_ms),
+    )
+    .await?;
     Ok(())
 }
 

@@ -29,6 +29,8 @@ pub enum XtaskError {
     Tool { tool: String, problem: String },
     /// A service of the dev stack did not start or stopped on its own.
     Stack { service: String, problem: String },
+    /// No checkout to act on.
+    Workspace(workspace_root::RootError),
     /// Stopped by Ctrl-C or SIGTERM.
     Interrupted,
 }
@@ -66,6 +68,7 @@ impl fmt::Display for XtaskError {
             }
             Self::Tool { tool, problem } => write!(f, "`{tool}`: {problem}"),
             Self::Stack { service, problem } => write!(f, "dev stack: `{service}` {problem}"),
+            Self::Workspace(error) => write!(f, "{error}"),
             Self::Interrupted => write!(f, "interrupted"),
         }
     }
@@ -75,6 +78,7 @@ impl std::error::Error for XtaskError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Io { source, .. } | Self::Spawn { source, .. } => Some(source),
+            Self::Workspace(error) => Some(error),
             _ => None,
         }
     }

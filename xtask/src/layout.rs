@@ -16,18 +16,25 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// The layout of the workspace this xtask was built from.
+    /// The layout of the checkout xtask runs in, found at run time
+    /// ([`workspace_root::find`]): a moved clone acts on itself, never on the directory
+    /// xtask was compiled in.
+    ///
+    /// # Errors
+    ///
+    /// When no checkout is found, or neither `CARGO_HOME` nor `HOME` says where cargo
+    /// installs binaries.
+    pub fn discover() -> Result<Self, XtaskError> {
+        Self::at(workspace_root::find().map_err(XtaskError::Workspace)?)
+    }
+
+    /// The layout of the checkout at `root`.
     ///
     /// # Errors
     ///
     /// When neither `CARGO_HOME` nor `HOME` says where cargo installs binaries.
-    pub fn discover() -> Result<Self, XtaskError> {
-        let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let root = manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf();
-        let target_dir = match std::env::var_os("CARGO_TARGET_DIR") {
-            Some(dir) => root.join(dir),
-            None => root.join("target"),
-        };
+    pub fn at(root: PathBuf) -> Result<Self, XtaskError> {
+        let target_dir = workspace_root::target_dir(&root);
         let install_root = std::env::var_os("CARGO_INSTALL_ROOT")
             .or_else(|| std::env::var_os("CARGO_HOME"))
             .map(PathBuf::from)

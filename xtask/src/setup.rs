@@ -29,6 +29,8 @@ const MIN_NODE: (u32, u32) = (20, 3);
 /// The first step that fails, with the reason.
 pub fn setup(layout: &Layout, steps: &mut Steps) -> Result<Env, StepFailure> {
     let mut env = Env::new(&layout.root);
+    // Every program started from here acts on this checkout, wherever it runs.
+    env.set(workspace_root::ROOT_VAR, &layout.root);
     let mut path = vec![layout.node_modules().join(".bin"), layout.cargo_bin.clone()];
     path.dedup();
     env.prepend_path(&path).map_err(|error| StepFailure {

@@ -60,7 +60,7 @@ impl Stack {
     pub fn spawn(&mut self, name: &str, mut command: Command) -> Result<(), XtaskError> {
         println!("    $ {}", process::describe(&command));
         command.stdin(Stdio::null());
-        signals::own_process_group(&mut command);
+        process_group::lead_new_group(&mut command);
         let child = command
             .spawn()
             .map_err(|source| process::spawn_error(&command, source))?;
@@ -140,7 +140,7 @@ impl Stack {
     /// Stops every service, the last started first.
     fn shutdown(&mut self) {
         while let Some(mut service) = self.services.pop() {
-            signals::interrupt_group(&service.child);
+            process_group::signal_group(&service.child, process_group::Signal::Interrupt);
             let deadline = Instant::now() + GRACE;
             let exited = loop {
                 match service.child.try_wait() {
@@ -157,8 +157,7 @@ impl Stack {
                 );
             }
             // Also reaches what the service left behind in its group.
-            signals::kill_group(&mut service.child);
-            let _reaped = service.child.wait();
+            process_group::kill_group(&mut service.child);
         }
     }
 }
@@ -196,15 +195,15 @@ pub fn http_status(addr: SocketAddr, path: &str) -> std::io::Result<u16> {
 
 #[cfg(unix)]
 mod signals {
-    use std::os::unix::process::CommandExt;
-    use std::process::{Child, Command};
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
+
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
     use crate::error::XtaskError;
 
     pub fn stop_on_signals(stop: &Arc<AtomicBool>) -> Result<(), XtaskError> {
-        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        for signal in [SIGINT, SIGTERM, SIGHUP] {
             signal_hook::flag::register(signal, Arc::clone(stop)).map_err(|source| {
                 XtaskError::Spawn {
                     program: format!("signal handler for signal {signal}"),
@@ -214,46 +213,10 @@ mod signals {
         }
         Ok(())
     }
-
-    pub fn own_process_group(command: &mut Command) {
-        command.process_group(0);
-        #[cfg(target_os = "linux")]
-        // SAFETY: the closure runs in the forked child before exec and only calls prctl(2),
-        // which is async-signal-safe; it allocates nothing and touches no locks.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == 0 {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
-                }
-            });
-        }
-    }
-
-    pub fn interrupt_group(child: &Child) {
-        signal_group(child, libc::SIGINT);
-    }
-
-    pub fn kill_group(child: &mut Child) {
-        signal_group(child, libc::SIGKILL);
-    }
-
-    /// Sends `signal` to the process group led by `child` (see `own_process_group`). Errors
-    /// are ignored: the only expected one is ESRCH, nothing left to signal.
-    fn signal_group(child: &Child, signal: libc::c_int) {
-        let Ok(group) = libc::pid_t::try_from(child.id()) else {
-            return;
-        };
-        // SAFETY: kill(2) with a negative pid signals that process group; it reads no memory
-        // of ours.
-        let _ignored = unsafe { libc::kill(-group, signal) };
-    }
 }
 
 #[cfg(not(unix))]
 mod signals {
-    use std::process::{Child, Command};
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
 
@@ -261,13 +224,5 @@ mod signals {
 
     pub fn stop_on_signals(_stop: &Arc<AtomicBool>) -> Result<(), XtaskError> {
         Ok(())
-    }
-
-    pub fn own_process_group(_command: &mut Command) {}
-
-    pub fn interrupt_group(_child: &Child) {}
-
-    pub fn kill_group(child: &mut Child) {
-        let _ignored = child.kill();
     }
 }

@@ -219,7 +219,7 @@ impl Mode {
 
 fn run(options: &Options) -> Result<Report, String> {
     let plan = options.plan;
-    let paths = Paths::discover();
+    let paths = Paths::discover()?;
     Stack::check_prerequisites().map_err(|e| e.to_string())?;
     let gateway_wasm = paths.root.join("worker/build/index_bg.wasm");
     let bench_wasm = paths.root.join("bench/verify-worker/build/index_bg.wasm");

@@ -24,22 +24,18 @@ pub struct Paths {
 }
 
 impl Paths {
-    pub fn discover() -> Self {
-        let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let root = manifest_dir
-            .parent()
-            .and_then(Path::parent)
-            .unwrap_or(manifest_dir)
-            .to_path_buf();
-        let target = match std::env::var_os("CARGO_TARGET_DIR") {
-            Some(dir) => root.join(dir),
-            None => root.join("target"),
-        };
-        Self {
+    /// The pieces of the checkout the benchmark runs in, found at run time.
+    ///
+    /// # Errors
+    ///
+    /// When there is none ([`workspace_root::find`]).
+    pub fn discover() -> Result<Self, String> {
+        let root = workspace_root::find().map_err(|e| e.to_string())?;
+        Ok(Self {
             wrangler: root.join("node_modules").join(".bin").join("wrangler"),
-            target,
+            target: workspace_root::target_dir(&root),
             root,
-        }
+        })
     }
 
     /// The gateway's compatibility date (root `wrangler.toml`), so every Worker here runs
@@ -129,7 +125,7 @@ impl Worker {
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
-        own_process_group(&mut command);
+        process_group::lead_new_group(&mut command);
         let child = command
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", paths.wrangler.display()))?;
@@ -182,8 +178,8 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        if let Some(child) = self.child.take() {
-            kill_group(child);
+        if let Some(mut child) = self.child.take() {
+            process_group::kill_group(&mut child);
         }
         let _removed = std::fs::remove_dir_all(&self.run_dir);
     }
@@ -194,43 +190,4 @@ fn free_port() -> Result<u16, String> {
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
         .map_err(|e| format!("no free port on 127.0.0.1: {e}"))
-}
-
-#[cfg(unix)]
-fn own_process_group(command: &mut Command) {
-    use std::os::unix::process::CommandExt;
-
-    command.process_group(0);
-    #[cfg(target_os = "linux")]
-    // SAFETY: the closure runs in the forked child before exec and only calls prctl(2),
-    // which is async-signal-safe; it allocates nothing and takes no locks.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        });
-    }
-}
-
-#[cfg(not(unix))]
-fn own_process_group(_command: &mut Command) {}
-
-#[cfg(unix)]
-fn kill_group(mut child: Child) {
-    if let Ok(group) = libc::pid_t::try_from(child.id()) {
-        // SAFETY: kill(2) with a negative pid signals that process group and reads no memory
-        // of ours. The only expected error is ESRCH: nothing left to signal.
-        let _ignored = unsafe { libc::kill(-group, libc::SIGKILL) };
-    }
-    let _killed = child.kill();
-    let _reaped = child.wait();
-}
-
-#[cfg(not(unix))]
-fn kill_group(mut child: Child) {
-    let _killed = child.kill();
-    let _reaped = child.wait();
 }

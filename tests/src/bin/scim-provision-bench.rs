@@ -224,7 +224,7 @@ fn run(options: &Options) -> Result<Report, String> {
     // Before any thread starts: every wrangler started from now on inherits it.
     std::env::set_var("VSCODE_INSPECTOR_OPTIONS", "{}");
     std::env::set_var("WRANGLER_LOG", "warn");
-    let root = repository_root();
+    let root = repository_root().map_err(|e| e.to_string())?;
     let mut environment = Environment::observe(&root, &options.command, revision(&root));
     let directory = Directory::generated(options.users, options.groups, options.members);
     let mut runs = Vec::new();

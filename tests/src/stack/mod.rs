@@ -148,6 +148,8 @@ impl StackConfig {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum StackError {
+    /// No checkout to run in.
+    Workspace(workspace_root::RootError),
     /// `node_modules/.bin/wrangler` is missing.
     WranglerMissing {
         /// Where it should be.
@@ -231,6 +233,7 @@ pub enum StackError {
 impl fmt::Display for StackError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Workspace(source) => write!(f, "{source}"),
             Self::WranglerMissing { path } => write!(
                 f,
                 "wrangler is not installed (`{}` is missing): run `cargo xtask setup`",
@@ -290,6 +293,7 @@ impl fmt::Display for StackError {
 impl std::error::Error for StackError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
+            Self::Workspace(source) => Some(source),
             Self::Fixtures(source) => Some(source),
             Self::Emulator(source) => Some(source),
             Self::Origin(source) | Self::Io { source, .. } | Self::Spawn { source, .. } => {
@@ -340,7 +344,7 @@ impl Stack {
     /// (the error holds the end of its log).
     pub fn start(config: StackConfig) -> Result<Self, StackError> {
         let started = Instant::now();
-        let paths = Paths::discover();
+        let paths = Paths::discover()?;
         paths.check()?;
 
         let fixtures = match config.fixtures {
@@ -448,7 +452,7 @@ impl Stack {
     /// [`StackError::WranglerMissing`] or [`StackError::WorkerNotBuilt`], each saying
     /// which command fixes it.
     pub fn check_prerequisites() -> Result<(), StackError> {
-        Paths::discover().check()
+        Paths::discover()?.check()
     }
 
     /// For an end-to-end test's first line: `Ok(true)` when a stack can start here;
@@ -743,19 +747,15 @@ struct Paths {
 }
 
 impl Paths {
-    fn discover() -> Self {
-        let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let root = manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf();
-        let target = match std::env::var_os("CARGO_TARGET_DIR") {
-            Some(dir) => root.join(dir),
-            None => root.join("target"),
-        };
-        Self {
+    /// The pieces of the checkout the tests run in, found at run time.
+    fn discover() -> Result<Self, StackError> {
+        let root = workspace_root::find().map_err(StackError::Workspace)?;
+        Ok(Self {
             wrangler: root.join("node_modules").join(".bin").join("wrangler"),
             entry: root.join("worker").join("build").join("index.js"),
+            target: workspace_root::target_dir(&root),
             root,
-            target,
-        }
+        })
     }
 
     fn check(&self) -> Result<(), StackError> {

@@ -117,7 +117,7 @@ mod tests {
 
     #[test]
     fn the_root_configuration_loses_its_build_step_and_gains_vars() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let root = &workspace_root::find().unwrap();
         let out = std::env::temp_dir().join(format!(
             "edge-access-wrangler-config-test-{}.json",
             std::process::id()

@@ -9,15 +9,16 @@
 mod discovery;
 mod store;
 
-pub use store::{deprovisioned, int, refusal_sql, DELETED_FOR_MS};
+pub use store::{deprovisioned, refusal_sql, DELETED_FOR_MS};
 
 use edge_access_scim::ScimError;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use worker::{Date, Env, Headers, Method, Request, Response};
+use worker::{Env, Headers, Method, Request, Response};
 
 use crate::config::{Gateway, ScimSettings};
 use crate::log;
+use crate::time::UnixMillis;
 
 /// Where SCIM is served.
 pub const PREFIX: &str = "/cdn-cgi/access/scim/v2";
@@ -245,9 +246,9 @@ async fn serve(
     let rest = url.path().strip_prefix(PREFIX).unwrap_or("");
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let method = request.method();
-    let now_ms = Date::now().as_millis();
+    let now = UnixMillis::now();
     let store = || -> Result<store::Store<'_>, Failure> {
-        Ok(store::Store::new(env.d1("DB")?, settings, now_ms, &base))
+        Ok(store::Store::new(env.d1("DB")?, settings, now, &base))
     };
     match (segments.as_slice(), method) {
         (["ServiceProviderConfig"], Method::Get) => Ok(Answer::ok(discovery::config(&base))),

@@ -1,0 +1,73 @@
+//! The loader's own tests (documents and their problems are mostly vector files).
+
+use super::service_tokens::parse_sha256_hex;
+use super::*;
+use crate::ix::PolicyIx;
+use crate::{EvalError, Outcome, Request, Target};
+
+const DOCUMENT: &str = r#"{
+  "team_domain": "https://access.example.com",
+  "identity_providers": [{ "id": "entra", "name": "Entra", "type": "azureAD",
+    "config": { "client_id": "c", "directory_id": "72f988bf-86f1-41af-91ab-2d7cd011db47" } }],
+  "lists": [{ "id": "banned", "name": "Banned", "type": "EMAIL",
+              "items": [{ "value": "eve@example.com" }] }],
+  "groups": [{ "id": "banned", "name": "Banned", "include": [{ "email_list": { "id": "banned" } }] }],
+  "apps": [{ "id": "wiki", "name": "Wiki", "domain": "wiki.example.com", "aud": "a",
+    "policies": [
+      { "name": "Banned", "decision": "deny", "include": [{ "group": { "id": "banned" } }] },
+      { "name": "Staff", "decision": "allow", "include": [{ "email_domain": { "domain": "example.com" } }] }
+    ] }]
+}"#;
+
+fn eve() -> Request {
+    let mut request = Request::new(Target::parse("wiki.example.com/").unwrap());
+    request.identity = Some(crate::Identity {
+        email: Some(crate::Email::parse("eve@example.com").unwrap()),
+        ..crate::Identity::default()
+    });
+    request
+}
+
+#[test]
+fn secret_hashes_are_hex_digits_only() {
+    let digits = "ab".repeat(32);
+    assert!(parse_sha256_hex(&digits).is_some());
+    let signed = format!("+a{}", "ab".repeat(31));
+    assert_eq!(parse_sha256_hex(&signed), None);
+    assert_eq!(parse_sha256_hex(&"ab".repeat(31)), None);
+}
+
+/// A missing entry behind an index is an error: skipping the deny policy, or reading its
+/// group or list as "no match", would let eve in.
+#[test]
+fn a_missing_entry_is_an_error_never_a_skipped_rule() {
+    let engine = crate::Engine::from_json(DOCUMENT).unwrap();
+    assert_eq!(engine.decide(&eve()).unwrap().outcome, Outcome::Block);
+
+    let mut engine = crate::Engine::from_json(DOCUMENT).unwrap();
+    engine.apps[0].order[0].policy = PolicyIx::new(MINTED, 99);
+    assert_eq!(
+        engine.decide(&eve()).unwrap_err(),
+        EvalError::Inconsistent {
+            table: "policy",
+            index: 99
+        }
+    );
+
+    let mut engine = crate::Engine::from_json(DOCUMENT).unwrap();
+    engine.groups.clear();
+    assert!(matches!(
+        engine.decide(&eve()),
+        Err(EvalError::Inconsistent {
+            table: "access group",
+            ..
+        })
+    ));
+
+    let mut engine = crate::Engine::from_json(DOCUMENT).unwrap();
+    engine.lists.clear();
+    assert!(matches!(
+        engine.evaluate(&eve()),
+        Err(EvalError::Inconsistent { table: "list", .. })
+    ));
+}

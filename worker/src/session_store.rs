@@ -1,0 +1,233 @@
+//! The `sessions` table: one row per signed-in session, keyed by the application token's
+//! `identity_nonce`, holding the identity as [`StoredIdentity`] JSON. This module owns its
+//! statements: the gateway's look-up and logout ([`crate::session`]) and what SCIM
+//! provisioning does to sessions ([`crate::scim`]); the row is inserted by the sign-in
+//! callback, guarded by SCIM's refusal in the same statement.
+//!
+//! SCIM's statements reach into the stored identity with SQLite's JSON functions, at
+//! [`IDP_ID`] and [`GROUPS`]: the paths of [`StoredIdentity`]'s fields, pinned by a test.
+
+use serde::Deserialize;
+use worker::{D1Database, D1PreparedStatement};
+
+use crate::d1::{self, Binds};
+#[cfg(doc)]
+use crate::session::StoredIdentity;
+use crate::time::UnixMillis;
+
+/// Where [`StoredIdentity::idp_id`] is in the stored JSON.
+pub const IDP_ID: &str = "$.idp_id";
+
+/// Where [`StoredIdentity::groups`] is in the stored JSON.
+pub const GROUPS: &str = "$.groups";
+
+/// A live session's row.
+#[derive(Debug)]
+pub struct Row {
+    /// [`StoredIdentity`] as JSON.
+    pub identity: String,
+    pub created: UnixMillis,
+}
+
+/// The session with `identity_nonce`, unless revoked or expired at `now`.
+///
+/// # Errors
+///
+/// When D1 fails.
+pub async fn live(
+    db: &D1Database,
+    identity_nonce: &str,
+    now: UnixMillis,
+) -> Result<Option<Row>, worker::Error> {
+    #[derive(Deserialize)]
+    struct Stored {
+        identity: String,
+        created_ms: f64,
+    }
+    let mut binds = Binds::default();
+    let nonce = binds.text(identity_nonce);
+    let now = binds.millis(now);
+    let row: Option<Stored> = binds
+        .prepare(
+            db,
+            &format!(
+                "SELECT identity, created_ms FROM sessions WHERE identity_nonce = {nonce} \
+                 AND revoked_ms IS NULL AND expires_ms > {now}"
+            ),
+        )?
+        .first(None)
+        .await?;
+    Ok(row.map(|r| Row {
+        identity: r.identity,
+        created: d1::millis(r.created_ms),
+    }))
+}
+
+/// Revokes the session with `identity_nonce` and, with `user`, every session of that user.
+///
+/// # Errors
+///
+/// When D1 fails.
+pub async fn revoke(
+    db: &D1Database,
+    identity_nonce: &str,
+    user: Option<&str>,
+    now: UnixMillis,
+) -> Result<(), worker::Error> {
+    let mut binds = Binds::default();
+    let now = binds.millis(now);
+    let nonce = binds.text(identity_nonce);
+    let sql = match user {
+        Some(user) => {
+            let user = binds.text(user);
+            format!(
+                "UPDATE sessions SET revoked_ms = {now} WHERE revoked_ms IS NULL \
+                 AND (identity_nonce = {nonce} OR (user_id IS NOT NULL AND user_id = {user}))"
+            )
+        }
+        None => format!(
+            "UPDATE sessions SET revoked_ms = {now} WHERE revoked_ms IS NULL \
+             AND identity_nonce = {nonce}"
+        ),
+    };
+    binds.prepare(db, &sql)?.run().await?;
+    Ok(())
+}
+
+/// Revokes, from `now`, the sessions that identity provider `idp_id` signed in for users
+/// whose object id (`user_id`, without case) `users` selects (SQL, run in the same batch).
+///
+/// # Errors
+///
+/// When D1 refuses the statement.
+pub fn revoke_users(
+    db: &D1Database,
+    now: UnixMillis,
+    idp_id: &str,
+    users: &str,
+) -> Result<D1PreparedStatement, worker::Error> {
+    let mut binds = Binds::default();
+    let now = binds.millis(now);
+    let idp = binds.text(idp_id);
+    binds.prepare(
+        db,
+        &format!(
+            "UPDATE sessions SET revoked_ms = {now} WHERE revoked_ms IS NULL \
+             AND json_extract(identity, '{IDP_ID}') = {idp} \
+             AND user_id COLLATE NOCASE IN ({users})"
+        ),
+    )
+}
+
+/// Revokes, from `now`, the sessions `idp_id` signed in with one of `emails` (without case):
+/// for a user known only by its addresses.
+///
+/// # Errors
+///
+/// When D1 refuses the statement.
+pub fn revoke_addresses(
+    db: &D1Database,
+    now: UnixMillis,
+    idp_id: &str,
+    emails: &[String],
+) -> Result<D1PreparedStatement, worker::Error> {
+    let mut binds = Binds::default();
+    let now = binds.millis(now);
+    let idp = binds.text(idp_id);
+    let emails = binds.json_list(emails);
+    binds.prepare(
+        db,
+        &format!(
+            "UPDATE sessions SET revoked_ms = {now} WHERE revoked_ms IS NULL \
+             AND json_extract(identity, '{IDP_ID}') = {idp} \
+             AND email COLLATE NOCASE IN (SELECT value FROM json_each({emails}))"
+        ),
+    )
+}
+
+/// Replaces the stored groups of the live sessions `idp_id` signed in for the users `users`
+/// selects (as [`revoke_users`]) with `groups`: SQL evaluating to a JSON array of group ids
+/// for the row's `sessions.user_id`.
+///
+/// # Errors
+///
+/// When D1 refuses the statement.
+pub fn set_groups(
+    db: &D1Database,
+    now: UnixMillis,
+    idp_id: &str,
+    users: &str,
+    groups: &str,
+) -> Result<D1PreparedStatement, worker::Error> {
+    let mut binds = Binds::default();
+    let now = binds.millis(now);
+    let idp = binds.text(idp_id);
+    binds.prepare(
+        db,
+        &format!(
+            "UPDATE sessions SET identity = json_set(identity, '{GROUPS}', json(({groups}))) \
+             WHERE revoked_ms IS NULL AND expires_ms > {now} \
+             AND json_extract(identity, '{IDP_ID}') = {idp} \
+             AND user_id COLLATE NOCASE IN ({users})"
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::session::StoredIdentity;
+
+    fn stored() -> StoredIdentity {
+        StoredIdentity {
+            email: Some("ada@example.com".into()),
+            user_id: Some("7a1b2c3d-0000-4000-8000-00000000000a".into()),
+            tenant_id: None,
+            idp_id: Some("entra".into()),
+            groups: vec!["11111111-1111-4111-8111-111111111111".into()],
+            amr: vec![],
+            acrs: vec![],
+            claims: vec![],
+            country: None,
+        }
+    }
+
+    /// The top-level field a `$.name` path names.
+    fn field(path: &str) -> &str {
+        path.strip_prefix("$.").unwrap()
+    }
+
+    #[test]
+    fn the_sql_paths_are_the_stored_identitys_fields() {
+        let value = serde_json::to_value(stored()).unwrap();
+        assert_eq!(value[field(IDP_ID)], json!("entra"));
+        assert_eq!(
+            value[field(GROUPS)],
+            json!(["11111111-1111-4111-8111-111111111111"])
+        );
+    }
+
+    #[test]
+    fn groups_set_at_the_path_read_back_as_the_identitys_groups() {
+        // What `json_set(identity, GROUPS, …)` does, then the gateway's reading of the row.
+        let mut value = serde_json::to_value(stored()).unwrap();
+        let replaced = json!(["22222222-2222-4222-8222-222222222222"]);
+        value[field(GROUPS)] = replaced.clone();
+        let read: StoredIdentity = serde_json::from_value(value).unwrap();
+        assert_eq!(Value::from(read.groups.clone()), replaced);
+        assert_eq!(read.email.as_deref(), Some("ada@example.com"));
+        let identity = read.to_identity();
+        assert_eq!(
+            identity
+                .groups
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["22222222-2222-4222-8222-222222222222"]
+        );
+    }
+}
