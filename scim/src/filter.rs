@@ -1,5 +1,7 @@
-//! Filters as Entra sends them: `attrPath eq value`, joined with `and` (RFC 7644 §3.4.2.2,
-//! the subset Entra uses). Anything else is an `invalidFilter` error, never a silent match.
+//! Filters as Entra sends them: `attrPath eq value` and value paths alone
+//! (`members[value eq "…"]`, the group membership check), joined with `and` (RFC 7644
+//! §3.4.2.2, the subset Entra uses). Anything else is an `invalidFilter` error, never a
+//! silent match.
 
 use serde_json::Value;
 
@@ -36,19 +38,45 @@ impl Filter {
         let mut all = Vec::new();
         let mut rest = tokens.as_slice();
         loop {
-            let [path, op, value, tail @ ..] = rest else {
-                return Err(bad(format!(
-                    "filter `{text}`: expected `attribute eq value`"
-                )));
+            let tail = match rest {
+                // A value path alone (`members[value eq "…"]`) holds when an entry's
+                // sub-attribute equals the value: the comparison `members.value eq "…"`.
+                [path, tail @ ..] if path.ends_with(']') => {
+                    let path = AttrPath::parse(path).map_err(|e| bad(e.detail))?;
+                    let (Some(selection), None) = (path.filter, &path.sub_attr) else {
+                        return Err(bad(format!(
+                            "filter `{text}`: a value path must end with its selection"
+                        )));
+                    };
+                    all.push(Comparison {
+                        path: AttrPath {
+                            urn: path.urn,
+                            attr: path.attr,
+                            filter: None,
+                            sub_attr: Some(selection.attr),
+                        },
+                        value: selection.literal,
+                    });
+                    tail
+                }
+                [path, op, value, tail @ ..] => {
+                    if !op.eq_ignore_ascii_case("eq") {
+                        return Err(bad(format!(
+                            "operator `{op}` is not supported (only `eq` and `and`)"
+                        )));
+                    }
+                    let path = AttrPath::parse(path).map_err(|e| bad(e.detail))?;
+                    let value =
+                        parse_literal(value).ok_or_else(|| bad(format!("bad value `{value}`")))?;
+                    all.push(Comparison { path, value });
+                    tail
+                }
+                _ => {
+                    return Err(bad(format!(
+                        "filter `{text}`: expected `attribute eq value`"
+                    )))
+                }
             };
-            if !op.eq_ignore_ascii_case("eq") {
-                return Err(bad(format!(
-                    "operator `{op}` is not supported (only `eq` and `and`)"
-                )));
-            }
-            let path = AttrPath::parse(path).map_err(|e| bad(e.detail))?;
-            let value = parse_literal(value).ok_or_else(|| bad(format!("bad value `{value}`")))?;
-            all.push(Comparison { path, value });
             match tail {
                 [] => break,
                 [and, more @ ..] if and.eq_ignore_ascii_case("and") => rest = more,

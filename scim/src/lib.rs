@@ -4,7 +4,8 @@
 //! `aadOptscim062020` (lowercase ops, booleans, path-less replace with dotted and URN-prefixed
 //! keys, `members[value eq "…"]` removes). Bodies are parsed by [`parse_body`], which refuses
 //! an attribute sent twice in one object (without case, as SCIM names attributes). Every error
-//! carries the SCIM `scimType` to answer with.
+//! carries the SCIM `scimType` to answer with. What a GET returns follows [`Projection`]
+//! (`attributes`, `excludedAttributes`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -12,9 +13,11 @@ mod apply;
 mod body;
 mod error;
 mod filter;
+mod manager;
 mod members;
 mod patch;
 mod path;
+mod projection;
 mod resource;
 
 pub use apply::{apply, Changes};
@@ -24,6 +27,7 @@ pub use filter::{Comparison, Filter};
 pub use members::{member_ids, split_members, MemberChange};
 pub use patch::{Operation, OperationKind, PatchRequest};
 pub use path::{AttrPath, ValueFilter};
+pub use projection::{Projection, MAX_ATTRIBUTES};
 pub use resource::{
     active_value, attribute, conditions, fold, object_id, Condition, GroupRecord, Page,
     ResourceKind, UserRecord,

@@ -56,7 +56,7 @@ pub fn member_ids(value: &Value) -> Result<Vec<String>, ScimError> {
     };
     let mut ids: Vec<String> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        match item.get("value") {
+        match item.as_object().and_then(|m| crate::attribute(m, "value")) {
             Some(Value::String(id)) if !id.trim().is_empty() => {
                 let id = crate::fold(id.trim());
                 if !ids.contains(&id) {

@@ -1,5 +1,7 @@
 //! PATCH requests (RFC 7644 §3.5.2) in both of Entra's dialects, checked whole before any of
-//! them is applied: a request with one bad operation is refused entirely.
+//! them is applied: a request with one bad operation is refused entirely. The message's own
+//! attribute names (`schemas`, `Operations`, `op`, `path`, `value`) compare without case, as
+//! every SCIM attribute name does (RFC 7643 §2.1).
 
 use serde_json::{Map, Value};
 
@@ -46,13 +48,11 @@ impl PatchRequest {
         let Value::Object(message) = body else {
             return Err(syntax("a PatchOp message must be a JSON object".into()));
         };
-        let schemas = message.get("schemas").and_then(Value::as_array);
+        let schemas = crate::attribute(message, "schemas").and_then(Value::as_array);
         if !schemas.is_some_and(|s| s.iter().any(|u| u.as_str() == Some(PATCH_OP))) {
             return Err(syntax(format!("`schemas` must contain `{PATCH_OP}`")));
         }
-        let operations = message
-            .get("Operations")
-            .or_else(|| message.get("operations"))
+        let operations = crate::attribute(message, "Operations")
             .and_then(Value::as_array)
             .ok_or_else(|| syntax("`Operations` must be an array".into()))?;
         if operations.is_empty() {
@@ -79,8 +79,7 @@ fn parse_operation(op: &Value) -> Result<Operation, ScimError> {
     let Value::Object(fields) = op else {
         return Err(syntax("an operation must be an object"));
     };
-    let name = fields
-        .get("op")
+    let name = crate::attribute(fields, "op")
         .and_then(Value::as_str)
         .ok_or_else(|| syntax("`op` is missing"))?;
     let kind = match name.to_ascii_lowercase().as_str() {
@@ -89,8 +88,8 @@ fn parse_operation(op: &Value) -> Result<Operation, ScimError> {
         "remove" => OperationKind::Remove,
         _ => return Err(syntax(&format!("unknown op `{name}`"))),
     };
-    let path = match fields.get("path") {
-        None | Some(Value::Null) => None,
+    let path = match crate::attribute(fields, "path") {
+        None => None,
         Some(Value::String(p)) => Some(AttrPath::parse(p)?),
         Some(_) => {
             return Err(ScimError::new(
@@ -99,7 +98,10 @@ fn parse_operation(op: &Value) -> Result<Operation, ScimError> {
             ))
         }
     };
-    let value = fields.get("value").cloned();
+    let value = fields
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("value"))
+        .map(|(_, v)| v.clone());
     match (kind, &path, &value) {
         (OperationKind::Remove, None, _) => {
             return Err(ScimError::new(

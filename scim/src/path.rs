@@ -9,8 +9,10 @@ use crate::error::{ScimError, ScimType};
 pub struct ValueFilter {
     /// The sub-attribute compared (`type`, `value`).
     pub attr: String,
-    /// The value it must equal.
+    /// The value it must equal, as text (`true` for a boolean).
     pub value: String,
+    /// The value as written: a string, boolean or null (unquoted words are strings).
+    pub literal: serde_json::Value,
 }
 
 /// A parsed attribute path. Attribute names compare case-insensitively (RFC 7643 §2.1).
@@ -115,11 +117,12 @@ fn parse_value_filter(inner: &str) -> Option<ValueFilter> {
     if !op.eq_ignore_ascii_case("eq") || !is_name(attr) {
         return None;
     }
-    let value = crate::filter::parse_literal(value.trim())?;
+    let literal = crate::filter::parse_literal(value.trim())?;
     Some(ValueFilter {
         attr: attr.to_owned(),
-        value: value
+        value: literal
             .as_str()
-            .map_or_else(|| value.to_string(), str::to_owned),
+            .map_or_else(|| literal.to_string(), str::to_owned),
+        literal,
     })
 }

@@ -4,7 +4,9 @@
 //!
 //! Attributes are kept as sent — unknown ones and unknown schema URNs included — except that
 //! `id` and `meta` belong to the server, explicit `null`s mean "no value" and are dropped,
-//! and `active` is a boolean whichever dialect sent it.
+//! `active` is a boolean whichever dialect sent it, a user's `manager` is the enterprise
+//! extension's `{"value": id}` however it was sent ([`crate::manager`]), and `schemas` lists
+//! the core schema and every extension the resource holds an object of.
 
 use serde_json::{Map, Value};
 
@@ -70,7 +72,7 @@ fn object_with_schema<'a>(
             "the body must be a JSON object",
         ));
     };
-    let schemas = object.get("schemas").and_then(Value::as_array);
+    let schemas = attribute(object, "schemas").and_then(Value::as_array);
     if !schemas.is_some_and(|s| {
         s.iter()
             .any(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(core)))
@@ -106,6 +108,35 @@ fn stored(object: &Map<String, Value>, also_drop: &[&str]) -> Map<String, Value>
         })
         .filter_map(|(k, v)| clean(v).map(|v| (k.clone(), v)))
         .collect()
+}
+
+/// Makes `schemas` list `core` (first, when it was missing) and the URN of every extension
+/// object the resource holds: the server keeps it, a PATCH cannot change it, and a resource
+/// stored with a broken one is repaired instead of refused (which would stop its updates).
+fn list_schemas(resource: &mut Map<String, Value>, core: &str) {
+    let key = resource
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case("schemas"))
+        .cloned()
+        .unwrap_or_else(|| "schemas".into());
+    let mut schemas: Vec<Value> = match resource.get(&key) {
+        Some(Value::Array(items)) => items.iter().filter(|s| s.is_string()).cloned().collect(),
+        _ => Vec::new(),
+    };
+    let listed = |schemas: &[Value], urn: &str| {
+        schemas
+            .iter()
+            .any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(urn)))
+    };
+    if !listed(&schemas, core) {
+        schemas.insert(0, Value::String(core.to_owned()));
+    }
+    for (name, value) in resource.iter() {
+        if value.is_object() && crate::apply::is_extension_urn(name) && !listed(&schemas, name) {
+            schemas.push(Value::String(name.clone()));
+        }
+    }
+    resource.insert(key, Value::Array(schemas));
 }
 
 /// The value of attribute `name` (any case).
@@ -163,6 +194,8 @@ impl UserRecord {
     /// As [`UserRecord::from_body`].
     pub fn from_resource(mut resource: Map<String, Value>) -> Result<UserRecord, ScimError> {
         resource = stored(&resource, &[]);
+        crate::manager::normalise(&mut resource)?;
+        list_schemas(&mut resource, USER_SCHEMA);
         let user_name = required_string(&resource, "userName")?;
         let external_id = optional_string(&resource, "externalId")?;
         let display_name = optional_string(&resource, "displayName")?;
@@ -193,6 +226,44 @@ impl UserRecord {
 }
 
 impl UserRecord {
+    /// A stored user as it is served and patched: the resource [`UserRecord::from_resource`]
+    /// makes of it (`manager` complex, `schemas` complete), so a user stored before those rules
+    /// reads back as Entra expects — or the resource unchanged when it does not pass those
+    /// checks (served as stored rather than not at all).
+    pub fn normalised(resource: Map<String, Value>) -> Map<String, Value> {
+        match UserRecord::from_resource(resource.clone()) {
+            Ok(record) => record.resource,
+            Err(_) => resource,
+        }
+    }
+
+    /// Checks a User body that replaces `stored` (PUT). A body without `active` keeps the
+    /// stored user's (RFC 7644 §3.5.1 lets a server keep what a replacement does not assert):
+    /// leaving `active` out never re-enables a disabled user.
+    ///
+    /// # Errors
+    /// As [`UserRecord::from_body`].
+    pub fn replacing(body: &Value, stored: &Map<String, Value>) -> Result<UserRecord, ScimError> {
+        let mut record = UserRecord::from_body(body)?;
+        let asserted = body
+            .as_object()
+            .and_then(|b| attribute(b, "active"))
+            .is_some();
+        if !asserted {
+            record.active = attribute(stored, "active")
+                .and_then(active_value)
+                .unwrap_or(true);
+            let key = record
+                .resource
+                .keys()
+                .find(|k| k.eq_ignore_ascii_case("active"))
+                .cloned()
+                .unwrap_or_else(|| "active".into());
+            record.resource.insert(key, Value::Bool(record.active));
+        }
+        Ok(record)
+    }
+
     /// Checks that an active user is bound to an Entra object id: `externalId` is the user's
     /// `objectId`, so the people who sign in (keyed by their tokens' `oid`) are found. A server
     /// that revokes sessions on deprovisioning needs it — a user it cannot bind would be one it
@@ -277,7 +348,8 @@ impl GroupRecord {
     ///
     /// # Errors
     /// As [`GroupRecord::from_body`].
-    pub fn from_resource(resource: Map<String, Value>) -> Result<GroupRecord, ScimError> {
+    pub fn from_resource(mut resource: Map<String, Value>) -> Result<GroupRecord, ScimError> {
+        list_schemas(&mut resource, GROUP_SCHEMA);
         let display_name = required_string(&resource, "displayName")?;
         let external_id = optional_string(&resource, "externalId")?;
         let members = match attribute(&resource, "members") {
@@ -285,7 +357,7 @@ impl GroupRecord {
             Some(Value::Array(items)) => {
                 let mut ids: Vec<String> = Vec::new();
                 for (i, item) in items.iter().enumerate() {
-                    match item.get("value") {
+                    match item.as_object().and_then(|m| attribute(m, "value")) {
                         Some(Value::String(id)) if !id.is_empty() => {
                             if !ids.contains(id) {
                                 ids.push(id.clone());
@@ -328,6 +400,9 @@ pub enum Condition {
     DisplayName(String),
     /// `active eq`.
     Active(bool),
+    /// `members[value eq "…"]` (also `members.value eq` and `members eq`): the group has
+    /// this direct member (ids folded).
+    Member(String),
 }
 
 /// Which resource a filter is for.
@@ -392,6 +467,13 @@ pub fn conditions(filter: &Filter, kind: ResourceKind) -> Result<Vec<Condition>,
                 ))),
             };
             let name = path.attr.to_ascii_lowercase();
+            // `members eq` compares the members' `value` (RFC 7643 §2.4: the sub-attribute a
+            // multi-valued attribute's primary value is kept in).
+            let member_value = path.filter.is_none()
+                && path
+                    .sub_attr
+                    .as_deref()
+                    .is_none_or(|s| s.eq_ignore_ascii_case("value"));
             let work_email = path.filter.as_ref().is_some_and(|f| {
                 f.attr.eq_ignore_ascii_case("type") && f.value.eq_ignore_ascii_case("work")
             }) && path
@@ -412,6 +494,9 @@ pub fn conditions(filter: &Filter, kind: ResourceKind) -> Result<Vec<Condition>,
                 (ResourceKind::User, "emails", true) if work_email => {
                     Ok(Condition::WorkEmail(fold(&string()?)))
                 }
+                (ResourceKind::Group, "members", _) if member_value => {
+                    Ok(Condition::Member(fold(&string()?)))
+                }
                 (ResourceKind::User, "active", false) => match active_value(&c.value) {
                     Some(b) => Ok(Condition::Active(b)),
                     None => Err(bad("`active` must be compared with true or false".into())),
@@ -419,7 +504,7 @@ pub fn conditions(filter: &Filter, kind: ResourceKind) -> Result<Vec<Condition>,
                 _ => Err(bad(format!(
                     "filtering {}s on `{}` is not supported (userName, externalId, id, \
                      emails[type eq \"work\"].value, displayName, active for users; \
-                     displayName, externalId, id for groups)",
+                     displayName, externalId, id, members[value eq \"…\"] for groups)",
                     kind.as_str(),
                     filter_text(path)
                 ))),

@@ -278,7 +278,10 @@ fn filters_on_what_is_not_indexed_are_invalid_filters() {
         (r#"nickName eq "x""#, ResourceKind::User),
         (r#"emails[type eq "home"].value eq "x""#, ResourceKind::User),
         (r#"emails.value eq "x""#, ResourceKind::User),
-        (r#"members[value eq "x"]"#, ResourceKind::Group),
+        // The membership check (`members[value eq "…"]`) is a filter; other selections of
+        // members are not.
+        (r#"members[display eq "x"]"#, ResourceKind::Group),
+        (r#"members[value eq "x"]"#, ResourceKind::User),
         (r#"active eq "maybe""#, ResourceKind::User),
         (r#"userName co "x""#, ResourceKind::User),
         (r#"userName eq "x"#, ResourceKind::User),

@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use edge_access_tests::client::{HttpClient, HttpResponse};
 use edge_access_tests::emulator::provisioning::{
-    CycleOptions, CycleReport, Dialect, Directory, DirectoryUser, ExternalId, ScimClient,
-    ENTERPRISE_USER, ERROR_SCHEMA, GROUP_SCHEMA, LIST_RESPONSE, PATCH_OP, SCIM_MEDIA_TYPE,
-    USER_SCHEMA,
+    entra_reads_user, patch_op, Changes, CycleOptions, CycleReport, Dialect, Directory,
+    DirectoryUser, ExternalId, ScimClient, ENTERPRISE_USER, ERROR_SCHEMA, GROUP_SCHEMA,
+    LIST_RESPONSE, MANAGER_PATH, PATCH_OP, SCIM_MEDIA_TYPE, USER_SCHEMA,
 };
 use edge_access_tests::fixtures::Fixtures;
 use edge_access_tests::stack::{Stack, StackConfig, SCIM_PATH, SCIM_TOKEN};
@@ -180,6 +180,7 @@ fn new_user(c: &ScimClient, user_name: &str, display_name: &str) -> String {
         display_name: display_name.to_owned(),
         groups: Vec::new(),
         employee_number: None,
+        manager: None,
     };
     c.create_user(&user).unwrap()["id"]
         .as_str()
@@ -885,10 +886,14 @@ fn tutorial_example_2_the_unquoted_filter_and_the_manager_patch() {
         "manager",
     );
     assert_eq!(updated["id"], id.as_str());
-    assert!(
-        updated.to_string().contains(&manager),
-        "the manager is stored: {updated}"
+    // Stored in the enterprise extension and read back complex (RFC 7643 §4.3), as Entra
+    // reads it.
+    assert_eq!(
+        updated[ENTERPRISE_USER]["manager"],
+        json!({ "value": manager }),
+        "{updated}"
     );
+    assert!(updated.get("manager").is_none(), "{updated}");
     assert_eq!(c.user(&id).unwrap().unwrap(), updated);
 }
 
@@ -923,6 +928,7 @@ fn wrong_or_missing_tokens_are_refused() {
         display_name: "Auth Created".into(),
         groups: Vec::new(),
         employee_number: None,
+        manager: None,
     }
     .create_payload()
     .to_string();
@@ -1590,5 +1596,499 @@ fn discovery_documents_are_served() {
     assert!(
         schemas.contains(USER_SCHEMA) && schemas.contains(GROUP_SCHEMA),
         "{schemas}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// (d) Entra interop: what Entra sends, read back as Entra reads it
+// ---------------------------------------------------------------------------------------
+
+/// Entra links managers after the users exist, sending the bare id, and reads every user
+/// back expecting `{"value": id}`: a second cycle matches without sending anything again.
+#[test]
+fn managers_are_linked_and_read_back_in_both_dialects() {
+    let Some(stack) = stack("managers_are_linked_and_read_back_in_both_dialects") else {
+        return;
+    };
+    for (dialect, mapping, tag) in [
+        (Dialect::Default, ExternalId::MailNickname, "mgr-dflt"),
+        (Dialect::AadOptscim062020, ExternalId::ObjectId, "mgr-aad"),
+    ] {
+        let c = client(stack, dialect).with_external_id(mapping);
+        let mut directory =
+            Directory::from_fixtures(&Fixtures::load_default().unwrap()).tagged(tag);
+        let boss = directory.users[0].key.clone();
+        for user in directory.users.iter_mut().skip(1) {
+            user.manager = Some(boss.clone());
+        }
+        let managed = directory.users.len() - 1;
+        let options = CycleOptions {
+            changes: Changes::default(),
+            ..CycleOptions::for_directory(&directory)
+        };
+        let first = c
+            .run_cycle(&directory, &options)
+            .unwrap_or_else(|e| panic!("{dialect}: {e}"));
+        assert_eq!(first.managers_linked, managed, "{dialect}: {first}");
+        let boss_id = first.user_id(&boss).unwrap();
+        for user in directory.users.iter().skip(1) {
+            let resource = c.user(first.user_id(&user.key).unwrap()).unwrap().unwrap();
+            assert_eq!(entra_reads_user(&resource), None, "{dialect}: {resource}");
+            assert_eq!(
+                resource[ENTERPRISE_USER]["manager"],
+                json!({ "value": boss_id }),
+                "{dialect}: {resource}"
+            );
+            assert!(
+                resource["schemas"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!(ENTERPRISE_USER)),
+                "{dialect}: {resource}"
+            );
+        }
+        let second = c
+            .run_cycle(&directory, &options)
+            .unwrap_or_else(|e| panic!("{dialect}: {e}"));
+        assert_eq!(second.users_matched, directory.users.len(), "{dialect}");
+        assert_eq!(second.users_updated, 0, "{dialect}: {second}");
+        assert_eq!(second.managers_linked, 0, "{dialect}: {second}");
+    }
+}
+
+/// A user whose manager was stored in any shape Entra (or the tutorial) sends stays readable:
+/// each answer is one Entra can deserialise, and clearing the manager works.
+#[test]
+fn every_shape_of_manager_reads_back_complex() {
+    let Some(stack) = stack("every_shape_of_manager_reads_back_complex") else {
+        return;
+    };
+    let c = client(stack, Dialect::Default);
+    let manager = new_user(&c, "shapes.manager@example.com", "Shapes Manager");
+    let id = new_user(&c, "shapes.report@example.com", "Shapes Report");
+    let path = format!("/Users/{id}");
+    let expected = json!({ "value": manager });
+    for operations in [
+        json!([{ "op": "Add", "path": MANAGER_PATH, "value": manager }]),
+        json!([{ "op": "add", "path": MANAGER_PATH, "value": manager }]),
+        json!([{ "op": "replace", "value": { MANAGER_PATH: manager } }]),
+        json!([{ "op": "replace", "value": { ENTERPRISE_USER: { "manager": manager } } }]),
+        json!([{ "op": "Add", "path": "manager", "value": [{ "$ref": null, "value": manager }] }]),
+        json!([{ "op": "Replace", "path": format!("{MANAGER_PATH}.value"), "value": manager }]),
+    ] {
+        assert_no_content_or_user(&c, &path, &operations, &expected);
+    }
+    // PUT with the string of Microsoft's schema example.
+    let body = json!({ "schemas": [USER_SCHEMA, ENTERPRISE_USER],
+        "userName": "shapes.report@example.com", ENTERPRISE_USER: { "manager": manager } });
+    let replaced = ok_json(&send_json(&c, "PUT", &path, &body), 200, "PUT");
+    assert_eq!(replaced[ENTERPRISE_USER]["manager"], expected, "{replaced}");
+    // Removed, then not there.
+    let removed = c
+        .patch_user(
+            &id,
+            &patch_op(vec![json!({ "op": "Remove", "path": MANAGER_PATH })]),
+        )
+        .unwrap();
+    assert!(
+        removed
+            .get(ENTERPRISE_USER)
+            .is_none_or(|e| e.get("manager").is_none()),
+        "{removed}"
+    );
+    // A manager that is no id is refused, and nothing changes.
+    let before = c.user(&id).unwrap().unwrap();
+    let bad = patch_op(vec![
+        json!({ "op": "Add", "path": MANAGER_PATH, "value": 7 }),
+    ]);
+    assert_scim_error(
+        &send_json(&c, "PATCH", &path, &bad),
+        400,
+        Some("invalidValue"),
+        "manager 7",
+    );
+    assert_eq!(c.user(&id).unwrap().unwrap(), before);
+}
+
+/// Sends `operations` to the user at `path`; the answer and a fresh GET hold `manager`
+/// `expected` and are readable by Entra.
+fn assert_no_content_or_user(c: &ScimClient, path: &str, operations: &Value, expected: &Value) {
+    let what = format!("PATCH {operations}");
+    let answer = ok_json(
+        &send_json(
+            c,
+            "PATCH",
+            path,
+            &patch_op(operations.as_array().unwrap().clone()),
+        ),
+        200,
+        &what,
+    );
+    assert_eq!(
+        answer[ENTERPRISE_USER]["manager"], *expected,
+        "{what}: {answer}"
+    );
+    assert_eq!(entra_reads_user(&answer), None, "{what}");
+    let got = ok_json(&send(c, "GET", path, &[], ""), 200, &what);
+    assert_eq!(got, answer, "{what}");
+}
+
+/// Attribute names in filtered paths compare without case (RFC 7643 §2.1): the entry is
+/// updated, on every multi-valued attribute alike.
+#[test]
+fn filtered_paths_compare_attribute_names_without_case() {
+    let Some(stack) = stack("filtered_paths_compare_attribute_names_without_case") else {
+        return;
+    };
+    let c = client(stack, Dialect::Default);
+    let body = json!({ "schemas": [USER_SCHEMA], "userName": "case.paths@example.com",
+        "emails": [{ "type": "work", "value": "case.paths@example.com", "primary": true }],
+        "phoneNumbers": [{ "type": "mobile", "value": "+1 555 0100" }] });
+    let created = ok_json(&send_json(&c, "POST", "/Users", &body), 201, "create");
+    let id = created["id"].as_str().unwrap();
+    let phone = c
+        .patch_user(
+            id,
+            &patch_op(vec![json!({ "op": "Replace",
+            "path": "phoneNumbers[Type eq \"mobile\"].Value", "value": "+1 555 0199" })]),
+        )
+        .unwrap();
+    assert_eq!(
+        phone["phoneNumbers"],
+        json!([{ "type": "mobile", "value": "+1 555 0199" }]),
+        "{phone}"
+    );
+    let email = c
+        .patch_user(
+            id,
+            &patch_op(vec![json!({ "op": "Replace",
+            "path": "emails[Type eq \"Work\"].Value", "value": "case.paths.new@example.com" })]),
+        )
+        .unwrap();
+    assert_eq!(
+        email["emails"],
+        json!([{ "type": "work", "value": "case.paths.new@example.com", "primary": true }]),
+        "{email}"
+    );
+    let found = c
+        .list_resources(
+            "Users",
+            &[(
+                "filter",
+                r#"emails[type eq "work"].value eq "case.paths.new@example.com""#,
+            )],
+        )
+        .unwrap();
+    assert_eq!(found.resources, [email]);
+}
+
+/// Removing `active` never re-enables a user; `schemas` belongs to the server; a partial
+/// complex value keeps the other sub-attributes; a PUT without `active` keeps the state.
+#[test]
+fn removes_and_replaces_keep_what_they_do_not_name() {
+    let Some(stack) = stack("removes_and_replaces_keep_what_they_do_not_name") else {
+        return;
+    };
+    let c = client(stack, Dialect::Default);
+    let id = new_user(&c, "keeps.state@example.com", "Keeps State");
+    let path = format!("/Users/{id}");
+    let disabled = c.disable_user(&id).unwrap();
+    assert_eq!(disabled["active"], false);
+    for (operations, scim_type) in [
+        (json!([{ "op": "Remove", "path": "active" }]), "mutability"),
+        (
+            json!([{ "op": "remove", "path": "urn:ietf:params:scim:schemas:core:2.0:User:active" }]),
+            "mutability",
+        ),
+        (
+            json!([{ "op": "Remove", "path": "userName" }]),
+            "mutability",
+        ),
+        (
+            json!([{ "op": "replace", "path": "schemas", "value": ["x"] }]),
+            "mutability",
+        ),
+        (
+            json!([{ "op": "Replace", "value": { "schemas": ["x"] } }]),
+            "mutability",
+        ),
+    ] {
+        let what = format!("PATCH {operations}");
+        let message = patch_op(operations.as_array().unwrap().clone());
+        assert_scim_error(
+            &send_json(&c, "PATCH", &path, &message),
+            400,
+            Some(scim_type),
+            &what,
+        );
+        assert_eq!(c.user(&id).unwrap().unwrap(), disabled, "{what}");
+    }
+    // Part of `name`, with a path or path-less: the other sub-attributes stay.
+    let renamed = c
+        .patch_user(
+            &id,
+            &patch_op(vec![
+                json!({ "op": "Replace", "path": "name", "value": { "givenName": "Kept" } }),
+            ]),
+        )
+        .unwrap();
+    let mut name = disabled["name"].clone();
+    name["givenName"] = json!("Kept");
+    assert_eq!(renamed["name"], name, "{renamed}");
+    let renamed = c
+        .patch_user(
+            &id,
+            &patch_op(vec![
+                json!({ "op": "replace", "value": { "name": { "familyName": "State" } } }),
+            ]),
+        )
+        .unwrap();
+    name["familyName"] = json!("State");
+    assert_eq!(renamed["name"], name, "{renamed}");
+    assert_eq!(renamed["active"], false);
+    // PUT without `active` keeps the user disabled; with it, it decides.
+    let body = json!({ "schemas": [USER_SCHEMA], "userName": "keeps.state@example.com" });
+    let replaced = ok_json(&send_json(&c, "PUT", &path, &body), 200, "PUT");
+    assert_eq!(replaced["active"], false, "{replaced}");
+    let mut body = body;
+    body["active"] = json!(true);
+    let replaced = ok_json(&send_json(&c, "PUT", &path, &body), 200, "PUT active");
+    assert_eq!(replaced["active"], true, "{replaced}");
+}
+
+/// Entra's provisioning sends changes to one group from several workers at once: adds and
+/// removes of different members all apply; a write that still has to be retried says when.
+#[test]
+fn concurrent_member_changes_to_one_group_do_not_conflict() {
+    let Some(stack) = stack("concurrent_member_changes_to_one_group_do_not_conflict") else {
+        return;
+    };
+    let c = client(stack, Dialect::AadOptscim062020);
+    let users: Vec<String> = (0..20)
+        .map(|i| {
+            new_user(
+                &c,
+                &format!("concurrent.{i}@example.com"),
+                &format!("Concurrent {i}"),
+            )
+        })
+        .collect();
+    let group = new_group(&c, "Concurrent group", &[]);
+    let patch_all = |messages: Vec<Value>| -> Vec<HttpResponse> {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = messages
+                .iter()
+                .map(|message| {
+                    let c = &c;
+                    let path = format!("/Groups/{group}");
+                    scope.spawn(move || send_json(c, "PATCH", &path, message))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    };
+    // Ten adds at once.
+    let adds: Vec<Value> = users[..10]
+        .iter()
+        .map(|u| Dialect::AadOptscim062020.add_members(&[u]))
+        .collect();
+    for answer in patch_all(adds) {
+        assert_no_content(&answer, "concurrent add");
+    }
+    let expected: BTreeSet<String> = users[..10].iter().cloned().collect();
+    assert_eq!(
+        member_values(&c.group(&group, false).unwrap().unwrap()),
+        expected
+    );
+    // Five removes and five adds at once, in both dialects' shapes.
+    let mut changes: Vec<Value> = users[..5]
+        .iter()
+        .enumerate()
+        .map(|(i, u)| Dialect::ALL[i % 2].remove_member(u))
+        .collect();
+    changes.extend(
+        users[10..15]
+            .iter()
+            .map(|u| Dialect::Default.add_members(&[u])),
+    );
+    for answer in patch_all(changes) {
+        assert_no_content(&answer, "concurrent add or remove");
+    }
+    let expected: BTreeSet<String> = users[5..15].iter().cloned().collect();
+    assert_eq!(
+        member_values(&c.group(&group, false).unwrap().unwrap()),
+        expected
+    );
+    // Renames do read and write the same resource: each lands, or is a 503 that says when to
+    // retry; the group ends with one of the names.
+    let renames: Vec<Value> = (0..8)
+        .map(|i| patch_op(vec![json!({ "op": "replace", "path": "displayName", "value": format!("Concurrent group {i}") })]))
+        .collect();
+    let answers = patch_all(renames);
+    assert!(answers.iter().any(|a| a.status == 204), "{answers:?}");
+    for answer in &answers {
+        if answer.status != 204 {
+            assert_scim_error(answer, 503, None, "concurrent rename");
+            let retry = answer.header("retry-after").unwrap_or_default();
+            assert!(retry.parse::<u64>().is_ok_and(|s| s >= 1), "{answer:?}");
+        }
+    }
+    let group_now = c.group(&group, false).unwrap().unwrap();
+    assert!(
+        group_now["displayName"]
+            .as_str()
+            .unwrap()
+            .starts_with("Concurrent group "),
+        "{group_now}"
+    );
+    assert_eq!(
+        member_values(&group_now),
+        expected,
+        "renames keep the members"
+    );
+}
+
+/// The membership check of Microsoft's reference SCIM code, and `attributes=`.
+#[test]
+fn the_membership_check_and_attribute_selection() {
+    let Some(stack) = stack("the_membership_check_and_attribute_selection") else {
+        return;
+    };
+    let c = client(stack, Dialect::Default);
+    let member = new_user(&c, "check.member@example.com", "Check Member");
+    let other = new_user(&c, "check.other@example.com", "Check Other");
+    let group = new_group(&c, "Membership check", &[&member]);
+    assert!(c.has_member(&group, &member).unwrap());
+    assert!(!c.has_member(&group, &other).unwrap());
+    assert!(!c
+        .has_member(&group, "00000000-0000-4000-8000-000000000000")
+        .unwrap());
+    // The answer holds the group's id and schemas only.
+    let filter = format!(r#"id eq "{group}" and members[value eq "{member}"]"#);
+    let list = ok_json(
+        &send(
+            &c,
+            "GET",
+            "/Groups",
+            &[("attributes", "id"), ("filter", &filter)],
+            "",
+        ),
+        200,
+        "membership check",
+    );
+    assert_eq!(
+        assert_list(&list, 1, "membership check"),
+        [json!({ "schemas": [GROUP_SCHEMA], "id": group })]
+    );
+    // The same check spelled as the reference code and RFC 7644 also allow, in any case.
+    for filter in [
+        format!(r#"id eq "{group}" and members eq "{member}""#),
+        format!(
+            r#"id eq "{group}" and members.value eq "{}""#,
+            member.to_ascii_uppercase()
+        ),
+        format!(r#"ID EQ "{group}" AND MEMBERS[VALUE EQ "{member}"]"#),
+        format!(r#"members[value eq "{member}"] and displayName eq "membership check""#),
+    ] {
+        let list = c
+            .list_resources(
+                "Groups",
+                &[("excludedAttributes", "members"), ("filter", &filter)],
+            )
+            .unwrap();
+        assert_eq!(list.total_results, 1, "{filter}");
+        assert_eq!(list.resources[0]["id"], group.as_str(), "{filter}");
+    }
+    // What stays unsupported is an invalid filter.
+    for filter in [
+        format!(r#"members[value eq "{member}" or value eq "{other}"]"#),
+        format!(r#"members[display eq "{member}"]"#),
+        format!(r#"members[value co "{member}"]"#),
+        format!(r#"id eq "{group}" or members[value eq "{member}"]"#),
+        "members pr".to_owned(),
+    ] {
+        assert_scim_error(
+            &send(&c, "GET", "/Groups", &[("filter", &filter)], ""),
+            400,
+            Some("invalidFilter"),
+            &filter,
+        );
+    }
+    // attributes= and excludedAttributes= on GET and lists; id and schemas always.
+    let user = ok_json(
+        &send(
+            &c,
+            "GET",
+            &format!("/Users/{member}"),
+            &[("attributes", "userName,name.givenName")],
+            "",
+        ),
+        200,
+        "attributes",
+    );
+    assert_eq!(
+        user,
+        json!({ "schemas": [USER_SCHEMA, ENTERPRISE_USER], "id": member,
+                "userName": "check.member@example.com", "name": { "givenName": "Check" } })
+    );
+    let list = c
+        .list_resources(
+            "Users",
+            &[
+                ("attributes", "emails.value"),
+                ("filter", r#"userName eq "check.member@example.com""#),
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        list.resources,
+        [
+            json!({ "schemas": [USER_SCHEMA, ENTERPRISE_USER], "id": member,
+                 "emails": [{ "value": "check.member@example.com" }] })
+        ]
+    );
+    let without = ok_json(
+        &send(
+            &c,
+            "GET",
+            &format!("/Users/{member}"),
+            &[("excludedAttributes", "name.familyName,emails,id")],
+            "",
+        ),
+        200,
+        "excludedAttributes",
+    );
+    assert_eq!(without["id"], member.as_str());
+    assert!(without.get("emails").is_none(), "{without}");
+    assert_eq!(
+        without["name"],
+        json!({ "formatted": "Check Member", "givenName": "Check" })
+    );
+    let group_only = ok_json(
+        &send(
+            &c,
+            "GET",
+            &format!("/Groups/{group}"),
+            &[("attributes", "members.value")],
+            "",
+        ),
+        200,
+        "members.value",
+    );
+    assert_eq!(
+        group_only,
+        json!({ "schemas": [GROUP_SCHEMA], "id": group, "members": [{ "value": member }] })
+    );
+    assert_scim_error(
+        &send(
+            &c,
+            "GET",
+            "/Users",
+            &[("attributes", r#"emails[type eq "work"]"#)],
+            "",
+        ),
+        400,
+        Some("invalidValue"),
+        "a selection in attributes",
     );
 }

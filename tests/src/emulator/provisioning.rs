@@ -35,8 +35,27 @@
 //! 5. **Incremental changes** ([`Changes`]): update one user's attributes, remove one member
 //!    from a group, disable one user (`"False"` or `false`, per dialect), hard-delete one user.
 //!
+//! Between 2 and 3, users with a [`DirectoryUser::manager`] get it linked: `manager` is a
+//! reference attribute, which Entra resolves to the manager's SCIM id once both exist and
+//! sends in a PATCH of its own — the bare id, as `{"op": "Add", "path":
+//! "urn:…:enterprise:2.0:User:manager", "value": "<id>"}` by default and as the URN-qualified
+//! key of the path-less `replace` with the flag — when the user read back does not already
+//! have it.
+//!
+//! # Reading users back
+//!
+//! Entra deserialises every user the endpoint answers with (matches, creates, updates) into
+//! its own types, and a user it cannot read is an error (`SystemForCrossDomainIdentityManagement
+//! ServiceIncompatible`): that user is no longer updated, deprovisioning included. The client
+//! reads users as strictly ([`entra_reads_user`]): the enterprise `manager` must be the complex
+//! attribute of RFC 7643 §4.3, `{"value": "<id>"}`, even though Entra itself sends only the
+//! id.
+//!
 //! Every request goes through [`ScimClient::send`], which records an [`Exchange`] (method,
 //! path, status, content type, time) that tests can assert on.
+//!
+//! [`ScimClient::has_member`] is the membership check of Microsoft's reference SCIM code
+//! (`GET /Groups?attributes=id&filter=id eq "…" and members[value eq "…"]`).
 //!
 //! Test-only: this is the client side of the protocol, for tests, the `entra-emulator
 //! --provision` command and the provisioning benchmark.
@@ -165,9 +184,10 @@ impl Dialect {
     }
 
     /// The PATCH that sends `update`'s attributes. By default one `Replace` per attribute
-    /// with its path; with the flag, the work email as its own `replace` (it has a value
-    /// filter), the other attributes as one path-less `replace` with dotted and URN-prefixed
-    /// keys. `active`, when set, is its own operation in both.
+    /// with its path, and the manager as an `Add` of the bare id on its URN-qualified path;
+    /// with the flag, the work email as its own `replace` (it has a value filter), the other
+    /// attributes — the manager's bare id among them — as one path-less `replace` with dotted
+    /// and URN-prefixed keys. `active`, when set, is its own operation in both.
     pub fn update_user(self, update: &UserUpdate) -> Value {
         let replace = self.op(OpKind::Replace);
         let mut operations = Vec::new();
@@ -176,6 +196,11 @@ impl Dialect {
             Dialect::Default => {
                 for (path, value) in attributes {
                     operations.push(json!({ "op": replace, "path": path, "value": value }));
+                }
+                if let Some(manager) = &update.manager {
+                    operations.push(json!({
+                        "op": self.op(OpKind::Add), "path": MANAGER_PATH, "value": manager
+                    }));
                 }
             }
             Dialect::AadOptscim062020 => {
@@ -186,6 +211,9 @@ impl Dialect {
                     } else {
                         pathless.insert(path.to_owned(), value);
                     }
+                }
+                if let Some(manager) = &update.manager {
+                    pathless.insert(MANAGER_PATH.to_owned(), json!(manager));
                 }
                 if !pathless.is_empty() {
                     operations.push(json!({ "op": replace, "value": pathless }));
@@ -268,6 +296,9 @@ impl FromStr for ExternalId {
 /// The path of a user's work email, as Entra writes it.
 pub const WORK_EMAIL_PATH: &str = "emails[type eq \"work\"].value";
 
+/// The path of a user's manager, as Entra writes it.
+pub const MANAGER_PATH: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager";
+
 /// `{"schemas": [PatchOp], "Operations": operations}`.
 pub fn patch_op(operations: Vec<Value>) -> Value {
     json!({ "schemas": [PATCH_OP], "Operations": operations })
@@ -293,6 +324,8 @@ pub struct UserUpdate {
     pub external_id: Option<String>,
     /// The enterprise extension's `employeeNumber`.
     pub employee_number: Option<String>,
+    /// The enterprise extension's `manager`: the manager's SCIM id.
+    pub manager: Option<String>,
     /// `active`.
     pub active: Option<bool>,
 }
@@ -303,8 +336,8 @@ impl UserUpdate {
         *self == UserUpdate::default()
     }
 
-    /// `(path, value)` for each attribute but `active`, in the order of Entra's sample
-    /// (reference §5.2).
+    /// `(path, value)` for each attribute but `active` and `manager`, in the order of
+    /// Entra's sample (reference §5.2).
     fn attributes(&self) -> Vec<(&'static str, Value)> {
         let employee_number: &'static str =
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber";
@@ -348,6 +381,9 @@ pub struct DirectoryUser {
     pub groups: Vec<String>,
     /// `employeeId`, sent as the enterprise extension's `employeeNumber`.
     pub employee_number: Option<String>,
+    /// The [`DirectoryUser::key`] of the user's manager (Entra's `manager` reference),
+    /// linked once both are provisioned.
+    pub manager: Option<String>,
 }
 
 /// An Entra group.
@@ -425,7 +461,8 @@ impl DirectoryUser {
 
     /// What differs between this user and `resource` (a SCIM user the endpoint holds), as an
     /// update, with Entra's default mappings; `active` is set back to true when the resource
-    /// is inactive.
+    /// is inactive. The manager is not compared here (it names another user's SCIM id, which
+    /// [`ScimClient::run_cycle`] links once both exist).
     pub fn differences(&self, resource: &Value) -> UserUpdate {
         self.differences_with(resource, ExternalId::default())
     }
@@ -475,6 +512,8 @@ impl DirectoryUser {
                 ),
                 self.employee_number.as_deref(),
             ),
+            // A reference to another user's SCIM id: linked by the cycle once both exist.
+            manager: None,
             active: (!active).then_some(true),
         }
     }
@@ -509,6 +548,7 @@ impl Directory {
                     display_name: user.name.clone(),
                     groups: user.groups.clone(),
                     employee_number: None,
+                    manager: None,
                 })
                 .collect(),
             groups: fixtures
@@ -543,6 +583,7 @@ impl Directory {
                         .into_iter()
                         .collect(),
                     employee_number: Some(format!("{}", 100_000 + index)),
+                    manager: None,
                 })
                 .collect(),
             groups: (0..groups)
@@ -681,6 +722,7 @@ impl Changes {
             family_name: Some(family),
             external_id: None,
             employee_number: Some(format!("E-{}", user.mail_nickname())),
+            manager: None,
             active: None,
         }
     }
@@ -728,6 +770,8 @@ pub struct CycleReport {
     pub users_matched: usize,
     /// Matched users that got an update.
     pub users_updated: usize,
+    /// Users whose manager was linked (a PATCH each).
+    pub managers_linked: usize,
     /// Groups created.
     pub groups_created: usize,
     /// Groups found by `displayName`.
@@ -772,6 +816,9 @@ impl fmt::Display for CycleReport {
             "  users            {} created, {} matched by userName ({} updated)",
             self.users_created, self.users_matched, self.users_updated
         )?;
+        if self.managers_linked > 0 {
+            writeln!(f, "  managers         {} linked", self.managers_linked)?;
+        }
         writeln!(
             f,
             "  groups           {} created, {} matched by displayName",
@@ -1278,6 +1325,36 @@ impl ScimClient {
         )
     }
 
+    /// Whether the group with SCIM id `group_id` has the direct member `member_id`: the
+    /// membership check of Microsoft's reference SCIM code,
+    /// `GET /Groups?attributes=id&filter=id eq "…" and members[value eq "…"]`, which must
+    /// answer the group alone (with its `id`) or nothing.
+    ///
+    /// # Errors
+    ///
+    /// Anything but 200 with a `ListResponse` of at most that group.
+    pub fn has_member(&self, group_id: &str, member_id: &str) -> Result<bool, ProvisioningError> {
+        let filter = format!(
+            "id eq {} and members[value eq {}]",
+            quoted(group_id),
+            quoted(member_id)
+        );
+        let query = [("attributes", "id"), ("filter", filter.as_str())];
+        let list = self.list("/Groups", &query)?;
+        let problem = |problem: String| ProvisioningError::Answer {
+            method: "GET".into(),
+            path: readable_path("/Groups", &query),
+            status: 200,
+            body: format!("{list:?}"),
+            problem,
+        };
+        match list.single().map_err(problem)? {
+            None => Ok(false),
+            Some(group) if group.get("id").and_then(Value::as_str) == Some(group_id) => Ok(true),
+            Some(other) => Err(problem(format!("another resource matched: {other}"))),
+        }
+    }
+
     /// `GET /{resource_type}` with these query pairs (`filter`, `startIndex`, `count`, …).
     ///
     /// # Errors
@@ -1338,7 +1415,9 @@ impl ScimClient {
     ///
     /// Anything but 201 with a JSON object that has an `id`.
     pub fn create_user(&self, user: &DirectoryUser) -> Result<Value, ProvisioningError> {
-        self.create("/Users", &user.create_payload_with(self.external_id))
+        let created = self.create("/Users", &user.create_payload_with(self.external_id))?;
+        read_user(&created, "POST", "/Users", 201)?;
+        Ok(created)
     }
 
     /// `POST /Groups` with Entra's create payload ([`DirectoryGroup::create_payload`]);
@@ -1363,7 +1442,10 @@ impl ScimClient {
     ///
     /// Anything but 200 with a JSON object.
     pub fn patch_user(&self, id: &str, message: &Value) -> Result<Value, ProvisioningError> {
-        self.expect_json("PATCH", &format!("/Users/{id}"), &[], Some(message), 200)
+        let path = format!("/Users/{id}");
+        let user = self.expect_json("PATCH", &path, &[], Some(message), 200)?;
+        read_user(&user, "PATCH", &path, 200)?;
+        Ok(user)
     }
 
     /// `PATCH /Groups/{id}` with any PatchOp message (204).
@@ -1446,6 +1528,15 @@ impl ScimClient {
         &self,
         user: &DirectoryUser,
     ) -> Result<(String, Provisioned), ProvisioningError> {
+        self.provision_user(user)
+            .map(|(id, provisioned, _)| (id, provisioned))
+    }
+
+    /// [`ScimClient::match_or_create_user`], also answering the user as last read.
+    fn provision_user(
+        &self,
+        user: &DirectoryUser,
+    ) -> Result<(String, Provisioned, Value), ProvisioningError> {
         let list = self.users_by_user_name(&user.user_principal_name)?;
         let found = list.single().map_err(|problem| ProvisioningError::Answer {
             method: "GET".into(),
@@ -1460,12 +1551,15 @@ impl ScimClient {
         match found {
             Some(existing) => {
                 let id = Self::id_of(existing, "GET", "/Users")?;
+                let filter = format!("userName eq {}", quoted(&user.user_principal_name));
+                let path = readable_path("/Users", &[("filter", &filter)]);
+                read_user(existing, "GET", &path, 200)?;
                 let update = user.differences_with(existing, self.external_id);
                 if update.is_empty() {
-                    Ok((id, Provisioned::Matched))
+                    Ok((id, Provisioned::Matched, existing.clone()))
                 } else {
-                    self.update_user(&id, &update)?;
-                    Ok((id, Provisioned::Updated))
+                    let updated = self.update_user(&id, &update)?;
+                    Ok((id, Provisioned::Updated, updated))
                 }
             }
             None => {
@@ -1473,6 +1567,7 @@ impl ScimClient {
                 Ok((
                     Self::id_of(&created, "POST", "/Users")?,
                     Provisioned::Created,
+                    created,
                 ))
             }
         }
@@ -1535,6 +1630,7 @@ impl ScimClient {
             users_created: 0,
             users_matched: 0,
             users_updated: 0,
+            managers_linked: 0,
             groups_created: 0,
             groups_matched: 0,
             user_memberships: 0,
@@ -1547,8 +1643,12 @@ impl ScimClient {
 
         self.test_connection()?;
 
+        let mut managers: Vec<(String, Option<String>)> = Vec::new();
         for user in &directory.users {
-            let (id, provisioned) = self.match_or_create_user(user)?;
+            let (id, provisioned, resource) = self.provision_user(user)?;
+            if user.manager.is_some() {
+                managers.push((user.key.clone(), manager_id(&resource)));
+            }
             match provisioned {
                 Provisioned::Created => report.users_created += 1,
                 Provisioned::Matched => report.users_matched += 1,
@@ -1558,6 +1658,21 @@ impl ScimClient {
                 }
             }
             report.users.insert(user.key.clone(), id);
+        }
+        for (key, linked) in managers {
+            let manager = directory
+                .user(&key)
+                .and_then(|user| user.manager.as_deref())
+                .unwrap_or_default();
+            let manager_id = known(report.user_id(manager), manager)?;
+            if linked.as_deref() != Some(manager_id) {
+                let update = UserUpdate {
+                    manager: Some(manager_id.to_owned()),
+                    ..UserUpdate::default()
+                };
+                self.update_user(known(report.user_id(&key), &key)?, &update)?;
+                report.managers_linked += 1;
+            }
         }
         for group in &directory.groups {
             let (id, provisioned) = self.match_or_create_group(group)?;
@@ -1628,6 +1743,44 @@ pub enum Provisioned {
     Updated,
 }
 
+/// Why Entra could not read `user` (a User the endpoint answered with), or `None`: its
+/// enterprise `manager`, when there is one, must be `{"value": "<id>"}` (RFC 7643 §4.3) —
+/// Entra's deserialiser fails on the bare id it sends itself.
+pub fn entra_reads_user(user: &Value) -> Option<String> {
+    let manager = user.get(ENTERPRISE_USER)?.get("manager")?;
+    match manager {
+        Value::Null => None,
+        Value::Object(fields) if fields.get("value").is_some_and(Value::is_string) => None,
+        other => Some(format!(
+            "SystemForCrossDomainIdentityManagementServiceIncompatible: the enterprise \
+             `manager` must be an object with a string `value` (RFC 7643 §4.3), not `{other}`"
+        )),
+    }
+}
+
+/// [`entra_reads_user`] as the error of the exchange that answered `user`.
+fn read_user(user: &Value, method: &str, path: &str, status: u16) -> Result<(), ProvisioningError> {
+    match entra_reads_user(user) {
+        None => Ok(()),
+        Some(problem) => Err(ProvisioningError::Answer {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            status,
+            body: user.to_string(),
+            problem,
+        }),
+    }
+}
+
+/// The manager id of a user Entra read back (see [`entra_reads_user`]).
+fn manager_id(user: &Value) -> Option<String> {
+    user.get(ENTERPRISE_USER)?
+        .get("manager")?
+        .get("value")?
+        .as_str()
+        .map(str::to_owned)
+}
+
 /// `path?name=value&…`, unencoded, as [`Exchange::path`] shows it.
 fn readable_path(path: &str, query: &[(&str, &str)]) -> String {
     if query.is_empty() {
@@ -1686,6 +1839,11 @@ fn check_changes(directory: &Directory, changes: &Changes) -> Result<(), Provisi
     }
     for key in changes.disable.iter().chain(&changes.delete) {
         user(key)?;
+    }
+    for person in &directory.users {
+        if let Some(manager) = &person.manager {
+            user(manager)?;
+        }
     }
     Ok(())
 }
@@ -1755,6 +1913,7 @@ mod tests {
             family_name: Some("Pkqf".into()),
             external_id: Some("Eqpj".into()),
             employee_number: Some("Eqpj".into()),
+            manager: None,
             active: None,
         };
         assert_eq!(
@@ -1775,6 +1934,7 @@ mod tests {
             family_name: Some("Unua".into()),
             external_id: None,
             employee_number: Some("Aklq".into()),
+            manager: None,
             active: None,
         };
         assert_eq!(
@@ -1792,6 +1952,47 @@ mod tests {
         assert_eq!(
             Dialect::Default.update_user(&reactivate)["Operations"],
             json!([{ "op": "Replace", "path": "active", "value": "True" }])
+        );
+    }
+
+    #[test]
+    fn managers_are_sent_as_the_bare_id_and_read_back_complex() {
+        let manager = UserUpdate {
+            manager: Some("45619541-95de-4d5e-9872-571b5d2c5577".into()),
+            ..UserUpdate::default()
+        };
+        // As captured from Entra's default dialect: `Add`, the URN-qualified path, the id.
+        assert_eq!(
+            Dialect::Default.update_user(&manager)["Operations"],
+            json!([{ "op": "Add",
+                "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
+                "value": "45619541-95de-4d5e-9872-571b5d2c5577" }])
+        );
+        assert_eq!(
+            Dialect::AadOptscim062020.update_user(&manager)["Operations"],
+            json!([{ "op": "replace", "value": {
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager":
+                    "45619541-95de-4d5e-9872-571b5d2c5577" } }])
+        );
+        // Entra reads it back only as a complex attribute.
+        let user = |manager: Value| json!({ "id": "u1", ENTERPRISE_USER: { "manager": manager } });
+        assert_eq!(entra_reads_user(&user(json!({ "value": "m1" }))), None);
+        assert_eq!(entra_reads_user(&user(Value::Null)), None);
+        assert_eq!(entra_reads_user(&json!({ "id": "u1" })), None);
+        for unreadable in [
+            json!("m1"),
+            json!([{ "value": "m1" }]),
+            json!({ "value": 1 }),
+            json!({}),
+        ] {
+            assert!(
+                entra_reads_user(&user(unreadable.clone())).is_some(),
+                "{unreadable}"
+            );
+        }
+        assert_eq!(
+            manager_id(&user(json!({ "value": "m1" }))).as_deref(),
+            Some("m1")
         );
     }
 

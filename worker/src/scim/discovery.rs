@@ -90,7 +90,9 @@ fn user_schema(base: &str) -> Value {
             attribute("userName", "string", false, "server", true),
             attribute("externalId", "string", true, "none", false),
             attribute("displayName", "string", false, "none", false),
-            attribute("active", "boolean", false, "none", false),
+            // Required here: a user is always enabled or disabled, so removing `active` is
+            // refused (`mutability`) rather than guessed at.
+            attribute("active", "boolean", false, "none", true),
             {
                 "name": "name", "type": "complex", "multiValued": false, "required": false,
                 "mutability": "readWrite", "returned": "default",
@@ -145,6 +147,15 @@ fn enterprise_schema(base: &str) -> Value {
         "attributes": [
             attribute("employeeNumber", "string", false, "none", false),
             attribute("department", "string", false, "none", false),
+            // RFC 7643 §4.3: complex, whatever shape it is sent in (Entra sends the bare id and
+            // reads `{"value": id}` back).
+            {
+                "name": "manager", "type": "complex", "multiValued": false, "required": false,
+                "mutability": "readWrite", "returned": "default",
+                "subAttributes": [
+                    attribute("value", "string", false, "none", false),
+                ],
+            },
         ],
         "meta": { "resourceType": "Schema", "location": format!("{base}/Schemas/{ENTERPRISE_USER}") },
     })

@@ -22,6 +22,10 @@ use crate::log;
 /// Where SCIM is served.
 pub const PREFIX: &str = "/cdn-cgi/access/scim/v2";
 
+/// When a client told to retry (503) may: writes that conflict are short, so a second is
+/// ample (RFC 9110 §10.2.3).
+const RETRY_AFTER_SECONDS: &str = "1";
+
 /// The largest body accepted (a group replaced with many thousands of members fits).
 const MAX_BODY: usize = 4 << 20;
 
@@ -30,8 +34,9 @@ const MAX_BODY: usize = 4 << 20;
 pub enum Failure {
     /// 400 (or 409 for uniqueness) with a `scimType`.
     Scim(ScimError),
-    /// 401: no or a wrong bearer token.
-    Unauthorized,
+    /// 401: no or a wrong bearer token, or no `SCIM_TOKEN` to compare it with (the reason
+    /// goes to the log only).
+    Unauthorized(String),
     /// 404 with what was not found.
     NotFound(String),
     /// 405: the resource exists, the method does not apply.
@@ -40,7 +45,7 @@ pub enum Failure {
     TooLarge,
     /// 501: a SCIM feature this server does not offer (bulk, `.search`, `/Me`).
     NotImplemented(&'static str),
-    /// 503: concurrent writes kept conflicting.
+    /// 503 with `Retry-After`: concurrent writes to the resource kept conflicting.
     Busy,
     /// 500: storage failed; the detail goes to the log only.
     Internal(String),
@@ -62,7 +67,7 @@ impl Failure {
     fn status(&self) -> u16 {
         match self {
             Failure::Scim(e) => e.status(),
-            Failure::Unauthorized => 401,
+            Failure::Unauthorized(_) => 401,
             Failure::NotFound(_) => 404,
             Failure::MethodNotAllowed => 405,
             Failure::TooLarge => 413,
@@ -77,7 +82,7 @@ impl Failure {
             return e.to_json();
         }
         let detail = match self {
-            Failure::Unauthorized => "a valid bearer token is required".to_owned(),
+            Failure::Unauthorized(_) => "a valid bearer token is required".to_owned(),
             Failure::NotFound(what) => what.clone(),
             Failure::MethodNotAllowed => "the method does not apply to this resource".into(),
             Failure::TooLarge => format!("the body is larger than {MAX_BODY} bytes"),
@@ -177,7 +182,7 @@ pub async fn handle(mut request: Request, env: &Env, gateway: &Gateway) -> Respo
         }
         Err(failure) => {
             let reason = match &failure {
-                Failure::Internal(why) => why.clone(),
+                Failure::Internal(why) | Failure::Unauthorized(why) => why.clone(),
                 Failure::Scim(e) => e.to_string(),
                 other => other
                     .body()
@@ -196,12 +201,19 @@ pub async fn handle(mut request: Request, env: &Env, gateway: &Gateway) -> Respo
                 ],
             );
             let response = respond(failure.status(), Some(&failure.body()), None);
-            if let Failure::Unauthorized = failure {
-                let headers = response.headers().clone();
-                let _ = headers.set("WWW-Authenticate", "Bearer");
-                return response.with_headers(headers);
+            let extra = match failure {
+                Failure::Unauthorized(_) => Some(("WWW-Authenticate", "Bearer")),
+                Failure::Busy => Some(("Retry-After", RETRY_AFTER_SECONDS)),
+                _ => None,
+            };
+            match extra {
+                Some((name, value)) => {
+                    let headers = response.headers().clone();
+                    let _ = headers.set(name, value);
+                    response.with_headers(headers)
+                }
+                None => response,
             }
-            response
         }
     }
 }
@@ -253,7 +265,7 @@ async fn serve(
             let (resource, location) = store()?.create_user(&body).await?;
             Ok(Answer::created(resource, location))
         }
-        (["Users", id], Method::Get) => store()?.get_user(id).await.map(Answer::ok),
+        (["Users", id], Method::Get) => store()?.get_user(id, &query).await.map(Answer::ok),
         (["Users", id], Method::Put) => {
             let body = body(request).await?;
             store()?.replace_user(id, &body).await.map(Answer::ok)
@@ -297,12 +309,10 @@ async fn serve(
 }
 
 /// The bearer token must be `SCIM_TOKEN`; compared as SHA-256 digests without an early exit,
-/// so timing reveals neither its length nor where a guess differs.
+/// so timing reveals neither its length nor where a guess differs. Without a usable
+/// `SCIM_TOKEN` (not set, too short) every request is a 401 too — an authentication problem,
+/// which is what Entra's "Test Connection" then reports — and the log says why.
 fn authorize(request: &Request, settings: &ScimSettings) -> Result<(), Failure> {
-    let expected = settings
-        .token_sha256
-        .as_ref()
-        .map_err(|why| Failure::Internal(why.clone()))?;
     let presented = request
         .headers()
         .get("Authorization")
@@ -313,8 +323,12 @@ fn authorize(request: &Request, settings: &ScimSettings) -> Result<(), Failure> 
             scheme
                 .eq_ignore_ascii_case("bearer")
                 .then(|| token.trim().to_owned())
-        })
-        .ok_or(Failure::Unauthorized)?;
+        });
+    let expected = settings
+        .token_sha256
+        .as_ref()
+        .map_err(|why| Failure::Unauthorized(format!("no token is accepted: {why}")))?;
+    let presented = presented.ok_or_else(|| Failure::Unauthorized("no bearer token".to_owned()))?;
     let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
     let mut diff = 0u8;
     for (a, b) in digest.iter().zip(expected.iter()) {
@@ -323,7 +337,7 @@ fn authorize(request: &Request, settings: &ScimSettings) -> Result<(), Failure> 
     if std::hint::black_box(diff) == 0 {
         Ok(())
     } else {
-        Err(Failure::Unauthorized)
+        Err(Failure::Unauthorized("wrong bearer token".to_owned()))
     }
 }
 

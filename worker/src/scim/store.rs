@@ -1,8 +1,12 @@
 //! Users, groups and memberships in D1, and what their changes do to sessions.
 //!
 //! Every write is one `batch` (a transaction). Updates start with a guard that fails the batch
-//! when the resource's `version` moved since it was read, and are then retried from the read:
-//! no concurrent write is lost. The effects on sessions ride in the same batch:
+//! when what the write was computed from changed since it was read, and are then retried from
+//! the read (after a short random pause; a write still conflicting after [`ATTEMPTS`] is a 503
+//! with `Retry-After`): no concurrent write is lost. A user's guard is its `version`; a group's
+//! is its stored resource (without members), so member changes — inserts and deletes of rows,
+//! which commute — never conflict with each other, only with a change of the group's other
+//! attributes. The effects on sessions ride in the same batch:
 //!
 //! - `user_deprovision`: a user set inactive or deleted has every session revoked.
 //! - `identity_update_behavior: reauth`: a membership change (of the user, or of a group the
@@ -27,7 +31,7 @@
 
 use edge_access_scim::{
     apply, conditions, fold, split_members, Condition, Filter, GroupRecord, MemberChange, Page,
-    PatchRequest, ResourceKind, ScimError, ScimType, UserRecord,
+    PatchRequest, Projection, ResourceKind, ScimError, ScimType, UserRecord,
 };
 use policy_core::{GroupId, IdentityUpdateBehavior};
 use serde::Deserialize;
@@ -44,6 +48,18 @@ const DEFAULT_COUNT: u64 = 100;
 
 /// Attempts at a write whose resource keeps changing underneath.
 const ATTEMPTS: usize = 4;
+
+/// Waits a random 5–25 ms times the attempt before writing again, so writes that collided
+/// do not collide again in step.
+async fn back_off(attempt: usize) {
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let ms = ((5.0 + js_sys::Math::random() * 20.0) * attempt as f64) as u64;
+    worker::Delay::from(std::time::Duration::from_millis(ms)).await;
+}
 
 const LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 
@@ -242,8 +258,7 @@ impl<'a> Store<'a> {
     }
 
     fn render_user(&self, row: &UserRow) -> Result<Value, Failure> {
-        let resource: Map<String, Value> = serde_json::from_str(&row.resource)
-            .map_err(|e| Failure::Internal(format!("stored user `{}`: {e}", row.id)))?;
+        let resource = stored_user(row)?;
         Ok(self.render(ResourceKind::User, &row.id, resource, row_meta(row)))
     }
 
@@ -280,15 +295,17 @@ impl<'a> Store<'a> {
         Value::Object(out)
     }
 
-    pub async fn get_user(&self, id: &str) -> Result<Value, Failure> {
+    pub async fn get_user(&self, id: &str, query: &[(String, String)]) -> Result<Value, Failure> {
+        let projection = projection(query)?;
         let row = self
             .user_row(id)
             .await?
             .ok_or_else(|| not_found(ResourceKind::User, id))?;
-        self.render_user(&row)
+        Ok(projection.apply(self.render_user(&row)?))
     }
 
     pub async fn list_users(&self, query: &[(String, String)]) -> Result<Value, Failure> {
+        let projection = projection(query)?;
         let (conditions, page) = list_params(query, ResourceKind::User)?;
         let (clause, args) = where_clause(&conditions, ResourceKind::User);
         let rows: Vec<UserRow> = self
@@ -307,7 +324,7 @@ impl<'a> Store<'a> {
         };
         let resources = rows
             .iter()
-            .map(|row| self.render_user(row).map(|r| exclude(r, query)))
+            .map(|row| self.render_user(row).map(|r| projection.apply(r)))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(list_response(total, page, resources))
     }
@@ -438,8 +455,8 @@ impl<'a> Store<'a> {
     }
 
     pub async fn replace_user(&self, id: &str, body: &Value) -> Result<Value, Failure> {
-        let record = UserRecord::from_body(body)?;
-        self.write_user(id, |_| Ok(record.clone())).await
+        self.write_user(id, |stored| UserRecord::replacing(body, stored))
+            .await
     }
 
     pub async fn patch_user(&self, id: &str, body: &Value) -> Result<Value, Failure> {
@@ -459,14 +476,15 @@ impl<'a> Store<'a> {
         id: &str,
         change: impl Fn(&Map<String, Value>) -> Result<UserRecord, ScimError>,
     ) -> Result<Value, Failure> {
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                back_off(attempt).await;
+            }
             let row = self
                 .user_row(id)
                 .await?
                 .ok_or_else(|| not_found(ResourceKind::User, id))?;
-            let stored: Map<String, Value> = serde_json::from_str(&row.resource)
-                .map_err(|e| Failure::Internal(format!("stored user `{}`: {e}", row.id)))?;
-            let record = change(&stored)?;
+            let record = change(&stored_user(&row)?)?;
             self.check_bound(&record)?;
             if record.user_name_key != row.user_name_key {
                 self.name_free(ResourceKind::User, &record.user_name_key, &row.id)
@@ -520,7 +538,10 @@ impl<'a> Store<'a> {
     }
 
     pub async fn delete_user(&self, id: &str) -> Result<(), Failure> {
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                back_off(attempt).await;
+            }
             let row = self
                 .user_row(id)
                 .await?
@@ -589,22 +610,23 @@ impl<'a> Store<'a> {
     }
 
     pub async fn get_group(&self, id: &str, query: &[(String, String)]) -> Result<Value, Failure> {
-        let with_members = !excludes(query, "members");
+        let projection = projection(query)?;
         let row = self
-            .group_row(id, with_members)
+            .group_row(id, projection.returns("members"))
             .await
             .map_err(too_many_members)?
             .ok_or_else(|| not_found(ResourceKind::Group, id))?;
-        Ok(exclude(self.render_group(&row)?, query))
+        Ok(projection.apply(self.render_group(&row)?))
     }
 
     pub async fn list_groups(&self, query: &[(String, String)]) -> Result<Value, Failure> {
+        let projection = projection(query)?;
         let (conditions, page) = list_params(query, ResourceKind::Group)?;
         let (clause, args) = where_clause(&conditions, ResourceKind::Group);
-        let members = if excludes(query, "members") {
-            ""
-        } else {
+        let members = if projection.returns("members") {
             MEMBERS_COLUMN
+        } else {
+            ""
         };
         let rows: Vec<GroupRow> = self
             .page(
@@ -626,7 +648,7 @@ impl<'a> Store<'a> {
         };
         let resources = rows
             .iter()
-            .map(|row| self.render_group(row).map(|r| exclude(r, query)))
+            .map(|row| self.render_group(row).map(|r| projection.apply(r)))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(list_response(total, page, resources))
     }
@@ -741,14 +763,18 @@ impl<'a> Store<'a> {
     }
 
     /// Reads the group (never its members), computes its new record and member changes with
-    /// `change`, and writes them guarded by the version: each member change becomes inserts
-    /// or deletes, added members are checked inside the batch. Answers the group's id.
+    /// `change`, and writes them guarded by the stored resource they were computed from (not
+    /// the version, which member changes move): each member change becomes inserts or deletes,
+    /// added members are checked inside the batch. Answers the group's id.
     async fn write_group(
         &self,
         id: &str,
         change: impl Fn(&Map<String, Value>) -> Result<(GroupRecord, Vec<MemberChange>), ScimError>,
     ) -> Result<String, Failure> {
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                back_off(attempt).await;
+            }
             let row = self
                 .group_row(id, false)
                 .await?
@@ -799,24 +825,26 @@ impl<'a> Store<'a> {
                 // Everyone under the group is now in a group with another policy id.
                 self.touch(&mut effects, Touched::MembersOf(&row.id), false)?;
             }
-            let version = int(row.version) + 1;
             let mut write = vec![self.statement(
                 "UPDATE scim_groups SET display_name_key = ?2, external_id = ?3, policy_id = ?4, \
-                 resource = ?5, version = ?6, modified_ms = ?7 WHERE id = ?1",
+                 resource = ?5, version = version + 1, modified_ms = ?6 WHERE id = ?1",
                 &[
                     text(&row.id),
                     text(&record.display_name_key),
                     opt(record.external_id.as_deref()),
                     text(&policy),
                     text(&stored_text(&record.resource)?),
-                    num(version),
                     num(self.now_ms),
                 ],
             )?];
             for change in &changes {
                 write.extend(self.member_change(&row.id, change)?);
             }
-            let guard = self.guard("scim_groups", &row.id, int(row.version))?;
+            let guard = self.statement(
+                "INSERT INTO scim_write_guard (must_not_be_null) SELECT NULL WHERE NOT EXISTS \
+                 (SELECT 1 FROM scim_groups WHERE id = ?1 AND resource = ?2)",
+                &[text(&row.id), text(&row.resource)],
+            )?;
             let batch = self.around(Some(guard), effects, write)?;
             match self.submit(&row.id, batch).await {
                 Ok(()) => return Ok(row.id),
@@ -893,7 +921,10 @@ impl<'a> Store<'a> {
     }
 
     pub async fn delete_group(&self, id: &str) -> Result<(), Failure> {
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                back_off(attempt).await;
+            }
             let row = self
                 .group_row(id, false)
                 .await?
@@ -910,7 +941,12 @@ impl<'a> Store<'a> {
                 )?,
                 self.statement("DELETE FROM scim_groups WHERE id = ?1", &[text(&row.id)])?,
             ];
-            let guard = self.guard("scim_groups", &row.id, int(row.version))?;
+            // Nothing here was computed from the group's attributes: it only has to be there.
+            let guard = self.statement(
+                "INSERT INTO scim_write_guard (must_not_be_null) SELECT NULL WHERE NOT EXISTS \
+                 (SELECT 1 FROM scim_groups WHERE id = ?1)",
+                &[text(&row.id)],
+            )?;
             let batch = self.around(Some(guard), effects, write)?;
             match self.submit(&row.id, batch).await {
                 Ok(()) => return Ok(()),
@@ -1188,24 +1224,19 @@ fn param<'q>(query: &'q [(String, String)], name: &str) -> Option<&'q str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn excludes(query: &[(String, String)], attribute: &str) -> bool {
-    param(query, "excludedAttributes").is_some_and(|list| {
-        list.split(',')
-            .any(|a| a.trim().eq_ignore_ascii_case(attribute))
-    })
+/// What `attributes` and `excludedAttributes` ask to be returned (`id` and `schemas` always).
+fn projection(query: &[(String, String)]) -> Result<Projection, Failure> {
+    Ok(Projection::parse(
+        param(query, "attributes"),
+        param(query, "excludedAttributes"),
+    )?)
 }
 
-/// Drops `excludedAttributes` (never `id` or `schemas`, which are always returned).
-fn exclude(mut resource: Value, query: &[(String, String)]) -> Value {
-    if let (Some(list), Value::Object(map)) = (param(query, "excludedAttributes"), &mut resource) {
-        for name in list.split(',').map(str::trim) {
-            if name.eq_ignore_ascii_case("id") || name.eq_ignore_ascii_case("schemas") {
-                continue;
-            }
-            map.retain(|k, _| !k.eq_ignore_ascii_case(name));
-        }
-    }
-    resource
+/// A stored user as it is served and patched (see [`UserRecord::normalised`]).
+fn stored_user(row: &UserRow) -> Result<Map<String, Value>, Failure> {
+    let resource: Map<String, Value> = serde_json::from_str(&row.resource)
+        .map_err(|e| Failure::Internal(format!("stored user `{}`: {e}", row.id)))?;
+    Ok(UserRecord::normalised(resource))
 }
 
 fn list_params(
@@ -1234,6 +1265,14 @@ fn where_clause(conditions: &[Condition], kind: ResourceKind) -> (String, Vec<Js
     let mut args = Vec::new();
     for c in conditions {
         let n = args.len() + 1;
+        if let Condition::Member(id) = c {
+            parts.push(format!(
+                "EXISTS (SELECT 1 FROM scim_members m WHERE m.group_id = {prefix}id \
+                 AND m.member_id = ?{n})"
+            ));
+            args.push(text(id));
+            continue;
+        }
         let (column, value) = match c {
             Condition::Id(v) => ("id", text(v)),
             Condition::UserName(v) => ("user_name_key", text(v)),
@@ -1241,6 +1280,8 @@ fn where_clause(conditions: &[Condition], kind: ResourceKind) -> (String, Vec<Js
             Condition::WorkEmail(v) => ("work_email_key", text(v)),
             Condition::DisplayName(v) => ("display_name_key", text(v)),
             Condition::Active(b) => ("active", num(u64::from(*b))),
+            // Handled above.
+            Condition::Member(_) => continue,
         };
         parts.push(format!("{prefix}{column} = ?{n}"));
         args.push(value);
