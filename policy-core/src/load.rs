@@ -385,6 +385,8 @@ impl<'j, 'o> Loader<'j, 'o> {
                     "azure_cloud",
                     "claims",
                     "redirect_url",
+                    "audiences",
+                    "app_signing_key",
                 ],
                 &[],
             )
@@ -486,6 +488,11 @@ impl<'j, 'o> Loader<'j, 'o> {
             }
             None => Vec::new(),
         };
+        let audiences = config
+            .get("audiences")
+            .map(|v| self.audiences(v, &at.key("audiences")))
+            .unwrap_or_default();
+        let app_signing_key = flag(self, "app_signing_key");
         let (Some(client_id), Some(directory_id)) = (client_id, directory_id) else {
             return;
         };
@@ -507,8 +514,37 @@ impl<'j, 'o> Loader<'j, 'o> {
             conditional_access_enabled,
             azure_cloud,
             claims,
+            audiences,
+            app_signing_key,
             scim: scim.unwrap_or_default(),
         });
+    }
+
+    /// `config.audiences`: the access token audiences an Entra provider accepts, each a
+    /// non-empty string without spaces (an application id URI or the client id).
+    fn audiences(&mut self, v: &'j Json<'j>, path: &Path<'_>) -> Vec<Box<str>> {
+        let items = self.p.array(v, path).unwrap_or(&[]);
+        if items.is_empty() {
+            self.p.add(
+                path,
+                "expected at least one audience (omit `audiences` for the client id and \
+                 `api://{client id}`)",
+            );
+        }
+        let mut audiences = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let at = path.index(i);
+            let Some(aud) = self.p.nonempty(item, &at) else {
+                continue;
+            };
+            if aud.chars().any(char::is_whitespace) {
+                self.p
+                    .add(&at, format!("audience `{aud}` contains a space"));
+                continue;
+            }
+            audiences.push(boxed(aud));
+        }
+        audiences
     }
 
     fn scim_config(&mut self, v: Option<&'j Json<'j>>, path: &Path<'_>) -> Option<ScimConfig> {
