@@ -153,6 +153,19 @@ impl Engine {
         &self.idps
     }
 
+    /// Whether any policy or Access group has an `auth_method` rule: then identities need
+    /// the authentication methods (`amr`) of the sign-in, which Entra puts in v1 tokens only.
+    pub fn uses_auth_method(&self) -> bool {
+        let rules = self
+            .policies
+            .iter()
+            .map(|p| &p.rules)
+            .chain(self.groups.iter().map(|g| &g.rules));
+        rules
+            .flat_map(|r| r.include.iter().chain(&r.require).chain(&r.exclude))
+            .any(|rule| matches!(rule, crate::model::Rule::AuthMethod(_)))
+    }
+
     /// The service token with this client id.
     pub fn service_token_by_client_id(&self, client_id: &str) -> Option<&ServiceTokenConfig> {
         self.service_tokens

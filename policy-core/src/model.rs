@@ -279,8 +279,45 @@ pub struct IdentityProvider {
     pub azure_cloud: Box<str>,
     /// Extra claims copied into the identity.
     pub claims: Vec<Box<str>>,
+    /// The `aud` values accepted in access tokens (bearer requests): the API's application
+    /// id URIs or its client id, compared without a trailing slash. Empty: the client id and
+    /// `api://{client id}` (see [`IdentityProvider::accepts_audience`]).
+    pub audiences: Vec<Box<str>>,
+    /// The app registration signs its tokens with a key of its own (claims mapping): its
+    /// keys are fetched with `?appid={client id}`.
+    pub app_signing_key: bool,
     /// SCIM settings.
     pub scim: ScimConfig,
+}
+
+impl IdentityProvider {
+    /// The `aud` values accepted in access tokens: each of [`IdentityProvider::audiences`]
+    /// (by default the client id and `api://{client id}`) with and without a trailing
+    /// slash.
+    pub fn accepted_audiences(&self) -> Vec<alloc::string::String> {
+        let configured: Vec<&str> = if self.audiences.is_empty() {
+            alloc::vec![&*self.client_id]
+        } else {
+            self.audiences.iter().map(|a| &**a).collect()
+        };
+        let api = alloc::format!("api://{}", self.client_id);
+        let defaults = self.audiences.is_empty().then_some(api.as_str());
+        configured
+            .into_iter()
+            .chain(defaults)
+            .flat_map(|aud| {
+                let bare = aud.strip_suffix('/').unwrap_or(aud);
+                [alloc::string::String::from(bare), alloc::format!("{bare}/")]
+            })
+            .collect()
+    }
+
+    /// Whether an access token's `aud` is one of [`IdentityProvider::accepted_audiences`].
+    pub fn accepts_audience(&self, aud: &str) -> bool {
+        self.accepted_audiences()
+            .iter()
+            .any(|accepted| accepted == aud)
+    }
 }
 
 /// Something in a document that loads but is probably not what was meant.

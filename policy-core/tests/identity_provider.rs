@@ -79,3 +79,91 @@ fn other_group_membership_claims_do_not_load() {
         );
     }
 }
+
+fn provider(config_extra: Value) -> policy_core::IdentityProvider {
+    Engine::from_json(&document(config_extra))
+        .unwrap()
+        .identity_providers()[0]
+        .clone()
+}
+
+#[test]
+fn audiences_default_to_the_client_id_and_its_api_uri() {
+    let idp = provider(json!({}));
+    assert!(idp.audiences.is_empty());
+    for accepted in [
+        "6b0f2c9e-1d4a-4f7b-8e35-a29c7d1b0e64",
+        "api://6b0f2c9e-1d4a-4f7b-8e35-a29c7d1b0e64",
+        "api://6b0f2c9e-1d4a-4f7b-8e35-a29c7d1b0e64/",
+    ] {
+        assert!(idp.accepts_audience(accepted), "{accepted}");
+    }
+    for refused in [
+        "https://api.example.com/edge",
+        "api://other",
+        "00000003-0000-0000-c000-000000000000",
+        "",
+    ] {
+        assert!(!idp.accepts_audience(refused), "{refused}");
+    }
+}
+
+#[test]
+fn configured_audiences_replace_the_default_trailing_slash_aside() {
+    let idp = provider(json!({ "audiences": ["https://api.example.com/edge/", "api://edge"] }));
+    for accepted in [
+        "https://api.example.com/edge",
+        "https://api.example.com/edge/",
+        "api://edge",
+        "api://edge/",
+    ] {
+        assert!(idp.accepts_audience(accepted), "{accepted}");
+    }
+    for refused in [
+        "6b0f2c9e-1d4a-4f7b-8e35-a29c7d1b0e64",
+        "api://6b0f2c9e-1d4a-4f7b-8e35-a29c7d1b0e64",
+        "https://api.example.com/edge//",
+        "https://API.example.com/edge",
+        "https://api.example.com",
+    ] {
+        assert!(!idp.accepts_audience(refused), "{refused}");
+    }
+    for bad in [
+        json!([]),
+        json!([""]),
+        json!(["api://a b"]),
+        json!("api://edge"),
+    ] {
+        let errors = Engine::from_json(&document(json!({ "audiences": bad })))
+            .err()
+            .unwrap_or_else(|| panic!("{bad} loaded"));
+        assert!(
+            errors
+                .errors()
+                .iter()
+                .any(|e| e.path.starts_with("identity_providers[0].config.audiences")),
+            "{bad}: {errors}"
+        );
+    }
+}
+
+#[test]
+fn app_signing_key_is_off_unless_set() {
+    assert!(!provider(json!({})).app_signing_key);
+    assert!(provider(json!({ "app_signing_key": true })).app_signing_key);
+}
+
+#[test]
+fn the_engine_says_whether_a_rule_reads_the_authentication_methods() {
+    let with = |policy: Value| {
+        let mut doc: Value = serde_json::from_str(&document(json!({}))).unwrap();
+        doc["apps"] = json!([{ "id": "a", "name": "A", "domain": "app.example.com", "aud": "aud",
+            "policies": [policy] }]);
+        Engine::from_json(&doc.to_string()).unwrap()
+    };
+    let everyone = json!({ "name": "p", "decision": "allow", "include": [{ "everyone": {} }] });
+    assert!(!with(everyone).uses_auth_method());
+    let mfa = json!({ "name": "p", "decision": "allow", "include": [{ "everyone": {} }],
+        "require": [{ "auth_method": { "auth_method": "mfa" } }] });
+    assert!(with(mfa).uses_auth_method());
+}

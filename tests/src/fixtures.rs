@@ -25,9 +25,35 @@ pub struct Fixtures {
     /// The app registration's client secret, which the token endpoint checks.
     pub client_secret: String,
     /// What the app registration's `groups` claim lists (its manifest's
-    /// `groupMembershipClaims`); absent: `SecurityGroup`, as the portal's "Security groups".
+    /// `groupMembershipClaims`). Absent or `null`: no groups claim at all, as a new
+    /// registration in Entra (the portal's *Add groups claim* sets it).
     #[serde(default)]
-    pub group_membership_claims: GroupMembershipClaims,
+    pub group_membership_claims: Option<GroupMembershipClaims>,
+    /// The registration's `optionalClaims` (manifest spelling): which optional claims ID
+    /// tokens and access tokens for the app carry, and in which form groups are emitted.
+    #[serde(default, rename = "optionalClaims")]
+    pub optional_claims: OptionalClaims,
+    /// The registration's redirect URIs (web platform). An authorize request must name one
+    /// exactly (case-sensitive); on loopback hosts (`localhost`, `127.0.0.1`) the port is
+    /// ignored, as Entra does. None registered: every sign-in is refused (`AADSTS50011`).
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// The registration's application id URIs (manifest `identifierUris`), under which
+    /// clients ask for tokens for its API: v1 access tokens carry the one asked for as
+    /// `aud`, with or without a trailing slash. Empty: `api://{client_id}`.
+    #[serde(default)]
+    pub identifier_uris: Vec<String>,
+    /// The Microsoft Graph application permissions an administrator granted the registration
+    /// (app roles): the `roles` of its client credentials tokens for Graph.
+    #[serde(default)]
+    pub graph_application_permissions: Vec<String>,
+    /// The registration has its own signing key (what a claims-mapping policy needs): tokens
+    /// for it are signed by a key published only at the JWKS URI with `?appid={client_id}`.
+    #[serde(default)]
+    pub app_signing_key: bool,
+    /// The national cloud the tenant lives in, which names Microsoft Graph's resource.
+    #[serde(default)]
+    pub cloud: Cloud,
     /// Users, each named by a short `key` (`ada`) in token requests.
     pub users: Vec<User>,
     /// Every group of the tenant.
@@ -44,6 +70,91 @@ pub enum GroupMembershipClaims {
     All,
 }
 
+/// A national cloud: which Microsoft Graph the tenant's tokens are for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Cloud {
+    /// The global service: `https://graph.microsoft.com`.
+    #[default]
+    Global,
+    /// US Government (L4): `https://graph.microsoft.us`.
+    UsGovernment,
+    /// China, operated by 21Vianet: `https://microsoftgraph.chinacloudapi.cn`.
+    China,
+}
+
+impl Cloud {
+    /// Microsoft Graph's resource (and `aud` of its tokens) in this cloud.
+    pub fn graph_resource(self) -> &'static str {
+        match self {
+            Cloud::Global => "https://graph.microsoft.com",
+            Cloud::UsGovernment => "https://graph.microsoft.us",
+            Cloud::China => "https://microsoftgraph.chinacloudapi.cn",
+        }
+    }
+}
+
+/// The manifest's `optionalClaims`, per token type.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptionalClaims {
+    /// `idToken`: claims added to ID tokens the app receives.
+    #[serde(default, rename = "idToken")]
+    pub id_token: Vec<OptionalClaim>,
+    /// `accessToken`: claims added to access tokens for the app's API.
+    #[serde(default, rename = "accessToken")]
+    pub access_token: Vec<OptionalClaim>,
+}
+
+/// One optional claim: `{"name": "email"}`, `{"name": "groups", "additionalProperties":
+/// ["sam_account_name", "emit_as_roles"]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptionalClaim {
+    /// The claim (`email`, `upn`, `idtyp`, `groups`, …).
+    pub name: String,
+    /// `source` (unused by the emulator).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// `essential` (unused by Entra for these claims).
+    #[serde(default)]
+    pub essential: bool,
+    /// `additionalProperties`: `include_user_token` (`idtyp`),
+    /// `include_externally_authenticated_upn` (`upn`), `sam_account_name`,
+    /// `dns_domain_and_sam_account_name`, `netbios_domain_and_sam_account_name`,
+    /// `cloud_displayname`, `emit_as_roles` (`groups`).
+    #[serde(default, rename = "additionalProperties")]
+    pub additional_properties: Vec<String>,
+}
+
+/// Which token an optional claim applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// An ID token (the sign-in).
+    Id,
+    /// An access token for the app's API.
+    Access,
+}
+
+impl OptionalClaims {
+    /// The optional claim `name` for tokens of `kind`, when configured.
+    pub fn get(&self, kind: TokenKind, name: &str) -> Option<&OptionalClaim> {
+        let claims = match kind {
+            TokenKind::Id => &self.id_token,
+            TokenKind::Access => &self.access_token,
+        };
+        claims.iter().find(|claim| claim.name == name)
+    }
+
+    /// Whether `name` is configured for tokens of `kind` with `property` among its
+    /// `additionalProperties`.
+    pub fn has(&self, kind: TokenKind, name: &str, property: &str) -> bool {
+        self.get(kind, name)
+            .is_some_and(|claim| claim.additional_properties.iter().any(|p| p == property))
+    }
+}
+
 /// A user of the emulated tenant.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,17 +168,42 @@ pub struct User {
     pub oid: String,
     /// Display name.
     pub name: String,
-    /// User principal name: `upn` and `unique_name` (v1), `preferred_username` (v2).
+    /// User principal name: `upn` and `unique_name` (v1), `preferred_username` (v2) of
+    /// members.
     pub upn: String,
-    /// Mail address: `email` (v2).
-    pub email: String,
+    /// The `mail` attribute, which need not be the UPN, and which many users lack: `email`
+    /// when a token carries one (see the reference table in `tests/README.md`).
+    #[serde(default)]
+    pub mail: Option<String>,
+    /// `Member` (the default) or `Guest` (a B2B guest: tokens carry `email` by default, no
+    /// `upn`).
+    #[serde(default, rename = "userType")]
+    pub user_type: UserType,
     /// Object ids of the groups the user is a direct member of.
     pub groups: Vec<String>,
-    /// Authentication methods (`pwd`, `mfa`): `amr` (v1).
+    /// Authentication methods (`pwd`, `mfa`): `amr`, which only v1 tokens carry.
     pub amr: Vec<String>,
     /// Which groups the `groups` claim carries.
     #[serde(default)]
     pub groups_claim: GroupsClaim,
+}
+
+/// Graph's `userType`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub enum UserType {
+    /// A member of the tenant.
+    #[default]
+    Member,
+    /// A B2B guest, homed in another directory.
+    Guest,
+}
+
+impl User {
+    /// Whether the user is a B2B guest.
+    pub fn is_guest(&self) -> bool {
+        self.user_type == UserType::Guest
+    }
 }
 
 /// What goes in a user's `groups` claim.
@@ -102,6 +238,17 @@ pub struct Group {
     /// `getMemberObjects` leaves out when asked for `securityEnabledOnly`.
     #[serde(rename = "securityEnabled", default = "security_enabled_default")]
     pub security_enabled: bool,
+    /// For a group synchronized from Active Directory: its `sAMAccountName`, which the
+    /// `groups` claim carries instead of the object id when the registration asks for it.
+    /// Cloud groups have none.
+    #[serde(rename = "onPremisesSamAccountName", default)]
+    pub on_premises_sam_account_name: Option<String>,
+    /// Its NetBIOS domain name (`CORP`), for `netbios_domain_and_sam_account_name`.
+    #[serde(rename = "onPremisesNetBiosName", default)]
+    pub on_premises_net_bios_name: Option<String>,
+    /// Its DNS domain name (`corp.example.com`), for `dns_domain_and_sam_account_name`.
+    #[serde(rename = "onPremisesDomainName", default)]
+    pub on_premises_domain_name: Option<String>,
 }
 
 fn security_enabled_default() -> bool {
@@ -265,6 +412,51 @@ impl Fixtures {
         Ok(())
     }
 
+    /// Whether `resource` names the registration's API: its client id, or one of its
+    /// application id URIs (with or without a trailing slash).
+    pub fn is_api_resource(&self, resource: &str) -> bool {
+        if resource.eq_ignore_ascii_case(&self.client_id) {
+            return true;
+        }
+        let default = [format!("api://{}", self.client_id)];
+        let uris = if self.identifier_uris.is_empty() {
+            &default[..]
+        } else {
+            &self.identifier_uris[..]
+        };
+        let bare = resource.strip_suffix('/').unwrap_or(resource);
+        uris.iter()
+            .any(|uri| uri.strip_suffix('/').unwrap_or(uri) == bare)
+    }
+
+    /// Whether an authorize request may redirect to `uri`: it is one of
+    /// [`Fixtures::redirect_uris`] exactly (case-sensitive), except that on a loopback host
+    /// (`localhost`, `127.0.0.1`) the port is ignored (RFC 8252 §7.3, §8.3), as Entra does.
+    pub fn redirect_uri_registered(&self, uri: &str) -> bool {
+        let loopback_without_port = |uri: &str| -> Option<String> {
+            let (scheme, rest) = uri.split_once("://")?;
+            let end = rest.find(['/', '?']).unwrap_or(rest.len());
+            let (authority, tail) = rest.split_at(end);
+            let host = authority
+                .rsplit_once(':')
+                .map_or(authority, |(host, port)| {
+                    if port.bytes().all(|b| b.is_ascii_digit()) {
+                        host
+                    } else {
+                        authority
+                    }
+                });
+            matches!(host, "localhost" | "127.0.0.1").then(|| format!("{scheme}://{host}{tail}"))
+        };
+        self.redirect_uris.iter().any(|registered| {
+            registered == uri
+                || matches!(
+                    (loopback_without_port(registered), loopback_without_port(uri)),
+                    (Some(a), Some(b)) if a == b
+                )
+        })
+    }
+
     /// The user with this `key`.
     pub fn user(&self, key: &str) -> Option<&User> {
         self.users.iter().find(|user| user.key == key)
@@ -322,14 +514,18 @@ impl Fixtures {
         order
     }
 
-    /// The groups the `groups` claim lists for `user` (before the overage limit), per
-    /// [`User::groups_claim`] and [`Fixtures::group_membership_claims`].
+    /// The groups (object ids) the `groups` claim lists for `user` (before the overage limit
+    /// and the claim's format), per [`User::groups_claim`] and
+    /// [`Fixtures::group_membership_claims`]: none when the registration emits no groups.
     pub fn claim_groups(&self, user: &User) -> Vec<String> {
+        let Some(claims) = self.group_membership_claims else {
+            return Vec::new();
+        };
         let groups = match user.groups_claim {
             GroupsClaim::Transitive => self.transitive_groups(user),
             GroupsClaim::Direct => user.groups.clone(),
         };
-        match self.group_membership_claims {
+        match claims {
             GroupMembershipClaims::All => groups,
             GroupMembershipClaims::SecurityGroup => groups
                 .into_iter()
@@ -445,15 +641,18 @@ mod tests {
         let program_19 = fixtures.group_id("Program 19").unwrap().to_owned();
         assert_eq!(
             fixtures.group_membership_claims,
-            GroupMembershipClaims::SecurityGroup
+            Some(GroupMembershipClaims::SecurityGroup)
         );
         let security = fixtures.claim_groups(&overage);
         assert_eq!(security.len(), 211);
         assert!(!security.contains(&program_19));
-        fixtures.group_membership_claims = GroupMembershipClaims::All;
+        fixtures.group_membership_claims = Some(GroupMembershipClaims::All);
         let all = fixtures.claim_groups(&overage);
         assert_eq!(all.len(), 212);
         assert!(all.contains(&program_19));
+        // A registration without group claims emits none.
+        fixtures.group_membership_claims = None;
+        assert!(fixtures.claim_groups(&overage).is_empty());
     }
 
     #[test]

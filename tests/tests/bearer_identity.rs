@@ -169,7 +169,7 @@ fn overage_users_count_security_groups_unless_configured() {
     // With `group_membership_claims: "All"` (the registration's groups claim lists every
     // group) Graph is asked for all groups, and Program 19 counts.
     let mut all = fixtures.clone();
-    all.group_membership_claims = GroupMembershipClaims::All;
+    all.group_membership_claims = Some(GroupMembershipClaims::All);
     let mut config = document(&all);
     config["identity_providers"][0]["config"]["group_membership_claims"] = json!("All");
     let mut stack_config = StackConfig::new(config).named("bearer-overage-all");

@@ -18,7 +18,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use edge_access_tests::client::{HttpClient, HttpResponse};
 use edge_access_tests::emulator::{
-    pkce_challenge, Emulator, EmulatorError, Fault, TokenRequest, GRAPH_APP_ROLE, GRAPH_AUDIENCE,
+    pkce_challenge, Emulator, EmulatorError, Fault, TokenRequest, GRAPH_AUDIENCE,
     SERVICE_PRINCIPAL_ID,
 };
 use edge_access_tests::fixtures::Fixtures;
@@ -232,11 +232,12 @@ fn the_code_flow_without_pkce_gives_a_verifiable_id_token_with_the_nonce() {
     assert_eq!(claims["oid"], ada.oid);
     assert_eq!(claims["sub"].as_str().unwrap().len(), 43);
     assert_eq!(claims["name"], "Ada Lovelace");
-    assert_eq!(claims["email"], "ada@example.com");
+    // The `email` scope brings the mail (not the UPN); v2 ID tokens carry no `amr`.
+    assert_eq!(claims["email"], "ada.lovelace@example.net");
     assert_eq!(claims["preferred_username"], "ada@example.com");
     assert_eq!(claims["nonce"], "nonce-1");
     assert_eq!(claims["ver"], "2.0");
-    assert_eq!(claims["amr"], json!(["pwd", "mfa"]));
+    assert!(claims.get("amr").is_none());
     let iat = claims["iat"].as_i64().unwrap();
     assert!((iat - now()).abs() <= 5);
     assert_eq!(claims["nbf"], iat);
@@ -1487,8 +1488,11 @@ fn the_client_credentials_grant_issues_an_app_only_graph_token() {
     assert_eq!(claims["oid"], SERVICE_PRINCIPAL_ID);
     assert_eq!(claims["sub"], SERVICE_PRINCIPAL_ID);
     assert_eq!(claims["idtyp"], "app");
-    assert_eq!(claims["roles"], json!([GRAPH_APP_ROLE]));
-    assert_eq!(claims["roles"], json!(["GroupMember.Read.All"]));
+    // The application permissions the fixtures' registration was granted.
+    assert_eq!(
+        claims["roles"],
+        json!(["User.ReadBasic.All", "GroupMember.Read.All"])
+    );
     assert_eq!(claims["ver"], "1.0");
     for delegated in ["scp", "upn", "name", "groups", "_claim_names", "nonce"] {
         assert!(claims.get(delegated).is_none(), "{delegated}: {claims}");
@@ -1789,12 +1793,36 @@ fn graph_with_an_app_token_reads_any_users_groups() {
             "Authorization_RequestDenied",
         );
     }
-    for role in [
-        "Directory.Read.All",
-        "User.Read.All",
-        "GroupMember.Read.All",
+    // `GroupMember.Read.All` alone reads no other user's memberships (Microsoft's
+    // permissions table of getMemberObjects): it needs `User.ReadBasic.All` beside it.
+    for roles in [&["GroupMember.Read.All"][..], &["User.ReadBasic.All"][..]] {
+        let token = emulator.graph_app_token(roles).unwrap();
+        let response = graph_post(
+            &emulator,
+            &format!("/users/{}/getMemberObjects", overage.oid),
+            &token,
+            &json!({ "securityEnabledOnly": false }),
+        );
+        assert_graph_error(&response, 403, "Authorization_RequestDenied");
+    }
+    // `User.ReadBasic.All` reads another user's profile, `GroupMember.Read.All` alone not.
+    let basic = emulator.graph_app_token(&["User.ReadBasic.All"]).unwrap();
+    let profile = graph_get(&emulator, &format!("/users/{}", overage.oid), &basic);
+    assert_eq!(profile.status, 200, "{}", profile.body);
+    let members_only = emulator.graph_app_token(&["GroupMember.Read.All"]).unwrap();
+    assert_graph_error(
+        &graph_get(&emulator, &format!("/users/{}", overage.oid), &members_only),
+        403,
+        "Authorization_RequestDenied",
+    );
+    for roles in [
+        &["Directory.Read.All"][..],
+        &["User.Read.All"][..],
+        &["User.ReadBasic.All", "GroupMember.Read.All"][..],
     ] {
-        let token = emulator.graph_app_token(&["Mail.Read", role]).unwrap();
+        let token = emulator
+            .graph_app_token(&[&["Mail.Read"][..], roles].concat())
+            .unwrap();
         assert_eq!(
             answer(
                 &format!("/users/{}/getMemberObjects", overage.oid),
@@ -1802,12 +1830,13 @@ fn graph_with_an_app_token_reads_any_users_groups() {
                 false
             ),
             all,
-            "{role}"
+            "{roles:?}"
         );
     }
     // Refused membership requests count too (two /me, four unknown, two without the role,
-    // three with one), profile reads do not; so does a faulted one.
-    assert_eq!(emulator.graph_member_lookups(), 23);
+    // two with half of the pair, three with enough), profile reads do not; so does a faulted
+    // one.
+    assert_eq!(emulator.graph_member_lookups(), 25);
     emulator.set_graph_fault(Fault::Error500);
     let response = graph_post(
         &emulator,
@@ -1817,7 +1846,7 @@ fn graph_with_an_app_token_reads_any_users_groups() {
     );
     assert_graph_error(&response, 500, "generalException");
     emulator.set_graph_fault(Fault::None);
-    assert_eq!(emulator.graph_member_lookups(), 24);
+    assert_eq!(emulator.graph_member_lookups(), 26);
 
     // A delegated token still reads only its own user.
     let response = graph_post(

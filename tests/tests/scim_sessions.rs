@@ -169,11 +169,12 @@ fn bearer_caller_with<'s>(
     claims: &Value,
     path: &'s str,
 ) -> impl Fn() -> edge_access_tests::client::HttpResponse + 's {
+    let claims = claims.as_object().cloned().unwrap_or_default();
     let token = stack
         .emulator()
         .mint(&TokenRequest {
             user: user.into(),
-            claims: claims.as_object().cloned().unwrap_or_default(),
+            claims,
             ..TokenRequest::default()
         })
         .unwrap();
@@ -558,14 +559,16 @@ fn deprovisioning_follows_the_object_id_whatever_the_email_claims_say() {
     let oid = "6a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
     let person = keyed_person("keyed.bearer", oid);
     // The same person's tokens: with the address SCIM has, with no email-like claim at all
-    // (as API tokens often are), and with another address in `email`.
+    // (as API tokens often are), and with another address. The person is made up, unknown to
+    // Graph: an empty `groups` claim keeps Graph out of it (a token without one has its
+    // groups read through Graph).
     let callers = [
         (
             "the address SCIM has",
             bearer_caller_with(
                 stack,
                 "bob",
-                &json!({ "oid": oid, "email": person.mail, "preferred_username": person.mail }),
+                &json!({ "oid": oid, "email": person.mail, "preferred_username": person.mail, "groups": [] }),
                 "/open/api",
             ),
         ),
@@ -574,7 +577,7 @@ fn deprovisioning_follows_the_object_id_whatever_the_email_claims_say() {
             bearer_caller_with(
                 stack,
                 "bob",
-                &json!({ "oid": oid, "email": null, "preferred_username": null }),
+                &json!({ "oid": oid, "email": null, "preferred_username": null, "groups": [] }),
                 "/open/api",
             ),
         ),
@@ -583,7 +586,8 @@ fn deprovisioning_follows_the_object_id_whatever_the_email_claims_say() {
             bearer_caller_with(
                 stack,
                 "bob",
-                &json!({ "oid": oid, "email": "someone.else@example.com", "preferred_username": null }),
+                &json!({ "oid": oid, "email": "someone.else@example.com",
+                          "preferred_username": "someone.else@example.com", "groups": [] }),
                 "/open/api",
             ),
         ),
@@ -614,7 +618,12 @@ fn with_user_deprovision_a_token_without_an_object_id_is_refused() {
         return;
     }
     // No `oid`: the user cannot be keyed, so whether SCIM deprovisioned them cannot be known.
-    let call = bearer_caller_with(keyed_stack(), "bob", &json!({ "oid": null }), "/open/api");
+    let call = bearer_caller_with(
+        keyed_stack(),
+        "bob",
+        &json!({ "oid": null, "groups": [] }),
+        "/open/api",
+    );
     let answer = call();
     assert_eq!(answer.status, 401, "{answer:?}");
     let line = signin_common::log_line(keyed_stack(), "no object id");
@@ -624,7 +633,7 @@ fn with_user_deprovision_a_token_without_an_object_id_is_refused() {
     let call = bearer_caller_with(
         automatic_stack(),
         "bob",
-        &json!({ "oid": null }),
+        &json!({ "oid": null, "groups": [] }),
         "/open/api",
     );
     let answer = call();
@@ -732,7 +741,7 @@ fn with_user_deprovision_users_must_be_bound_to_their_object_id() {
         stack,
         "bob",
         &json!({ "oid": "8c3d4e5f-6071-4c8d-9eaf-102132435465",
-                 "email": "keyed.legacy@example.com", "preferred_username": null }),
+                 "preferred_username": "keyed.legacy@example.com", "groups": [] }),
         "/open/api",
     );
     assert_eq!(call().status, 401);

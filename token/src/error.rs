@@ -87,7 +87,14 @@ pub enum IdentityError {
     /// The token says the user has too many groups to list (`_claim_names` / `hasgroups`);
     /// they must be read from Microsoft Graph. Never treated as "no groups".
     GroupsOverage,
-    /// A `groups` entry is not a GUID.
+    /// The token carries neither `groups` nor an overage marker: the registration emits no
+    /// group claims, emits them as `roles`, or the user is in no group — which the token
+    /// cannot tell apart. The groups must be read from Microsoft Graph; never treated as "no
+    /// groups".
+    GroupsNotInToken,
+    /// A `groups` entry is not a GUID: the registration emits groups by name
+    /// (`sAMAccountName`, `NetBIOS\name`, display names), which `azureAD` rules cannot
+    /// match. A configuration problem of the registration, not of the user.
     BadGroup(String),
     /// A claim has an unexpected type.
     BadClaim(&'static str),
@@ -102,7 +109,15 @@ impl fmt::Display for IdentityError {
             IdentityError::GroupsOverage => {
                 f.write_str("groups overage: the token does not list the user's groups")
             }
-            IdentityError::BadGroup(g) => write!(f, "group `{}` is not a GUID", clip(g)),
+            IdentityError::GroupsNotInToken => {
+                f.write_str("the token has no groups claim: the groups are not in the token")
+            }
+            IdentityError::BadGroup(g) => write!(
+                f,
+                "group `{}` is not a GUID: set the app registration's group claims to emit \
+                 Group IDs",
+                clip(g)
+            ),
             IdentityError::BadClaim(name) => write!(f, "claim `{name}` has an unexpected type"),
         }
     }

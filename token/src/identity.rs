@@ -8,10 +8,16 @@ use crate::error::IdentityError;
 
 /// The identity a verified token describes, for `idp`.
 ///
-/// Email: the configured `email_claim_name`, then `email`, `upn`, `preferred_username`,
-/// `unique_name` (the first that is an email address). Groups: the `groups` claim; an overage
-/// (`_claim_names.groups` or `hasgroups`) is [`IdentityError::GroupsOverage`]. An app-only
-/// token (client credentials: no user) is never an identity: [`IdentityError::AppOnly`].
+/// Email: the configured `email_claim_name` alone; otherwise the user principal name — `upn`,
+/// else `preferred_username`, else `unique_name` (the first that is an email address). Never
+/// `email` unless configured: Entra puts it in ID tokens (with the `email` scope) but not in
+/// access tokens, so the same person would have one address when signing in and another
+/// with a bearer token, and `email` rules would answer differently for them.
+///
+/// Groups: the `groups` claim, whose entries must be GUIDs ([`IdentityError::BadGroup`]); an
+/// overage (`_claim_names.groups` or `hasgroups`) is [`IdentityError::GroupsOverage`], a
+/// token without either [`IdentityError::GroupsNotInToken`]. An app-only token (client
+/// credentials: no user) is never an identity: [`IdentityError::AppOnly`].
 ///
 /// # Errors
 /// [`IdentityError`] when the token has no user, the groups cannot be known or a claim has
@@ -23,8 +29,9 @@ pub fn identity_from_claims(
     map_claims(token, idp, true)
 }
 
-/// The identity without reading groups: for a groups overage, whose groups come from
-/// Microsoft Graph instead, and for providers with `support_groups` off.
+/// The identity without reading groups: for a groups overage or a token without groups,
+/// whose groups come from Microsoft Graph instead, and for providers with `support_groups`
+/// off.
 ///
 /// # Errors
 /// [`IdentityError::AppOnly`] for an app-only token; [`IdentityError::BadClaim`] when a claim
@@ -46,13 +53,7 @@ fn map_claims(
         return Err(IdentityError::AppOnly);
     }
     let mut identity = Identity::default();
-    let email_claims = idp.email_claim_name.as_deref().into_iter().chain([
-        "email",
-        "upn",
-        "preferred_username",
-        "unique_name",
-    ]);
-    identity.email = email_claims
+    identity.email = email_claims(idp)
         .filter_map(|name| claims.get(name).and_then(Value::as_str))
         .find_map(|value| Email::parse(value).ok());
     identity.user_id = token.claim_str("oid").map(Into::into);
@@ -66,7 +67,10 @@ fn map_claims(
     if overage && with_groups {
         return Err(IdentityError::GroupsOverage);
     }
-    if let Some(groups) = claims.get("groups").filter(|_| with_groups) {
+    if with_groups {
+        let Some(groups) = claims.get("groups") else {
+            return Err(IdentityError::GroupsNotInToken);
+        };
         let Value::Array(items) = groups else {
             return Err(IdentityError::BadClaim("groups"));
         };
@@ -96,6 +100,21 @@ fn map_claims(
         identity.claims.push((name.as_str().into(), values));
     }
     Ok(identity)
+}
+
+/// The claims the identity's email is read from, in order: the configured
+/// `email_claim_name` alone, or the user principal name's claims (`upn` in v1 tokens and as
+/// a v2 optional claim, `preferred_username` in v2, `unique_name` in v1).
+fn email_claims(idp: &IdentityProvider) -> impl Iterator<Item = &str> {
+    let default: &[&str] = if idp.email_claim_name.is_some() {
+        &[]
+    } else {
+        &["upn", "preferred_username", "unique_name"]
+    };
+    idp.email_claim_name
+        .as_deref()
+        .into_iter()
+        .chain(default.iter().copied())
 }
 
 /// Whether the token was issued to an application acting as itself (client credentials),

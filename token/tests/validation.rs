@@ -360,9 +360,13 @@ fn nonce_is_checked_for_id_tokens() {
 }
 
 fn idp() -> policy_core::IdentityProvider {
+    idp_with(json!({ "client_id": CLIENT, "directory_id": TID }))
+}
+
+fn idp_with(config: Value) -> policy_core::IdentityProvider {
     let doc = json!({ "team_domain": "https://access.example.com",
         "identity_providers": [{ "id": "entra", "name": "Entra", "type": "azureAD",
-            "config": { "client_id": CLIENT, "directory_id": TID, "email_claim_name": "mail" } }],
+            "config": config }],
         "apps": [] });
     Engine::from_json(&doc.to_string())
         .unwrap()
@@ -382,9 +386,79 @@ fn identity_from_verified_claims() {
     assert_eq!(identity.amr.len(), 2);
     assert_eq!(identity.idp_id.as_deref(), Some("entra"));
     // The configured claim wins over `email` and `upn`.
+    let mail =
+        idp_with(json!({ "client_id": CLIENT, "directory_id": TID, "email_claim_name": "mail" }));
     let c = with(claims("2.0"), "mail", json!("Ada.Lovelace@Example.com"));
-    let identity = identity_from_claims(&verify(&sign(&header(), &c)).unwrap(), &idp()).unwrap();
+    let identity = identity_from_claims(&verify(&sign(&header(), &c)).unwrap(), &mail).unwrap();
     assert_eq!(identity.email.unwrap().as_str(), "ada.lovelace@example.com");
+}
+
+#[test]
+fn the_email_comes_from_one_claim_whatever_the_token() {
+    // Not configured: the user principal name, never `email`, which Entra puts in ID tokens
+    // (the `email` scope) but not in access tokens: the same person has the same address
+    // signing in (v2 ID token) and with a bearer token (v1 or v2 access token).
+    let id_token = with(
+        with(claims("2.0"), "upn", Value::Null),
+        "email",
+        json!("ada.lovelace@example.net"),
+    );
+    let v1_access = with(
+        with(claims("1.0"), "preferred_username", Value::Null),
+        "unique_name",
+        json!("ada@example.com"),
+    );
+    let v2_access = with(claims("2.0"), "upn", Value::Null);
+    let email = |c: &Value, idp: &policy_core::IdentityProvider| {
+        identity_from_claims(&verify(&sign(&header(), c)).unwrap(), idp)
+            .unwrap()
+            .email
+            .map(|e| e.as_str().to_owned())
+    };
+    for c in [&id_token, &v1_access, &v2_access] {
+        assert_eq!(email(c, &idp()).as_deref(), Some("ada@example.com"), "{c}");
+    }
+    // `email` alone: no address unless the claim is there (no fallback to the UPN, which
+    // would give the same person another address where the claim is missing).
+    let by_email =
+        idp_with(json!({ "client_id": CLIENT, "directory_id": TID, "email_claim_name": "email" }));
+    assert_eq!(
+        email(&id_token, &by_email).as_deref(),
+        Some("ada.lovelace@example.net")
+    );
+    assert_eq!(email(&v1_access, &by_email), None);
+    assert_eq!(email(&v2_access, &by_email), None);
+}
+
+#[test]
+fn a_token_without_groups_is_not_a_user_without_groups() {
+    // No `groups` and no overage marker: the registration emits none (or as `roles`), or
+    // the user is in none — unknown, never "no groups".
+    for c in [
+        with(claims("2.0"), "groups", Value::Null),
+        with(
+            with(claims("2.0"), "groups", Value::Null),
+            "roles",
+            json!(["5b3e8c1a-0d6f-4a39-9c55-2f7b1e0a9d41"]),
+        ),
+    ] {
+        let token = verify(&sign(&header(), &c)).unwrap();
+        assert_eq!(
+            identity_from_claims(&token, &idp()).unwrap_err(),
+            IdentityError::GroupsNotInToken
+        );
+        // Without groups (`support_groups` off, or to read them from Graph) it is a user.
+        let identity = edge_access_token::identity_without_groups(&token, &idp()).unwrap();
+        assert!(identity.groups.is_empty());
+    }
+    // Groups by name are a configuration problem, and the message says what to change.
+    for name in ["Domain Users", "CORP\\backend", "backend"] {
+        let c = with(claims("2.0"), "groups", json!([name]));
+        let token = verify(&sign(&header(), &c)).unwrap();
+        let error = identity_from_claims(&token, &idp()).unwrap_err();
+        assert!(matches!(error, IdentityError::BadGroup(_)), "{name}");
+        assert!(error.to_string().contains("Group IDs"), "{error}");
+    }
 }
 
 #[test]

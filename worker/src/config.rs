@@ -4,33 +4,52 @@
 use std::cell::OnceCell;
 use std::rc::Rc;
 
-use policy_core::{Engine, ScimConfig};
+use policy_core::{Engine, IdentityProvider, ScimConfig};
 use sha2::{Digest, Sha256};
 use worker::{Env, Url};
 
 use crate::session::{self, SigningKeys};
 
-/// Microsoft Graph in the public cloud.
-const DEFAULT_GRAPH: &str = "https://graph.microsoft.com";
-
-/// The public-cloud Entra authority.
-const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
+/// The Entra authority and Microsoft Graph of an identity provider's `azure_cloud`
+/// (Microsoft's national cloud deployments): `default` is the global service.
+pub fn cloud_endpoints(azure_cloud: &str) -> (&'static str, &'static str) {
+    match azure_cloud {
+        "us" => (
+            "https://login.microsoftonline.us",
+            "https://graph.microsoft.us",
+        ),
+        "de" => (
+            "https://login.microsoftonline.de",
+            "https://graph.microsoft.de",
+        ),
+        "cn" => (
+            "https://login.chinacloudapi.cn",
+            "https://microsoftgraph.chinacloudapi.cn",
+        ),
+        _ => (
+            "https://login.microsoftonline.com",
+            "https://graph.microsoft.com",
+        ),
+    }
+}
 
 /// Everything a request needs that does not change while the isolate lives.
 #[derive(Debug)]
 pub struct Gateway {
     /// The compiled policy document.
     pub engine: Engine,
-    /// The Entra authority (`https://login.microsoftonline.com`, a sovereign cloud, or the
-    /// emulator in tests), without a trailing slash.
-    pub authority: String,
+    /// `ENTRA_AUTHORITY`: the Entra authority for every identity provider (the emulator in
+    /// tests), without a trailing slash; unset, each provider's `azure_cloud` says
+    /// ([`Gateway::authority`]).
+    pub authority_override: Option<String>,
     /// Where allowed requests go; `None` means the request's own URL (production, where the
     /// Worker runs on a route in front of the origin).
     pub origin: Option<Url>,
     /// Requests no app covers go to the origin instead of a 404.
     pub pass_through_unmatched: bool,
-    /// Microsoft Graph (`https://graph.microsoft.com`; the emulator in tests).
-    pub graph: String,
+    /// `GRAPH_URL`: where Microsoft Graph is reached for every identity provider (the
+    /// emulator in tests); unset, each provider's `azure_cloud` says ([`Gateway::graph`]).
+    pub graph_override: Option<String>,
     /// The app registration's client secret (`AZURE_CLIENT_SECRET`), for the code exchange.
     pub client_secret: Option<String>,
     /// The keys that sign application tokens (`SESSION_SIGNING_KEY`).
@@ -42,6 +61,28 @@ pub struct Gateway {
     /// How long a gateway isolate trusts its copy of the SCIM directory before checking
     /// D1 again (`DIRECTORY_REFRESH_SECONDS`, default 10).
     pub directory_refresh_ms: u64,
+}
+
+impl Gateway {
+    /// The Entra authority of `idp`: `ENTRA_AUTHORITY`, else its cloud's.
+    pub fn authority(&self, idp: &IdentityProvider) -> String {
+        self.authority_override
+            .clone()
+            .unwrap_or_else(|| cloud_endpoints(&idp.azure_cloud).0.to_owned())
+    }
+
+    /// Where Microsoft Graph is reached for `idp`: `GRAPH_URL`, else its cloud's Graph.
+    pub fn graph(&self, idp: &IdentityProvider) -> String {
+        self.graph_override
+            .clone()
+            .unwrap_or_else(|| cloud_endpoints(&idp.azure_cloud).1.to_owned())
+    }
+}
+
+/// Microsoft Graph's resource (the `aud` of its tokens, and what the scopes asked for it
+/// name) in `idp`'s cloud, wherever [`Gateway::graph`] reaches it.
+pub fn graph_resource(idp: &IdentityProvider) -> &'static str {
+    cloud_endpoints(&idp.azure_cloud).1
 }
 
 /// The shortest `SCIM_TOKEN` accepted: a bearer token that never expires must not be guessable.
@@ -77,10 +118,10 @@ fn var(env: &Env, name: &str) -> Option<String> {
 }
 
 /// A base URL the gateway trusts for identity (the Entra authority, Microsoft Graph): `https`,
-/// or `http` on loopback only (the emulator); without a trailing slash.
-fn identity_endpoint(env: &Env, name: &str, default: &str) -> Result<String, String> {
+/// or `http` on loopback only (the emulator); without a trailing slash. `None` when unset.
+fn identity_endpoint(env: &Env, name: &str) -> Result<Option<String>, String> {
     let Some(value) = var(env, name) else {
-        return Ok(default.to_owned());
+        return Ok(None);
     };
     let url = Url::parse(&value).map_err(|e| format!("{name} `{value}` is not a URL: {e}"))?;
     let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
@@ -89,7 +130,7 @@ fn identity_endpoint(env: &Env, name: &str, default: &str) -> Result<String, Str
             "{name} `{value}` must be https (http only on loopback)"
         ));
     }
-    Ok(value.trim_end_matches('/').to_owned())
+    Ok(Some(value.trim_end_matches('/').to_owned()))
 }
 
 fn load(env: &Env) -> Result<Gateway, String> {
@@ -104,7 +145,7 @@ fn load(env: &Env) -> Result<Gateway, String> {
     if engine.identity_providers().is_empty() {
         return Err("EDGE_ACCESS_CONFIG: identity_providers: at least one is needed".into());
     }
-    let authority = identity_endpoint(env, "ENTRA_AUTHORITY", DEFAULT_AUTHORITY)?;
+    let authority_override = identity_endpoint(env, "ENTRA_AUTHORITY")?;
     let origin = match var(env, "ORIGIN_URL") {
         Some(o) => Some(Url::parse(&o).map_err(|e| format!("ORIGIN_URL `{o}` is not a URL: {e}"))?),
         None => None,
@@ -117,7 +158,7 @@ fn load(env: &Env) -> Result<Gateway, String> {
     if pass_through_unmatched {
         pass_through_is_safe(&engine, origin.is_some())?;
     }
-    let graph = identity_endpoint(env, "GRAPH_URL", DEFAULT_GRAPH)?;
+    let graph_override = identity_endpoint(env, "GRAPH_URL")?;
     let client_secret = session::secret(env, "AZURE_CLIENT_SECRET");
     let signing = SigningKeys::from_env(env)?;
     let scim = scim_settings(env, &engine)?;
@@ -135,10 +176,10 @@ fn load(env: &Env) -> Result<Gateway, String> {
     };
     Ok(Gateway {
         engine,
-        authority,
+        authority_override,
         origin,
         pass_through_unmatched,
-        graph,
+        graph_override,
         client_secret,
         signing,
         scim,

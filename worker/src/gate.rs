@@ -377,18 +377,21 @@ async fn bearer_identity(
         .iter()
         .find(|p| p.directory_id.eq_ignore_ascii_case(tenant))
         .ok_or_else(|| unauthorized(&"token from a directory that is not configured"))?;
-    let (key, issuer) =
-        keys::signing_key(env, &gateway.authority, &idp.directory_id, &parsed, now_ms).await?;
+    let (key, issuer) = keys::signing_key(
+        env,
+        &gateway.authority(idp),
+        &keys::key_source(idp),
+        &parsed,
+        now_ms,
+    )
+    .await?;
     let (issuer_v1, issuer_v2) = match parsed.version() {
         TokenVersion::V1 => (issuer, String::new()),
         TokenVersion::V2 => (String::new(), issuer),
     };
     let expected = Expectations {
         tenant_id: idp.directory_id.to_string(),
-        audiences: vec![
-            idp.client_id.to_string(),
-            format!("api://{}", idp.client_id),
-        ],
+        audiences: idp.accepted_audiences(),
         issuer_v1,
         issuer_v2,
         leeway_secs: DEFAULT_LEEWAY_SECS,
@@ -399,8 +402,11 @@ async fn bearer_identity(
         .await
         .map_err(|e| unauthorized(&e))?;
     match identity_from_claims(&verified, idp) {
-        // Too many groups for the token: read them from Graph with the app's own credentials.
-        Err(IdentityError::GroupsOverage) if idp.support_groups => {
+        // Too many groups for the token, or none in it (unknown, never "no groups"): read
+        // them from Graph with the app's own credentials.
+        Err(IdentityError::GroupsOverage | IdentityError::GroupsNotInToken)
+            if idp.support_groups =>
+        {
             let mut identity =
                 identity_without_groups(&verified, idp).map_err(|e| unauthorized(&e))?;
             let oid = identity
@@ -411,7 +417,14 @@ async fn bearer_identity(
             identity.groups = graph::user_groups(gateway, idp, &oid).await?;
             Ok(identity)
         }
-        Err(IdentityError::GroupsOverage) => {
+        Err(IdentityError::GroupsOverage | IdentityError::GroupsNotInToken) => {
+            identity_without_groups(&verified, idp).map_err(|e| unauthorized(&e))
+        }
+        // Groups by name: the registration is set up wrong, the caller did nothing wrong.
+        Err(error @ IdentityError::BadGroup(_)) if idp.support_groups => Err(GatewayError::Config(
+            format!("identity provider `{}`: {error}", idp.id),
+        )),
+        Err(IdentityError::BadGroup(_)) => {
             identity_without_groups(&verified, idp).map_err(|e| unauthorized(&e))
         }
         other => other.map_err(|e| unauthorized(&e)),

@@ -1,8 +1,14 @@
 //! Group memberships of users whose Entra token overflowed (`_claim_names` / `hasgroups`),
 //! from Microsoft Graph's `getMemberObjects`: at sign-in with the user's own access token
 //! from the code exchange, for API callers with the app registration's own credentials
-//! (client credentials; application permission `GroupMember.Read.All`), since a bearer
-//! request brings no token Graph would accept for the user.
+//! (client credentials; application permissions `User.ReadBasic.All` and
+//! `GroupMember.Read.All`, or one that includes both such as `Directory.Read.All`), since a
+//! bearer request brings no token Graph would accept for the user. Also for tokens that
+//! carry no groups at all (no `groups` claim, no overage marker): their groups are unknown,
+//! never none.
+//!
+//! Graph is the one of the identity provider's `azure_cloud` (`GRAPH_URL` overrides where it
+//! is reached, for tests); the client credentials scope names that cloud's Graph.
 //!
 //! Both the app's Graph token and each user's groups are kept in the isolate — the token
 //! until shortly before it expires, the groups for [`GROUPS_TTL_MS`] — so a busy API caller
@@ -30,9 +36,6 @@ pub const GROUPS_TTL_MS: u64 = 5 * 60 * 1000;
 
 /// At most this many users' groups are kept per isolate; when full, the cache starts over.
 const MAX_CACHED_USERS: usize = 10_000;
-
-/// Graph's resource for the client-credentials scope (the public cloud, as the sign-in's).
-const GRAPH_RESOURCE: &str = "https://graph.microsoft.com";
 
 struct AppToken {
     token: String,
@@ -74,10 +77,10 @@ pub async fn user_groups(
     if let Some(groups) = cached {
         return Ok(groups);
     }
-    let token = app_token(gateway, tenant, client_id, now_ms).await?;
+    let token = app_token(gateway, idp, tenant, client_id, now_ms).await?;
     let url = format!(
         "{}/v1.0/users/{}/getMemberObjects",
-        gateway.graph,
+        gateway.graph(idp),
         worker::url::form_urlencoded::byte_serialize(oid.as_bytes()).collect::<String>()
     );
     let groups = member_objects(&url, &token, security_only).await?;
@@ -101,7 +104,7 @@ pub async fn signed_in_user_groups(
     let token =
         access_token.ok_or_else(|| unavailable("no access token for Microsoft Graph".into()))?;
     member_objects(
-        &format!("{}/v1.0/me/getMemberObjects", gateway.graph),
+        &format!("{}/v1.0/me/getMemberObjects", gateway.graph(idp)),
         token,
         idp.group_membership_claims.security_groups_only(),
     )
@@ -122,7 +125,17 @@ async fn member_objects(
         Some(token),
     )
     .await
-    .map_err(unavailable)?;
+    .map_err(|e| {
+        if e.contains("HTTP 403") {
+            unavailable(format!(
+                "{e}: Graph refused the membership read; an app-only read needs the \
+                 application permissions User.ReadBasic.All and GroupMember.Read.All (admin \
+                 consent), a sign-in the delegated User.Read"
+            ))
+        } else {
+            unavailable(e)
+        }
+    })?;
     #[derive(Deserialize)]
     struct MemberObjects {
         value: Vec<String>,
@@ -145,6 +158,7 @@ fn member_objects_body(security_only: bool) -> String {
 /// expires.
 async fn app_token(
     gateway: &Gateway,
+    idp: &IdentityProvider,
     tenant: &str,
     client_id: &str,
     now_ms: u64,
@@ -166,8 +180,11 @@ async fn app_token(
     form.append_pair("grant_type", "client_credentials")
         .append_pair("client_id", client_id)
         .append_pair("client_secret", secret)
-        .append_pair("scope", &format!("{GRAPH_RESOURCE}/.default"));
-    let url = format!("{}/{tenant}/oauth2/v2.0/token", gateway.authority);
+        .append_pair(
+            "scope",
+            &format!("{}/.default", crate::config::graph_resource(idp)),
+        );
+    let url = format!("{}/{tenant}/oauth2/v2.0/token", gateway.authority(idp));
     let body = post(
         &url,
         "application/x-www-form-urlencoded",

@@ -69,8 +69,21 @@ thread_local! {
     static CRYPTO_KEYS: RefCell<HashMap<String, CryptoKey>> = RefCell::new(HashMap::new());
 }
 
-/// The key that signed `token` (by its `kid`) for `tenant`, and the issuer expected of
-/// tokens of its version.
+/// Where `idp`'s signing keys come from: its tenant, and with `app_signing_key` its tenant
+/// with `?appid={client id}` (the key set of an app registration with its own signing key,
+/// which the tenant's key set does not list). What [`signing_key`] takes as `source`.
+pub fn key_source(idp: &policy_core::IdentityProvider) -> String {
+    if idp.app_signing_key {
+        let appid: String =
+            worker::url::form_urlencoded::byte_serialize(idp.client_id.as_bytes()).collect();
+        format!("{}?appid={appid}", idp.directory_id)
+    } else {
+        idp.directory_id.to_string()
+    }
+}
+
+/// The key that signed `token` (by its `kid`) for `source` (a tenant, see [`key_source`]),
+/// and the issuer expected of tokens of its version.
 ///
 /// # Errors
 /// [`GatewayError::Unauthorized`] for a `kid` the directory does not publish (a key set
@@ -80,12 +93,13 @@ thread_local! {
 pub async fn signing_key(
     env: &Env,
     authority: &str,
-    tenant: &str,
+    source: &str,
     token: &UnverifiedEntraToken<'_>,
     now_ms: u64,
 ) -> Result<(RsaJwk, String), GatewayError> {
     let (version, kid) = (token.version(), token.key_id());
-    let slot = (tenant.to_owned(), version);
+    let tenant = source;
+    let slot = (source.to_owned(), version);
     // The request path: a fresh cached key, found without copying the key set.
     let hit = SETS.with(|sets| {
         let sets = sets.borrow();
@@ -313,16 +327,25 @@ struct Discovery {
     jwks_uri: String,
 }
 
-/// The discovery document, then the JWKS it names.
+/// The discovery document of `source` (a tenant, with `?appid=…` for an app's own keys),
+/// then the JWKS it names.
 async fn fetch_key_set(
     authority: &str,
-    tenant: &str,
+    source: &str,
     version: TokenVersion,
     now_ms: u64,
 ) -> Result<KeySet, String> {
+    let (tenant, query) = match source.split_once('?') {
+        Some((tenant, query)) => (tenant, format!("?{query}")),
+        None => (source, String::new()),
+    };
     let discovery_url = match version {
-        TokenVersion::V1 => format!("{authority}/{tenant}/.well-known/openid-configuration"),
-        TokenVersion::V2 => format!("{authority}/{tenant}/v2.0/.well-known/openid-configuration"),
+        TokenVersion::V1 => {
+            format!("{authority}/{tenant}/.well-known/openid-configuration{query}")
+        }
+        TokenVersion::V2 => {
+            format!("{authority}/{tenant}/v2.0/.well-known/openid-configuration{query}")
+        }
     };
     let discovery: Discovery = serde_json::from_slice(&fetch_document(&discovery_url).await?)
         .map_err(|e| format!("discovery document {discovery_url}: {e}"))?;

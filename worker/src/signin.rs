@@ -117,10 +117,41 @@ fn provider_for<'g>(gateway: &'g Gateway, host: &str, path: &str) -> Option<&'g 
         .or_else(|| idps.first())
 }
 
+/// Which of Entra's endpoints sign-ins go through: v1 (`/oauth2/authorize`, a v1 ID token)
+/// when a rule reads the authentication methods — Entra puts `amr` in v1 tokens only —
+/// otherwise v2.
+fn sign_in_version(gateway: &Gateway) -> TokenVersion {
+    if gateway.engine.uses_auth_method() {
+        TokenVersion::V1
+    } else {
+        TokenVersion::V2
+    }
+}
+
+/// The path of Entra's `authorize` or `token` endpoint of `version` under the tenant.
+fn endpoint(version: TokenVersion, name: &str) -> String {
+    match version {
+        TokenVersion::V1 => format!("oauth2/{name}"),
+        TokenVersion::V2 => format!("oauth2/v2.0/{name}"),
+    }
+}
+
+/// The `error`s Entra answers a silent sign-in (`prompt=none`) with when the user has to
+/// take part: the gateway then starts an interactive sign-in instead of failing.
+const INTERACTION_NEEDED: [&str; 4] = [
+    "login_required",
+    "interaction_required",
+    "consent_required",
+    "account_selection_required",
+];
+
 /// `GET /cdn-cgi/access/login?redirect_url=/path`: starts the OIDC code flow. Stores nothing:
-/// the sign-in in progress goes to the browser in its `EA_Login_…` cookie.
+/// the sign-in in progress goes to the browser in its `EA_Login_…` cookie. With
+/// `interactive=1` (after a silent sign-in Entra could not finish), a provider's
+/// `prompt: none` is not sent.
 fn login(request: &Request, gateway: &Gateway) -> Result<Response, GatewayError> {
     let url = request.url()?;
+    let interactive = query(&url, "interactive").as_deref() == Some("1");
     let redirect_path = pending::bounded_target(local_path(query(&url, "redirect_url").as_deref()));
     let host = url.host_str().unwrap_or("");
     let idp = provider_for(gateway, host, &redirect_path)
@@ -138,11 +169,15 @@ fn login(request: &Request, gateway: &Gateway) -> Result<Response, GatewayError>
         idp_id: idp.id.to_string(),
         redirect: redirect_path,
     })?;
+    let version = sign_in_version(gateway);
     let mut authorize = Url::parse(&format!(
-        "{}/{}/oauth2/v2.0/authorize",
-        gateway.authority, idp.directory_id
+        "{}/{}/{}",
+        gateway.authority(idp),
+        idp.directory_id,
+        endpoint(version, "authorize")
     ))
     .map_err(|e| GatewayError::Config(format!("authority: {e}")))?;
+    let graph = crate::config::graph_resource(idp);
     {
         let mut q = authorize.query_pairs_mut();
         q.append_pair("client_id", &idp.client_id)
@@ -152,14 +187,28 @@ fn login(request: &Request, gateway: &Gateway) -> Result<Response, GatewayError>
                 "redirect_uri",
                 &format!("{}/cdn-cgi/access/callback", origin_of(&url)),
             )
-            .append_pair(
-                "scope",
-                "openid profile email offline_access https://graph.microsoft.com/User.Read",
-            )
             .append_pair("state", &state)
             .append_pair("nonce", &nonce);
-        if let Some(prompt) = &idp.prompt {
-            q.append_pair("prompt", prompt);
+        match version {
+            // The v2 endpoint: OIDC scopes and Graph's `User.Read` (for a groups overage).
+            TokenVersion::V2 => {
+                q.append_pair(
+                    "scope",
+                    &format!("openid profile email offline_access {graph}/User.Read"),
+                );
+            }
+            // The v1 endpoint: the access token is for one `resource`, Graph.
+            TokenVersion::V1 => {
+                q.append_pair("scope", "openid profile email")
+                    .append_pair("resource", graph);
+            }
+        }
+        match idp.prompt.as_deref() {
+            Some("none") if interactive => {}
+            Some(prompt) => {
+                q.append_pair("prompt", prompt);
+            }
+            None => {}
         }
         if let Some(v) = &verifier {
             let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(v.as_bytes()));
@@ -195,6 +244,9 @@ async fn callback(
     let url = request.url()?;
     let signin_failed = GatewayError::SignInFailed;
     if let Some(error) = query(&url, "error") {
+        if INTERACTION_NEEDED.contains(&error.as_str()) {
+            return interactive_again(request, env, gateway, &url, &error).await;
+        }
         return Err(signin_failed(format!(
             "the identity provider said `{}`",
             error.chars().take(64).collect::<String>()
@@ -247,7 +299,8 @@ async fn callback(
         None
     };
 
-    // Code → tokens.
+    // Code → tokens, at the endpoint the sign-in began with.
+    let version = sign_in_version(gateway);
     let redirect_uri = format!("{}/cdn-cgi/access/callback", origin_of(&url));
     let mut form = worker::url::form_urlencoded::Serializer::new(String::new());
     form.append_pair("grant_type", "authorization_code")
@@ -258,9 +311,14 @@ async fn callback(
     if let Some(v) = &verifier {
         form.append_pair("code_verifier", v);
     }
+    if version == TokenVersion::V1 {
+        form.append_pair("resource", crate::config::graph_resource(idp));
+    }
     let token_url = format!(
-        "{}/{}/oauth2/v2.0/token",
-        gateway.authority, idp.directory_id
+        "{}/{}/{}",
+        gateway.authority(idp),
+        idp.directory_id,
+        endpoint(version, "token")
     );
     let tokens: TokenResponse = exchange(
         &token_url,
@@ -288,16 +346,30 @@ async fn callback(
     // The ID token: every check of a bearer token, plus the nonce.
     let parsed = UnverifiedEntraToken::parse(&tokens.id_token)
         .map_err(|e| signin_failed(format!("ID token: {e}")))?;
-    if parsed.version() != TokenVersion::V2 {
-        return Err(signin_failed("ID token is not v2".into()));
+    // The ID token's version follows the endpoint.
+    if parsed.version() != version {
+        return Err(signin_failed(format!(
+            "ID token is not v{}",
+            version.as_str()
+        )));
     }
-    let (key, issuer) =
-        keys::signing_key(env, &gateway.authority, &idp.directory_id, &parsed, now_ms).await?;
+    let (key, issuer) = keys::signing_key(
+        env,
+        &gateway.authority(idp),
+        &keys::key_source(idp),
+        &parsed,
+        now_ms,
+    )
+    .await?;
+    let (issuer_v1, issuer_v2) = match version {
+        TokenVersion::V1 => (issuer, String::new()),
+        TokenVersion::V2 => (String::new(), issuer),
+    };
     let expected = Expectations {
         tenant_id: idp.directory_id.to_string(),
         audiences: vec![idp.client_id.to_string()],
-        issuer_v1: String::new(),
-        issuer_v2: issuer,
+        issuer_v1,
+        issuer_v2,
         leeway_secs: DEFAULT_LEEWAY_SECS,
         nonce: Some(issued.nonce(&state)?),
     };
@@ -307,14 +379,28 @@ async fn callback(
         .map_err(|e| signin_failed(format!("ID token: {e}")))?;
     let mut identity = match identity_from_claims(&verified, idp) {
         Ok(identity) => identity,
-        Err(IdentityError::GroupsOverage) if idp.support_groups => {
+        // Too many groups for the token, or none in it (unknown, never "no groups"): Graph.
+        Err(IdentityError::GroupsOverage | IdentityError::GroupsNotInToken)
+            if idp.support_groups =>
+        {
             let mut identity = identity_without_groups(&verified, idp)?;
             identity.groups =
                 crate::graph::signed_in_user_groups(gateway, idp, tokens.access_token.as_deref())
                     .await?;
             identity
         }
-        Err(IdentityError::GroupsOverage) => identity_without_groups(&verified, idp)?,
+        Err(
+            IdentityError::GroupsOverage
+            | IdentityError::GroupsNotInToken
+            | IdentityError::BadGroup(_),
+        ) if !idp.support_groups => identity_without_groups(&verified, idp)?,
+        // Groups by name: the registration is set up wrong, the user did nothing wrong.
+        Err(error @ IdentityError::BadGroup(_)) => {
+            return Err(GatewayError::Config(format!(
+                "identity provider `{}`: {error}",
+                idp.id
+            )))
+        }
         Err(e) => return Err(signin_failed(format!("identity: {e}"))),
     };
     if !idp.support_groups {
@@ -473,6 +559,50 @@ fn host_audiences(engine: &policy_core::Engine, host: &str, first: &str) -> Vec<
         }
     }
     audiences
+}
+
+/// A silent sign-in (`prompt=none`) Entra could not finish (`error`, one of
+/// [`INTERACTION_NEEDED`]): once the state checks out as this browser's and is spent, the
+/// sign-in starts again without `prompt=none`, so the user signs in instead of seeing a
+/// failure.
+async fn interactive_again(
+    request: &Request,
+    env: &Env,
+    gateway: &Gateway,
+    url: &Url,
+    error: &str,
+) -> Result<Response, GatewayError> {
+    let signin_failed = GatewayError::SignInFailed;
+    let state =
+        query(url, "state").ok_or_else(|| signin_failed(format!("`{error}` without state")))?;
+    let issued = pending::Keys::new(signing_keys(gateway)?)?
+        .check(&state)
+        .ok_or_else(|| signin_failed(format!("`{error}` with a state not issued here")))?;
+    let now_ms = Date::now().as_millis();
+    if now_ms.saturating_sub(issued.created_ms) > pending::TTL_MS || issued.created_ms > now_ms {
+        return Err(signin_failed("the sign-in took too long".into()));
+    }
+    let login = session::cookie(request.headers(), &pending::cookie_name(&state))
+        .and_then(|value| issued.open(&value))
+        .filter(|login| login.state == state)
+        .ok_or_else(|| signin_failed("the state belongs to another browser".into()))?;
+    if !pending::consume(env, &state, now_ms).await? {
+        return Err(signin_failed(
+            "unknown or already used state: already used".into(),
+        ));
+    }
+    log::event(
+        "sign_in_interactive",
+        &[("reason", error), ("idp", &login.idp_id)],
+    );
+    let mut again = Url::parse(&format!("{}/cdn-cgi/access/login", origin_of(url)))
+        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    again
+        .query_pairs_mut()
+        .append_pair("redirect_url", &login.redirect)
+        .append_pair("interactive", "1");
+    let clear_binding = pending::set_cookie(&state, None);
+    Ok(redirect(again.as_str(), &[clear_binding]))
 }
 
 fn identity_without_groups(

@@ -1,5 +1,6 @@
 //! Identity providers (`identity_providers[]`) and their `scim_config`.
 
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::ToString;
 use alloc::vec::Vec;
@@ -60,6 +61,8 @@ impl<'j> Loader<'j, '_> {
                     "azure_cloud",
                     "claims",
                     "redirect_url",
+                    "audiences",
+                    "app_signing_key",
                 ],
                 &[],
             )
@@ -161,6 +164,11 @@ impl<'j> Loader<'j, '_> {
             }
             None => Vec::new(),
         };
+        let audiences = config
+            .get("audiences")
+            .map(|v| self.audiences(v, &at.key("audiences")))
+            .unwrap_or_default();
+        let app_signing_key = flag(self, "app_signing_key");
         let (Some(client_id), Some(directory_id)) = (client_id, directory_id) else {
             return;
         };
@@ -182,8 +190,37 @@ impl<'j> Loader<'j, '_> {
             conditional_access_enabled,
             azure_cloud,
             claims,
+            audiences,
+            app_signing_key,
             scim: scim.unwrap_or_default(),
         });
+    }
+
+    /// `config.audiences`: the access token audiences an Entra provider accepts, each a
+    /// non-empty string without spaces (an application id URI or the client id).
+    fn audiences(&mut self, v: &'j Json<'j>, path: &Path<'_>) -> Vec<Box<str>> {
+        let items = self.p.array(v, path).unwrap_or(&[]);
+        if items.is_empty() {
+            self.p.add(
+                path,
+                "expected at least one audience (omit `audiences` for the client id and \
+                 `api://{client id}`)",
+            );
+        }
+        let mut audiences = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let at = path.index(i);
+            let Some(aud) = self.p.nonempty(item, &at) else {
+                continue;
+            };
+            if aud.chars().any(char::is_whitespace) {
+                self.p
+                    .add(&at, format!("audience `{aud}` contains a space"));
+                continue;
+            }
+            audiences.push(boxed(aud));
+        }
+        audiences
     }
 
     pub(super) fn scim_config(

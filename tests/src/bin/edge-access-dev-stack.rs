@@ -111,7 +111,7 @@ fn print_summary(stack: &Stack) {
     println!("    users to sign in as:");
     let fixtures = emulator.fixtures();
     for user in &fixtures.users {
-        println!("      {:<9} {}", user.key, user.email);
+        println!("      {:<9} {}", user.key, user.upn);
     }
     println!();
     println!("    mint a token for a user and call the gateway with it (copy, paste):");

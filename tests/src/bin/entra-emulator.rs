@@ -167,7 +167,7 @@ fn print_summary(emulator: &Emulator) {
         println!(
             "  {:<9} {:<28} {} groups",
             user.key,
-            user.email,
+            user.upn,
             fixtures.transitive_groups(user).len()
         );
     }

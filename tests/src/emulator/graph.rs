@@ -2,10 +2,14 @@
 //! groups of users whose tokens carry the overage claims instead of `groups`.
 //!
 //! Every call needs `Authorization: Bearer <Graph access token>`: RS256 by a key the JWKS
-//! publishes, `aud` Graph, unexpired, this tenant, and a permission that reads users.
-//! A delegated token (`scp`) may read only its user (`me`, their own object id or UPN); an
-//! app-only token (`roles` and no `scp`, from the client credentials grant) may read any user
-//! by object id or UPN, and has no `me`.
+//! publishes, `aud` the Graph of the tenant's cloud, unexpired, this tenant, and a permission
+//! that reads users. A delegated token (`scp`) may read only its user (`me`, their own object
+//! id or UPN); an app-only token (`roles` and no `scp`, from the client credentials grant)
+//! may read any user by object id or UPN, and has no `me`. What each needs is Microsoft's
+//! permissions table of `getMemberObjects`: a user's own memberships `User.Read` (or more);
+//! another user's, for an application, `User.ReadBasic.All` *and* `GroupMember.Read.All`, or
+//! one of `User.Read.All`, `Directory.Read.All`, `User.ReadWrite.All`,
+//! `Directory.ReadWrite.All`; another user's profile `User.ReadBasic.All` or more.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -16,7 +20,7 @@ use serde_json::{json, Map, Value};
 use tiny_http::Method;
 
 use super::http::{random_guid, utc_timestamp};
-use super::{lock, token, unix_now, Fault, Shared, GRAPH_APP_ID, GRAPH_AUDIENCE};
+use super::{lock, token, unix_now, Fault, Shared, GRAPH_APP_ID};
 use crate::fixtures::User;
 use crate::server::{read_body, respond, respond_json};
 use crate::urlencoded;
@@ -37,20 +41,44 @@ const READ_SCOPES: [&str; 5] = [
 ];
 
 /// Application permissions (app roles) any one of which lets an application read any user's
-/// memberships.
-const READ_ROLES: [&str; 3] = [
-    "GroupMember.Read.All",
-    "Directory.Read.All",
+/// memberships and profile.
+const READ_ALL_ROLES: [&str; 4] = [
     "User.Read.All",
+    "Directory.Read.All",
+    "User.ReadWrite.All",
+    "Directory.ReadWrite.All",
 ];
 
+/// The least privileged pair of application permissions that reads another user's
+/// memberships: both are needed.
+const MEMBERSHIP_ROLES: [&str; 2] = ["User.ReadBasic.All", "GroupMember.Read.All"];
+
 /// Who a valid Graph access token speaks for.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Caller<'a> {
     /// A delegated token: this fixture user, through an application.
     User(&'a User),
-    /// An app-only token with a role in [`READ_ROLES`].
-    Application,
+    /// An app-only token with these roles (application permissions).
+    Application(Vec<String>),
+}
+
+/// What a request reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reads {
+    /// A user's profile.
+    Profile,
+    /// A user's memberships.
+    Memberships,
+}
+
+/// Whether an application with `roles` may read `what` of any user.
+fn application_may(roles: &[String], what: Reads) -> bool {
+    let has = |role: &str| roles.iter().any(|granted| granted == role);
+    READ_ALL_ROLES.iter().any(|role| has(role))
+        || match what {
+            Reads::Profile => has("User.ReadBasic.All"),
+            Reads::Memberships => MEMBERSHIP_ROLES.iter().all(|role| has(role)),
+        }
 }
 
 fn insufficient_privileges() -> GraphError {
@@ -154,8 +182,9 @@ fn authenticate<'a>(
         .get("aud")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let graph_audiences = [GRAPH_AUDIENCE, "https://graph.microsoft.com/", GRAPH_APP_ID];
-    if !graph_audiences.contains(&audience) {
+    let graph = shared.fixtures.cloud.graph_resource();
+    let trailing = format!("{graph}/");
+    if ![graph, trailing.as_str(), GRAPH_APP_ID].contains(&audience) {
         return Err(unauthenticated(format!(
             "Access token validation failure. Invalid audience `{audience}`."
         )));
@@ -197,20 +226,18 @@ fn authenticate<'a>(
     let app_only =
         claims.get("roles").is_some() || claims.get("idtyp").and_then(Value::as_str) == Some("app");
     if claims.get("scp").is_none() && app_only {
-        let granted = claims
+        let roles = claims
             .get("roles")
             .and_then(Value::as_array)
-            .is_some_and(|roles| {
+            .map(|roles| {
                 roles
                     .iter()
                     .filter_map(Value::as_str)
-                    .any(|role| READ_ROLES.contains(&role))
-            });
-        return if granted {
-            Ok(Caller::Application)
-        } else {
-            Err(insufficient_privileges())
-        };
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        return Ok(Caller::Application(roles));
     }
     let oid = claims
         .get("oid")
@@ -275,12 +302,15 @@ fn route(
 ) -> Result<Value, GraphError> {
     let (subject, tail) = match (rest, caller) {
         (["v1.0", "me", tail @ ..], Caller::User(user)) => (user, tail),
-        (["v1.0", "me", ..], Caller::Application) => {
+        (["v1.0", "me", ..], Caller::Application(roles)) => {
+            if !application_may(&roles, Reads::Profile) {
+                return Err(insufficient_privileges());
+            }
             return Err(graph_error(
                 400,
                 "BadRequest",
                 "/me request is only valid with delegated authentication flow.",
-            ))
+            ));
         }
         (["v1.0", "users", id, tail @ ..], Caller::User(user)) => {
             let own = id.eq_ignore_ascii_case(&user.oid) || id.eq_ignore_ascii_case(&user.upn);
@@ -289,7 +319,15 @@ fn route(
             }
             (user, tail)
         }
-        (["v1.0", "users", id, tail @ ..], Caller::Application) => {
+        (["v1.0", "users", id, tail @ ..], Caller::Application(roles)) => {
+            let what = if tail.is_empty() {
+                Reads::Profile
+            } else {
+                Reads::Memberships
+            };
+            if !application_may(&roles, what) {
+                return Err(insufficient_privileges());
+            }
             let user = shared
                 .fixtures
                 .users
@@ -343,7 +381,7 @@ fn profile(shared: &Shared, user: &User) -> Value {
         "id": user.oid,
         "displayName": user.name,
         "userPrincipalName": user.upn,
-        "mail": user.email,
+        "mail": user.mail,
     })
 }
 

@@ -100,7 +100,7 @@ fn index(shared: &Shared, request: tiny_http::Request) {
         secret = shared.fixtures.client_secret,
     );
     for user in &shared.fixtures.users {
-        text.push_str(&format!("  {:<10} {}\n", user.key, user.email));
+        text.push_str(&format!("  {:<10} {}\n", user.key, user.upn));
     }
     respond(
         request,
@@ -123,10 +123,14 @@ fn discovery(shared: &Shared, request: tiny_http::Request, tenant: &str, version
     };
     let base = &shared.url;
     let tid = &shared.fixtures.tenant_id;
+    let query = crate::urlencoded::query_pairs(request.url()).unwrap_or_default();
+    let appid = crate::urlencoded::value(&query, "appid")
+        .map(|appid| format!("?appid={}", crate::urlencoded::encode(appid)))
+        .unwrap_or_default();
     let document = if version == 1 {
         json!({
             "issuer": token::v1_issuer(tid),
-            "jwks_uri": format!("{base}/{tid}/discovery/keys"),
+            "jwks_uri": format!("{base}/{tid}/discovery/keys{appid}"),
             "authorization_endpoint": format!("{base}/{tid}/oauth2/authorize"),
             "token_endpoint": format!("{base}/{tid}/oauth2/token"),
             "end_session_endpoint": format!("{base}/{tid}/oauth2/logout"),
@@ -144,7 +148,7 @@ fn discovery(shared: &Shared, request: tiny_http::Request, tenant: &str, version
     } else {
         json!({
             "issuer": token::v2_issuer(base, tid),
-            "jwks_uri": format!("{base}/{tid}/discovery/v2.0/keys"),
+            "jwks_uri": format!("{base}/{tid}/discovery/v2.0/keys{appid}"),
             "authorization_endpoint": format!("{base}/{tid}/oauth2/v2.0/authorize"),
             "token_endpoint": format!("{base}/{tid}/oauth2/v2.0/token"),
             "end_session_endpoint": format!("{base}/{tid}/oauth2/v2.0/logout"),
@@ -175,7 +179,17 @@ fn jwks(shared: &Shared, request: tiny_http::Request, tenant: &str) {
     let Some(request) = injected(shared, request, fault) else {
         return;
     };
-    let keys = shared.jwks();
+    let query = crate::urlencoded::query_pairs(request.url()).unwrap_or_default();
+    let keys = match crate::urlencoded::value(&query, "appid") {
+        None => shared.jwks(),
+        Some(appid) => match shared.app_jwks(appid) {
+            Ok(keys) => keys,
+            Err(error) => {
+                let body = entra_error(shared, "server_error", 90033, &error.to_string());
+                return respond_json(request, 500, &[], &body);
+            }
+        },
+    };
     respond_json(request, 200, &CACHEABLE, &keys);
 }
 
@@ -356,7 +370,7 @@ fn users(shared: &Shared) -> Value {
                 "oid": user.oid,
                 "name": user.name,
                 "upn": user.upn,
-                "email": user.email,
+                "mail": user.mail,
                 "groups": shared.fixtures.transitive_groups(user).len(),
                 "description": user.description,
             })

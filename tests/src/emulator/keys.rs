@@ -44,6 +44,21 @@ pub(crate) fn unpublished_key() -> Result<Arc<SigningKey>, rsa::Error> {
     Ok(made)
 }
 
+/// The key behind [`app_key`].
+static APP_KEY: Mutex<Option<Arc<SigningKey>>> = Mutex::new(None);
+
+/// The signing key of an app registration with its own key (what a claims-mapping policy
+/// needs): not in the shared sequence, published only at the JWKS URI with `?appid=`.
+pub(crate) fn app_key() -> Result<Arc<SigningKey>, rsa::Error> {
+    let mut key = APP_KEY.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(key) = key.as_ref() {
+        return Ok(Arc::clone(key));
+    }
+    let made = Arc::new(SigningKey::generate()?);
+    *key = Some(Arc::clone(&made));
+    Ok(made)
+}
+
 /// A private key with its key id and public parts, base64url-encoded.
 pub(crate) struct SigningKey {
     kid: String,

@@ -22,7 +22,7 @@
 //! |---|---|
 //! | `GET /{tenant}/oauth2/v2.0/authorize`, `GET /{tenant}/oauth2/authorize` | the sign-in page: one button per fixture user (`id="user-ada"`); a bad `client_id` or `redirect_uri` (or any other bad parameter) is a 400 HTML error page |
 //! | `POST` the same paths | the page's form: issues a one-time code, `302` to `redirect_uri?code=…&state=…` (`cancel` answers `error=access_denied`) |
-//! | `POST /{tenant}/oauth2/v2.0/token`, `POST /{tenant}/oauth2/token` | `grant_type=authorization_code`: a v2 (v1) ID token and a Graph access token; `grant_type=client_credentials` with `scope=https://graph.microsoft.com/.default`: an app-only Graph token (`roles` [`GRAPH_APP_ROLE`]); with `scope=api://{client id}/.default`: an app-only token for the gateway's own API (no role) |
+//! | `POST /{tenant}/oauth2/v2.0/token`, `POST /{tenant}/oauth2/token` | `grant_type=authorization_code`: a v2 (v1) ID token and a Graph access token; `grant_type=client_credentials` with `scope=https://graph.microsoft.com/.default`: an app-only Graph token (`roles`: the fixtures' `graph_application_permissions`); with `scope=api://{client id}/.default`: an app-only token for the gateway's own API (no role) |
 //! | `POST /graph/v1.0/{me \| users/{id}}/getMemberObjects` | body `{"securityEnabledOnly": bool}`: the transitive group ids |
 //! | `GET /graph/v1.0/{me \| users/{id}}/transitiveMemberOf` | groups, paged (`$top`, `$skiptoken`, `@odata.nextLink`) |
 //! | `GET /graph/v1.0/me`, `GET /graph/v1.0/users/{id}` | the user's profile |
@@ -52,10 +52,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use keys::KEY_BITS;
-pub use signin::{pkce_challenge, CODE_LIFETIME, SIGN_IN_SCOPE};
+pub use signin::{pkce_challenge, SilentError, CODE_LIFETIME, SIGN_IN_SCOPE};
 pub use token::{
-    TokenRequest, APP_TOKEN_EXPIRES_IN, DEFAULT_LIFETIME_SECS, GRAPH_APP_ID, GRAPH_APP_ROLE,
-    GRAPH_AUDIENCE, GRAPH_SCOPES, GROUPS_CLAIM_LIMIT, SCOPE, SERVICE_PRINCIPAL_ID,
+    TokenRequest, APP_TOKEN_EXPIRES_IN, DEFAULT_LIFETIME_SECS, GRAPH_APP_ID, GRAPH_AUDIENCE,
+    GRAPH_SCOPES, GROUPS_CLAIM_LIMIT, SCOPE, SERVICE_PRINCIPAL_ID,
 };
 
 use crate::client::ClientError;
@@ -476,10 +476,31 @@ impl Emulator {
         signin_client::sign_in(authorize_url, user)
     }
 
+    /// [`Emulator::sign_in`], also returning the emulator's session cookie (`name=value`) set
+    /// with the redirect: sent back, it lets a `prompt=none` sign-in through silently.
+    ///
+    /// # Errors
+    ///
+    /// As [`Emulator::sign_in`].
+    pub fn sign_in_with_session(
+        &self,
+        authorize_url: &str,
+        user: &str,
+    ) -> Result<(String, Option<String>), EmulatorError> {
+        signin_client::sign_in_with_session(authorize_url, user)
+    }
+
     /// How long authorization codes issued from now on stay redeemable; default
     /// [`CODE_LIFETIME`] (5 minutes). `Duration::ZERO` makes every new code expired.
     pub fn set_code_lifetime(&self, lifetime: Duration) {
         lock(&self.shared.codes).lifetime = lifetime;
+    }
+
+    /// Makes every silent sign-in (`prompt=none`) from now on fail with `error` even for a
+    /// browser with a session at the emulator (`None`: a session signs in silently, no
+    /// session is `login_required`).
+    pub fn set_silent_sign_in_error(&self, error: Option<SilentError>) {
+        lock(&self.shared.codes).silent_sign_in_error = error;
     }
 
     /// Authorization codes issued so far.
@@ -544,7 +565,7 @@ impl Emulator {
     }
 
     /// An app-only Microsoft Graph access token with `roles` (no `roles` claim when empty),
-    /// as the client credentials grant issues with `roles` `[`[`GRAPH_APP_ROLE`]`]` (not
+    /// as the client credentials grant issues with the granted permissions (not
     /// counted by [`Emulator::client_credentials_issued`]): for tests of tokens without the
     /// role.
     ///
@@ -557,7 +578,7 @@ impl Emulator {
             &self
                 .shared
                 .issuance()
-                .app_token_claims(GRAPH_AUDIENCE, roles),
+                .app_token_claims(self.shared.fixtures.cloud.graph_resource(), roles),
         )
     }
 }
@@ -605,7 +626,7 @@ impl Shared {
         let key = if request.sign_with_unpublished_key {
             keys::unpublished_key()?
         } else {
-            self.signing_key()
+            self.app_signing_key()?
         };
         let claims = self.issuance().claims(request, user);
         let header = token::header(request, key.kid());
@@ -630,6 +651,39 @@ impl Shared {
         let key = self.signing_key();
         let header = token::plain_header(version, key.kid());
         Ok(key.sign_jwt(&header, claims)?)
+    }
+
+    /// The key that signs tokens for the app registration (ID tokens, access tokens for its
+    /// API): its own key when [`Fixtures::app_signing_key`] says it has one, else the
+    /// tenant's current key.
+    fn app_signing_key(&self) -> Result<Arc<SigningKey>, EmulatorError> {
+        if self.fixtures.app_signing_key {
+            Ok(keys::app_key()?)
+        } else {
+            Ok(self.signing_key())
+        }
+    }
+
+    /// `claims` signed by [`Shared::app_signing_key`], with the header of a `version` token.
+    fn sign_for_app(
+        &self,
+        version: u8,
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String, EmulatorError> {
+        let key = self.app_signing_key()?;
+        let header = token::plain_header(version, key.kid());
+        Ok(key.sign_jwt(&header, claims)?)
+    }
+
+    /// The JWKS with `?appid=`: the published keys and, when `appid` is the registration's
+    /// client id and it has its own key, that key too.
+    fn app_jwks(&self, appid: &str) -> Result<serde_json::Value, EmulatorError> {
+        let mut keys: Vec<serde_json::Value> =
+            lock(&self.keys).published().map(|key| key.jwk()).collect();
+        if self.fixtures.app_signing_key && appid.eq_ignore_ascii_case(&self.fixtures.client_id) {
+            keys.insert(0, keys::app_key()?.jwk());
+        }
+        Ok(serde_json::json!({ "keys": keys }))
     }
 
     /// The published key named `kid`.

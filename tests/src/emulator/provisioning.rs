@@ -542,7 +542,9 @@ impl Directory {
                     key: user.key.clone(),
                     object_id: user.oid.clone(),
                     user_principal_name: user.upn.clone(),
-                    mail: user.email.clone(),
+                    // Users without a mail get their UPN, as the mapping
+                    // `Coalesce([mail], [userPrincipalName])` sends.
+                    mail: user.mail.clone().unwrap_or_else(|| user.upn.clone()),
                     display_name: user.name.clone(),
                     groups: user.groups.clone(),
                     employee_number: None,
@@ -2004,7 +2006,7 @@ mod tests {
                 "userName": "ada@example.com",
                 "active": true,
                 "displayName": "Ada Lovelace",
-                "emails": [{ "primary": true, "type": "work", "value": "ada@example.com" }],
+                "emails": [{ "primary": true, "type": "work", "value": "ada.lovelace@example.net" }],
                 "meta": { "resourceType": "User" },
                 "name": { "formatted": "Ada Lovelace", "familyName": "Lovelace", "givenName": "Ada" },
                 "roles": []
@@ -2116,7 +2118,7 @@ mod tests {
         assert_eq!(update.display_name.as_deref(), Some("Ada Lovelace-King"));
         assert_eq!(
             update.work_email.as_deref(),
-            Some("updated.ada@example.com")
+            Some("updated.ada.lovelace@example.net")
         );
         let (removed, group) = changes.remove_member.clone().unwrap();
         assert_eq!(removed, "grace");

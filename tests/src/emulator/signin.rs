@@ -14,8 +14,7 @@ use tiny_http::Method;
 
 use super::http::{entra_error, invalid_tenant, known_tenant};
 use super::{
-    lock, random_token, EmulatorError, Shared, APP_TOKEN_EXPIRES_IN, GRAPH_APP_ID, GRAPH_APP_ROLE,
-    GRAPH_AUDIENCE, GRAPH_SCOPES,
+    lock, random_token, EmulatorError, Shared, APP_TOKEN_EXPIRES_IN, GRAPH_APP_ID, GRAPH_SCOPES,
 };
 use crate::fixtures::User;
 use crate::server::{read_body, respond, respond_json};
@@ -29,7 +28,7 @@ pub const CODE_LIFETIME: Duration = Duration::from_secs(300);
 pub const SIGN_IN_SCOPE: &str = "openid profile email";
 
 /// The authorize parameters the emulator reads, in the order the sign-in page carries them.
-const AUTHORIZE_PARAMETERS: [&str; 11] = [
+const AUTHORIZE_PARAMETERS: [&str; 12] = [
     "client_id",
     "response_type",
     "redirect_uri",
@@ -41,7 +40,12 @@ const AUTHORIZE_PARAMETERS: [&str; 11] = [
     "login_hint",
     "code_challenge",
     "code_challenge_method",
+    "resource",
 ];
+
+/// The emulator's sign-in session cookie (Entra's is `ESTSAUTH`): a browser that signed in
+/// once is signed in silently (`prompt=none`) afterwards.
+const SESSION_COOKIE: &str = "EMULATOR_ESTSAUTH";
 
 /// The `prompt` values Entra knows.
 const PROMPTS: [&str; 5] = ["login", "select_account", "consent", "none", "create"];
@@ -65,6 +69,11 @@ pub(super) struct Codes {
     pub(super) lifetime: Duration,
     pub(super) issued: u64,
     pub(super) redeemed_ok: u64,
+    /// Browser sessions at the emulator ([`SESSION_COOKIE`] value → user key).
+    sessions: HashMap<String, String>,
+    /// What a silent sign-in (`prompt=none`) answers even with a session: the
+    /// `interaction_required` of a Conditional Access policy that wants the user.
+    pub(super) silent_sign_in_error: Option<SilentError>,
 }
 
 impl Default for Codes {
@@ -75,6 +84,45 @@ impl Default for Codes {
             lifetime: CODE_LIFETIME,
             issued: 0,
             redeemed_ok: 0,
+            sessions: HashMap::new(),
+            silent_sign_in_error: None,
+        }
+    }
+}
+
+/// Why Entra refuses a silent sign-in (`prompt=none`), as the error it redirects with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SilentError {
+    /// `login_required` (`AADSTS50058`): no one is signed in (what the emulator answers
+    /// without a session).
+    LoginRequired,
+    /// `interaction_required` (`AADSTS50076`): the user must do something first, such as
+    /// multifactor authentication a Conditional Access policy asks for.
+    InteractionRequired,
+    /// `consent_required` (`AADSTS65001`): the user or an administrator has not consented.
+    ConsentRequired,
+}
+
+impl SilentError {
+    /// The `error` and `error_description` Entra redirects with.
+    fn answer(self) -> (&'static str, &'static str) {
+        match self {
+            SilentError::LoginRequired => (
+                "login_required",
+                "AADSTS50058: A silent sign-in request was sent but no user is signed in.",
+            ),
+            SilentError::InteractionRequired => (
+                "interaction_required",
+                "AADSTS50076: Due to a configuration change made by your administrator, or \
+                 because you moved to a new location, you must use multi-factor \
+                 authentication to access the resource.",
+            ),
+            SilentError::ConsentRequired => (
+                "consent_required",
+                "AADSTS65001: The user or administrator has not consented to use the \
+                 application.",
+            ),
         }
     }
 }
@@ -102,6 +150,7 @@ struct Authorize {
     state: Option<String>,
     nonce: Option<String>,
     code_challenge: Option<String>,
+    prompt: Option<String>,
 }
 
 /// Why an authorize request is refused: an `AADSTS` code and a description.
@@ -171,9 +220,51 @@ pub(super) fn authorize(shared: &Shared, mut request: tiny_http::Request, tenant
         .to_owned();
     if is_post {
         submit(shared, request, &authorize, &pairs);
+    } else if authorize.prompt.as_deref() == Some("none") {
+        silent(shared, request, &authorize);
     } else {
         sign_in_page(shared, request, &path, &authorize);
     }
+}
+
+/// A silent sign-in (`prompt=none`): a code for the user of the browser's session at the
+/// emulator, or — with no session, or when a silent sign-in error is set — the error Entra
+/// redirects with (`login_required`, `interaction_required`, `consent_required`); never a
+/// page.
+fn silent(shared: &Shared, request: tiny_http::Request, authorize: &Authorize) {
+    let user = {
+        let codes = lock(&shared.codes);
+        let session = header(&request, "Cookie").and_then(|cookies| {
+            cookies.split(';').find_map(|cookie| {
+                let (name, value) = cookie.trim().split_once('=')?;
+                (name == SESSION_COOKIE).then(|| value.to_owned())
+            })
+        });
+        match codes.silent_sign_in_error {
+            Some(error) => Err(error),
+            None => session
+                .and_then(|session| codes.sessions.get(&session).cloned())
+                .ok_or(SilentError::LoginRequired),
+        }
+    };
+    let answer = match user.map(|key| shared.fixtures.user(&key).cloned()) {
+        Ok(Some(user)) => vec![("code", issue_code(shared, authorize, &user))],
+        Ok(None) => {
+            let (error, description) = SilentError::LoginRequired.answer();
+            vec![
+                ("error", error.to_owned()),
+                ("error_description", description.to_owned()),
+            ]
+        }
+        Err(error) => {
+            let (error, description) = error.answer();
+            vec![
+                ("error", error.to_owned()),
+                ("error_description", description.to_owned()),
+            ]
+        }
+    };
+    redirect_back(request, authorize, answer, None);
 }
 
 /// The fixture tenant, or one of the multi-tenant aliases Entra accepts for sign-in.
@@ -234,7 +325,14 @@ fn parse_authorize(shared: &Shared, pairs: &[(String, String)]) -> Result<Author
         ));
     }
     let redirect_uri = get("redirect_uri").ok_or_else(|| missing("redirect_uri"))?;
-    if let Err(problem) = check_redirect_uri(redirect_uri) {
+    let registered = check_redirect_uri(redirect_uri).and_then(|()| {
+        if shared.fixtures.redirect_uri_registered(redirect_uri) {
+            Ok(())
+        } else {
+            Err("not registered for the application")
+        }
+    });
+    if let Err(problem) = registered {
         return Err(refuse(
             50_011,
             format!(
@@ -306,6 +404,7 @@ fn parse_authorize(shared: &Shared, pairs: &[(String, String)]) -> Result<Author
         state: get("state").map(str::to_owned),
         nonce: get("nonce").map(str::to_owned),
         code_challenge,
+        prompt: get("prompt").map(str::to_owned),
     })
 }
 
@@ -449,7 +548,24 @@ fn submit(
             return error_page(request, &refusal);
         };
         answer.push(("code", issue_code(shared, authorize, user)));
+        let session = random_token(32);
+        lock(&shared.codes)
+            .sessions
+            .insert(session.clone(), user.key.clone());
+        let cookie = format!("{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Lax");
+        return redirect_back(request, authorize, answer, Some(&cookie));
     }
+    redirect_back(request, authorize, answer, None);
+}
+
+/// `302` to the authorize request's redirect URI with `answer` and its `state`, setting
+/// `cookie` if given.
+fn redirect_back(
+    request: tiny_http::Request,
+    authorize: &Authorize,
+    mut answer: Vec<(&str, String)>,
+    cookie: Option<&str>,
+) {
     if let Some(state) = &authorize.state {
         answer.push(("state", state.clone()));
     }
@@ -466,7 +582,10 @@ fn submit(
         "&"
     };
     let location = format!("{uri}{separator}{}", urlencoded::encode_pairs(&pairs));
-    let headers = [NO_STORE[0], NO_STORE[1], ("Location", location.as_str())];
+    let mut headers = vec![NO_STORE[0], NO_STORE[1], ("Location", location.as_str())];
+    if let Some(cookie) = cookie {
+        headers.push(("Set-Cookie", cookie));
+    }
     respond(
         request,
         302,
@@ -707,9 +826,9 @@ fn redeem(
     let signing_failed =
         |error: EmulatorError| token_error("server_error", 90_033, error.to_string());
     let id_token = shared
-        .sign(
+        .sign_for_app(
             version,
-            &issuance.id_token_claims(user, version, grant.nonce.as_deref()),
+            &issuance.id_token_claims(user, version, grant.nonce.as_deref(), &grant.scope),
         )
         .map_err(signing_failed)?;
     let scope = granted_scope(&grant.scope);
@@ -730,20 +849,15 @@ fn redeem(
     }))
 }
 
-/// The `scope`s of a client credentials request for Microsoft Graph: its resource
-/// identifier, by URI or application id, with `/.default`.
-const GRAPH_DEFAULT_SCOPES: [&str; 2] = [
-    "https://graph.microsoft.com/.default",
-    "00000003-0000-0000-c000-000000000000/.default",
-];
-
 /// The client credentials grant (reference §4.4, application permissions): once the client
 /// has authenticated as for a code, an app-only access token. For Microsoft Graph (`scope` its
 /// `/.default`; on the v1 endpoint `resource` is Graph's URI or id instead) it carries the
-/// application permission the registration was granted. For the gateway's own web API
-/// (`api://{client id}/.default` or `{client id}/.default`; v1: `resource`
-/// `api://{client id}` or the client id), as Entra issues to any client of the tenant that
-/// asks, it carries no role: the API defines none.
+/// application permissions the registration was granted
+/// ([`crate::fixtures::Fixtures::graph_application_permissions`]); Graph is the one of the
+/// tenant's cloud (another cloud's Graph is unknown here: `AADSTS500011`). For the gateway's
+/// own web API (one of its application id URIs or its client id, with `/.default`; v1:
+/// `resource`), as Entra issues to any client of the tenant that asks, it carries no role:
+/// the API defines none.
 fn client_credentials(
     shared: &Shared,
     pairs: &[(String, String)],
@@ -752,27 +866,34 @@ fn client_credentials(
 ) -> Result<serde_json::Value, TokenError> {
     let get = |name: &str| urlencoded::value(pairs, name);
     authenticate_client(shared, basic, get("client_id"), get("client_secret"))?;
-    let client_id = shared.fixtures.client_id.as_str();
-    let api_uri = format!("api://{client_id}");
-    // The gateway's API, by its application id URI or client id: the token's `aud`.
-    let is_api = |resource: &str| resource == api_uri || resource.eq_ignore_ascii_case(client_id);
-    let mut audience = GRAPH_AUDIENCE;
+    let fixtures = &shared.fixtures;
+    // The gateway's API, by one of its application id URIs or its client id: the token's
+    // `aud` (as asked).
+    let is_api = |resource: &str| fixtures.is_api_resource(resource);
+    let graph = fixtures.cloud.graph_resource();
+    let graph_resources = [
+        graph.to_owned(),
+        format!("{graph}/"),
+        GRAPH_APP_ID.to_owned(),
+    ];
+    let is_graph = |resource: &str| graph_resources.iter().any(|known| known == resource);
+    let unknown_resource = |error: &'static str, resource: &str| {
+        token_error(
+            error,
+            500_011,
+            format!(
+                "The resource principal named {resource} was not found in the tenant named {}. \
+                 This can happen if the application has not been installed by the \
+                 administrator of the tenant.",
+                fixtures.tenant_id
+            ),
+        )
+    };
+    let mut audience = graph;
     match (version, get("scope"), get("resource")) {
         (1, None, Some(resource)) if is_api(resource) => audience = resource,
-        (1, None, Some(resource)) => {
-            let graph = [GRAPH_AUDIENCE, "https://graph.microsoft.com/", GRAPH_APP_ID];
-            if !graph.contains(&resource) {
-                return Err(token_error(
-                    "invalid_resource",
-                    500_011,
-                    format!(
-                        "The resource principal named {resource} was not found in the tenant \
-                         named {}.",
-                        shared.fixtures.tenant_id
-                    ),
-                ));
-            }
-        }
+        (1, None, Some(resource)) if is_graph(resource) => {}
+        (1, None, Some(resource)) => return Err(unknown_resource("invalid_resource", resource)),
         (2, _, Some(_)) => {
             return Err(token_error(
                 "invalid_request",
@@ -781,21 +902,14 @@ fn client_credentials(
             ))
         }
         (_, None, _) => return Err(missing_parameter("scope")),
-        (_, Some(scope), _) if GRAPH_DEFAULT_SCOPES.contains(&scope) => {}
+        (_, Some(scope), _) if scope.strip_suffix("/.default").is_some_and(is_graph) => {}
         (_, Some(scope), _) if scope.strip_suffix("/.default").is_some_and(is_api) => {
             audience = scope.trim_end_matches("/.default");
         }
         (_, Some(scope), _) if scope.ends_with("/.default") && !scope.contains(' ') => {
-            return Err(token_error(
+            return Err(unknown_resource(
                 "invalid_scope",
-                500_011,
-                format!(
-                    "The resource principal named {} was not found in the tenant named {}. \
-                     This can happen if the application has not been installed by the \
-                     administrator of the tenant.",
-                    scope.trim_end_matches("/.default"),
-                    shared.fixtures.tenant_id
-                ),
+                scope.trim_end_matches("/.default"),
             ))
         }
         (_, Some(scope), _) => {
@@ -810,14 +924,20 @@ fn client_credentials(
             ))
         }
     }
-    let roles: &[&str] = if audience == GRAPH_AUDIENCE {
-        &[GRAPH_APP_ROLE]
+    let granted: Vec<&str> = fixtures
+        .graph_application_permissions
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let roles: &[&str] = if audience == graph { &granted } else { &[] };
+    let claims = shared.issuance().app_token_claims(audience, roles);
+    let signed = if audience == graph {
+        shared.sign(1, &claims)
     } else {
-        &[]
+        shared.sign_for_app(1, &claims)
     };
-    let access_token = shared
-        .sign(1, &shared.issuance().app_token_claims(audience, roles))
-        .map_err(|error| token_error("server_error", 90_033, error.to_string()))?;
+    let access_token =
+        signed.map_err(|error| token_error("server_error", 90_033, error.to_string()))?;
     shared
         .client_credentials_issued
         .fetch_add(1, Ordering::SeqCst);

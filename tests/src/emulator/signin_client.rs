@@ -8,6 +8,15 @@ use crate::urlencoded;
 
 /// [`super::Emulator::sign_in`]: the page, its form with the user's button, the redirect.
 pub(super) fn sign_in(authorize_url: &str, user: &str) -> Result<String, EmulatorError> {
+    sign_in_with_session(authorize_url, user).map(|(location, _)| location)
+}
+
+/// [`super::Emulator::sign_in_with_session`]: [`sign_in`], and the `name=value` of the
+/// session cookie the emulator sets with the redirect.
+pub(super) fn sign_in_with_session(
+    authorize_url: &str,
+    user: &str,
+) -> Result<(String, Option<String>), EmulatorError> {
     let client = HttpClient::new();
     let page = client.get(authorize_url).map_err(EmulatorError::Http)?;
     if page.status != 200 {
@@ -48,8 +57,12 @@ pub(super) fn sign_in(authorize_url: &str, user: &str) -> Result<String, Emulato
             body.as_bytes(),
         )
         .map_err(EmulatorError::Http)?;
+    let session = answer
+        .header("set-cookie")
+        .and_then(|cookie| cookie.split(';').next())
+        .map(str::to_owned);
     match (answer.status, answer.header("location")) {
-        (302 | 303, Some(location)) => Ok(location.to_owned()),
+        (302 | 303, Some(location)) => Ok((location.to_owned(), session)),
         _ => Err(unexpected(&target, &answer)),
     }
 }

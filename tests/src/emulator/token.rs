@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::fixtures::{Fixtures, User};
+use crate::fixtures::{Fixtures, TokenKind, User};
 
 /// Above this many groups a JWT carries the overage claims instead of `groups`.
 pub const GROUPS_CLAIM_LIMIT: usize = 200;
@@ -138,7 +138,8 @@ impl TokenRequest {
     }
 }
 
-/// `aud` of the Microsoft Graph access tokens the token endpoint issues.
+/// `aud` of the Microsoft Graph access tokens the token endpoint issues in the global cloud
+/// (other clouds: [`crate::fixtures::Cloud::graph_resource`]).
 pub const GRAPH_AUDIENCE: &str = "https://graph.microsoft.com";
 
 /// Microsoft Graph's application id, which Graph also accepts as `aud`.
@@ -151,10 +152,6 @@ pub const GRAPH_SCOPES: &str = "User.Read GroupMember.Read.All";
 /// The object id of the gateway's service principal (its enterprise application) in the
 /// tenant: `oid` and `sub` of the app-only Graph tokens of the client credentials grant.
 pub const SERVICE_PRINCIPAL_ID: &str = "5e7c1f0a-3b9d-4c62-8f1e-a24d6b0c9e37";
-
-/// The Graph application permission (app role) the gateway's registration is granted, as if
-/// an administrator had consented: `roles` of the client credentials grant's tokens.
-pub const GRAPH_APP_ROLE: &str = "GroupMember.Read.All";
 
 /// `expires_in` of a client credentials answer: Entra says 3599 for a one-hour token.
 pub const APP_TOKEN_EXPIRES_IN: i64 = 3599;
@@ -170,10 +167,16 @@ pub(crate) struct Issuance<'a> {
 }
 
 impl Issuance<'_> {
-    /// The claims of `request` for `user` (version already checked to be 1 or 2).
+    /// The claims of an access token for the gateway's API (`request`, version already
+    /// checked to be 1 or 2) for `user`, as Microsoft's access token claims reference says:
+    /// `amr`, `appid`, `upn` and `unique_name` only in v1, `azp` and `preferred_username`
+    /// only in v2; `email` only for guests or when the registration's access token optional
+    /// claims ask for it (and the user has a mail); `idtyp` only as an optional claim;
+    /// groups only when the registration emits them.
     pub(crate) fn claims(&self, request: &TokenRequest, user: &User) -> Map<String, Value> {
         let tid = &self.fixtures.tenant_id;
         let client_id = &self.fixtures.client_id;
+        let optional = &self.fixtures.optional_claims;
         let iat = self
             .now
             .saturating_add(request.issued_at_offset_secs.unwrap_or(0));
@@ -203,19 +206,30 @@ impl Issuance<'_> {
         if v1 {
             set("iss", json!(v1_issuer(tid)));
             set("ver", json!("1.0"));
-            set("upn", json!(user.upn));
-            set("unique_name", json!(user.upn));
+            set("unique_name", json!(unique_name(user)));
             set("amr", json!(user.amr));
             set("appid", json!(client_id));
+            set("appidacr", json!("1"));
         } else {
             set("iss", json!(v2_issuer(self.authority, tid)));
             set("ver", json!("2.0"));
-            set("preferred_username", json!(user.upn));
-            set("email", json!(user.email));
+            set("preferred_username", json!(preferred_username(user)));
             set("azp", json!(client_id));
+            set("azpacr", json!("1"));
+        }
+        // `upn`: always in v1 tokens (members), a v2 optional claim; guests only with
+        // `include_externally_authenticated_upn`.
+        if let Some(upn) = self.upn(user, TokenKind::Access, v1) {
+            set("upn", json!(upn));
+        }
+        if let Some(email) = self.email(user, TokenKind::Access, false) {
+            set("email", json!(email));
+        }
+        if optional.has(TokenKind::Access, "idtyp", "include_user_token") {
+            set("idtyp", json!("user"));
         }
 
-        claims.extend(self.group_claims(user));
+        claims.extend(self.group_claims(user, TokenKind::Access));
 
         for (name, value) in &request.claims {
             if value.is_null() {
@@ -226,12 +240,59 @@ impl Issuance<'_> {
         }
         claims
     }
+
+    /// `upn` in a token of `kind` (v1 or v2) for `user`: v1 tokens carry it by default, v2
+    /// tokens only as an optional claim; a guest's (`…#EXT#@tenant`) only with the optional
+    /// claim's `include_externally_authenticated_upn`.
+    fn upn<'u>(&self, user: &'u User, kind: TokenKind, v1: bool) -> Option<&'u str> {
+        let optional = &self.fixtures.optional_claims;
+        if user.is_guest() {
+            optional
+                .has(kind, "upn", "include_externally_authenticated_upn")
+                .then_some(user.upn.as_str())
+        } else {
+            (v1 || optional.get(kind, "upn").is_some()).then_some(user.upn.as_str())
+        }
+    }
+
+    /// `email` in a token of `kind` for `user`: only a user with a mail has one; guests get
+    /// it by default, members when the registration asks for the `email` optional claim for
+    /// that kind of token, or (v2 ID tokens only) when the sign-in asked for the `email`
+    /// scope.
+    fn email<'u>(&self, user: &'u User, kind: TokenKind, email_scope: bool) -> Option<&'u str> {
+        let mail = user.mail.as_deref()?;
+        let asked = user.is_guest()
+            || self.fixtures.optional_claims.get(kind, "email").is_some()
+            || email_scope;
+        asked.then_some(mail)
+    }
+}
+
+/// `preferred_username` (v2): a member's UPN, a guest's sign-in address (their mail).
+fn preferred_username(user: &User) -> &str {
+    if user.is_guest() {
+        user.mail.as_deref().unwrap_or(&user.upn)
+    } else {
+        &user.upn
+    }
+}
+
+/// `unique_name` (v1): a member's UPN, a guest's sign-in address.
+fn unique_name(user: &User) -> &str {
+    preferred_username(user)
 }
 
 impl Issuance<'_> {
-    /// `groups`, or the overage claims `_claim_names`/`_claim_sources` above
-    /// [`GROUPS_CLAIM_LIMIT`] groups (reference §4.3), or nothing for a user without groups.
-    fn group_claims(&self, user: &User) -> Map<String, Value> {
+    /// The group claims of a token of `kind` for `user`, nothing when the registration emits
+    /// no groups (`groupMembershipClaims` null) or the user is in none: `groups` (or `roles`
+    /// with the optional claim's `emit_as_roles`), or the overage claims
+    /// `_claim_names`/`_claim_sources` above [`GROUPS_CLAIM_LIMIT`] groups (reference §4.3).
+    /// The values are object ids, unless the `groups` optional claim asks for on-premises
+    /// names (`sam_account_name`, `netbios_domain_and_sam_account_name`,
+    /// `dns_domain_and_sam_account_name`): then only groups synchronized from Active
+    /// Directory are listed, by that name, and cloud groups are left out (by display name
+    /// with `cloud_displayname`).
+    fn group_claims(&self, user: &User, kind: TokenKind) -> Map<String, Value> {
         let tid = &self.fixtures.tenant_id;
         let groups = self.fixtures.claim_groups(user);
         let mut claims = Map::new();
@@ -245,24 +306,68 @@ impl Issuance<'_> {
                     user.oid
                 ) } }),
             );
-        } else if !groups.is_empty() {
-            claims.insert("groups".into(), json!(groups));
+            return claims;
+        }
+        let optional = &self.fixtures.optional_claims;
+        let has = |property: &str| optional.has(kind, "groups", property);
+        let values: Vec<String> = groups
+            .iter()
+            .filter_map(|id| self.fixtures.group(id))
+            .filter_map(|group| {
+                let sam = group.on_premises_sam_account_name.as_deref();
+                let on_premises = if has("sam_account_name") {
+                    Some(sam.map(str::to_owned))
+                } else if has("netbios_domain_and_sam_account_name") {
+                    Some(
+                        sam.zip(group.on_premises_net_bios_name.as_deref())
+                            .map(|(sam, domain)| format!("{domain}\\{sam}")),
+                    )
+                } else if has("dns_domain_and_sam_account_name") {
+                    Some(
+                        sam.zip(group.on_premises_domain_name.as_deref())
+                            .map(|(sam, domain)| format!("{domain}\\{sam}")),
+                    )
+                } else {
+                    None
+                };
+                match on_premises {
+                    None => Some(group.id.clone()),
+                    Some(Some(name)) => Some(name),
+                    Some(None) if has("cloud_displayname") => Some(group.display_name.clone()),
+                    Some(None) => None,
+                }
+            })
+            .collect();
+        if !values.is_empty() {
+            let name = if has("emit_as_roles") {
+                "roles"
+            } else {
+                "groups"
+            };
+            claims.insert(name.into(), json!(values));
         }
         claims
     }
 
     /// The claims of an ID token for `user` from the token endpoint of `version` (1 or 2;
-    /// the ID token's version follows the endpoint, reference §4.1): `aud` is the client id,
-    /// `nonce` the authorize request's, groups as in access tokens. Both versions carry
-    /// `amr`.
+    /// the ID token's version follows the endpoint, reference §4.1), for a sign-in that asked
+    /// for `scope`, as Microsoft's ID token claims reference says: `aud` is the client id,
+    /// `nonce` the authorize request's; v1 ID tokens carry `upn`, `unique_name` and `amr`, v2
+    /// ones `preferred_username` and no `amr`; `oid`, `name` and `preferred_username` need the
+    /// `profile` scope in v2; `email` as in [`Issuance::email`] (the `email` scope counts in
+    /// v2 only); groups as the registration's ID token settings say.
     pub(crate) fn id_token_claims(
         &self,
         user: &User,
         version: u8,
         nonce: Option<&str>,
+        scope: &str,
     ) -> Map<String, Value> {
         let tid = &self.fixtures.tenant_id;
         let client_id = &self.fixtures.client_id;
+        let v1 = version == 1;
+        let asked = |wanted: &str| scope.split(' ').any(|scope| scope == wanted);
+        let profile = v1 || asked("profile");
         let mut claims = Map::new();
         let mut set = |name: &str, value: Value| {
             claims.insert(name.to_owned(), value);
@@ -272,30 +377,38 @@ impl Issuance<'_> {
         set("nbf", json!(self.now));
         set("exp", json!(self.now.saturating_add(DEFAULT_LIFETIME_SECS)));
         set("tid", json!(tid));
-        set("oid", json!(user.oid));
         set("sub", json!(pairwise_subject(&user.oid, client_id)));
-        set("name", json!(user.name));
-        set("amr", json!(user.amr));
-        if version == 1 {
+        if profile {
+            set("oid", json!(user.oid));
+            set("name", json!(user.name));
+        }
+        if v1 {
             set("iss", json!(v1_issuer(tid)));
             set("ver", json!("1.0"));
-            set("upn", json!(user.upn));
-            set("unique_name", json!(user.upn));
+            set("unique_name", json!(unique_name(user)));
+            set("amr", json!(user.amr));
         } else {
             set("iss", json!(v2_issuer(self.authority, tid)));
             set("ver", json!("2.0"));
-            set("preferred_username", json!(user.upn));
-            set("email", json!(user.email));
+            if profile {
+                set("preferred_username", json!(preferred_username(user)));
+            }
+        }
+        if let Some(upn) = self.upn(user, TokenKind::Id, v1) {
+            set("upn", json!(upn));
+        }
+        if let Some(email) = self.email(user, TokenKind::Id, !v1 && asked("email")) {
+            set("email", json!(email));
         }
         if let Some(nonce) = nonce {
             set("nonce", json!(nonce));
         }
-        claims.extend(self.group_claims(user));
+        claims.extend(self.group_claims(user, TokenKind::Id));
         claims
     }
 
     /// The claims of a delegated Microsoft Graph access token for `user` with scopes `scp`:
-    /// a v1 token, as Graph's are, for [`GRAPH_AUDIENCE`].
+    /// a v1 token, as Graph's are, for the cloud's Graph ([`crate::fixtures::Cloud::graph_resource`]).
     pub(crate) fn graph_token_claims(&self, user: &User, scp: &str) -> Map<String, Value> {
         let tid = &self.fixtures.tenant_id;
         let client_id = &self.fixtures.client_id;
@@ -303,7 +416,7 @@ impl Issuance<'_> {
         let mut set = |name: &str, value: Value| {
             claims.insert(name.to_owned(), value);
         };
-        set("aud", json!(GRAPH_AUDIENCE));
+        set("aud", json!(self.fixtures.cloud.graph_resource()));
         set("iss", json!(v1_issuer(tid)));
         set("iat", json!(self.now));
         set("nbf", json!(self.now));
@@ -312,11 +425,14 @@ impl Issuance<'_> {
         set("oid", json!(user.oid));
         set("sub", json!(pairwise_subject(&user.oid, GRAPH_APP_ID)));
         set("name", json!(user.name));
-        set("upn", json!(user.upn));
-        set("unique_name", json!(user.upn));
+        if let Some(upn) = self.upn(user, TokenKind::Access, true) {
+            set("upn", json!(upn));
+        }
+        set("unique_name", json!(unique_name(user)));
         set("amr", json!(user.amr));
         set("appid", json!(client_id));
         set("app_displayname", json!("edge-access (emulator)"));
+        // Graph's own registration asks for `idtyp` in user tokens too.
         set("idtyp", json!("user"));
         set("scp", json!(scp));
         set("ver", json!("1.0"));
@@ -329,7 +445,7 @@ impl Issuance<'_> {
     /// v1 token with `roles` (left out when there are none, as Entra leaves out claims without
     /// a value), no `scp`, and the service principal ([`SERVICE_PRINCIPAL_ID`]) as `oid` and
     /// `sub`. Graph's tokens carry `idtyp` `app`; a web API's carry it only when its
-    /// registration asks for that optional claim, which the gateway's does not.
+    /// registration asks for that optional claim (`optionalClaims.accessToken`).
     pub(crate) fn app_token_claims(&self, audience: &str, roles: &[&str]) -> Map<String, Value> {
         let tid = &self.fixtures.tenant_id;
         let client_id = &self.fixtures.client_id;
@@ -348,8 +464,16 @@ impl Issuance<'_> {
         set("appidacr", json!("1"));
         set("oid", json!(SERVICE_PRINCIPAL_ID));
         set("sub", json!(SERVICE_PRINCIPAL_ID));
-        if audience == GRAPH_AUDIENCE {
+        if audience == self.fixtures.cloud.graph_resource() {
             set("app_displayname", json!("edge-access (emulator)"));
+            set("idtyp", json!("app"));
+        } else if self
+            .fixtures
+            .optional_claims
+            .get(TokenKind::Access, "idtyp")
+            .is_some()
+        {
+            // A web API gets `idtyp` in app-only tokens when it asks for the optional claim.
             set("idtyp", json!("app"));
         }
         if !roles.is_empty() {
