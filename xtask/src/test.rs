@@ -68,9 +68,13 @@ pub fn test(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
         worker::build(&env, layout, Rebuild::Always)
     })?;
 
-    // The wasmtime host in `cargo test` decides every vector with the ABI module.
+    // The wasmtime host in `cargo test` decides every vector with the ABI module and the
+    // component.
     steps.run("policy-core ABI module (policy_core.wasm)", || {
         abi::build_module(&env, layout)
+    })?;
+    steps.run("policy-core component (policy_core.component.wasm)", || {
+        abi::build_component(&env, layout)
     })?;
     steps.run("policy-core ABI header (cbindgen)", || {
         abi::check_header(&env, layout)
@@ -83,7 +87,8 @@ pub fn test(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
         command
             .args(["test", "--workspace"])
             .env(REQUIRE_E2E_VAR, "1")
-            .env(abi::WASM_ENV, abi::module_path(layout));
+            .env(abi::WASM_ENV, abi::module_path(layout))
+            .env(abi::COMPONENT_ENV, abi::component_path(layout));
         process::run(&mut command)?;
         Ok(String::new())
     })?;
