@@ -19,8 +19,8 @@ const WORKER_CRATE: &str = "edge-access-worker";
 const REQUIRE_E2E_VAR: &str = "EDGE_ACCESS_REQUIRE_E2E";
 
 /// Runs every check: set-up, fmt, clippy, the worker build (the end-to-end tests need it),
-/// the native tests, policy-core in Wasm under Node, its JS package and tests, the `no_std`
-/// build, and the fuzz targets: their regression inputs replayed, then each fuzzed for a few
+/// the native tests, policy-core in Wasm under Node, its JS package and tests, the ABI hosts,
+/// the `no_std` build, `cargo publish --dry-run` of the publishable crates, and the fuzz targets: their regression inputs replayed, then each fuzzed for a few
 /// seconds.
 ///
 /// # Errors
@@ -133,6 +133,19 @@ pub fn test(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
             "wasm32v1-none",
         ]))?;
         Ok(String::new())
+    })?;
+
+    // What crates.io would receive: every crate not marked `publish = false` (policy-core,
+    // edge-access-token, edge-access-scim and the CLI) packaged, then each package built from
+    // its own tarball, the later ones against the earlier ones through cargo's local overlay
+    // registry, as a publish in that order would. `--allow-dirty`: a tree with uncommitted
+    // changes is checked as it is (CI's clone is clean).
+    steps.run("cargo publish --dry-run (publishable crates)", || {
+        process::run(
+            env.cargo()
+                .args(["publish", "--workspace", "--dry-run", "--allow-dirty"]),
+        )?;
+        Ok("packaged and verified".into())
     })?;
 
     fuzz::test(&env, layout, steps)
