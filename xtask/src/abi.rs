@@ -254,7 +254,35 @@ pub fn test_c(env: &Env, layout: &Layout) -> Result<Outcome, XtaskError> {
             .arg(&binary),
     )?;
     let report = process::output(env.command(&binary).arg(&cases))?;
-    Ok(report.trim().to_owned())
+    let example = embed_example(env, layout, &lib_dir)?;
+    Ok(format!("{}; {example}", report.trim()))
+}
+
+/// Compiles and runs `abi/hosts/c/embed.c`, the C example of policy-core/README.md: it must
+/// print an allowed verdict.
+fn embed_example(env: &Env, layout: &Layout, lib_dir: &Path) -> Result<Outcome, XtaskError> {
+    let binary = out_dir(layout).join("embed");
+    let abi = layout.root.join("abi");
+    process::run(
+        env.command("cc")
+            .args(["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-I"])
+            .arg(abi.join("include"))
+            .arg(abi.join("hosts").join("c").join("embed.c"))
+            .arg("-L")
+            .arg(lib_dir)
+            .arg("-lpolicy_core_abi")
+            .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+            .arg("-o")
+            .arg(&binary),
+    )?;
+    let printed = process::output(&mut env.command(&binary))?;
+    if !printed.contains(r#""outcome":"allow""#) {
+        return Err(XtaskError::Tool {
+            tool: "abi/hosts/c/embed.c".into(),
+            problem: format!("the README example should allow Ada, but printed:\n{printed}"),
+        });
+    }
+    Ok("the README's C example allows Ada".into())
 }
 
 /// A virtual environment under the target directory with the Python host installed from the
