@@ -8,6 +8,7 @@ use crate::policy_js;
 use crate::policy_tests;
 use crate::process;
 use crate::setup::setup;
+use crate::size;
 use crate::steps::{StepFailure, Steps};
 use crate::worker::{self, Rebuild};
 
@@ -108,6 +109,15 @@ pub fn test(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
 
     steps.run("policy-core JS package", || {
         policy_js::build_package(&env, layout)
+    })?;
+    steps.run("policy-core JS Wasm within 100 KB gzip", || {
+        size::check_policy_core_budget(
+            &env,
+            &layout
+                .policy_core_package_dir()
+                .join("wasm")
+                .join("policy_core_bg.wasm"),
+        )
     })?;
     steps.run("policy-core npm pack", || policy_js::pack(&env, layout))?;
     steps.run("policy-core JS tests", || policy_js::test(&env, layout))?;
