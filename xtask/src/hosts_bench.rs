@@ -129,7 +129,17 @@ fn measure_c(
             .arg("-o")
             .arg(&binary),
     )?;
-    Host::parse(process::output(env.command(&binary).arg(document).arg(request))?.trim())
+    // `cargo xtask` runs under `cargo run`, whose LD_LIBRARY_PATH names target/debug: the
+    // loader would take the debug library from there before the rpath's release one.
+    Host::parse(
+        process::output(
+            env.command(&binary)
+                .env_remove("LD_LIBRARY_PATH")
+                .arg(document)
+                .arg(request),
+        )?
+        .trim(),
+    )
 }
 
 /// `policy_core.wasm` from Python: `abi/hosts/python/measure.py` in the host's venv.
@@ -402,6 +412,17 @@ fn section(
             host.decisions_per_s,
         );
     }
+    text.push_str(
+        "\nReading the table: every host runs the same engine, so the differences are the \
+         crossing. The ABI copies the request in, and the verdict comes back as JSON that the \
+         module writes and the host parses; the component's verdict crosses as typed values \
+         (lifted by the canonical ABI), which is why it is the faster Wasm host. The C host calls \
+         the same functions natively, so its cost over native Rust is the verdict's JSON. \
+         Python pays wasmtime-py's per-call cost on the seven calls of a decision (allocate, \
+         write, decide, free the input, read the result's pointer and length, free it) and \
+         `json.loads`. Wasm memory per engine is linear memory grown by the allocator (whole \
+         pages, slack included), so it reads about twice the native heap.\n",
+    );
     let _ = write!(
         text,
         "\nSizes (raw, gzip -9): {}.\n\n\
