@@ -3,7 +3,8 @@
 //! plus a 1,000-app / 10,000-policy document for compile time.
 //!
 //! `cargo run -p policy-core --example workload -- realistic > workload.json` prints
-//! `{ "document": …, "request": … }`; `-- large` prints the large document.
+//! `{ "document": …, "request": … }`; `-- realistic-document` and `-- realistic-request` print
+//! each alone (for hosts that read them as files); `-- large` prints the large document.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -210,6 +211,8 @@ fn main() {
         .unwrap_or_else(|| "realistic".into());
     let value = match which.as_str() {
         "large" => large(),
+        "realistic-document" => realistic()["document"].take(),
+        "realistic-request" => realistic()["request"].take(),
         _ => realistic(),
     };
     println!("{value}");

@@ -1,8 +1,9 @@
 //! `cargo xtask bench`: policy-core's Rust benchmarks, then its JS benchmark in Node, then
-//! the gateway under workerd (`gateway_bench`), then SCIM provisioning under workerd
+//! the same workload in every host of the ABI (`hosts_bench`), then the gateway under workerd (`gateway_bench`), then SCIM provisioning under workerd
 //! (`scim-provision-bench` of the tests' crate).
 
 use crate::gateway_bench;
+use crate::hosts_bench;
 use crate::layout::Layout;
 use crate::policy_js;
 use crate::process::{self, Env};
@@ -19,6 +20,7 @@ use crate::steps::{StepFailure, Steps};
 pub fn bench(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
     let env = setup(layout, steps)?;
     policy_core(env.clone(), layout, steps)?;
+    hosts_bench::bench(&env, layout, steps)?;
     gateway_bench::bench(&env, layout, steps)?;
     scim_provisioning(&env, layout, steps)
 }
@@ -46,6 +48,20 @@ fn scim_provisioning(env: &Env, layout: &Layout, steps: &mut Steps) -> Result<()
         )?;
         Ok(format!("results in {}", report.display()))
     })
+}
+
+/// `cargo xtask bench hosts`: only the policy-core workload in every host (`hosts_bench`), after
+/// building the JS package it also measures.
+///
+/// # Errors
+///
+/// The step that failed.
+pub fn hosts(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
+    let env = setup(layout, steps)?;
+    steps.run("policy-core JS package", || {
+        policy_js::build_package(&env, layout)
+    })?;
+    hosts_bench::bench(&env, layout, steps)
 }
 
 /// policy-core's benchmarks: `cargo bench`, then the JS benchmark when there is one.

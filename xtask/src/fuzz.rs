@@ -489,7 +489,7 @@ fn section(env: &Env, command: &str, runs: &[Run], took: u64) -> String {
 }
 
 /// `2026-11-23 15:08 UTC` for seconds since the Unix epoch (Howard Hinnant's civil_from_days).
-fn utc(secs: u64) -> String {
+pub(crate) fn utc(secs: u64) -> String {
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
     let rest = secs % 86_400;
     let z = days + 719_468;
@@ -508,8 +508,9 @@ fn utc(secs: u64) -> String {
     )
 }
 
-/// Replaces the `## Fuzzing` section of `file` (up to the next `## `), or appends it.
-fn write_section(file: &Path, section: &str) -> Result<Outcome, XtaskError> {
+/// Replaces the section of `file` that `section`'s first line heads (`## Fuzzing`, up to the
+/// next `## `), or appends it.
+pub(crate) fn write_section(file: &Path, section: &str) -> Result<Outcome, XtaskError> {
     let existing =
         std::fs::read_to_string(file).map_err(|source| XtaskError::io("read", file, source))?;
     let text = replace_section(&existing, section.trim_end());
@@ -518,8 +519,9 @@ fn write_section(file: &Path, section: &str) -> Result<Outcome, XtaskError> {
 }
 
 fn replace_section(existing: &str, section: &str) -> String {
+    let heading = section.lines().next().unwrap_or(HEADING).trim_end();
     let lines: Vec<&str> = existing.lines().collect();
-    let Some(start) = lines.iter().position(|line| line.trim_end() == HEADING) else {
+    let Some(start) = lines.iter().position(|line| line.trim_end() == heading) else {
         return format!("{}\n\n{section}\n", existing.trim_end());
     };
     let end = lines

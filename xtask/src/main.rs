@@ -5,7 +5,8 @@
 //! cargo xtask test                   every test and check, as CI runs them
 //! cargo xtask dev [--port N]         the local stack under wrangler dev
 //! cargo xtask build-worker [--force] the worker's release build (wrangler's [build] command)
-//! cargo xtask bench                  policy-core benchmarks, Rust then JS; the gateway under workerd
+//! cargo xtask bench [hosts]          policy-core benchmarks, Rust then JS, then in every ABI host;
+//!                                    the gateway under workerd (`hosts`: the ABI hosts only)
 //! cargo xtask fuzz [TARGET] [--seconds N] [--write]
 //!                                    the fuzz targets, each for N seconds (default 60)
 //! ```
@@ -21,6 +22,7 @@ mod dev;
 mod error;
 mod fuzz;
 mod gateway_bench;
+mod hosts_bench;
 mod layout;
 mod policy_js;
 mod policy_tests;
@@ -49,8 +51,10 @@ commands:
   dev [--port N]         build the worker and run it under `wrangler dev` on 127.0.0.1:8787
   build-worker [--force] the worker's release build into worker/build (skipped when nothing
                          changed, unless --force)
-  bench                  policy-core benchmarks (cargo bench, then policy-core/js/bench.mjs),
-                         then the gateway under wrangler dev (bench/gateway, BENCHMARKS.md)
+  bench [hosts]          policy-core benchmarks (cargo bench, then policy-core/js/bench.mjs),
+                         the same workload in every ABI host (Rust, wasmtime, component, C,
+                         Python), then the gateway under wrangler dev (bench/gateway); results
+                         in BENCHMARKS.md. `bench hosts`: only the ABI hosts
   fuzz [TARGET] [--seconds N] [--write]
                          replay the fuzz regression inputs, then fuzz every target (or one)
                          for N seconds each (default 60) with cargo-fuzz; --write puts runs
@@ -65,6 +69,7 @@ enum Task {
     Dev { port: u16 },
     BuildWorker { rebuild: Rebuild },
     Bench,
+    BenchHosts,
     Fuzz(fuzz::Options),
     AbiHeader,
     Help,
@@ -100,6 +105,7 @@ fn main() -> ExitCode {
             ("build-worker", build_worker(&layout, &mut steps, rebuild))
         }
         Task::Bench => ("bench", bench::bench(&layout, &mut steps)),
+        Task::BenchHosts => ("bench hosts", bench::hosts(&layout, &mut steps)),
         Task::Fuzz(options) => ("fuzz", fuzz::fuzz(&layout, &mut steps, &options)),
         Task::AbiHeader => ("abi-header", abi_header(&layout, &mut steps)),
         Task::Help => ("help", Ok(())),
@@ -136,7 +142,11 @@ fn parse(args: &[String]) -> Result<Task, XtaskError> {
         None | Some("help" | "-h" | "--help") => Task::Help,
         Some("setup") => Task::Setup,
         Some("test") => Task::Test,
-        Some("bench") => Task::Bench,
+        Some("bench") => match args.next() {
+            Some("hosts") => Task::BenchHosts,
+            Some(other) => return Err(unexpected(other)),
+            None => Task::Bench,
+        },
         Some("fuzz") => return parse_fuzz(args),
         Some("abi-header") => Task::AbiHeader,
         Some("build-worker") => match args.next() {
@@ -254,6 +264,9 @@ mod tests {
     fn parses_every_command() {
         assert_eq!(parse(&args("test")).ok(), Some(Task::Test));
         assert_eq!(parse(&args("")).ok(), Some(Task::Help));
+        assert_eq!(parse(&args("bench")).ok(), Some(Task::Bench));
+        assert_eq!(parse(&args("bench hosts")).ok(), Some(Task::BenchHosts));
+        assert!(parse(&args("bench all")).is_err());
         assert_eq!(
             parse(&args("dev --port 9000")).ok(),
             Some(Task::Dev { port: 9000 })

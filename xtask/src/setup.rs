@@ -52,6 +52,7 @@ pub fn setup(layout: &Layout, steps: &mut Steps) -> Result<Env, StepFailure> {
     steps.run("setup: chromium", || chromium(&env))?;
     steps.run("setup: cargo-fuzz", || cargo_fuzz(&env, layout))?;
     steps.run("setup: cbindgen", || cbindgen(&env, layout))?;
+    steps.run("setup: wasm-tools", || wasm_tools(&env, layout))?;
 
     let tools = NpmTools::at(&layout.node_modules());
     env.set("WASM_BINDGEN_BIN", layout.cargo_installed("wasm-bindgen"));
@@ -166,6 +167,38 @@ fn cbindgen(env: &Env, layout: &Layout) -> Result<Outcome, XtaskError> {
     }
 }
 
+/// wasm-tools, which wraps the component build of policy-core into a WebAssembly component
+/// (`wasm-tools component new`) and validates it.
+const WASM_TOOLS: &str = "1.263.0";
+
+/// Only the subcommands the build uses: `component`, `validate`, `print`, `parse` (the default
+/// features add fuzzers, shrinkers and more, and double the install time).
+const WASM_TOOLS_FEATURES: &str = "component,validate,print,parse";
+
+fn wasm_tools(env: &Env, layout: &Layout) -> Result<Outcome, XtaskError> {
+    let binary = layout.cargo_installed("wasm-tools");
+    let expected = format!("wasm-tools {WASM_TOOLS}");
+    if installed_version(&binary).as_deref() == Some(expected.as_str()) {
+        return Ok(format!("{WASM_TOOLS} already installed"));
+    }
+    cargo_install_with(
+        env,
+        "wasm-tools",
+        WASM_TOOLS,
+        &["--no-default-features", "--features", WASM_TOOLS_FEATURES],
+    )?;
+    match installed_version(&binary) {
+        Some(found) if found == expected => Ok(format!("installed {WASM_TOOLS}")),
+        found => Err(XtaskError::Tool {
+            tool: binary.display().to_string(),
+            problem: format!(
+                "reports `{}` after installing {WASM_TOOLS}",
+                found.unwrap_or_default()
+            ),
+        }),
+    }
+}
+
 /// `cargo install CRATE --version =VERSION --locked --force` (force: reached only when the
 /// installed binary is missing, broken or another version).
 ///
@@ -173,16 +206,27 @@ fn cbindgen(env: &Env, layout: &Layout) -> Result<Outcome, XtaskError> {
 /// mirrors that trail crates.io), the install is retried once without `--locked`, letting
 /// cargo pick the newest compatible versions the registry has.
 fn cargo_install(env: &Env, krate: &str, version: &str) -> Result<(), XtaskError> {
+    cargo_install_with(env, krate, version, &[])
+}
+
+/// [`cargo_install`] with more arguments (features).
+fn cargo_install_with(
+    env: &Env,
+    krate: &str,
+    version: &str,
+    extra: &[&str],
+) -> Result<(), XtaskError> {
     let exact = format!("={version}");
-    let args = ["install", krate, "--version", &exact, "--force"];
-    match process::run_keeping_stderr(env.cargo().args(args).arg("--locked")) {
+    let mut args = vec!["install", krate, "--version", &exact, "--force"];
+    args.extend_from_slice(extra);
+    match process::run_keeping_stderr(env.cargo().args(&args).arg("--locked")) {
         Ok(()) => Ok(()),
         Err((_, stderr)) if stderr.contains("failed to select a version") => {
             println!(
                 "    the registry lacks a version locked by {krate} {version}; \
                  retrying without --locked"
             );
-            process::run(env.cargo().args(args))
+            process::run(env.cargo().args(&args))
         }
         Err((error, _)) => Err(error),
     }

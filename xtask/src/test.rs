@@ -8,6 +8,7 @@ use crate::policy_js;
 use crate::policy_tests;
 use crate::process;
 use crate::setup::setup;
+use crate::size;
 use crate::steps::{StepFailure, Steps};
 use crate::worker::{self, Rebuild};
 
@@ -19,8 +20,8 @@ const WORKER_CRATE: &str = "edge-access-worker";
 const REQUIRE_E2E_VAR: &str = "EDGE_ACCESS_REQUIRE_E2E";
 
 /// Runs every check: set-up, fmt, clippy, the worker build (the end-to-end tests need it),
-/// the native tests, policy-core in Wasm under Node, its JS package and tests, the `no_std`
-/// build, and the fuzz targets: their regression inputs replayed, then each fuzzed for a few
+/// the native tests, policy-core in Wasm under Node, its JS package and tests, the ABI hosts,
+/// the `no_std` build, `cargo publish --dry-run` of the publishable crates, and the fuzz targets: their regression inputs replayed, then each fuzzed for a few
 /// seconds.
 ///
 /// # Errors
@@ -68,9 +69,13 @@ pub fn test(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
         worker::build(&env, layout, Rebuild::Always)
     })?;
 
-    // The wasmtime host in `cargo test` decides every vector with the ABI module.
+    // The wasmtime host in `cargo test` decides every vector with the ABI module and the
+    // component.
     steps.run("policy-core ABI module (policy_core.wasm)", || {
         abi::build_module(&env, layout)
+    })?;
+    steps.run("policy-core component (policy_core.component.wasm)", || {
+        abi::build_component(&env, layout)
     })?;
     steps.run("policy-core ABI header (cbindgen)", || {
         abi::check_header(&env, layout)
@@ -83,7 +88,8 @@ pub fn test(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
         command
             .args(["test", "--workspace"])
             .env(REQUIRE_E2E_VAR, "1")
-            .env(abi::WASM_ENV, abi::module_path(layout));
+            .env(abi::WASM_ENV, abi::module_path(layout))
+            .env(abi::COMPONENT_ENV, abi::component_path(layout));
         process::run(&mut command)?;
         Ok(String::new())
     })?;
@@ -103,6 +109,15 @@ pub fn test(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
 
     steps.run("policy-core JS package", || {
         policy_js::build_package(&env, layout)
+    })?;
+    steps.run("policy-core JS Wasm within 100 KB gzip", || {
+        size::check_policy_core_budget(
+            &env,
+            &layout
+                .policy_core_package_dir()
+                .join("wasm")
+                .join("policy_core_bg.wasm"),
+        )
     })?;
     steps.run("policy-core npm pack", || policy_js::pack(&env, layout))?;
     steps.run("policy-core JS tests", || policy_js::test(&env, layout))?;
@@ -128,6 +143,19 @@ pub fn test(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
             "wasm32v1-none",
         ]))?;
         Ok(String::new())
+    })?;
+
+    // What crates.io would receive: every crate not marked `publish = false` (policy-core,
+    // edge-access-token, edge-access-scim and the CLI) packaged, then each package built from
+    // its own tarball, the later ones against the earlier ones through cargo's local overlay
+    // registry, as a publish in that order would. `--allow-dirty`: a tree with uncommitted
+    // changes is checked as it is (CI's clone is clean).
+    steps.run("cargo publish --dry-run (publishable crates)", || {
+        process::run(
+            env.cargo()
+                .args(["publish", "--workspace", "--dry-run", "--allow-dirty"]),
+        )?;
+        Ok("packaged and verified".into())
     })?;
 
     fuzz::test(&env, layout, steps)

@@ -14,6 +14,8 @@
 
 use std::fmt;
 
+pub mod component;
+
 use serde_json::Value;
 use wasmtime::{
     Config, Engine, Instance, Memory, Module, Store, StoreLimits, StoreLimitsBuilder, TypedFunc,
@@ -96,7 +98,7 @@ impl fmt::Debug for PolicyModule {
     }
 }
 
-fn trap(error: &wasmtime::Error) -> HostError {
+pub(crate) fn trap(error: &wasmtime::Error) -> HostError {
     match error.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::OutOfFuel) => HostError::OutOfFuel,
         _ => HostError::Trap(format!("{error:#}")),
