@@ -331,9 +331,14 @@ fn denied(app: &policy_core::App, reason: &str, non_identity: bool) -> GatewayEr
     } else {
         app.custom_deny_url()
     };
-    match custom {
-        Some(url) => GatewayError::DeniedTo(url.to_owned()),
-        None => GatewayError::Forbidden {
+    let message = app.custom_deny_message().filter(|_| !non_identity);
+    match (custom, message) {
+        (Some(url), _) => GatewayError::DeniedTo(url.to_owned()),
+        (None, Some(message)) => GatewayError::ForbiddenSaying {
+            reason: reason.into(),
+            message: message.to_owned(),
+        },
+        (None, None) => GatewayError::Forbidden {
             reason: reason.into(),
             non_identity,
         },

@@ -447,9 +447,16 @@ async fn callback(
         if let Some(deny) = app.custom_deny_url() {
             return Ok(redirect(deny, &[]));
         }
-        return Err(GatewayError::Forbidden {
-            reason: format!("sign-in refused: {}", decision.outcome),
-            non_identity: false,
+        let reason = format!("sign-in refused: {}", decision.outcome);
+        return Err(match app.custom_deny_message() {
+            Some(message) => GatewayError::ForbiddenSaying {
+                reason,
+                message: message.to_owned(),
+            },
+            None => GatewayError::Forbidden {
+                reason,
+                non_identity: false,
+            },
         });
     }
     let Some(identity) = identity else {
