@@ -1,15 +1,6 @@
 #![doc = include_str!("../README.md")]
 #![no_std]
 #![cfg_attr(not(feature = "wasm"), forbid(unsafe_code))]
-#![cfg_attr(
-    test,
-    allow(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
 #![warn(missing_docs)]
 
 extern crate alloc;

@@ -4,7 +4,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "test code: a failure panics"
 )]
 
 use edge_access_scim::{AttrPath, Filter, OperationKind, PatchRequest, ScimType, ENTERPRISE_USER};

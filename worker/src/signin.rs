@@ -785,10 +785,6 @@ async fn get_identity(
 mod tests {
     use super::*;
 
-    #[expect(
-        clippy::unwrap_used,
-        reason = "a document that does not load fails the test"
-    )]
     fn engine(apps: &str) -> policy_core::Engine {
         let document = format!(
             r#"{{"team_domain": "https://access.example.com",

@@ -170,6 +170,10 @@ fn follow(log: PathBuf) {
 }
 
 #[cfg(unix)]
+#[expect(
+    unsafe_code,
+    reason = "blocking and waiting for signals is libc; each block says why it is sound"
+)]
 mod signals {
     /// The signals that stop the stack.
     pub type Set = libc::sigset_t;

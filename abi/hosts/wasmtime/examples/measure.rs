@@ -2,7 +2,7 @@
 //!
 //! usage: cargo run --release -p policy-core-wasmtime --example measure -- MODULE DOCUMENT REQUEST
 //! (e.g. target/policy-core-abi/policy_core.wasm examples/dev-config.json examples/request.json)
-#![allow(clippy::print_stdout)]
+#![allow(clippy::print_stdout, reason = "it prints its measurements")]
 
 use std::time::Instant;
 
