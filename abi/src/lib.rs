@@ -10,7 +10,7 @@
 //! Design choice: results are handles to byte buffers the module owns (`ea_result_ptr`,
 //! `ea_result_len`, `ea_result_free`) rather than out-parameters, so a Wasm host needs no
 //! scratch memory of its own and a C host needs no struct layout.
-#![allow(
+#![expect(
     unsafe_code,
     reason = "a C ABI takes raw pointers and exports unmangled symbols; each use says why it is sound"
 )]

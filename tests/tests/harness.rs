@@ -5,8 +5,7 @@
 //! build). Without them the test says so on stderr and returns; with
 //! `EDGE_ACCESS_REQUIRE_E2E=1` it fails instead.
 
-#![allow(
-    clippy::unwrap_used,
+#![expect(
     clippy::print_stderr,
     reason = "test code: a failure panics; it reports on stderr"
 )]

@@ -5,9 +5,8 @@
 //! One test on a stack of its own, so that nothing else writes to its storage while the test
 //! measures it. Needs `cargo xtask build-worker` first (`cargo xtask test` does it).
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
     clippy::print_stderr,

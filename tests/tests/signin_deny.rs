@@ -1,8 +1,7 @@
 //! Refusals: the block pages (identity and non-identity failures are told apart, and say nothing
 //! about policies), and apps that send refused users to their own deny pages instead.
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
     reason = "test code: a failure panics"

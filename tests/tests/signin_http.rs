@@ -7,9 +7,8 @@
 //!
 //! Needs `cargo xtask build-worker` first (`cargo xtask test` does it).
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
     clippy::print_stderr,

@@ -1,8 +1,6 @@
 //! Every way an Entra token must be refused, and the identity an accepted one yields.
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
     clippy::indexing_slicing,
     reason = "test code: a failure panics"
 )]

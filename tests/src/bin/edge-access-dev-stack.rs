@@ -10,7 +10,7 @@
 //! `edge_access_tests::stack` such as `${WORKER_HOST}` are replaced). Wrangler's output is
 //! copied to stdout as it comes. The worker must be built first (`cargo xtask build-worker`).
 
-#![allow(
+#![expect(
     clippy::print_stderr,
     reason = "a command-line tool reports errors on stderr"
 )]

@@ -31,7 +31,7 @@
 //! Needs wrangler (`cargo xtask setup`) and the worker's release build (`cargo xtask
 //! build-worker`); `cargo xtask bench` runs it last.
 
-#![allow(
+#![expect(
     clippy::print_stderr,
     reason = "a command-line tool reports progress and errors on stderr"
 )]

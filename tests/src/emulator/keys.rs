@@ -140,8 +140,7 @@ impl SigningKey {
 
 #[cfg(test)]
 mod tests {
-    #![allow(
-        clippy::unwrap_used,
+    #![expect(
         clippy::print_stderr,
         reason = "test code: a failure panics; it reports on stderr"
     )]
