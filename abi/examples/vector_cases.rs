@@ -5,7 +5,7 @@
 //! are left out: the C test checks those shapes on its own.
 //!
 //! usage: cargo run -p policy-core-abi --example vector_cases -- OUT_DIR
-#![allow(clippy::print_stderr)]
+#![allow(clippy::print_stderr, reason = "it reports on stderr")]
 
 use std::fmt::Write as _;
 use std::path::Path;

@@ -10,6 +10,10 @@
 //! Design choice: results are handles to byte buffers the module owns (`ea_result_ptr`,
 //! `ea_result_len`, `ea_result_free`) rather than out-parameters, so a Wasm host needs no
 //! scratch memory of its own and a C host needs no struct layout.
+#![expect(
+    unsafe_code,
+    reason = "a C ABI takes raw pointers and exports unmangled symbols; each use says why it is sound"
+)]
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -276,7 +280,6 @@ pub extern "C" fn ea_engine_free(engine: u32) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     fn call(result: u32) -> Value {

@@ -1,7 +1,12 @@
 //! The "Embedding" examples of `policy-core/README.md` are copies of code that runs in
 //! `cargo xtask test`: each README block equals the region between `README: begin NAME` and
 //! `README: end` in its source (indentation removed), so an example cannot drift from its test.
-#![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking"
+)]
 
 use std::path::Path;
 

@@ -250,7 +250,6 @@ pub(crate) fn json_report(changes: &[Change], decided: Option<&[Decided]>) -> Va
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

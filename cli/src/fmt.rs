@@ -350,7 +350,6 @@ fn write(node: &Node, kind: Kind, indent: usize, out: &mut String) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

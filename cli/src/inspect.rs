@@ -57,7 +57,6 @@ pub fn inspect(token: &str, now: i64) -> Result<Value, String> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     fn token(header: &Value, claims: &Value) -> String {

@@ -578,7 +578,6 @@ pub(crate) fn explain(engine: &Engine, verdict: &Verdict) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

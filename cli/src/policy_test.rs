@@ -311,6 +311,10 @@ fn run_file(
                 }
                 cases.push(suite::run_case(engine, case));
             }
+            if !file.hosts.is_empty() && filter.is_none() {
+                let failures = suite::check_hosts(engine, &file.hosts);
+                cases.push(case_result("the apps on each host".to_owned(), failures));
+            }
         }
         _ => return Err("unknown expectations".into()),
     }

@@ -1,15 +1,6 @@
 #![doc = include_str!("../README.md")]
 #![no_std]
 #![cfg_attr(not(feature = "wasm"), forbid(unsafe_code))]
-#![cfg_attr(
-    test,
-    allow(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
 #![warn(missing_docs)]
 
 extern crate alloc;
@@ -28,6 +19,7 @@ mod load;
 mod model;
 mod net;
 mod path;
+mod refusal;
 mod request;
 mod route;
 pub mod suite;
@@ -46,6 +38,7 @@ pub use model::{
 };
 pub use net::{ClientIp, InvalidIp, IpRange};
 pub use path::{PathProblem, PathRefusal};
+pub use refusal::DenyAnswer;
 pub use request::{Identity, Mtls, Request, ServiceToken};
 pub use route::Target;
 pub use verdict::{DecidingPolicy, Decision, Outcome, Verdict};

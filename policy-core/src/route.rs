@@ -416,6 +416,22 @@ impl Router {
     }
 }
 
+impl crate::Engine {
+    /// The apps whose host pattern covers `host` (`*.` wildcard apps included), in document
+    /// order, whatever their paths: the apps one host-scoped session cookie serves. `host` is
+    /// read as a request names it (any case, with or without a port or a trailing dot); a host
+    /// that is no host covers no app.
+    pub fn apps_on_host(&self, host: &str) -> Vec<&crate::App> {
+        let Some(host) = normalise_host(host) else {
+            return Vec::new();
+        };
+        self.apps()
+            .iter()
+            .filter(|app| app.covers_host(&host))
+            .collect()
+    }
+}
+
 fn strip_scheme(text: &str) -> &str {
     let lower_starts = |p: &str| {
         text.get(..p.len())

@@ -19,8 +19,12 @@
 //!
 //! or, for a document that must not load, `"expect_load_errors": [{ "path", "contains" }]`
 //! instead of `cases`. In `expect`, `outcome` is required; `policy` (the deciding policy's id,
-//! else its name; `null` for none), `session_duration` and `trace_contains` are checked when
-//! present. Unknown fields are errors, so a typo cannot turn a check off.
+//! else its name; `null` for none), `session_duration`, `trace_contains` and `deny` (how the
+//! app answers the refusal, [`crate::App::deny_answer`]: `{ "redirect": url }`,
+//! `{ "page": "identity", "message"? }`, `{ "page": "non_identity" }`, or `null` for no
+//! refusal) are checked when present. Beside `cases`, `"hosts": [{ "host", "apps": [ids] }]`
+//! checks [`Engine::apps_on_host`]. Unknown fields are errors, so a typo cannot turn a check
+//! off.
 
 use alloc::borrow::ToOwned;
 use alloc::format;
@@ -55,6 +59,58 @@ pub struct TestFile {
     pub directory: Option<String>,
     /// What the file expects: load errors, or cases.
     pub expects: Expects,
+    /// The apps each host must have (with `cases` only).
+    pub hosts: Vec<ExpectedHost>,
+}
+
+/// The apps on a host, in document order ([`Engine::apps_on_host`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpectedHost {
+    /// The host, as a request names it.
+    pub host: String,
+    /// The ids of the apps whose host pattern covers it.
+    pub apps: Vec<String>,
+}
+
+/// How the app must answer a refusal ([`crate::DenyAnswer`]); `NoRefusal` for none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExpectedDeny {
+    /// The outcome is no refusal by the app's policies.
+    NoRefusal,
+    /// The browser is sent to this URL.
+    Redirect(String),
+    /// The identity block page, with this message of the app's (or the default text).
+    IdentityPage(Option<String>),
+    /// The non-identity block page.
+    NonIdentityPage,
+}
+
+impl ExpectedDeny {
+    fn of(answer: Option<crate::DenyAnswer<'_>>) -> ExpectedDeny {
+        match answer {
+            None => ExpectedDeny::NoRefusal,
+            Some(crate::DenyAnswer::Redirect(url)) => ExpectedDeny::Redirect(url.to_owned()),
+            Some(crate::DenyAnswer::IdentityPage(message)) => {
+                ExpectedDeny::IdentityPage(message.map(ToOwned::to_owned))
+            }
+            Some(crate::DenyAnswer::NonIdentityPage) => ExpectedDeny::NonIdentityPage,
+        }
+    }
+}
+
+impl core::fmt::Display for ExpectedDeny {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ExpectedDeny::NoRefusal => f.write_str("no refusal"),
+            ExpectedDeny::Redirect(url) => write!(f, "a redirect to `{url}`"),
+            ExpectedDeny::IdentityPage(None) => f.write_str("the identity block page"),
+            ExpectedDeny::IdentityPage(Some(m)) => {
+                write!(f, "the identity block page saying `{m}`")
+            }
+            ExpectedDeny::NonIdentityPage => f.write_str("the non-identity block page"),
+        }
+    }
 }
 
 /// What a test file expects of its document.
@@ -102,6 +158,8 @@ pub enum Expect {
         session_duration: Option<String>,
         /// Text the trace must contain, each somewhere.
         trace_contains: Vec<String>,
+        /// How the app answers the refusal, when checked.
+        deny: Option<ExpectedDeny>,
     },
     /// The request does not load.
     RequestError(ExpectedError),
@@ -172,6 +230,7 @@ fn parse_file(json: &Json<'_>, p: &mut Problems) -> Option<TestFile> {
             "directory",
             "cases",
             "expect_load_errors",
+            "hosts",
             "$schema",
         ],
         &[],
@@ -253,12 +312,79 @@ fn parse_file(json: &Json<'_>, p: &mut Problems) -> Option<TestFile> {
             None
         }
     };
+    let mut hosts = Vec::new();
+    if let Some(v) = o.get("hosts") {
+        let at = root.key("hosts");
+        if !matches!(expects, Some(Expects::Cases(_))) {
+            p.add(
+                &at,
+                "`hosts` needs a document that loads: use it beside `cases`",
+            );
+        }
+        for (i, item) in p.array(v, &at).unwrap_or(&[]).iter().enumerate() {
+            if let Some(host) = expected_host(item, &at.index(i), p) {
+                hosts.push(host);
+            }
+        }
+    }
     Some(TestFile {
         description,
         document: document?,
         directory,
         expects: expects?,
+        hosts,
     })
+}
+
+fn expected_host(json: &Json<'_>, path: &Path<'_>, p: &mut Problems) -> Option<ExpectedHost> {
+    let o = p.object(json, path, &["host", "apps"], &[])?;
+    let host = o
+        .required("host", path, p)
+        .and_then(|v| p.nonempty(v, &path.key("host")))
+        .map(ToOwned::to_owned);
+    let apps = o.required("apps", path, p).and_then(|v| {
+        let at = path.key("apps");
+        let items = p.array(v, &at)?;
+        Some(
+            items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, a)| p.nonempty(a, &at.index(i)).map(ToOwned::to_owned))
+                .collect(),
+        )
+    });
+    Some(ExpectedHost {
+        host: host?,
+        apps: apps?,
+    })
+}
+
+fn expected_deny(json: &Json<'_>, path: &Path<'_>, p: &mut Problems) -> Option<ExpectedDeny> {
+    if matches!(json, Json::Null) {
+        return Some(ExpectedDeny::NoRefusal);
+    }
+    let o = p.object(json, path, &["redirect", "page", "message"], &[])?;
+    let text = |key: &str, p: &mut Problems| {
+        o.get(key)
+            .and_then(|v| p.nonempty(v, &path.key(key)))
+            .map(ToOwned::to_owned)
+    };
+    let redirect = text("redirect", p);
+    let page = text("page", p);
+    let message = text("message", p);
+    match (redirect, page.as_deref(), message) {
+        (Some(url), None, None) => Some(ExpectedDeny::Redirect(url)),
+        (None, Some("identity"), message) => Some(ExpectedDeny::IdentityPage(message)),
+        (None, Some("non_identity"), None) => Some(ExpectedDeny::NonIdentityPage),
+        _ => {
+            p.add(
+                path,
+                "expected `{ \"redirect\": url }`, `{ \"page\": \"identity\", \"message\"? }` \
+                 or `{ \"page\": \"non_identity\" }`",
+            );
+            None
+        }
+    }
 }
 
 fn expected_error(json: &Json<'_>, path: &Path<'_>, p: &mut Problems) -> Option<ExpectedError> {
@@ -322,7 +448,13 @@ fn parse_expect(json: &Json<'_>, path: &Path<'_>, p: &mut Problems) -> Option<Ex
     let o: Obj<'_> = p.object(
         json,
         path,
-        &["outcome", "policy", "session_duration", "trace_contains"],
+        &[
+            "outcome",
+            "policy",
+            "session_duration",
+            "trace_contains",
+            "deny",
+        ],
         &[],
     )?;
     let outcome = o.required("outcome", path, p).and_then(|v| {
@@ -368,11 +500,16 @@ fn parse_expect(json: &Json<'_>, path: &Path<'_>, p: &mut Problems) -> Option<Ex
             }
         }
     }
+    let deny = match o.get("deny") {
+        None => None,
+        Some(v) => Some(expected_deny(v, &path.key("deny"), p)?),
+    };
     Some(Expect::Verdict {
         outcome: outcome?,
         policy,
         session_duration,
         trace_contains,
+        deny,
     })
 }
 
@@ -397,6 +534,22 @@ pub fn check_load_errors(
                 "expected an error at `{}` containing `{}`, got:\n{errors}",
                 e.path, e.contains
             )
+        })
+        .collect()
+}
+
+/// The failures of [`Engine::apps_on_host`] against `expected`.
+pub fn check_hosts(engine: &Engine, expected: &[ExpectedHost]) -> Vec<String> {
+    expected
+        .iter()
+        .filter_map(|e| {
+            let got: Vec<&str> = engine
+                .apps_on_host(&e.host)
+                .into_iter()
+                .map(crate::App::id)
+                .collect();
+            (got != e.apps)
+                .then(|| format!("host `{}`: apps {:?}, expected {:?}", e.host, got, e.apps))
         })
         .collect()
 }
@@ -430,6 +583,23 @@ pub fn run_case(engine: &Engine, case: &Case) -> CaseResult {
                     _ => failures.push("decide() and evaluate() disagree".to_owned()),
                 }
                 compare(expect, &got, &mut failures);
+                if let Expect::Verdict {
+                    deny: Some(expected),
+                    ..
+                } = expect
+                {
+                    let app = got
+                        .app
+                        .as_deref()
+                        .and_then(|id| engine.apps().iter().find(|a| a.id() == id));
+                    let answer =
+                        ExpectedDeny::of(app.and_then(|app| {
+                            app.deny_answer(got.outcome, request.identity.is_some())
+                        }));
+                    if answer != *expected {
+                        failures.push(format!("deny answer is {answer}, expected {expected}"));
+                    }
+                }
                 verdict = Some(got);
             }
         },
@@ -454,6 +624,7 @@ fn compare(expect: &Expect, got: &Verdict, failures: &mut Vec<String>) {
         policy,
         session_duration,
         trace_contains,
+        ..
     } = expect
     else {
         return;

@@ -3,7 +3,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "test code: a failure panics"
 )]
 
 use policy_core::{Engine, GroupMembershipClaims};
@@ -166,4 +167,60 @@ fn the_engine_says_whether_a_rule_reads_the_authentication_methods() {
     let mfa = json!({ "name": "p", "decision": "allow", "include": [{ "everyone": {} }],
         "require": [{ "auth_method": { "auth_method": "mfa" } }] });
     assert!(with(mfa).uses_auth_method());
+}
+
+/// The warnings of a document whose provider's `config` has `config_extra` and whose
+/// `scim_config` is `scim`.
+fn warnings_of(config_extra: Value, scim: Option<Value>) -> Vec<(String, String)> {
+    let mut doc: Value = serde_json::from_str(&document(config_extra)).unwrap();
+    if let Some(scim) = scim {
+        doc["identity_providers"][0]["scim_config"] = scim;
+    }
+    Engine::from_json(&doc.to_string())
+        .unwrap()
+        .warnings()
+        .iter()
+        .map(|w| (w.path.clone(), w.message.clone()))
+        .collect()
+}
+
+#[test]
+fn settings_without_effect_are_warned_about_when_turned_on() {
+    let at = "identity_providers[0]";
+    for (extra, scim, path) in [
+        (
+            json!({ "conditional_access_enabled": true }),
+            None,
+            format!("{at}.config.conditional_access_enabled"),
+        ),
+        (
+            json!({ "claims": ["oid", "preferred_username"] }),
+            None,
+            format!("{at}.config.claims"),
+        ),
+        (
+            json!({ "redirect_url": "https://team.cloudflareaccess.com/cdn-cgi/access/callback" }),
+            None,
+            format!("{at}.config.redirect_url"),
+        ),
+        (
+            json!({}),
+            Some(json!({ "enabled": true, "user_deprovision": true, "seat_deprovision": true })),
+            format!("{at}.scim_config.seat_deprovision"),
+        ),
+    ] {
+        let warnings = warnings_of(extra.clone(), scim);
+        assert_eq!(warnings.len(), 1, "{extra}: {warnings:?}");
+        assert_eq!(warnings[0].0, path);
+        assert!(warnings[0].1.contains("no effect"), "{warnings:?}");
+    }
+}
+
+#[test]
+fn settings_without_effect_left_off_are_not_warned_about() {
+    let warnings = warnings_of(
+        json!({ "conditional_access_enabled": false, "claims": [] }),
+        Some(json!({ "enabled": true, "seat_deprovision": false })),
+    );
+    assert!(warnings.is_empty(), "{warnings:?}");
 }

@@ -5,7 +5,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "test code: a failure panics"
 )]
 
 use include_dir::{include_dir, Dir};
@@ -42,7 +43,10 @@ fn check_file(name: &str, text: &str) -> Result<usize, Vec<String>> {
         Ok(engine) => engine,
         Err(errors) => return Err(vec![format!("{name}: document does not load:\n  {errors}")]),
     };
-    let mut failures = Vec::new();
+    let mut failures: Vec<String> = suite::check_hosts(&engine, &file.hosts)
+        .into_iter()
+        .map(|f| format!("{name}: {f}"))
+        .collect();
     for case in cases {
         let result = suite::run_case(&engine, case);
         if !result.passed() {

@@ -1,4 +1,8 @@
 #![doc = include_str!("../README.md")]
+#![allow(
+    unsafe_code,
+    reason = "process groups need libc: prctl(2) in the forked child, kill(2) of a group; each block says why it is sound"
+)]
 
 use std::process::{Child, Command};
 
@@ -68,8 +72,6 @@ pub fn kill_group(child: &mut Child) {
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
     use std::io::{BufRead, BufReader};
     use std::os::unix::process::ExitStatusExt;
     use std::process::Stdio;

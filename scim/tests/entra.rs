@@ -1,11 +1,5 @@
 //! Filters and PATCH requests exactly as Entra sends them (reference §5.2–5.3), both dialects,
 //! and what must be refused.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use edge_access_scim::{AttrPath, Filter, OperationKind, PatchRequest, ScimType, ENTERPRISE_USER};
 use serde_json::{json, Value};

@@ -4,12 +4,7 @@
 //! re-enable a user, change `schemas` or drop sub-attributes (RFC 7644 §3.5.2), the group
 //! membership check (`id eq "…" and members[value eq "…"]`) and `attributes=` (RFC 7644
 //! §3.4.2.5).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![expect(clippy::unwrap_used, reason = "test code: a failure panics")]
 
 use edge_access_scim::{
     apply, conditions, member_ids, Condition, Filter, GroupRecord, PatchRequest, Projection,

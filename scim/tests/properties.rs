@@ -1,5 +1,5 @@
 //! The parsers of untrusted SCIM input never panic, whatever they are given.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, reason = "test code: a failure panics")]
 
 use edge_access_scim::{AttrPath, Filter, PatchRequest};
 use proptest::prelude::*;

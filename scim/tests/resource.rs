@@ -1,8 +1,6 @@
 //! Users and groups checked before storage, filters turned into column conditions, list
 //! pages: what a server accepts, normalises and refuses (with the `scimType` it answers).
 
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
-
 use edge_access_scim::{
     conditions, group_policy_id, Condition, Filter, GroupRecord, Page, ResourceKind, ScimType,
     UserRecord,

@@ -1,12 +1,7 @@
 //! The emulator's injected faults on the key endpoints: the discovery documents as well as
 //! the JWKS, faults for the next N requests only, and answers that are not HTTP at all.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![expect(clippy::unwrap_used, reason = "test code: a failure panics")]
 
 use edge_access_tests::client::HttpClient;
 use edge_access_tests::emulator::{Emulator, Fault};

@@ -3,12 +3,10 @@
 //! (signature, nonce, groups or overage), and Graph's membership endpoints (paging, auth,
 //! faults), and the client credentials grant whose app-only token reads any user's groups.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
     clippy::indexing_slicing,
-    clippy::print_stderr
+    reason = "test code: a failure panics; it reports on stderr"
 )]
 
 use std::collections::HashSet;

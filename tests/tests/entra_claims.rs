@@ -3,11 +3,10 @@
 //! carry, optional claims, group claim formats, registered redirect URIs, silent sign-in
 //! errors, Graph's permissions and cloud, and app-specific signing keys.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "test code: a failure panics"
 )]
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

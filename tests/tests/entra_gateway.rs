@@ -5,11 +5,11 @@
 //! Graph in a national cloud.
 //!
 //! Needs `cargo xtask build-worker` first (`cargo xtask test` does it); see `harness.rs`.
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "test code: a failure panics"
 )]
 
 mod signin_common;

@@ -5,7 +5,10 @@
 //! build). Without them the test says so on stderr and returns; with
 //! `EDGE_ACCESS_REQUIRE_E2E=1` it fails instead.
 
-#![allow(clippy::unwrap_used, clippy::print_stderr)]
+#![expect(
+    clippy::print_stderr,
+    reason = "test code: a failure panics; it reports on stderr"
+)]
 
 use std::time::Duration;
 

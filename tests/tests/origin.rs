@@ -1,7 +1,5 @@
 //! The demo origin echoes what it receives.
 
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
-
 use edge_access_tests::client::HttpClient;
 use edge_access_tests::origin::Origin;
 use serde_json::json;

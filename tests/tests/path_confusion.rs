@@ -7,11 +7,10 @@
 //! sends never reach the origin.
 //!
 //! Needs `cargo xtask build-worker` first (`cargo xtask test` does it); see `harness.rs`.
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "test code: a failure panics"
 )]
 
 use edge_access_tests::client::{raw_get, HttpResponse};

@@ -5,11 +5,11 @@
 //!
 //! One stack for the binary; its tests run in parallel, each on resources with names of its
 //! own. Needs `cargo xtask build-worker` first; see `harness.rs`.
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "test code: a failure panics"
 )]
 
 use std::collections::BTreeSet;

@@ -15,12 +15,11 @@
 //!
 //! The deprovisioning of a session held by a real browser is in `signin_browser.rs`.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
-    clippy::print_stderr
+    reason = "test code: a failure panics; it reports on stderr"
 )]
 
 mod signin_common;

@@ -2,11 +2,11 @@
 //! accepts): every request is a 401 in the SCIM error schema — an authentication problem,
 //! which is what Entra's "Test Connection" then reports — never a 500, and the worker's log
 //! says why. One stack per case; needs `cargo xtask build-worker` first (see `harness.rs`).
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "test code: a failure panics"
 )]
 
 use std::time::Duration;

@@ -5,12 +5,11 @@
 //!
 //! Needs `cargo xtask build-worker` first (`cargo xtask test` does it).
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
-    clippy::print_stderr
+    reason = "test code: a failure panics; it reports on stderr"
 )]
 
 mod signin_common;

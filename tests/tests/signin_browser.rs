@@ -9,12 +9,12 @@
 //! Needs `cargo xtask setup` (Chromium, chromedriver, wrangler) and `cargo xtask build-worker`
 //! (`cargo xtask test` does both). Browsers run one at a time: the machine is small.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
-    clippy::print_stderr
+    clippy::print_stderr,
+    reason = "test code: a failure panics; it reports on stderr"
 )]
 
 mod signin_common;

@@ -1,10 +1,10 @@
 //! Refusals: the block pages (identity and non-identity failures are told apart, and say nothing
 //! about policies), and apps that send refused users to their own deny pages instead.
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "test code: a failure panics"
 )]
 
 mod signin_common;
@@ -16,6 +16,9 @@ use signin_common::{document, warm_up, Agent};
 
 const DENY_URL: &str = "https://deny.example.com/blocked";
 const NON_IDENTITY_DENY_URL: &str = "https://deny.example.com/wrong-network";
+/// An app's own words on the block page, with markup that must stay text.
+const DENY_MESSAGE: &str = "Ask <b>IT</b> & say \"payroll\"";
+const DENY_MESSAGE_HTML: &str = "Ask &lt;b&gt;IT&lt;/b&gt; &amp; say &quot;payroll&quot;";
 
 fn stack() -> Option<Stack> {
     if !Stack::should_run("signin_deny").unwrap() {
@@ -27,6 +30,10 @@ fn stack() -> Option<Stack> {
     // Only root may use /gated; refusals go to the app's own pages.
     apps.push(json!({ "id": "gated", "name": "Gated", "domain": "${WORKER_HOST}/gated", "aud": "aud-gated",
         "custom_deny_url": DENY_URL, "custom_non_identity_deny_url": NON_IDENTITY_DENY_URL,
+        "policies": [{ "name": "Root only", "decision": "allow", "include": [{ "email": { "email": "root@example.com" } }] }] }));
+    // Only root may use /payroll; the block page says what the app wants said.
+    apps.push(json!({ "id": "payroll", "name": "Payroll", "domain": "${WORKER_HOST}/payroll", "aud": "aud-payroll",
+        "custom_deny_message": DENY_MESSAGE,
         "policies": [{ "name": "Root only", "decision": "allow", "include": [{ "email": { "email": "root@example.com" } }] }] }));
     // /office needs a network no test client is on: refused before any sign-in could help.
     apps.push(json!({ "id": "office", "name": "Office", "domain": "${WORKER_HOST}/office", "aud": "aud-office",
@@ -94,4 +101,25 @@ fn refusals_show_the_right_page_or_the_apps_own() {
         answer.body, office.body,
         "identity and non-identity refusals look different"
     );
+}
+
+#[test]
+fn an_apps_deny_message_is_shown_as_text_on_the_block_page() {
+    let Some(stack) = stack() else { return };
+
+    // A refused sign-in, then a refused request with a session from another app.
+    let mut ada = Agent::new(&stack);
+    let signed_in = ada.sign_in("/payroll/slips", "ada");
+    ada.signed_in("/staff/home", "ada");
+    let with_session = ada.navigate("/payroll/slips");
+    for answer in [signed_in, with_session] {
+        assert_eq!(answer.status, 403, "{answer:?}");
+        assert!(answer.body.contains(DENY_MESSAGE_HTML), "{}", answer.body);
+        assert!(!answer.body.contains("<b>"), "{}", answer.body);
+        assert!(
+            !answer.body.contains("do not have access"),
+            "the app's message replaces the default: {}",
+            answer.body
+        );
+    }
 }

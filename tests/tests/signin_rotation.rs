@@ -1,11 +1,11 @@
 //! Signing-key rotation: with `SESSION_SIGNING_KEY_PREVIOUS` set, `/cdn-cgi/access/certs`
 //! publishes both keys and application tokens signed with the previous key stay valid (the
 //! overlap), while a key that is neither is refused.
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "test code: a failure panics"
 )]
 
 mod signin_common;

@@ -1,9 +1,8 @@
 //! Every way an Entra token must be refused, and the identity an accepted one yields.
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "test code: a failure panics"
 )]
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -145,6 +145,13 @@ fn load(env: &Env) -> Result<Gateway, String> {
     if engine.identity_providers().is_empty() {
         return Err("EDGE_ACCESS_CONFIG: identity_providers: at least one is needed".into());
     }
+    // Risky settings, and settings accepted for API compatibility that change nothing.
+    for warning in engine.warnings() {
+        crate::log::event(
+            "config_warning",
+            &[("path", &warning.path), ("message", &warning.message)],
+        );
+    }
     let authority_override = identity_endpoint(env, "ENTRA_AUTHORITY")?;
     let origin = match var(env, "ORIGIN_URL") {
         Some(o) => Some(Url::parse(&o).map_err(|e| format!("ORIGIN_URL `{o}` is not a URL: {e}"))?),

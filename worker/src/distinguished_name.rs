@@ -274,8 +274,6 @@ fn is_numeric_oid(text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use super::*;
 
     fn cn(dn: &str) -> Option<String> {

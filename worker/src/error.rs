@@ -42,6 +42,14 @@ pub enum GatewayError {
         /// Refused on non-identity grounds (before any sign-in could help).
         non_identity: bool,
     },
+    /// Refused on identity grounds by an app with a `custom_deny_message`: 403, the block page
+    /// with the app's message (as text) in place of the default one.
+    ForbiddenSaying {
+        /// For the log.
+        reason: String,
+        /// The app's message.
+        message: String,
+    },
     /// No app covers the request.
     NoApp,
     /// The request path means different things to different origins (encoded `/`, dot
@@ -85,7 +93,9 @@ impl GatewayError {
         match self {
             GatewayError::Config(_) | GatewayError::Internal(_) => 500,
             GatewayError::Unauthorized(_) => 401,
-            GatewayError::Forbidden { .. } | GatewayError::SignInFailed(_) => 403,
+            GatewayError::Forbidden { .. }
+            | GatewayError::ForbiddenSaying { .. }
+            | GatewayError::SignInFailed(_) => 403,
             GatewayError::NoApp => 404,
             GatewayError::InvalidPath(_) => 400,
             GatewayError::SignIn(_) | GatewayError::DeniedTo(_) => 302,
@@ -103,7 +113,10 @@ impl GatewayError {
         match self {
             GatewayError::Config(r) => format!("configuration: {r}"),
             GatewayError::Unauthorized(r) => format!("unauthorized: {r}"),
-            GatewayError::Forbidden { reason, .. } => format!("forbidden: {reason}"),
+            GatewayError::Forbidden { reason, .. }
+            | GatewayError::ForbiddenSaying { reason, .. } => {
+                format!("forbidden: {reason}")
+            }
             GatewayError::SignInFailed(r) => format!("sign-in failed: {r}"),
             GatewayError::NoApp => "no app covers the request".into(),
             GatewayError::InvalidPath(r) => format!("invalid path: {r}"),
@@ -133,12 +146,17 @@ impl GatewayError {
                 .with_headers(headers)
                 .empty();
         }
+        if let GatewayError::ForbiddenSaying { message, .. } = self {
+            return pages::html_text((pages::FORBIDDEN.0, message), status);
+        }
         let page = match self {
             GatewayError::Unauthorized(_) => pages::UNAUTHORIZED,
             GatewayError::Forbidden {
                 non_identity: true, ..
             } => pages::FORBIDDEN_NON_IDENTITY,
-            GatewayError::Forbidden { .. } => pages::FORBIDDEN,
+            GatewayError::Forbidden { .. } | GatewayError::ForbiddenSaying { .. } => {
+                pages::FORBIDDEN
+            }
             GatewayError::SignInFailed(_) => pages::SIGN_IN_FAILED,
             GatewayError::InvalidPath(_) => pages::BAD_REQUEST,
             GatewayError::NoApp | GatewayError::SignIn(_) | GatewayError::DeniedTo(_) => {

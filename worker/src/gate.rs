@@ -5,7 +5,9 @@ use edge_access_token::{
     identity_from_claims, identity_without_groups, Expectations, IdentityError, TokenVersion,
     UnverifiedEntraToken, DEFAULT_LEEWAY_SECS,
 };
-use policy_core::{ClientIp, Country, Identity, Mtls, Outcome, Request as PolicyRequest, Target};
+use policy_core::{
+    ClientIp, Country, DenyAnswer, Identity, Mtls, Outcome, Request as PolicyRequest, Target,
+};
 use worker::{Date, Env, Request, Response};
 
 use crate::config::Gateway;
@@ -226,12 +228,18 @@ async fn decide(
     let identity = policy_request.identity.as_ref();
     let refusal = match decision.outcome {
         Outcome::Allow | Outcome::Bypass | Outcome::ServiceAuth => None,
-        Outcome::Block => Some(denied(app, "a deny policy matched", false)),
-        Outcome::DefaultDeny => Some(denied(
+        Outcome::Block => denied(
             app,
+            decision.outcome,
+            identity.is_some(),
+            "a deny policy matched",
+        ),
+        Outcome::DefaultDeny => denied(
+            app,
+            decision.outcome,
+            identity.is_some(),
             "no policy allows the request",
-            identity.is_none(),
-        )),
+        ),
         Outcome::LoginRequired if is_browser(request) => {
             let mut login = worker::Url::parse(&format!(
                 "{}://{}/cdn-cgi/access/login",
@@ -324,20 +332,30 @@ async fn deprovisioned(
     }))
 }
 
-/// A refusal, sent to the app's custom deny page when it has one.
-fn denied(app: &policy_core::App, reason: &str, non_identity: bool) -> GatewayError {
-    let custom = if non_identity {
-        app.custom_non_identity_deny_url()
-    } else {
-        app.custom_deny_url()
-    };
-    match custom {
-        Some(url) => GatewayError::DeniedTo(url.to_owned()),
-        None => GatewayError::Forbidden {
+/// A refusal with `outcome`, answered as the app says (its own deny page, its message, or the
+/// block page); `None` when `outcome` is no refusal by the app's policies.
+fn denied(
+    app: &policy_core::App,
+    outcome: Outcome,
+    signed_in: bool,
+    reason: &str,
+) -> Option<GatewayError> {
+    Some(match app.deny_answer(outcome, signed_in)? {
+        DenyAnswer::Redirect(url) => GatewayError::DeniedTo(url.to_owned()),
+        DenyAnswer::IdentityPage(Some(message)) => GatewayError::ForbiddenSaying {
             reason: reason.into(),
-            non_identity,
+            message: message.to_owned(),
         },
-    }
+        DenyAnswer::IdentityPage(None) => GatewayError::Forbidden {
+            reason: reason.into(),
+            non_identity: false,
+        },
+        // `DenyAnswer` may grow: anything else is the non-identity page.
+        _ => GatewayError::Forbidden {
+            reason: reason.into(),
+            non_identity: true,
+        },
+    })
 }
 
 /// A person's browser navigating (not an API client, not an XHR): sent to sign in rather than

@@ -172,8 +172,6 @@ pub fn retry_after_secs(ms: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::panic)]
-
     use super::*;
 
     const T0: u64 = 1_800_000_000_000;

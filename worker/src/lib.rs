@@ -1,8 +1,4 @@
-//! The edge-access gateway: a Cloudflare Worker that validates Entra ID tokens at the edge,
-//! decides every request with the policy engine and proxies what is allowed to the origin.
-//!
-//! `fetch` → [`routes::dispatch`] → a named handler. Every failure is a [`GatewayError`], mapped
-//! to a generic response while the log line says why; nothing on the request path panics.
+#![doc = include_str!("../README.md")]
 
 mod assertion;
 mod config;

@@ -37,13 +37,43 @@ pub const ERROR: (&str, &str) = (
     "The gateway cannot serve this request. The administrators have been notified in the logs.",
 );
 
-/// A small HTML page with `status`.
-pub fn html((title, message): (&str, &str), status: u16) -> Response {
-    let body = format!(
+/// A small HTML page with `status`, from one of the pages above.
+pub fn html(page: (&str, &str), status: u16) -> Response {
+    respond(body(page), status)
+}
+
+/// A small HTML page with `status` whose text comes from the configuration (an app's
+/// `custom_deny_message`): escaped, so it shows as written and cannot add markup or script.
+pub fn html_text((title, message): (&str, &str), status: u16) -> Response {
+    respond(body((&escape(title), &escape(message))), status)
+}
+
+/// The page's HTML; `title` and `message` are HTML already.
+fn body((title, message): (&str, &str)) -> String {
+    format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{title}</title>\
          <style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:15vh auto;padding:0 1rem;color:#222}}h1{{font-size:1.4rem}}</style></head>\
          <body><h1>{title}</h1><p>{message}</p></body></html>"
-    );
+    )
+}
+
+/// `text` as HTML text (also safe inside a quoted attribute).
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn respond(body: String, status: u16) -> Response {
     let headers = Headers::new();
     let _ = headers.set("Content-Type", "text/html; charset=utf-8");
     let _ = headers.set("Cache-Control", "no-store");
@@ -59,4 +89,20 @@ pub fn with_header(response: Response, name: &str, value: &str) -> Response {
     let headers = response.headers().clone();
     let _ = headers.set(name, value);
     response.with_headers(headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configured_text_cannot_add_markup() {
+        let message = "Ask <b>IT</b> & say \"hi\" <script>alert('x')</script>";
+        let page = body((&escape("Access denied"), &escape(message)));
+        assert!(page.contains(
+            "<p>Ask &lt;b&gt;IT&lt;/b&gt; &amp; say &quot;hi&quot; \
+             &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;</p>"
+        ));
+        assert!(!page.contains("<b>") && !page.contains("<script>"));
+    }
 }

@@ -175,8 +175,6 @@ pub fn set_groups(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
-
     use serde_json::{json, Value};
 
     use super::*;

@@ -8,7 +8,9 @@ use edge_access_token::{
     identity_from_claims, AppClaims, Expectations, IdentityError, TokenVersion,
     UnverifiedEntraToken, DEFAULT_LEEWAY_SECS,
 };
-use policy_core::{ClientIp, Country, IdentityProvider, Outcome, Request as PolicyRequest, Target};
+use policy_core::{
+    ClientIp, Country, DenyAnswer, IdentityProvider, Outcome, Request as PolicyRequest, Target,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -444,13 +446,23 @@ async fn callback(
         decision.outcome,
         Outcome::Allow | Outcome::Bypass | Outcome::ServiceAuth
     ) {
-        if let Some(deny) = app.custom_deny_url() {
-            return Ok(redirect(deny, &[]));
-        }
-        return Err(GatewayError::Forbidden {
-            reason: format!("sign-in refused: {}", decision.outcome),
-            non_identity: false,
-        });
+        let reason = format!("sign-in refused: {}", decision.outcome);
+        // Signed in by now: any other outcome (an identity that cannot sign in to this app)
+        // is answered as an identity refusal too.
+        let answer = app
+            .deny_answer(decision.outcome, true)
+            .or_else(|| app.deny_answer(Outcome::DefaultDeny, true));
+        return match answer {
+            Some(DenyAnswer::Redirect(url)) => Ok(redirect(url, &[])),
+            Some(DenyAnswer::IdentityPage(Some(message))) => Err(GatewayError::ForbiddenSaying {
+                reason,
+                message: message.to_owned(),
+            }),
+            _ => Err(GatewayError::Forbidden {
+                reason,
+                non_identity: false,
+            }),
+        };
     }
     let Some(identity) = identity else {
         return Err(GatewayError::Internal("identity vanished".into()));
@@ -546,15 +558,13 @@ async fn callback(
 }
 
 /// The audiences of the session cookie: the app signed in to first, then every other app on
-/// the same host. The cookie is scoped to the host, so one session serves all of them; each
-/// request is still decided by its own app's policies with the stored identity.
+/// the same host (`*.` wildcard apps included). The cookie is scoped to the host, so one
+/// session serves all of them; each request is still decided by its own app's policies with
+/// the stored identity.
 fn host_audiences(engine: &policy_core::Engine, host: &str, first: &str) -> Vec<String> {
     let mut audiences = vec![first.to_owned()];
-    let host = host.to_ascii_lowercase();
-    for app in engine.apps() {
-        let domain = app.domain();
-        let app_host = domain.split('/').next().unwrap_or("");
-        if app_host == host && !audiences.iter().any(|a| a == app.aud()) {
+    for app in engine.apps_on_host(host) {
+        if !audiences.iter().any(|a| a == app.aud()) {
             audiences.push(app.aud().to_owned());
         }
     }
@@ -769,4 +779,49 @@ async fn get_identity(
         "iat": now_ms / 1000,
     });
     Ok(Response::from_json(&body)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine(apps: &str) -> policy_core::Engine {
+        let document = format!(
+            r#"{{"team_domain": "https://access.example.com",
+                "identity_providers": [{{"id": "entra", "name": "Entra ID", "type": "azureAD",
+                  "config": {{"client_id": "6b0f2c9e-1d4a-4f7b-8e35-a29c7d1b0e64",
+                              "directory_id": "9c4e1b7a-3d2f-4a8e-b615-0f7d2c9a4e31"}}}}],
+                "apps": [{apps}]}}"#
+        );
+        policy_core::Engine::from_json(&document).unwrap()
+    }
+
+    fn app(id: &str, domain: &str) -> String {
+        format!(
+            r#"{{"id": "{id}", "name": "{id}", "domain": "{domain}", "aud": "aud-{id}",
+                "policies": [{{"name": "all", "decision": "allow", "include": [{{"everyone": {{}}}}]}}]}}"#
+        )
+    }
+
+    #[test]
+    fn a_session_serves_every_app_on_its_host_wildcards_included() {
+        let engine = engine(
+            &[
+                app("wiki", "wiki.example.com"),
+                app("wiki-admin", "wiki.example.com/admin"),
+                app("any", "*.example.com/tools"),
+                app("other", "other.example.com"),
+                app("deep", "*.wiki.example.com"),
+            ]
+            .join(","),
+        );
+        assert_eq!(
+            host_audiences(&engine, "Wiki.Example.com", "aud-wiki-admin"),
+            ["aud-wiki-admin", "aud-wiki", "aud-any"]
+        );
+        assert_eq!(
+            host_audiences(&engine, "new.example.com", "aud-any"),
+            ["aud-any"]
+        );
+    }
 }

@@ -115,8 +115,6 @@ fn is_workspace_root(dir: &Path) -> bool {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::*;

@@ -494,7 +494,6 @@ mod tests {
         assert_eq!(super::top_level_number(report, "seconds").ok(), Some(0.05));
     }
 
-    #[expect(clippy::panic, reason = "a test's failure")]
     fn unreachable_host(why: &str) -> Host {
         panic!("{why}")
     }

@@ -5,6 +5,11 @@
 //! `wasm-tools component new`; `cargo xtask test` does both and the wasmtime host
 //! (`abi/hosts/wasmtime`, `tests/component.rs`) decides every vector with it.
 
+#![allow(
+    unsafe_code,
+    reason = "the exports wit-bindgen generates are unsafe canonical-ABI glue"
+)]
+
 wit_bindgen::generate!({
     path: "../wit",
     world: "policy",

@@ -154,8 +154,6 @@ fn serve(stream: TcpStream) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
-
     use super::*;
     use crate::client::{Connection, Prepared};
 

@@ -7,7 +7,9 @@ use alloc::vec::Vec;
 
 use crate::ids::GroupId;
 use crate::json::{boxed, Json, Path};
-use crate::model::{GroupMembershipClaims, IdentityProvider, IdentityUpdateBehavior, ScimConfig};
+use crate::model::{
+    GroupMembershipClaims, IdentityProvider, IdentityUpdateBehavior, ScimConfig, Warning,
+};
 
 use super::Loader;
 
@@ -169,6 +171,24 @@ impl<'j> Loader<'j, '_> {
             .map(|v| self.audiences(v, &at.key("audiences")))
             .unwrap_or_default();
         let app_signing_key = flag(self, "app_signing_key");
+        if conditional_access_enabled {
+            self.no_effect(
+                &at.key("conditional_access_enabled"),
+                "`auth_context` rules read the token's `acrs` claim; nothing is synced from Entra",
+            );
+        }
+        if !claims.is_empty() {
+            self.no_effect(
+                &at.key("claims"),
+                "every claim of the Entra token is already available to `oidc` rules",
+            );
+        }
+        if config.get("redirect_url").is_some() {
+            self.no_effect(
+                &at.key("redirect_url"),
+                "the sign-in callback is each app host's `/cdn-cgi/access/callback`",
+            );
+        }
         let (Some(client_id), Some(directory_id)) = (client_id, directory_id) else {
             return;
         };
@@ -244,7 +264,7 @@ impl<'j> Loader<'j, '_> {
         let enabled = flag("enabled").unwrap_or(false);
         let user_deprovision = flag("user_deprovision").unwrap_or(false);
         let group_member_deprovision = flag("group_member_deprovision").unwrap_or(false);
-        let _seat = flag("seat_deprovision");
+        let seat_deprovision = flag("seat_deprovision").unwrap_or(false);
         let behavior = match o.get("identity_update_behavior") {
             Some(v) => match self.p.string(v, &path.key("identity_update_behavior")) {
                 Some("automatic") => IdentityUpdateBehavior::Automatic,
@@ -261,11 +281,26 @@ impl<'j> Loader<'j, '_> {
             },
             None => IdentityUpdateBehavior::NoAction,
         };
+        if seat_deprovision {
+            self.no_effect(
+                &path.key("seat_deprovision"),
+                "the gateway counts no seats; `user_deprovision` ends a user's sessions",
+            );
+        }
         Some(ScimConfig {
             enabled,
             user_deprovision,
             group_member_deprovision,
             identity_update_behavior: behavior,
         })
+    }
+
+    /// A warning that the setting at `path` is accepted for API compatibility and changes
+    /// nothing, and `why`.
+    fn no_effect(&mut self, path: &Path<'_>, why: &str) {
+        self.warnings.push(Warning {
+            path: path.to_string(),
+            message: format!("accepted for API compatibility, no effect: {why}"),
+        });
     }
 }

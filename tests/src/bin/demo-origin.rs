@@ -1,6 +1,6 @@
 //! `demo-origin [--port N]`: the echo origin on 127.0.0.1 until Ctrl-C.
 
-#![allow(
+#![expect(
     clippy::print_stderr,
     reason = "a command-line tool reports errors on stderr"
 )]

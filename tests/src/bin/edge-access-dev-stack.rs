@@ -10,7 +10,7 @@
 //! `edge_access_tests::stack` such as `${WORKER_HOST}` are replaced). Wrangler's output is
 //! copied to stdout as it comes. The worker must be built first (`cargo xtask build-worker`).
 
-#![allow(
+#![expect(
     clippy::print_stderr,
     reason = "a command-line tool reports errors on stderr"
 )]
@@ -170,6 +170,10 @@ fn follow(log: PathBuf) {
 }
 
 #[cfg(unix)]
+#[expect(
+    unsafe_code,
+    reason = "blocking and waiting for signals is libc; each block says why it is sound"
+)]
 mod signals {
     /// The signals that stop the stack.
     pub type Set = libc::sigset_t;

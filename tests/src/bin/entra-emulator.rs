@@ -10,7 +10,7 @@
 //! delete; see `edge_access_tests::emulator::provisioning`), then the report. As in Entra's
 //! Tenant URL, `?aadOptscim062020` at the end of URL selects that dialect.
 
-#![allow(
+#![expect(
     clippy::print_stderr,
     reason = "a command-line tool reports errors on stderr"
 )]

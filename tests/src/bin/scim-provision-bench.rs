@@ -31,7 +31,7 @@
 //! Needs wrangler (`cargo xtask setup`) and the worker's release build (`cargo xtask
 //! build-worker`); `cargo xtask bench` runs it last.
 
-#![allow(
+#![expect(
     clippy::print_stderr,
     reason = "a command-line tool reports progress and errors on stderr"
 )]
@@ -575,8 +575,6 @@ fn revision(root: &Path) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use super::*;
 
     #[test]

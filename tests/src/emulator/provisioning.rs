@@ -1850,13 +1850,6 @@ fn check_changes(directory: &Directory, changes: &Changes) -> Result<(), Provisi
 
 #[cfg(test)]
 mod tests {
-    #![allow(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )]
-
     use super::*;
 
     fn ada() -> DirectoryUser {

@@ -2,7 +2,7 @@
 //! "browser" (a cookie jar over `HttpClient`, redirects followed by hand), and application
 //! tokens signed by the tests themselves.
 
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test file uses part of these helpers")]
 
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

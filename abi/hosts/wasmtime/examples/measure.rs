@@ -5,7 +5,15 @@
 //!
 //! usage: cargo run --release -p policy-core-wasmtime --example measure --
 //!        MODULE COMPONENT DOCUMENT REQUEST
-#![allow(clippy::print_stdout, clippy::cast_precision_loss)]
+#![allow(
+    unsafe_code,
+    reason = "a counting global allocator measures native memory per engine"
+)]
+#![allow(
+    clippy::print_stdout,
+    clippy::cast_precision_loss,
+    reason = "it prints its measurements, as ratios of counts"
+)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};

@@ -5,12 +5,10 @@
 //! `target/policy-core-abi/policy_core.wasm`, or where `EDGE_ACCESS_ABI_WASM` says). Without it
 //! the tests say SKIPPED, unless `EDGE_ACCESS_REQUIRE_E2E=1` (as in `cargo xtask test`) makes
 //! them fail.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
+#![expect(
     clippy::panic,
-    clippy::indexing_slicing,
-    clippy::print_stderr
+    clippy::print_stderr,
+    reason = "test code: a failure panics; it reports on stderr"
 )]
 
 use std::path::PathBuf;

@@ -140,8 +140,6 @@ async fn back_off(attempt: usize) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::panic)]
-
     use std::cell::RefCell;
     use std::pin::pin;
     use std::task::{Context, Poll, Waker};
