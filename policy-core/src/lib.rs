@@ -28,6 +28,7 @@ mod load;
 mod model;
 mod net;
 mod path;
+mod prepared;
 mod request;
 mod route;
 pub mod suite;
@@ -46,6 +47,7 @@ pub use model::{
 };
 pub use net::{ClientIp, InvalidIp, IpRange};
 pub use path::{PathProblem, PathRefusal};
+pub use prepared::PreparedIdentity;
 pub use request::{Identity, Mtls, Request, ServiceToken};
 pub use route::Target;
 pub use verdict::{DecidingPolicy, Decision, Outcome, Verdict};
