@@ -30,6 +30,7 @@ mod net;
 mod path;
 mod prepared;
 mod request;
+mod request_direct;
 mod route;
 pub mod suite;
 mod verdict;
