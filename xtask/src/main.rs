@@ -5,7 +5,8 @@
 //! cargo xtask test                   every test and check, as CI runs them
 //! cargo xtask dev [--port N]         the local stack under wrangler dev
 //! cargo xtask build-worker [--force] the worker's release build (wrangler's [build] command)
-//! cargo xtask bench                  policy-core benchmarks, Rust then JS; the gateway under workerd
+//! cargo xtask bench [STEP]           policy-core benchmarks, Rust then JS; policy-core beside
+//!                                    Cedar and regorus; the gateway and SCIM under workerd
 //! cargo xtask fuzz [TARGET] [--seconds N] [--write]
 //!                                    the fuzz targets, each for N seconds (default 60)
 //! ```
@@ -22,6 +23,7 @@ mod error;
 mod fuzz;
 mod gateway_bench;
 mod layout;
+mod peers_bench;
 mod policy_js;
 mod policy_tests;
 mod process;
@@ -30,6 +32,7 @@ mod size;
 mod stack;
 mod steps;
 mod test;
+mod wasm_budget;
 mod worker;
 
 use std::process::ExitCode;
@@ -49,8 +52,11 @@ commands:
   dev [--port N]         build the worker and run it under `wrangler dev` on 127.0.0.1:8787
   build-worker [--force] the worker's release build into worker/build (skipped when nothing
                          changed, unless --force)
-  bench                  policy-core benchmarks (cargo bench, then policy-core/js/bench.mjs),
-                         then the gateway under wrangler dev (bench/gateway, BENCHMARKS.md)
+  bench [STEP]           policy-core benchmarks (cargo bench, then policy-core/js/bench.mjs),
+                         policy-core beside Cedar and regorus (bench/peers), then the gateway
+                         and SCIM provisioning under wrangler dev (bench/gateway,
+                         BENCHMARKS.md); STEP (policy-core, peers, size, gateway, scim)
+                         runs one (size: the worker's Wasm by crate)
   fuzz [TARGET] [--seconds N] [--write]
                          replay the fuzz regression inputs, then fuzz every target (or one)
                          for N seconds each (default 60) with cargo-fuzz; --write puts runs
@@ -64,7 +70,7 @@ enum Task {
     Test,
     Dev { port: u16 },
     BuildWorker { rebuild: Rebuild },
-    Bench,
+    Bench { only: Option<bench::Step> },
     Fuzz(fuzz::Options),
     AbiHeader,
     Help,
@@ -99,7 +105,7 @@ fn main() -> ExitCode {
         Task::BuildWorker { rebuild } => {
             ("build-worker", build_worker(&layout, &mut steps, rebuild))
         }
-        Task::Bench => ("bench", bench::bench(&layout, &mut steps)),
+        Task::Bench { only } => ("bench", bench::bench(&layout, &mut steps, only)),
         Task::Fuzz(options) => ("fuzz", fuzz::fuzz(&layout, &mut steps, &options)),
         Task::AbiHeader => ("abi-header", abi_header(&layout, &mut steps)),
         Task::Help => ("help", Ok(())),
@@ -136,7 +142,9 @@ fn parse(args: &[String]) -> Result<Task, XtaskError> {
         None | Some("help" | "-h" | "--help") => Task::Help,
         Some("setup") => Task::Setup,
         Some("test") => Task::Test,
-        Some("bench") => Task::Bench,
+        Some("bench") => Task::Bench {
+            only: args.next().map(bench::Step::parse).transpose()?,
+        },
         Some("fuzz") => return parse_fuzz(args),
         Some("abi-header") => Task::AbiHeader,
         Some("build-worker") => match args.next() {
@@ -264,6 +272,26 @@ mod tests {
                 rebuild: Rebuild::Always
             })
         );
+    }
+
+    #[test]
+    fn parses_a_benchmark_step() {
+        use crate::bench::Step;
+        assert_eq!(parse(&args("bench")).ok(), Some(Task::Bench { only: None }));
+        assert_eq!(
+            parse(&args("bench peers")).ok(),
+            Some(Task::Bench {
+                only: Some(Step::Peers)
+            })
+        );
+        assert_eq!(
+            parse(&args("bench size")).ok(),
+            Some(Task::Bench {
+                only: Some(Step::Size)
+            })
+        );
+        assert!(parse(&args("bench nothing")).is_err());
+        assert!(parse(&args("bench peers size")).is_err());
     }
 
     #[test]
