@@ -2,6 +2,8 @@
 //! generated identities mixing the vectors' groups, emails, methods and identity providers,
 //! decided both ways — with the identity prepared by the deciding engine and by another engine
 //! compiled from the same document (a stale cache entry).
+// Native only: proptest is a native dev-dependency (the Wasm run covers the vectors).
+#![cfg(not(target_arch = "wasm32"))]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

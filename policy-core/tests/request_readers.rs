@@ -3,6 +3,8 @@
 //! vector's requests and on generated requests — well-formed ones, and ones with the shapes
 //! each reader must refuse (arrays for objects, repeated and unknown keys, escapes, nulls,
 //! numbers, nested claims).
+// Native only: proptest is a native dev-dependency (the Wasm run covers the vectors).
+#![cfg(not(target_arch = "wasm32"))]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
