@@ -416,7 +416,8 @@ one `permit`, the host taking the first matched in edge-access's order), the use
 groups as the principal's parents and the lists as entities (built when the request is prepared); \
 regorus {} with the document as one Rego module compiled to its VM (RVM), the user's transitive \
 groups as an object in `input`. The peers get the group closure precomputed by the host; \
-policy-core gets the user's direct groups and walks its compiled directory itself. \"decide\" is a \
+policy-core gets the user's direct groups and walks its compiled directory itself, so its \
+\"compile realistic\" includes the 10,000-group directory and the peers' does not. \"decide\" is a \
 prepared request; \"JSON + decide\" parses the request's JSON first (each engine its own form). \
 \"policy-core, prepared identity\" decides for an identity prepared once with \
 `Engine::prepare_identity` (its group closure computed then, as a host caching it per session \
