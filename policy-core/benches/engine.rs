@@ -40,8 +40,44 @@ fn engine(c: &mut Criterion) {
     group.bench_function("decide (24 policies, 150 groups, 5-deep nesting)", |b| {
         b.iter(|| engine.decide(black_box(&request)).unwrap().outcome)
     });
+    let identity = engine.prepare_identity(request.identity.clone().unwrap());
+    let mut anonymous = request.clone();
+    anonymous.identity = None;
+    assert_eq!(
+        engine
+            .decide_as(&anonymous, &identity)
+            .unwrap()
+            .outcome
+            .as_str(),
+        "allow"
+    );
+    group.bench_function("decide for a prepared identity (returning user)", |b| {
+        b.iter(|| {
+            engine
+                .decide_as(black_box(&anonymous), black_box(&identity))
+                .unwrap()
+                .outcome
+        })
+    });
+    group.bench_function("route the target (part of every decision)", |b| {
+        b.iter(|| {
+            engine
+                .app_for(black_box(&request.target))
+                .unwrap()
+                .is_some()
+        })
+    });
+    group.bench_function("prepare the identity (150 groups)", |b| {
+        b.iter(|| engine.prepare_identity(black_box(request.identity.clone().unwrap())))
+    });
     group.bench_function("evaluate with trace", |b| {
         b.iter(|| engine.evaluate(black_box(&request)).unwrap())
+    });
+    group.bench_function("parse request JSON", |b| {
+        b.iter(|| Request::from_json(black_box(&request_json)).unwrap())
+    });
+    group.bench_function("parse request JSON through the tree", |b| {
+        b.iter(|| Request::from_json_tree(black_box(&request_json)).unwrap())
     });
     group.bench_function("parse request JSON + decide", |b| {
         b.iter(|| {

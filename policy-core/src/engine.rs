@@ -58,6 +58,8 @@ pub struct Engine {
     pub(crate) warnings: Vec<Warning>,
     pub(crate) default_session: SessionDuration,
     pub(crate) service_tokens: Vec<ServiceTokenConfig>,
+    /// Distinct per engine: which engine a [`crate::PreparedIdentity`] was prepared by.
+    pub(crate) stamp: u64,
 }
 
 impl Engine {
@@ -191,6 +193,16 @@ impl Engine {
     /// A group's display name, when the directory or SCIM gave one.
     pub fn group_name(&self, group: GroupId) -> Option<&str> {
         self.group_names.get(&group).map(|n| &**n)
+    }
+
+    /// The identity provider `identity` signed in with: the named one, or the only one when
+    /// it names none.
+    pub(crate) fn identity_idp(&self, identity: &crate::request::Identity) -> Option<IdpIx> {
+        match &identity.idp_id {
+            Some(id) => self.idp_ix(id),
+            None if self.idps.len() == 1 => self.idp_ixs.first().copied(),
+            None => None,
+        }
     }
 
     /// The index of identity provider `id`.

@@ -5,6 +5,7 @@
 //! not plainly false could match after sign-in, so the answer is `login_required`; one that is
 //! false on non-identity grounds alone is skipped.
 
+use alloc::borrow::Cow;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;
@@ -15,6 +16,7 @@ use crate::error::EvalError;
 use crate::hierarchy::Closure;
 use crate::ix::{GroupIx, IdpIx, ListIx};
 use crate::model::{Action, App, ListItems, Policy, Rule, Rules};
+use crate::prepared::PreparedIdentity;
 use crate::request::{Identity, Request};
 use crate::verdict::{DecidingPolicy, Decision, Outcome};
 
@@ -93,6 +95,51 @@ pub(crate) fn run<'e, T: Trace>(
     request: &Request,
     trace: &mut T,
 ) -> Result<Decision<'e>, EvalError> {
+    let who = request.identity.as_ref().map(|identity| Who {
+        identity,
+        idp: engine.identity_idp(identity),
+        closure: None,
+    });
+    decide(engine, request, who, trace)
+}
+
+/// [`run`] for a prepared identity, without a trace. One prepared by another engine has its
+/// closure recomputed, as [`run`] would.
+pub(crate) fn run_as<'e>(
+    engine: &'e Engine,
+    request: &Request,
+    prepared: &PreparedIdentity,
+) -> Result<Decision<'e>, EvalError> {
+    let who = if prepared.is_for(engine) {
+        Who {
+            identity: &prepared.identity,
+            idp: prepared.idp,
+            closure: prepared.closure.as_ref().map(Cow::Borrowed),
+        }
+    } else {
+        Who {
+            identity: &prepared.identity,
+            idp: engine.identity_idp(&prepared.identity),
+            closure: None,
+        }
+    };
+    decide(engine, request, Some(who), &mut NoTrace)
+}
+
+/// The signed-in user of an evaluation: their identity, its identity provider, and the
+/// closure of their groups when already known.
+struct Who<'r> {
+    identity: &'r Identity,
+    idp: Option<IdpIx>,
+    closure: Option<Cow<'r, Closure>>,
+}
+
+fn decide<'e, 'r, T: Trace>(
+    engine: &'e Engine,
+    request: &'r Request,
+    who: Option<Who<'r>>,
+    trace: &mut T,
+) -> Result<Decision<'e>, EvalError> {
     let app = match engine.app_for(&request.target) {
         Ok(Some(app)) => app,
         Ok(None) => {
@@ -122,7 +169,7 @@ pub(crate) fn run<'e, T: Trace>(
         request.target,
         app.domain
     );
-    let mut cx = Context::new(engine, request);
+    let mut cx = Context::new(engine, request, who);
     let decided = |outcome: Outcome, policy: Option<DecidingPolicy<'e>>| Decision {
         outcome,
         app: Some(app),
@@ -147,7 +194,7 @@ pub(crate) fn run<'e, T: Trace>(
         }
     }
 
-    let signed_in = request.identity.is_some();
+    let signed_in = cx.identity.is_some();
     if signed_in && !cx.idp_allowed(app) {
         trace!(
             trace,
@@ -219,26 +266,24 @@ fn deciding(policy: &Policy, precedence: u32) -> DecidingPolicy<'_> {
 struct Context<'e, 'r> {
     engine: &'e Engine,
     request: &'r Request,
+    identity: Option<&'r Identity>,
     idp: Option<IdpIx>,
-    closure: Option<Closure>,
+    closure: Option<Cow<'r, Closure>>,
     group_memo: Vec<Option<Tri>>,
 }
 
 impl<'e, 'r> Context<'e, 'r> {
-    fn new(engine: &'e Engine, request: &'r Request) -> Self {
-        let idp = request
-            .identity
-            .as_ref()
-            .and_then(|identity| match &identity.idp_id {
-                Some(id) => engine.idp_ix(id),
-                None if engine.idps.len() == 1 => engine.idp_ixs.first().copied(),
-                None => None,
-            });
+    fn new(engine: &'e Engine, request: &'r Request, who: Option<Who<'r>>) -> Self {
+        let (identity, idp, closure) = match who {
+            Some(who) => (Some(who.identity), who.idp, who.closure),
+            None => (None, None, None),
+        };
         Context {
             engine,
             request,
+            identity,
             idp,
-            closure: None,
+            closure,
             group_memo: Vec::new(),
         }
     }
@@ -292,7 +337,7 @@ impl<'e, 'r> Context<'e, 'r> {
     }
 
     fn identity(&self) -> Option<&'r Identity> {
-        self.request.identity.as_ref()
+        self.identity
     }
 
     fn rule(&mut self, rule: &Rule) -> Result<Tri, EvalError> {
@@ -369,7 +414,8 @@ impl<'e, 'r> Context<'e, 'r> {
                     false
                 } else {
                     if self.closure.is_none() {
-                        self.closure = Some(self.engine.hierarchy.closure(&identity.groups)?);
+                        self.closure =
+                            Some(Cow::Owned(self.engine.hierarchy.closure(&identity.groups)?));
                     }
                     if group.get() >= self.engine.hierarchy.referenced().len() {
                         return Err(EvalError::Inconsistent {

@@ -19,8 +19,10 @@ mod load;
 mod model;
 mod net;
 mod path;
+mod prepared;
 mod refusal;
 mod request;
+mod request_direct;
 mod route;
 pub mod suite;
 mod verdict;
@@ -38,6 +40,7 @@ pub use model::{
 };
 pub use net::{ClientIp, InvalidIp, IpRange};
 pub use path::{PathProblem, PathRefusal};
+pub use prepared::PreparedIdentity;
 pub use refusal::DenyAnswer;
 pub use request::{Identity, Mtls, Request, ServiceToken};
 pub use route::Target;

@@ -83,6 +83,16 @@ impl Request {
     /// # Errors
     /// [`RequestError`] naming the path of every problem.
     pub fn from_json(text: &str) -> Result<Request, RequestError> {
+        if let Some(request) = crate::request_direct::read(text) {
+            return Ok(request);
+        }
+        Request::from_json_tree(text)
+    }
+
+    /// [`Request::from_json`] through the JSON tree alone: the reader that names every
+    /// problem, and the model the direct reader is tested against.
+    #[doc(hidden)]
+    pub fn from_json_tree(text: &str) -> Result<Request, RequestError> {
         let json =
             Json::parse(text).map_err(|m| RequestError::new(alloc::vec![(String::new(), m)]))?;
         let mut problems = Problems::default();

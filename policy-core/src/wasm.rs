@@ -96,6 +96,36 @@ impl PolicyEngine {
         Ok(decision.outcome.as_str().to_string())
     }
 
+    /// [`PolicyEngine::evaluate`] for the request's JSON as UTF-8 bytes: what the package's JS
+    /// layer calls, because copying bytes that `TextEncoder` wrote into Wasm memory is far
+    /// cheaper than the glue's copy of a string (a JavaScript loop over its characters).
+    #[wasm_bindgen(js_name = evaluateUtf8)]
+    pub fn evaluate_utf8(&self, request: &[u8]) -> Result<String, JsValue> {
+        let request = parse_request_utf8(request)?;
+        let verdict = self
+            .engine
+            .evaluate(&request)
+            .map_err(|e| JsError::new(&e.to_string()))?;
+        Ok(verdict.to_json())
+    }
+
+    /// [`PolicyEngine::decide`] for the request's JSON as UTF-8 bytes.
+    #[wasm_bindgen(js_name = decideUtf8)]
+    pub fn decide_utf8(&self, request: &[u8]) -> Result<String, JsValue> {
+        let request = parse_request_utf8(request)?;
+        let decision = self
+            .engine
+            .decide(&request)
+            .map_err(|e| JsError::new(&e.to_string()))?;
+        Ok(decision.outcome.as_str().to_string())
+    }
+
+    /// [`PolicyEngine::prepare`] for the request's JSON as UTF-8 bytes.
+    #[wasm_bindgen(js_name = prepareUtf8)]
+    pub fn prepare_utf8(&self, request: &[u8]) -> Result<PolicyRequest, JsValue> {
+        parse_request_utf8(request).map(|request| PolicyRequest { request })
+    }
+
     /// The document's warnings (risky but valid configuration) as a JSON array of
     /// `{ "path", "message" }`.
     pub fn warnings(&self) -> String {
@@ -117,6 +147,12 @@ impl PolicyEngine {
 fn parse_request(request: &JsValue) -> Result<Request, JsValue> {
     let text = json_text(request, "the request")?;
     Request::from_json(&text).map_err(|e| problems_error(&e))
+}
+
+fn parse_request_utf8(request: &[u8]) -> Result<Request, JsValue> {
+    let text = core::str::from_utf8(request)
+        .map_err(|_| JsValue::from(TypeError::new("the request must be UTF-8 text")))?;
+    Request::from_json(text).map_err(|e| problems_error(&e))
 }
 
 /// `value` as a Rust string, or a `TypeError` naming what it is instead.

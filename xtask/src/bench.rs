@@ -1,14 +1,20 @@
-//! `cargo xtask bench`: policy-core's Rust benchmarks, then its JS benchmark in Node, then
-//! the same workload in every host of the ABI (`hosts_bench`), then the gateway under workerd (`gateway_bench`), then SCIM provisioning under workerd
-//! (`scim-provision-bench` of the tests' crate).
+//! `cargo xtask bench [STEP]`: policy-core's Rust benchmarks, then its JS benchmark in Node,
+//! then the same workload in every host of the ABI (`hosts_bench`), then policy-core beside
+//! Cedar and regorus (`peers_bench`), then the gateway under workerd (`gateway_bench`), then
+//! SCIM provisioning under workerd (`scim-provision-bench` of the tests' crate); with a STEP,
+//! that one alone.
 
+use crate::error::XtaskError;
 use crate::gateway_bench;
 use crate::hosts_bench;
 use crate::layout::Layout;
+use crate::peers_bench;
 use crate::policy_js;
 use crate::process::{self, Env};
 use crate::setup::setup;
 use crate::steps::{StepFailure, Steps};
+use crate::wasm_budget;
+use crate::worker::{self, Rebuild};
 
 /// Runs `cargo bench -p policy-core` and, when `policy-core/js/bench.mjs` exists, the
 /// Node benchmark against a fresh release build of the Wasm package, on the same workload
@@ -17,12 +23,75 @@ use crate::steps::{StepFailure, Steps};
 /// # Errors
 ///
 /// The step that failed.
-pub fn bench(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
+pub fn bench(layout: &Layout, steps: &mut Steps, only: Option<Step>) -> Result<(), StepFailure> {
     let env = setup(layout, steps)?;
-    policy_core(env.clone(), layout, steps)?;
-    hosts_bench::bench(&env, layout, steps)?;
-    gateway_bench::bench(&env, layout, steps)?;
-    scim_provisioning(&env, layout, steps)
+    let runs = |step: Step| only.is_none_or(|only| only == step);
+    if runs(Step::PolicyCore) {
+        policy_core(env.clone(), layout, steps)?;
+    }
+    if runs(Step::Hosts) {
+        if only.is_some() {
+            steps.run("policy-core JS package", || {
+                policy_js::build_package(&env, layout)
+            })?;
+        }
+        hosts_bench::bench(&env, layout, steps)?;
+    }
+    if runs(Step::Peers) {
+        peers_bench::bench(&env, layout, steps)?;
+    }
+    if runs(Step::Size) {
+        worker_size(&env, layout, steps)?;
+    }
+    if runs(Step::Gateway) {
+        gateway_bench::bench(&env, layout, steps)?;
+    }
+    if runs(Step::Scim) {
+        scim_provisioning(&env, layout, steps)?;
+    }
+    Ok(())
+}
+
+/// One step of `cargo xtask bench`, to run alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// `cargo bench -p policy-core` and the JS benchmark.
+    PolicyCore,
+    /// The policy-core workload in every ABI host (`hosts_bench`).
+    Hosts,
+    /// policy-core, Cedar and regorus (`bench/peers`).
+    Peers,
+    /// The worker's Wasm by crate (`wasm_budget`).
+    Size,
+    /// The gateway under workerd (`bench/gateway`).
+    Gateway,
+    /// SCIM provisioning under workerd.
+    Scim,
+}
+
+impl Step {
+    /// The names `cargo xtask bench STEP` takes.
+    pub const NAMES: &'static str = "policy-core, hosts, peers, size, gateway, scim";
+
+    /// Parses a step's name.
+    ///
+    /// # Errors
+    ///
+    /// A usage error naming the steps.
+    pub fn parse(name: &str) -> Result<Step, XtaskError> {
+        match name {
+            "policy-core" => Ok(Step::PolicyCore),
+            "hosts" => Ok(Step::Hosts),
+            "peers" => Ok(Step::Peers),
+            "size" => Ok(Step::Size),
+            "gateway" => Ok(Step::Gateway),
+            "scim" => Ok(Step::Scim),
+            other => Err(XtaskError::Usage(format!(
+                "unknown benchmark `{other}` (one of {})",
+                Step::NAMES
+            ))),
+        }
+    }
 }
 
 /// Entra-style provisioning through the worker's SCIM endpoint (the worker's release build is
@@ -50,18 +119,62 @@ fn scim_provisioning(env: &Env, layout: &Layout, steps: &mut Steps) -> Result<()
     })
 }
 
-/// `cargo xtask bench hosts`: only the policy-core workload in every host (`hosts_bench`), after
-/// building the JS package it also measures.
-///
-/// # Errors
-///
-/// The step that failed.
-pub fn hosts(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
-    let env = setup(layout, steps)?;
-    steps.run("policy-core JS package", || {
-        policy_js::build_package(&env, layout)
+/// The heading of the section `worker_size` writes.
+const SIZE_SECTION: &str = "## Worker Wasm by crate";
+
+/// The worker's release build, then its Wasm by crate into BENCHMARKS.md.
+fn worker_size(env: &Env, layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
+    steps.run("worker release build", || {
+        worker::build(env, layout, Rebuild::WhenChanged)
     })?;
-    hosts_bench::bench(&env, layout, steps)
+    steps.run("worker Wasm by crate", || {
+        let wasm = layout.worker_build_dir().join("index_bg.wasm");
+        let total = crate::size::describe(env, &wasm)?;
+        let list = wasm_budget::by_crate(&wasm)?;
+        let bytes: u64 = list.iter().map(|(_, n)| n).sum();
+        let mut table = String::from("| crate | bytes | share |\n|---|---:|---:|\n");
+        for (name, n) in &list {
+            #[expect(
+                clippy::cast_precision_loss,
+                reason = "sizes far below 2^52 bytes, printed to one decimal"
+            )]
+            let share = *n as f64 * 100.0 / bytes.max(1) as f64;
+            table.push_str(&format!("| {name} | {n} | {share:.1} % |\n"));
+        }
+        let body = format!(
+            "{SIZE_SECTION}\n\nCommand: `cargo xtask bench size` (`xtask/src/wasm_budget.rs`): the \
+shipped `worker/build/index_bg.wasm` ({total}), the code of each function (named by the module's \
+name section, which worker-build keeps) summed by the crate its name starts with; generic code \
+counts for the crate that defines it (`core::ptr::drop_in_place<…>` is `core`'s), as twiggy \
+counts it. Raw bytes, before gzip.\n\n{table}"
+        );
+        println!("{body}");
+        let report = layout.root.join("BENCHMARKS.md");
+        write_section(&report, SIZE_SECTION, &body)?;
+        Ok(total)
+    })
+}
+
+/// Replaces the section `heading` of `file` (to the next `## `) with `body`, or appends it.
+fn write_section(file: &std::path::Path, heading: &str, body: &str) -> Result<(), XtaskError> {
+    let text =
+        std::fs::read_to_string(file).map_err(|source| XtaskError::io("read", file, source))?;
+    let new = match text.find(heading) {
+        Some(start) => {
+            let after = start + heading.len();
+            let end = text
+                .get(after..)
+                .and_then(|rest| rest.find("\n## "))
+                .map_or(text.len(), |e| after + e + 1);
+            format!(
+                "{}{body}\n{}",
+                text.get(..start).unwrap_or(""),
+                text.get(end..).unwrap_or("")
+            )
+        }
+        None => format!("{}\n\n{body}", text.trim_end()),
+    };
+    std::fs::write(file, new).map_err(|source| XtaskError::io("write", file, source))
 }
 
 /// policy-core's benchmarks: `cargo bench`, then the JS benchmark when there is one.

@@ -5,8 +5,9 @@
 //! cargo xtask test                   every test and check, as CI runs them
 //! cargo xtask dev [--port N]         the local stack under wrangler dev
 //! cargo xtask build-worker [--force] the worker's release build (wrangler's [build] command)
-//! cargo xtask bench [hosts]          policy-core benchmarks, Rust then JS, then in every ABI host;
-//!                                    the gateway under workerd (`hosts`: the ABI hosts only)
+//! cargo xtask bench [STEP]           policy-core benchmarks, Rust then JS; the same workload in
+//!                                    every ABI host; policy-core beside Cedar and regorus; the
+//!                                    gateway and SCIM under workerd
 //! cargo xtask fuzz [TARGET] [--seconds N] [--write]
 //!                                    the fuzz targets, each for N seconds (default 60)
 //! ```
@@ -24,6 +25,7 @@ mod fuzz;
 mod gateway_bench;
 mod hosts_bench;
 mod layout;
+mod peers_bench;
 mod policy_js;
 mod policy_tests;
 mod process;
@@ -32,6 +34,7 @@ mod size;
 mod stack;
 mod steps;
 mod test;
+mod wasm_budget;
 mod worker;
 
 use std::process::ExitCode;
@@ -51,10 +54,12 @@ commands:
   dev [--port N]         build the worker and run it under `wrangler dev` on 127.0.0.1:8787
   build-worker [--force] the worker's release build into worker/build (skipped when nothing
                          changed, unless --force)
-  bench [hosts]          policy-core benchmarks (cargo bench, then policy-core/js/bench.mjs),
+  bench [STEP]           policy-core benchmarks (cargo bench, then policy-core/js/bench.mjs),
                          the same workload in every ABI host (Rust, wasmtime, component, C,
-                         Python), then the gateway under wrangler dev (bench/gateway); results
-                         in BENCHMARKS.md. `bench hosts`: only the ABI hosts
+                         Python), policy-core beside Cedar and regorus (bench/peers), then the
+                         gateway and SCIM provisioning under wrangler dev (bench/gateway);
+                         results in BENCHMARKS.md. STEP (policy-core, hosts, peers, size,
+                         gateway, scim) runs one (size: the worker's Wasm by crate)
   fuzz [TARGET] [--seconds N] [--write]
                          replay the fuzz regression inputs, then fuzz every target (or one)
                          for N seconds each (default 60) with cargo-fuzz; --write puts runs
@@ -68,8 +73,7 @@ enum Task {
     Test,
     Dev { port: u16 },
     BuildWorker { rebuild: Rebuild },
-    Bench,
-    BenchHosts,
+    Bench { only: Option<bench::Step> },
     Fuzz(fuzz::Options),
     AbiHeader,
     Help,
@@ -104,8 +108,7 @@ fn main() -> ExitCode {
         Task::BuildWorker { rebuild } => {
             ("build-worker", build_worker(&layout, &mut steps, rebuild))
         }
-        Task::Bench => ("bench", bench::bench(&layout, &mut steps)),
-        Task::BenchHosts => ("bench hosts", bench::hosts(&layout, &mut steps)),
+        Task::Bench { only } => ("bench", bench::bench(&layout, &mut steps, only)),
         Task::Fuzz(options) => ("fuzz", fuzz::fuzz(&layout, &mut steps, &options)),
         Task::AbiHeader => ("abi-header", abi_header(&layout, &mut steps)),
         Task::Help => ("help", Ok(())),
@@ -142,10 +145,8 @@ fn parse(args: &[String]) -> Result<Task, XtaskError> {
         None | Some("help" | "-h" | "--help") => Task::Help,
         Some("setup") => Task::Setup,
         Some("test") => Task::Test,
-        Some("bench") => match args.next() {
-            Some("hosts") => Task::BenchHosts,
-            Some(other) => return Err(unexpected(other)),
-            None => Task::Bench,
+        Some("bench") => Task::Bench {
+            only: args.next().map(bench::Step::parse).transpose()?,
         },
         Some("fuzz") => return parse_fuzz(args),
         Some("abi-header") => Task::AbiHeader,
@@ -264,8 +265,19 @@ mod tests {
     fn parses_every_command() {
         assert_eq!(parse(&args("test")).ok(), Some(Task::Test));
         assert_eq!(parse(&args("")).ok(), Some(Task::Help));
-        assert_eq!(parse(&args("bench")).ok(), Some(Task::Bench));
-        assert_eq!(parse(&args("bench hosts")).ok(), Some(Task::BenchHosts));
+        assert_eq!(parse(&args("bench")).ok(), Some(Task::Bench { only: None }));
+        assert_eq!(
+            parse(&args("bench hosts")).ok(),
+            Some(Task::Bench {
+                only: Some(crate::bench::Step::Hosts)
+            })
+        );
+        assert_eq!(
+            parse(&args("bench peers")).ok(),
+            Some(Task::Bench {
+                only: Some(crate::bench::Step::Peers)
+            })
+        );
         assert!(parse(&args("bench all")).is_err());
         assert_eq!(
             parse(&args("dev --port 9000")).ok(),
@@ -277,6 +289,26 @@ mod tests {
                 rebuild: Rebuild::Always
             })
         );
+    }
+
+    #[test]
+    fn parses_a_benchmark_step() {
+        use crate::bench::Step;
+        assert_eq!(parse(&args("bench")).ok(), Some(Task::Bench { only: None }));
+        assert_eq!(
+            parse(&args("bench peers")).ok(),
+            Some(Task::Bench {
+                only: Some(Step::Peers)
+            })
+        );
+        assert_eq!(
+            parse(&args("bench size")).ok(),
+            Some(Task::Bench {
+                only: Some(Step::Size)
+            })
+        );
+        assert!(parse(&args("bench nothing")).is_err());
+        assert!(parse(&args("bench peers size")).is_err());
     }
 
     #[test]

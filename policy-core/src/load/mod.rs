@@ -246,6 +246,7 @@ impl<'j, 'o> Loader<'j, 'o> {
             warnings: core::mem::take(&mut self.warnings),
             default_session: SessionDuration::default_session(),
             service_tokens: core::mem::take(&mut self.service_tokens),
+            stamp: crate::prepared::next_stamp(),
         })
     }
 

@@ -33,6 +33,17 @@ export class PolicyError extends Error {
 
 const preparedRequests = new WeakMap();
 
+/**
+ * A request's JSON text as UTF-8 bytes for the Wasm module: `TextEncoder` writes them natively,
+ * and the module copies them in one block (a string would be copied by a JavaScript loop over
+ * its characters, which costs more than parsing and deciding). Lone surrogates become U+FFFD,
+ * as in that copy.
+ */
+const encoder = new TextEncoder();
+function utf8(text) {
+  return encoder.encode(text);
+}
+
 /** A request parsed once by `PolicyEngine.prepare`, to decide it many times. */
 export class PreparedRequest {
   constructor() {
@@ -77,7 +88,7 @@ export class PolicyEngine {
     const engine = this.#live();
     const text = jsonText(request, 'the request');
     try {
-      return engine.evaluate(text);
+      return engine.evaluateUtf8(utf8(text));
     } catch (cause) {
       throw problemError('request', cause);
     }
@@ -97,7 +108,7 @@ export class PolicyEngine {
     }
     const text = jsonText(request, 'the request');
     try {
-      return engine.decide(text);
+      return engine.decideUtf8(utf8(text));
     } catch (cause) {
       throw problemError('request', cause);
     }
@@ -109,7 +120,7 @@ export class PolicyEngine {
     const text = jsonText(request, 'the request');
     let raw;
     try {
-      raw = engine.prepare(text);
+      raw = engine.prepareUtf8(utf8(text));
     } catch (cause) {
       throw problemError('request', cause);
     }
