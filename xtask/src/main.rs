@@ -8,6 +8,9 @@
 //! cargo xtask bench [STEP]           policy-core benchmarks, Rust then JS; the same workload in
 //!                                    every ABI host; policy-core beside Cedar and regorus; the
 //!                                    gateway and SCIM under workerd
+//! cargo xtask deploy [--dry-run] [--config FILE] [--env NAME] [--plan free|paid]
+//!                    [--document FILE] [--stored-config]
+//!                                    the deploy checks, then wrangler deploy (--dry-run: bundle only)
 //! cargo xtask fuzz [TARGET] [--seconds N] [--write]
 //!                                    the fuzz targets, each for N seconds (default 60)
 //! ```
@@ -19,6 +22,7 @@
 mod abi;
 mod bench;
 mod cargo_lock;
+mod deploy;
 mod dev;
 mod error;
 mod fuzz;
@@ -60,6 +64,14 @@ commands:
                          gateway and SCIM provisioning under wrangler dev (bench/gateway);
                          results in BENCHMARKS.md. STEP (policy-core, hosts, peers, size,
                          gateway, scim) runs one (size: the worker's Wasm by crate)
+  deploy [--dry-run] [--config FILE] [--env NAME] [--plan free|paid] [--document FILE]
+         [--stored-config]
+                         check the deployment (vars within 5 KB, a configuration that loads,
+                         the secrets it needs declared in [secrets] required, the D1 and KV
+                         bindings), bundle it with `wrangler deploy --dry-run` and check the
+                         bundle against the plan's upload limit, then (without --dry-run)
+                         `wrangler deploy`. --document deploys FILE as EDGE_ACCESS_CONFIG;
+                         --stored-config deploys without one (managed through the API)
   fuzz [TARGET] [--seconds N] [--write]
                          replay the fuzz regression inputs, then fuzz every target (or one)
                          for N seconds each (default 60) with cargo-fuzz; --write puts runs
@@ -74,6 +86,7 @@ enum Task {
     Dev { port: u16 },
     BuildWorker { rebuild: Rebuild },
     Bench { only: Option<bench::Step> },
+    Deploy(deploy::Options),
     Fuzz(fuzz::Options),
     AbiHeader,
     Help,
@@ -109,6 +122,7 @@ fn main() -> ExitCode {
             ("build-worker", build_worker(&layout, &mut steps, rebuild))
         }
         Task::Bench { only } => ("bench", bench::bench(&layout, &mut steps, only)),
+        Task::Deploy(options) => ("deploy", deploy::deploy(&layout, &mut steps, &options)),
         Task::Fuzz(options) => ("fuzz", fuzz::fuzz(&layout, &mut steps, &options)),
         Task::AbiHeader => ("abi-header", abi_header(&layout, &mut steps)),
         Task::Help => ("help", Ok(())),
@@ -149,6 +163,7 @@ fn parse(args: &[String]) -> Result<Task, XtaskError> {
             only: args.next().map(bench::Step::parse).transpose()?,
         },
         Some("fuzz") => return parse_fuzz(args),
+        Some("deploy") => return parse_deploy(args),
         Some("abi-header") => Task::AbiHeader,
         Some("build-worker") => match args.next() {
             Some("--force") => Task::BuildWorker {
@@ -213,6 +228,39 @@ fn parse_fuzz<'a>(mut args: impl Iterator<Item = &'a str>) -> Result<Task, Xtask
     Ok(Task::Fuzz(options))
 }
 
+/// `deploy [--dry-run] [--config FILE] [--env NAME] [--plan free|paid] [--document FILE]
+/// [--stored-config]`, in any order.
+fn parse_deploy<'a>(mut args: impl Iterator<Item = &'a str>) -> Result<Task, XtaskError> {
+    let mut options = deploy::Options::default();
+    while let Some(arg) = args.next() {
+        let mut value = |flag: &str| {
+            args.next()
+                .filter(|value| !value.starts_with("--"))
+                .ok_or_else(|| XtaskError::Usage(format!("{flag} needs a value")))
+        };
+        match arg {
+            "--dry-run" => options.dry_run = true,
+            "--stored-config" => options.stored_config = true,
+            "--config" => options.config = Some(value(arg)?.into()),
+            "--env" => options.env = Some(value(arg)?.to_owned()),
+            "--document" => options.document = Some(value(arg)?.into()),
+            "--plan" => {
+                options.plan = match value(arg)? {
+                    "free" => deploy::Plan::Free,
+                    "paid" => deploy::Plan::Paid,
+                    other => {
+                        return Err(XtaskError::Usage(format!(
+                            "--plan is `free` or `paid`, not `{other}`"
+                        )))
+                    }
+                }
+            }
+            other => return Err(unexpected(other)),
+        }
+    }
+    Ok(Task::Deploy(options))
+}
+
 fn unexpected(arg: &str) -> XtaskError {
     XtaskError::Usage(format!("unexpected argument `{arg}`"))
 }
@@ -231,8 +279,9 @@ fn run_setup(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
     Ok(())
 }
 
+/// The `[build]` command of wrangler.toml: only what building needs (no browser, no root).
 fn build_worker(layout: &Layout, steps: &mut Steps, rebuild: Rebuild) -> Result<(), StepFailure> {
-    let env = setup::setup(layout, steps)?;
+    let env = setup::setup_build(layout, steps)?;
     steps.run("worker release build", || {
         worker::build(&env, layout, rebuild)
     })
@@ -279,6 +328,17 @@ mod tests {
             })
         );
         assert!(parse(&args("bench all")).is_err());
+        assert_eq!(
+            parse(&args("deploy --dry-run --plan paid --document d.json")).ok(),
+            Some(Task::Deploy(crate::deploy::Options {
+                dry_run: true,
+                plan: crate::deploy::Plan::Paid,
+                document: Some("d.json".into()),
+                ..crate::deploy::Options::default()
+            }))
+        );
+        assert!(parse(&args("deploy --plan enterprise")).is_err());
+        assert!(parse(&args("deploy --config")).is_err());
         assert_eq!(
             parse(&args("dev --port 9000")).ok(),
             Some(Task::Dev { port: 9000 })
@@ -340,7 +400,7 @@ mod tests {
 
     #[test]
     fn rejects_what_it_does_not_know() {
-        assert!(parse(&args("deploy")).is_err());
+        assert!(parse(&args("release")).is_err());
         assert!(parse(&args("test --fast")).is_err());
         assert!(parse(&args("dev --port eighty")).is_err());
     }

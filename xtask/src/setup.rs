@@ -22,12 +22,32 @@ const WASM_TARGETS: [&str; 2] = ["wasm32-unknown-unknown", "wasm32v1-none"];
 /// The oldest Node that wrangler 4.86 (the last wrangler 4 that runs on Node 20) accepts.
 const MIN_NODE: (u32, u32) = (20, 3);
 
-/// Installs what is missing, then returns the environment for every later child process.
+/// Installs what is missing, then returns the environment for every later child process:
+/// what the build needs ([`setup_build`]), then what only the tests and benchmarks need
+/// (Chromium and its WebDriver, cargo-fuzz, cbindgen, wasm-tools).
 ///
 /// # Errors
 ///
 /// The first step that fails, with the reason.
 pub fn setup(layout: &Layout, steps: &mut Steps) -> Result<Env, StepFailure> {
+    let env = setup_build(layout, steps)?;
+    steps.run("setup: chromium", || chromium(&env))?;
+    steps.run("setup: cargo-fuzz", || cargo_fuzz(&env, layout))?;
+    steps.run("setup: cbindgen", || cbindgen(&env, layout))?;
+    steps.run("setup: wasm-tools", || wasm_tools(&env, layout))?;
+    Ok(env)
+}
+
+/// Installs only what building and deploying the worker needs — the wasm targets,
+/// wasm-bindgen-cli, worker-build and the npm tools (wrangler, esbuild, wasm-opt) — and returns
+/// the environment for the build. No browser, no `apt-get`, nothing outside the checkout,
+/// `~/.cargo` and `~/.rustup`: wrangler's `[build]` command (`cargo xtask build-worker`) runs
+/// this on an admin's laptop or an ordinary CI deploy job, as any user.
+///
+/// # Errors
+///
+/// The first step that fails, with the reason.
+pub fn setup_build(layout: &Layout, steps: &mut Steps) -> Result<Env, StepFailure> {
     let mut env = Env::new(&layout.root);
     // Every program started from here acts on this checkout, wherever it runs.
     env.set(workspace_root::ROOT_VAR, &layout.root);
@@ -49,10 +69,6 @@ pub fn setup(layout: &Layout, steps: &mut Steps) -> Result<Env, StepFailure> {
         worker_build(&env, layout, &version)
     })?;
     steps.run("setup: npm tools", || npm_tools(&env, layout))?;
-    steps.run("setup: chromium", || chromium(&env))?;
-    steps.run("setup: cargo-fuzz", || cargo_fuzz(&env, layout))?;
-    steps.run("setup: cbindgen", || cbindgen(&env, layout))?;
-    steps.run("setup: wasm-tools", || wasm_tools(&env, layout))?;
 
     let tools = NpmTools::at(&layout.node_modules());
     env.set("WASM_BINDGEN_BIN", layout.cargo_installed("wasm-bindgen"));

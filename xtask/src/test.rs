@@ -158,5 +158,18 @@ pub fn test(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
         Ok("packaged and verified".into())
     })?;
 
+    // The deployment as an admin would run it, short of the upload: the checkout's
+    // wrangler.toml with the example configuration, checked, built by its [build] command and
+    // bundled by `wrangler deploy --dry-run`, the bundle within the free plan's limit.
+    crate::deploy::deploy(
+        layout,
+        steps,
+        &crate::deploy::Options {
+            dry_run: true,
+            document: Some(layout.root.join("examples").join("config.json")),
+            ..crate::deploy::Options::default()
+        },
+    )?;
+
     fuzz::test(&env, layout, steps)
 }

@@ -33,6 +33,9 @@ pub(super) fn write(
 
     // No build step: the worker is built already (see the module docs of `stack`).
     config.remove("build");
+    // The stack passes its secrets as vars; wrangler would only warn that the declared ones
+    // are missing from a .dev.vars it never reads.
+    config.remove("secrets");
     config.insert("main".into(), Value::String(path_string(entry)));
     for key in TOP_LEVEL_PATHS {
         absolutize(&mut config, key, root);
