@@ -38,6 +38,7 @@ mod size;
 mod stack;
 mod steps;
 mod test;
+mod unprivileged;
 mod wasm_budget;
 mod worker;
 

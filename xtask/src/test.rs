@@ -170,6 +170,16 @@ pub fn test(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
             ..crate::deploy::Options::default()
         },
     )?;
+    steps.run(
+        "deploy --dry-run as an unprivileged user, no browser",
+        || {
+            crate::unprivileged::deploy_dry_run(
+                &env,
+                layout,
+                &std::path::Path::new("examples").join("config.json"),
+            )
+        },
+    )?;
 
     fuzz::test(&env, layout, steps)
 }
