@@ -16,14 +16,14 @@ use std::collections::BTreeSet;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use edge_access_tests::client::{HttpClient, HttpResponse};
-use edge_access_tests::emulator::provisioning::{
+use edge_access_tests::stack::{Stack, StackConfig, SCIM_PATH, SCIM_TOKEN};
+use entra_emulator::client::{HttpClient, HttpResponse};
+use entra_emulator::fixtures::Fixtures;
+use entra_emulator::provisioning::{
     entra_reads_user, patch_op, Changes, CycleOptions, CycleReport, Dialect, Directory,
     DirectoryUser, ExternalId, ScimClient, ENTERPRISE_USER, ERROR_SCHEMA, GROUP_SCHEMA,
     LIST_RESPONSE, MANAGER_PATH, PATCH_OP, SCIM_MEDIA_TYPE, USER_SCHEMA,
 };
-use edge_access_tests::fixtures::Fixtures;
-use edge_access_tests::stack::{Stack, StackConfig, SCIM_PATH, SCIM_TOKEN};
 use serde_json::{json, Value};
 
 const IDP: &str = "0f0e7a4c-1b2d-4e3f-8a9b-0c1d2e3f4a5b";

@@ -27,12 +27,12 @@ mod signin_common;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use edge_access_tests::emulator::provisioning::{
+use edge_access_tests::stack::{Stack, StackConfig, SCIM_PATH, SCIM_TOKEN};
+use entra_emulator::fixtures::Fixtures;
+use entra_emulator::provisioning::{
     Dialect, Directory, DirectoryGroup, DirectoryUser, ExternalId, ScimClient, ERROR_SCHEMA,
 };
-use edge_access_tests::emulator::TokenRequest;
-use edge_access_tests::fixtures::Fixtures;
-use edge_access_tests::stack::{Stack, StackConfig, SCIM_PATH, SCIM_TOKEN};
+use entra_emulator::TokenRequest;
 use serde_json::{json, Value};
 use signin_common::{Agent, IDP, TEAM_DOMAIN};
 
@@ -157,7 +157,7 @@ fn bearer_caller<'s>(
     stack: &'s Stack,
     user: &str,
     path: &'s str,
-) -> impl Fn() -> edge_access_tests::client::HttpResponse + 's {
+) -> impl Fn() -> entra_emulator::client::HttpResponse + 's {
     bearer_caller_with(stack, user, &json!({}), path)
 }
 
@@ -167,7 +167,7 @@ fn bearer_caller_with<'s>(
     user: &str,
     claims: &Value,
     path: &'s str,
-) -> impl Fn() -> edge_access_tests::client::HttpResponse + 's {
+) -> impl Fn() -> entra_emulator::client::HttpResponse + 's {
     let claims = claims.as_object().cloned().unwrap_or_default();
     let token = stack
         .emulator()
@@ -177,7 +177,7 @@ fn bearer_caller_with<'s>(
             ..TokenRequest::default()
         })
         .unwrap();
-    let http = edge_access_tests::client::HttpClient::new();
+    let http = entra_emulator::client::HttpClient::new();
     move || {
         http.get_with(
             &format!("{}{path}", stack.url()),
@@ -302,7 +302,7 @@ fn with_reauth_a_group_membership_change_forces_a_new_sign_in() {
 
     // A change to an attribute that is not a membership keeps the session.
     agent.signed_in("/staff/a", "grace");
-    let update = edge_access_tests::emulator::provisioning::UserUpdate {
+    let update = entra_emulator::provisioning::UserUpdate {
         display_name: Some("Grace B. Hopper".into()),
         ..Default::default()
     };
@@ -456,7 +456,7 @@ fn a_large_group_changes_member_by_member() {
     let scim = scim(stack, Dialect::AadOptscim062020);
     // 1,500 users, added 100 per PATCH as Entra batches them; then one removal. No write reads
     // the member list, so the group's size does not matter to it.
-    let http = edge_access_tests::client::HttpClient::new();
+    let http = entra_emulator::client::HttpClient::new();
     let base = format!("{}{SCIM_PATH}", stack.url());
     let auth = format!("Bearer {SCIM_TOKEN}");
     let group = scim
@@ -675,7 +675,7 @@ fn with_user_deprovision_users_must_be_bound_to_their_object_id() {
     let stack = keyed_stack();
     let base = format!("{}{SCIM_PATH}", stack.url());
     let person = keyed_person("keyed.binding", "7b2c3d4e-5f60-4b7c-8d9e-0f1a2b3c4d5e");
-    let assert_refused = |answer: &edge_access_tests::client::HttpResponse, what: &str| {
+    let assert_refused = |answer: &entra_emulator::client::HttpResponse, what: &str| {
         assert_eq!(answer.status, 400, "{what}: {answer:?}");
         let body = answer.json().unwrap();
         assert_eq!(body["schemas"], json!([ERROR_SCHEMA]), "{what}: {body}");
@@ -704,7 +704,7 @@ fn with_user_deprovision_users_must_be_bound_to_their_object_id() {
     // Bound, then changes that would unbind it are refused and leave it byte for byte.
     let scim = scim(stack, Dialect::Default);
     let id = id_of(&scim.create_user(&person).unwrap());
-    let http = edge_access_tests::client::HttpClient::new();
+    let http = entra_emulator::client::HttpClient::new();
     let auth = format!("Bearer {SCIM_TOKEN}");
     let read = || {
         http.get_with(&format!("{base}/Users/{id}"), &[("authorization", &auth)])
@@ -712,11 +712,10 @@ fn with_user_deprovision_users_must_be_bound_to_their_object_id() {
             .body
     };
     let before = read();
-    let unbind =
-        Dialect::Default.update_user(&edge_access_tests::emulator::provisioning::UserUpdate {
-            external_id: Some(person.mail_nickname().into()),
-            ..Default::default()
-        });
+    let unbind = Dialect::Default.update_user(&entra_emulator::provisioning::UserUpdate {
+        external_id: Some(person.mail_nickname().into()),
+        ..Default::default()
+    });
     let answer = scim
         .send_json("PATCH", &format!("/Users/{id}"), &[], &unbind)
         .unwrap();

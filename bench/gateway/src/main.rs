@@ -38,9 +38,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use edge_access_tests::emulator::TokenRequest;
-use edge_access_tests::fixtures::Fixtures;
 use edge_access_tests::stack::{Stack, StackConfig};
+use entra_emulator::fixtures::Fixtures;
+use entra_emulator::TokenRequest;
 use serde_json::{json, Value};
 
 use crate::client::{Connection, Prepared};

@@ -3,7 +3,7 @@
 //!
 //! For each connection count (1, then 4), a fresh stack (an empty D1) and a generated
 //! directory — 5,000 users and 500 groups of 10 users each by default — provisioned the way
-//! Entra's provisioning service does it ([`edge_access_tests::emulator::provisioning`],
+//! Entra's provisioning service does it ([`entra_emulator::provisioning`],
 //! default dialect), in three timed phases:
 //!
 //! 1. **users**: per user, `GET /Users?filter=userName eq "…"`, then `POST /Users` with
@@ -46,11 +46,11 @@ use edge_access_tests::bench_report::{
     commit_and_changes, repository_root, utc, write_section, Environment,
 };
 
-use edge_access_tests::client::HttpClient;
-use edge_access_tests::emulator::provisioning::{
+use edge_access_tests::stack::{Stack, StackConfig, SCIM_PATH, SCIM_TOKEN};
+use entra_emulator::client::HttpClient;
+use entra_emulator::provisioning::{
     Dialect, Directory, Exchange, ExternalId, ProvisioningError, ScimClient,
 };
-use edge_access_tests::stack::{Stack, StackConfig, SCIM_PATH, SCIM_TOKEN};
 use serde_json::{json, Value};
 
 /// The section this benchmark owns in BENCHMARKS.md.
@@ -473,7 +473,7 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "Entra's provisioning client (`edge_access_tests::emulator::provisioning`, default \
+            "Entra's provisioning client (`entra_emulator::provisioning`, default \
              dialect) provisions {} users and {} groups of {} users each: **users** = per user \
              `GET /Users?filter=userName eq \"…\"` then `POST /Users` (Entra's create payload \
              with the enterprise extension); **groups** = per group `GET \

@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use edge_access_tests::client::{HttpClient, HttpResponse};
-use edge_access_tests::emulator::{
+use entra_emulator::client::{HttpClient, HttpResponse};
+use entra_emulator::fixtures::Fixtures;
+use entra_emulator::urlencoded;
+use entra_emulator::{
     pkce_challenge, Emulator, EmulatorError, Fault, TokenRequest, GRAPH_AUDIENCE,
     SERVICE_PRINCIPAL_ID,
 };
-use edge_access_tests::fixtures::Fixtures;
-use edge_access_tests::urlencoded;
 use rsa::{BigUint, Pkcs1v15Sign, RsaPublicKey};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -903,7 +903,7 @@ fn expired_codes_are_refused() {
     std::thread::sleep(Duration::from_millis(400));
     assert_oauth_error(&redeem(&emulator, &code, None), 400, "invalid_grant");
 
-    emulator.set_code_lifetime(edge_access_tests::emulator::CODE_LIFETIME);
+    emulator.set_code_lifetime(entra_emulator::CODE_LIFETIME);
     let code = sign_in_code(&emulator, "ada", None);
     assert_eq!(redeem(&emulator, &code, None).status, 200);
 }

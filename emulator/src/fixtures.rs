@@ -1,5 +1,5 @@
 //! The emulated directory: one tenant, the gateway's app registration, users and nested
-//! groups, loaded from one JSON file (`tests/fixtures/entra.json`).
+//! groups, loaded from one JSON file (`emulator/fixtures/entra.json`).
 //!
 //! Groups name their `parents`, the groups they are themselves members of, as Entra nests
 //! groups. [`Fixtures::transitive_groups`] is the closure over `parents` that real Entra puts
@@ -307,12 +307,12 @@ impl std::error::Error for FixturesError {
 }
 
 impl Fixtures {
-    /// `tests/fixtures/entra.json` in the checkout found at run time (relative to the
+    /// `emulator/fixtures/entra.json` in the checkout found at run time (relative to the
     /// current directory without one, so that loading it fails naming the path).
     pub fn default_path() -> PathBuf {
         workspace_root::find()
             .unwrap_or_default()
-            .join("tests")
+            .join("emulator")
             .join("fixtures")
             .join("entra.json")
     }
