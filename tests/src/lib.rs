@@ -4,11 +4,9 @@
 //! - [`origin`]: an echo server that shows what the gateway forwarded.
 //! - [`stack`]: emulator + origin + `wrangler dev`, for scenarios and `cargo xtask dev`.
 //! - [`browser`]: headless Chromium over WebDriver, for the browser sign-in tests.
-//! - [`bench_report`]: what the benchmark runners share when they write BENCHMARKS.md.
 //!
 //! Test-only code: none of it ships in the product.
 
-pub mod bench_report;
 pub mod browser;
 pub mod origin;
 pub mod stack;

@@ -1,6 +1,6 @@
 //! `cargo xtask bench`: policy-core's Rust benchmarks, then its JS benchmark in Node, then
 //! the same workload in every host of the ABI (`hosts_bench`), then the gateway under workerd (`gateway_bench`), then SCIM provisioning under workerd
-//! (`scim-provision-bench` of the tests' crate).
+//! (`scim-provision-bench`, `bench/scim`).
 
 use crate::gateway_bench;
 use crate::hosts_bench;
@@ -37,7 +37,7 @@ fn scim_provisioning(env: &Env, layout: &Layout, steps: &mut Steps) -> Result<()
                     "run",
                     "--release",
                     "-p",
-                    "edge-access-tests",
+                    "edge-access-scim-bench",
                     "--bin",
                     "scim-provision-bench",
                     "--",

@@ -42,9 +42,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use edge_access_tests::bench_report::{
-    commit_and_changes, repository_root, utc, write_section, Environment,
-};
+use bench_report::{commit_and_changes, repository_root, utc, write_section, Environment};
 
 use edge_access_tests::stack::{Stack, StackConfig, SCIM_PATH, SCIM_TOKEN};
 use entra_emulator::client::HttpClient;
@@ -82,7 +80,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         members: 10,
         connections: vec![1, 4],
         write: None,
-        command: "cargo run --release -p edge-access-tests --bin scim-provision-bench -- \
+        command: "cargo run --release -p edge-access-scim-bench -- \
                   --write BENCHMARKS.md"
             .into(),
     };
@@ -455,7 +453,7 @@ impl Report {
         let _ = writeln!(out, "{HEADING}\n");
         let _ = writeln!(
             out,
-            "Command: `{}` (`tests/src/bin/scim-provision-bench.rs`). Run on {}: {}, {} cores \
+            "Command: `{}` (`bench/scim/src/main.rs`). Run on {}: {}, {} cores \
              shared with another developer's builds (load average {} at the start, {} at the \
              end), wrangler {} with workerd {} (`wrangler dev --local`, inspector proxy off), \
              the worker's D1 local in workerd (SQLite under `target/e2e/`), every process on \
