@@ -28,10 +28,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use edge_access_tests::stack::{Stack, StackConfig, SCIM_PATH, SCIM_TOKEN};
-use entra_emulator::fixtures::Fixtures;
-use entra_emulator::provisioning::{
-    Dialect, Directory, DirectoryGroup, DirectoryUser, ExternalId, ScimClient, ERROR_SCHEMA,
-};
+use entra_emulator::fixtures::{Fixtures, Group, User};
+use entra_emulator::provisioning::{Dialect, Directory, ExternalId, ScimClient, ERROR_SCHEMA};
 use entra_emulator::TokenRequest;
 use serde_json::{json, Value};
 use signin_common::{Agent, IDP, TEAM_DOMAIN};
@@ -135,15 +133,15 @@ fn directory() -> Directory {
     Directory::from_fixtures(&Fixtures::load_default().unwrap())
 }
 
-fn user(key: &str) -> DirectoryUser {
+fn user(key: &str) -> User {
     directory().user(key).unwrap().clone()
 }
 
-fn group(object_id: &str, name: &str) -> DirectoryGroup {
-    DirectoryGroup {
-        object_id: object_id.into(),
+fn group(object_id: &str, name: &str) -> Group {
+    Group {
+        id: object_id.into(),
         display_name: name.into(),
-        parents: Vec::new(),
+        ..Group::default()
     }
 }
 
@@ -346,8 +344,8 @@ fn with_automatic_the_stored_groups_follow_scim() {
     // Another SCIM user whose work email is grace's does not lend her its groups: a session
     // follows the user whose userName is its email.
     let mut impostor = user("mallory");
-    impostor.user_principal_name = "impostor@contractor.example".into();
-    impostor.mail = "grace@example.com".into();
+    impostor.upn = "impostor@contractor.example".into();
+    impostor.mail = Some("grace@example.com".into());
     let impostor = scim.create_user(&impostor).unwrap();
     scim.add_members(&id_of(&granted), &[&id_of(&impostor)])
         .unwrap();
@@ -535,16 +533,14 @@ fn scim_nesting_speaks_only_for_the_provisioned_provider() {
 
 /// Someone Entra provisions under addresses of their own, bound by `oid` (their tokens are
 /// fixture user bob's with that `oid` set).
-fn keyed_person(key: &str, oid: &str) -> DirectoryUser {
-    DirectoryUser {
+fn keyed_person(key: &str, oid: &str) -> User {
+    User {
         key: key.into(),
-        object_id: oid.into(),
-        user_principal_name: format!("{key}@example.com"),
-        mail: format!("{key}@example.com"),
-        display_name: "Keyed Person".into(),
-        groups: Vec::new(),
-        employee_number: None,
-        manager: None,
+        oid: oid.into(),
+        upn: format!("{key}@example.com"),
+        mail: Some(format!("{key}@example.com")),
+        name: "Keyed Person".into(),
+        ..User::default()
     }
 }
 
@@ -567,7 +563,7 @@ fn deprovisioning_follows_the_object_id_whatever_the_email_claims_say() {
             bearer_caller_with(
                 stack,
                 "bob",
-                &json!({ "oid": oid, "email": person.mail, "preferred_username": person.mail, "groups": [] }),
+                &json!({ "oid": oid, "email": person.provisioned_mail(), "preferred_username": person.provisioned_mail(), "groups": [] }),
                 "/open/api",
             ),
         ),
@@ -651,8 +647,8 @@ fn sessions_end_by_object_id_when_scim_knows_other_addresses() {
     // Entra provisions ada under addresses her tokens do not carry: only the object id binds
     // the SCIM user to her session.
     let mut ada = user("ada");
-    ada.user_principal_name = "a.lovelace@corp.example".into();
-    ada.mail = "a.lovelace@corp.example".into();
+    ada.upn = "a.lovelace@corp.example".into();
+    ada.mail = Some("a.lovelace@corp.example".into());
     let id = id_of(&scim.create_user(&ada).unwrap());
     assert_signed_in(&mut agent, "/staff/desk", "ada");
 
@@ -695,7 +691,7 @@ fn with_user_deprovision_users_must_be_bound_to_their_object_id() {
     assert_refused(&answer, "created with externalId ← mailNickname");
     assert_eq!(
         entra_default
-            .users_by_user_name(&person.user_principal_name)
+            .users_by_user_name(&person.upn)
             .unwrap()
             .total_results,
         0

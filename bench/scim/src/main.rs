@@ -280,7 +280,7 @@ fn measure(directory: &Directory, connections: usize) -> Result<Run, String> {
     let (group_ids, groups_phase) = phase("groups", &clients, &groups, |client, group| {
         client
             .match_or_create_group(group)
-            .map(|(id, _)| (group.object_id.clone(), id))
+            .map(|(id, _)| (group.id.clone(), id))
     })?;
     let user_ids: BTreeMap<String, String> = user_ids.into_iter().collect();
     let group_ids: BTreeMap<String, String> = group_ids.into_iter().collect();
@@ -290,9 +290,9 @@ fn measure(directory: &Directory, connections: usize) -> Result<Run, String> {
             .iter()
             .filter_map(|user| user_ids.get(&user.key).map(String::as_str))
             .collect();
-        let id = group_ids.get(&group.object_id).ok_or_else(|| {
-            ProvisioningError::Directory(format!("no id for {}", group.object_id))
-        })?;
+        let id = group_ids
+            .get(&group.id)
+            .ok_or_else(|| ProvisioningError::Directory(format!("no id for {}", group.id)))?;
         client
             .add_members(id, &members)
             .map(|()| (String::new(), String::new()))
@@ -415,7 +415,7 @@ fn verify(
         .into_iter()
         .flatten()
     {
-        let id = group_ids.get(&group.object_id).ok_or("a group has no id")?;
+        let id = group_ids.get(&group.id).ok_or("a group has no id")?;
         let stored = client
             .group(id, false)
             .map_err(|e| e.to_string())?
