@@ -6,7 +6,8 @@
 //! cargo xtask dev [--port N]         the local stack under wrangler dev
 //! cargo xtask build-worker [--force] the worker's release build (wrangler's [build] command)
 //! cargo xtask bench [hosts]          policy-core benchmarks, Rust then JS, then in every ABI host;
-//!                                    the gateway under workerd (`hosts`: the ABI hosts only)
+//!                                    the gateway and SCIM provisioning under workerd
+//!                                    (`hosts`: the ABI hosts only)
 //! cargo xtask fuzz [TARGET] [--seconds N] [--write]
 //!                                    the fuzz targets, each for N seconds (default 60)
 //! ```
@@ -53,8 +54,9 @@ commands:
                          changed, unless --force)
   bench [hosts]          policy-core benchmarks (cargo bench, then policy-core/js/bench.mjs),
                          the same workload in every ABI host (Rust, wasmtime, component, C,
-                         Python), then the gateway under wrangler dev (bench/gateway); results
-                         in BENCHMARKS.md. `bench hosts`: only the ABI hosts
+                         Python), then the gateway and SCIM provisioning under wrangler dev
+                         (bench/gateway, bench/scim); results in BENCHMARKS.md. `bench hosts`:
+                         only the ABI hosts
   fuzz [TARGET] [--seconds N] [--write]
                          replay the fuzz regression inputs, then fuzz every target (or one)
                          for N seconds each (default 60) with cargo-fuzz; --write puts runs
