@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::client::HttpClient;
 use crate::stack::process;
+use entra_emulator::client::HttpClient;
 
 /// Debian's Chromium.
 pub const CHROMIUM: &str = "/usr/bin/chromium";

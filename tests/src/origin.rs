@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use crate::server::{read_body, respond_json, Server};
+use entra_emulator::server::{read_body, respond_json, Server};
 
 /// A running demo origin on 127.0.0.1; it stops when dropped.
 #[derive(Debug)]

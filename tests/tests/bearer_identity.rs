@@ -12,10 +12,10 @@
 
 use std::time::Duration;
 
-use edge_access_tests::client::{HttpClient, HttpResponse};
-use edge_access_tests::emulator::TokenRequest;
-use edge_access_tests::fixtures::{Fixtures, GroupMembershipClaims};
 use edge_access_tests::stack::{Stack, StackConfig};
+use entra_emulator::client::{HttpClient, HttpResponse};
+use entra_emulator::fixtures::{Fixtures, GroupMembershipClaims};
+use entra_emulator::TokenRequest;
 use serde_json::{json, Value};
 
 const IDP: &str = "0f0e7a4c-1b2d-4e3f-8a9b-0c1d2e3f4a5b";

@@ -11,12 +11,12 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use edge_access_tests::client::{HttpClient, HttpResponse};
-use edge_access_tests::emulator::{Emulator, SilentError, TokenRequest};
-use edge_access_tests::fixtures::{
+use entra_emulator::client::{HttpClient, HttpResponse};
+use entra_emulator::fixtures::{
     Cloud, Fixtures, GroupMembershipClaims, OptionalClaim, OptionalClaims,
 };
-use edge_access_tests::urlencoded;
+use entra_emulator::urlencoded;
+use entra_emulator::{Emulator, SilentError, TokenRequest};
 use serde_json::{json, Value};
 
 /// A registered redirect URI (loopback: any port).

@@ -16,10 +16,10 @@ mod signin_common;
 
 use std::time::Duration;
 
-use edge_access_tests::client::{HttpClient, HttpResponse};
-use edge_access_tests::emulator::TokenRequest;
-use edge_access_tests::fixtures::{Cloud, Fixtures};
 use edge_access_tests::stack::{Stack, StackConfig};
+use entra_emulator::client::{HttpClient, HttpResponse};
+use entra_emulator::fixtures::{Cloud, Fixtures};
+use entra_emulator::TokenRequest;
 use serde_json::{json, Value};
 use signin_common::{query, Agent, IDP};
 

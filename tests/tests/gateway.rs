@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use edge_access_tests::client::{HttpClient, HttpResponse};
-use edge_access_tests::emulator::{Fault, TokenRequest};
-use edge_access_tests::fixtures::Fixtures;
 use edge_access_tests::stack::{Stack, StackConfig};
+use entra_emulator::client::{HttpClient, HttpResponse};
+use entra_emulator::fixtures::Fixtures;
+use entra_emulator::{Fault, TokenRequest};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};

@@ -12,8 +12,8 @@
 
 use std::time::Duration;
 
-use edge_access_tests::client::HttpClient;
 use edge_access_tests::stack::{Stack, StackConfig};
+use entra_emulator::client::HttpClient;
 
 #[test]
 fn the_worker_answers_under_wrangler_dev() {

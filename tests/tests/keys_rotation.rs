@@ -14,9 +14,9 @@
 
 use std::time::{Duration, Instant};
 
-use edge_access_tests::client::{HttpClient, HttpResponse};
-use edge_access_tests::emulator::{Fault, TokenRequest};
 use edge_access_tests::stack::{Stack, StackConfig};
+use entra_emulator::client::{HttpClient, HttpResponse};
+use entra_emulator::{Fault, TokenRequest};
 use serde_json::{json, Value};
 
 /// The worker's refresh interval (`key_refresh`: two fetches in a row, then one per interval):

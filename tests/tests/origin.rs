@@ -1,7 +1,7 @@
 //! The demo origin echoes what it receives.
 
-use edge_access_tests::client::HttpClient;
 use edge_access_tests::origin::Origin;
+use entra_emulator::client::HttpClient;
 use serde_json::json;
 
 #[test]

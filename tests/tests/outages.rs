@@ -17,10 +17,10 @@ mod signin_common;
 use std::net::TcpListener;
 use std::sync::OnceLock;
 
-use edge_access_tests::client::HttpResponse;
-use edge_access_tests::emulator::TokenRequest;
-use edge_access_tests::fixtures::Fixtures;
 use edge_access_tests::stack::{Stack, StackConfig};
+use entra_emulator::client::HttpResponse;
+use entra_emulator::fixtures::Fixtures;
+use entra_emulator::TokenRequest;
 use serde_json::{json, Value};
 use signin_common::{jwt_parts, log_line, now_secs, query, sign_rs256, Agent, TEAM_DOMAIN};
 

@@ -13,9 +13,9 @@
     reason = "test code: a failure panics"
 )]
 
-use edge_access_tests::client::{raw_get, HttpResponse};
-use edge_access_tests::emulator::TokenRequest;
 use edge_access_tests::stack::{Stack, StackConfig};
+use entra_emulator::client::{raw_get, HttpResponse};
+use entra_emulator::TokenRequest;
 use serde_json::{json, Value};
 
 /// The review's setup: a host-wide staff app, an admins-only `/admin` app, a bypass `/public`

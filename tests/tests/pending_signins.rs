@@ -17,10 +17,10 @@ mod signin_common;
 
 use std::time::Duration;
 
-use edge_access_tests::client::HttpClient;
-use edge_access_tests::fixtures::Fixtures;
 use edge_access_tests::stack::{Stack, StackConfig};
-use edge_access_tests::urlencoded;
+use entra_emulator::client::HttpClient;
+use entra_emulator::fixtures::Fixtures;
+use entra_emulator::urlencoded;
 use signin_common::{echoed, jwt_parts, log_line, query, Agent};
 
 /// Anonymous sign-ins started by the test.

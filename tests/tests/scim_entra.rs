@@ -16,14 +16,14 @@ use std::collections::BTreeSet;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use edge_access_tests::client::{HttpClient, HttpResponse};
-use edge_access_tests::emulator::provisioning::{
-    entra_reads_user, patch_op, Changes, CycleOptions, CycleReport, Dialect, Directory,
-    DirectoryUser, ExternalId, ScimClient, ENTERPRISE_USER, ERROR_SCHEMA, GROUP_SCHEMA,
-    LIST_RESPONSE, MANAGER_PATH, PATCH_OP, SCIM_MEDIA_TYPE, USER_SCHEMA,
-};
-use edge_access_tests::fixtures::Fixtures;
 use edge_access_tests::stack::{Stack, StackConfig, SCIM_PATH, SCIM_TOKEN};
+use entra_emulator::client::{HttpClient, HttpResponse};
+use entra_emulator::fixtures::{Fixtures, User};
+use entra_emulator::provisioning::{
+    entra_reads_user, patch_op, Changes, CycleOptions, CycleReport, Dialect, Directory, ExternalId,
+    ScimClient, ENTERPRISE_USER, ERROR_SCHEMA, GROUP_SCHEMA, LIST_RESPONSE, MANAGER_PATH, PATCH_OP,
+    SCIM_MEDIA_TYPE, USER_SCHEMA,
+};
 use serde_json::{json, Value};
 
 const IDP: &str = "0f0e7a4c-1b2d-4e3f-8a9b-0c1d2e3f4a5b";
@@ -172,15 +172,13 @@ fn filter_eq(attribute: &str, value: &str) -> String {
 }
 
 fn new_user(c: &ScimClient, user_name: &str, display_name: &str) -> String {
-    let user = DirectoryUser {
+    let user = User {
         key: user_name.to_owned(),
-        object_id: "00000000-0000-4000-8000-000000000000".into(),
-        user_principal_name: user_name.to_owned(),
-        mail: user_name.to_owned(),
-        display_name: display_name.to_owned(),
-        groups: Vec::new(),
-        employee_number: None,
-        manager: None,
+        oid: "00000000-0000-4000-8000-000000000000".into(),
+        upn: user_name.to_owned(),
+        mail: Some(user_name.to_owned()),
+        name: display_name.to_owned(),
+        ..User::default()
     };
     c.create_user(&user).unwrap()["id"]
         .as_str()
@@ -319,12 +317,7 @@ fn check_state(
                 None,
                 &what,
             );
-            assert_eq!(
-                c.users_by_user_name(&user.user_principal_name)
-                    .unwrap()
-                    .total_results,
-                0
-            );
+            assert_eq!(c.users_by_user_name(&user.upn).unwrap().total_results, 0);
             assert_eq!(
                 c.users_by_external_id(user.external_id(c.external_id()))
                     .unwrap()
@@ -343,7 +336,7 @@ fn check_state(
                 .contains(&json!(USER_SCHEMA)),
             "{what}: {resource}"
         );
-        assert_eq!(resource["userName"], user.user_principal_name, "{what}");
+        assert_eq!(resource["userName"], user.upn, "{what}");
         assert_eq!(
             resource["externalId"],
             user.external_id(c.external_id()),
@@ -357,13 +350,13 @@ fn check_state(
         let this = (user.key == updated).then_some(&update);
         let display = this
             .and_then(|u| u.display_name.clone())
-            .unwrap_or(user.display_name.clone());
+            .unwrap_or(user.name.clone());
         let family = this
             .and_then(|u| u.family_name.clone())
             .or(user.family_name().map(str::to_owned));
         let mail = this
             .and_then(|u| u.work_email.clone())
-            .unwrap_or(user.mail.clone());
+            .unwrap_or(user.provisioned_mail().to_owned());
         assert_eq!(resource["displayName"], display, "{what}");
         assert_eq!(resource["name"]["givenName"], user.given_name(), "{what}");
         assert_eq!(resource["name"]["familyName"], json!(family), "{what}");
@@ -378,7 +371,7 @@ fn check_state(
                 "{what}: {resource}"
             );
         }
-        let found = c.users_by_user_name(&user.user_principal_name).unwrap();
+        let found = c.users_by_user_name(&user.upn).unwrap();
         assert_eq!(found.total_results, 1, "{what}");
         assert_eq!(found.resources[0], resource, "{what}");
         let by_mail = c
@@ -394,7 +387,7 @@ fn check_state(
     }
 
     for group in &directory.groups {
-        let id = report.group_id(&group.object_id).unwrap();
+        let id = report.group_id(&group.id).unwrap();
         let what = format!("group {} ({id})", group.display_name);
         let resource = c
             .group(id, false)
@@ -402,17 +395,17 @@ fn check_state(
             .unwrap_or_else(|| panic!("{what}: 404"));
         assert_server_made(&resource, "Group", &what);
         assert_eq!(resource["displayName"], group.display_name, "{what}");
-        assert_eq!(resource["externalId"], group.object_id, "{what}");
+        assert_eq!(resource["externalId"], group.id, "{what}");
         let mut expected: BTreeSet<String> = directory
             .user_members(group)
             .into_iter()
-            .filter(|user| !(user.key == removed && group.object_id == removed_from))
+            .filter(|user| !(user.key == removed && group.id == removed_from))
             .map(|user| report.user_id(&user.key).unwrap().to_owned())
             .collect();
         let mut groups = BTreeSet::new();
         if options.nest_groups {
             for child in directory.group_members(group) {
-                groups.insert(report.group_id(&child.object_id).unwrap().to_owned());
+                groups.insert(report.group_id(&child.id).unwrap().to_owned());
             }
             expected.extend(groups.iter().cloned());
         }
@@ -920,15 +913,13 @@ fn wrong_or_missing_tokens_are_refused() {
 
     let base = format!("{}{SCIM_PATH}", stack.url());
     let http = HttpClient::new();
-    let body = DirectoryUser {
+    let body = User {
         key: "x".into(),
-        object_id: "00000000-0000-4000-8000-000000000000".into(),
-        user_principal_name: "auth.created@example.com".into(),
-        mail: "auth.created@example.com".into(),
-        display_name: "Auth Created".into(),
-        groups: Vec::new(),
-        employee_number: None,
-        manager: None,
+        oid: "00000000-0000-4000-8000-000000000000".into(),
+        upn: "auth.created@example.com".into(),
+        mail: Some("auth.created@example.com".into()),
+        name: "Auth Created".into(),
+        ..User::default()
     }
     .create_payload()
     .to_string();

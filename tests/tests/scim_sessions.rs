@@ -27,12 +27,10 @@ mod signin_common;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use edge_access_tests::emulator::provisioning::{
-    Dialect, Directory, DirectoryGroup, DirectoryUser, ExternalId, ScimClient, ERROR_SCHEMA,
-};
-use edge_access_tests::emulator::TokenRequest;
-use edge_access_tests::fixtures::Fixtures;
 use edge_access_tests::stack::{Stack, StackConfig, SCIM_PATH, SCIM_TOKEN};
+use entra_emulator::fixtures::{Fixtures, Group, User};
+use entra_emulator::provisioning::{Dialect, Directory, ExternalId, ScimClient, ERROR_SCHEMA};
+use entra_emulator::TokenRequest;
 use serde_json::{json, Value};
 use signin_common::{Agent, IDP, TEAM_DOMAIN};
 
@@ -135,15 +133,15 @@ fn directory() -> Directory {
     Directory::from_fixtures(&Fixtures::load_default().unwrap())
 }
 
-fn user(key: &str) -> DirectoryUser {
+fn user(key: &str) -> User {
     directory().user(key).unwrap().clone()
 }
 
-fn group(object_id: &str, name: &str) -> DirectoryGroup {
-    DirectoryGroup {
-        object_id: object_id.into(),
+fn group(object_id: &str, name: &str) -> Group {
+    Group {
+        id: object_id.into(),
         display_name: name.into(),
-        parents: Vec::new(),
+        ..Group::default()
     }
 }
 
@@ -157,7 +155,7 @@ fn bearer_caller<'s>(
     stack: &'s Stack,
     user: &str,
     path: &'s str,
-) -> impl Fn() -> edge_access_tests::client::HttpResponse + 's {
+) -> impl Fn() -> entra_emulator::client::HttpResponse + 's {
     bearer_caller_with(stack, user, &json!({}), path)
 }
 
@@ -167,7 +165,7 @@ fn bearer_caller_with<'s>(
     user: &str,
     claims: &Value,
     path: &'s str,
-) -> impl Fn() -> edge_access_tests::client::HttpResponse + 's {
+) -> impl Fn() -> entra_emulator::client::HttpResponse + 's {
     let claims = claims.as_object().cloned().unwrap_or_default();
     let token = stack
         .emulator()
@@ -177,7 +175,7 @@ fn bearer_caller_with<'s>(
             ..TokenRequest::default()
         })
         .unwrap();
-    let http = edge_access_tests::client::HttpClient::new();
+    let http = entra_emulator::client::HttpClient::new();
     move || {
         http.get_with(
             &format!("{}{path}", stack.url()),
@@ -302,7 +300,7 @@ fn with_reauth_a_group_membership_change_forces_a_new_sign_in() {
 
     // A change to an attribute that is not a membership keeps the session.
     agent.signed_in("/staff/a", "grace");
-    let update = edge_access_tests::emulator::provisioning::UserUpdate {
+    let update = entra_emulator::provisioning::UserUpdate {
         display_name: Some("Grace B. Hopper".into()),
         ..Default::default()
     };
@@ -346,8 +344,8 @@ fn with_automatic_the_stored_groups_follow_scim() {
     // Another SCIM user whose work email is grace's does not lend her its groups: a session
     // follows the user whose userName is its email.
     let mut impostor = user("mallory");
-    impostor.user_principal_name = "impostor@contractor.example".into();
-    impostor.mail = "grace@example.com".into();
+    impostor.upn = "impostor@contractor.example".into();
+    impostor.mail = Some("grace@example.com".into());
     let impostor = scim.create_user(&impostor).unwrap();
     scim.add_members(&id_of(&granted), &[&id_of(&impostor)])
         .unwrap();
@@ -456,7 +454,7 @@ fn a_large_group_changes_member_by_member() {
     let scim = scim(stack, Dialect::AadOptscim062020);
     // 1,500 users, added 100 per PATCH as Entra batches them; then one removal. No write reads
     // the member list, so the group's size does not matter to it.
-    let http = edge_access_tests::client::HttpClient::new();
+    let http = entra_emulator::client::HttpClient::new();
     let base = format!("{}{SCIM_PATH}", stack.url());
     let auth = format!("Bearer {SCIM_TOKEN}");
     let group = scim
@@ -535,16 +533,14 @@ fn scim_nesting_speaks_only_for_the_provisioned_provider() {
 
 /// Someone Entra provisions under addresses of their own, bound by `oid` (their tokens are
 /// fixture user bob's with that `oid` set).
-fn keyed_person(key: &str, oid: &str) -> DirectoryUser {
-    DirectoryUser {
+fn keyed_person(key: &str, oid: &str) -> User {
+    User {
         key: key.into(),
-        object_id: oid.into(),
-        user_principal_name: format!("{key}@example.com"),
-        mail: format!("{key}@example.com"),
-        display_name: "Keyed Person".into(),
-        groups: Vec::new(),
-        employee_number: None,
-        manager: None,
+        oid: oid.into(),
+        upn: format!("{key}@example.com"),
+        mail: Some(format!("{key}@example.com")),
+        name: "Keyed Person".into(),
+        ..User::default()
     }
 }
 
@@ -567,7 +563,7 @@ fn deprovisioning_follows_the_object_id_whatever_the_email_claims_say() {
             bearer_caller_with(
                 stack,
                 "bob",
-                &json!({ "oid": oid, "email": person.mail, "preferred_username": person.mail, "groups": [] }),
+                &json!({ "oid": oid, "email": person.provisioned_mail(), "preferred_username": person.provisioned_mail(), "groups": [] }),
                 "/open/api",
             ),
         ),
@@ -651,8 +647,8 @@ fn sessions_end_by_object_id_when_scim_knows_other_addresses() {
     // Entra provisions ada under addresses her tokens do not carry: only the object id binds
     // the SCIM user to her session.
     let mut ada = user("ada");
-    ada.user_principal_name = "a.lovelace@corp.example".into();
-    ada.mail = "a.lovelace@corp.example".into();
+    ada.upn = "a.lovelace@corp.example".into();
+    ada.mail = Some("a.lovelace@corp.example".into());
     let id = id_of(&scim.create_user(&ada).unwrap());
     assert_signed_in(&mut agent, "/staff/desk", "ada");
 
@@ -675,7 +671,7 @@ fn with_user_deprovision_users_must_be_bound_to_their_object_id() {
     let stack = keyed_stack();
     let base = format!("{}{SCIM_PATH}", stack.url());
     let person = keyed_person("keyed.binding", "7b2c3d4e-5f60-4b7c-8d9e-0f1a2b3c4d5e");
-    let assert_refused = |answer: &edge_access_tests::client::HttpResponse, what: &str| {
+    let assert_refused = |answer: &entra_emulator::client::HttpResponse, what: &str| {
         assert_eq!(answer.status, 400, "{what}: {answer:?}");
         let body = answer.json().unwrap();
         assert_eq!(body["schemas"], json!([ERROR_SCHEMA]), "{what}: {body}");
@@ -695,7 +691,7 @@ fn with_user_deprovision_users_must_be_bound_to_their_object_id() {
     assert_refused(&answer, "created with externalId ← mailNickname");
     assert_eq!(
         entra_default
-            .users_by_user_name(&person.user_principal_name)
+            .users_by_user_name(&person.upn)
             .unwrap()
             .total_results,
         0
@@ -704,7 +700,7 @@ fn with_user_deprovision_users_must_be_bound_to_their_object_id() {
     // Bound, then changes that would unbind it are refused and leave it byte for byte.
     let scim = scim(stack, Dialect::Default);
     let id = id_of(&scim.create_user(&person).unwrap());
-    let http = edge_access_tests::client::HttpClient::new();
+    let http = entra_emulator::client::HttpClient::new();
     let auth = format!("Bearer {SCIM_TOKEN}");
     let read = || {
         http.get_with(&format!("{base}/Users/{id}"), &[("authorization", &auth)])
@@ -712,11 +708,10 @@ fn with_user_deprovision_users_must_be_bound_to_their_object_id() {
             .body
     };
     let before = read();
-    let unbind =
-        Dialect::Default.update_user(&edge_access_tests::emulator::provisioning::UserUpdate {
-            external_id: Some(person.mail_nickname().into()),
-            ..Default::default()
-        });
+    let unbind = Dialect::Default.update_user(&entra_emulator::provisioning::UserUpdate {
+        external_id: Some(person.mail_nickname().into()),
+        ..Default::default()
+    });
     let answer = scim
         .send_json("PATCH", &format!("/Users/{id}"), &[], &unbind)
         .unwrap();

@@ -11,11 +11,11 @@
 
 use std::time::Duration;
 
-use edge_access_tests::client::HttpClient;
-use edge_access_tests::emulator::provisioning::{
+use edge_access_tests::stack::{Stack, StackConfig, SCIM_PATH};
+use entra_emulator::client::HttpClient;
+use entra_emulator::provisioning::{
     Dialect, ProvisioningError, ScimClient, ERROR_SCHEMA, SCIM_MEDIA_TYPE,
 };
-use edge_access_tests::stack::{Stack, StackConfig, SCIM_PATH};
 use serde_json::{json, Value};
 
 const IDP: &str = "0f0e7a4c-1b2d-4e3f-8a9b-0c1d2e3f4a5b";

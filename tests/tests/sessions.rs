@@ -17,8 +17,8 @@ mod signin_common;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use edge_access_tests::emulator::TokenRequest;
 use edge_access_tests::stack::{Stack, StackConfig};
+use entra_emulator::TokenRequest;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{json, Value};
@@ -297,7 +297,7 @@ fn every_allowed_request_reaches_the_origin_with_a_verifiable_assertion() {
 fn post_logout(
     agent: &mut Agent<'_>,
     headers: &[(&str, &str)],
-) -> edge_access_tests::client::HttpResponse {
+) -> entra_emulator::client::HttpResponse {
     agent.request("POST", "/cdn-cgi/access/logout", headers)
 }
 

@@ -276,8 +276,8 @@ fn a_user_deprovisioned_through_scim_is_refused_on_the_next_page() {
     let Some(run) = start("deprovisioned") else {
         return;
     };
-    use edge_access_tests::emulator::provisioning::{Dialect, Directory, ExternalId, ScimClient};
     use edge_access_tests::stack::{SCIM_PATH, SCIM_TOKEN};
+    use entra_emulator::provisioning::{Dialect, Directory, ExternalId, ScimClient};
     let (landed, _) = run.sign_in("/staff/desk", "grace");
     assert_eq!(landed, run.url("/staff/desk"));
     assert_eq!(
@@ -286,7 +286,7 @@ fn a_user_deprovisioned_through_scim_is_refused_on_the_next_page() {
     );
 
     // Entra disables grace (the default dialect's `"active": "False"`).
-    let fixtures = edge_access_tests::fixtures::Fixtures::load_default().unwrap();
+    let fixtures = entra_emulator::fixtures::Fixtures::load_default().unwrap();
     let directory = Directory::from_fixtures(&fixtures);
     // Its app maps `objectId` to `externalId`, as `user_deprovision` requires.
     let scim = ScimClient::new(

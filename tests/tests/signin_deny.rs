@@ -9,8 +9,8 @@
 
 mod signin_common;
 
-use edge_access_tests::fixtures::Fixtures;
 use edge_access_tests::stack::{Stack, StackConfig};
+use entra_emulator::fixtures::Fixtures;
 use serde_json::json;
 use signin_common::{document, warm_up, Agent};
 

@@ -19,8 +19,8 @@ mod signin_common;
 
 use std::time::{Duration, Instant};
 
-use edge_access_tests::emulator::{pkce_challenge, Fault};
 use edge_access_tests::stack::Stack;
+use entra_emulator::{pkce_challenge, Fault};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{json, Value};
@@ -40,7 +40,7 @@ fn stack(test: &str) -> Option<&'static Stack> {
 }
 
 /// A refusal that is not the origin's answer.
-fn assert_not_origin(response: &edge_access_tests::client::HttpResponse, what: &str) {
+fn assert_not_origin(response: &entra_emulator::client::HttpResponse, what: &str) {
     assert!(
         !response.body.contains("\"headers\""),
         "{what}: the origin answered: {response:?}"
@@ -329,8 +329,8 @@ fn replayed_state_and_code_are_refused() {
     let spliced = format!(
         "{}/cdn-cgi/access/callback?code={}&state={}",
         stack.url(),
-        edge_access_tests::urlencoded::encode(&code),
-        edge_access_tests::urlencoded::encode(&state)
+        entra_emulator::urlencoded::encode(&code),
+        entra_emulator::urlencoded::encode(&state)
     );
     let answer = thief.navigate(&spliced);
     assert_eq!(answer.status, 403, "replayed code: {answer:?}");
@@ -535,7 +535,7 @@ fn cookie_signed_by_another_key_is_refused() {
             "an Entra token for the user, signed by the identity provider",
             stack
                 .emulator()
-                .mint(&edge_access_tests::emulator::TokenRequest::v2("ada"))
+                .mint(&entra_emulator::TokenRequest::v2("ada"))
                 .unwrap(),
         ),
     ];
@@ -582,7 +582,7 @@ fn open_redirect_attempts_stay_on_the_gateway() {
         let mut agent = Agent::new(stack);
         let login = format!(
             "/cdn-cgi/access/login?redirect_url={}",
-            edge_access_tests::urlencoded::encode(attempt)
+            entra_emulator::urlencoded::encode(attempt)
         );
         let authorize = agent.begin_login(&login);
         // The identity provider is only ever asked to come back to this host.
@@ -677,7 +677,7 @@ fn concurrent_first_sign_ins_all_succeed() {
     if !Stack::should_run("signin_http::concurrent_first_sign_ins_all_succeed").unwrap() {
         return;
     }
-    let fixtures = edge_access_tests::fixtures::Fixtures::load_default().unwrap();
+    let fixtures = entra_emulator::fixtures::Fixtures::load_default().unwrap();
     let stack = Stack::start(
         edge_access_tests::stack::StackConfig::new(signin_common::document(&fixtures))
             .named("signin_http-cold"),

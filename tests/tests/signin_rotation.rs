@@ -10,8 +10,8 @@
 
 mod signin_common;
 
-use edge_access_tests::fixtures::Fixtures;
 use edge_access_tests::stack::{Stack, StackConfig};
+use entra_emulator::fixtures::Fixtures;
 use signin_common::{document, echoed, foreign_jwk, resign, warm_up, Agent};
 
 #[test]

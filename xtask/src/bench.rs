@@ -1,7 +1,7 @@
 //! `cargo xtask bench [STEP]`: policy-core's Rust benchmarks, then its JS benchmark in Node,
 //! then the same workload in every host of the ABI (`hosts_bench`), then policy-core beside
 //! Cedar and regorus (`peers_bench`), then the gateway under workerd (`gateway_bench`), then
-//! SCIM provisioning under workerd (`scim-provision-bench` of the tests' crate); with a STEP,
+//! SCIM provisioning under workerd (`scim-provision-bench`, `bench/scim`); with a STEP,
 //! that one alone.
 
 use crate::error::XtaskError;
@@ -106,7 +106,7 @@ fn scim_provisioning(env: &Env, layout: &Layout, steps: &mut Steps) -> Result<()
                     "run",
                     "--release",
                     "-p",
-                    "edge-access-tests",
+                    "edge-access-scim-bench",
                     "--bin",
                     "scim-provision-bench",
                     "--",

@@ -1,9 +1,9 @@
 //! `cargo xtask dev`: the local stack a person runs and opens in a browser.
 //!
-//! The Entra ID emulator, the demo origin and the worker under `wrangler dev` (workerd, local
-//! storage, no Cloudflare account), run by `edge-access-dev-stack` from the `tests` crate with
-//! the demo configuration `examples/dev-config.json`. It prints the URL, the fixture users and
-//! a copy-paste command that mints a token and calls the gateway.
+//! The Entra ID emulator (`emulator/`), the demo origin and the worker under `wrangler dev`
+//! (workerd, local storage, no Cloudflare account), run by `edge-access-dev-stack` from the
+//! `tests` crate with the demo configuration `examples/dev-config.json`. It prints the URL, the
+//! fixture users and a copy-paste command that mints a token and calls the gateway.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::time::Duration;

@@ -62,7 +62,7 @@ commands:
   bench [STEP]           policy-core benchmarks (cargo bench, then policy-core/js/bench.mjs),
                          the same workload in every ABI host (Rust, wasmtime, component, C,
                          Python), policy-core beside Cedar and regorus (bench/peers), then the
-                         gateway and SCIM provisioning under wrangler dev (bench/gateway);
+                         gateway and SCIM provisioning under wrangler dev (bench/gateway, bench/scim);
                          results in BENCHMARKS.md. STEP (policy-core, hosts, peers, size,
                          gateway, scim) runs one (size: the worker's Wasm by crate)
   deploy [--dry-run] [--config FILE] [--env NAME] [--plan free|paid] [--document FILE]

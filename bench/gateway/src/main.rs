@@ -38,9 +38,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use edge_access_tests::emulator::TokenRequest;
-use edge_access_tests::fixtures::Fixtures;
 use edge_access_tests::stack::{Stack, StackConfig};
+use entra_emulator::fixtures::Fixtures;
+use entra_emulator::TokenRequest;
 use serde_json::{json, Value};
 
 use crate::client::{Connection, Prepared};
@@ -49,7 +49,7 @@ use crate::measure::{Target, Variant};
 use crate::origin::EchoOrigin;
 use crate::report::{Phase, Report, SignInResult, Size};
 use crate::workers::{Paths, Worker};
-use edge_access_tests::bench_report::{write_section, Environment};
+use bench_report::{write_section, Environment};
 
 /// How long a wrangler may take to answer (several start at once on two shared cores).
 const STARTUP: Duration = Duration::from_secs(180);

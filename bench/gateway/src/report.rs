@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use edge_access_tests::bench_report::{commit_and_changes, Environment};
+use bench_report::{commit_and_changes, Environment};
 
 use crate::measure::{median, RunResult, VerifyResult};
 use crate::session::Timing;

@@ -1,5 +1,5 @@
 //! A browser sign-in over HTTP, without a browser: `/cdn-cgi/access/login` → the emulator's
-//! authorize page and its form post ([`edge_access_tests::emulator::Emulator::sign_in`]) →
+//! authorize page and its form post ([`entra_emulator::Emulator::sign_in`]) →
 //! the gateway's callback → the first page with the session cookie. Cookies are carried by
 //! hand (a jar of name → value for the gateway's host; paths are not checked, which only
 //! adds the binding cookie to requests a browser would send without it), redirects are
@@ -7,9 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use edge_access_tests::client::{HttpClient, HttpResponse};
 use edge_access_tests::stack::Stack;
-use edge_access_tests::urlencoded;
+use entra_emulator::client::{HttpClient, HttpResponse};
+use entra_emulator::urlencoded;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "CF_Authorization";

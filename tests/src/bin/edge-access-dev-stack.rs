@@ -132,7 +132,7 @@ fn print_summary(stack: &Stack) {
         edge_access_tests::stack::SCIM_TOKEN
     );
     println!(
-        "    provision the fixtures like Entra: cargo run -p edge-access-tests --bin entra-emulator -- --provision {}{} --scim-token {}",
+        "    provision the fixtures like Entra: cargo run -p entra-emulator -- --provision {}{} --scim-token {}",
         stack.url(),
         edge_access_tests::stack::SCIM_PATH,
         edge_access_tests::stack::SCIM_TOKEN

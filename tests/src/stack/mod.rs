@@ -47,10 +47,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::client::HttpClient;
-use crate::emulator::{Emulator, EmulatorError};
-use crate::fixtures::{Fixtures, FixturesError};
 use crate::origin::Origin;
+use entra_emulator::client::HttpClient;
+use entra_emulator::fixtures::{Fixtures, FixturesError};
+use entra_emulator::{Emulator, EmulatorError};
 
 /// How long `wrangler dev` may take to answer HTTP unless the config says otherwise.
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(90);

@@ -35,7 +35,7 @@
 //! 5. **Incremental changes** ([`Changes`]): update one user's attributes, remove one member
 //!    from a group, disable one user (`"False"` or `false`, per dialect), hard-delete one user.
 //!
-//! Between 2 and 3, users with a [`DirectoryUser::manager`] get it linked: `manager` is a
+//! Between 2 and 3, users with a [`User::manager`] get it linked: `manager` is a
 //! reference attribute, which Entra resolves to the manager's SCIM id once both exist and
 //! sends in a PATCH of its own — the bare id, as `{"op": "Add", "path":
 //! "urn:…:enterprise:2.0:User:manager", "value": "<id>"}` by default and as the URN-qualified
@@ -69,7 +69,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use crate::client::{ClientError, HttpClient, HttpResponse};
-use crate::fixtures::Fixtures;
+use crate::fixtures::{Fixtures, Group, User};
 use crate::urlencoded;
 
 /// The core User schema.
@@ -355,66 +355,41 @@ impl UserUpdate {
     }
 }
 
-/// A directory to provision: Entra users and groups as the provisioning service reads them.
+/// A directory to provision: the tenant's users and groups (the one model of
+/// [`crate::fixtures`]) in scope, as the provisioning service reads them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Directory {
     /// Users in scope, in the order they are provisioned.
-    pub users: Vec<DirectoryUser>,
+    pub users: Vec<User>,
     /// Groups in scope, in the order they are provisioned.
-    pub groups: Vec<DirectoryGroup>,
+    pub groups: Vec<Group>,
 }
 
-/// An Entra user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirectoryUser {
-    /// A short name for people and tests (`ada`); never sent.
-    pub key: String,
-    /// The object id.
-    pub object_id: String,
-    /// `userPrincipalName`: the SCIM `userName`.
-    pub user_principal_name: String,
-    /// `mail`: the work email.
-    pub mail: String,
-    /// `displayName`.
-    pub display_name: String,
-    /// Object ids of the groups the user is a direct member of.
-    pub groups: Vec<String>,
-    /// `employeeId`, sent as the enterprise extension's `employeeNumber`.
-    pub employee_number: Option<String>,
-    /// The [`DirectoryUser::key`] of the user's manager (Entra's `manager` reference),
-    /// linked once both are provisioned.
-    pub manager: Option<String>,
-}
+/// What Entra's provisioning service reads of a user.
+impl User {
+    /// The work email provisioning sends: `mail`, or the UPN for users without one, as the
+    /// mapping `Coalesce([mail], [userPrincipalName])` does.
+    pub fn provisioned_mail(&self) -> &str {
+        self.mail.as_deref().unwrap_or(&self.upn)
+    }
 
-/// An Entra group.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirectoryGroup {
-    /// The object id: the SCIM `externalId`.
-    pub object_id: String,
-    /// `displayName`, which Entra matches groups on.
-    pub display_name: String,
-    /// Object ids of the groups this one is a direct member of.
-    pub parents: Vec<String>,
-}
-
-impl DirectoryUser {
     /// `mailNickname`, Entra's default `externalId`: the UPN's local part.
     pub fn mail_nickname(&self) -> &str {
-        self.user_principal_name
+        self.upn
             .rsplit_once('@')
-            .map_or(self.user_principal_name.as_str(), |(local, _)| local)
+            .map_or(self.upn.as_str(), |(local, _)| local)
     }
 
     /// `givenName`: the display name's first word.
     pub fn given_name(&self) -> &str {
-        self.display_name
+        self.name
             .split_once(' ')
-            .map_or(self.display_name.as_str(), |(given, _)| given)
+            .map_or(self.name.as_str(), |(given, _)| given)
     }
 
     /// `surname`: the display name after its first word, if any.
     pub fn family_name(&self) -> Option<&str> {
-        self.display_name
+        self.name
             .split_once(' ')
             .map(|(_, family)| family.trim())
             .filter(|family| !family.is_empty())
@@ -424,7 +399,7 @@ impl DirectoryUser {
     pub fn external_id(&self, mapping: ExternalId) -> &str {
         match mapping {
             ExternalId::MailNickname => self.mail_nickname(),
-            ExternalId::ObjectId => &self.object_id,
+            ExternalId::ObjectId => &self.oid,
         }
     }
 
@@ -437,7 +412,7 @@ impl DirectoryUser {
     /// Entra's create payload for this user, `externalId` from `mapping`.
     pub fn create_payload_with(&self, mapping: ExternalId) -> Value {
         let mut name = Map::new();
-        name.insert("formatted".into(), json!(self.display_name));
+        name.insert("formatted".into(), json!(self.name));
         if let Some(family) = self.family_name() {
             name.insert("familyName".into(), json!(family));
         }
@@ -445,15 +420,15 @@ impl DirectoryUser {
         let mut payload = json!({
             "schemas": [USER_SCHEMA, ENTERPRISE_USER],
             "externalId": self.external_id(mapping),
-            "userName": self.user_principal_name,
+            "userName": self.upn,
             "active": true,
-            "displayName": self.display_name,
-            "emails": [{ "primary": true, "type": "work", "value": self.mail }],
+            "displayName": self.name,
+            "emails": [{ "primary": true, "type": "work", "value": self.provisioned_mail() }],
             "meta": { "resourceType": "User" },
             "name": name,
             "roles": [],
         });
-        if let (Some(number), Some(object)) = (&self.employee_number, payload.as_object_mut()) {
+        if let (Some(number), Some(object)) = (&self.employee_id, payload.as_object_mut()) {
             object.insert(ENTERPRISE_USER.into(), json!({ "employeeNumber": number }));
         }
         payload
@@ -467,7 +442,7 @@ impl DirectoryUser {
         self.differences_with(resource, ExternalId::default())
     }
 
-    /// [`DirectoryUser::differences`] with `externalId` from `mapping`.
+    /// [`User::differences`] with `externalId` from `mapping`.
     pub fn differences_with(&self, resource: &Value, mapping: ExternalId) -> UserUpdate {
         let text = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_owned);
         let differs = |current: Option<String>, wanted: Option<&str>| match wanted {
@@ -490,8 +465,8 @@ impl DirectoryUser {
             _ => true,
         };
         UserUpdate {
-            display_name: differs(text(resource.get("displayName")), Some(&self.display_name)),
-            work_email: differs(work_email, Some(&self.mail)),
+            display_name: differs(text(resource.get("displayName")), Some(&self.name)),
+            work_email: differs(work_email, Some(self.provisioned_mail())),
             given_name: differs(
                 text(name.and_then(|name| name.get("givenName"))),
                 Some(self.given_name()),
@@ -510,7 +485,7 @@ impl DirectoryUser {
                         .get(ENTERPRISE_USER)
                         .and_then(|extension| extension.get("employeeNumber")),
                 ),
-                self.employee_number.as_deref(),
+                self.employee_id.as_deref(),
             ),
             // A reference to another user's SCIM id: linked by the cycle once both exist.
             manager: None,
@@ -519,12 +494,13 @@ impl DirectoryUser {
     }
 }
 
-impl DirectoryGroup {
+/// What Entra's provisioning service reads of a group.
+impl Group {
     /// Entra's create payload for this group (reference §5.3, Create Group): no members.
     pub fn create_payload(&self) -> Value {
         json!({
             "schemas": [GROUP_SCHEMA, MICROSOFT_GROUP_SCHEMA],
-            "externalId": self.object_id,
+            "externalId": self.id,
             "displayName": self.display_name,
             "meta": { "resourceType": "Group" },
         })
@@ -535,31 +511,8 @@ impl Directory {
     /// The fixture tenant's users and groups.
     pub fn from_fixtures(fixtures: &Fixtures) -> Self {
         Directory {
-            users: fixtures
-                .users
-                .iter()
-                .map(|user| DirectoryUser {
-                    key: user.key.clone(),
-                    object_id: user.oid.clone(),
-                    user_principal_name: user.upn.clone(),
-                    // Users without a mail get their UPN, as the mapping
-                    // `Coalesce([mail], [userPrincipalName])` sends.
-                    mail: user.mail.clone().unwrap_or_else(|| user.upn.clone()),
-                    display_name: user.name.clone(),
-                    groups: user.groups.clone(),
-                    employee_number: None,
-                    manager: None,
-                })
-                .collect(),
-            groups: fixtures
-                .groups
-                .iter()
-                .map(|group| DirectoryGroup {
-                    object_id: group.id.clone(),
-                    display_name: group.display_name.clone(),
-                    parents: group.parents.clone(),
-                })
-                .collect(),
+            users: fixtures.users.clone(),
+            groups: fixtures.groups.clone(),
         }
     }
 
@@ -570,27 +523,27 @@ impl Directory {
         let group_id = |index: usize| format!("6e0a{index:04x}-0000-4000-8000-{index:012x}");
         Directory {
             users: (0..users)
-                .map(|index| DirectoryUser {
+                .map(|index| User {
                     key: format!("u{index:05}"),
-                    object_id: format!("5c0d{index:04x}-0000-4000-8000-{index:012x}"),
-                    user_principal_name: format!("user{index:05}@bench.example"),
-                    mail: format!("user{index:05}@bench.example"),
-                    display_name: format!("User {index:05}"),
+                    oid: format!("5c0d{index:04x}-0000-4000-8000-{index:012x}"),
+                    upn: format!("user{index:05}@bench.example"),
+                    mail: Some(format!("user{index:05}@bench.example")),
+                    name: format!("User {index:05}"),
                     groups: index
                         .checked_div(members_per_group)
                         .filter(|group| *group < groups)
                         .map(group_id)
                         .into_iter()
                         .collect(),
-                    employee_number: Some(format!("{}", 100_000 + index)),
-                    manager: None,
+                    employee_id: Some(format!("{}", 100_000 + index)),
+                    ..User::default()
                 })
                 .collect(),
             groups: (0..groups)
-                .map(|index| DirectoryGroup {
-                    object_id: group_id(index),
+                .map(|index| Group {
+                    id: group_id(index),
                     display_name: format!("Group {index:03}"),
-                    parents: Vec::new(),
+                    ..Group::default()
                 })
                 .collect(),
         }
@@ -611,10 +564,10 @@ impl Directory {
             users: self
                 .users
                 .iter()
-                .map(|user| DirectoryUser {
-                    object_id: id(&user.object_id),
-                    user_principal_name: address(&user.user_principal_name),
-                    mail: address(&user.mail),
+                .map(|user| User {
+                    oid: id(&user.oid),
+                    upn: address(&user.upn),
+                    mail: user.mail.as_deref().map(address),
                     groups: user.groups.iter().map(id).collect(),
                     ..user.clone()
                 })
@@ -622,55 +575,56 @@ impl Directory {
             groups: self
                 .groups
                 .iter()
-                .map(|group| DirectoryGroup {
-                    object_id: id(&group.object_id),
+                .map(|group| Group {
+                    id: id(&group.id),
                     display_name: format!("{tag} {}", group.display_name),
                     parents: group.parents.iter().map(id).collect(),
+                    ..group.clone()
                 })
                 .collect(),
         }
     }
 
     /// The user with this key.
-    pub fn user(&self, key: &str) -> Option<&DirectoryUser> {
+    pub fn user(&self, key: &str) -> Option<&User> {
         self.users.iter().find(|user| user.key == key)
     }
 
     /// The group with this object id (any case).
-    pub fn group(&self, object_id: &str) -> Option<&DirectoryGroup> {
+    pub fn group(&self, object_id: &str) -> Option<&Group> {
         self.groups
             .iter()
-            .find(|group| group.object_id.eq_ignore_ascii_case(object_id))
+            .find(|group| group.id.eq_ignore_ascii_case(object_id))
     }
 
     /// The direct user members of `group` (keys, in directory order).
-    pub fn user_members(&self, group: &DirectoryGroup) -> Vec<&DirectoryUser> {
+    pub fn user_members(&self, group: &Group) -> Vec<&User> {
         self.users
             .iter()
             .filter(|user| {
                 user.groups
                     .iter()
-                    .any(|id| id.eq_ignore_ascii_case(&group.object_id))
+                    .any(|id| id.eq_ignore_ascii_case(&group.id))
             })
             .collect()
     }
 
     /// The groups directly inside `group` (in directory order).
-    pub fn group_members(&self, group: &DirectoryGroup) -> Vec<&DirectoryGroup> {
+    pub fn group_members(&self, group: &Group) -> Vec<&Group> {
         self.groups
             .iter()
             .filter(|child| {
                 child
                     .parents
                     .iter()
-                    .any(|id| id.eq_ignore_ascii_case(&group.object_id))
+                    .any(|id| id.eq_ignore_ascii_case(&group.id))
             })
             .collect()
     }
 }
 
 /// The incremental changes of a cycle, after everything is provisioned. Users are named by
-/// [`DirectoryUser::key`], groups by object id.
+/// [`User::key`], groups by object id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {
     /// A user and the attributes Entra sends as changed.
@@ -709,11 +663,11 @@ impl Changes {
     /// A change of surname, display name, work email and employee number, like Entra's
     /// multi-attribute update sample: `Ada Lovelace` becomes `Ada Lovelace-King`, mail
     /// `updated.{local}@{domain}`, employee number `E-{mailNickname}`.
-    pub fn renamed(user: &DirectoryUser) -> UserUpdate {
+    pub fn renamed(user: &User) -> UserUpdate {
         let family = format!("{}-King", user.family_name().unwrap_or("Nobody"));
-        let mail = match user.mail.rsplit_once('@') {
+        let mail = match user.provisioned_mail().rsplit_once('@') {
             Some((local, domain)) => format!("updated.{local}@{domain}"),
-            None => format!("updated.{}", user.mail),
+            None => format!("updated.{}", user.provisioned_mail()),
         };
         UserUpdate {
             display_name: Some(format!("{} {family}", user.given_name())),
@@ -1408,25 +1362,25 @@ impl ScimClient {
         }
     }
 
-    /// `POST /Users` with Entra's create payload ([`DirectoryUser::create_payload_with`] the
+    /// `POST /Users` with Entra's create payload ([`User::create_payload_with`] the
     /// client's [`ExternalId`] mapping); answers the created user (201).
     ///
     /// # Errors
     ///
     /// Anything but 201 with a JSON object that has an `id`.
-    pub fn create_user(&self, user: &DirectoryUser) -> Result<Value, ProvisioningError> {
+    pub fn create_user(&self, user: &User) -> Result<Value, ProvisioningError> {
         let created = self.create("/Users", &user.create_payload_with(self.external_id))?;
         read_user(&created, "POST", "/Users", 201)?;
         Ok(created)
     }
 
-    /// `POST /Groups` with Entra's create payload ([`DirectoryGroup::create_payload`]);
+    /// `POST /Groups` with Entra's create payload ([`Group::create_payload`]);
     /// answers the created group (201).
     ///
     /// # Errors
     ///
     /// Anything but 201 with a JSON object that has an `id`.
-    pub fn create_group(&self, group: &DirectoryGroup) -> Result<Value, ProvisioningError> {
+    pub fn create_group(&self, group: &Group) -> Result<Value, ProvisioningError> {
         self.create("/Groups", &group.create_payload())
     }
 
@@ -1526,7 +1480,7 @@ impl ScimClient {
     /// A failed request, or more than one user with this `userName`.
     pub fn match_or_create_user(
         &self,
-        user: &DirectoryUser,
+        user: &User,
     ) -> Result<(String, Provisioned), ProvisioningError> {
         self.provision_user(user)
             .map(|(id, provisioned, _)| (id, provisioned))
@@ -1535,15 +1489,12 @@ impl ScimClient {
     /// [`ScimClient::match_or_create_user`], also answering the user as last read.
     fn provision_user(
         &self,
-        user: &DirectoryUser,
+        user: &User,
     ) -> Result<(String, Provisioned, Value), ProvisioningError> {
-        let list = self.users_by_user_name(&user.user_principal_name)?;
+        let list = self.users_by_user_name(&user.upn)?;
         let found = list.single().map_err(|problem| ProvisioningError::Answer {
             method: "GET".into(),
-            path: format!(
-                "/Users?filter=userName eq {}",
-                quoted(&user.user_principal_name)
-            ),
+            path: format!("/Users?filter=userName eq {}", quoted(&user.upn)),
             status: 200,
             body: format!("{list:?}"),
             problem,
@@ -1551,7 +1502,7 @@ impl ScimClient {
         match found {
             Some(existing) => {
                 let id = Self::id_of(existing, "GET", "/Users")?;
-                let filter = format!("userName eq {}", quoted(&user.user_principal_name));
+                let filter = format!("userName eq {}", quoted(&user.upn));
                 let path = readable_path("/Users", &[("filter", &filter)]);
                 read_user(existing, "GET", &path, 200)?;
                 let update = user.differences_with(existing, self.external_id);
@@ -1581,7 +1532,7 @@ impl ScimClient {
     /// A failed request, or more than one group with this `displayName`.
     pub fn match_or_create_group(
         &self,
-        group: &DirectoryGroup,
+        group: &Group,
     ) -> Result<(String, Provisioned), ProvisioningError> {
         let list = self.groups_by_display_name(&group.display_name)?;
         let found = list.single().map_err(|problem| ProvisioningError::Answer {
@@ -1680,14 +1631,12 @@ impl ScimClient {
                 Provisioned::Created => report.groups_created += 1,
                 Provisioned::Matched | Provisioned::Updated => report.groups_matched += 1,
             }
-            report
-                .groups
-                .insert(group.object_id.to_ascii_lowercase(), id);
+            report.groups.insert(group.id.to_ascii_lowercase(), id);
         }
 
         let per_request = options.members_per_request.max(1);
         for group in &directory.groups {
-            let group_id = known(report.group_id(&group.object_id), &group.object_id)?;
+            let group_id = known(report.group_id(&group.id), &group.id)?;
             let mut members: Vec<&str> = Vec::new();
             for user in directory.user_members(group) {
                 members.push(known(report.user_id(&user.key), &user.key)?);
@@ -1695,7 +1644,7 @@ impl ScimClient {
             let users = members.len();
             if options.nest_groups {
                 for child in directory.group_members(group) {
-                    members.push(known(report.group_id(&child.object_id), &child.object_id)?);
+                    members.push(known(report.group_id(&child.id), &child.id)?);
                 }
             }
             let mut requests = 0;
@@ -1852,7 +1801,7 @@ fn check_changes(directory: &Directory, changes: &Changes) -> Result<(), Provisi
 mod tests {
     use super::*;
 
-    fn ada() -> DirectoryUser {
+    fn ada() -> User {
         Directory::from_fixtures(&Fixtures::load_default().unwrap())
             .user("ada")
             .unwrap()
@@ -2008,10 +1957,7 @@ mod tests {
         let generated = Directory::generated(3, 1, 2);
         let payload = generated.users[0].create_payload();
         assert_eq!(payload[ENTERPRISE_USER]["employeeNumber"], "100000");
-        assert_eq!(
-            generated.users[1].groups,
-            [generated.groups[0].object_id.clone()]
-        );
+        assert_eq!(generated.users[1].groups, [generated.groups[0].id.clone()]);
         assert!(generated.users[2].groups.is_empty());
     }
 
@@ -2019,13 +1965,13 @@ mod tests {
     fn the_object_id_mapping_sends_the_object_id_as_external_id() {
         let user = ada();
         let payload = user.create_payload_with(ExternalId::ObjectId);
-        assert_eq!(payload["externalId"], json!(user.object_id));
+        assert_eq!(payload["externalId"], json!(user.oid));
         assert_eq!(
             payload["externalId"],
             "d46b42fb-47df-439b-8a37-e6c49553de12"
         );
         let mut expected = user.create_payload();
-        expected["externalId"] = json!(user.object_id);
+        expected["externalId"] = json!(user.oid);
         assert_eq!(payload, expected, "only externalId differs");
         // Matching: a user stored under the default mapping gets its externalId replaced.
         let stored = user.create_payload();
@@ -2033,7 +1979,7 @@ mod tests {
         assert_eq!(
             user.differences_with(&stored, ExternalId::ObjectId),
             UserUpdate {
-                external_id: Some(user.object_id.clone()),
+                external_id: Some(user.oid.clone()),
                 ..UserUpdate::default()
             }
         );
@@ -2075,7 +2021,7 @@ mod tests {
         let tagged = directory.tagged("t1");
         let mallory = tagged.user("mallory").unwrap();
         assert_eq!(
-            mallory.user_principal_name,
+            mallory.upn,
             "t1.mallory_contractor.example#EXT#@examplecorp.onmicrosoft.com"
         );
         assert_eq!(
@@ -2083,8 +2029,8 @@ mod tests {
             "t1.mallory_contractor.example#EXT#"
         );
         assert_eq!(tagged.groups[0].display_name, "t1 All staff");
-        assert_ne!(tagged.groups[0].object_id, directory.groups[0].object_id);
-        assert_eq!(tagged.groups[0].object_id.len(), 36);
+        assert_ne!(tagged.groups[0].id, directory.groups[0].id);
+        assert_eq!(tagged.groups[0].id.len(), 36);
         // Memberships and nesting follow the new ids.
         let sre = tagged
             .groups
@@ -2092,14 +2038,11 @@ mod tests {
             .find(|g| g.display_name == "t1 SRE")
             .unwrap();
         let grace = tagged.user("grace").unwrap();
-        assert_eq!(grace.groups, std::slice::from_ref(&sre.object_id));
+        assert_eq!(grace.groups, std::slice::from_ref(&sre.id));
         assert_eq!(tagged.user_members(sre), [grace]);
         let platform = tagged.group(&sre.parents[0]).unwrap();
         assert_eq!(platform.display_name, "t1 Platform");
-        assert_ne!(
-            directory.tagged("t2").groups[0].object_id,
-            tagged.groups[0].object_id
-        );
+        assert_ne!(directory.tagged("t2").groups[0].id, tagged.groups[0].id);
     }
 
     #[test]

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use edge_access_tests::client::HttpClient;
-use edge_access_tests::emulator::{Emulator, Fault, TokenRequest};
-use edge_access_tests::fixtures::Fixtures;
+use entra_emulator::client::HttpClient;
+use entra_emulator::fixtures::Fixtures;
+use entra_emulator::{Emulator, Fault, TokenRequest};
 use rsa::{BigUint, Pkcs1v15Sign, RsaPublicKey};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};

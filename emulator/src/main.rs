@@ -7,7 +7,7 @@
 //! documented set-up; Entra's own default is `mailNickname`): one
 //! provisioning cycle of the fixture directory against the SCIM endpoint at URL (Test
 //! Connection, users, groups, memberships, then an update, a member removal, a disable and a
-//! delete; see `edge_access_tests::emulator::provisioning`), then the report. As in Entra's
+//! delete; see `entra_emulator::provisioning`), then the report. As in Entra's
 //! Tenant URL, `?aadOptscim062020` at the end of URL selects that dialect.
 
 #![expect(
@@ -18,11 +18,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use edge_access_tests::emulator::provisioning::{
-    CycleOptions, Dialect, Directory, ExternalId, ScimClient,
-};
-use edge_access_tests::emulator::Emulator;
-use edge_access_tests::fixtures::Fixtures;
+use entra_emulator::fixtures::Fixtures;
+use entra_emulator::provisioning::{CycleOptions, Dialect, Directory, ExternalId, ScimClient};
+use entra_emulator::Emulator;
 
 const USAGE: &str = "usage: entra-emulator [--port N] [--fixtures FILE]\n       \
                      entra-emulator --provision URL --scim-token TOKEN \

@@ -1,5 +1,5 @@
 //! The emulated directory: one tenant, the gateway's app registration, users and nested
-//! groups, loaded from one JSON file (`tests/fixtures/entra.json`).
+//! groups, loaded from one JSON file (`emulator/fixtures/entra.json`).
 //!
 //! Groups name their `parents`, the groups they are themselves members of, as Entra nests
 //! groups. [`Fixtures::transitive_groups`] is the closure over `parents` that real Entra puts
@@ -155,8 +155,9 @@ impl OptionalClaims {
     }
 }
 
-/// A user of the emulated tenant.
-#[derive(Debug, Clone, Deserialize)]
+/// A user of the emulated tenant: what tokens and Graph say of them, and what Entra's
+/// provisioning service sends ([`crate::provisioning`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct User {
     /// The short name tests and the sign-in page use (`ada`).
@@ -186,6 +187,14 @@ pub struct User {
     /// Which groups the `groups` claim carries.
     #[serde(default)]
     pub groups_claim: GroupsClaim,
+    /// `employeeId`, which provisioning sends as the enterprise extension's
+    /// `employeeNumber`.
+    #[serde(default, rename = "employeeId")]
+    pub employee_id: Option<String>,
+    /// The [`User::key`] of the user's manager (Entra's `manager` reference), which
+    /// provisioning links once both are provisioned.
+    #[serde(default)]
+    pub manager: Option<String>,
 }
 
 /// Graph's `userType`.
@@ -219,8 +228,8 @@ pub enum GroupsClaim {
     Direct,
 }
 
-/// A group of the emulated tenant.
-#[derive(Debug, Clone, Deserialize)]
+/// A group of the emulated tenant (also what provisioning sends of it).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Group {
     /// The object id (GUID).
@@ -253,6 +262,22 @@ pub struct Group {
 
 fn security_enabled_default() -> bool {
     true
+}
+
+impl Default for Group {
+    /// A cloud security group with no id, name or parents.
+    fn default() -> Self {
+        Self {
+            id: String::new(),
+            display_name: String::new(),
+            description: None,
+            parents: Vec::new(),
+            security_enabled: security_enabled_default(),
+            on_premises_sam_account_name: None,
+            on_premises_net_bios_name: None,
+            on_premises_domain_name: None,
+        }
+    }
 }
 
 /// Why a fixture file cannot be used.
@@ -307,12 +332,12 @@ impl std::error::Error for FixturesError {
 }
 
 impl Fixtures {
-    /// `tests/fixtures/entra.json` in the checkout found at run time (relative to the
+    /// `emulator/fixtures/entra.json` in the checkout found at run time (relative to the
     /// current directory without one, so that loading it fails naming the path).
     pub fn default_path() -> PathBuf {
         workspace_root::find()
             .unwrap_or_default()
-            .join("tests")
+            .join("emulator")
             .join("fixtures")
             .join("entra.json")
     }

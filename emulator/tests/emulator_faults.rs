@@ -3,9 +3,9 @@
 
 #![expect(clippy::unwrap_used, reason = "test code: a failure panics")]
 
-use edge_access_tests::client::HttpClient;
-use edge_access_tests::emulator::{Emulator, Fault};
-use edge_access_tests::fixtures::Fixtures;
+use entra_emulator::client::HttpClient;
+use entra_emulator::fixtures::Fixtures;
+use entra_emulator::{Emulator, Fault};
 use serde_json::{json, Value};
 
 fn emulator() -> Emulator {

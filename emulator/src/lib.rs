@@ -1,4 +1,4 @@
-//! An HTTP server that behaves like Microsoft Entra ID for edge-access: OIDC discovery (v1 and
+//! `entra-emulator`: an HTTP server that behaves like Microsoft Entra ID for edge-access: OIDC discovery (v1 and
 //! v2), JWKS with key rotation and injected faults, and RS256 access tokens for the fixture
 //! users, minted in process ([`Emulator::mint`]) or over HTTP (`POST /_admin/token`).
 //!
@@ -36,14 +36,25 @@
 //!
 //! [`provisioning`] is the other direction: Entra's provisioning service as a SCIM client of
 //! the gateway's SCIM endpoint, in both of its PATCH dialects.
+//!
+//! - [`fixtures`]: the emulated tenant (users, nested groups) from `fixtures/entra.json`.
+//! - [`client`]: a plain-HTTP client that returns every status and follows no redirect.
+//! - [`server`]: the small HTTP server the emulator (and the tests' demo origin) run on.
+//! - [`urlencoded`]: query strings and form bodies.
+//!
+//! Test-only code: none of it ships in the product.
 
+pub mod client;
+pub mod fixtures;
 mod graph;
 mod http;
 mod keys;
 pub mod provisioning;
+pub mod server;
 mod signin;
 mod signin_client;
 mod token;
+pub mod urlencoded;
 
 use std::fmt;
 use std::net::SocketAddr;

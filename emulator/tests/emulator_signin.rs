@@ -14,14 +14,16 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use edge_access_tests::client::{HttpClient, HttpResponse};
-use edge_access_tests::emulator::{
+use entra_emulator::client::{HttpClient, HttpResponse};
+use entra_emulator::fixtures::Fixtures;
+use entra_emulator::urlencoded;
+use entra_emulator::{
     pkce_challenge, Emulator, EmulatorError, Fault, TokenRequest, GRAPH_AUDIENCE,
     SERVICE_PRINCIPAL_ID,
 };
-use edge_access_tests::fixtures::Fixtures;
-use edge_access_tests::urlencoded;
 use rsa::{BigUint, Pkcs1v15Sign, RsaPublicKey};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -31,6 +33,43 @@ const REDIRECT_URI: &str = "http://127.0.0.1:9/cdn-cgi/access/callback";
 
 /// RFC 7636 appendix B.
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+/// A table of refusal cases in `emulator/cases/` (each file says what its cases mean).
+#[derive(Deserialize)]
+struct Cases<T> {
+    cases: Vec<T>,
+}
+
+fn cases<T: DeserializeOwned>(json: &str) -> Vec<T> {
+    serde_json::from_str::<Cases<T>>(json).unwrap().cases
+}
+
+/// `cases/authorize_refusals.json`.
+#[derive(Deserialize)]
+struct AuthorizeRefusal {
+    what: String,
+    params: Vec<(String, Option<String>)>,
+    #[serde(default)]
+    append: String,
+    #[serde(default)]
+    tenant: Option<String>,
+    code: String,
+}
+
+/// `cases/token_refusals.json`.
+#[derive(Deserialize)]
+struct TokenRefusal {
+    what: String,
+    fields: Vec<(String, String)>,
+    error: String,
+}
+
+/// `cases/client_credentials_scope_refusals.json`.
+#[derive(Deserialize)]
+struct ScopeRefusal {
+    scope: String,
+    code: String,
+}
 
 fn emulator() -> Emulator {
     Emulator::start(Fixtures::load_default().unwrap()).unwrap()
@@ -405,7 +444,7 @@ fn authorize_errors_are_error_pages_that_never_redirect() {
     let client_id = emulator.client_id().to_owned();
     let base = emulator.authorize_endpoint();
     let url = |pairs: &[(&str, &str)]| format!("{base}?{}", urlencoded::encode_pairs(pairs));
-    let good = |overrides: &[(&'static str, Option<&'static str>)]| {
+    let good = |params: &[(String, Option<String>)]| {
         let mut pairs: Vec<(&str, &str)> = vec![
             ("client_id", client_id.as_str()),
             ("response_type", "code"),
@@ -413,113 +452,22 @@ fn authorize_errors_are_error_pages_that_never_redirect() {
             ("scope", "openid profile"),
             ("state", "s"),
         ];
-        for (name, value) in overrides {
-            pairs.retain(|(candidate, _)| candidate != name);
+        for (name, value) in params {
+            pairs.retain(|(candidate, _)| *candidate != name.as_str());
             if let Some(value) = value {
                 pairs.push((name, value));
             }
         }
         url(&pairs)
     };
-    let cases: Vec<(&str, String, &str)> = vec![
-        (
-            "unknown client",
-            good(&[("client_id", Some("11111111-2222-3333-4444-555555555555"))]),
-            "AADSTS700016",
-        ),
-        ("no client", good(&[("client_id", None)]), "AADSTS900144"),
-        (
-            "no redirect_uri",
-            good(&[("redirect_uri", None)]),
-            "AADSTS900144",
-        ),
-        (
-            "relative redirect_uri",
-            good(&[("redirect_uri", Some("/cdn-cgi/access/callback"))]),
-            "AADSTS50011",
-        ),
-        (
-            "ftp redirect_uri",
-            good(&[("redirect_uri", Some("ftp://example.com/cb"))]),
-            "AADSTS50011",
-        ),
-        (
-            "javascript redirect_uri",
-            good(&[("redirect_uri", Some("javascript:alert(1)"))]),
-            "AADSTS50011",
-        ),
-        (
-            "redirect_uri with a fragment",
-            good(&[("redirect_uri", Some("https://example.com/cb#x"))]),
-            "AADSTS50011",
-        ),
-        (
-            "no response_type",
-            good(&[("response_type", None)]),
-            "AADSTS900144",
-        ),
-        (
-            "implicit flow",
-            good(&[("response_type", Some("id_token"))]),
-            "AADSTS700054",
-        ),
-        (
-            "form_post",
-            good(&[("response_mode", Some("form_post"))]),
-            "AADSTS90023",
-        ),
-        ("no scope", good(&[("scope", None)]), "AADSTS900144"),
-        (
-            "no openid",
-            good(&[("scope", Some("profile email"))]),
-            "AADSTS90023",
-        ),
-        (
-            "bad prompt",
-            good(&[("prompt", Some("always"))]),
-            "AADSTS90023",
-        ),
-        (
-            "plain PKCE",
-            good(&[
-                ("code_challenge", Some(VERIFIER)),
-                ("code_challenge_method", Some("plain")),
-            ]),
-            "AADSTS90023",
-        ),
-        (
-            "PKCE without a method",
-            good(&[(
-                "code_challenge",
-                Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
-            )]),
-            "AADSTS90023",
-        ),
-        (
-            "a short challenge",
-            good(&[
-                ("code_challenge", Some("abc")),
-                ("code_challenge_method", Some("S256")),
-            ]),
-            "AADSTS90023",
-        ),
-        (
-            "a method without a challenge",
-            good(&[("code_challenge_method", Some("S256"))]),
-            "AADSTS900144",
-        ),
-        (
-            "a repeated parameter",
-            good(&[]) + "&state=t",
-            "AADSTS90023",
-        ),
-        (
-            "an unknown tenant",
-            good(&[]).replace(emulator.tenant_id(), "00000000-0000-0000-0000-000000000000"),
-            "AADSTS90002",
-        ),
-    ];
-    for (what, url, code) in cases {
+    let cases: Vec<AuthorizeRefusal> = cases(include_str!("../cases/authorize_refusals.json"));
+    assert!(!cases.is_empty());
+    for case in cases {
+        let mut url = good(&case.params) + &case.append;
+        if let Some(tenant) = &case.tenant {
+            url = url.replace(emulator.tenant_id(), tenant);
+        }
+        let (what, code) = (case.what.as_str(), case.code.as_str());
         let response = http().get(&url).unwrap();
         assert_eq!(response.status, 400, "{what}: {}", response.body);
         assert_eq!(
@@ -695,9 +643,6 @@ fn pkce_is_required_exactly_when_a_challenge_was_sent() {
     assert_eq!(redeem(&emulator, &code, Some(VERIFIER)).status, 200);
 }
 
-/// Form fields, in order.
-type Fields<'a> = Vec<(&'a str, &'a str)>;
-
 /// The fields of a code redemption with `client_id` and, when given, `client_secret`.
 fn code_fields<'a>(
     code: &'a str,
@@ -774,93 +719,34 @@ fn malformed_token_requests_are_refused() {
     let code = sign_in_code(&emulator, "ada", None);
     let secret = emulator.client_secret();
     let id = emulator.client_id();
-    let cases: Vec<(&str, Fields, &str)> = vec![
-        (
-            "refresh grant",
-            vec![
-                ("grant_type", "refresh_token"),
-                ("refresh_token", "x"),
-                ("client_id", id),
-                ("client_secret", secret),
-            ],
-            "unsupported_grant_type",
-        ),
-        (
-            "password grant",
-            vec![
-                ("grant_type", "password"),
-                ("username", "ada"),
-                ("password", "x"),
-                ("client_id", id),
-                ("client_secret", secret),
-            ],
-            "unsupported_grant_type",
-        ),
-        (
-            "client credentials without a scope",
-            vec![
-                ("grant_type", "client_credentials"),
-                ("client_id", id),
-                ("client_secret", secret),
-            ],
-            "invalid_request",
-        ),
-        (
-            "no grant type",
-            vec![
-                ("code", &code),
-                ("client_id", id),
-                ("client_secret", secret),
-            ],
-            "invalid_request",
-        ),
-        (
-            "no code",
-            vec![
-                ("grant_type", "authorization_code"),
-                ("redirect_uri", REDIRECT_URI),
-                ("client_id", id),
-                ("client_secret", secret),
-            ],
-            "invalid_request",
-        ),
-        (
-            "no redirect_uri",
-            vec![
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("client_id", id),
-                ("client_secret", secret),
-            ],
-            "invalid_request",
-        ),
-        (
-            "no client_id",
-            vec![
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT_URI),
-                ("client_secret", secret),
-            ],
-            "invalid_request",
-        ),
-        (
-            "a repeated code",
-            vec![
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("code", &code),
-                ("redirect_uri", REDIRECT_URI),
-                ("client_id", id),
-                ("client_secret", secret),
-            ],
-            "invalid_request",
-        ),
+    let placeholders = [
+        ("{client_id}", id),
+        ("{client_secret}", secret),
+        ("{code}", code.as_str()),
+        ("{redirect_uri}", REDIRECT_URI),
     ];
-    for (what, fields, error) in cases {
+    let cases: Vec<TokenRefusal> = cases(include_str!("../cases/token_refusals.json"));
+    assert!(!cases.is_empty());
+    for case in cases {
+        let fields: Vec<(&str, &str)> = case
+            .fields
+            .iter()
+            .map(|(name, value)| {
+                let value = placeholders
+                    .iter()
+                    .find(|(placeholder, _)| placeholder == value)
+                    .map_or(value.as_str(), |(_, own)| *own);
+                (name.as_str(), value)
+            })
+            .collect();
+        let what = &case.what;
         let response = token_request(&emulator, &fields, &[]);
         assert_eq!(response.status, 400, "{what}: {}", response.body);
-        assert_eq!(response.json().unwrap()["error"], error, "{what}");
+        assert_eq!(
+            response.json().unwrap()["error"],
+            case.error.as_str(),
+            "{what}"
+        );
     }
 
     // Not a form, not a POST, not a known tenant.
@@ -903,7 +789,7 @@ fn expired_codes_are_refused() {
     std::thread::sleep(Duration::from_millis(400));
     assert_oauth_error(&redeem(&emulator, &code, None), 400, "invalid_grant");
 
-    emulator.set_code_lifetime(edge_access_tests::emulator::CODE_LIFETIME);
+    emulator.set_code_lifetime(entra_emulator::CODE_LIFETIME);
     let code = sign_in_code(&emulator, "ada", None);
     assert_eq!(redeem(&emulator, &code, None).status, 200);
 }
@@ -1594,27 +1480,17 @@ fn the_client_credentials_grant_checks_the_client_and_the_scope() {
     assert!(description.starts_with("AADSTS700016"), "{description}");
 
     // Only Graph's /.default: delegated scopes, other resources, several scopes.
-    for (scope, code) in [
-        ("User.Read", "AADSTS1002012"),
-        (
-            "https://graph.microsoft.com/GroupMember.Read.All",
-            "AADSTS1002012",
-        ),
-        (
-            "https://graph.microsoft.com/.default openid",
-            "AADSTS1002012",
-        ),
-        ("https://graph.microsoft.com", "AADSTS1002012"),
-        ("", "AADSTS1002012"),
-        ("https://management.azure.com/.default", "AADSTS500011"),
-        ("api://edge-access/.default", "AADSTS500011"),
-    ] {
+    let cases: Vec<ScopeRefusal> = cases(include_str!(
+        "../cases/client_credentials_scope_refusals.json"
+    ));
+    assert!(!cases.is_empty());
+    for ScopeRefusal { scope, code } in cases {
         let description = assert_oauth_error(
-            &client_credentials(&emulator, secret, scope),
+            &client_credentials(&emulator, secret, &scope),
             400,
             "invalid_scope",
         );
-        assert!(description.starts_with(code), "{scope}: {description}");
+        assert!(description.starts_with(&code), "{scope}: {description}");
     }
     // `resource` belongs to the v1 endpoint.
     let response = token_request(

@@ -3,7 +3,7 @@
 //!
 //! For each connection count (1, then 4), a fresh stack (an empty D1) and a generated
 //! directory — 5,000 users and 500 groups of 10 users each by default — provisioned the way
-//! Entra's provisioning service does it ([`edge_access_tests::emulator::provisioning`],
+//! Entra's provisioning service does it ([`entra_emulator::provisioning`],
 //! default dialect), in three timed phases:
 //!
 //! 1. **users**: per user, `GET /Users?filter=userName eq "…"`, then `POST /Users` with
@@ -42,15 +42,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use edge_access_tests::bench_report::{
-    commit_and_changes, repository_root, utc, write_section, Environment,
-};
+use bench_report::{commit_and_changes, repository_root, utc, write_section, Environment};
 
-use edge_access_tests::client::HttpClient;
-use edge_access_tests::emulator::provisioning::{
+use edge_access_tests::stack::{Stack, StackConfig, SCIM_PATH, SCIM_TOKEN};
+use entra_emulator::client::HttpClient;
+use entra_emulator::provisioning::{
     Dialect, Directory, Exchange, ExternalId, ProvisioningError, ScimClient,
 };
-use edge_access_tests::stack::{Stack, StackConfig, SCIM_PATH, SCIM_TOKEN};
 use serde_json::{json, Value};
 
 /// The section this benchmark owns in BENCHMARKS.md.
@@ -82,7 +80,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         members: 10,
         connections: vec![1, 4],
         write: None,
-        command: "cargo run --release -p edge-access-tests --bin scim-provision-bench -- \
+        command: "cargo run --release -p edge-access-scim-bench -- \
                   --write BENCHMARKS.md"
             .into(),
     };
@@ -282,7 +280,7 @@ fn measure(directory: &Directory, connections: usize) -> Result<Run, String> {
     let (group_ids, groups_phase) = phase("groups", &clients, &groups, |client, group| {
         client
             .match_or_create_group(group)
-            .map(|(id, _)| (group.object_id.clone(), id))
+            .map(|(id, _)| (group.id.clone(), id))
     })?;
     let user_ids: BTreeMap<String, String> = user_ids.into_iter().collect();
     let group_ids: BTreeMap<String, String> = group_ids.into_iter().collect();
@@ -292,9 +290,9 @@ fn measure(directory: &Directory, connections: usize) -> Result<Run, String> {
             .iter()
             .filter_map(|user| user_ids.get(&user.key).map(String::as_str))
             .collect();
-        let id = group_ids.get(&group.object_id).ok_or_else(|| {
-            ProvisioningError::Directory(format!("no id for {}", group.object_id))
-        })?;
+        let id = group_ids
+            .get(&group.id)
+            .ok_or_else(|| ProvisioningError::Directory(format!("no id for {}", group.id)))?;
         client
             .add_members(id, &members)
             .map(|()| (String::new(), String::new()))
@@ -417,7 +415,7 @@ fn verify(
         .into_iter()
         .flatten()
     {
-        let id = group_ids.get(&group.object_id).ok_or("a group has no id")?;
+        let id = group_ids.get(&group.id).ok_or("a group has no id")?;
         let stored = client
             .group(id, false)
             .map_err(|e| e.to_string())?
@@ -455,7 +453,7 @@ impl Report {
         let _ = writeln!(out, "{HEADING}\n");
         let _ = writeln!(
             out,
-            "Command: `{}` (`tests/src/bin/scim-provision-bench.rs`). Run on {}: {}, {} cores \
+            "Command: `{}` (`bench/scim/src/main.rs`). Run on {}: {}, {} cores \
              shared with another developer's builds (load average {} at the start, {} at the \
              end), wrangler {} with workerd {} (`wrangler dev --local`, inspector proxy off), \
              the worker's D1 local in workerd (SQLite under `target/e2e/`), every process on \
@@ -473,7 +471,7 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "Entra's provisioning client (`edge_access_tests::emulator::provisioning`, default \
+            "Entra's provisioning client (`entra_emulator::provisioning`, default \
              dialect) provisions {} users and {} groups of {} users each: **users** = per user \
              `GET /Users?filter=userName eq \"…\"` then `POST /Users` (Entra's create payload \
              with the enterprise extension); **groups** = per group `GET \

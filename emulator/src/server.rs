@@ -8,13 +8,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// What answers a request; it must respond (a dropped request gets an empty 500).
-pub(crate) type Handler = dyn Fn(tiny_http::Request) + Send + Sync + 'static;
+pub type Handler = dyn Fn(tiny_http::Request) + Send + Sync + 'static;
 
 /// The most a request body may hold; more is answered with 413.
-pub(crate) const MAX_BODY: u64 = 1 << 20;
+pub const MAX_BODY: u64 = 1 << 20;
 
 /// A running server on 127.0.0.1.
-pub(crate) struct Server {
+pub struct Server {
     addr: SocketAddr,
     inner: Option<Arc<tiny_http::Server>>,
     accept: Option<JoinHandle<()>>,
@@ -29,16 +29,12 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// Listens on 127.0.0.1:`port` (a free port when `None`) and hands every request to
     /// `handler` on a new thread named `name`.
-    pub(crate) fn start(name: &str, port: Option<u16>, handler: Arc<Handler>) -> io::Result<Self> {
+    pub fn start(name: &str, port: Option<u16>, handler: Arc<Handler>) -> io::Result<Self> {
         Self::serve(name, bind(port)?, handler)
     }
 
     /// Serves `listener` (see [`bind`]): for a handler that needs the address first.
-    pub(crate) fn serve(
-        name: &str,
-        listener: TcpListener,
-        handler: Arc<Handler>,
-    ) -> io::Result<Self> {
+    pub fn serve(name: &str, listener: TcpListener, handler: Arc<Handler>) -> io::Result<Self> {
         let addr = listener.local_addr()?;
         let inner =
             Arc::new(tiny_http::Server::from_listener(listener, None).map_err(io::Error::other)?);
@@ -64,12 +60,12 @@ impl Server {
     }
 
     /// Where the server listens.
-    pub(crate) fn addr(&self) -> SocketAddr {
+    pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// `http://127.0.0.1:PORT`.
-    pub(crate) fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 }
@@ -96,12 +92,12 @@ impl Drop for Server {
 }
 
 /// A listener on 127.0.0.1:`port`, or on a free port when `None`.
-pub(crate) fn bind(port: Option<u16>) -> io::Result<TcpListener> {
+pub fn bind(port: Option<u16>) -> io::Result<TcpListener> {
     TcpListener::bind((Ipv4Addr::LOCALHOST, port.unwrap_or(0)))
 }
 
 /// The request body, at most [`MAX_BODY`] bytes (`None` when longer).
-pub(crate) fn read_body(request: &mut tiny_http::Request) -> io::Result<Option<Vec<u8>>> {
+pub fn read_body(request: &mut tiny_http::Request) -> io::Result<Option<Vec<u8>>> {
     let mut body = Vec::new();
     request
         .as_reader()
@@ -113,7 +109,7 @@ pub(crate) fn read_body(request: &mut tiny_http::Request) -> io::Result<Option<V
 
 /// Answers `request` with `status` and `body` of `content_type`, plus `headers`. A client
 /// that went away is not an error worth reporting.
-pub(crate) fn respond(
+pub fn respond(
     request: tiny_http::Request,
     status: u16,
     content_type: &str,
@@ -132,14 +128,14 @@ pub(crate) fn respond(
 
 /// Answers `request` with bytes that are not an HTTP response: the client's request fails
 /// without a status, as it does when the connection drops before the answer.
-pub(crate) fn answer_broken(request: tiny_http::Request) {
+pub fn answer_broken(request: tiny_http::Request) {
     let mut writer = request.into_writer();
     let _gone = writer.write_all(b"\0\0 this is not HTTP \r\n\r\n");
     let _gone = writer.flush();
 }
 
 /// Answers with `value` as JSON.
-pub(crate) fn respond_json(
+pub fn respond_json(
     request: tiny_http::Request,
     status: u16,
     headers: &[(&str, &str)],
