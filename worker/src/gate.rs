@@ -1,21 +1,17 @@
 //! The protected path: credentials → identity → policy decision → origin, with one decision
 //! log line per request.
 
-use edge_access_token::{
-    identity_from_claims, identity_without_groups, Expectations, IdentityError, TokenVersion,
-    UnverifiedEntraToken, DEFAULT_LEEWAY_SECS,
-};
 use policy_core::{
     ClientIp, Country, DenyAnswer, Identity, Mtls, Outcome, Request as PolicyRequest, Target,
 };
 use worker::{Date, Env, Request, Response};
 
 use crate::config::Gateway;
+use crate::crypto;
 use crate::directory;
 use crate::distinguished_name;
 use crate::error::GatewayError;
-use crate::graph;
-use crate::keys::{self, WebCryptoVerifier};
+use crate::identity::{self, Rejection, Source};
 use crate::log::DecisionLog;
 use crate::proxy;
 use crate::raw_url::RawUrl;
@@ -163,7 +159,9 @@ async fn decide(
     }
     let (mut assertion, mut session) = (None, None);
     if let Some(bearer) = bearer(headers) {
-        match bearer_identity(env, gateway, &bearer, now_ms).await {
+        let identity =
+            identity::from_entra_token(env, gateway, &bearer, Source::Bearer, now_ms).await;
+        match identity.map_err(Rejection::for_bearer) {
             Ok(identity) => match deprovisioned(env, gateway, &identity, now_ms).await? {
                 Some(why) => return Ok(refused(GatewayError::Unauthorized(why))),
                 None => policy_request.identity = Some(identity),
@@ -194,15 +192,11 @@ async fn decide(
         })
     });
 
-    // The SCIM directory (nesting, names) speaks only for its own provider's identities.
-    let scoped;
-    let engine = match (&gateway.scim, policy_request.identity.as_ref()) {
-        (Some(scim), Some(identity)) if identity.idp_id.as_deref() == Some(&*scim.idp_id) => {
-            scoped = directory::engine(env, gateway, now_ms).await?;
-            &*scoped
-        }
-        _ => engine,
-    };
+    let idp_id = policy_request
+        .identity
+        .as_ref()
+        .and_then(|i| i.idp_id.as_deref());
+    let engine = directory::engine_for(env, gateway, idp_id, now_ms).await?;
     let decide = |request: &PolicyRequest| {
         engine.decide(request).map_err(|e| GatewayError::Forbidden {
             reason: format!("evaluation stopped: {e}"),
@@ -377,82 +371,9 @@ fn bearer(headers: &worker::Headers) -> Option<String> {
         .then(|| token.trim().to_owned())
 }
 
-/// Validates an Entra access token and maps it to an identity.
-async fn bearer_identity(
-    env: &Env,
-    gateway: &Gateway,
-    token: &str,
-    now_ms: u64,
-) -> Result<Identity, GatewayError> {
-    let unauthorized = |e: &dyn std::fmt::Display| GatewayError::Unauthorized(e.to_string());
-    let parsed = UnverifiedEntraToken::parse(token).map_err(|e| unauthorized(&e))?;
-    let tenant = parsed
-        .tenant_hint()
-        .ok_or_else(|| unauthorized(&"token has no `tid`"))?;
-    let idp = gateway
-        .engine
-        .identity_providers()
-        .iter()
-        .find(|p| p.directory_id.eq_ignore_ascii_case(tenant))
-        .ok_or_else(|| unauthorized(&"token from a directory that is not configured"))?;
-    let (key, issuer) = keys::signing_key(
-        env,
-        &gateway.authority(idp),
-        &keys::key_source(idp),
-        &parsed,
-        now_ms,
-    )
-    .await?;
-    let (issuer_v1, issuer_v2) = match parsed.version() {
-        TokenVersion::V1 => (issuer, String::new()),
-        TokenVersion::V2 => (String::new(), issuer),
-    };
-    let expected = Expectations {
-        tenant_id: idp.directory_id.to_string(),
-        audiences: idp.accepted_audiences(),
-        issuer_v1,
-        issuer_v2,
-        leeway_secs: DEFAULT_LEEWAY_SECS,
-        nonce: None,
-    };
-    let verified = parsed
-        .verify(&WebCryptoVerifier, &key, &expected, now_ms / 1000)
-        .await
-        .map_err(|e| unauthorized(&e))?;
-    match identity_from_claims(&verified, idp) {
-        // Too many groups for the token, or none in it (unknown, never "no groups"): read
-        // them from Graph with the app's own credentials.
-        Err(IdentityError::GroupsOverage | IdentityError::GroupsNotInToken)
-            if idp.support_groups =>
-        {
-            let mut identity =
-                identity_without_groups(&verified, idp).map_err(|e| unauthorized(&e))?;
-            let oid = identity
-                .user_id
-                .as_deref()
-                .ok_or_else(|| unauthorized(&"token has no `oid`"))?
-                .to_owned();
-            identity.groups = graph::user_groups(gateway, idp, &oid).await?;
-            Ok(identity)
-        }
-        Err(IdentityError::GroupsOverage | IdentityError::GroupsNotInToken) => {
-            identity_without_groups(&verified, idp).map_err(|e| unauthorized(&e))
-        }
-        // Groups by name: the registration is set up wrong, the caller did nothing wrong.
-        Err(error @ IdentityError::BadGroup(_)) if idp.support_groups => Err(GatewayError::Config(
-            format!("identity provider `{}`: {error}", idp.id),
-        )),
-        Err(IdentityError::BadGroup(_)) => {
-            identity_without_groups(&verified, idp).map_err(|e| unauthorized(&e))
-        }
-        other => other.map_err(|e| unauthorized(&e)),
-    }
-}
-
 fn request_id(request: &Request) -> String {
     if let Some(ray) = request.headers().get("cf-ray").ok().flatten() {
         return ray;
     }
-    let global: web_sys::WorkerGlobalScope = wasm_bindgen::JsCast::unchecked_into(js_sys::global());
-    global.crypto().map(|c| c.random_uuid()).unwrap_or_default()
+    crypto::random_uuid().unwrap_or_default()
 }

@@ -2,12 +2,15 @@
 
 mod assertion;
 mod config;
+mod crypto;
 mod d1;
 mod directory;
 mod distinguished_name;
 mod error;
 mod gate;
 mod graph;
+mod http;
+mod identity;
 mod key_refresh;
 mod keys;
 mod log;
@@ -21,6 +24,7 @@ mod service_token;
 mod session;
 mod session_store;
 mod signin;
+mod signing;
 mod time;
 
 use worker::{event, Context, Env, Request, Response, Result};

@@ -7,12 +7,11 @@
 //! SCIM's statements reach into the stored identity with SQLite's JSON functions, at
 //! [`IDP_ID`] and [`GROUPS`]: the paths of [`StoredIdentity`]'s fields, pinned by a test.
 
-use serde::Deserialize;
+use policy_core::{Email, GroupId, Identity};
+use serde::{Deserialize, Serialize};
 use worker::{D1Database, D1PreparedStatement};
 
 use crate::d1::{self, Binds};
-#[cfg(doc)]
-use crate::session::StoredIdentity;
 use crate::time::UnixMillis;
 
 /// Where [`StoredIdentity::idp_id`] is in the stored JSON.
@@ -173,12 +172,87 @@ pub fn set_groups(
     )
 }
 
+/// The identity as stored server-side (groups included), keyed by `identity_nonce`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredIdentity {
+    pub email: Option<String>,
+    pub user_id: Option<String>,
+    pub tenant_id: Option<String>,
+    pub idp_id: Option<String>,
+    pub groups: Vec<String>,
+    pub amr: Vec<String>,
+    pub acrs: Vec<String>,
+    pub claims: Vec<(String, Vec<String>)>,
+    pub country: Option<String>,
+}
+
+impl StoredIdentity {
+    pub fn from_identity(identity: &Identity, country: Option<String>) -> StoredIdentity {
+        let strings = |v: &[Box<str>]| v.iter().map(|s| s.to_string()).collect();
+        StoredIdentity {
+            email: identity.email.as_ref().map(|e| e.as_str().to_owned()),
+            user_id: identity.user_id.as_deref().map(Into::into),
+            tenant_id: identity.tenant_id.as_deref().map(Into::into),
+            idp_id: identity.idp_id.as_deref().map(Into::into),
+            groups: identity.groups.iter().map(ToString::to_string).collect(),
+            amr: strings(&identity.amr),
+            acrs: strings(&identity.acrs),
+            claims: identity
+                .claims
+                .iter()
+                .filter(|(name, _)| !is_bulky_claim(name))
+                .map(|(name, values)| (name.to_string(), strings(values)))
+                .collect(),
+            country,
+        }
+    }
+
+    pub fn to_identity(&self) -> Identity {
+        let boxed = |v: &[String]| v.iter().map(|s| s.as_str().into()).collect();
+        let mut identity = Identity::default();
+        identity.email = self.email.as_deref().and_then(|e| Email::parse(e).ok());
+        identity.user_id = self.user_id.as_deref().map(Into::into);
+        identity.tenant_id = self.tenant_id.as_deref().map(Into::into);
+        identity.idp_id = self.idp_id.as_deref().map(Into::into);
+        identity.groups = self
+            .groups
+            .iter()
+            .filter_map(|g| GroupId::parse(g).ok())
+            .collect();
+        identity.amr = boxed(&self.amr);
+        identity.acrs = boxed(&self.acrs);
+        identity.claims = self
+            .claims
+            .iter()
+            .map(|(n, v)| (n.as_str().into(), boxed(v)))
+            .collect();
+        identity
+    }
+}
+
+/// Claims not worth keeping per session (token bookkeeping, or the groups kept separately).
+fn is_bulky_claim(name: &str) -> bool {
+    matches!(
+        name,
+        "groups"
+            | "_claim_names"
+            | "_claim_sources"
+            | "aio"
+            | "uti"
+            | "rh"
+            | "nonce"
+            | "iat"
+            | "nbf"
+            | "exp"
+            | "sid"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::session::StoredIdentity;
 
     fn stored() -> StoredIdentity {
         StoredIdentity {

@@ -4,26 +4,28 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use edge_access_token::{
-    identity_from_claims, AppClaims, Expectations, IdentityError, TokenVersion,
-    UnverifiedEntraToken, DEFAULT_LEEWAY_SECS,
-};
+use edge_access_token::{AppClaims, TokenVersion};
 use policy_core::{
     ClientIp, Country, DenyAnswer, IdentityProvider, Outcome, Request as PolicyRequest, Target,
 };
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use sha2::{Digest, Sha256};
-use wasm_bindgen::{JsCast, JsValue};
-use worker::{Date, Env, Fetch, Headers, Method, Request, RequestInit, Response, Url};
+use wasm_bindgen::JsValue;
+use worker::{Date, Env, Headers, Method, Request, Response, Url};
 
 use crate::config::Gateway;
+use crate::crypto::random_token;
+use crate::directory;
 use crate::error::{Dependency, GatewayError};
-use crate::keys::{self, WebCryptoVerifier};
+use crate::http::{exchange, origin_of, query, redirect, Exchange};
+use crate::identity::{self, Rejection, Source};
 use crate::log;
 use crate::pages;
 use crate::pending::{self, Pending};
-use crate::session::{self, Revocation, StoredIdentity};
+use crate::session::{self, Revocation};
+use crate::session_store::StoredIdentity;
+use crate::signing::SigningKeys;
 
 /// Routes `/cdn-cgi/access/<endpoint>`.
 pub async fn handle(request: Request, env: &Env, gateway: &Gateway) -> Response {
@@ -47,24 +49,6 @@ pub async fn handle(request: Request, env: &Env, gateway: &Gateway) -> Response 
     })
 }
 
-/// Random bytes, base64url: identity nonces.
-pub fn random_token(bytes: usize) -> Result<String, GatewayError> {
-    Ok(URL_SAFE_NO_PAD.encode(random_bytes(bytes)?))
-}
-
-/// Random bytes from the platform's CSPRNG.
-pub fn random_bytes(bytes: usize) -> Result<Vec<u8>, GatewayError> {
-    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-    let crypto = global
-        .crypto()
-        .map_err(|e| GatewayError::Internal(format!("{e:?}")))?;
-    let mut buffer = vec![0u8; bytes];
-    crypto
-        .get_random_values_with_u8_array(&mut buffer)
-        .map_err(|e| GatewayError::Internal(format!("{e:?}")))?;
-    Ok(buffer)
-}
-
 /// A redirect target that stays on this host: a path, never `//host` or a URL.
 pub fn local_path(candidate: Option<&str>) -> String {
     match candidate {
@@ -78,32 +62,6 @@ pub fn local_path(candidate: Option<&str>) -> String {
         }
         _ => "/".to_owned(),
     }
-}
-
-fn query(url: &Url, name: &str) -> Option<String> {
-    url.query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
-fn origin_of(url: &Url) -> String {
-    match url.port() {
-        Some(port) => format!("{}://{}:{port}", url.scheme(), url.host_str().unwrap_or("")),
-        None => format!("{}://{}", url.scheme(), url.host_str().unwrap_or("")),
-    }
-}
-
-fn redirect(location: &str, cookies: &[String]) -> Response {
-    let headers = Headers::new();
-    let _ = headers.set("Location", location);
-    let _ = headers.set("Cache-Control", "no-store");
-    for c in cookies {
-        let _ = headers.append("Set-Cookie", c);
-    }
-    Response::builder()
-        .with_status(302)
-        .with_headers(headers)
-        .empty()
 }
 
 /// The identity provider for `redirect` on this host: the app's single allowed one, else the
@@ -223,7 +181,7 @@ fn login(request: &Request, gateway: &Gateway) -> Result<Response, GatewayError>
     Ok(redirect(authorize.as_str(), &cookies))
 }
 
-fn signing_keys(gateway: &Gateway) -> Result<&session::SigningKeys, GatewayError> {
+fn signing_keys(gateway: &Gateway) -> Result<&SigningKeys, GatewayError> {
     gateway
         .signing
         .as_ref()
@@ -277,15 +235,7 @@ async fn callback(
         .and_then(|value| issued.open(&value))
         .filter(|login| login.state == state)
         .ok_or_else(|| signin_failed("the state belongs to another browser".into()))?;
-    let scoped;
-    let engine = match gateway.scim.as_ref() {
-        // The SCIM directory (nesting, names) speaks only for its own provider's identities.
-        Some(scim) if *scim.idp_id == *login.idp_id => {
-            scoped = crate::directory::engine(env, gateway, Date::now().as_millis()).await?;
-            &*scoped
-        }
-        _ => &gateway.engine,
-    };
+    let engine = directory::engine_for(env, gateway, Some(&login.idp_id), now_ms).await?;
     let idp = engine
         .identity_providers()
         .iter()
@@ -346,68 +296,15 @@ async fn callback(
     })?;
 
     // The ID token: every check of a bearer token, plus the nonce.
-    let parsed = UnverifiedEntraToken::parse(&tokens.id_token)
-        .map_err(|e| signin_failed(format!("ID token: {e}")))?;
-    // The ID token's version follows the endpoint.
-    if parsed.version() != version {
-        return Err(signin_failed(format!(
-            "ID token is not v{}",
-            version.as_str()
-        )));
-    }
-    let (key, issuer) = keys::signing_key(
-        env,
-        &gateway.authority(idp),
-        &keys::key_source(idp),
-        &parsed,
-        now_ms,
-    )
-    .await?;
-    let (issuer_v1, issuer_v2) = match version {
-        TokenVersion::V1 => (issuer, String::new()),
-        TokenVersion::V2 => (String::new(), issuer),
+    let presented = Source::SignIn {
+        idp,
+        version,
+        nonce: issued.nonce(&state)?,
+        access_token: tokens.access_token.as_deref(),
     };
-    let expected = Expectations {
-        tenant_id: idp.directory_id.to_string(),
-        audiences: vec![idp.client_id.to_string()],
-        issuer_v1,
-        issuer_v2,
-        leeway_secs: DEFAULT_LEEWAY_SECS,
-        nonce: Some(issued.nonce(&state)?),
-    };
-    let verified = parsed
-        .verify(&WebCryptoVerifier, &key, &expected, now_ms / 1000)
+    let identity = identity::from_entra_token(env, gateway, &tokens.id_token, presented, now_ms)
         .await
-        .map_err(|e| signin_failed(format!("ID token: {e}")))?;
-    let mut identity = match identity_from_claims(&verified, idp) {
-        Ok(identity) => identity,
-        // Too many groups for the token, or none in it (unknown, never "no groups"): Graph.
-        Err(IdentityError::GroupsOverage | IdentityError::GroupsNotInToken)
-            if idp.support_groups =>
-        {
-            let mut identity = identity_without_groups(&verified, idp)?;
-            identity.groups =
-                crate::graph::signed_in_user_groups(gateway, idp, tokens.access_token.as_deref())
-                    .await?;
-            identity
-        }
-        Err(
-            IdentityError::GroupsOverage
-            | IdentityError::GroupsNotInToken
-            | IdentityError::BadGroup(_),
-        ) if !idp.support_groups => identity_without_groups(&verified, idp)?,
-        // Groups by name: the registration is set up wrong, the user did nothing wrong.
-        Err(error @ IdentityError::BadGroup(_)) => {
-            return Err(GatewayError::Config(format!(
-                "identity provider `{}`: {error}",
-                idp.id
-            )))
-        }
-        Err(e) => return Err(signin_failed(format!("identity: {e}"))),
-    };
-    if !idp.support_groups {
-        identity.groups.clear();
-    }
+        .map_err(Rejection::for_sign_in)?;
 
     // Decide for where the user was going, as any later request will be.
     let host = url.host_str().unwrap_or("").to_owned();
@@ -537,7 +434,7 @@ async fn callback(
     }
     let now_s = i64::try_from(now_ms / 1000).unwrap_or(0);
     let claims = AppClaims {
-        aud: host_audiences(engine, &host, app.aud()),
+        aud: host_audiences(&engine, &host, app.aud()),
         email: stored.email.clone(),
         sub: stored.user_id.clone().unwrap_or_default(),
         iss: engine.team_domain().to_owned(),
@@ -613,88 +510,6 @@ async fn interactive_again(
         .append_pair("interactive", "1");
     let clear_binding = pending::set_cookie(&state, None);
     Ok(redirect(again.as_str(), &[clear_binding]))
-}
-
-fn identity_without_groups(
-    verified: &edge_access_token::VerifiedEntraToken,
-    idp: &IdentityProvider,
-) -> Result<policy_core::Identity, GatewayError> {
-    edge_access_token::identity_without_groups(verified, idp).map_err(|e| GatewayError::Forbidden {
-        reason: format!("identity: {e}"),
-        non_identity: false,
-    })
-}
-
-/// Why a `POST` to Entra (token endpoint, Graph) gave no answer to use.
-#[derive(Debug)]
-pub(crate) enum Exchange {
-    /// No answer: the connection failed or broke off.
-    Unreachable(String),
-    /// An answer other than 200 (`error` from its JSON body, if any).
-    Status { status: u16, error: String },
-}
-
-impl std::fmt::Display for Exchange {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Exchange::Unreachable(why) => write!(f, "unreachable: {why}"),
-            Exchange::Status { status, error } => write!(f, "HTTP {status} {error}"),
-        }
-    }
-}
-
-/// `POST url` with `body`: the answer's bytes when it is 200.
-pub(crate) async fn post(
-    url: &str,
-    content_type: &str,
-    body: &str,
-    bearer: Option<&str>,
-) -> Result<Vec<u8>, String> {
-    exchange(url, content_type, body, bearer)
-        .await
-        .map_err(|e| e.to_string())
-}
-
-/// [`post`] that tells an unreachable service from an answer refusing the request.
-pub(crate) async fn exchange(
-    url: &str,
-    content_type: &str,
-    body: &str,
-    bearer: Option<&str>,
-) -> Result<Vec<u8>, Exchange> {
-    let unreachable = |e: &dyn std::fmt::Display| Exchange::Unreachable(e.to_string());
-    let headers = Headers::new();
-    headers
-        .set("Content-Type", content_type)
-        .map_err(|e| unreachable(&e))?;
-    headers
-        .set("Accept", "application/json")
-        .map_err(|e| unreachable(&e))?;
-    if let Some(token) = bearer {
-        headers
-            .set("Authorization", &format!("Bearer {token}"))
-            .map_err(|e| unreachable(&e))?;
-    }
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(JsValue::from_str(body)));
-    let request = Request::new_with_init(url, &init).map_err(|e| unreachable(&e))?;
-    let mut response = Fetch::Request(request)
-        .send()
-        .await
-        .map_err(|e| Exchange::Unreachable(format!("{url}: {e}")))?;
-    let status = response.status_code();
-    let bytes = response.bytes().await.map_err(|e| unreachable(&e))?;
-    if status != 200 {
-        let detail: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        let error = detail.get("error").and_then(Value::as_str).unwrap_or("");
-        return Err(Exchange::Status {
-            status,
-            error: error.to_owned(),
-        });
-    }
-    Ok(bytes)
 }
 
 /// `/cdn-cgi/access/logout`: `GET` revokes this browser's session, a same-origin `POST` every
