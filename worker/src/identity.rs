@@ -16,6 +16,7 @@ use crate::crypto::WebCryptoVerifier;
 use crate::error::GatewayError;
 use crate::graph;
 use crate::keys;
+use crate::refusal::Refusal;
 
 /// Which Entra token is presented, and what it is held to.
 pub enum Source<'a> {
@@ -56,7 +57,9 @@ impl Rejection {
     /// As the gate answers a bearer token: every refusal of the token is a 401.
     pub fn for_bearer(self) -> GatewayError {
         match self {
-            Rejection::Token(why) | Rejection::Identity(why) => GatewayError::Unauthorized(why),
+            Rejection::Token(why) | Rejection::Identity(why) => {
+                GatewayError::Refused(Refusal::Unauthorized(why))
+            }
             Rejection::Failure(error) => error,
         }
     }
@@ -65,11 +68,11 @@ impl Rejection {
     /// brought is refused.
     pub fn for_sign_in(self) -> GatewayError {
         match self {
-            Rejection::Token(why) => GatewayError::SignInFailed(why),
-            Rejection::Identity(why) => GatewayError::Forbidden {
+            Rejection::Token(why) => GatewayError::Refused(Refusal::SignInFailed(why)),
+            Rejection::Identity(why) => GatewayError::Refused(Refusal::Forbidden {
                 reason: why,
                 non_identity: false,
-            },
+            }),
             Rejection::Failure(error) => error,
         }
     }

@@ -23,6 +23,7 @@ use crate::key_refresh::{
     retry_after_secs, Presented, Refreshes, Unknown, FAILURE_BACKOFF_MS, TTL_MS,
 };
 use crate::log;
+use crate::refusal::Refusal;
 
 /// A discovery or JWKS fetch slower than this is abandoned (and not tried again at once).
 const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
@@ -143,9 +144,9 @@ pub async fn signing_key(
         }
         match refreshes.unknown_kid(set.as_ref().map(|s| s.fetched_ms), presented, now_ms) {
             Unknown::Absent => {
-                return Err(GatewayError::Unauthorized(
+                return Err(GatewayError::Refused(Refusal::Unauthorized(
                     TokenError::UnknownKey { kid: kid.into() }.to_string(),
-                ))
+                )))
             }
             Unknown::Fetch if !fetched => {
                 fetched = true;

@@ -2,6 +2,7 @@
 
 mod assertion;
 mod config;
+mod context;
 mod crypto;
 mod d1;
 mod directory;
@@ -18,6 +19,7 @@ mod pages;
 mod pending;
 mod proxy;
 mod raw_url;
+mod refusal;
 mod routes;
 mod scim;
 mod service_token;

@@ -23,6 +23,7 @@ use crate::identity::{self, Rejection, Source};
 use crate::log;
 use crate::pages;
 use crate::pending::{self, Pending};
+use crate::refusal::Refusal;
 use crate::session::{self, Revocation};
 use crate::session_store::StoredIdentity;
 use crate::signing::SigningKeys;
@@ -38,7 +39,7 @@ pub async fn handle(request: Request, env: &Env, gateway: &Gateway) -> Response 
         (Method::Post, "logout") => logout(&request, env, gateway, Revocation::Everywhere).await,
         (Method::Get, "certs") => certs(gateway),
         (Method::Get, "get-identity") => get_identity(&request, env, gateway).await,
-        _ => Err(GatewayError::NoApp),
+        _ => Err(GatewayError::Refused(Refusal::NoApp)),
     };
     result.unwrap_or_else(|error| {
         log::event(
@@ -202,7 +203,7 @@ async fn callback(
     gateway: &Gateway,
 ) -> Result<Response, GatewayError> {
     let url = request.url()?;
-    let signin_failed = GatewayError::SignInFailed;
+    let signin_failed = |why| GatewayError::Refused(Refusal::SignInFailed(why));
     if let Some(error) = query(&url, "error") {
         if INTERACTION_NEEDED.contains(&error.as_str()) {
             return interactive_again(request, env, gateway, &url, &error).await;
@@ -312,8 +313,10 @@ async fn callback(
         .map_err(|e| GatewayError::Internal(format!("redirect target: {e}")))?;
     let app = engine
         .app_for(&target)
-        .map_err(|e| GatewayError::InvalidPath(format!("`{}`: {e}", target.path())))?
-        .ok_or(GatewayError::NoApp)?;
+        .map_err(|e| {
+            GatewayError::Refused(Refusal::InvalidPath(format!("`{}`: {e}", target.path())))
+        })?
+        .ok_or(GatewayError::Refused(Refusal::NoApp))?;
     let mut policy_request = PolicyRequest::new(target);
     let headers = request.headers();
     policy_request.ip = headers
@@ -351,14 +354,16 @@ async fn callback(
             .or_else(|| app.deny_answer(Outcome::DefaultDeny, true));
         return match answer {
             Some(DenyAnswer::Redirect(url)) => Ok(redirect(url, &[])),
-            Some(DenyAnswer::IdentityPage(Some(message))) => Err(GatewayError::ForbiddenSaying {
-                reason,
-                message: message.to_owned(),
-            }),
-            _ => Err(GatewayError::Forbidden {
+            Some(DenyAnswer::IdentityPage(Some(message))) => {
+                Err(GatewayError::Refused(Refusal::ForbiddenSaying {
+                    reason,
+                    message: message.to_owned(),
+                }))
+            }
+            _ => Err(GatewayError::Refused(Refusal::Forbidden {
                 reason,
                 non_identity: false,
-            }),
+            })),
         };
     }
     let Some(identity) = identity else {
@@ -398,11 +403,13 @@ async fn callback(
             .user_id
             .as_deref()
             .and_then(edge_access_scim::object_id)
-            .ok_or_else(|| GatewayError::Forbidden {
-                reason: "sign-in refused: user_deprovision is on and the ID token has no \
+            .ok_or_else(|| {
+                GatewayError::Refused(Refusal::Forbidden {
+                    reason: "sign-in refused: user_deprovision is on and the ID token has no \
                          object id (`oid`) to find the user by"
-                    .into(),
-                non_identity: false,
+                        .into(),
+                    non_identity: false,
+                })
             })?;
         condition = format!("WHERE {} IS NULL", crate::scim::refusal_sql(8, 9, 10));
         args.push(JsValue::from(oid));
@@ -427,10 +434,10 @@ async fn callback(
         .await?;
     let changes = inserted.meta().ok().flatten().and_then(|m| m.changes);
     if changes == Some(0) {
-        return Err(GatewayError::Forbidden {
+        return Err(GatewayError::Refused(Refusal::Forbidden {
             reason: "sign-in refused: the user is deprovisioned (SCIM)".into(),
             non_identity: false,
-        });
+        }));
     }
     let now_s = i64::try_from(now_ms / 1000).unwrap_or(0);
     let claims = AppClaims {
@@ -479,7 +486,7 @@ async fn interactive_again(
     url: &Url,
     error: &str,
 ) -> Result<Response, GatewayError> {
-    let signin_failed = GatewayError::SignInFailed;
+    let signin_failed = |why| GatewayError::Refused(Refusal::SignInFailed(why));
     let state =
         query(url, "state").ok_or_else(|| signin_failed(format!("`{error}` without state")))?;
     let issued = pending::Keys::new(signing_keys(gateway)?)?
@@ -527,10 +534,10 @@ async fn logout(
             "logout",
             &[("refused", "logout everywhere refused: not same-origin")],
         );
-        return Err(GatewayError::Forbidden {
+        return Err(GatewayError::Refused(Refusal::Forbidden {
             reason: "logout everywhere refused: not a same-origin request".into(),
             non_identity: true,
-        });
+        }));
     }
     let now_ms = Date::now().as_millis();
     if let Some(token) = session::cookie(request.headers(), session::COOKIE) {
@@ -579,10 +586,10 @@ async fn get_identity(
 ) -> Result<Response, GatewayError> {
     let now_ms = Date::now().as_millis();
     let token = session::cookie(request.headers(), session::COOKIE)
-        .ok_or_else(|| GatewayError::Unauthorized("no session cookie".into()))?;
+        .ok_or_else(|| GatewayError::Refused(Refusal::Unauthorized("no session cookie".into())))?;
     let stored = session::lookup(env, gateway, &token, None, now_ms)
         .await?
-        .ok_or_else(|| GatewayError::Unauthorized("no valid session".into()))?
+        .ok_or_else(|| GatewayError::Refused(Refusal::Unauthorized("no valid session".into())))?
         .identity;
     let body = json!({
         "email": stored.email,
