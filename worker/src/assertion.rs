@@ -112,7 +112,7 @@ pub async fn for_request(
         // A user token names an identity, as Access's do; this one is stored nowhere, so it
         // is never a session (see `session::lookup`).
         identity_nonce: match identity {
-            Some(_) => crate::signin::random_token(18)?,
+            Some(_) => crate::crypto::random_token(18)?,
             None => String::new(),
         },
         country,

@@ -8,7 +8,7 @@ use policy_core::{Engine, IdentityProvider, ScimConfig};
 use sha2::{Digest, Sha256};
 use worker::{Env, Url};
 
-use crate::session::{self, SigningKeys};
+use crate::signing::{self, SigningKeys};
 
 /// The Entra authority and Microsoft Graph of an identity provider's `azure_cloud`
 /// (Microsoft's national cloud deployments): `default` is the global service.
@@ -166,7 +166,7 @@ fn load(env: &Env) -> Result<Gateway, String> {
         pass_through_is_safe(&engine, origin.is_some())?;
     }
     let graph_override = identity_endpoint(env, "GRAPH_URL")?;
-    let client_secret = session::secret(env, "AZURE_CLIENT_SECRET");
+    let client_secret = signing::secret(env, "AZURE_CLIENT_SECRET");
     let signing = SigningKeys::from_env(env)?;
     let scim = scim_settings(env, &engine)?;
     let directory_refresh_ms = match var(env, "DIRECTORY_REFRESH_SECONDS") {
@@ -234,7 +234,7 @@ fn scim_settings(env: &Env, engine: &Engine) -> Result<Option<ScimSettings>, Str
             ))
         }
     };
-    let token_sha256 = match session::secret(env, "SCIM_TOKEN") {
+    let token_sha256 = match signing::secret(env, "SCIM_TOKEN") {
         None => Err("SCIM is enabled but the SCIM_TOKEN secret is not set".to_owned()),
         Some(token) if token.trim().chars().count() < MIN_SCIM_TOKEN => Err(format!(
             "SCIM_TOKEN is shorter than {MIN_SCIM_TOKEN} characters: use a long random string"

@@ -49,6 +49,11 @@ impl Param {
     pub const fn at(n: usize) -> Param {
         Param(n)
     }
+
+    /// Its 1-based position, for SQL written with [`Param::at`].
+    pub const fn position(self) -> usize {
+        self.0
+    }
 }
 
 impl fmt::Display for Param {

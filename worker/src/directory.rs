@@ -65,6 +65,21 @@ struct Name {
     name: String,
 }
 
+/// The engine that decides for an identity of provider `idp_id` (`None`: no identity) at
+/// `now_ms`: the SCIM directory (nesting, names) speaks only for its own provider's
+/// identities; everyone else is decided by the configuration alone.
+pub async fn engine_for<'g>(
+    env: &Env,
+    gateway: &'g Gateway,
+    idp_id: Option<&str>,
+    now_ms: u64,
+) -> Result<Current<'g>, GatewayError> {
+    match &gateway.scim {
+        Some(scim) if idp_id == Some(&*scim.idp_id) => engine(env, gateway, now_ms).await,
+        _ => Ok(Current::Base(&gateway.engine)),
+    }
+}
+
 /// The engine for a request at `now_ms`. Fails closed: when the directory cannot be read or
 /// does not compile, the request is not decided.
 pub async fn engine<'g>(

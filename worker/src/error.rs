@@ -1,11 +1,12 @@
-//! The gateway's one error type and how each kind answers a client: generic bodies only; the
-//! reason goes to the log.
+//! The gateway's failures and how each kind answers a client: generic bodies only; the
+//! reason goes to the log. Refusals are [`Refusal`]s.
 
 use std::fmt;
 
 use worker::Response;
 
 use crate::pages;
+use crate::refusal::Refusal;
 
 /// How long a client is asked to wait (`Retry-After`, seconds) when a dependency is down.
 const RETRY_AFTER_S: &str = "5";
@@ -33,35 +34,9 @@ impl fmt::Display for Dependency {
 pub enum GatewayError {
     /// The configuration does not load (every request fails closed).
     Config(String),
-    /// No valid credentials: 401 (bearer API path).
-    Unauthorized(String),
-    /// Presented credentials that are not accepted, or policies refused them: 403.
-    Forbidden {
-        /// For the log.
-        reason: String,
-        /// Refused on non-identity grounds (before any sign-in could help).
-        non_identity: bool,
-    },
-    /// Refused on identity grounds by an app with a `custom_deny_message`: 403, the block page
-    /// with the app's message (as text) in place of the default one.
-    ForbiddenSaying {
-        /// For the log.
-        reason: String,
-        /// The app's message.
-        message: String,
-    },
-    /// No app covers the request.
-    NoApp,
-    /// The request path means different things to different origins (encoded `/`, dot
-    /// segments, …, or readings that route to different apps): 400, never forwarded.
-    InvalidPath(String),
-    /// The sign-in protocol failed (state, code, tokens, nonce, PKCE): 403 with a page that
-    /// says to start again — not the "no access" page, since no policy refused anyone.
-    SignInFailed(String),
-    /// A browser without a session: sent to sign in (302 to this URL).
-    SignIn(String),
-    /// Refused, and the app sends refused users to its own page (302 to this URL).
-    DeniedTo(String),
+    /// A refusal an endpoint answers with (see [`Refusal`]), or that a look-up found (a
+    /// token signed with a key its directory does not publish).
+    Refused(Refusal),
     /// The signing key cannot be known yet (no keys, or a key set fetch that failed or may
     /// not begin yet): 503 with `Retry-After`.
     KeysUnavailable {
@@ -92,13 +67,7 @@ impl GatewayError {
     pub fn status(&self) -> u16 {
         match self {
             GatewayError::Config(_) | GatewayError::Internal(_) => 500,
-            GatewayError::Unauthorized(_) => 401,
-            GatewayError::Forbidden { .. }
-            | GatewayError::ForbiddenSaying { .. }
-            | GatewayError::SignInFailed(_) => 403,
-            GatewayError::NoApp => 404,
-            GatewayError::InvalidPath(_) => 400,
-            GatewayError::SignIn(_) | GatewayError::DeniedTo(_) => 302,
+            GatewayError::Refused(refusal) => refusal.status(),
             GatewayError::KeysUnavailable { .. } => 503,
             GatewayError::Origin(_) | GatewayError::GroupsUnavailable(_) => 502,
             GatewayError::Unavailable { dependency, .. } => match dependency {
@@ -112,16 +81,7 @@ impl GatewayError {
     pub fn reason(&self) -> String {
         match self {
             GatewayError::Config(r) => format!("configuration: {r}"),
-            GatewayError::Unauthorized(r) => format!("unauthorized: {r}"),
-            GatewayError::Forbidden { reason, .. }
-            | GatewayError::ForbiddenSaying { reason, .. } => {
-                format!("forbidden: {reason}")
-            }
-            GatewayError::SignInFailed(r) => format!("sign-in failed: {r}"),
-            GatewayError::NoApp => "no app covers the request".into(),
-            GatewayError::InvalidPath(r) => format!("invalid path: {r}"),
-            GatewayError::SignIn(_) => "sign-in required: redirected to sign in".into(),
-            GatewayError::DeniedTo(_) => "refused: redirected to the app's deny page".into(),
+            GatewayError::Refused(refusal) => refusal.reason(),
             GatewayError::KeysUnavailable { reason, .. } => {
                 format!("signing keys unavailable: {reason}")
             }
@@ -137,31 +97,8 @@ impl GatewayError {
     /// The generic response.
     pub fn response(&self) -> Response {
         let status = self.status();
-        if let GatewayError::SignIn(location) | GatewayError::DeniedTo(location) = self {
-            let headers = worker::Headers::new();
-            let _ = headers.set("Location", location);
-            let _ = headers.set("Cache-Control", "no-store");
-            return Response::builder()
-                .with_status(302)
-                .with_headers(headers)
-                .empty();
-        }
-        if let GatewayError::ForbiddenSaying { message, .. } = self {
-            return pages::html_text((pages::FORBIDDEN.0, message), status);
-        }
         let page = match self {
-            GatewayError::Unauthorized(_) => pages::UNAUTHORIZED,
-            GatewayError::Forbidden {
-                non_identity: true, ..
-            } => pages::FORBIDDEN_NON_IDENTITY,
-            GatewayError::Forbidden { .. } | GatewayError::ForbiddenSaying { .. } => {
-                pages::FORBIDDEN
-            }
-            GatewayError::SignInFailed(_) => pages::SIGN_IN_FAILED,
-            GatewayError::InvalidPath(_) => pages::BAD_REQUEST,
-            GatewayError::NoApp | GatewayError::SignIn(_) | GatewayError::DeniedTo(_) => {
-                pages::NOT_FOUND
-            }
+            GatewayError::Refused(refusal) => return refusal.response(),
             GatewayError::KeysUnavailable { .. }
             | GatewayError::Origin(_)
             | GatewayError::Unavailable { .. } => pages::UNAVAILABLE,
@@ -169,9 +106,6 @@ impl GatewayError {
             GatewayError::Config(_) | GatewayError::Internal(_) => pages::ERROR,
         };
         let response = pages::html(page, status);
-        if let GatewayError::Unauthorized(_) = self {
-            return pages::with_header(response, "WWW-Authenticate", "Bearer");
-        }
         // Signing keys say when they may be known; other outages of what the gateway depends
         // on pass too, and the client may try again.
         if let GatewayError::KeysUnavailable {
@@ -184,6 +118,12 @@ impl GatewayError {
             return pages::with_header(response, "Retry-After", RETRY_AFTER_S);
         }
         response
+    }
+}
+
+impl From<Refusal> for GatewayError {
+    fn from(refusal: Refusal) -> GatewayError {
+        GatewayError::Refused(refusal)
     }
 }
 

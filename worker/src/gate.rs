@@ -1,174 +1,194 @@
-//! The protected path: credentials → identity → policy decision → origin, with one decision
-//! log line per request.
+//! The protected path, one request at a time: read the request ([`Context`]) → decide
+//! ([`Verdict`]) → answer (the origin's response, or the refusal's page) → one decision log
+//! line.
 
-use edge_access_token::{
-    identity_from_claims, identity_without_groups, Expectations, IdentityError, TokenVersion,
-    UnverifiedEntraToken, DEFAULT_LEEWAY_SECS,
-};
-use policy_core::{
-    ClientIp, Country, DenyAnswer, Identity, Mtls, Outcome, Request as PolicyRequest, Target,
-};
+use policy_core::{DenyAnswer, Identity, Outcome, Request as PolicyRequest, Target};
 use worker::{Date, Env, Request, Response};
 
 use crate::config::Gateway;
+use crate::context::Context;
 use crate::directory;
-use crate::distinguished_name;
 use crate::error::GatewayError;
-use crate::graph;
-use crate::keys::{self, WebCryptoVerifier};
+use crate::identity::{self, Rejection, Source};
 use crate::log::DecisionLog;
 use crate::proxy;
-use crate::raw_url::RawUrl;
+use crate::refusal::Refusal;
 use crate::service_token::{self, Presented};
 use crate::session;
 
 /// Decides `request` and answers it: the origin's response, or a generic refusal.
 pub async fn protect(request: Request, env: &Env, gateway: &Gateway) -> Response {
-    let request_id = request_id(&request);
-    let method = request.method().to_string();
-    let url = RawUrl::of(&request);
-    let target = url.as_ref().map(RawUrl::target).unwrap_or_default();
-    let not_http = || GatewayError::InvalidPath("the request URL is not an http(s) URL".into());
-    let mut log = DecisionLog {
-        request_id: &request_id,
-        method: &method,
-        target: &target,
-        app: None,
-        outcome: "error",
-        policy: None,
-        user: None,
-        service_token: None,
-        status: 500,
-        reason: None,
-        why: &[],
-    };
-    let (user, token_id, app, why);
-    let decided = match &url {
-        Some(url) => decide(&request, env, gateway, url).await,
-        None => Err(not_http()),
-    };
-    let result = match decided {
-        Ok(decided) => {
-            user = decided.user;
-            token_id = decided.service_token;
-            app = decided.app;
-            why = decided.why;
-            log.app = app.as_deref();
-            log.why = &why;
-            log.outcome = decided.outcome;
-            log.policy = decided.policy;
-            log.user = user.as_deref();
-            log.service_token = token_id.as_deref();
-            match decided.refusal {
-                Some(refusal) => Err(refusal),
-                None => match &url {
-                    Some(url) => {
-                        proxy::forward(
-                            request,
-                            gateway,
-                            url,
-                            decided.email.as_deref(),
-                            decided.assertion.as_deref(),
-                        )
-                        .await
-                    }
-                    None => Err(not_http()),
-                },
-            }
+    let context = Context::read(&request);
+    let decided = decide(&request, env, gateway, &context).await;
+    let (facts, answered) = match decided {
+        Ok(Decided { facts, verdict }) => {
+            (facts, answer(request, gateway, &context, verdict).await)
         }
-        Err(e) => Err(e),
+        Err(failure) => (
+            Facts::new("error"),
+            Err((failure.response(), failure.reason())),
+        ),
     };
-    let response = match result {
-        Ok(response) => response,
-        Err(e) => {
-            log.reason = Some(e.reason());
-            e.response()
-        }
-    };
-    log.status = response.status_code();
-    log.emit();
+    let (response, reason) = answered.map_or_else(
+        |(response, reason)| (response, Some(reason)),
+        |response| (response, None),
+    );
+    DecisionLog {
+        request_id: &context.id,
+        method: &context.method,
+        target: &context.target,
+        app: facts.app.as_deref(),
+        outcome: facts.outcome,
+        policy: facts.policy,
+        user: facts.user.as_deref(),
+        service_token: facts.service_token.as_deref(),
+        status: response.status_code(),
+        reason,
+        why: &facts.why,
+    }
+    .emit();
     response
 }
 
-/// What the policies said, before anything is forwarded.
+/// What the policies said of a request, and what the log says of it.
 struct Decided {
-    /// The policy outcome, or `invalid_credentials` when credentials were refused first.
+    facts: Facts,
+    verdict: Verdict,
+}
+
+/// A policy outcome: forward the request, or refuse it.
+enum Verdict {
+    /// To the origin, with the identity's address and the application token to forward as
+    /// `Cf-Access-Jwt-Assertion` (the session cookie's, or one minted for a bearer or
+    /// service-token request).
+    Forward {
+        email: Option<String>,
+        assertion: Option<String>,
+    },
+    Refuse(Refusal),
+}
+
+/// What the decision line says of a decided request.
+struct Facts {
+    /// The policy outcome; `invalid_credentials` when credentials were refused first;
+    /// `error` when nothing was decided.
     outcome: &'static str,
     app: Option<String>,
+    policy: Option<String>,
+    user: Option<String>,
+    service_token: Option<String>,
     /// For a refusal by the policies: the evaluation trace (groups named by their SCIM or
     /// directory display names next to their ids).
     why: Vec<String>,
-    policy: Option<String>,
-    user: Option<String>,
-    email: Option<String>,
-    service_token: Option<String>,
-    /// The application token to forward as `Cf-Access-Jwt-Assertion`: the session cookie's,
-    /// or one minted for a bearer or service-token request.
-    assertion: Option<String>,
-    /// Why the request is refused, if it is.
-    refusal: Option<GatewayError>,
+}
+
+impl Facts {
+    fn new(outcome: &'static str) -> Facts {
+        Facts {
+            outcome,
+            app: None,
+            policy: None,
+            user: None,
+            service_token: None,
+            why: Vec::new(),
+        }
+    }
+
+    fn refuse(self, refusal: Refusal) -> Decided {
+        Decided {
+            facts: self,
+            verdict: Verdict::Refuse(refusal),
+        }
+    }
+}
+
+/// The answer to a decided request, or the answer to a refusal or failure with its reason.
+async fn answer(
+    request: Request,
+    gateway: &Gateway,
+    context: &Context,
+    verdict: Verdict,
+) -> Result<Response, (Response, String)> {
+    let (url, email, assertion) = match (verdict, &context.url) {
+        (Verdict::Refuse(refusal), _) => return Err((refusal.response(), refusal.reason())),
+        (Verdict::Forward { email, assertion }, Some(url)) => (url, email, assertion),
+        // Nothing without a URL is decided to be forwarded.
+        (Verdict::Forward { .. }, None) => {
+            let failure = GatewayError::Internal("forwarding a request without a URL".into());
+            return Err((failure.response(), failure.reason()));
+        }
+    };
+    proxy::forward(
+        request,
+        gateway,
+        url,
+        email.as_deref(),
+        assertion.as_deref(),
+    )
+    .await
+    .map_err(|failure| (failure.response(), failure.reason()))
 }
 
 async fn decide(
     request: &Request,
     env: &Env,
     gateway: &Gateway,
-    url: &RawUrl,
+    context: &Context,
 ) -> Result<Decided, GatewayError> {
+    // Refused before anything is decided: the log says `error`.
+    let undecidable = |refusal| Ok(Facts::new("error").refuse(refusal));
+    let Some(url) = &context.url else {
+        return undecidable(Refusal::InvalidPath(
+            "the request URL is not an http(s) URL".into(),
+        ));
+    };
     let now_ms = Date::now().as_millis();
     let engine = &gateway.engine;
-    let target = Target::parse(&url.target())
-        .map_err(|e| GatewayError::InvalidPath(format!("request target: {e}")))?;
-    let undecided = |outcome: Outcome, refusal: Option<GatewayError>| Decided {
-        outcome: outcome.as_str(),
-        app: None,
-        why: Vec::new(),
-        policy: None,
-        user: None,
-        email: None,
-        service_token: None,
-        assertion: None,
-        refusal,
+    let target = match Target::parse(&url.target()) {
+        Ok(target) => target,
+        Err(e) => return undecidable(Refusal::InvalidPath(format!("request target: {e}"))),
     };
     let app = match engine.app_for(&target) {
         Ok(Some(app)) => app,
         // Pass-through is for the paths no app covers on a host some app names: never for
         // a host nobody configured (a forged `Host`, the workers.dev name, an IP address).
         Ok(None) if gateway.pass_through_unmatched && engine.names_host(target.host()) => {
-            return Ok(undecided(Outcome::NoApp, None))
+            return Ok(Decided {
+                facts: Facts::new(Outcome::NoApp.as_str()),
+                verdict: Verdict::Forward {
+                    email: None,
+                    assertion: None,
+                },
+            })
         }
-        Ok(None) => return Ok(undecided(Outcome::NoApp, Some(GatewayError::NoApp))),
+        Ok(None) => return Ok(Facts::new(Outcome::NoApp.as_str()).refuse(Refusal::NoApp)),
         Err(refusal) => {
-            let refusal = GatewayError::InvalidPath(format!("`{}`: {refusal}", target.path()));
-            return Ok(undecided(Outcome::InvalidPath, Some(refusal)));
+            let refusal = Refusal::InvalidPath(format!("`{}`: {refusal}", target.path()));
+            return Ok(Facts::new(Outcome::InvalidPath.as_str()).refuse(refusal));
         }
     };
-    let refused = |error: GatewayError| Decided {
-        outcome: "invalid_credentials",
-        app: Some(app.id().to_owned()),
-        why: Vec::new(),
-        policy: None,
-        user: None,
-        email: None,
-        service_token: None,
-        assertion: None,
-        refusal: Some(error),
+    let refused = |why: String| {
+        let mut facts = Facts::new("invalid_credentials");
+        facts.app = Some(app.id().to_owned());
+        Ok(facts.refuse(Refusal::Unauthorized(why)))
     };
     let mut policy_request = PolicyRequest::new(target);
     let headers = request.headers();
     match service_token::check(engine, headers) {
         Presented::None => {}
         Presented::Valid(token) => policy_request.service_token = Some(token),
-        Presented::Invalid(why) => return Ok(refused(GatewayError::Unauthorized(why))),
+        Presented::Invalid(why) => return refused(why),
     }
     let (mut assertion, mut session) = (None, None);
     if let Some(bearer) = bearer(headers) {
-        match bearer_identity(env, gateway, &bearer, now_ms).await {
+        let identity =
+            identity::from_entra_token(env, gateway, &bearer, Source::Bearer, now_ms).await;
+        match identity.map_err(Rejection::for_bearer) {
             Ok(identity) => match deprovisioned(env, gateway, &identity, now_ms).await? {
-                Some(why) => return Ok(refused(GatewayError::Unauthorized(why))),
+                Some(why) => return refused(why),
                 None => policy_request.identity = Some(identity),
             },
-            Err(error @ GatewayError::Unauthorized(_)) => return Ok(refused(error)),
+            Err(GatewayError::Refused(Refusal::Unauthorized(why))) => return refused(why),
             Err(error) => return Err(error),
         }
     } else if let Some(token) = session::cookie(headers, session::COOKIE) {
@@ -179,37 +199,24 @@ async fn decide(
             assertion = Some(token);
         }
     }
-    policy_request.ip = headers
-        .get("CF-Connecting-IP")
-        .ok()
-        .flatten()
-        .and_then(|ip| ClientIp::parse(ip.trim()).ok());
-    let cf = request.cf();
-    policy_request.country = cf
-        .and_then(|cf| cf.country())
-        .and_then(|c| Country::parse(&c).ok());
-    policy_request.mtls = cf.and_then(|cf| cf.tls_client_auth()).and_then(|tls| {
-        (tls.cert_verified() == "SUCCESS").then(|| Mtls {
-            common_name: distinguished_name::common_name(&tls.cert_subject_dn()).map(Into::into),
-        })
-    });
+    context.network_into(&mut policy_request);
+    policy_request.mtls = context.mtls.clone();
 
-    // The SCIM directory (nesting, names) speaks only for its own provider's identities.
-    let scoped;
-    let engine = match (&gateway.scim, policy_request.identity.as_ref()) {
-        (Some(scim), Some(identity)) if identity.idp_id.as_deref() == Some(&*scim.idp_id) => {
-            scoped = directory::engine(env, gateway, now_ms).await?;
-            &*scoped
-        }
-        _ => engine,
-    };
+    let idp_id = policy_request
+        .identity
+        .as_ref()
+        .and_then(|i| i.idp_id.as_deref());
+    let engine = directory::engine_for(env, gateway, idp_id, now_ms).await?;
     let decide = |request: &PolicyRequest| {
-        engine.decide(request).map_err(|e| GatewayError::Forbidden {
+        engine.decide(request).map_err(|e| Refusal::Forbidden {
             reason: format!("evaluation stopped: {e}"),
             non_identity: false,
         })
     };
-    let mut decision = decide(&policy_request)?;
+    let mut decision = match decide(&policy_request) {
+        Ok(decision) => decision,
+        Err(refusal) => return undecidable(refusal),
+    };
     // A session older than this app's (or policy's) session duration is no session here.
     if session
         .as_ref()
@@ -223,24 +230,23 @@ async fn decide(
             ],
         );
         (policy_request.identity, assertion) = (None, None);
-        decision = decide(&policy_request)?;
+        decision = match decide(&policy_request) {
+            Ok(decision) => decision,
+            Err(refusal) => return undecidable(refusal),
+        };
     }
     let identity = policy_request.identity.as_ref();
+    let signed_in = identity.is_some();
     let refusal = match decision.outcome {
         Outcome::Allow | Outcome::Bypass | Outcome::ServiceAuth => None,
-        Outcome::Block => denied(
-            app,
-            decision.outcome,
-            identity.is_some(),
-            "a deny policy matched",
-        ),
+        Outcome::Block => denied(app, decision.outcome, signed_in, "a deny policy matched"),
         Outcome::DefaultDeny => denied(
             app,
             decision.outcome,
-            identity.is_some(),
+            signed_in,
             "no policy allows the request",
         ),
-        Outcome::LoginRequired if is_browser(request) => {
+        Outcome::LoginRequired if context.browser => {
             let mut login = worker::Url::parse(&format!(
                 "{}://{}/cdn-cgi/access/login",
                 url.scheme, url.authority
@@ -249,17 +255,38 @@ async fn decide(
             login
                 .query_pairs_mut()
                 .append_pair("redirect_url", &url.path_and_query());
-            Some(GatewayError::SignIn(login.to_string()))
+            Some(Refusal::SignIn(login.to_string()))
         }
-        Outcome::LoginRequired => Some(GatewayError::Unauthorized("sign-in required".into())),
-        Outcome::NoApp => Some(GatewayError::NoApp),
-        Outcome::InvalidPath => Some(GatewayError::InvalidPath(format!(
+        Outcome::LoginRequired => Some(Refusal::Unauthorized("sign-in required".into())),
+        Outcome::NoApp => Some(Refusal::NoApp),
+        Outcome::InvalidPath => Some(Refusal::InvalidPath(format!(
             "`{}` refused by the directory-scoped engine",
             url.path
         ))),
     };
+    let facts = Facts {
+        outcome: decision.outcome.as_str(),
+        app: Some(app.id().to_owned()),
+        policy: decision.policy.map(|p| p.id.unwrap_or(p.name).to_owned()),
+        user: identity.and_then(|i| i.user_id.as_deref()).map(Into::into),
+        service_token: policy_request
+            .service_token
+            .as_ref()
+            .map(|t| t.token_id.to_string()),
+        why: Vec::new(),
+    };
+    if let Some(refusal) = refusal {
+        let why = match decision.outcome {
+            Outcome::Block | Outcome::DefaultDeny => engine
+                .evaluate(&policy_request)
+                .map(|verdict| verdict.trace)
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        return Ok(Facts { why, ..facts }.refuse(refusal));
+    }
     // Requests without a session cookie get an assertion of their own.
-    if refusal.is_none() && assertion.is_none() {
+    if assertion.is_none() {
         assertion = crate::assertion::for_request(
             gateway,
             app,
@@ -270,28 +297,12 @@ async fn decide(
         )
         .await?;
     }
-    let why = match decision.outcome {
-        Outcome::Block | Outcome::DefaultDeny => engine
-            .evaluate(&policy_request)
-            .map(|verdict| verdict.trace)
-            .unwrap_or_default(),
-        _ => Vec::new(),
-    };
+    let email = identity
+        .and_then(|i| i.email.as_ref())
+        .map(|e| e.as_str().to_owned());
     Ok(Decided {
-        outcome: decision.outcome.as_str(),
-        app: Some(app.id().to_owned()),
-        why,
-        policy: decision.policy.map(|p| p.id.unwrap_or(p.name).to_owned()),
-        user: identity.and_then(|i| i.user_id.as_deref()).map(Into::into),
-        email: identity
-            .and_then(|i| i.email.as_ref())
-            .map(|e| e.as_str().to_owned()),
-        service_token: policy_request
-            .service_token
-            .as_ref()
-            .map(|t| t.token_id.to_string()),
-        assertion,
-        refusal,
+        facts,
+        verdict: Verdict::Forward { email, assertion },
     })
 }
 
@@ -339,34 +350,23 @@ fn denied(
     outcome: Outcome,
     signed_in: bool,
     reason: &str,
-) -> Option<GatewayError> {
+) -> Option<Refusal> {
     Some(match app.deny_answer(outcome, signed_in)? {
-        DenyAnswer::Redirect(url) => GatewayError::DeniedTo(url.to_owned()),
-        DenyAnswer::IdentityPage(Some(message)) => GatewayError::ForbiddenSaying {
+        DenyAnswer::Redirect(url) => Refusal::DeniedTo(url.to_owned()),
+        DenyAnswer::IdentityPage(Some(message)) => Refusal::ForbiddenSaying {
             reason: reason.into(),
             message: message.to_owned(),
         },
-        DenyAnswer::IdentityPage(None) => GatewayError::Forbidden {
+        DenyAnswer::IdentityPage(None) => Refusal::Forbidden {
             reason: reason.into(),
             non_identity: false,
         },
         // `DenyAnswer` may grow: anything else is the non-identity page.
-        _ => GatewayError::Forbidden {
+        _ => Refusal::Forbidden {
             reason: reason.into(),
             non_identity: true,
         },
     })
-}
-
-/// A person's browser navigating (not an API client, not an XHR): sent to sign in rather than
-/// answered 401.
-fn is_browser(request: &Request) -> bool {
-    let headers = request.headers();
-    let header = |name: &str| headers.get(name).ok().flatten().unwrap_or_default();
-    let xhr = header("X-Requested-With").eq_ignore_ascii_case("XMLHttpRequest");
-    matches!(request.method(), worker::Method::Get | worker::Method::Head)
-        && !xhr
-        && header("Accept").contains("text/html")
 }
 
 fn bearer(headers: &worker::Headers) -> Option<String> {
@@ -375,84 +375,4 @@ fn bearer(headers: &worker::Headers) -> Option<String> {
     scheme
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim().to_owned())
-}
-
-/// Validates an Entra access token and maps it to an identity.
-async fn bearer_identity(
-    env: &Env,
-    gateway: &Gateway,
-    token: &str,
-    now_ms: u64,
-) -> Result<Identity, GatewayError> {
-    let unauthorized = |e: &dyn std::fmt::Display| GatewayError::Unauthorized(e.to_string());
-    let parsed = UnverifiedEntraToken::parse(token).map_err(|e| unauthorized(&e))?;
-    let tenant = parsed
-        .tenant_hint()
-        .ok_or_else(|| unauthorized(&"token has no `tid`"))?;
-    let idp = gateway
-        .engine
-        .identity_providers()
-        .iter()
-        .find(|p| p.directory_id.eq_ignore_ascii_case(tenant))
-        .ok_or_else(|| unauthorized(&"token from a directory that is not configured"))?;
-    let (key, issuer) = keys::signing_key(
-        env,
-        &gateway.authority(idp),
-        &keys::key_source(idp),
-        &parsed,
-        now_ms,
-    )
-    .await?;
-    let (issuer_v1, issuer_v2) = match parsed.version() {
-        TokenVersion::V1 => (issuer, String::new()),
-        TokenVersion::V2 => (String::new(), issuer),
-    };
-    let expected = Expectations {
-        tenant_id: idp.directory_id.to_string(),
-        audiences: idp.accepted_audiences(),
-        issuer_v1,
-        issuer_v2,
-        leeway_secs: DEFAULT_LEEWAY_SECS,
-        nonce: None,
-    };
-    let verified = parsed
-        .verify(&WebCryptoVerifier, &key, &expected, now_ms / 1000)
-        .await
-        .map_err(|e| unauthorized(&e))?;
-    match identity_from_claims(&verified, idp) {
-        // Too many groups for the token, or none in it (unknown, never "no groups"): read
-        // them from Graph with the app's own credentials.
-        Err(IdentityError::GroupsOverage | IdentityError::GroupsNotInToken)
-            if idp.support_groups =>
-        {
-            let mut identity =
-                identity_without_groups(&verified, idp).map_err(|e| unauthorized(&e))?;
-            let oid = identity
-                .user_id
-                .as_deref()
-                .ok_or_else(|| unauthorized(&"token has no `oid`"))?
-                .to_owned();
-            identity.groups = graph::user_groups(gateway, idp, &oid).await?;
-            Ok(identity)
-        }
-        Err(IdentityError::GroupsOverage | IdentityError::GroupsNotInToken) => {
-            identity_without_groups(&verified, idp).map_err(|e| unauthorized(&e))
-        }
-        // Groups by name: the registration is set up wrong, the caller did nothing wrong.
-        Err(error @ IdentityError::BadGroup(_)) if idp.support_groups => Err(GatewayError::Config(
-            format!("identity provider `{}`: {error}", idp.id),
-        )),
-        Err(IdentityError::BadGroup(_)) => {
-            identity_without_groups(&verified, idp).map_err(|e| unauthorized(&e))
-        }
-        other => other.map_err(|e| unauthorized(&e)),
-    }
-}
-
-fn request_id(request: &Request) -> String {
-    if let Some(ray) = request.headers().get("cf-ray").ok().flatten() {
-        return ray;
-    }
-    let global: web_sys::WorkerGlobalScope = wasm_bindgen::JsCast::unchecked_into(js_sys::global());
-    global.crypto().map(|c| c.random_uuid()).unwrap_or_default()
 }

@@ -28,7 +28,7 @@ use worker::Date;
 
 use crate::config::Gateway;
 use crate::error::GatewayError;
-use crate::signin::post;
+use crate::http::post;
 
 /// How long an isolate reuses a user's groups read from Graph (a membership change reaches
 /// API calls within this time; sign-ins always read afresh).

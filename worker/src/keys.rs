@@ -6,29 +6,24 @@
 //! key refused and a flood of them never becomes a flood of fetches — or answered 503 with
 //! `Retry-After` until a fetch may begin. A fetch that fails outright (a dropped connection, a 5xx) is tried once more at
 //! once; the last-known-good keys are kept through a failing or slow fetch. Refreshes of a
-//! known set read the JWKS alone while the discovery document is younger than a day. RS256
-//! verification with WebCrypto, the imported `CryptoKey`s cached per key.
+//! known set read the JWKS alone while the discovery document is younger than a day. The
+//! signatures are checked by [`crate::crypto::WebCryptoVerifier`].
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use edge_access_token::{
-    Jwks, RsaJwk, SignatureVerifier, TokenError, TokenVersion, UnverifiedEntraToken,
-};
-use futures_util::future::{select, Either};
-use js_sys::{Array, Object, Reflect};
+use edge_access_token::{Jwks, RsaJwk, TokenError, TokenVersion, UnverifiedEntraToken};
 use serde::{Deserialize, Serialize};
-use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
-use web_sys::{CryptoKey, SubtleCrypto, WorkerGlobalScope};
-use worker::{AbortController, Delay, Env, Fetch, Url};
+use worker::{Delay, Env};
 
 use crate::error::GatewayError;
+use crate::http::{self, Failure};
 use crate::key_refresh::{
     retry_after_secs, Presented, Refreshes, Unknown, FAILURE_BACKOFF_MS, TTL_MS,
 };
 use crate::log;
+use crate::refusal::Refusal;
 
 /// A discovery or JWKS fetch slower than this is abandoned (and not tried again at once).
 const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
@@ -66,7 +61,6 @@ type Slot = (String, TokenVersion);
 
 thread_local! {
     static SETS: RefCell<HashMap<Slot, Entry>> = RefCell::new(HashMap::new());
-    static CRYPTO_KEYS: RefCell<HashMap<String, CryptoKey>> = RefCell::new(HashMap::new());
 }
 
 /// Where `idp`'s signing keys come from: its tenant, and with `app_signing_key` its tenant
@@ -150,9 +144,9 @@ pub async fn signing_key(
         }
         match refreshes.unknown_kid(set.as_ref().map(|s| s.fetched_ms), presented, now_ms) {
             Unknown::Absent => {
-                return Err(GatewayError::Unauthorized(
+                return Err(GatewayError::Refused(Refusal::Unauthorized(
                     TokenError::UnknownKey { kid: kid.into() }.to_string(),
-                ))
+                )))
             }
             Unknown::Fetch if !fetched => {
                 fetched = true;
@@ -369,19 +363,11 @@ async fn fetch_jwks(jwks_uri: &str) -> Result<Vec<RsaJwk>, String> {
     Ok(jwks.keys)
 }
 
-/// Why one request for a document failed.
-enum Failure {
-    /// Failed outright (the connection dropped, no HTTP answer) or with a 5xx: worth one
-    /// more try at once.
-    Transient(String),
-    /// Timed out, refused (4xx), too large: not tried again at once.
-    Final(String),
-}
-
 /// `GET url` (a discovery document or a JWKS), tried once more at once when the first try
 /// fails outright or with a 5xx: one dropped connection must not cost every bearer token a
 /// back-off. A timeout is not tried again (it has cost [`FETCH_TIMEOUT`] already).
 async fn fetch_document(url: &str) -> Result<Vec<u8>, String> {
+    let fetch_once = |url| http::get(url, FETCH_TIMEOUT, MAX_DOCUMENT_BYTES);
     match fetch_once(url).await {
         Ok(bytes) => Ok(bytes),
         Err(Failure::Final(why)) => Err(why),
@@ -392,112 +378,4 @@ async fn fetch_document(url: &str) -> Result<Vec<u8>, String> {
             })
         }
     }
-}
-
-async fn fetch_once(url: &str) -> Result<Vec<u8>, Failure> {
-    let parsed = Url::parse(url).map_err(|e| Failure::Final(format!("{url}: {e}")))?;
-    let controller = AbortController::default();
-    let signal = controller.signal();
-    let fetch = Fetch::Url(parsed);
-    let request = Box::pin(fetch.send_with_signal(&signal));
-    let timeout = Box::pin(Delay::from(FETCH_TIMEOUT));
-    let mut response = match select(request, timeout).await {
-        Either::Left((response, _)) => {
-            response.map_err(|e| Failure::Transient(format!("{url}: {e}")))?
-        }
-        Either::Right(_) => {
-            controller.abort();
-            return Err(Failure::Final(format!(
-                "{url}: no answer within {} s",
-                FETCH_TIMEOUT.as_secs()
-            )));
-        }
-    };
-    let status = response.status_code();
-    if status != 200 {
-        let why = format!("{url}: HTTP {status}");
-        return Err(if (500..600).contains(&status) {
-            Failure::Transient(why)
-        } else {
-            Failure::Final(why)
-        });
-    }
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| Failure::Transient(format!("{url}: {e}")))?;
-    if bytes.len() > MAX_DOCUMENT_BYTES {
-        return Err(Failure::Final(format!(
-            "{url}: larger than {MAX_DOCUMENT_BYTES} bytes"
-        )));
-    }
-    Ok(bytes)
-}
-
-/// RS256 with WebCrypto (`crypto.subtle`), the imported keys cached in the isolate.
-#[derive(Debug, Default)]
-pub struct WebCryptoVerifier;
-
-impl SignatureVerifier for WebCryptoVerifier {
-    async fn verify_rs256(
-        &self,
-        key: &RsaJwk,
-        message: &[u8],
-        signature: &[u8],
-    ) -> Result<bool, TokenError> {
-        let subtle = subtle().map_err(js_error)?;
-        let crypto_key = crypto_key(&subtle, key).await?;
-        let promise = subtle
-            .verify_with_str_and_u8_array_and_u8_array(
-                "RSASSA-PKCS1-v1_5",
-                &crypto_key,
-                signature,
-                message,
-            )
-            .map_err(js_error)?;
-        let verdict = JsFuture::from(promise).await.map_err(js_error)?;
-        Ok(verdict.as_bool() == Some(true))
-    }
-}
-
-fn subtle() -> Result<SubtleCrypto, JsValue> {
-    let global: WorkerGlobalScope = js_sys::global().unchecked_into();
-    Ok(global.crypto()?.subtle())
-}
-
-fn js_error(e: JsValue) -> TokenError {
-    TokenError::Verifier(e.as_string().unwrap_or_else(|| format!("{e:?}")))
-}
-
-async fn crypto_key(subtle: &SubtleCrypto, key: &RsaJwk) -> Result<CryptoKey, TokenError> {
-    let cache_key = format!("{}:{}", key.kid, key.n);
-    if let Some(k) = CRYPTO_KEYS.with(|keys| keys.borrow().get(&cache_key).cloned()) {
-        return Ok(k);
-    }
-    if key.modulus()?.len() < 256 {
-        return Err(TokenError::BadKey("modulus shorter than 2048 bits".into()));
-    }
-    let jwk = Object::new();
-    for (name, value) in [
-        ("kty", "RSA"),
-        ("n", key.n.as_str()),
-        ("e", key.e.as_str()),
-        ("alg", "RS256"),
-    ] {
-        Reflect::set(&jwk, &name.into(), &value.into()).map_err(js_error)?;
-    }
-    Reflect::set(&jwk, &"ext".into(), &JsValue::TRUE).map_err(js_error)?;
-    let algorithm = Object::new();
-    Reflect::set(&algorithm, &"name".into(), &"RSASSA-PKCS1-v1_5".into()).map_err(js_error)?;
-    Reflect::set(&algorithm, &"hash".into(), &"SHA-256".into()).map_err(js_error)?;
-    let usages = Array::of1(&"verify".into());
-    let promise = subtle
-        .import_key_with_object("jwk", &jwk, &algorithm, false, &usages)
-        .map_err(js_error)?;
-    let imported: CryptoKey = JsFuture::from(promise)
-        .await
-        .map_err(js_error)?
-        .unchecked_into();
-    CRYPTO_KEYS.with(|keys| keys.borrow_mut().insert(cache_key, imported.clone()));
-    Ok(imported)
 }

@@ -2,12 +2,16 @@
 
 mod assertion;
 mod config;
+mod context;
+mod crypto;
 mod d1;
 mod directory;
 mod distinguished_name;
 mod error;
 mod gate;
 mod graph;
+mod http;
+mod identity;
 mod key_refresh;
 mod keys;
 mod log;
@@ -15,12 +19,14 @@ mod pages;
 mod pending;
 mod proxy;
 mod raw_url;
+mod refusal;
 mod routes;
 mod scim;
 mod service_token;
 mod session;
 mod session_store;
 mod signin;
+mod signing;
 mod time;
 
 use worker::{event, Context, Env, Request, Response, Result};

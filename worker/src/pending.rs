@@ -16,7 +16,7 @@
 //!   the gateway, whatever code comes with it; Entra refuses a code's second redemption too.
 //!
 //! The sign-in key is derived from `SESSION_SIGNING_KEY` (see
-//! [`crate::session::SigningKey::derived_secret`]); a sign-in started under the previous key is
+//! [`crate::signing::SigningKey::derived_secret`]); a sign-in started under the previous key is
 //! still finished during a rotation.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -25,8 +25,9 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 use worker::{Env, Headers};
 
+use crate::crypto::{self, hmac_sha256};
 use crate::error::GatewayError;
-use crate::session::{hmac_sha256, SigningKeys};
+use crate::signing::SigningKeys;
 
 /// The cookie name's prefix; the name ends with the state's first characters.
 pub const COOKIE_PREFIX: &str = "EA_Login_";
@@ -92,7 +93,7 @@ impl Keys {
             .0
             .first()
             .ok_or_else(|| GatewayError::Internal("no sign-in key".into()))?;
-        let mut bytes = crate::signin::random_bytes(RANDOM_BYTES)?;
+        let mut bytes = crypto::random_bytes(RANDOM_BYTES)?;
         bytes.extend_from_slice(&now_ms.to_be_bytes());
         let mac = hmac_sha256(&key, &[b"state\0", &bytes])?;
         bytes.extend_from_slice(mac.get(..MAC_BYTES).unwrap_or_default());

@@ -8,6 +8,7 @@ use worker::{Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Resp
 use crate::config::Gateway;
 use crate::error::GatewayError;
 use crate::raw_url::RawUrl;
+use crate::refusal::Refusal;
 
 /// Request headers that tell an origin (or a proxy in front of it) to route, rewrite or trust
 /// something other than what the gateway decided. A client never gets to set them.
@@ -96,11 +97,11 @@ pub async fn forward(
     // The runtime parses the URL again; what it will send must still be what was decided.
     let sent = RawUrl::parse(&outbound.inner().url());
     if sent.as_ref().map(|u| u.path.as_str()) != Some(url.path.as_str()) {
-        return Err(GatewayError::InvalidPath(format!(
+        return Err(GatewayError::Refused(Refusal::InvalidPath(format!(
             "`{}` would reach the origin as `{}`",
             url.path,
             sent.map(|u| u.path).unwrap_or_default()
-        )));
+        ))));
     }
     let host = match &gateway.origin {
         Some(origin) => origin.host_str().unwrap_or("?").to_owned(),

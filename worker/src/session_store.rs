@@ -1,18 +1,17 @@
 //! The `sessions` table: one row per signed-in session, keyed by the application token's
 //! `identity_nonce`, holding the identity as [`StoredIdentity`] JSON. This module owns its
-//! statements: the gateway's look-up and logout ([`crate::session`]) and what SCIM
-//! provisioning does to sessions ([`crate::scim`]); the row is inserted by the sign-in
-//! callback, guarded by SCIM's refusal in the same statement.
+//! statements: the insert at sign-in ([`insert`], guarded by SCIM's refusal in the same
+//! statement), the gateway's look-up and logout ([`crate::session`]) and what SCIM
+//! provisioning does to sessions ([`crate::scim`]).
 //!
 //! SCIM's statements reach into the stored identity with SQLite's JSON functions, at
 //! [`IDP_ID`] and [`GROUPS`]: the paths of [`StoredIdentity`]'s fields, pinned by a test.
 
-use serde::Deserialize;
+use policy_core::{Email, GroupId, Identity};
+use serde::{Deserialize, Serialize};
 use worker::{D1Database, D1PreparedStatement};
 
 use crate::d1::{self, Binds};
-#[cfg(doc)]
-use crate::session::StoredIdentity;
 use crate::time::UnixMillis;
 
 /// Where [`StoredIdentity::idp_id`] is in the stored JSON.
@@ -61,6 +60,74 @@ pub async fn live(
         identity: r.identity,
         created: d1::millis(r.created_ms),
     }))
+}
+
+/// A session to store at sign-in.
+pub struct NewSession<'a> {
+    /// The application token's `identity_nonce`: the row's key.
+    pub identity_nonce: &'a str,
+    pub identity: &'a StoredIdentity,
+    /// The app signed in to.
+    pub app_id: &'a str,
+    pub created: UnixMillis,
+    pub expires: UnixMillis,
+    /// With `user_deprovision`: no row for a user SCIM refuses.
+    pub guard: Option<Guard<'a>>,
+}
+
+/// SCIM's say on the user, decided in the insert itself, so a deprovisioning that lands
+/// mid-sign-in cannot be missed.
+pub struct Guard<'a> {
+    /// The user's object id.
+    pub oid: &'a str,
+    /// The user's address, lowercased.
+    pub email: Option<&'a str>,
+    /// Deletions since then still refuse.
+    pub deleted_since: UnixMillis,
+    /// SQL that is NULL unless SCIM refuses the user, given the positions of `oid`, `email`
+    /// and `deleted_since` (`scim::refusal_sql`).
+    pub refusal: fn(usize, usize, usize) -> String,
+}
+
+/// Stores `session`; `false` when its guard refused it (nothing stored).
+///
+/// # Errors
+///
+/// When D1 fails, or the identity does not serialize.
+pub async fn insert(db: &D1Database, session: &NewSession<'_>) -> Result<bool, worker::Error> {
+    let identity = serde_json::to_string(session.identity)
+        .map_err(|e| worker::Error::RustError(format!("stored identity: {e}")))?;
+    let mut binds = Binds::default();
+    let nonce = binds.text(session.identity_nonce);
+    let user = binds.opt(session.identity.user_id.as_deref());
+    let email = binds.opt(session.identity.email.as_deref());
+    let identity = binds.text(&identity);
+    let app = binds.text(session.app_id);
+    let created = binds.millis(session.created);
+    let expires = binds.millis(session.expires);
+    let condition = match &session.guard {
+        Some(guard) => {
+            let oid = binds.text(guard.oid);
+            let email = binds.opt(guard.email);
+            let since = binds.millis(guard.deleted_since);
+            let refusal = (guard.refusal)(oid.position(), email.position(), since.position());
+            format!("WHERE {refusal} IS NULL")
+        }
+        None => String::new(),
+    };
+    let inserted = binds
+        .prepare(
+            db,
+            &format!(
+                "INSERT INTO sessions (identity_nonce, user_id, email, identity, app_id, \
+                 created_ms, expires_ms) SELECT {nonce}, {user}, {email}, {identity}, {app}, \
+                 {created}, {expires} {condition}"
+            ),
+        )?
+        .run()
+        .await?;
+    let changes = inserted.meta().ok().flatten().and_then(|m| m.changes);
+    Ok(changes != Some(0))
 }
 
 /// Revokes the session with `identity_nonce` and, with `user`, every session of that user.
@@ -173,12 +240,87 @@ pub fn set_groups(
     )
 }
 
+/// The identity as stored server-side (groups included), keyed by `identity_nonce`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredIdentity {
+    pub email: Option<String>,
+    pub user_id: Option<String>,
+    pub tenant_id: Option<String>,
+    pub idp_id: Option<String>,
+    pub groups: Vec<String>,
+    pub amr: Vec<String>,
+    pub acrs: Vec<String>,
+    pub claims: Vec<(String, Vec<String>)>,
+    pub country: Option<String>,
+}
+
+impl StoredIdentity {
+    pub fn from_identity(identity: &Identity, country: Option<String>) -> StoredIdentity {
+        let strings = |v: &[Box<str>]| v.iter().map(|s| s.to_string()).collect();
+        StoredIdentity {
+            email: identity.email.as_ref().map(|e| e.as_str().to_owned()),
+            user_id: identity.user_id.as_deref().map(Into::into),
+            tenant_id: identity.tenant_id.as_deref().map(Into::into),
+            idp_id: identity.idp_id.as_deref().map(Into::into),
+            groups: identity.groups.iter().map(ToString::to_string).collect(),
+            amr: strings(&identity.amr),
+            acrs: strings(&identity.acrs),
+            claims: identity
+                .claims
+                .iter()
+                .filter(|(name, _)| !is_bulky_claim(name))
+                .map(|(name, values)| (name.to_string(), strings(values)))
+                .collect(),
+            country,
+        }
+    }
+
+    pub fn to_identity(&self) -> Identity {
+        let boxed = |v: &[String]| v.iter().map(|s| s.as_str().into()).collect();
+        let mut identity = Identity::default();
+        identity.email = self.email.as_deref().and_then(|e| Email::parse(e).ok());
+        identity.user_id = self.user_id.as_deref().map(Into::into);
+        identity.tenant_id = self.tenant_id.as_deref().map(Into::into);
+        identity.idp_id = self.idp_id.as_deref().map(Into::into);
+        identity.groups = self
+            .groups
+            .iter()
+            .filter_map(|g| GroupId::parse(g).ok())
+            .collect();
+        identity.amr = boxed(&self.amr);
+        identity.acrs = boxed(&self.acrs);
+        identity.claims = self
+            .claims
+            .iter()
+            .map(|(n, v)| (n.as_str().into(), boxed(v)))
+            .collect();
+        identity
+    }
+}
+
+/// Claims not worth keeping per session (token bookkeeping, or the groups kept separately).
+fn is_bulky_claim(name: &str) -> bool {
+    matches!(
+        name,
+        "groups"
+            | "_claim_names"
+            | "_claim_sources"
+            | "aio"
+            | "uti"
+            | "rh"
+            | "nonce"
+            | "iat"
+            | "nbf"
+            | "exp"
+            | "sid"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::session::StoredIdentity;
 
     fn stored() -> StoredIdentity {
         StoredIdentity {

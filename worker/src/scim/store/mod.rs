@@ -137,9 +137,5 @@ fn stored_text(resource: &Map<String, Value>) -> Result<String, Failure> {
 
 /// A new resource id: a random UUID.
 fn new_id() -> Result<String, Failure> {
-    let global: web_sys::WorkerGlobalScope = wasm_bindgen::JsCast::unchecked_into(js_sys::global());
-    global
-        .crypto()
-        .map(|c| c.random_uuid())
-        .map_err(|e| Failure::Internal(format!("crypto: {e:?}")))
+    crate::crypto::random_uuid().map_err(|e| Failure::Internal(format!("crypto: {e:?}")))
 }

@@ -1,0 +1,216 @@
+//! The one place an Entra token becomes an [`Identity`]: an access token presented as
+//! `Authorization: Bearer` (the gate) or the ID token of a sign-in (the callback). The token is
+//! parsed, its signing key found ([`crate::keys`]), verified by the `edge-access-token` rules,
+//! and mapped to an identity; a groups overage (or a token without groups) is resolved through
+//! Microsoft Graph ([`crate::graph`]).
+
+use edge_access_token::{
+    identity_from_claims, identity_without_groups, Expectations, IdentityError, TokenVersion,
+    UnverifiedEntraToken, VerifiedEntraToken, DEFAULT_LEEWAY_SECS,
+};
+use policy_core::{Identity, IdentityProvider};
+use worker::Env;
+
+use crate::config::Gateway;
+use crate::crypto::WebCryptoVerifier;
+use crate::error::GatewayError;
+use crate::graph;
+use crate::keys;
+use crate::refusal::Refusal;
+
+/// Which Entra token is presented, and what it is held to.
+pub enum Source<'a> {
+    /// An access token from `Authorization: Bearer`: of any directory the configuration names
+    /// (found by its `tid`), for one of that provider's accepted audiences. Overage groups are
+    /// read with the app registration's own credentials.
+    Bearer,
+    /// The ID token of a sign-in with `idp`, from the endpoint of `version`, carrying `nonce`.
+    /// Overage groups are read with the sign-in's `access_token`.
+    SignIn {
+        idp: &'a IdentityProvider,
+        version: TokenVersion,
+        nonce: String,
+        access_token: Option<&'a str>,
+    },
+}
+
+/// Why a token gives no identity.
+#[derive(Debug)]
+pub enum Rejection {
+    /// The token is not accepted: malformed, from a directory not configured, not verified
+    /// (key, signature, issuer, audience, times, nonce), or its claims give no identity.
+    Token(String),
+    /// The token verified, but its identity cannot be read without its groups (an app-only
+    /// token, a claim of the wrong shape).
+    Identity(String),
+    /// Not the token's fault: keys, Graph or the configuration failed.
+    Failure(GatewayError),
+}
+
+impl From<GatewayError> for Rejection {
+    fn from(error: GatewayError) -> Rejection {
+        Rejection::Failure(error)
+    }
+}
+
+impl Rejection {
+    /// As the gate answers a bearer token: every refusal of the token is a 401.
+    pub fn for_bearer(self) -> GatewayError {
+        match self {
+            Rejection::Token(why) | Rejection::Identity(why) => {
+                GatewayError::Refused(Refusal::Unauthorized(why))
+            }
+            Rejection::Failure(error) => error,
+        }
+    }
+
+    /// As the callback answers a sign-in's ID token: the sign-in failed, or the identity it
+    /// brought is refused.
+    pub fn for_sign_in(self) -> GatewayError {
+        match self {
+            Rejection::Token(why) => GatewayError::Refused(Refusal::SignInFailed(why)),
+            Rejection::Identity(why) => GatewayError::Refused(Refusal::Forbidden {
+                reason: why,
+                non_identity: false,
+            }),
+            Rejection::Failure(error) => error,
+        }
+    }
+}
+
+/// The identity `token` carries, verified as `presented` says at `now_ms`.
+///
+/// # Errors
+/// [`Rejection::Token`] and [`Rejection::Identity`] for a token that is refused;
+/// [`Rejection::Failure`] when the keys, Graph or the configuration failed (an unknown key
+/// refused by [`keys::signing_key`] is a [`GatewayError::Unauthorized`] failure).
+pub async fn from_entra_token(
+    env: &Env,
+    gateway: &Gateway,
+    token: &str,
+    presented: Source<'_>,
+    now_ms: u64,
+) -> Result<Identity, Rejection> {
+    // The log's words for a refusal: a sign-in names the ID token and the identity.
+    let sign_in = matches!(presented, Source::SignIn { .. });
+    let refused = |e: &dyn std::fmt::Display| {
+        Rejection::Token(if sign_in {
+            format!("ID token: {e}")
+        } else {
+            e.to_string()
+        })
+    };
+    let parsed = UnverifiedEntraToken::parse(token).map_err(|e| refused(&e))?;
+    let (idp, audiences, nonce) = match &presented {
+        Source::Bearer => {
+            let tenant = parsed
+                .tenant_hint()
+                .ok_or_else(|| refused(&"token has no `tid`"))?;
+            let idp = gateway
+                .engine
+                .identity_providers()
+                .iter()
+                .find(|p| p.directory_id.eq_ignore_ascii_case(tenant))
+                .ok_or_else(|| refused(&"token from a directory that is not configured"))?;
+            (idp, idp.accepted_audiences(), None)
+        }
+        Source::SignIn {
+            idp,
+            version,
+            nonce,
+            ..
+        } => {
+            // The ID token's version follows the endpoint.
+            if parsed.version() != *version {
+                return Err(Rejection::Token(format!(
+                    "ID token is not v{}",
+                    version.as_str()
+                )));
+            }
+            (*idp, vec![idp.client_id.to_string()], Some(nonce.clone()))
+        }
+    };
+    let (key, issuer) = keys::signing_key(
+        env,
+        &gateway.authority(idp),
+        &keys::key_source(idp),
+        &parsed,
+        now_ms,
+    )
+    .await?;
+    let (issuer_v1, issuer_v2) = match parsed.version() {
+        TokenVersion::V1 => (issuer, String::new()),
+        TokenVersion::V2 => (String::new(), issuer),
+    };
+    let expected = Expectations {
+        tenant_id: idp.directory_id.to_string(),
+        audiences,
+        issuer_v1,
+        issuer_v2,
+        leeway_secs: DEFAULT_LEEWAY_SECS,
+        nonce,
+    };
+    let verified = parsed
+        .verify(&WebCryptoVerifier, &key, &expected, now_ms / 1000)
+        .await
+        .map_err(|e| refused(&e))?;
+    let mut identity = match identity_from_claims(&verified, idp) {
+        Ok(identity) => identity,
+        // Too many groups for the token, or none in it (unknown, never "no groups"): Graph.
+        Err(IdentityError::GroupsOverage | IdentityError::GroupsNotInToken)
+            if idp.support_groups =>
+        {
+            let mut identity = without_groups(&verified, idp, sign_in)?;
+            identity.groups = match &presented {
+                // A bearer request brings no token Graph would accept for the user: the app
+                // reads them with its own credentials.
+                Source::Bearer => {
+                    let oid = identity
+                        .user_id
+                        .as_deref()
+                        .ok_or_else(|| refused(&"token has no `oid`"))?
+                        .to_owned();
+                    graph::user_groups(gateway, idp, &oid).await?
+                }
+                Source::SignIn { access_token, .. } => {
+                    graph::signed_in_user_groups(gateway, idp, *access_token).await?
+                }
+            };
+            identity
+        }
+        Err(
+            IdentityError::GroupsOverage
+            | IdentityError::GroupsNotInToken
+            | IdentityError::BadGroup(_),
+        ) if !idp.support_groups => without_groups(&verified, idp, sign_in)?,
+        // Groups by name: the registration is set up wrong, the caller did nothing wrong.
+        Err(error @ IdentityError::BadGroup(_)) => {
+            return Err(Rejection::Failure(GatewayError::Config(format!(
+                "identity provider `{}`: {error}",
+                idp.id
+            ))))
+        }
+        Err(e) if sign_in => return Err(Rejection::Token(format!("identity: {e}"))),
+        Err(e) => return Err(refused(&e)),
+    };
+    // A sign-in keeps no groups from a provider without `support_groups`.
+    if sign_in && !idp.support_groups {
+        identity.groups.clear();
+    }
+    Ok(identity)
+}
+
+/// The identity without reading its groups.
+fn without_groups(
+    verified: &VerifiedEntraToken,
+    idp: &IdentityProvider,
+    sign_in: bool,
+) -> Result<Identity, Rejection> {
+    identity_without_groups(verified, idp).map_err(|e| {
+        if sign_in {
+            Rejection::Identity(format!("identity: {e}"))
+        } else {
+            Rejection::Token(e.to_string())
+        }
+    })
+}

@@ -1,0 +1,111 @@
+//! Refusals: a request the gateway answered as it should — no app, a path origins read
+//! differently, credentials not accepted, the policies said no, sign in first — each with
+//! its generic answer; the reason goes to the log. Failures to decide or to answer are
+//! [`crate::error::GatewayError`]s.
+
+use std::fmt;
+
+use worker::Response;
+
+use crate::pages;
+
+/// Why a request is refused.
+#[derive(Debug)]
+pub enum Refusal {
+    /// No valid credentials: 401 (bearer API path).
+    Unauthorized(String),
+    /// Presented credentials that are not accepted, or policies refused them: 403.
+    Forbidden {
+        /// For the log.
+        reason: String,
+        /// Refused on non-identity grounds (before any sign-in could help).
+        non_identity: bool,
+    },
+    /// Refused on identity grounds by an app with a `custom_deny_message`: 403, the block page
+    /// with the app's message (as text) in place of the default one.
+    ForbiddenSaying {
+        /// For the log.
+        reason: String,
+        /// The app's message.
+        message: String,
+    },
+    /// No app covers the request.
+    NoApp,
+    /// The request path means different things to different origins (encoded `/`, dot
+    /// segments, …, or readings that route to different apps): 400, never forwarded.
+    InvalidPath(String),
+    /// The sign-in protocol failed (state, code, tokens, nonce, PKCE): 403 with a page that
+    /// says to start again — not the "no access" page, since no policy refused anyone.
+    SignInFailed(String),
+    /// A browser without a session: sent to sign in (302 to this URL).
+    SignIn(String),
+    /// Refused, and the app sends refused users to its own page (302 to this URL).
+    DeniedTo(String),
+}
+
+impl Refusal {
+    /// The HTTP status for the client.
+    pub fn status(&self) -> u16 {
+        match self {
+            Refusal::Unauthorized(_) => 401,
+            Refusal::Forbidden { .. }
+            | Refusal::ForbiddenSaying { .. }
+            | Refusal::SignInFailed(_) => 403,
+            Refusal::NoApp => 404,
+            Refusal::InvalidPath(_) => 400,
+            Refusal::SignIn(_) | Refusal::DeniedTo(_) => 302,
+        }
+    }
+
+    /// What the log says (never sent to the client).
+    pub fn reason(&self) -> String {
+        match self {
+            Refusal::Unauthorized(r) => format!("unauthorized: {r}"),
+            Refusal::Forbidden { reason, .. } | Refusal::ForbiddenSaying { reason, .. } => {
+                format!("forbidden: {reason}")
+            }
+            Refusal::SignInFailed(r) => format!("sign-in failed: {r}"),
+            Refusal::NoApp => "no app covers the request".into(),
+            Refusal::InvalidPath(r) => format!("invalid path: {r}"),
+            Refusal::SignIn(_) => "sign-in required: redirected to sign in".into(),
+            Refusal::DeniedTo(_) => "refused: redirected to the app's deny page".into(),
+        }
+    }
+
+    /// The generic response.
+    pub fn response(&self) -> Response {
+        let status = self.status();
+        let page = match self {
+            Refusal::SignIn(location) | Refusal::DeniedTo(location) => {
+                let headers = worker::Headers::new();
+                let _ = headers.set("Location", location);
+                let _ = headers.set("Cache-Control", "no-store");
+                return Response::builder()
+                    .with_status(302)
+                    .with_headers(headers)
+                    .empty();
+            }
+            Refusal::ForbiddenSaying { message, .. } => {
+                return pages::html_text((pages::FORBIDDEN.0, message), status);
+            }
+            Refusal::Unauthorized(_) => {
+                let response = pages::html(pages::UNAUTHORIZED, status);
+                return pages::with_header(response, "WWW-Authenticate", "Bearer");
+            }
+            Refusal::Forbidden {
+                non_identity: true, ..
+            } => pages::FORBIDDEN_NON_IDENTITY,
+            Refusal::Forbidden { .. } => pages::FORBIDDEN,
+            Refusal::SignInFailed(_) => pages::SIGN_IN_FAILED,
+            Refusal::InvalidPath(_) => pages::BAD_REQUEST,
+            Refusal::NoApp => pages::NOT_FOUND,
+        };
+        pages::html(page, status)
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason())
+    }
+}

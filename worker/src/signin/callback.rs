@@ -1,0 +1,474 @@
+//! `GET /cdn-cgi/access/callback?code=…&state=…`: finishes a sign-in, step by step — the
+//! state is this browser's and spent ([`spend_state`]), the code becomes tokens
+//! ([`redeem_code`]), the ID token an identity ([`crate::identity`]), the policies of where the
+//! user was going admit it ([`admit`]), the session is stored ([`store_session`]) and its
+//! cookie set.
+
+use edge_access_token::{AppClaims, TokenVersion};
+use policy_core::{
+    DenyAnswer, Identity, IdentityProvider, Outcome, Request as PolicyRequest, Target,
+};
+use serde::Deserialize;
+use worker::{Date, Env, Request, Response, Url};
+
+use super::{endpoint, sign_in_version, signing_keys};
+use crate::config::Gateway;
+use crate::context::Context;
+use crate::crypto::random_token;
+use crate::directory;
+use crate::error::{Dependency, GatewayError};
+use crate::http::{exchange, origin_of, query, redirect, Exchange};
+use crate::identity::{self, Rejection, Source};
+use crate::log;
+use crate::pending::{self, Issued, Pending};
+use crate::refusal::Refusal;
+use crate::session;
+use crate::session_store::{self, Guard, NewSession, StoredIdentity};
+use crate::time::UnixMillis;
+
+/// The `error`s Entra answers a silent sign-in (`prompt=none`) with when the user has to
+/// take part: the gateway then starts an interactive sign-in instead of failing.
+const INTERACTION_NEEDED: [&str; 4] = [
+    "login_required",
+    "interaction_required",
+    "consent_required",
+    "account_selection_required",
+];
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    id_token: String,
+    #[serde(default)]
+    access_token: Option<String>,
+}
+
+fn signin_failed(why: String) -> GatewayError {
+    GatewayError::Refused(Refusal::SignInFailed(why))
+}
+
+/// `GET /cdn-cgi/access/callback?code=…&state=…`: finishes the sign-in.
+pub async fn callback(
+    request: &Request,
+    env: &Env,
+    gateway: &Gateway,
+) -> Result<Response, GatewayError> {
+    let url = request.url()?;
+    if let Some(error) = query(&url, "error") {
+        if INTERACTION_NEEDED.contains(&error.as_str()) {
+            return interactive_again(request, env, gateway, &url, &error).await;
+        }
+        return Err(signin_failed(format!(
+            "the identity provider said `{}`",
+            error.chars().take(64).collect::<String>()
+        )));
+    }
+    let (Some(code), Some(state)) = (query(&url, "code"), query(&url, "state")) else {
+        return Err(signin_failed("callback without code and state".into()));
+    };
+    let (issued, login, now_ms) = spend_state(request, env, gateway, &state).await?;
+    let engine = directory::engine_for(env, gateway, Some(&login.idp_id), now_ms).await?;
+    let idp = engine
+        .identity_providers()
+        .iter()
+        .find(|p| *p.id == *login.idp_id)
+        .ok_or_else(|| GatewayError::Config("the sign-in's identity provider is gone".into()))?;
+    let version = sign_in_version(gateway);
+    let tokens = redeem_code(gateway, idp, version, &issued, &state, &code, &url).await?;
+
+    // The ID token: every check of a bearer token, plus the nonce.
+    let presented = Source::SignIn {
+        idp,
+        version,
+        nonce: issued.nonce(&state)?,
+        access_token: tokens.access_token.as_deref(),
+    };
+    let identity = identity::from_entra_token(env, gateway, &tokens.id_token, presented, now_ms)
+        .await
+        .map_err(Rejection::for_sign_in)?;
+
+    let context = Context::read(request);
+    let host = url.host_str().unwrap_or("").to_owned();
+    let admitted = match admit(&engine, &host, &login, &context, identity)? {
+        Admission::Admitted(admitted) => admitted,
+        Admission::Refused(answer) => return answer,
+    };
+    let identity_nonce = random_token(18)?;
+    let stored = StoredIdentity::from_identity(&admitted.identity, context.country.clone());
+    store_session(
+        env,
+        gateway,
+        &login,
+        &admitted,
+        &identity_nonce,
+        &stored,
+        now_ms,
+    )
+    .await?;
+
+    let now_s = i64::try_from(now_ms / 1000).unwrap_or(0);
+    let duration_s = admitted.duration_s;
+    let claims = AppClaims {
+        aud: host_audiences(&engine, &host, admitted.app.aud()),
+        email: stored.email.clone(),
+        sub: stored.user_id.clone().unwrap_or_default(),
+        iss: engine.team_domain().to_owned(),
+        token_type: "app".into(),
+        identity_nonce,
+        country: context.country,
+        common_name: None,
+        iat: now_s,
+        nbf: now_s,
+        exp: now_s + i64::try_from(duration_s).unwrap_or(86_400),
+    };
+    let token = session::mint(signing_keys(gateway)?, &claims).await?;
+    let clear_binding = pending::set_cookie(&state, None);
+    Ok(redirect(
+        &login.redirect,
+        &[session::set_cookie(&token, duration_s), clear_binding],
+    ))
+}
+
+/// The sign-in `state` names: issued here, not too old, spent now (single use: by its first
+/// callback, whichever browser sends it), and then this browser's. Returns what was issued,
+/// the sign-in in progress and the time it was spent.
+async fn spend_state(
+    request: &Request,
+    env: &Env,
+    gateway: &Gateway,
+    state: &str,
+) -> Result<(Issued, Pending, u64), GatewayError> {
+    let Some(issued) = pending::Keys::new(signing_keys(gateway)?)?.check(state) else {
+        return Err(signin_failed(
+            "unknown or already used state: not issued here".into(),
+        ));
+    };
+    let now_ms = Date::now().as_millis();
+    if now_ms.saturating_sub(issued.created_ms) > pending::TTL_MS || issued.created_ms > now_ms {
+        return Err(signin_failed("the sign-in took too long".into()));
+    }
+    if !pending::consume(env, state, now_ms).await? {
+        return Err(signin_failed(
+            "unknown or already used state: already used".into(),
+        ));
+    }
+    let login = session::cookie(request.headers(), &pending::cookie_name(state))
+        .and_then(|value| issued.open(&value))
+        .filter(|login| login.state == state)
+        .ok_or_else(|| signin_failed("the state belongs to another browser".into()))?;
+    Ok((issued, login, now_ms))
+}
+
+/// The authorization `code` exchanged for tokens at `idp`'s token endpoint of `version` (the
+/// one the sign-in began with), with the PKCE verifier when `idp` uses PKCE.
+async fn redeem_code(
+    gateway: &Gateway,
+    idp: &IdentityProvider,
+    version: TokenVersion,
+    issued: &Issued,
+    state: &str,
+    code: &str,
+    url: &Url,
+) -> Result<TokenResponse, GatewayError> {
+    let secret = gateway
+        .client_secret
+        .as_deref()
+        .ok_or_else(|| GatewayError::Config("AZURE_CLIENT_SECRET is not set".into()))?;
+    let verifier = if idp.pkce_enabled {
+        Some(issued.verifier(state)?)
+    } else {
+        None
+    };
+    let redirect_uri = format!("{}/cdn-cgi/access/callback", origin_of(url));
+    let mut form = worker::url::form_urlencoded::Serializer::new(String::new());
+    form.append_pair("grant_type", "authorization_code")
+        .append_pair("code", code)
+        .append_pair("redirect_uri", &redirect_uri)
+        .append_pair("client_id", &idp.client_id)
+        .append_pair("client_secret", secret);
+    if let Some(v) = &verifier {
+        form.append_pair("code_verifier", v);
+    }
+    if version == TokenVersion::V1 {
+        form.append_pair("resource", crate::config::graph_resource(idp));
+    }
+    let token_url = format!(
+        "{}/{}/{}",
+        gateway.authority(idp),
+        idp.directory_id,
+        endpoint(version, "token")
+    );
+    exchange(
+        &token_url,
+        "application/x-www-form-urlencoded",
+        &form.finish(),
+        None,
+    )
+    .await
+    .map_err(|e| match e {
+        // Entra down or overloaded: the sign-in did not fail, it could not be finished now.
+        Exchange::Unreachable(_)
+        | Exchange::Status {
+            status: 429 | 500..,
+            ..
+        } => GatewayError::Unavailable {
+            dependency: Dependency::IdentityProvider,
+            detail: format!("token endpoint: {e}"),
+        },
+        Exchange::Status { .. } => signin_failed(format!("token endpoint: {e}")),
+    })
+    .and_then(|body| {
+        serde_json::from_slice(&body).map_err(|e| signin_failed(format!("token response: {e}")))
+    })
+}
+
+/// A signed-in identity the policies of its destination admit.
+struct Admitted<'e> {
+    app: &'e policy_core::App,
+    identity: Identity,
+    /// The session's length: the deciding policy's, else the app's, else 24 h.
+    duration_s: u64,
+}
+
+enum Admission<'e> {
+    Admitted(Admitted<'e>),
+    /// Refused: the app's deny page (a redirect) or the refusal.
+    Refused(Result<Response, GatewayError>),
+}
+
+/// Decides for where the user was going (`login.redirect` on `host`), as any later request
+/// will be.
+fn admit<'e>(
+    engine: &'e policy_core::Engine,
+    host: &str,
+    login: &Pending,
+    context: &Context,
+    identity: Identity,
+) -> Result<Admission<'e>, GatewayError> {
+    let target = Target::parse(&format!("{host}{}", login.redirect))
+        .map_err(|e| GatewayError::Internal(format!("redirect target: {e}")))?;
+    let app = engine
+        .app_for(&target)
+        .map_err(|e| {
+            GatewayError::Refused(Refusal::InvalidPath(format!("`{}`: {e}", target.path())))
+        })?
+        .ok_or(GatewayError::Refused(Refusal::NoApp))?;
+    let mut policy_request = PolicyRequest::new(target);
+    context.network_into(&mut policy_request);
+    policy_request.identity = Some(identity);
+    let decision = engine
+        .decide(&policy_request)
+        .map_err(|e| signin_failed(format!("evaluation: {e}")))?;
+    let user = policy_request
+        .identity
+        .as_ref()
+        .and_then(|i| i.user_id.as_deref())
+        .unwrap_or("");
+    log::event(
+        "sign_in",
+        &[
+            ("app", app.id()),
+            ("outcome", decision.outcome.as_str()),
+            ("user", user),
+        ],
+    );
+    if !matches!(
+        decision.outcome,
+        Outcome::Allow | Outcome::Bypass | Outcome::ServiceAuth
+    ) {
+        let reason = format!("sign-in refused: {}", decision.outcome);
+        // Signed in by now: any other outcome (an identity that cannot sign in to this app)
+        // is answered as an identity refusal too.
+        let answer = app
+            .deny_answer(decision.outcome, true)
+            .or_else(|| app.deny_answer(Outcome::DefaultDeny, true));
+        return Ok(Admission::Refused(match answer {
+            Some(DenyAnswer::Redirect(url)) => Ok(redirect(url, &[])),
+            Some(DenyAnswer::IdentityPage(Some(message))) => {
+                Err(GatewayError::Refused(Refusal::ForbiddenSaying {
+                    reason,
+                    message: message.to_owned(),
+                }))
+            }
+            _ => Err(GatewayError::Refused(Refusal::Forbidden {
+                reason,
+                non_identity: false,
+            })),
+        }));
+    }
+    let duration_s = decision
+        .session
+        .map_or(session::DEFAULT_SESSION_S, |d| d.seconds())
+        .max(1);
+    let Some(identity) = policy_request.identity else {
+        return Err(GatewayError::Internal("identity vanished".into()));
+    };
+    Ok(Admission::Admitted(Admitted {
+        app,
+        identity,
+        duration_s,
+    }))
+}
+
+/// Stores the session (`sessions`). With `user_deprovision`, a user SCIM disabled or deleted
+/// (by object id) gets no session — checked in the insert itself, so a deprovisioning that
+/// lands mid-sign-in cannot be missed.
+async fn store_session(
+    env: &Env,
+    gateway: &Gateway,
+    login: &Pending,
+    admitted: &Admitted<'_>,
+    identity_nonce: &str,
+    stored: &StoredIdentity,
+    now_ms: u64,
+) -> Result<(), GatewayError> {
+    let guarded = gateway
+        .scim
+        .as_ref()
+        .is_some_and(|s| s.config.user_deprovision && *s.idp_id == *login.idp_id);
+    let email = stored.email.as_deref().map(str::to_ascii_lowercase);
+    let oid;
+    let guard = if guarded {
+        // Keyed by the object id: without one, SCIM's say on the user cannot be known.
+        oid = stored
+            .user_id
+            .as_deref()
+            .and_then(edge_access_scim::object_id)
+            .ok_or_else(|| {
+                GatewayError::Refused(Refusal::Forbidden {
+                    reason: "sign-in refused: user_deprovision is on and the ID token has no \
+                         object id (`oid`) to find the user by"
+                        .into(),
+                    non_identity: false,
+                })
+            })?;
+        Some(Guard {
+            oid: &oid,
+            email: email.as_deref(),
+            deleted_since: UnixMillis::from_millis(
+                now_ms.saturating_sub(crate::scim::DELETED_FOR_MS),
+            ),
+            refusal: crate::scim::refusal_sql,
+        })
+    } else {
+        None
+    };
+    let created = UnixMillis::from_millis(now_ms);
+    let session = NewSession {
+        identity_nonce,
+        identity: stored,
+        app_id: admitted.app.id(),
+        created,
+        expires: UnixMillis::from_millis(now_ms + admitted.duration_s * 1000),
+        guard,
+    };
+    if !session_store::insert(&env.d1("DB")?, &session).await? {
+        return Err(GatewayError::Refused(Refusal::Forbidden {
+            reason: "sign-in refused: the user is deprovisioned (SCIM)".into(),
+            non_identity: false,
+        }));
+    }
+    Ok(())
+}
+
+/// The audiences of the session cookie: the app signed in to first, then every other app on
+/// the same host (`*.` wildcard apps included). The cookie is scoped to the host, so one
+/// session serves all of them; each request is still decided by its own app's policies with
+/// the stored identity.
+fn host_audiences(engine: &policy_core::Engine, host: &str, first: &str) -> Vec<String> {
+    let mut audiences = vec![first.to_owned()];
+    for app in engine.apps_on_host(host) {
+        if !audiences.iter().any(|a| a == app.aud()) {
+            audiences.push(app.aud().to_owned());
+        }
+    }
+    audiences
+}
+
+/// A silent sign-in (`prompt=none`) Entra could not finish (`error`, one of
+/// [`INTERACTION_NEEDED`]): once the state checks out as this browser's and is spent, the
+/// sign-in starts again without `prompt=none`, so the user signs in instead of seeing a
+/// failure.
+async fn interactive_again(
+    request: &Request,
+    env: &Env,
+    gateway: &Gateway,
+    url: &Url,
+    error: &str,
+) -> Result<Response, GatewayError> {
+    let signin_failed = |why| GatewayError::Refused(Refusal::SignInFailed(why));
+    let state =
+        query(url, "state").ok_or_else(|| signin_failed(format!("`{error}` without state")))?;
+    let issued = pending::Keys::new(signing_keys(gateway)?)?
+        .check(&state)
+        .ok_or_else(|| signin_failed(format!("`{error}` with a state not issued here")))?;
+    let now_ms = Date::now().as_millis();
+    if now_ms.saturating_sub(issued.created_ms) > pending::TTL_MS || issued.created_ms > now_ms {
+        return Err(signin_failed("the sign-in took too long".into()));
+    }
+    let login = session::cookie(request.headers(), &pending::cookie_name(&state))
+        .and_then(|value| issued.open(&value))
+        .filter(|login| login.state == state)
+        .ok_or_else(|| signin_failed("the state belongs to another browser".into()))?;
+    if !pending::consume(env, &state, now_ms).await? {
+        return Err(signin_failed(
+            "unknown or already used state: already used".into(),
+        ));
+    }
+    log::event(
+        "sign_in_interactive",
+        &[("reason", error), ("idp", &login.idp_id)],
+    );
+    let mut again = Url::parse(&format!("{}/cdn-cgi/access/login", origin_of(url)))
+        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    again
+        .query_pairs_mut()
+        .append_pair("redirect_url", &login.redirect)
+        .append_pair("interactive", "1");
+    let clear_binding = pending::set_cookie(&state, None);
+    Ok(redirect(again.as_str(), &[clear_binding]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine(apps: &str) -> policy_core::Engine {
+        let document = format!(
+            r#"{{"team_domain": "https://access.example.com",
+                "identity_providers": [{{"id": "entra", "name": "Entra ID", "type": "azureAD",
+                  "config": {{"client_id": "6b0f2c9e-1d4a-4f7b-8e35-a29c7d1b0e64",
+                              "directory_id": "9c4e1b7a-3d2f-4a8e-b615-0f7d2c9a4e31"}}}}],
+                "apps": [{apps}]}}"#
+        );
+        policy_core::Engine::from_json(&document).unwrap()
+    }
+
+    fn app(id: &str, domain: &str) -> String {
+        format!(
+            r#"{{"id": "{id}", "name": "{id}", "domain": "{domain}", "aud": "aud-{id}",
+                "policies": [{{"name": "all", "decision": "allow", "include": [{{"everyone": {{}}}}]}}]}}"#
+        )
+    }
+
+    #[test]
+    fn a_session_serves_every_app_on_its_host_wildcards_included() {
+        let engine = engine(
+            &[
+                app("wiki", "wiki.example.com"),
+                app("wiki-admin", "wiki.example.com/admin"),
+                app("any", "*.example.com/tools"),
+                app("other", "other.example.com"),
+                app("deep", "*.wiki.example.com"),
+            ]
+            .join(","),
+        );
+        assert_eq!(
+            host_audiences(&engine, "Wiki.Example.com", "aud-wiki-admin"),
+            ["aud-wiki-admin", "aud-wiki", "aud-any"]
+        );
+        assert_eq!(
+            host_audiences(&engine, "new.example.com", "aud-any"),
+            ["aud-any"]
+        );
+    }
+}

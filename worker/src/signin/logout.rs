@@ -1,0 +1,62 @@
+//! `/cdn-cgi/access/logout`.
+
+use worker::{Date, Env, Headers, Request, Response, Url};
+
+use crate::config::Gateway;
+use crate::error::GatewayError;
+use crate::http::origin_of;
+use crate::log;
+use crate::pages;
+use crate::refusal::Refusal;
+use crate::session::{self, Revocation};
+
+/// `/cdn-cgi/access/logout`: `GET` revokes this browser's session, a same-origin `POST` every
+/// session of the user; both clear the cookie. A `POST` from anywhere else (another site's
+/// form) is refused and revokes nothing.
+pub async fn logout(
+    request: &Request,
+    env: &Env,
+    gateway: &Gateway,
+    scope: Revocation,
+) -> Result<Response, GatewayError> {
+    let url = request.url()?;
+    if scope == Revocation::Everywhere && !same_origin(request.headers(), &url) {
+        log::event(
+            "logout",
+            &[("refused", "logout everywhere refused: not same-origin")],
+        );
+        return Err(GatewayError::Refused(Refusal::Forbidden {
+            reason: "logout everywhere refused: not a same-origin request".into(),
+            non_identity: true,
+        }));
+    }
+    let now_ms = Date::now().as_millis();
+    if let Some(token) = session::cookie(request.headers(), session::COOKIE) {
+        if let Some(found) = session::lookup(env, gateway, &token, None, now_ms).await? {
+            session::revoke(env, &found, scope, now_ms).await?;
+            log::event(
+                "logout",
+                &[("user", &found.user), ("scope", scope.as_str())],
+            );
+        }
+    }
+    let response = pages::html(pages::SIGNED_OUT, 200);
+    Ok(pages::with_header(
+        response,
+        "Set-Cookie",
+        &session::clear_cookie(),
+    ))
+}
+
+/// Whether the request comes from the gateway's own origin: its `Origin` is this origin, or
+/// (without `Origin`) its fetch metadata says `same-origin`.
+fn same_origin(headers: &Headers, url: &Url) -> bool {
+    match headers.get("Origin").ok().flatten() {
+        Some(origin) => origin.trim() == origin_of(url),
+        None => headers
+            .get("Sec-Fetch-Site")
+            .ok()
+            .flatten()
+            .is_some_and(|site| site.trim().eq_ignore_ascii_case("same-origin")),
+    }
+}
