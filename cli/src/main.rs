@@ -24,6 +24,7 @@ mod fmt;
 mod inspect;
 mod keygen;
 mod policy_test;
+mod remote;
 
 /// Exit code: the command line is wrong (sysexits' `EX_USAGE`).
 const EXIT_USAGE: u8 = 64;
@@ -67,6 +68,9 @@ enum Command {
     /// Token tools.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The configuration stored in a gateway: push, pull, diff, versions, activate, rollback.
+    #[command(subcommand)]
+    Config(remote::ConfigCommand),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -282,6 +286,7 @@ fn run(command: Command, color: bool, out: &mut impl Write) -> Result<(), CliErr
             text.push('\n');
             write_out(out, &text)
         }
+        Command::Config(command) => remote::run(&command, out),
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "edge-access", &mut script);
@@ -475,6 +480,7 @@ fn check(args: &CheckArgs, out: &mut impl Write) -> Result<(), CliError> {
     let path = document.config.as_str();
     let text = read(path)?;
     let result = Engine::from_json_with(&text, &options);
+    let bytes = minified_len(&text);
     if args.json {
         let position = |p: Option<(usize, usize)>| match p {
             Some((line, column)) => (json!(line), json!(column)),
@@ -483,6 +489,8 @@ fn check(args: &CheckArgs, out: &mut impl Write) -> Result<(), CliError> {
         let report = match &result {
             Ok(engine) => json!({
                 "ok": true,
+                "bytes": bytes,
+                "fits_worker_var": bytes.is_some_and(|b| b <= WORKER_VAR_BYTES),
                 "errors": [],
                 "warnings": engine.warnings().iter().map(|w| {
                     let (line, column) = position(w.position(&text));
@@ -492,6 +500,8 @@ fn check(args: &CheckArgs, out: &mut impl Write) -> Result<(), CliError> {
             }),
             Err(errors) => json!({
                 "ok": false,
+                "bytes": bytes,
+                "fits_worker_var": bytes.is_some_and(|b| b <= WORKER_VAR_BYTES),
                 "errors": errors.errors().iter().map(|e| {
                     let (line, column) = position(e.position(&text));
                     json!({ "path": e.path, "line": line, "column": column,
@@ -526,6 +536,13 @@ fn check(args: &CheckArgs, out: &mut impl Write) -> Result<(), CliError> {
         );
     }
     summary.push('\n');
+    if let Some(bytes) = bytes.filter(|b| *b > WORKER_VAR_BYTES) {
+        let _ = writeln!(
+            summary,
+            "warning: {bytes} bytes minified: over the {WORKER_VAR_BYTES} a Worker var holds; \
+             store it in the gateway (`edge-access config push`) or bundle it (edge-access.json)"
+        );
+    }
     for w in engine.warnings() {
         let _ = writeln!(summary, "warning: {w}");
     }
@@ -537,6 +554,16 @@ fn check(args: &CheckArgs, out: &mut impl Write) -> Result<(), CliError> {
         ))));
     }
     Ok(())
+}
+
+/// The most a Cloudflare Worker var holds (bytes).
+const WORKER_VAR_BYTES: usize = 5 * 1024;
+
+/// The size of `text` minified, as a var would hold it (`None` when it is not JSON).
+fn minified_len(text: &str) -> Option<usize> {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .map(|v| v.to_string().len())
 }
 
 pub(crate) fn explain(engine: &Engine, verdict: &Verdict) -> String {

@@ -32,6 +32,42 @@ fn check_accepts_the_example() {
 }
 
 #[test]
+fn check_warns_when_a_document_would_not_fit_a_worker_var() {
+    let apps: Vec<serde_json::Value> = (0..60)
+        .map(|i| {
+            serde_json::json!({ "id": format!("app-{i}"), "name": format!("App {i}"),
+                "domain": format!("app{i}.example.com"), "aud": format!("aud-{i}"),
+                "policies": [{ "name": "Anyone", "decision": "bypass", "include": [{ "everyone": {} }] }] })
+        })
+        .collect();
+    let big = serde_json::json!({ "team_domain": "https://access.example.com", "apps": apps });
+    let file = std::env::temp_dir().join(format!("edge-access-big-{}.json", std::process::id()));
+    std::fs::write(&file, big.to_string()).unwrap();
+    let file = file.to_str().unwrap().to_owned();
+    let out = run(&["policy", "check", "--config", &file]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("over the 5120 a Worker var holds"),
+        "{stdout}"
+    );
+    let out = run(&["policy", "check", "--json", "--config", &file]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["fits_worker_var"], false, "{report}");
+    assert!(report["bytes"].as_u64().unwrap() > 5120);
+    std::fs::remove_file(&file).ok();
+    let out = run(&[
+        "policy",
+        "check",
+        "--json",
+        "--config",
+        &root("examples/config.json"),
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["fits_worker_var"], true, "{report}");
+}
+
+#[test]
 fn check_lists_every_problem_with_its_path() {
     let out = run(&["policy", "check", "--config", &fixture("bad-config.json")]);
     assert_eq!(out.status.code(), Some(2));

@@ -1,8 +1,6 @@
-//! The gateway's configuration: the policy document and settings from the Worker's vars,
-//! parsed, validated and compiled once per isolate — never per request.
-
-use std::cell::OnceCell;
-use std::rc::Rc;
+//! The gateway's configuration: the policy document (from storage, the bundled file or the
+//! `EDGE_ACCESS_CONFIG` var: see [`crate::config_store`]) and settings from the Worker's vars,
+//! parsed, validated and compiled once per document and isolate — never per request.
 
 use policy_core::{Engine, IdentityProvider, ScimConfig};
 use sha2::{Digest, Sha256};
@@ -61,6 +59,11 @@ pub struct Gateway {
     /// How long a gateway isolate trusts its copy of the SCIM directory before checking
     /// D1 again (`DIRECTORY_REFRESH_SECONDS`, default 10).
     pub directory_refresh_ms: u64,
+    /// The stored configuration version the document is (0: the bundled file or the var).
+    pub version: u64,
+    /// How long a gateway isolate serves its document before checking storage for a newly
+    /// activated version (`CONFIG_REFRESH_SECONDS`, default 10).
+    pub config_refresh_ms: u64,
 }
 
 impl Gateway {
@@ -100,14 +103,51 @@ pub struct ScimSettings {
     pub token_sha256: Result<[u8; 32], String>,
 }
 
-thread_local! {
-    static GATEWAY: OnceCell<Rc<Result<Gateway, String>>> = const { OnceCell::new() };
+/// A configuration document and where it came from.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The document's JSON text.
+    pub document: String,
+    /// Its stored version; 0 for the bundled file and the var.
+    pub version: u64,
+    /// Where it came from, for errors and the log (`EDGE_ACCESS_CONFIG`, `stored version 4`).
+    pub name: String,
 }
 
-/// The gateway for this isolate: built on the first request, then reused. A configuration that
-/// does not load stays an error for the isolate's life: every request fails closed.
-pub fn gateway(env: &Env) -> Rc<Result<Gateway, String>> {
-    GATEWAY.with(|cell| cell.get_or_init(|| Rc::new(load(env))).clone())
+/// The document bundled at build time: `edge-access.json` at the workspace root, or the file
+/// `EDGE_ACCESS_CONFIG_FILE` named when the worker was built (empty when there is none).
+const BUNDLED: &str = include_str!(concat!(env!("OUT_DIR"), "/bundled-config.json"));
+
+/// The document when storage holds none: the bundled file, else the `EDGE_ACCESS_CONFIG` var
+/// (a string, or a JSON object as `wrangler.jsonc` writes it).
+///
+/// # Errors
+///
+/// When neither is set.
+pub fn fallback_source(env: &Env) -> Result<Source, String> {
+    if !BUNDLED.trim().is_empty() {
+        return Ok(Source {
+            document: BUNDLED.to_owned(),
+            version: 0,
+            name: "the bundled configuration file".into(),
+        });
+    }
+    let document = var(env, "EDGE_ACCESS_CONFIG")
+        .or_else(|| {
+            env.object_var::<serde_json::Value>("EDGE_ACCESS_CONFIG")
+                .ok()
+                .filter(serde_json::Value::is_object)
+                .map(|v| v.to_string())
+        })
+        .ok_or(
+            "EDGE_ACCESS_CONFIG is not set and no configuration is stored or bundled: \
+             the gateway has no configuration document",
+        )?;
+    Ok(Source {
+        document,
+        version: 0,
+        name: "EDGE_ACCESS_CONFIG".into(),
+    })
 }
 
 fn var(env: &Env, name: &str) -> Option<String> {
@@ -133,17 +173,27 @@ fn identity_endpoint(env: &Env, name: &str) -> Result<Option<String>, String> {
     Ok(Some(value.trim_end_matches('/').to_owned()))
 }
 
-fn load(env: &Env) -> Result<Gateway, String> {
-    let document = var(env, "EDGE_ACCESS_CONFIG")
-        .ok_or("EDGE_ACCESS_CONFIG is not set: the gateway has no configuration document")?;
+/// The gateway for `source` with the Worker's settings.
+///
+/// # Errors
+///
+/// When the document does not load or a setting is invalid: the message says which.
+pub fn load(env: &Env, source: Source) -> Result<Gateway, String> {
+    let Source {
+        document,
+        version,
+        name,
+    } = source;
     let engine = Engine::from_json(&document).map_err(|errors| {
         format!(
-            "EDGE_ACCESS_CONFIG does not load: {}",
+            "{name} does not load: {}",
             errors.to_string().replace('\n', "; ")
         )
     })?;
     if engine.identity_providers().is_empty() {
-        return Err("EDGE_ACCESS_CONFIG: identity_providers: at least one is needed".into());
+        return Err(format!(
+            "{name}: identity_providers: at least one is needed"
+        ));
     }
     // Risky settings, and settings accepted for API compatibility that change nothing.
     for warning in engine.warnings() {
@@ -169,18 +219,8 @@ fn load(env: &Env) -> Result<Gateway, String> {
     let client_secret = signing::secret(env, "AZURE_CLIENT_SECRET");
     let signing = SigningKeys::from_env(env)?;
     let scim = scim_settings(env, &engine)?;
-    let directory_refresh_ms = match var(env, "DIRECTORY_REFRESH_SECONDS") {
-        None => 10_000,
-        Some(text) => text
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|s| *s <= 3600)
-            .map(|s| s * 1000)
-            .ok_or_else(|| {
-                format!("DIRECTORY_REFRESH_SECONDS `{text}` must be whole seconds from 0 to 3600")
-            })?,
-    };
+    let directory_refresh_ms = refresh_ms(env, "DIRECTORY_REFRESH_SECONDS")?;
+    let config_refresh_ms = refresh_ms(env, "CONFIG_REFRESH_SECONDS")?;
     Ok(Gateway {
         engine,
         authority_override,
@@ -192,7 +232,23 @@ fn load(env: &Env) -> Result<Gateway, String> {
         scim,
         document,
         directory_refresh_ms,
+        version,
+        config_refresh_ms,
     })
+}
+
+/// A refresh interval var in whole seconds from 0 to 3600 (default 10), as milliseconds.
+fn refresh_ms(env: &Env, name: &str) -> Result<u64, String> {
+    match var(env, name) {
+        None => Ok(10_000),
+        Some(text) => text
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s <= 3600)
+            .map(|s| s * 1000)
+            .ok_or_else(|| format!("{name} `{text}` must be whole seconds from 0 to 3600")),
+    }
 }
 
 /// `UNMATCHED=pass` forwards, unchecked, the paths no app covers on the hosts the apps name
@@ -228,7 +284,7 @@ fn scim_settings(env: &Env, engine: &Engine) -> Result<Option<ScimSettings>, Str
         [provider] => provider,
         [first, second, ..] => {
             return Err(format!(
-                "EDGE_ACCESS_CONFIG: identity_providers: `{}` and `{}` both enable scim_config; \
+                "identity_providers: `{}` and `{}` both enable scim_config; \
                  the SCIM endpoint serves one directory",
                 first.id, second.id
             ))

@@ -39,6 +39,8 @@ impl Deref for Current<'_> {
 const GRACE_MS: u64 = 5 * 60 * 1000;
 
 struct Compiled {
+    /// The stored configuration version compiled (0: the bundled file or the var).
+    config_version: u64,
     generation: u64,
     checked_ms: u64,
     engine: Rc<Engine>,
@@ -92,7 +94,8 @@ pub async fn engine<'g>(
     }
     let fresh = COMPILED.with(|c| {
         c.borrow().as_ref().and_then(|c| {
-            (now_ms.saturating_sub(c.checked_ms) < gateway.directory_refresh_ms)
+            (c.config_version == gateway.version
+                && now_ms.saturating_sub(c.checked_ms) < gateway.directory_refresh_ms)
                 .then(|| c.engine.clone())
         })
     });
@@ -110,7 +113,9 @@ pub async fn engine<'g>(
             // D1 hiccups: the copy in hand serves a while longer, then requests fail closed.
             let stale = COMPILED.with(|c| {
                 c.borrow().as_ref().and_then(|c| {
-                    (now_ms.saturating_sub(c.checked_ms) < gateway.directory_refresh_ms + GRACE_MS)
+                    (c.config_version == gateway.version
+                        && now_ms.saturating_sub(c.checked_ms)
+                            < gateway.directory_refresh_ms + GRACE_MS)
                         .then(|| c.engine.clone())
                 })
             });
@@ -129,7 +134,9 @@ pub async fn engine<'g>(
     let generation = generation.map_or(0, |g| int(g.value));
     let unchanged = COMPILED.with(|c| {
         let mut c = c.borrow_mut();
-        let c = c.as_mut().filter(|c| c.generation == generation)?;
+        let c = c
+            .as_mut()
+            .filter(|c| c.generation == generation && c.config_version == gateway.version)?;
         c.checked_ms = now_ms;
         Some(c.engine.clone())
     });
@@ -184,6 +191,7 @@ pub async fn engine<'g>(
     );
     COMPILED.with(|c| {
         *c.borrow_mut() = Some(Compiled {
+            config_version: gateway.version,
             generation,
             checked_ms: now_ms,
             engine: engine.clone(),

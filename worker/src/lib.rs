@@ -1,7 +1,9 @@
 #![doc = include_str!("../README.md")]
 
+mod admin;
 mod assertion;
 mod config;
+mod config_store;
 mod context;
 mod crypto;
 mod d1;

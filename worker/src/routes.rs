@@ -2,7 +2,9 @@
 
 use worker::{Env, Method, Request, Response};
 
-use crate::config::{self, Gateway};
+use crate::admin;
+use crate::config::Gateway;
+use crate::config_store;
 use crate::error::GatewayError;
 use crate::gate;
 use crate::log;
@@ -14,7 +16,17 @@ use crate::signin::{self, callback, login, logout};
 /// Routes `request`: the gateway's own endpoints under `/cdn-cgi/access/`, everything else
 /// through the policies.
 pub async fn dispatch(request: Request, env: &Env) -> Response {
-    let gateway = config::gateway(env);
+    let path = request.path();
+    if path == admin::PREFIX || path.starts_with(&format!("{}/", admin::PREFIX)) {
+        return admin::handle(request, env).await;
+    }
+    let gateway = match config_store::gateway(env).await {
+        Ok(gateway) => gateway,
+        Err(error) => {
+            log::event("config_error", &[("error", &error.reason())]);
+            return error.response();
+        }
+    };
     let gateway = match gateway.as_ref() {
         Ok(gateway) => gateway,
         Err(why) => {
@@ -23,7 +35,6 @@ pub async fn dispatch(request: Request, env: &Env) -> Response {
             return error.response();
         }
     };
-    let path = request.path();
     if path == scim::PREFIX || path.starts_with(&format!("{}/", scim::PREFIX)) {
         return scim::handle(request, env, gateway).await;
     }

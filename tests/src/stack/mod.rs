@@ -94,6 +94,9 @@ pub struct StackConfig {
     /// SQL run against every D1 database after its migrations, before the worker starts
     /// (storage broken on purpose, say: `DROP TABLE sessions`).
     pub d1_setup: Vec<String>,
+    /// Worker vars whose values are JSON (an object var, as `wrangler.jsonc` writes one); they
+    /// win over every string var of the same name.
+    pub json_vars: Vec<(String, Value)>,
 }
 
 impl Default for StackConfig {
@@ -108,6 +111,7 @@ impl Default for StackConfig {
             name: "stack".into(),
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             d1_setup: Vec::new(),
+            json_vars: Vec::new(),
         }
     }
 }
@@ -132,6 +136,13 @@ impl StackConfig {
     #[must_use]
     pub fn with_var(mut self, name: &str, value: &str) -> Self {
         self.vars.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Adds a worker var with a JSON value (see [`StackConfig::json_vars`]).
+    #[must_use]
+    pub fn with_json_var(mut self, name: &str, value: Value) -> Self {
+        self.json_vars.push((name.to_owned(), value));
         self
     }
 
@@ -420,7 +431,13 @@ impl Stack {
         let log_path = logs_dir.join(format!("{id}.log"));
         let config_path = run_dir.join("wrangler.json");
         let state_dir = run_dir.join("state");
-        let migrations = wrangler_config::write(&paths.root, &paths.entry, &vars, &config_path)?;
+        let json_vars: Vec<(String, Value)> = config
+            .json_vars
+            .into_iter()
+            .map(|(name, value)| (name, substitute(value, &placeholders)))
+            .collect();
+        let migrations =
+            wrangler_config::write(&paths.root, &paths.entry, &vars, &json_vars, &config_path)?;
 
         let mut stack = Self {
             wrangler: None,

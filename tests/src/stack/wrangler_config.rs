@@ -12,12 +12,13 @@ const TOP_LEVEL_PATHS: [&str; 3] = ["main", "base_dir", "tsconfig"];
 
 /// Writes `out` (JSON, which wrangler reads like TOML): the root configuration without
 /// `[build]`, with `main` = `entry`, every relative path made absolute against `root`, and
-/// `[vars]` = the root's vars overridden by `vars` in order. Returns the D1 databases that
+/// `[vars]` = the root's vars overridden by `vars` in order, then by `json_vars`. Returns the D1 databases that
 /// have SQL migrations to apply.
 pub(super) fn write(
     root: &Path,
     entry: &Path,
     vars: &[(String, String)],
+    json_vars: &[(String, Value)],
     out: &Path,
 ) -> Result<Vec<String>, StackError> {
     let source = root.join("wrangler.toml");
@@ -78,6 +79,9 @@ pub(super) fn write(
     for (name, value) in vars {
         merged.insert(name.clone(), Value::String(value.clone()));
     }
+    for (name, value) in json_vars {
+        merged.insert(name.clone(), value.clone());
+    }
     config.insert("vars".into(), Value::Object(merged));
 
     let json = serde_json::to_vec_pretty(&Value::Object(config))
@@ -125,7 +129,7 @@ mod tests {
         ));
         let entry = root.join("worker/build/index.js");
         let vars = [("ORIGIN_URL".to_owned(), "http://127.0.0.1:9".to_owned())];
-        write(root, &entry, &vars, &out).unwrap();
+        write(root, &entry, &vars, &[], &out).unwrap();
         let written: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
         std::fs::remove_file(&out).unwrap();
 

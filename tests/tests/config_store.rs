@@ -1,0 +1,420 @@
+//! The configuration stored in the gateway, end to end under `wrangler dev`: documents written
+//! through the management API (`/cdn-cgi/access/api`), validated before they are stored,
+//! picked up by the serving isolate within `CONFIG_REFRESH_SECONDS`, rolled back, compared;
+//! stale writers refused with 409, read-only tokens refused on writes; and the
+//! `EDGE_ACCESS_CONFIG` var as a JSON object.
+//!
+//! Needs `cargo xtask build-worker` first (`cargo xtask test` does it).
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stderr,
+    reason = "test code: a failure panics; it reports on stderr, with what it measured"
+)]
+
+use std::time::{Duration, Instant};
+
+use edge_access_tests::stack::{Stack, StackConfig};
+use entra_emulator::client::{HttpClient, HttpResponse};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+const WRITE_TOKEN: &str = "admin-write-token-6d1f0b3a9c2e4f57";
+const READ_TOKEN: &str = "admin-read-token-0a7c3e5b9d1f2468";
+const IDP: &str = "0f0e7a4c-1b2d-4e3f-8a9b-0c1d2e3f4a5b";
+/// How long a change may take to be seen: the refresh the stacks set (2 s), with room for a
+/// loaded machine. Polled, never waited out.
+const VISIBLE_WITHIN: Duration = Duration::from_secs(60);
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn admin_tokens() -> String {
+    format!(
+        "ops:write:{} auditor:read:{}",
+        hex(&Sha256::digest(WRITE_TOKEN.as_bytes())),
+        hex(&Sha256::digest(READ_TOKEN.as_bytes()))
+    )
+}
+
+/// A document whose apps let anyone through at `/{path}` for each of `paths`; `padding`
+/// lengthens every app's name.
+fn document(host: &str, paths: &[String], padding: usize) -> Value {
+    let apps: Vec<Value> = paths
+        .iter()
+        .map(|path| {
+            json!({ "id": path, "name": format!("App {path} {}", "x".repeat(padding)),
+                "domain": format!("{host}/{path}"), "aud": format!("aud-{path}"),
+                "policies": [{ "name": "Anyone", "decision": "bypass", "include": [{ "everyone": {} }] }] })
+        })
+        .collect();
+    json!({
+        "team_domain": "https://access.example.com",
+        "identity_providers": [{ "id": IDP, "name": "Emulated Entra ID", "type": "azureAD",
+            "config": { "client_id": "${CLIENT_ID}", "directory_id": "${TENANT_ID}" } }],
+        "apps": apps
+    })
+}
+
+/// [`document`] for a running stack (its host and the emulator's ids filled in).
+fn stored(stack: &Stack, paths: &[&str], padding: usize) -> Value {
+    let paths: Vec<String> = paths.iter().map(|p| (*p).to_owned()).collect();
+    let text = document(&stack.addr().to_string(), &paths, padding)
+        .to_string()
+        .replace("${TENANT_ID}", stack.emulator().tenant_id())
+        .replace("${CLIENT_ID}", stack.emulator().client_id());
+    serde_json::from_str(&text).unwrap()
+}
+
+fn start(name: &str) -> Option<Stack> {
+    if !Stack::should_run(&format!("config_store::{name}")).unwrap() {
+        return None;
+    }
+    let host = "${WORKER_HOST}";
+    let stack = Stack::start(
+        StackConfig::new(document(host, &["from-var".to_owned()], 0))
+            .named(name)
+            .with_var("ADMIN_TOKENS", &admin_tokens())
+            .with_var("CONFIG_REFRESH_SECONDS", "2"),
+    )
+    .unwrap_or_else(|e| panic!("the stack did not start: {e}"));
+    Some(stack)
+}
+
+struct Api<'a> {
+    stack: &'a Stack,
+    http: HttpClient,
+}
+
+impl Api<'_> {
+    fn new(stack: &Stack) -> Api<'_> {
+        Api {
+            stack,
+            http: HttpClient::new(),
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> HttpResponse {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(auth) = &auth {
+            headers.push(("authorization", auth.as_str()));
+        }
+        self.http
+            .request(
+                method,
+                &format!("{}/cdn-cgi/access/api{path}", self.stack.url()),
+                &headers,
+                body,
+            )
+            .unwrap()
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let answer = self.call("GET", path, Some(READ_TOKEN), &[]);
+        assert_eq!(answer.status, 200, "GET {path}: {answer:?}");
+        let body = answer.json().unwrap();
+        assert_eq!(body["success"], true, "{body}");
+        body
+    }
+
+    fn put(&self, document: &Value, base: u64) -> HttpResponse {
+        let body = json!({ "document": document, "base_version": base, "comment": "test" });
+        self.call(
+            "PUT",
+            "/config",
+            Some(WRITE_TOKEN),
+            body.to_string().as_bytes(),
+        )
+    }
+
+    fn put_ok(&self, document: &Value, base: u64) -> u64 {
+        let answer = self.put(document, base);
+        assert_eq!(answer.status, 200, "{answer:?}");
+        answer.json().unwrap()["result"]["version"]
+            .as_u64()
+            .unwrap()
+    }
+
+    fn active(&self) -> u64 {
+        self.get("/config")["result"]["version"].as_u64().unwrap()
+    }
+
+    fn status(&self, path: &str) -> u16 {
+        self.http
+            .get(&format!("{}{path}", self.stack.url()))
+            .unwrap()
+            .status
+    }
+
+    /// Polls `path` until it answers `status`; how long that took.
+    fn until(&self, path: &str, status: u16) -> Duration {
+        let started = Instant::now();
+        loop {
+            if self.status(path) == status {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < VISIBLE_WITHIN,
+                "{path} did not answer {status} within {VISIBLE_WITHIN:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn a_stored_configuration_over_100_kb_serves_changes_and_rolls_back() {
+    let Some(stack) = start("stored_configuration") else {
+        return;
+    };
+    let api = Api::new(&stack);
+
+    // Nothing stored: the var serves.
+    let config = api.get("/config");
+    assert_eq!(config["result"]["version"], 0, "{config}");
+    assert_eq!(config["result"]["source"], "EDGE_ACCESS_CONFIG", "{config}");
+    assert_eq!(api.status("/from-var/x"), 200);
+
+    // A document far over a Worker var's 5 KB (and over 100 KB) goes to storage.
+    let paths: Vec<String> = (0..300).map(|i| format!("big-{i}")).collect();
+    let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let big = stored(&stack, &paths, 300);
+    assert!(
+        big.to_string().len() > 100 * 1024,
+        "{}",
+        big.to_string().len()
+    );
+    let v1 = api.put_ok(&big, 0);
+    let seen = api.until("/big-299/x", 200);
+    eprintln!("version {v1} decided requests {seen:?} after its write");
+    assert_eq!(api.status("/from-var/x"), 404, "the var no longer serves");
+    assert_eq!(api.active(), v1);
+
+    // A second version replaces it; the first is kept.
+    let small = stored(&stack, &["second"], 0);
+    let v2 = api.put_ok(&small, v1);
+    assert!(v2 > v1);
+    api.until("/second/x", 200);
+    assert_eq!(api.status("/big-0/x"), 404);
+
+    let versions = api.get("/config/versions");
+    let listed: Vec<u64> = versions["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(listed, [v2, v1], "{versions}");
+    assert_eq!(versions["result"][0]["active"], true);
+    assert_eq!(versions["result"][0]["author"], "ops");
+    assert_eq!(versions["result"][0]["base_version"], v1);
+    assert_eq!(versions["result_info"]["total_count"], 2);
+    let one = api.get(&format!("/config/versions/{v1}"));
+    assert_eq!(one["result"]["document"], big);
+
+    let diff = api.get(&format!("/config/diff?from={v1}&to={v2}"));
+    let changes = diff["result"]["changes"].as_array().unwrap();
+    assert!(
+        changes
+            .iter()
+            .any(|c| c["path"] == "apps[0].id" && c["from"] == "big-0" && c["to"] == "second"),
+        "{diff}"
+    );
+    assert!(changes
+        .iter()
+        .any(|c| c["path"] == "apps[299]" && c["op"] == "remove"));
+
+    // Rollback: the version active before comes back.
+    let rolled = api.call("POST", "/config/rollback", Some(WRITE_TOKEN), b"");
+    assert_eq!(rolled.status, 200, "{rolled:?}");
+    assert_eq!(rolled.json().unwrap()["result"]["version"], v1);
+    api.until("/big-299/x", 200);
+    assert_eq!(api.status("/second/x"), 404);
+    assert_eq!(api.active(), v1);
+
+    // Activating a stored version by number.
+    let activated = api.call(
+        "POST",
+        &format!("/config/versions/{v2}/activate"),
+        Some(WRITE_TOKEN),
+        json!({ "base_version": v1 }).to_string().as_bytes(),
+    );
+    assert_eq!(activated.status, 200, "{activated:?}");
+    api.until("/second/x", 200);
+
+    // Every write is logged, without the token.
+    let log = stack.worker_log();
+    assert!(log.contains("\"config_write\""), "no config_write event");
+    assert!(!log.contains(WRITE_TOKEN) && !log.contains(READ_TOKEN));
+}
+
+#[test]
+fn the_active_version_is_read_once_per_interval_not_per_request() {
+    let Some(stack) = start("check_per_interval") else {
+        return;
+    };
+    let api = Api::new(&stack);
+    let v1 = api.put_ok(&stored(&stack, &["counted"], 0), 0);
+    api.until("/counted/x", 200);
+    let checks = |log: &str| log.matches("\"config_check\"").count();
+    let before = checks(&stack.worker_log());
+    let started = Instant::now();
+    let requests = 100;
+    for _ in 0..requests {
+        assert_eq!(api.status("/counted/x"), 200);
+    }
+    let elapsed = started.elapsed();
+    // Log lines may trail the answers a little.
+    std::thread::sleep(Duration::from_millis(500));
+    let during = checks(&stack.worker_log()) - before;
+    eprintln!("{requests} requests in {elapsed:?}: {during} reads of the active version (v{v1})");
+    // One read per 2 s interval at most, plus the one at each end.
+    let bound = usize::try_from(elapsed.as_secs() / 2).unwrap() + 2;
+    assert!(
+        during <= bound,
+        "{during} reads for {requests} requests in {elapsed:?}"
+    );
+    assert!(during < requests);
+}
+
+#[test]
+fn bad_writes_are_refused_and_never_activated() {
+    let Some(stack) = start("bad_writes") else {
+        return;
+    };
+    let api = Api::new(&stack);
+    let good = stored(&stack, &["good"], 0);
+    let v1 = api.put_ok(&good, 0);
+
+    // A document that does not load: every error with its JSON path and kind.
+    let mut bad = good.clone();
+    bad["apps"][0]["bogus"] = json!(true);
+    bad["apps"][0]["policies"][0]["decision"] = json!("maybe");
+    let answer = api.put(&bad, v1);
+    assert_eq!(answer.status, 400, "{answer:?}");
+    let body = answer.json().unwrap();
+    assert_eq!(body["success"], false);
+    let errors = body["errors"].as_array().unwrap();
+    assert!(
+        errors.iter().any(|e| e["path"] == "apps[0]"
+            && e["kind"] == "unknown_field"
+            && e["message"].as_str().unwrap().contains("bogus")),
+        "{body}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e["path"] == "apps[0].policies[0].decision"),
+        "{body}"
+    );
+    // A secret in the document is refused, so none is ever stored or read back.
+    let mut secret = good.clone();
+    secret["identity_providers"][0]["config"]["client_secret"] = json!("s3cr3t-value");
+    let answer = api.put(&secret, v1);
+    assert_eq!(answer.status, 400, "{answer:?}");
+    assert!(answer
+        .body
+        .contains("identity_providers[0].config.client_secret"));
+    // A document the Worker's settings refuse (no identity provider).
+    let mut no_idp = good.clone();
+    no_idp["identity_providers"] = json!([]);
+    no_idp["apps"] = json!([]);
+    assert_eq!(api.put(&no_idp, v1).status, 400);
+    assert_eq!(api.active(), v1, "nothing refused was activated");
+    assert_eq!(api.get("/config/versions")["result_info"]["total_count"], 1);
+
+    // A stale base version: 409, nothing stored.
+    let v2 = api.put_ok(&stored(&stack, &["newer"], 0), v1);
+    let stale = api.put(&stored(&stack, &["lost"], 0), v1);
+    assert_eq!(stale.status, 409, "{stale:?}");
+    assert_eq!(stale.json().unwrap()["success"], false);
+    let stale_activate = api.call(
+        "POST",
+        &format!("/config/versions/{v1}/activate"),
+        Some(WRITE_TOKEN),
+        json!({ "base_version": v1 }).to_string().as_bytes(),
+    );
+    assert_eq!(stale_activate.status, 409, "{stale_activate:?}");
+    assert_eq!(api.active(), v2);
+
+    // Tokens: none, unknown, read-only on a write.
+    let doc = stored(&stack, &["x"], 0);
+    let body = json!({ "document": doc, "base_version": v2 }).to_string();
+    for (token, status) in [
+        (None, 401),
+        (Some("not-a-token"), 401),
+        (Some(READ_TOKEN), 403),
+    ] {
+        let answer = api.call("PUT", "/config", token, body.as_bytes());
+        assert_eq!(answer.status, status, "{token:?}: {answer:?}");
+        assert_eq!(answer.json().unwrap()["success"], false);
+    }
+    for (token, path) in [
+        (READ_TOKEN, "/config/rollback".to_owned()),
+        (READ_TOKEN, format!("/config/versions/{v1}/activate")),
+    ] {
+        assert_eq!(api.call("POST", &path, Some(token), b"").status, 403);
+    }
+    assert_eq!(api.call("GET", "/config", None, &[]).status, 401);
+    assert_eq!(api.active(), v2);
+
+    // Malformed bodies and paths.
+    for bad in [
+        &b"not json"[..],
+        b"[]",
+        b"{\"document\": {}, \"base_version\": 2, \"document\": {}}",
+        b"{\"document\": \"{}\", \"base_version\": 2}",
+        b"{\"document\": {}, \"base_version\": -2}",
+        b"{\"document\": {}, \"base_version\": 2, \"extra\": 1}",
+        b"\xff\xfe",
+    ] {
+        let answer = api.call("PUT", "/config", Some(WRITE_TOKEN), bad);
+        assert_eq!(
+            answer.status,
+            400,
+            "{}: {answer:?}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+    let duplicate = format!(
+        "{{\"document\": {{\"team_domain\": \"a\", \"team_domain\": \"b\"}}, \"base_version\": {v2}}}"
+    );
+    let answer = api.call("PUT", "/config", Some(WRITE_TOKEN), duplicate.as_bytes());
+    assert_eq!(answer.status, 400, "{answer:?}");
+    assert!(answer.body.contains("duplicate_key"), "{answer:?}");
+    for path in [
+        "/config/versions/0",
+        "/config/versions/abc",
+        "/config/versions/999",
+        "/nothing",
+        "/config/diff?from=x",
+    ] {
+        let status = api.call("GET", path, Some(READ_TOKEN), &[]).status;
+        assert!(matches!(status, 400 | 404), "{path}: {status}");
+    }
+    assert_eq!(api.active(), v2);
+    api.until("/newer/x", 200);
+}
+
+#[test]
+fn the_var_may_be_a_json_object() {
+    if !Stack::should_run("config_store::json_object_var").unwrap() {
+        return;
+    }
+    let stack = Stack::start(
+        StackConfig::new(Value::Null)
+            .named("json_object_var")
+            .with_json_var(
+                "EDGE_ACCESS_CONFIG",
+                document("${WORKER_HOST}", &["object".to_owned()], 0),
+            ),
+    )
+    .unwrap_or_else(|e| panic!("the stack did not start: {e}"));
+    let http = HttpClient::new();
+    let answer = http.get(&format!("{}/object/x", stack.url())).unwrap();
+    assert_eq!(answer.status, 200, "{answer:?}\n{}", stack.worker_log());
+}
