@@ -329,15 +329,18 @@ pub(crate) struct Router {
     /// The literal labels after the last wildcard label (never empty: the last label is
     /// literal) → routes, most specific first.
     wildcard: HashMap<Box<str>, Vec<u32>>,
-    /// Every routed domain (host, lowercase path), to refuse duplicates.
-    seen: HashMap<(String, Box<str>), ()>,
+    /// Every routed domain (host, lowercase path), to refuse duplicates. Keyed as
+    /// `<host length>:<host><path>` (one key per pair) in the same map type as the buckets,
+    /// which keeps one copy of the hash table's code in the Wasm module instead of two.
+    seen: HashMap<Box<str>, Vec<u32>>,
 }
 
 impl Router {
     /// Adds `app`; returns `false` when the same domain is already routed.
     pub(crate) fn insert(&mut self, pattern: &DomainPattern, app: u32) -> bool {
-        let key = (pattern.host(), pattern.path_lower.clone());
-        if self.seen.insert(key, ()).is_some() {
+        let host = pattern.host();
+        let key = format!("{}:{host}{}", host.len(), pattern.path_lower);
+        if self.seen.insert(key.into_boxed_str(), Vec::new()).is_some() {
             return false;
         }
         let (host_literal, path_literal) = pattern.literal_len();

@@ -31,7 +31,7 @@ extern "C" {
     fn new(message: &str) -> TypeError;
 }
 
-/// A parsed request (see [`PolicyEngine::prepare`]).
+/// A parsed request (see [`PolicyEngine::prepare_utf8`]).
 #[wasm_bindgen]
 #[derive(Debug)]
 pub struct PolicyRequest {
@@ -57,35 +57,6 @@ impl PolicyEngine {
             .map_err(|e| problems_error(&e))
     }
 
-    /// Evaluates `request` (JSON text) and returns the verdict as JSON text. Throws an `Error`
-    /// when the request does not load or a work limit is hit, a `TypeError` when `request` is
-    /// not a string.
-    pub fn evaluate(&self, request: JsValue) -> Result<String, JsValue> {
-        let request = parse_request(&request)?;
-        let verdict = self
-            .engine
-            .evaluate(&request)
-            .map_err(|e| JsError::new(&e.to_string()))?;
-        Ok(verdict.to_json())
-    }
-
-    /// Evaluates `request` and returns only the outcome (`allow`, `block`, …), without building
-    /// a trace: the fast path.
-    pub fn decide(&self, request: JsValue) -> Result<String, JsValue> {
-        let request = parse_request(&request)?;
-        let decision = self
-            .engine
-            .decide(&request)
-            .map_err(|e| JsError::new(&e.to_string()))?;
-        Ok(decision.outcome.as_str().to_string())
-    }
-
-    /// Parses `request` once, for [`PolicyEngine::decide_request`] (a host that decides the
-    /// same request against several engines, or measures the decision alone).
-    pub fn prepare(&self, request: JsValue) -> Result<PolicyRequest, JsValue> {
-        parse_request(&request).map(|request| PolicyRequest { request })
-    }
-
     /// Decides a prepared request; returns the outcome.
     #[wasm_bindgen(js_name = decideRequest)]
     pub fn decide_request(&self, request: &PolicyRequest) -> Result<String, JsValue> {
@@ -96,9 +67,11 @@ impl PolicyEngine {
         Ok(decision.outcome.as_str().to_string())
     }
 
-    /// [`PolicyEngine::evaluate`] for the request's JSON as UTF-8 bytes: what the package's JS
-    /// layer calls, because copying bytes that `TextEncoder` wrote into Wasm memory is far
-    /// cheaper than the glue's copy of a string (a JavaScript loop over its characters).
+    /// Evaluates `request` (JSON as UTF-8 bytes) and returns the verdict as JSON text. Throws
+    /// an `Error` when the request does not load or a work limit is hit. The request comes as
+    /// bytes because copying what `TextEncoder` wrote into Wasm memory is far cheaper than the
+    /// glue's copy of a string (a JavaScript loop over its characters); the package's
+    /// `evaluate`, `decide` and `prepare` take objects or text and encode them.
     #[wasm_bindgen(js_name = evaluateUtf8)]
     pub fn evaluate_utf8(&self, request: &[u8]) -> Result<String, JsValue> {
         let request = parse_request_utf8(request)?;
@@ -109,7 +82,8 @@ impl PolicyEngine {
         Ok(verdict.to_json())
     }
 
-    /// [`PolicyEngine::decide`] for the request's JSON as UTF-8 bytes.
+    /// Evaluates `request` (JSON as UTF-8 bytes) and returns only the outcome (`allow`,
+    /// `block`, …), without building a trace: the fast path.
     #[wasm_bindgen(js_name = decideUtf8)]
     pub fn decide_utf8(&self, request: &[u8]) -> Result<String, JsValue> {
         let request = parse_request_utf8(request)?;
@@ -120,7 +94,9 @@ impl PolicyEngine {
         Ok(decision.outcome.as_str().to_string())
     }
 
-    /// [`PolicyEngine::prepare`] for the request's JSON as UTF-8 bytes.
+    /// Parses `request` (JSON as UTF-8 bytes) once, for [`PolicyEngine::decide_request`] (a
+    /// host that decides the same request against several engines, or measures the decision
+    /// alone).
     #[wasm_bindgen(js_name = prepareUtf8)]
     pub fn prepare_utf8(&self, request: &[u8]) -> Result<PolicyRequest, JsValue> {
         parse_request_utf8(request).map(|request| PolicyRequest { request })
@@ -142,11 +118,6 @@ impl PolicyEngine {
             .collect();
         Value::Array(list).to_string()
     }
-}
-
-fn parse_request(request: &JsValue) -> Result<Request, JsValue> {
-    let text = json_text(request, "the request")?;
-    Request::from_json(&text).map_err(|e| problems_error(&e))
 }
 
 fn parse_request_utf8(request: &[u8]) -> Result<Request, JsValue> {

@@ -67,7 +67,7 @@ fn check_file(name: &str, text: &str) -> Result<usize, Vec<String>> {
             let js = policy_core::PolicyEngine::new(wasm_bindgen::JsValue::from_str(document))
                 .unwrap_or_else(|_| panic!("{name} / {}: JS API rejects the document", case.name));
             let json = js
-                .evaluate(wasm_bindgen::JsValue::from_str(&case.request))
+                .evaluate_utf8(case.request.as_bytes())
                 .unwrap_or_else(|_| panic!("{name} / {}: JS API evaluate failed", case.name));
             let js_verdict: serde_json::Value = serde_json::from_str(&json).unwrap();
             if js_verdict != verdict.to_value() {

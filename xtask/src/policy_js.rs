@@ -65,12 +65,18 @@ pub fn build_package(env: &Env, layout: &Layout) -> Result<Outcome, XtaskError> 
             .arg(&bindgen_dir)
             .arg(&wasm),
     )?;
-    // wasm-opt -O3 after opt-level "s": smaller than either alone, and faster than -Os.
+    // wasm-opt -O3 after opt-level "s": smaller than either alone, and faster than -Os. The
+    // producers and target-features sections are metadata no host reads.
     let module = bindgen_dir.join(MODULE);
     if let Some(wasm_opt) = env.var("WASM_OPT_BIN") {
         process::run(
             env.command(wasm_opt)
-                .arg("-O3")
+                .args([
+                    "-O3",
+                    "--strip-debug",
+                    "--strip-producers",
+                    "--strip-target-features",
+                ])
                 .arg(&module)
                 .arg("-o")
                 .arg(&module),

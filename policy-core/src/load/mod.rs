@@ -191,11 +191,13 @@ impl<'j, 'o> Loader<'j, 'o> {
         let mut apps = Vec::new();
         let mut router = Router::default();
         let apps_json = self.items(doc.get("apps"), &apps_path);
-        let mut app_ids: HashMap<&str, ()> = HashMap::new();
+        // `&str → u32`, the index maps' type: one copy of the hash table's code in Wasm.
+        let mut app_ids: HashMap<&str, u32> = HashMap::new();
         for (i, v) in apps_json.iter().enumerate() {
             if let Json::Object(entries) = v {
                 if let Some(Json::String(id)) = (Obj { entries }).get("id") {
-                    if app_ids.insert(id, ()).is_some() {
+                    let index = u32::try_from(i).unwrap_or(u32::MAX);
+                    if app_ids.insert(id, index).is_some() {
                         self.p.add(
                             &apps_path.index(i).key("id"),
                             format!("duplicate id `{id}`"),
