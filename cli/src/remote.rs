@@ -84,8 +84,42 @@ struct Client {
     auth: String,
 }
 
+/// `url` as the base of the gateway's API: `https`, or `http` to a loopback address only (a
+/// gateway under `wrangler dev`) — the admin token never crosses a network in the clear.
+fn gateway_base(url: &str) -> Result<String, CliError> {
+    let url = url.trim().trim_end_matches('/');
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+        CliError::Usage(format!(
+            "--url `{url}` is not a URL (https://access.example.com)"
+        ))
+    })?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    };
+    if host.is_empty() || authority.contains('@') {
+        return Err(CliError::Usage(format!(
+            "--url `{url}` needs a host and no user information"
+        )));
+    }
+    let loopback = matches!(host, "127.0.0.1" | "localhost" | "[::1]");
+    match scheme.to_ascii_lowercase().as_str() {
+        "https" => Ok(url.to_owned()),
+        "http" if loopback => Ok(url.to_owned()),
+        "http" => Err(CliError::Usage(format!(
+            "--url `{url}`: the admin token is sent over https only (http only to 127.0.0.1, \
+             localhost or [::1])"
+        ))),
+        other => Err(CliError::Usage(format!(
+            "--url `{url}`: `{other}` is not http or https"
+        ))),
+    }
+}
+
 impl Client {
     fn new(target: &Target) -> Result<Client, CliError> {
+        let base = gateway_base(&target.url)?;
         let token = std::env::var(&target.token_env)
             .ok()
             .filter(|t| !t.trim().is_empty())
@@ -103,7 +137,7 @@ impl Client {
             .into();
         Ok(Client {
             agent,
-            base: format!("{}/cdn-cgi/access/api", target.url.trim_end_matches('/')),
+            base: format!("{base}/cdn-cgi/access/api"),
             auth: format!("Bearer {}", token.trim()),
         })
     }
@@ -250,6 +284,37 @@ pub fn run(command: &ConfigCommand, out: &mut impl Write) -> Result<(), CliError
                 out,
                 &format!("active: version {}\n", at(&result, "version")),
             )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gateway_base;
+
+    #[test]
+    fn the_token_goes_over_https_or_to_loopback_only() {
+        for ok in [
+            "https://access.example.com",
+            "https://access.example.com:8443/",
+            "HTTPS://Access.Example.com",
+            "http://127.0.0.1:8787",
+            "http://localhost:8787/",
+            "http://[::1]:8787",
+        ] {
+            assert!(gateway_base(ok).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://access.example.com",
+            "http://127.0.0.1.example.com",
+            "http://localhost.example.com:80",
+            "http://user@127.0.0.1:8787",
+            "ftp://access.example.com",
+            "access.example.com",
+            "https://",
+            "https://:443",
+        ] {
+            assert!(gateway_base(refused).is_err(), "{refused}");
         }
     }
 }

@@ -246,6 +246,22 @@ fn a_stored_configuration_over_100_kb_serves_changes_and_rolls_back() {
     assert_eq!(activated.status, 200, "{activated:?}");
     api.until("/second/x", 200);
 
+    // The health endpoint and the decision lines name the version that decides.
+    let health = HttpClient::new()
+        .get(&format!("{}/cdn-cgi/access/health", stack.url()))
+        .unwrap();
+    assert_eq!(health.status, 200, "{health:?}");
+    assert_eq!(
+        health.json().unwrap()["config_version"],
+        v2.to_string(),
+        "{health:?}"
+    );
+    let label = v2.to_string();
+    assert!(stack
+        .worker_log_json()
+        .iter()
+        .any(|l| l["event"] == "decision" && l["config_version"] == label.as_str()));
+
     // Every write is logged, without the token.
     let log = stack.worker_log();
     assert!(log.contains("\"config_write\""), "no config_write event");

@@ -444,11 +444,50 @@ fn gateway_end_to_end() {
         .iter()
         .find(|l| l["outcome"] == "allow" && l["app"] == "api")
         .unwrap();
-    for field in ["time", "request_id", "policy", "user", "status"] {
+    for field in [
+        "time",
+        "request_id",
+        "policy",
+        "user",
+        "status",
+        "latency_ms",
+        "config_version",
+    ] {
         assert!(
             !allowed[field].is_null(),
             "decision line lacks {field}: {allowed}"
         );
+    }
+    // ISO 8601 in UTC, as log pipelines parse it: 2026-12-02T06:01:02.345Z.
+    let time = allowed["time"].as_str().unwrap();
+    let shape: String = time
+        .chars()
+        .map(|c| if c.is_ascii_digit() { '9' } else { c })
+        .collect();
+    assert_eq!(shape, "9999-99-99T99:99:99.999Z", "{time}");
+    assert!(allowed["latency_ms"].is_u64(), "{allowed}");
+    for field in ["ip", "country"] {
+        assert!(
+            allowed.get(field).is_some(),
+            "decision line lacks {field}: {allowed}"
+        );
+    }
+    // A var's document is named by its hash, the same on every line of one configuration.
+    let version = allowed["config_version"].as_str().unwrap();
+    assert!(
+        version.starts_with("sha256:") && version.len() == "sha256:".len() + 12,
+        "{version}"
+    );
+    assert!(decisions.iter().all(|l| l["config_version"] == version));
+
+    // Health: the version that decides and the key sets held, nothing of the policies.
+    let health = c.get("/cdn-cgi/access/health", &[]).json().unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["config_version"], version, "{health}");
+    assert!(health["key_sets_cached"].as_u64().unwrap() >= 1, "{health}");
+    let text = health.to_string();
+    for secret_of_the_policy in ["api", "Staff", "example.com", "Engineering"] {
+        assert!(!text.contains(secret_of_the_policy), "{text}");
     }
     assert!(decisions
         .iter()
@@ -483,6 +522,12 @@ fn invalid_configuration_fails_closed() {
         );
     }
     assert_eq!(stack.origin().requests(), 0, "nothing reached the origin");
+    let health = http
+        .get_with(&format!("{}/cdn-cgi/access/health", stack.url()), &[])
+        .unwrap();
+    assert_eq!(health.status, 503, "{health:?}");
+    assert_eq!(health.json().unwrap()["status"], "config_error");
+    assert!(!health.body.contains("frobnicate"), "{health:?}");
     stack
         .wait_for_log(
             "apps[0].policies[1].include[0]: unknown selector `frobnicate`",

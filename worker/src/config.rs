@@ -61,6 +61,10 @@ pub struct Gateway {
     pub directory_refresh_ms: u64,
     /// The stored configuration version the document is (0: the bundled file or the var).
     pub version: u64,
+    /// The version as the decision log and the health endpoint name it: the stored version's
+    /// number, else `sha256:` and the first 12 hex digits of the document's hash (the bundled
+    /// file or the var), so two isolates serving different documents are told apart.
+    pub version_label: String,
     /// How long a gateway isolate serves its document before checking storage for a newly
     /// activated version (`CONFIG_REFRESH_SECONDS`, default 10).
     pub config_refresh_ms: u64,
@@ -230,11 +234,26 @@ pub fn load(env: &Env, source: Source) -> Result<Gateway, String> {
         client_secret,
         signing,
         scim,
+        version_label: version_label(version, &document),
         document,
         directory_refresh_ms,
         version,
         config_refresh_ms,
     })
+}
+
+/// [`Gateway::version_label`].
+fn version_label(version: u64, document: &str) -> String {
+    if version > 0 {
+        return version.to_string();
+    }
+    let hash = Sha256::digest(document.as_bytes());
+    let hex: String = hash
+        .iter()
+        .take(6)
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!("sha256:{hex}")
 }
 
 /// A refresh interval var in whole seconds from 0 to 3600 (default 10), as milliseconds.

@@ -23,6 +23,8 @@ pub struct Context {
     pub country: Option<String>,
     /// A client certificate Cloudflare verified.
     pub mtls: Option<Mtls>,
+    /// When the request arrived (the isolate's clock, ms since the epoch).
+    pub arrived_ms: u64,
     /// A person's browser navigating (not an API client, not an XHR): sent to sign in rather
     /// than answered 401.
     pub browser: bool,
@@ -53,6 +55,7 @@ impl Context {
                         .map(Into::into),
                 })
             }),
+            arrived_ms: worker::Date::now().as_millis(),
             browser: matches!(method, Method::Get | Method::Head)
                 && !xhr
                 && header("Accept").unwrap_or_default().contains("text/html"),

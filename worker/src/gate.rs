@@ -45,6 +45,10 @@ pub async fn protect(request: Request, env: &Env, gateway: &Gateway) -> Response
         status: response.status_code(),
         reason,
         why: &facts.why,
+        ip: context.ip.map(|ip| ip.to_string()),
+        country: context.country.as_deref(),
+        latency_ms: Date::now().as_millis().saturating_sub(context.arrived_ms),
+        config_version: &gateway.version_label,
     }
     .emit();
     response

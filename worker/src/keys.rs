@@ -63,6 +63,11 @@ thread_local! {
     static SETS: RefCell<HashMap<Slot, Entry>> = RefCell::new(HashMap::new());
 }
 
+/// How many Entra key sets this isolate holds (for the health endpoint).
+pub fn cached_sets() -> usize {
+    SETS.with(|sets| sets.borrow().values().filter(|e| e.set.is_some()).count())
+}
+
 /// Where `idp`'s signing keys come from: its tenant, and with `app_signing_key` its tenant
 /// with `?appid={client id}` (the key set of an app registration with its own signing key,
 /// which the tenant's key set does not list). What [`signing_key`] takes as `source`.

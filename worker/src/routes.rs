@@ -7,6 +7,7 @@ use crate::config::Gateway;
 use crate::config_store;
 use crate::error::GatewayError;
 use crate::gate;
+use crate::keys;
 use crate::log;
 use crate::refusal::Refusal;
 use crate::scim;
@@ -19,6 +20,9 @@ pub async fn dispatch(request: Request, env: &Env) -> Response {
     let path = request.path();
     if path == admin::PREFIX || path.starts_with(&format!("{}/", admin::PREFIX)) {
         return admin::handle(request, env).await;
+    }
+    if path == HEALTH {
+        return health(env).await;
     }
     let gateway = match config_store::gateway(env).await {
         Ok(gateway) => gateway,
@@ -42,6 +46,36 @@ pub async fn dispatch(request: Request, env: &Env) -> Response {
         return access_endpoint(request, env, gateway).await;
     }
     gate::protect(request, env, gateway).await
+}
+
+/// The health endpoint: answered even when the configuration does not load.
+const HEALTH: &str = "/cdn-cgi/access/health";
+
+/// `GET /cdn-cgi/access/health`: whether this isolate serves a configuration and which
+/// version, and how many Entra key sets it holds — never a policy, an app or why a
+/// configuration failed (the log says that). 200 when it serves one, else 503.
+async fn health(env: &Env) -> Response {
+    let (status, body) = match config_store::gateway(env).await {
+        Ok(held) => match held.as_ref() {
+            Ok(gateway) => (
+                200,
+                serde_json::json!({
+                    "status": "ok",
+                    "config_version": gateway.version_label,
+                    "key_sets_cached": keys::cached_sets(),
+                }),
+            ),
+            Err(_) => (503, serde_json::json!({ "status": "config_error" })),
+        },
+        Err(_) => (503, serde_json::json!({ "status": "config_unavailable" })),
+    };
+    let headers = worker::Headers::new();
+    let _ = headers.set("Content-Type", "application/json");
+    let _ = headers.set("Cache-Control", "no-store");
+    Response::builder()
+        .with_status(status)
+        .with_headers(headers)
+        .fixed(body.to_string().into_bytes())
 }
 
 /// Routes `/cdn-cgi/access/<endpoint>`.

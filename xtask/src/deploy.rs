@@ -106,11 +106,23 @@ pub fn deploy(layout: &Layout, steps: &mut Steps, options: &Options) -> Result<(
     let mut document_var = None;
     steps.run("deploy: checks", || {
         let deployment = Deployment::read(&config_path, options.env.as_deref())?;
-        let document = match &options.document {
-            Some(path) => Some(read_document(path)?),
-            None => deployment.document()?,
+        let mut problems = Vec::new();
+        // The worker's own order: a stored version, else the bundled file, else the var.
+        let bundled = bundled_file(&layout.root);
+        let document = match (&bundled, &options.document) {
+            (Some(file), Some(_)) => {
+                problems.push(format!(
+                    "--document would be ignored: the bundled file `{}` takes precedence over \
+                     `{CONFIG_VAR}`",
+                    file.display()
+                ));
+                Some(read_document(file)?)
+            }
+            (Some(file), None) => Some(read_document(file)?),
+            (None, Some(path)) => Some(read_document(path)?),
+            (None, None) => deployment.document()?,
         };
-        let mut problems = deployment.problems();
+        problems.extend(deployment.problems());
         if let (Some(_), Some(text)) = (&options.document, &document) {
             if text.len() > VAR_LIMIT {
                 problems.push(var_too_large(CONFIG_VAR, text.len()));
@@ -124,8 +136,9 @@ pub fn deploy(layout: &Layout, steps: &mut Steps, options: &Options) -> Result<(
             }
             None if options.stored_config => {}
             None => problems.push(format!(
-                "no configuration: `{CONFIG_VAR}` is empty in `{}`, so the gateway would refuse \
-                 every request; set it, deploy one with `--document FILE`, or pass \
+                "no configuration: `{CONFIG_VAR}` is empty in `{}` and no file is bundled \
+                 (`edge-access.json`, `EDGE_ACCESS_CONFIG_FILE`), so the gateway would refuse \
+                 every request; set one, deploy one with `--document FILE`, or pass \
                  `--stored-config` when the configuration is managed through the gateway's API",
                 config_path.display()
             )),
@@ -492,6 +505,15 @@ fn check_document(env: &Env, layout: &Layout, document: &str) -> Result<Vec<Stri
         );
     }
     Ok(problems)
+}
+
+/// The file the worker's build bundles (`worker/build.rs`): the one `EDGE_ACCESS_CONFIG_FILE`
+/// names (relative to the checkout), else `edge-access.json` at the root when it exists.
+fn bundled_file(root: &Path) -> Option<PathBuf> {
+    match std::env::var("EDGE_ACCESS_CONFIG_FILE") {
+        Ok(path) if !path.trim().is_empty() => Some(root.join(path.trim())),
+        _ => Some(root.join("edge-access.json")).filter(|path| path.is_file()),
+    }
 }
 
 fn read_document(path: &Path) -> Result<String, XtaskError> {
