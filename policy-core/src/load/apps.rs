@@ -5,12 +5,12 @@ use alloc::string::ToString;
 use alloc::vec::Vec;
 
 use crate::ix::{IdpIx, PolicyIx};
-use crate::json::{boxed, Json, Path};
+use crate::json::{boxed, Json, Obj, Path};
 use crate::model::{App, Policy, Slot, Warning};
 use crate::route::DomainPattern;
 
 use super::policies::inline_precedence;
-use super::{Loader, METADATA, MINTED};
+use super::{Loader, MINTED, READ_ONLY};
 
 impl<'j> Loader<'j, '_> {
     pub(super) fn app(
@@ -20,7 +20,7 @@ impl<'j> Loader<'j, '_> {
         policies: &mut Vec<Policy>,
         reusable: usize,
     ) -> Option<App> {
-        let o = self.p.object(
+        let o = self.object(
             v,
             path,
             &[
@@ -36,17 +36,17 @@ impl<'j> Loader<'j, '_> {
                 "custom_non_identity_deny_url",
                 "custom_deny_message",
                 "allow_encoded_slashes",
-            ],
-            &[
-                "created_at",
-                "updated_at",
-                "uid",
+                // Accepted for API compatibility, no effect (README).
                 "app_launcher_visible",
                 "logo_url",
                 "tags",
                 "skip_interstitial",
                 "auto_redirect_to_identity",
+                // Mirrors of `domain`, checked below.
+                "self_hosted_domains",
+                "destinations",
             ],
+            &["created_at", "updated_at", "uid"],
         )?;
         let id = o
             .required("id", path, &mut self.p)
@@ -59,6 +59,9 @@ impl<'j> Loader<'j, '_> {
             let s = self.p.string(v, &at)?;
             DomainPattern::parse(s).map_err(|m| self.p.add(&at, m)).ok()
         });
+        if let Some(Json::String(written)) = o.get("domain") {
+            self.domain_mirrors(&o, path, written);
+        }
         let aud = o
             .required("aud", path, &mut self.p)
             .and_then(|v| self.p.nonempty(v, &path.key("aud")));
@@ -144,7 +147,7 @@ impl<'j> Loader<'j, '_> {
                         .iter()
                         .any(|(k, _)| k == "decision" || k == "include") =>
                 {
-                    let lo = self.p.object(item, &at, &["id", "precedence"], METADATA);
+                    let lo = self.object(item, &at, &["id", "precedence"], READ_ONLY);
                     lo.and_then(|lo| {
                         let id = lo.required("id", &at, &mut self.p)?;
                         let id = self.p.string(id, &at.key("id"))?;
@@ -256,6 +259,47 @@ impl<'j> Loader<'j, '_> {
             order,
             first_pass,
         })
+    }
+
+    /// `self_hosted_domains` and `destinations`, which Cloudflare's API returns beside
+    /// `domain`: accepted (with a warning) when they name `domain` only, refused otherwise.
+    fn domain_mirrors(&mut self, o: &Obj<'j>, path: &Path<'_>, domain: &str) {
+        for key in ["self_hosted_domains", "destinations"] {
+            let Some(v) = o.get(key) else { continue };
+            let at = path.key(key);
+            let Some(items) = self.p.array(v, &at) else {
+                continue;
+            };
+            let mut same = true;
+            for (i, item) in items.iter().enumerate() {
+                let uri = match item {
+                    Json::String(s) if key == "self_hosted_domains" => Some(s.as_ref()),
+                    Json::Object(entries) => {
+                        let d = Obj { entries };
+                        match (d.get("type"), d.get("uri")) {
+                            (Some(Json::String(t)), Some(Json::String(u))) if t == "public" => {
+                                Some(u.as_ref())
+                            }
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                };
+                if uri != Some(domain) {
+                    self.p.add(
+                        &at.index(i),
+                        "an app protects its `domain` only: one app per domain",
+                    );
+                    same = false;
+                }
+            }
+            if same {
+                self.warnings.push(Warning {
+                    path: at.to_string(),
+                    message: "same as `domain`, ignored".into(),
+                });
+            }
+        }
     }
 
     pub(super) fn link(&mut self, id: &str, path: &Path<'_>, reusable: usize) -> Option<u32> {
