@@ -104,7 +104,7 @@ pub fn run(args: &ImportArgs, out: &mut impl Write) -> Result<(), CliError> {
             slot.1.extend(items);
         }
     }
-    let document = assemble(&args.team_domain, collected);
+    let document = assemble(&args.team_domain, collected).map_err(CliError::Load)?;
     let mut text = fmt::format(&fmt::Node::parse(&document.to_string()).map_err(CliError::Load)?);
     let engine = Engine::from_json(&text).map_err(|errors| {
         let mut message = format!(
@@ -239,7 +239,7 @@ fn kind_of(value: &Value) -> &'static str {
 /// One document from the collections. An app's copy of a reusable policy that is imported
 /// too becomes a link to it (its `id` and `precedence`); apps Cloudflare serves without a
 /// hostname to protect (`warp`, `app_launcher`, `saas`, …) are left out, each named.
-fn assemble(team_domain: &str, collected: Vec<(Kind, Vec<Value>)>) -> Value {
+fn assemble(team_domain: &str, collected: Vec<(Kind, Vec<Value>)>) -> Result<Value, String> {
     let reusable: Vec<String> = collected
         .iter()
         .filter(|(k, _)| *k == Kind::Policies)
@@ -267,11 +267,60 @@ fn assemble(team_domain: &str, collected: Vec<(Kind, Vec<Value>)>) -> Value {
             });
             for app in &mut items {
                 link_reusable(app, &reusable);
+                drop_domain_mirrors(app)?;
             }
         }
         document.insert(kind.key().into(), Value::Array(items));
     }
-    Value::Object(document)
+    Ok(Value::Object(document))
+}
+
+/// `self_hosted_domains` and `destinations`, which the API returns beside `domain`: left out
+/// (named on stderr) when they name the app's `domain` only; anything more is refused, as an
+/// app protects one domain here.
+fn drop_domain_mirrors(app: &mut Value) -> Result<(), String> {
+    let Value::Object(object) = app else {
+        return Ok(());
+    };
+    let name = object
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let domain = object
+        .get("domain")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    for key in ["self_hosted_domains", "destinations"] {
+        let Some(value) = object.get(key) else {
+            continue;
+        };
+        let same = match value {
+            Value::Null => true,
+            Value::Array(items) => items.iter().all(|item| {
+                let uri = match item {
+                    Value::String(s) => Some(s.as_str()),
+                    Value::Object(d) if d.get("type").and_then(Value::as_str) == Some("public") => {
+                        d.get("uri").and_then(Value::as_str)
+                    }
+                    _ => None,
+                };
+                uri.is_some() && uri == domain.as_deref()
+            }),
+            _ => false,
+        };
+        if !same {
+            return Err(format!(
+                "app `{name}`: `{key}` names more than its `domain`; an app protects one domain \
+                 here: make one app per domain"
+            ));
+        }
+        object.remove(key);
+        report(&format!(
+            "warning: app `{name}`: `{key}` same as `domain`, ignored"
+        ));
+    }
+    Ok(())
 }
 
 fn link_reusable(app: &mut Value, reusable: &[String]) {
@@ -343,6 +392,42 @@ mod tests {
                 matches!(&result, Err(CliError::Load(m))
                     if m.starts_with("`apps.json`: the API answered with an error")),
                 "{result:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn domain_mirrors_are_left_out_other_domains_refused() {
+        let mut app = json!({"name": "Ledger", "domain": "ledger.example.com",
+            "self_hosted_domains": ["ledger.example.com"],
+            "destinations": [{"type": "public", "uri": "ledger.example.com"}]});
+        assert_eq!(drop_domain_mirrors(&mut app), Ok(()));
+        assert_eq!(
+            app,
+            json!({"name": "Ledger", "domain": "ledger.example.com"})
+        );
+        for (key, value) in [
+            (
+                "self_hosted_domains",
+                json!(["ledger.example.com", "books.example.com"]),
+            ),
+            (
+                "destinations",
+                json!([{"type": "public", "uri": "books.example.com"}]),
+            ),
+            (
+                "destinations",
+                json!([{"type": "private", "cidr": "10.0.0.0/8"}]),
+            ),
+            ("destinations", json!("ledger.example.com")),
+        ] {
+            let mut app = json!({"name": "Ledger", "domain": "ledger.example.com", key: value});
+            let refused = drop_domain_mirrors(&mut app);
+            assert!(
+                refused.as_ref().is_err_and(|m| m.starts_with(&format!(
+                    "app `Ledger`: `{key}` names more than its `domain`"
+                ))),
+                "{value}: {refused:?}"
             );
         }
     }

@@ -81,7 +81,15 @@ fn an_export_becomes_one_document_that_loads() {
             "{ignored}: {stderr}"
         );
     }
-    assert!(stderr.contains("warning: apps[0].destinations: same as `domain`, ignored"));
+    for key in ["self_hosted_domains", "destinations"] {
+        assert!(
+            stderr.contains(&format!(
+                "warning: app `Ledger`: `{key}` same as `domain`, ignored"
+            )),
+            "{stderr}"
+        );
+    }
+    assert!(!text(&out.stdout).contains("destinations"));
 
     // The document stands on its own: `policy check` loads it.
     let file = std::env::temp_dir().join(format!("edge-access-import-{}.json", std::process::id()));

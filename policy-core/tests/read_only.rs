@@ -62,8 +62,6 @@ fn exported() -> Value {
             "id": "7c0e9b1a-2f4d-4c6e-8a1b-3d5f7e9a0c2b", "uid": "7c0e9b1a-2f4d-4c6e-8a1b-3d5f7e9a0c2b",
             "type": "self_hosted", "name": "Ledger", "domain": "ledger.example.com",
             "aud": "fa4ee2724daf4c608011207c9878af252c6f76f24b94da72ff3cd2c2f43d94a9",
-            "self_hosted_domains": ["ledger.example.com"],
-            "destinations": [{ "type": "public", "uri": "ledger.example.com" }],
             "allowed_idps": [IDP], "session_duration": "24h", "app_launcher_visible": true,
             "auto_redirect_to_identity": false, "skip_interstitial": false, "tags": [],
             "logo_url": "",
@@ -140,12 +138,6 @@ fn an_exported_document_loads_and_names_every_read_only_field() {
     ];
     want.sort_unstable();
     assert_eq!(read_only, want);
-    for key in ["self_hosted_domains", "destinations"] {
-        assert!(
-            got.contains(&(format!("apps[0].{key}"), "same as `domain`, ignored".into())),
-            "{key}: {got:?}"
-        );
-    }
 }
 
 #[test]
@@ -188,7 +180,13 @@ fn a_mistyped_field_is_still_refused() {
 
 #[test]
 fn settings_not_implemented_are_still_refused() {
-    for key in ["enable_binding_cookie", "cors_headers", "custom_pages"] {
+    for key in [
+        "enable_binding_cookie",
+        "cors_headers",
+        "custom_pages",
+        "destinations",
+        "self_hosted_domains",
+    ] {
         let mut doc = exported();
         doc["apps"][0][key] = json!(true);
         assert_eq!(
@@ -197,35 +195,4 @@ fn settings_not_implemented_are_still_refused() {
             "{key}"
         );
     }
-}
-
-#[test]
-fn another_domain_in_destinations_is_refused() {
-    let mut doc = exported();
-    doc["apps"][0]["destinations"] = json!([
-        { "type": "public", "uri": "ledger.example.com" },
-        { "type": "public", "uri": "books.example.com" }
-    ]);
-    doc["apps"][0]["self_hosted_domains"] = json!(["books.example.com"]);
-    doc["apps"][0]["policies"] = json!([{ "id": POLICY }]);
-    let one = "an app protects its `domain` only: one app per domain";
-    assert_eq!(
-        errors(&doc),
-        [
-            ("apps[0].self_hosted_domains[0]".into(), one.into()),
-            ("apps[0].destinations[1]".into(), one.into()),
-        ]
-    );
-    doc["apps"][0]["destinations"] = json!([{ "type": "private", "cidr": "10.0.0.0/8" }]);
-    doc["apps"][0]["self_hosted_domains"] = json!("ledger.example.com");
-    assert_eq!(
-        errors(&doc),
-        [
-            (
-                "apps[0].self_hosted_domains".into(),
-                "expected an array, found a string".into()
-            ),
-            ("apps[0].destinations[0]".into(), one.into()),
-        ]
-    );
 }

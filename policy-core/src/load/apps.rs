@@ -5,7 +5,7 @@ use alloc::string::ToString;
 use alloc::vec::Vec;
 
 use crate::ix::{IdpIx, PolicyIx};
-use crate::json::{boxed, Json, Obj, Path};
+use crate::json::{boxed, Json, Path};
 use crate::model::{App, Policy, Slot, Warning};
 use crate::route::DomainPattern;
 
@@ -42,9 +42,6 @@ impl<'j> Loader<'j, '_> {
                 "tags",
                 "skip_interstitial",
                 "auto_redirect_to_identity",
-                // Mirrors of `domain`, checked below.
-                "self_hosted_domains",
-                "destinations",
             ],
             &["created_at", "updated_at", "uid"],
         )?;
@@ -59,9 +56,6 @@ impl<'j> Loader<'j, '_> {
             let s = self.p.string(v, &at)?;
             DomainPattern::parse(s).map_err(|m| self.p.add(&at, m)).ok()
         });
-        if let Some(Json::String(written)) = o.get("domain") {
-            self.domain_mirrors(&o, path, written);
-        }
         let aud = o
             .required("aud", path, &mut self.p)
             .and_then(|v| self.p.nonempty(v, &path.key("aud")));
@@ -259,47 +253,6 @@ impl<'j> Loader<'j, '_> {
             order,
             first_pass,
         })
-    }
-
-    /// `self_hosted_domains` and `destinations`, which Cloudflare's API returns beside
-    /// `domain`: accepted (with a warning) when they name `domain` only, refused otherwise.
-    fn domain_mirrors(&mut self, o: &Obj<'j>, path: &Path<'_>, domain: &str) {
-        for key in ["self_hosted_domains", "destinations"] {
-            let Some(v) = o.get(key) else { continue };
-            let at = path.key(key);
-            let Some(items) = self.p.array(v, &at) else {
-                continue;
-            };
-            let mut same = true;
-            for (i, item) in items.iter().enumerate() {
-                let uri = match item {
-                    Json::String(s) if key == "self_hosted_domains" => Some(s.as_ref()),
-                    Json::Object(entries) => {
-                        let d = Obj { entries };
-                        match (d.get("type"), d.get("uri")) {
-                            (Some(Json::String(t)), Some(Json::String(u))) if t == "public" => {
-                                Some(u.as_ref())
-                            }
-                            _ => None,
-                        }
-                    }
-                    _ => None,
-                };
-                if uri != Some(domain) {
-                    self.p.add(
-                        &at.index(i),
-                        "an app protects its `domain` only: one app per domain",
-                    );
-                    same = false;
-                }
-            }
-            if same {
-                self.warnings.push(Warning {
-                    path: at.to_string(),
-                    message: "same as `domain`, ignored".into(),
-                });
-            }
-        }
     }
 
     pub(super) fn link(&mut self, id: &str, path: &Path<'_>, reusable: usize) -> Option<u32> {
