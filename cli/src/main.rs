@@ -21,6 +21,7 @@ use serde_json::json;
 mod diff;
 mod directory;
 mod fmt;
+mod import;
 mod inspect;
 mod keygen;
 mod policy_test;

@@ -76,6 +76,9 @@ pub enum ConfigCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// One document from saved answers of Cloudflare's Access API (apps, policies, Access
+    /// groups, identity providers, service tokens, lists); the fields it ignores on stderr.
+    Import(crate::import::ImportArgs),
 }
 
 struct Client {
@@ -206,6 +209,7 @@ fn checked(file: &str) -> Result<Value, CliError> {
 /// Runs a `config` subcommand.
 pub fn run(command: &ConfigCommand, out: &mut impl Write) -> Result<(), CliError> {
     match command {
+        ConfigCommand::Import(args) => crate::import::run(args, out),
         ConfigCommand::Push {
             target,
             file,

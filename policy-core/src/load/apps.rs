@@ -10,7 +10,7 @@ use crate::model::{App, Policy, Slot, Warning};
 use crate::route::DomainPattern;
 
 use super::policies::inline_precedence;
-use super::{Loader, METADATA, MINTED};
+use super::{Loader, MINTED, READ_ONLY};
 
 impl<'j> Loader<'j, '_> {
     pub(super) fn app(
@@ -20,7 +20,7 @@ impl<'j> Loader<'j, '_> {
         policies: &mut Vec<Policy>,
         reusable: usize,
     ) -> Option<App> {
-        let o = self.p.object(
+        let o = self.object(
             v,
             path,
             &[
@@ -36,17 +36,14 @@ impl<'j> Loader<'j, '_> {
                 "custom_non_identity_deny_url",
                 "custom_deny_message",
                 "allow_encoded_slashes",
-            ],
-            &[
-                "created_at",
-                "updated_at",
-                "uid",
+                // Accepted for API compatibility, no effect (README).
                 "app_launcher_visible",
                 "logo_url",
                 "tags",
                 "skip_interstitial",
                 "auto_redirect_to_identity",
             ],
+            &["created_at", "updated_at", "uid"],
         )?;
         let id = o
             .required("id", path, &mut self.p)
@@ -144,7 +141,7 @@ impl<'j> Loader<'j, '_> {
                         .iter()
                         .any(|(k, _)| k == "decision" || k == "include") =>
                 {
-                    let lo = self.p.object(item, &at, &["id", "precedence"], METADATA);
+                    let lo = self.object(item, &at, &["id", "precedence"], READ_ONLY);
                     lo.and_then(|lo| {
                         let id = lo.required("id", &at, &mut self.p)?;
                         let id = self.p.string(id, &at.key("id"))?;

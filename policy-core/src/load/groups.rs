@@ -9,7 +9,7 @@ use crate::json::{boxed, Json, Path};
 use crate::model::{AccessGroup, Rules};
 
 use super::rules::Needs;
-use super::{Loader, METADATA};
+use super::{Loader, READ_ONLY};
 
 /// A group → group reference found in an Access group, kept for the cycle check.
 pub(super) struct GroupEdge {
@@ -20,11 +20,11 @@ pub(super) struct GroupEdge {
 
 impl<'j> Loader<'j, '_> {
     pub(super) fn access_group(&mut self, v: &'j Json<'j>, path: &Path<'_>) -> Option<AccessGroup> {
-        let o = self.p.object(
+        let o = self.object(
             v,
             path,
             &["id", "name", "include", "require", "exclude", "is_default"],
-            METADATA,
+            READ_ONLY,
         )?;
         let id = o
             .get("id")

@@ -15,7 +15,7 @@ use super::Loader;
 
 impl<'j> Loader<'j, '_> {
     pub(super) fn identity_provider(&mut self, v: &'j Json<'j>, path: &Path<'_>) {
-        let Some(o) = self.p.object(
+        let Some(o) = self.object(
             v,
             path,
             &["id", "name", "type", "config", "scim_config"],
@@ -248,7 +248,7 @@ impl<'j> Loader<'j, '_> {
         v: Option<&'j Json<'j>>,
         path: &Path<'_>,
     ) -> Option<ScimConfig> {
-        let o = self.p.object(
+        let o = self.object(
             v?,
             path,
             &[

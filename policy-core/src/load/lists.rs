@@ -9,15 +9,26 @@ use crate::json::{boxed, Json, Path};
 use crate::model::{List, ListItems};
 use crate::net::IpRange;
 
-use super::{Loader, METADATA};
+use super::Loader;
+
+/// A list's read-only fields: the API's, and its count of items.
+const LIST_READ_ONLY: &[&str] = &[
+    "created_at",
+    "updated_at",
+    "uid",
+    "reusable",
+    "app_count",
+    "version",
+    "count",
+];
 
 impl<'j> Loader<'j, '_> {
     pub(super) fn list(&mut self, v: &'j Json<'j>, path: &Path<'_>) {
-        let Some(o) = self.p.object(
+        let Some(o) = self.object(
             v,
             path,
             &["id", "name", "type", "items", "description"],
-            METADATA,
+            LIST_READ_ONLY,
         ) else {
             return;
         };
@@ -51,9 +62,7 @@ impl<'j> Loader<'j, '_> {
         let mut ranges: Vec<IpRange> = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let at = items_path.index(i);
-            let Some(io) = self
-                .p
-                .object(item, &at, &["value", "description"], &["created_at"])
+            let Some(io) = self.object(item, &at, &["value", "description"], &["created_at"])
             else {
                 continue;
             };

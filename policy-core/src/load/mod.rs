@@ -40,8 +40,9 @@ pub(crate) struct Minted(());
 
 const MINTED: Minted = Minted(());
 
-/// API metadata accepted anywhere and ignored.
-const METADATA: &[&str] = &[
+/// Fields Cloudflare's API fills in itself on policies, Access groups and lists: accepted and
+/// ignored, each with a warning ([`Loader::object`]).
+const READ_ONLY: &[&str] = &[
     "created_at",
     "updated_at",
     "uid",
@@ -49,6 +50,9 @@ const METADATA: &[&str] = &[
     "app_count",
     "version",
 ];
+
+/// The warning for a read-only field.
+const READ_ONLY_FIELD: &str = "read-only field of Cloudflare's API, ignored";
 
 pub(crate) fn load(text: &str, options: &Options) -> Result<Engine, LoadErrors> {
     let json = Json::parse(text).map_err(|m| LoadErrors::new(vec![(String::new(), m)]))?;
@@ -250,6 +254,27 @@ impl<'j, 'o> Loader<'j, 'o> {
             service_tokens: core::mem::take(&mut self.service_tokens),
             stamp: crate::prepared::next_stamp(),
         })
+    }
+
+    /// `value` as an object whose keys are all in `known` or `read_only`; a problem for every
+    /// other key and a warning for every read-only one (its value is not looked at).
+    fn object(
+        &mut self,
+        value: &'j Json<'j>,
+        path: &Path<'_>,
+        known: &[&str],
+        read_only: &[&str],
+    ) -> Option<Obj<'j>> {
+        let o = self.p.object(value, path, known, read_only)?;
+        for (key, _) in o.entries {
+            if read_only.contains(&key.as_ref()) && !known.contains(&key.as_ref()) {
+                self.warnings.push(Warning {
+                    path: path.key(key).to_string(),
+                    message: READ_ONLY_FIELD.into(),
+                });
+            }
+        }
+        Some(o)
     }
 
     /// The items of an optional top-level array.

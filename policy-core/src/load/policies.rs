@@ -7,7 +7,7 @@ use crate::duration::SessionDuration;
 use crate::json::{boxed, Json, Obj, Path};
 use crate::model::{Action, Policy, Rule, Rules, Warning};
 
-use super::{Loader, METADATA};
+use super::{Loader, READ_ONLY};
 
 /// Fields of an inline policy; a reusable policy has the same without `precedence`.
 pub(super) const INLINE_POLICY_FIELDS: &[&str] = &[
@@ -41,7 +41,7 @@ impl<'j> Loader<'j, '_> {
         } else {
             INLINE_POLICY_FIELDS.get(1..).unwrap_or(&[])
         };
-        let o = self.p.object(v, path, known, METADATA)?;
+        let o = self.object(v, path, known, READ_ONLY)?;
         let id = match o.get("id") {
             Some(v) => Some(self.p.nonempty(v, &path.key("id"))?),
             None if !inline => {

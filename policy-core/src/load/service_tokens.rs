@@ -9,11 +9,17 @@ use super::Loader;
 
 impl<'j> Loader<'j, '_> {
     pub(super) fn service_token(&mut self, v: &'j Json<'j>, path: &Path<'_>) {
-        let Some(o) = self.p.object(
+        let Some(o) = self.object(
             v,
             path,
-            &["id", "name", "client_id", "client_secret_sha256"],
-            &["created_at", "updated_at", "expires_at", "duration"],
+            &[
+                "id",
+                "name",
+                "client_id",
+                "client_secret_sha256",
+                "duration",
+            ],
+            &["created_at", "updated_at", "last_seen_at", "expires_at"],
         ) else {
             return;
         };
