@@ -209,11 +209,14 @@ test('the Wasm module itself refuses anything but text with a TypeError', async 
       return true;
     });
   }
+  // Requests reach the module as UTF-8 bytes (the package encodes them): bytes that are not
+  // UTF-8 are a TypeError too, and the instance keeps working.
   const engine = new raw.PolicyEngine(text);
-  for (const method of ['evaluate', 'decide', 'prepare']) {
-    assert.throws(() => engine[method](request), TypeError, method);
+  for (const method of ['evaluateUtf8', 'decideUtf8', 'prepareUtf8']) {
+    assert.throws(() => engine[method](new Uint8Array([0x7b, 0xff, 0xfe])), TypeError, method);
   }
-  assert.equal(engine.decide(JSON.stringify(request)), 'allow', 'the instance still works');
+  const bytes = new TextEncoder().encode(JSON.stringify(request));
+  assert.equal(engine.decideUtf8(bytes), 'allow', 'the instance still works');
   engine.free();
 });
 
