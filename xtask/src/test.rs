@@ -151,6 +151,7 @@ pub fn test(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
     // registry, as a publish in that order would. `--allow-dirty`: a tree with uncommitted
     // changes is checked as it is (CI's clone is clean).
     steps.run("cargo publish --dry-run (publishable crates)", || {
+        forget_packaged_copies(&env, layout)?;
         process::run(
             env.cargo()
                 .args(["publish", "--workspace", "--dry-run", "--allow-dirty"]),
@@ -182,4 +183,53 @@ pub fn test(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
     )?;
 
     fuzz::test(&env, layout, steps)
+}
+
+/// The publishable crates, as `cargo publish --workspace` packages them.
+const PUBLISHED: [&str; 4] = [
+    "policy-core",
+    "edge-access-token",
+    "edge-access-scim",
+    "edge-access",
+];
+
+/// Removes cargo's extracted copies of the workspace's own packages from earlier dry runs.
+/// The publish check serves the freshly packaged crates through a local registry, which cargo
+/// extracts under `~/.cargo/registry/src/-<hash of the registry's path>/`; an extraction left
+/// from an earlier run of the same version is reused as it is, so the CLI would be verified
+/// against yesterday's policy-core. Only those directories go: crates.io's are untouched.
+fn forget_packaged_copies(
+    env: &process::Env,
+    layout: &Layout,
+) -> Result<String, crate::error::XtaskError> {
+    let version =
+        crate::cargo_lock::locked_version(&layout.root.join("Cargo.lock"), "policy-core")?;
+    let home = env
+        .var("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            env.var("HOME")
+                .map(|home| std::path::PathBuf::from(home).join(".cargo"))
+        });
+    let Some(src) = home.map(|home| home.join("registry").join("src")) else {
+        return Ok(String::new());
+    };
+    let Ok(registries) = std::fs::read_dir(&src) else {
+        return Ok(String::new());
+    };
+    let mut removed = 0;
+    for registry in registries.filter_map(Result::ok) {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        for name in PUBLISHED {
+            let copy = registry.path().join(format!("{name}-{version}"));
+            if copy.is_dir() {
+                std::fs::remove_dir_all(&copy)
+                    .map_err(|source| crate::error::XtaskError::io("remove", &copy, source))?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(format!("{removed} stale extracted copies removed"))
 }
