@@ -45,8 +45,11 @@ pub fn deploy_dry_run(env: &Env, layout: &Layout, document: &Path) -> Result<Out
 
     // The working tree as it is (tracked and new files, not what .gitignore names), and the
     // npm tools, which `npm ci` would otherwise fetch again.
+    // A copy left by an earlier run keeps its build (`target/`), nothing else: a file since
+    // removed from the checkout must not linger in the copy.
     let copy = format!(
-        "git ls-files -z --cached --others --exclude-standard \
+        "find {checkout} -mindepth 1 -maxdepth 1 ! -name target -exec rm -rf {{}} + \
+         && git ls-files -z --cached --others --exclude-standard \
          | tar --null --ignore-failed-read -cf - -T - | tar -xf - -C {checkout} \
          && rm -rf {checkout}/node_modules && cp -a node_modules {checkout}/ \
          && chown -R {USER}:{GROUP} {home}",
