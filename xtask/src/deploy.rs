@@ -17,7 +17,7 @@ use crate::error::XtaskError;
 use crate::layout::Layout;
 use crate::process::{self, Env};
 use crate::setup::setup_build;
-use crate::size;
+use crate::size::{self, kib};
 use crate::steps::{StepFailure, Steps};
 
 /// A Worker var holds at most 5 KB (Workers platform limits, every plan).
@@ -555,15 +555,6 @@ pub fn bundle_problem(gzip: u64, plan: Plan) -> Option<String> {
             kib(limit)
         )
     })
-}
-
-fn kib(bytes: u64) -> String {
-    #[expect(
-        clippy::cast_precision_loss,
-        reason = "sizes far below 2^52 bytes, printed to one decimal"
-    )]
-    let kib = bytes as f64 / 1024.0;
-    format!("{kib:.1} KiB")
 }
 
 #[cfg(test)]

@@ -67,6 +67,6 @@ pub fn check_policy_core_budget(env: &Env, file: &Path) -> Result<String, XtaskE
     clippy::cast_precision_loss,
     reason = "file sizes far below 2^52 bytes, printed to one decimal"
 )]
-fn kib(bytes: u64) -> String {
+pub fn kib(bytes: u64) -> String {
     format!("{:.1} KiB", bytes as f64 / 1024.0)
 }
