@@ -8,7 +8,7 @@ use hashbrown::HashMap;
 
 use crate::duration::SessionDuration;
 use crate::error::{EvalError, LoadErrors};
-use crate::eval::{self, NoTrace, TextTrace};
+use crate::eval::{self, Explanation, NoTrace};
 use crate::hierarchy::{GroupHierarchy, Limits};
 use crate::ids::GroupId;
 use crate::ix::{GroupIx, IdpIx, ListIx, PolicyIx};
@@ -87,14 +87,27 @@ impl Engine {
         eval::run(self, request, &mut NoTrace)
     }
 
+    /// Decides `request` and records its steps, to be put into words only if wanted (e.g. for
+    /// a refusal): one evaluation either way.
+    ///
+    /// # Errors
+    /// [`EvalError`] when a work limit is hit; the request must then be refused.
+    pub fn decide_explained(
+        &self,
+        request: &Request,
+    ) -> Result<(Decision<'_>, Explanation<'_>), EvalError> {
+        let mut explanation = Explanation::new(self);
+        let decision = eval::run(self, request, &mut explanation)?;
+        Ok((decision, explanation))
+    }
+
     /// Decides `request` and explains the decision step by step.
     ///
     /// # Errors
     /// [`EvalError`] when a work limit is hit; the request must then be refused.
     pub fn evaluate(&self, request: &Request) -> Result<Verdict, EvalError> {
-        let mut trace = TextTrace::default();
-        let decision = eval::run(self, request, &mut trace)?;
-        Ok(Verdict::new(&decision, trace.lines))
+        let (decision, explanation) = self.decide_explained(request)?;
+        Ok(Verdict::new(&decision, explanation.lines(request)))
     }
 
     /// The app that covers `target`, if any — once its path is known to mean the same app to

@@ -11,11 +11,13 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
+use crate::duration::SessionDuration;
 use crate::engine::Engine;
 use crate::error::EvalError;
 use crate::hierarchy::Closure;
 use crate::ix::{GroupIx, IdpIx, ListIx};
 use crate::model::{Action, App, ListItems, Policy, Rule, Rules};
+use crate::path::PathRefusal;
 use crate::prepared::PreparedIdentity;
 use crate::request::{Identity, Request};
 use crate::verdict::{DecidingPolicy, Decision, Outcome};
@@ -45,43 +47,120 @@ impl Tri {
     }
 }
 
-/// Receives the readable steps of an evaluation; [`NoTrace`] compiles them away.
-pub(crate) trait Trace {
+/// Receives the steps of an evaluation; [`NoTrace`] compiles them away.
+pub(crate) trait Trace<'e> {
     const ON: bool;
-    fn line(&mut self, line: String);
+    fn step(&mut self, step: Step<'e>);
 }
 
 /// Collects nothing.
 pub(crate) struct NoTrace;
 
-impl Trace for NoTrace {
+impl Trace<'_> for NoTrace {
     const ON: bool = false;
-    fn line(&mut self, _line: String) {}
+    fn step(&mut self, _step: Step<'_>) {}
 }
 
-/// Collects the lines.
-#[derive(Default)]
-pub(crate) struct TextTrace {
-    pub(crate) lines: Vec<String>,
+/// One step of an evaluation, kept as data and put into words only when read
+/// ([`Explanation::lines`]).
+#[derive(Clone, Debug)]
+pub(crate) enum Step<'e> {
+    NoApp,
+    PathRefused(PathRefusal),
+    Covered(&'e App),
+    Policy {
+        policy: &'e Policy,
+        precedence: u32,
+        value: Tri,
+        reason: Reason,
+    },
+    IdpNotAllowed,
+    CouldMatchAfterSignIn(&'e Policy),
+    Session(&'e SessionDuration),
+    DefaultDeny {
+        signed_in: bool,
+    },
 }
 
-impl Trace for TextTrace {
+/// The steps of one evaluation ([`Engine::decide_explained`]): recorded while deciding, put
+/// into words only when asked, so a gateway explains its refusals without deciding twice.
+pub struct Explanation<'e> {
+    engine: &'e Engine,
+    steps: Vec<Step<'e>>,
+}
+
+impl<'e> Trace<'e> for Explanation<'e> {
     const ON: bool = true;
-    fn line(&mut self, line: String) {
-        self.lines.push(line);
+    fn step(&mut self, step: Step<'e>) {
+        self.steps.push(step);
     }
 }
 
-macro_rules! trace {
-    ($t:expr, $($arg:tt)*) => {
+impl core::fmt::Debug for Explanation<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Explanation")
+            .field("steps", &self.steps)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'e> Explanation<'e> {
+    pub(crate) fn new(engine: &'e Engine) -> Self {
+        Explanation {
+            engine,
+            steps: Vec::new(),
+        }
+    }
+
+    /// The steps in words, one line each; `request` is the request that was decided.
+    #[must_use]
+    pub fn lines(&self, request: &Request) -> Vec<String> {
+        let target = &request.target;
+        self.steps
+            .iter()
+            .map(|step| match step {
+                Step::NoApp => format!("no app covers `{target}`"),
+                Step::PathRefused(refusal) => format!("path of `{target}` refused: {refusal}"),
+                Step::Covered(app) => format!(
+                    "app `{}` ({}) covers `{target}` via `{}`",
+                    app.name, app.id, app.domain
+                ),
+                Step::Policy {
+                    policy,
+                    precedence,
+                    value,
+                    reason,
+                } => self.engine.describe(policy, *precedence, *value, reason),
+                Step::IdpNotAllowed => {
+                    "the user's identity provider is not in the app's `allowed_idps`".into()
+                }
+                Step::CouldMatchAfterSignIn(policy) => format!(
+                    "no one is signed in, and policy `{}` could match after sign-in",
+                    policy.name
+                ),
+                Step::Session(session) => format!("session duration `{session}`"),
+                Step::DefaultDeny { signed_in: true } => {
+                    "no policy matched: denied by default".into()
+                }
+                Step::DefaultDeny { signed_in: false } => {
+                    "no policy can match, even after sign-in: denied by default".into()
+                }
+            })
+            .collect()
+    }
+}
+
+macro_rules! step {
+    ($t:expr, $step:expr) => {
         if T::ON {
-            $t.line(format!($($arg)*));
+            $t.step($step);
         }
     };
 }
 
 /// Why a policy's rules came out the way they did.
-enum Reason {
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Reason {
     Included(usize),
     NoInclude,
     RequireFailed(usize),
@@ -90,7 +169,7 @@ enum Reason {
     Unknown,
 }
 
-pub(crate) fn run<'e, T: Trace>(
+pub(crate) fn run<'e, T: Trace<'e>>(
     engine: &'e Engine,
     request: &Request,
     trace: &mut T,
@@ -134,7 +213,7 @@ struct Who<'r> {
     closure: Option<Cow<'r, Closure>>,
 }
 
-fn decide<'e, 'r, T: Trace>(
+fn decide<'e, 'r, T: Trace<'e>>(
     engine: &'e Engine,
     request: &'r Request,
     who: Option<Who<'r>>,
@@ -143,7 +222,7 @@ fn decide<'e, 'r, T: Trace>(
     let app = match engine.app_for(&request.target) {
         Ok(Some(app)) => app,
         Ok(None) => {
-            trace!(trace, "no app covers `{}`", request.target);
+            step!(trace, Step::NoApp);
             return Ok(Decision {
                 outcome: Outcome::NoApp,
                 app: None,
@@ -152,7 +231,7 @@ fn decide<'e, 'r, T: Trace>(
             });
         }
         Err(refusal) => {
-            trace!(trace, "path of `{}` refused: {refusal}", request.target);
+            step!(trace, Step::PathRefused(refusal));
             return Ok(Decision {
                 outcome: Outcome::InvalidPath,
                 app: None,
@@ -161,14 +240,7 @@ fn decide<'e, 'r, T: Trace>(
             });
         }
     };
-    trace!(
-        trace,
-        "app `{}` ({}) covers `{}` via `{}`",
-        app.name,
-        app.id,
-        request.target,
-        app.domain
-    );
+    step!(trace, Step::Covered(app));
     let mut cx = Context::new(engine, request, who);
     let decided = |outcome: Outcome, policy: Option<DecidingPolicy<'e>>| Decision {
         outcome,
@@ -181,9 +253,15 @@ fn decide<'e, 'r, T: Trace>(
     for slot in first {
         let policy = engine.policy(slot.policy)?;
         let (value, reason) = cx.rules(&policy.rules)?;
-        if T::ON {
-            trace.line(cx.describe(policy, slot.precedence, value, &reason));
-        }
+        step!(
+            trace,
+            Step::Policy {
+                policy,
+                precedence: slot.precedence,
+                value,
+                reason,
+            }
+        );
         if value == Tri::True {
             let outcome = if policy.action == Action::Bypass {
                 Outcome::Bypass
@@ -196,26 +274,25 @@ fn decide<'e, 'r, T: Trace>(
 
     let signed_in = cx.identity.is_some();
     if signed_in && !cx.idp_allowed(app) {
-        trace!(
-            trace,
-            "the user's identity provider is not in the app's `allowed_idps`"
-        );
+        step!(trace, Step::IdpNotAllowed);
         return Ok(decided(Outcome::DefaultDeny, None));
     }
     for slot in second {
         let policy = engine.policy(slot.policy)?;
         let (value, reason) = cx.rules(&policy.rules)?;
-        if T::ON {
-            trace.line(cx.describe(policy, slot.precedence, value, &reason));
-        }
+        step!(
+            trace,
+            Step::Policy {
+                policy,
+                precedence: slot.precedence,
+                value,
+                reason,
+            }
+        );
         match (value, signed_in) {
             (Tri::False, _) => continue,
             (_, false) => {
-                trace!(
-                    trace,
-                    "no one is signed in, and policy `{}` could match after sign-in",
-                    policy.name
-                );
+                step!(trace, Step::CouldMatchAfterSignIn(policy));
                 return Ok(decided(
                     Outcome::LoginRequired,
                     Some(deciding(policy, slot.precedence)),
@@ -231,7 +308,7 @@ fn decide<'e, 'r, T: Trace>(
                     .as_ref()
                     .or(app.session.as_ref())
                     .unwrap_or(&engine.default_session);
-                trace!(trace, "session duration `{}`", session);
+                step!(trace, Step::Session(session));
                 return Ok(Decision {
                     outcome: Outcome::Allow,
                     app: Some(app),
@@ -241,14 +318,7 @@ fn decide<'e, 'r, T: Trace>(
             }
         }
     }
-    if signed_in {
-        trace!(trace, "no policy matched: denied by default");
-    } else {
-        trace!(
-            trace,
-            "no policy can match, even after sign-in: denied by default"
-        );
-    }
+    step!(trace, Step::DefaultDeny { signed_in });
     Ok(decided(Outcome::DefaultDeny, None))
 }
 
@@ -448,7 +518,10 @@ impl<'e, 'r> Context<'e, 'r> {
         }
         Ok(value)
     }
+}
 
+impl Engine {
+    /// A policy's step as shown in traces.
     fn describe(&self, policy: &Policy, precedence: u32, value: Tri, reason: &Reason) -> String {
         let head = format!(
             "policy `{}` ({}, precedence {precedence})",
@@ -457,7 +530,7 @@ impl<'e, 'r> Context<'e, 'r> {
         );
         let rule = |list: &[Rule], i: usize| {
             list.get(i)
-                .map_or_else(String::new, |r| self.engine.describe_rule(r))
+                .map_or_else(String::new, |r| self.describe_rule(r))
         };
         match reason {
             Reason::Included(i) => {
@@ -482,9 +555,7 @@ impl<'e, 'r> Context<'e, 'r> {
             }
         }
     }
-}
 
-impl Engine {
     /// A rule as shown in traces.
     pub(crate) fn describe_rule(&self, rule: &Rule) -> String {
         let idp = |i: &IdpIx| self.idps.get(i.get()).map_or("?", |p| &*p.name);

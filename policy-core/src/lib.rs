@@ -32,6 +32,7 @@ mod wasm;
 pub use duration::{InvalidDuration, SessionDuration, MAX_SESSION_SECONDS};
 pub use engine::{Engine, Options};
 pub use error::{EvalError, LoadError, LoadErrors, RequestError};
+pub use eval::Explanation;
 pub use hierarchy::{Closure, ClosureError, GroupHierarchy, HierarchyError, Limits};
 pub use ids::{Country, Email, GroupId, InvalidCountry, InvalidEmail, InvalidGuid};
 pub use model::{

@@ -1,7 +1,8 @@
 //! A prepared identity decides exactly as the unprepared request: every vector's requests, and
 //! generated identities mixing the vectors' groups, emails, methods and identity providers,
 //! decided both ways — with the identity prepared by the deciding engine and by another engine
-//! compiled from the same document (a stale cache entry).
+//! compiled from the same document (a stale cache entry). And a decision that records its
+//! explanation is the decision made without one, explained in the words of `evaluate`.
 // Native only: proptest is a native dev-dependency (the Wasm run covers the vectors).
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(
@@ -109,6 +110,28 @@ fn every_vector_request_decides_the_same_prepared() {
         checked > 100,
         "only {checked} signed-in requests in the vectors"
     );
+}
+
+#[test]
+fn every_vector_request_decides_the_same_explained() {
+    let mut checked = 0;
+    for (name, engine, _, requests) in vectors() {
+        for request in &requests {
+            let plain = engine.decide(request).map(|d| summary(&d));
+            let explained = engine.decide_explained(request);
+            let Ok((decision, explanation)) = explained else {
+                assert!(plain.is_err(), "{name}: only the explained decision failed");
+                continue;
+            };
+            assert_eq!(plain, Ok(summary(&decision)), "{name}: {request:?}");
+            let verdict = engine.evaluate(request).unwrap();
+            assert_eq!(verdict.outcome, decision.outcome, "{name}");
+            assert_eq!(explanation.lines(request), verdict.trace, "{name}");
+            assert!(!verdict.trace.is_empty(), "{name}: no step recorded");
+            checked += 1;
+        }
+    }
+    assert!(checked > 300, "only {checked} requests in the vectors");
 }
 
 /// Identities built from the parts of every identity in one vector.
