@@ -211,14 +211,17 @@ async fn decide(
         .as_ref()
         .and_then(|i| i.idp_id.as_deref());
     let engine = directory::engine_for(env, gateway, idp_id, now_ms).await?;
+    // Decided once, its steps recorded: they are put into words only for a refusal.
     let decide = |request: &PolicyRequest| {
-        engine.decide(request).map_err(|e| Refusal::Forbidden {
-            reason: format!("evaluation stopped: {e}"),
-            non_identity: false,
-        })
+        engine
+            .decide_explained(request)
+            .map_err(|e| Refusal::Forbidden {
+                reason: format!("evaluation stopped: {e}"),
+                non_identity: false,
+            })
     };
-    let mut decision = match decide(&policy_request) {
-        Ok(decision) => decision,
+    let (mut decision, mut explanation) = match decide(&policy_request) {
+        Ok(decided) => decided,
         Err(refusal) => return undecidable(refusal),
     };
     // A session older than this app's (or policy's) session duration is no session here.
@@ -234,8 +237,8 @@ async fn decide(
             ],
         );
         (policy_request.identity, assertion) = (None, None);
-        decision = match decide(&policy_request) {
-            Ok(decision) => decision,
+        (decision, explanation) = match decide(&policy_request) {
+            Ok(decided) => decided,
             Err(refusal) => return undecidable(refusal),
         };
     }
@@ -281,10 +284,7 @@ async fn decide(
     };
     if let Some(refusal) = refusal {
         let why = match decision.outcome {
-            Outcome::Block | Outcome::DefaultDeny => engine
-                .evaluate(&policy_request)
-                .map(|verdict| verdict.trace)
-                .unwrap_or_default(),
+            Outcome::Block | Outcome::DefaultDeny => explanation.lines(&policy_request),
             _ => Vec::new(),
         };
         return Ok(Facts { why, ..facts }.refuse(refusal));
