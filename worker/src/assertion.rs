@@ -20,6 +20,7 @@ use worker::Headers;
 use crate::config::Gateway;
 use crate::error::GatewayError;
 use crate::session::{self, DEFAULT_SESSION_S};
+use crate::time::UnixMillis;
 
 /// The longest a minted assertion lives: the verdict's session duration, at most this.
 const MAX_LIFETIME_S: u64 = 600;
@@ -49,7 +50,7 @@ pub async fn for_request(
     request: &PolicyRequest,
     duration: Option<&SessionDuration>,
     headers: &Headers,
-    now_ms: u64,
+    now: UnixMillis,
 ) -> Result<Option<String>, GatewayError> {
     let Some(keys) = gateway.signing.as_ref() else {
         return Ok(None);
@@ -64,7 +65,7 @@ pub async fn for_request(
     if identity.is_none() && common_name.is_none() {
         return Ok(None);
     }
-    let now_s = now_ms / 1000;
+    let now_s = now.unix_secs();
     let mut lifetime_s = duration
         .map_or(DEFAULT_SESSION_S, SessionDuration::seconds)
         .clamp(1, MAX_LIFETIME_S);

@@ -2,6 +2,8 @@
 //! `EDGE_ACCESS_CONFIG` var: see [`crate::config_store`]) and settings from the Worker's vars,
 //! parsed, validated and compiled once per document and isolate — never per request.
 
+use std::time::Duration;
+
 use policy_core::{Engine, IdentityProvider, ScimConfig};
 use sha2::{Digest, Sha256};
 use worker::{Env, Url};
@@ -58,7 +60,7 @@ pub struct Gateway {
     pub document: String,
     /// How long a gateway isolate trusts its copy of the SCIM directory before checking
     /// D1 again (`DIRECTORY_REFRESH_SECONDS`, default 10).
-    pub directory_refresh_ms: u64,
+    pub directory_refresh: Duration,
     /// The stored configuration version the document is (0: the bundled file or the var).
     pub version: u64,
     /// The version as the decision log and the health endpoint name it: the stored version's
@@ -67,7 +69,7 @@ pub struct Gateway {
     pub version_label: String,
     /// How long a gateway isolate serves its document before checking storage for a newly
     /// activated version (`CONFIG_REFRESH_SECONDS`, default 10).
-    pub config_refresh_ms: u64,
+    pub config_refresh: Duration,
 }
 
 impl Gateway {
@@ -223,8 +225,8 @@ pub fn load(env: &Env, source: Source) -> Result<Gateway, String> {
     let client_secret = signing::secret(env, "AZURE_CLIENT_SECRET");
     let signing = SigningKeys::from_env(env)?;
     let scim = scim_settings(env, &engine)?;
-    let directory_refresh_ms = refresh_ms(env, "DIRECTORY_REFRESH_SECONDS")?;
-    let config_refresh_ms = refresh_ms(env, "CONFIG_REFRESH_SECONDS")?;
+    let directory_refresh = refresh(env, "DIRECTORY_REFRESH_SECONDS")?;
+    let config_refresh = refresh(env, "CONFIG_REFRESH_SECONDS")?;
     Ok(Gateway {
         engine,
         authority_override,
@@ -236,9 +238,9 @@ pub fn load(env: &Env, source: Source) -> Result<Gateway, String> {
         scim,
         version_label: version_label(version, &document),
         document,
-        directory_refresh_ms,
+        directory_refresh,
         version,
-        config_refresh_ms,
+        config_refresh,
     })
 }
 
@@ -256,16 +258,19 @@ fn version_label(version: u64, document: &str) -> String {
     format!("sha256:{hex}")
 }
 
-/// A refresh interval var in whole seconds from 0 to 3600 (default 10), as milliseconds.
-fn refresh_ms(env: &Env, name: &str) -> Result<u64, String> {
+/// The refresh interval when its var is not set.
+pub const DEFAULT_REFRESH: Duration = Duration::from_secs(10);
+
+/// A refresh interval var in whole seconds from 0 to 3600 (default 10).
+fn refresh(env: &Env, name: &str) -> Result<Duration, String> {
     match var(env, name) {
-        None => Ok(10_000),
+        None => Ok(DEFAULT_REFRESH),
         Some(text) => text
             .trim()
             .parse::<u64>()
             .ok()
             .filter(|s| *s <= 3600)
-            .map(|s| s * 1000)
+            .map(Duration::from_secs)
             .ok_or_else(|| format!("{name} `{text}` must be whole seconds from 0 to 3600")),
     }
 }

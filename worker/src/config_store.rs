@@ -15,16 +15,17 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use serde::Deserialize;
-use worker::{D1Database, Date, Env};
+use worker::{D1Database, Env};
 
 use crate::config::{self, Gateway, Source};
 use crate::d1::{int, Binds};
 use crate::error::{Dependency, GatewayError};
+use crate::time::UnixMillis;
 
 struct Held {
     gateway: Rc<Result<Gateway, String>>,
     version: u64,
-    checked_ms: u64,
+    checked: UnixMillis,
 }
 
 thread_local! {
@@ -113,15 +114,15 @@ pub async fn source(env: &Env, active: Option<u64>) -> Result<Source, GatewayErr
 /// When nothing has loaded yet and storage cannot be read, or the configuration does not
 /// load (every request fails closed).
 pub async fn gateway(env: &Env) -> Result<Rc<Result<Gateway, String>>, GatewayError> {
-    let now_ms = Date::now().as_millis();
+    let now = UnixMillis::now();
     let fresh = HELD.with(|h| {
         h.borrow().as_ref().and_then(|h| {
             let refresh = h
                 .gateway
                 .as_ref()
                 .as_ref()
-                .map_or(10_000, |g| g.config_refresh_ms);
-            (now_ms.saturating_sub(h.checked_ms) < refresh).then(|| h.gateway.clone())
+                .map_or(config::DEFAULT_REFRESH, |g| g.config_refresh);
+            (now.since(h.checked) < refresh).then(|| h.gateway.clone())
         })
     });
     if let Some(gateway) = fresh {
@@ -132,7 +133,7 @@ pub async fn gateway(env: &Env) -> Result<Rc<Result<Gateway, String>>, GatewayEr
         HELD.with(|h| {
             let mut h = h.borrow_mut();
             h.as_mut().map(|h| {
-                h.checked_ms = now_ms;
+                h.checked = now;
                 h.gateway.clone()
             })
         })
@@ -203,7 +204,7 @@ pub async fn gateway(env: &Env) -> Result<Rc<Result<Gateway, String>>, GatewayEr
         *h.borrow_mut() = Some(Held {
             gateway: gateway.clone(),
             version: wanted,
-            checked_ms: now_ms,
+            checked: now,
         });
     });
     Ok(gateway)

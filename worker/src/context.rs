@@ -7,6 +7,7 @@ use worker::{Method, Request};
 use crate::crypto;
 use crate::distinguished_name;
 use crate::raw_url::RawUrl;
+use crate::time::UnixMillis;
 
 /// The request's own facts.
 pub struct Context {
@@ -23,8 +24,8 @@ pub struct Context {
     pub country: Option<String>,
     /// A client certificate Cloudflare verified.
     pub mtls: Option<Mtls>,
-    /// When the request arrived (the isolate's clock, ms since the epoch).
-    pub arrived_ms: u64,
+    /// When the request arrived (the isolate's clock): the instant it is decided at.
+    pub arrived: UnixMillis,
     /// A person's browser navigating (not an API client, not an XHR): sent to sign in rather
     /// than answered 401.
     pub browser: bool,
@@ -55,7 +56,7 @@ impl Context {
                         .map(Into::into),
                 })
             }),
-            arrived_ms: worker::Date::now().as_millis(),
+            arrived: UnixMillis::now(),
             browser: matches!(method, Method::Get | Method::Head)
                 && !xhr
                 && header("Accept").unwrap_or_default().contains("text/html"),

@@ -7,6 +7,7 @@
 use std::cell::RefCell;
 use std::ops::Deref;
 use std::rc::Rc;
+use std::time::Duration;
 
 use policy_core::{Engine, GroupId, Options};
 use serde::Deserialize;
@@ -15,6 +16,7 @@ use worker::Env;
 use crate::config::Gateway;
 use crate::d1::int;
 use crate::error::GatewayError;
+use crate::time::UnixMillis;
 
 /// The engine a request is decided with.
 pub enum Current<'g> {
@@ -36,13 +38,13 @@ impl Deref for Current<'_> {
 }
 
 /// How long past its refresh a compiled directory keeps serving while D1 cannot be read.
-const GRACE_MS: u64 = 5 * 60 * 1000;
+const GRACE: Duration = Duration::from_secs(5 * 60);
 
 struct Compiled {
     /// The stored configuration version compiled (0: the bundled file or the var).
     config_version: u64,
     generation: u64,
-    checked_ms: u64,
+    checked: UnixMillis,
     engine: Rc<Engine>,
 }
 
@@ -68,26 +70,26 @@ struct Name {
 }
 
 /// The engine that decides for an identity of provider `idp_id` (`None`: no identity) at
-/// `now_ms`: the SCIM directory (nesting, names) speaks only for its own provider's
+/// `now`: the SCIM directory (nesting, names) speaks only for its own provider's
 /// identities; everyone else is decided by the configuration alone.
 pub async fn engine_for<'g>(
     env: &Env,
     gateway: &'g Gateway,
     idp_id: Option<&str>,
-    now_ms: u64,
+    now: UnixMillis,
 ) -> Result<Current<'g>, GatewayError> {
     match &gateway.scim {
-        Some(scim) if idp_id == Some(&*scim.idp_id) => engine(env, gateway, now_ms).await,
+        Some(scim) if idp_id == Some(&*scim.idp_id) => engine(env, gateway, now).await,
         _ => Ok(Current::Base(&gateway.engine)),
     }
 }
 
-/// The engine for a request at `now_ms`. Fails closed: when the directory cannot be read or
+/// The engine for a request at `now`. Fails closed: when the directory cannot be read or
 /// does not compile, the request is not decided.
 pub async fn engine<'g>(
     env: &Env,
     gateway: &'g Gateway,
-    now_ms: u64,
+    now: UnixMillis,
 ) -> Result<Current<'g>, GatewayError> {
     if gateway.scim.is_none() {
         return Ok(Current::Base(&gateway.engine));
@@ -95,7 +97,7 @@ pub async fn engine<'g>(
     let fresh = COMPILED.with(|c| {
         c.borrow().as_ref().and_then(|c| {
             (c.config_version == gateway.version
-                && now_ms.saturating_sub(c.checked_ms) < gateway.directory_refresh_ms)
+                && now.since(c.checked) < gateway.directory_refresh)
                 .then(|| c.engine.clone())
         })
     });
@@ -114,8 +116,7 @@ pub async fn engine<'g>(
             let stale = COMPILED.with(|c| {
                 c.borrow().as_ref().and_then(|c| {
                     (c.config_version == gateway.version
-                        && now_ms.saturating_sub(c.checked_ms)
-                            < gateway.directory_refresh_ms + GRACE_MS)
+                        && now.since(c.checked) < gateway.directory_refresh + GRACE)
                         .then(|| c.engine.clone())
                 })
             });
@@ -137,7 +138,7 @@ pub async fn engine<'g>(
         let c = c
             .as_mut()
             .filter(|c| c.generation == generation && c.config_version == gateway.version)?;
-        c.checked_ms = now_ms;
+        c.checked = now;
         Some(c.engine.clone())
     });
     if let Some(engine) = unchanged {
@@ -193,7 +194,7 @@ pub async fn engine<'g>(
         *c.borrow_mut() = Some(Compiled {
             config_version: gateway.version,
             generation,
-            checked_ms: now_ms,
+            checked: now,
             engine: engine.clone(),
         });
     });

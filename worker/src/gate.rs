@@ -3,7 +3,7 @@
 //! line.
 
 use policy_core::{DenyAnswer, Identity, Outcome, Request as PolicyRequest, Target};
-use worker::{Date, Env, Request, Response};
+use worker::{Env, Request, Response};
 
 use crate::config::Gateway;
 use crate::context::Context;
@@ -15,6 +15,7 @@ use crate::proxy;
 use crate::refusal::Refusal;
 use crate::service_token::{self, Presented};
 use crate::session;
+use crate::time::{self, UnixMillis};
 
 /// Decides `request` and answers it: the origin's response, or a generic refusal.
 pub async fn protect(request: Request, env: &Env, gateway: &Gateway) -> Response {
@@ -47,7 +48,7 @@ pub async fn protect(request: Request, env: &Env, gateway: &Gateway) -> Response
         why: &facts.why,
         ip: context.ip.map(|ip| ip.to_string()),
         country: context.country.as_deref(),
-        latency_ms: Date::now().as_millis().saturating_sub(context.arrived_ms),
+        latency_ms: time::millis_of(UnixMillis::now().since(context.arrived)),
         config_version: &gateway.version_label,
     }
     .emit();
@@ -146,7 +147,7 @@ async fn decide(
             "the request URL is not an http(s) URL".into(),
         ));
     };
-    let now_ms = Date::now().as_millis();
+    let now = context.arrived;
     let engine = &gateway.engine;
     let target = match Target::parse(&url.target()) {
         Ok(target) => target,
@@ -185,10 +186,9 @@ async fn decide(
     }
     let (mut assertion, mut session) = (None, None);
     if let Some(bearer) = bearer(headers) {
-        let identity =
-            identity::from_entra_token(env, gateway, &bearer, Source::Bearer, now_ms).await;
+        let identity = identity::from_entra_token(env, gateway, &bearer, Source::Bearer, now).await;
         match identity.map_err(Rejection::for_bearer) {
-            Ok(identity) => match deprovisioned(env, gateway, &identity, now_ms).await? {
+            Ok(identity) => match deprovisioned(env, gateway, &identity, now).await? {
                 Some(why) => return refused(why),
                 None => policy_request.identity = Some(identity),
             },
@@ -197,7 +197,7 @@ async fn decide(
         }
     } else if let Some(token) = session::cookie(headers, session::COOKIE) {
         // A session cookie that does not verify, is revoked or expired is no session.
-        session = session::lookup(env, gateway, &token, Some(app.aud()), now_ms).await?;
+        session = session::lookup(env, gateway, &token, Some(app.aud()), now).await?;
         if let Some(found) = &session {
             policy_request.identity = Some(found.identity.to_identity());
             assertion = Some(token);
@@ -210,7 +210,7 @@ async fn decide(
         .identity
         .as_ref()
         .and_then(|i| i.idp_id.as_deref());
-    let engine = directory::engine_for(env, gateway, idp_id, now_ms).await?;
+    let engine = directory::engine_for(env, gateway, idp_id, now).await?;
     // Decided once, its steps recorded: they are put into words only for a refusal.
     let decide = |request: &PolicyRequest| {
         engine
@@ -227,7 +227,7 @@ async fn decide(
     // A session older than this app's (or policy's) session duration is no session here.
     if session
         .as_ref()
-        .is_some_and(|s| s.outlived(decision.session, now_ms))
+        .is_some_and(|s| s.outlived(decision.session, now))
     {
         crate::log::event(
             "session_refused",
@@ -297,7 +297,7 @@ async fn decide(
             &policy_request,
             decision.session,
             headers,
-            now_ms,
+            now,
         )
         .await?;
     }
@@ -318,7 +318,7 @@ async fn deprovisioned(
     env: &Env,
     gateway: &Gateway,
     identity: &Identity,
-    now_ms: u64,
+    now: UnixMillis,
 ) -> Result<Option<String>, GatewayError> {
     let Some(scim) = gateway.scim.as_ref() else {
         return Ok(None);
@@ -338,7 +338,7 @@ async fn deprovisioned(
         ));
     };
     let email = identity.email.as_ref().map(|e| e.as_str());
-    let why = crate::scim::deprovisioned(&env.d1("DB")?, &oid, email, now_ms).await?;
+    let why = crate::scim::deprovisioned(&env.d1("DB")?, &oid, email, now).await?;
     Ok(why.map(|why| match why.as_str() {
         "unbound" => "a SCIM user with this address is not bound to an object id (map objectId \
                       to externalId); the user cannot be told apart from it"

@@ -11,7 +11,7 @@
 //! is reached, for tests); the client credentials scope names that cloud's Graph.
 //!
 //! Both the app's Graph token and each user's groups are kept in the isolate — the token
-//! until shortly before it expires, the groups for [`GROUPS_TTL_MS`] — so a busy API caller
+//! until shortly before it expires, the groups for [`GROUPS_TTL`] — so a busy API caller
 //! costs Graph one call every few minutes, not one per request. Any failure fails closed.
 //!
 //! Graph is asked for the kind of groups the token's `groups` claim would have listed (the
@@ -21,29 +21,33 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::time::Duration;
 
 use policy_core::{GroupId, IdentityProvider};
 use serde::Deserialize;
-use worker::Date;
 
 use crate::config::Gateway;
 use crate::error::GatewayError;
 use crate::http::post;
+use crate::time::UnixMillis;
 
 /// How long an isolate reuses a user's groups read from Graph (a membership change reaches
 /// API calls within this time; sign-ins always read afresh).
-pub const GROUPS_TTL_MS: u64 = 5 * 60 * 1000;
+pub const GROUPS_TTL: Duration = Duration::from_secs(5 * 60);
+
+/// An app token is not used within this much of its expiry.
+const TOKEN_MARGIN: Duration = Duration::from_secs(60);
 
 /// At most this many users' groups are kept per isolate; when full, the cache starts over.
 const MAX_CACHED_USERS: usize = 10_000;
 
 struct AppToken {
     token: String,
-    expires_ms: u64,
+    expires: UnixMillis,
 }
 
 /// (tenant, oid, security groups only) → (read at, groups).
-type GroupCache = HashMap<(String, String, bool), (u64, Vec<GroupId>)>;
+type GroupCache = HashMap<(String, String, bool), (UnixMillis, Vec<GroupId>)>;
 
 thread_local! {
     static APP_TOKENS: RefCell<HashMap<String, AppToken>> = RefCell::new(HashMap::new());
@@ -60,7 +64,7 @@ pub async fn user_groups(
     idp: &IdentityProvider,
     oid: &str,
 ) -> Result<Vec<GroupId>, GatewayError> {
-    let now_ms = Date::now().as_millis();
+    let now = UnixMillis::now();
     let (tenant, client_id) = (&*idp.directory_id, &*idp.client_id);
     let security_only = idp.group_membership_claims.security_groups_only();
     let key = (
@@ -71,13 +75,13 @@ pub async fn user_groups(
     let cached = GROUPS.with(|g| {
         g.borrow()
             .get(&key)
-            .filter(|(at, _)| now_ms.saturating_sub(*at) < GROUPS_TTL_MS)
+            .filter(|(at, _)| now.since(*at) < GROUPS_TTL)
             .map(|(_, groups)| groups.clone())
     });
     if let Some(groups) = cached {
         return Ok(groups);
     }
-    let token = app_token(gateway, idp, tenant, client_id, now_ms).await?;
+    let token = app_token(gateway, idp, tenant, client_id, now).await?;
     let url = format!(
         "{}/v1.0/users/{}/getMemberObjects",
         gateway.graph(idp),
@@ -89,7 +93,7 @@ pub async fn user_groups(
         if g.len() >= MAX_CACHED_USERS {
             g.clear();
         }
-        g.insert(key, (now_ms, groups.clone()));
+        g.insert(key, (now, groups.clone()));
     });
     Ok(groups)
 }
@@ -161,13 +165,13 @@ async fn app_token(
     idp: &IdentityProvider,
     tenant: &str,
     client_id: &str,
-    now_ms: u64,
+    now: UnixMillis,
 ) -> Result<String, GatewayError> {
     let tenant = tenant.to_ascii_lowercase();
     let cached = APP_TOKENS.with(|t| {
         t.borrow()
             .get(&tenant)
-            .filter(|t| t.expires_ms > now_ms + 60_000)
+            .filter(|t| t.expires > now.saturating_add(TOKEN_MARGIN))
             .map(|t| t.token.clone())
     });
     if let Some(token) = cached {
@@ -200,13 +204,13 @@ async fn app_token(
     }
     let answer: Token = serde_json::from_slice(&body)
         .map_err(|e| unavailable(format!("client credentials answer: {e}")))?;
-    let expires_ms = now_ms + answer.expires_in.saturating_mul(1000);
+    let expires = now.saturating_add(Duration::from_secs(answer.expires_in));
     APP_TOKENS.with(|t| {
         t.borrow_mut().insert(
             tenant,
             AppToken {
                 token: answer.access_token.clone(),
-                expires_ms,
+                expires,
             },
         );
     });

@@ -17,6 +17,7 @@ use crate::error::GatewayError;
 use crate::graph;
 use crate::keys;
 use crate::refusal::Refusal;
+use crate::time::UnixMillis;
 
 /// Which Entra token is presented, and what it is held to.
 pub enum Source<'a> {
@@ -78,7 +79,7 @@ impl Rejection {
     }
 }
 
-/// The identity `token` carries, verified as `presented` says at `now_ms`.
+/// The identity `token` carries, verified as `presented` says at `now`.
 ///
 /// # Errors
 /// [`Rejection::Token`] and [`Rejection::Identity`] for a token that is refused;
@@ -89,7 +90,7 @@ pub async fn from_entra_token(
     gateway: &Gateway,
     token: &str,
     presented: Source<'_>,
-    now_ms: u64,
+    now: UnixMillis,
 ) -> Result<Identity, Rejection> {
     // The log's words for a refusal: a sign-in names the ID token and the identity.
     let sign_in = matches!(presented, Source::SignIn { .. });
@@ -135,7 +136,7 @@ pub async fn from_entra_token(
         &gateway.authority(idp),
         &keys::key_source(idp),
         &parsed,
-        now_ms,
+        now,
     )
     .await?;
     let (issuer_v1, issuer_v2) = match parsed.version() {
@@ -151,7 +152,7 @@ pub async fn from_entra_token(
         nonce,
     };
     let verified = parsed
-        .verify(&WebCryptoVerifier, &key, &expected, now_ms / 1000)
+        .verify(&WebCryptoVerifier, &key, &expected, now.unix_secs())
         .await
         .map_err(|e| refused(&e))?;
     let mut identity = match identity_from_claims(&verified, idp) {

@@ -24,6 +24,7 @@ use crate::key_refresh::{
 };
 use crate::log;
 use crate::refusal::Refusal;
+use crate::time::UnixMillis;
 
 /// A discovery or JWKS fetch slower than this is abandoned (and not tried again at once).
 const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
@@ -94,8 +95,10 @@ pub async fn signing_key(
     authority: &str,
     source: &str,
     token: &UnverifiedEntraToken<'_>,
-    now_ms: u64,
+    now: UnixMillis,
 ) -> Result<(RsaJwk, String), GatewayError> {
+    // The refresh schedule ([`Refreshes`]) counts in milliseconds.
+    let now_ms = now.millis();
     let (version, kid) = (token.version(), token.key_id());
     let tenant = source;
     let slot = (source.to_owned(), version);
@@ -316,7 +319,10 @@ async fn kv_store(env: &Env, tenant: &str, version: TokenVersion, set: &KeySet) 
         return;
     };
     if let Ok(put) = kv.put(&kv_key(tenant, version), text) {
-        let _ = put.expiration_ttl(TTL_MS / 1000).execute().await;
+        let _ = put
+            .expiration_ttl(Duration::from_millis(TTL_MS).as_secs())
+            .execute()
+            .await;
     }
 }
 

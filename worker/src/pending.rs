@@ -19,6 +19,8 @@
 //! [`crate::signing::SigningKey::derived_secret`]); a sign-in started under the previous key is
 //! still finished during a rotation.
 
+use std::time::Duration;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -28,12 +30,13 @@ use worker::{Env, Headers};
 use crate::crypto::{self, hmac_sha256};
 use crate::error::GatewayError;
 use crate::signing::SigningKeys;
+use crate::time::UnixMillis;
 
 /// The cookie name's prefix; the name ends with the state's first characters.
 pub const COOKIE_PREFIX: &str = "EA_Login_";
 
 /// How long a sign-in may take.
-pub const TTL_MS: u64 = 10 * 60 * 1000;
+pub const TTL: Duration = Duration::from_secs(10 * 60);
 
 /// The longest target a sign-in returns to whole. A longer one loses its query; a path still
 /// longer becomes `/`. (It travels in the cookie, which browsers keep up to 4 KiB.)
@@ -53,8 +56,16 @@ pub struct Keys(Vec<[u8; 32]>);
 
 /// A state this gateway issued (its MAC checked), with the key that issued it.
 pub struct Issued {
-    pub created_ms: u64,
+    pub created: UnixMillis,
     key: [u8; 32],
+}
+
+impl Issued {
+    /// Whether a sign-in with this state may still finish at `now`: issued at most [`TTL`]
+    /// ago, and not in the future.
+    pub fn fresh_at(&self, now: UnixMillis) -> bool {
+        self.created <= now && now.since(self.created) <= TTL
+    }
 }
 
 /// What the cookie holds.
@@ -84,23 +95,20 @@ impl Keys {
         Ok(Keys(keys))
     }
 
-    /// A new state, issued at `now_ms` under the current key.
+    /// A new state, issued at `now` under the current key.
     ///
     /// # Errors
     /// [`GatewayError::Internal`] when randomness or the MAC fails.
-    pub fn issue(&self, now_ms: u64) -> Result<(String, Issued), GatewayError> {
+    pub fn issue(&self, now: UnixMillis) -> Result<(String, Issued), GatewayError> {
         let key = *self
             .0
             .first()
             .ok_or_else(|| GatewayError::Internal("no sign-in key".into()))?;
         let mut bytes = crypto::random_bytes(RANDOM_BYTES)?;
-        bytes.extend_from_slice(&now_ms.to_be_bytes());
+        bytes.extend_from_slice(&now.millis().to_be_bytes());
         let mac = hmac_sha256(&key, &[b"state\0", &bytes])?;
         bytes.extend_from_slice(mac.get(..MAC_BYTES).unwrap_or_default());
-        let issued = Issued {
-            created_ms: now_ms,
-            key,
-        };
+        let issued = Issued { created: now, key };
         Ok((URL_SAFE_NO_PAD.encode(bytes), issued))
     }
 
@@ -117,7 +125,7 @@ impl Keys {
         })?;
         let time: [u8; TIME_BYTES] = body.get(RANDOM_BYTES..)?.try_into().ok()?;
         Some(Issued {
-            created_ms: u64::from_be_bytes(time),
+            created: UnixMillis::from_millis(u64::from_be_bytes(time)),
             key: *key,
         })
     }
@@ -177,7 +185,7 @@ pub fn cookie_name(state: &str) -> String {
 /// `Set-Cookie` for a sign-in in progress (`value`), or its removal (`None`).
 pub fn set_cookie(state: &str, value: Option<&str>) -> String {
     let (value, age) = match value {
-        Some(v) => (v, TTL_MS / 1000),
+        Some(v) => (v, TTL.as_secs()),
         None => ("", 0),
     };
     format!(
@@ -192,7 +200,7 @@ pub fn evictions(keys: &Keys, headers: &Headers) -> Vec<String> {
     let Some(header) = headers.get("Cookie").ok().flatten() else {
         return Vec::new();
     };
-    let mut pending: Vec<(u64, String)> = header
+    let mut pending: Vec<(UnixMillis, String)> = header
         .split(';')
         .filter_map(|pair| {
             let (name, value) = pair.trim().split_once('=')?;
@@ -202,7 +210,7 @@ pub fn evictions(keys: &Keys, headers: &Headers) -> Vec<String> {
                 .and_then(|(payload, _)| URL_SAFE_NO_PAD.decode(payload).ok())
                 .and_then(|json| serde_json::from_slice::<Pending>(&json).ok())
                 .and_then(|p| keys.check(&p.state))
-                .map_or(0, |issued| issued.created_ms);
+                .map_or(UnixMillis::from_millis(0), |issued| issued.created);
             Some((created, prefix.to_owned()))
         })
         .collect();
@@ -230,22 +238,22 @@ pub fn bounded_target(target: String) -> String {
     }
 }
 
-/// Records `state` as used at `now_ms` (and forgets states too old to be accepted anyway):
+/// Records `state` as used at `now` (and forgets states too old to be accepted anyway):
 /// `true` the first time, `false` when it was used before.
 ///
 /// # Errors
 /// [`GatewayError::Unavailable`] when D1 fails.
-pub async fn consume(env: &Env, state: &str, now_ms: u64) -> Result<bool, GatewayError> {
+pub async fn consume(env: &Env, state: &str, now: UnixMillis) -> Result<bool, GatewayError> {
     let db = env.d1("DB")?;
     let results = db
         .batch(vec![
             db.prepare("DELETE FROM login_used WHERE used_ms < ?1")
-                .bind(&[JsValue::from(now_ms.saturating_sub(TTL_MS) as f64)])?,
+                .bind(&[JsValue::from(now.saturating_sub(TTL).millis() as f64)])?,
             db.prepare(
                 "INSERT INTO login_used (state, used_ms) VALUES (?1, ?2) \
                  ON CONFLICT (state) DO NOTHING",
             )
-            .bind(&[state.into(), JsValue::from(now_ms as f64)])?,
+            .bind(&[state.into(), JsValue::from(now.millis() as f64)])?,
         ])
         .await?;
     let changes = results

@@ -2,6 +2,8 @@
 //! the keys of [`crate::signing`]), and the identities kept server-side in D1 under each
 //! token's `identity_nonce` (table `sessions`, owned by [`crate::session_store`]).
 
+use std::time::Duration;
+
 use edge_access_token::{AppClaims, TokenError, UnverifiedAppToken, VerifiedAppToken};
 use policy_core::SessionDuration;
 use worker::{Env, Headers};
@@ -84,8 +86,8 @@ pub fn clear_cookie() -> String {
 pub struct Session {
     /// The identity stored at sign-in (groups included).
     pub identity: StoredIdentity,
-    /// When the user signed in (Unix ms): the age each app's session duration is held to.
-    pub signed_in_ms: u64,
+    /// When the user signed in: the age each app's session duration is held to.
+    pub signed_in: UnixMillis,
     /// The token's `identity_nonce`: the session's key.
     pub identity_nonce: String,
     /// The token's `sub` (the user's object id; empty when the identity had none).
@@ -104,7 +106,7 @@ pub async fn lookup(
     gateway: &Gateway,
     token: &str,
     audience: Option<&str>,
-    now_ms: u64,
+    now: UnixMillis,
 ) -> Result<Option<Session>, GatewayError> {
     let Some(keys) = gateway.signing.as_ref() else {
         return Ok(None);
@@ -114,7 +116,7 @@ pub async fn lookup(
         token,
         gateway.engine.team_domain(),
         audience,
-        now_ms / 1000,
+        now.unix_secs(),
     )
     .await
     {
@@ -130,12 +132,7 @@ pub async fn lookup(
         crate::log::event("session_refused", &[("reason", "no identity_nonce")]);
         return Ok(None);
     }
-    let row = session_store::live(
-        &env.d1("DB")?,
-        &claims.identity_nonce,
-        UnixMillis::from_millis(now_ms),
-    )
-    .await?;
+    let row = session_store::live(&env.d1("DB")?, &claims.identity_nonce, now).await?;
     let Some(row) = row else {
         crate::log::event(
             "session_refused",
@@ -147,7 +144,7 @@ pub async fn lookup(
         .map_err(|e| GatewayError::Internal(format!("stored identity: {e}")))?;
     Ok(Some(Session {
         identity,
-        signed_in_ms: row.created.millis(),
+        signed_in: row.created,
         identity_nonce: claims.identity_nonce.clone(),
         user: claims.sub.clone(),
     }))
@@ -157,12 +154,11 @@ impl Session {
     /// Whether this session is older than `duration` (the deciding policy's, else the app's,
     /// else 24 h: what the verdict says): the app wants the user to sign in again. With one
     /// cookie for every app on a host, this is how each app keeps its own session length.
-    pub fn outlived(&self, duration: Option<&SessionDuration>, now_ms: u64) -> bool {
-        let limit_ms = duration
+    pub fn outlived(&self, duration: Option<&SessionDuration>, now: UnixMillis) -> bool {
+        let limit = duration
             .map_or(DEFAULT_SESSION_S, SessionDuration::seconds)
-            .max(1)
-            .saturating_mul(1000);
-        now_ms.saturating_sub(self.signed_in_ms) > limit_ms
+            .max(1);
+        now.since(self.signed_in) > Duration::from_secs(limit)
     }
 }
 
@@ -187,7 +183,7 @@ impl Revocation {
     }
 }
 
-/// Revokes `session` (or every session of its user) from `now_ms`.
+/// Revokes `session` (or every session of its user) from `now`.
 ///
 /// # Errors
 /// [`GatewayError::Unavailable`] when D1 fails.
@@ -195,18 +191,12 @@ pub async fn revoke(
     env: &Env,
     session: &Session,
     scope: Revocation,
-    now_ms: u64,
+    now: UnixMillis,
 ) -> Result<(), GatewayError> {
     let everyone = match scope {
         Revocation::Everywhere if !session.user.is_empty() => Some(session.user.as_str()),
         _ => None,
     };
-    session_store::revoke(
-        &env.d1("DB")?,
-        &session.identity_nonce,
-        everyone,
-        UnixMillis::from_millis(now_ms),
-    )
-    .await?;
+    session_store::revoke(&env.d1("DB")?, &session.identity_nonce, everyone, now).await?;
     Ok(())
 }

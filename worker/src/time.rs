@@ -24,20 +24,52 @@ impl UnixMillis {
         self.0
     }
 
+    /// Whole seconds since the epoch, as tokens and cookies speak them (`iat`, `exp`).
+    pub const fn unix_secs(self) -> u64 {
+        self.0 / 1000
+    }
+
     /// `span` earlier, or the epoch.
     pub fn saturating_sub(self, span: Duration) -> UnixMillis {
         UnixMillis(self.0.saturating_sub(millis_of(span)))
     }
+
+    /// `span` later (saturating).
+    pub fn saturating_add(self, span: Duration) -> UnixMillis {
+        UnixMillis(self.0.saturating_add(millis_of(span)))
+    }
+
+    /// The span since `earlier`; zero when `earlier` is not earlier (a clock step back).
+    pub fn since(self, earlier: UnixMillis) -> Duration {
+        Duration::from_millis(self.0.saturating_sub(earlier.0))
+    }
 }
 
 /// A span in whole milliseconds (saturating: no span used here comes near).
-fn millis_of(span: Duration) -> u64 {
+pub fn millis_of(span: Duration) -> u64 {
     u64::try_from(span.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seconds_and_spans_between_instants() {
+        let t = UnixMillis::from_millis(1_700_000_000_999);
+        assert_eq!(t.unix_secs(), 1_700_000_000);
+        assert_eq!(
+            t.saturating_add(Duration::from_secs(60)),
+            UnixMillis::from_millis(1_700_000_060_999)
+        );
+        assert_eq!(
+            UnixMillis::from_millis(u64::MAX).saturating_add(Duration::from_secs(1)),
+            UnixMillis::from_millis(u64::MAX)
+        );
+        let later = t.saturating_add(Duration::from_millis(1_500));
+        assert_eq!(later.since(t), Duration::from_millis(1_500));
+        assert_eq!(t.since(later), Duration::ZERO);
+    }
 
     #[test]
     fn spans_are_taken_in_milliseconds() {

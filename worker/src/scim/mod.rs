@@ -9,7 +9,7 @@
 mod discovery;
 mod store;
 
-pub use store::{deprovisioned, refusal_sql, DELETED_FOR_MS};
+pub use store::{deprovisioned, refusal_sql, DELETED_FOR};
 
 use edge_access_scim::ScimError;
 use serde_json::{json, Value};

@@ -4,12 +4,14 @@
 //! user was going admit it ([`admit`]), the session is stored ([`store_session`]) and its
 //! cookie set.
 
+use std::time::Duration;
+
 use edge_access_token::{AppClaims, TokenVersion};
 use policy_core::{
     DenyAnswer, Identity, IdentityProvider, Outcome, Request as PolicyRequest, Target,
 };
 use serde::Deserialize;
-use worker::{Date, Env, Request, Response, Url};
+use worker::{Env, Request, Response, Url};
 
 use super::{endpoint, sign_in_version, signing_keys};
 use crate::config::Gateway;
@@ -65,8 +67,8 @@ pub async fn callback(
     let (Some(code), Some(state)) = (query(&url, "code"), query(&url, "state")) else {
         return Err(signin_failed("callback without code and state".into()));
     };
-    let (issued, login, now_ms) = spend_state(request, env, gateway, &state).await?;
-    let engine = directory::engine_for(env, gateway, Some(&login.idp_id), now_ms).await?;
+    let (issued, login, now) = spend_state(request, env, gateway, &state).await?;
+    let engine = directory::engine_for(env, gateway, Some(&login.idp_id), now).await?;
     let idp = engine
         .identity_providers()
         .iter()
@@ -82,7 +84,7 @@ pub async fn callback(
         nonce: issued.nonce(&state)?,
         access_token: tokens.access_token.as_deref(),
     };
-    let identity = identity::from_entra_token(env, gateway, &tokens.id_token, presented, now_ms)
+    let identity = identity::from_entra_token(env, gateway, &tokens.id_token, presented, now)
         .await
         .map_err(Rejection::for_sign_in)?;
 
@@ -101,11 +103,11 @@ pub async fn callback(
         &admitted,
         &identity_nonce,
         &stored,
-        now_ms,
+        now,
     )
     .await?;
 
-    let now_s = i64::try_from(now_ms / 1000).unwrap_or(0);
+    let now_s = i64::try_from(now.unix_secs()).unwrap_or(0);
     let duration_s = admitted.duration_s;
     let claims = AppClaims {
         aud: host_audiences(&engine, &host, admitted.app.aud()),
@@ -136,17 +138,17 @@ async fn spend_state(
     env: &Env,
     gateway: &Gateway,
     state: &str,
-) -> Result<(Issued, Pending, u64), GatewayError> {
+) -> Result<(Issued, Pending, UnixMillis), GatewayError> {
     let Some(issued) = pending::Keys::new(signing_keys(gateway)?)?.check(state) else {
         return Err(signin_failed(
             "unknown or already used state: not issued here".into(),
         ));
     };
-    let now_ms = Date::now().as_millis();
-    if now_ms.saturating_sub(issued.created_ms) > pending::TTL_MS || issued.created_ms > now_ms {
+    let now = UnixMillis::now();
+    if !issued.fresh_at(now) {
         return Err(signin_failed("the sign-in took too long".into()));
     }
-    if !pending::consume(env, state, now_ms).await? {
+    if !pending::consume(env, state, now).await? {
         return Err(signin_failed(
             "unknown or already used state: already used".into(),
         ));
@@ -155,7 +157,7 @@ async fn spend_state(
         .and_then(|value| issued.open(&value))
         .filter(|login| login.state == state)
         .ok_or_else(|| signin_failed("the state belongs to another browser".into()))?;
-    Ok((issued, login, now_ms))
+    Ok((issued, login, now))
 }
 
 /// The authorization `code` exchanged for tokens at `idp`'s token endpoint of `version` (the
@@ -319,7 +321,7 @@ async fn store_session(
     admitted: &Admitted<'_>,
     identity_nonce: &str,
     stored: &StoredIdentity,
-    now_ms: u64,
+    now: UnixMillis,
 ) -> Result<(), GatewayError> {
     let guarded = gateway
         .scim
@@ -344,21 +346,18 @@ async fn store_session(
         Some(Guard {
             oid: &oid,
             email: email.as_deref(),
-            deleted_since: UnixMillis::from_millis(
-                now_ms.saturating_sub(crate::scim::DELETED_FOR_MS),
-            ),
+            deleted_since: now.saturating_sub(crate::scim::DELETED_FOR),
             refusal: crate::scim::refusal_sql,
         })
     } else {
         None
     };
-    let created = UnixMillis::from_millis(now_ms);
     let session = NewSession {
         identity_nonce,
         identity: stored,
         app_id: admitted.app.id(),
-        created,
-        expires: UnixMillis::from_millis(now_ms + admitted.duration_s * 1000),
+        created: now,
+        expires: now.saturating_add(Duration::from_secs(admitted.duration_s)),
         guard,
     };
     if !session_store::insert(&env.d1("DB")?, &session).await? {
@@ -401,15 +400,15 @@ async fn interactive_again(
     let issued = pending::Keys::new(signing_keys(gateway)?)?
         .check(&state)
         .ok_or_else(|| signin_failed(format!("`{error}` with a state not issued here")))?;
-    let now_ms = Date::now().as_millis();
-    if now_ms.saturating_sub(issued.created_ms) > pending::TTL_MS || issued.created_ms > now_ms {
+    let now = UnixMillis::now();
+    if !issued.fresh_at(now) {
         return Err(signin_failed("the sign-in took too long".into()));
     }
     let login = session::cookie(request.headers(), &pending::cookie_name(&state))
         .and_then(|value| issued.open(&value))
         .filter(|login| login.state == state)
         .ok_or_else(|| signin_failed("the state belongs to another browser".into()))?;
-    if !pending::consume(env, &state, now_ms).await? {
+    if !pending::consume(env, &state, now).await? {
         return Err(signin_failed(
             "unknown or already used state: already used".into(),
         ));

@@ -5,13 +5,14 @@ use base64::Engine as _;
 use edge_access_token::TokenVersion;
 use policy_core::{IdentityProvider, Target};
 use sha2::{Digest, Sha256};
-use worker::{Date, Request, Response, Url};
+use worker::{Request, Response, Url};
 
 use super::{endpoint, local_path, sign_in_version, signing_keys};
 use crate::config::Gateway;
 use crate::error::GatewayError;
 use crate::http::{origin_of, query, redirect};
 use crate::pending::{self, Pending};
+use crate::time::UnixMillis;
 
 /// `GET /cdn-cgi/access/login?redirect_url=/path`: starts the OIDC code flow. Stores nothing:
 /// the sign-in in progress goes to the browser in its `EA_Login_…` cookie. With
@@ -25,7 +26,7 @@ pub fn login(request: &Request, gateway: &Gateway) -> Result<Response, GatewayEr
     let idp = provider_for(gateway, host, &redirect_path)
         .ok_or_else(|| GatewayError::Config("no identity provider".into()))?;
     let keys = pending::Keys::new(signing_keys(gateway)?)?;
-    let (state, issued) = keys.issue(Date::now().as_millis())?;
+    let (state, issued) = keys.issue(UnixMillis::now())?;
     let nonce = issued.nonce(&state)?;
     let verifier = if idp.pkce_enabled {
         Some(issued.verifier(&state)?)

@@ -1,6 +1,6 @@
 //! `/cdn-cgi/access/logout`.
 
-use worker::{Date, Env, Headers, Request, Response, Url};
+use worker::{Env, Headers, Request, Response, Url};
 
 use crate::config::Gateway;
 use crate::error::GatewayError;
@@ -9,6 +9,7 @@ use crate::log;
 use crate::pages;
 use crate::refusal::Refusal;
 use crate::session::{self, Revocation};
+use crate::time::UnixMillis;
 
 /// `/cdn-cgi/access/logout`: `GET` revokes this browser's session, a same-origin `POST` every
 /// session of the user; both clear the cookie. A `POST` from anywhere else (another site's
@@ -30,10 +31,10 @@ pub async fn logout(
             non_identity: true,
         }));
     }
-    let now_ms = Date::now().as_millis();
+    let now = UnixMillis::now();
     if let Some(token) = session::cookie(request.headers(), session::COOKIE) {
-        if let Some(found) = session::lookup(env, gateway, &token, None, now_ms).await? {
-            session::revoke(env, &found, scope, now_ms).await?;
+        if let Some(found) = session::lookup(env, gateway, &token, None, now).await? {
+            session::revoke(env, &found, scope, now).await?;
             log::event(
                 "logout",
                 &[("user", &found.user), ("scope", scope.as_str())],

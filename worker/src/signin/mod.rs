@@ -9,13 +9,14 @@ pub mod logout;
 
 use edge_access_token::TokenVersion;
 use serde_json::json;
-use worker::{Date, Env, Request, Response};
+use worker::{Env, Request, Response};
 
 use crate::config::Gateway;
 use crate::error::GatewayError;
 use crate::refusal::Refusal;
 use crate::session;
 use crate::signing::SigningKeys;
+use crate::time::UnixMillis;
 
 /// A redirect target that stays on this host: a path, never `//host` or a URL.
 pub fn local_path(candidate: Option<&str>) -> String {
@@ -74,10 +75,10 @@ pub async fn get_identity(
     env: &Env,
     gateway: &Gateway,
 ) -> Result<Response, GatewayError> {
-    let now_ms = Date::now().as_millis();
+    let now = UnixMillis::now();
     let token = session::cookie(request.headers(), session::COOKIE)
         .ok_or_else(|| GatewayError::Refused(Refusal::Unauthorized("no session cookie".into())))?;
-    let stored = session::lookup(env, gateway, &token, None, now_ms)
+    let stored = session::lookup(env, gateway, &token, None, now)
         .await?
         .ok_or_else(|| GatewayError::Refused(Refusal::Unauthorized("no valid session".into())))?
         .identity;
@@ -88,7 +89,7 @@ pub async fn get_identity(
         "geo": { "country": stored.country },
         "amr": stored.amr,
         "groups": stored.groups,
-        "iat": now_ms / 1000,
+        "iat": now.unix_secs(),
     });
     Ok(Response::from_json(&body)?)
 }

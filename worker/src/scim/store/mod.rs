@@ -45,7 +45,7 @@ mod query;
 mod render;
 mod users;
 
-pub use users::{deprovisioned, refusal_sql, DELETED_FOR_MS};
+pub use users::{deprovisioned, refusal_sql, DELETED_FOR};
 
 use edge_access_scim::{ResourceKind, ScimError, ScimType};
 use serde::Deserialize;

@@ -18,10 +18,7 @@ use crate::time::UnixMillis;
 
 /// How long a deleted user stays refused: longer than any Entra token or session lives,
 /// short enough that a reused address is not refused for ever.
-const DELETED_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// [`DELETED_FOR`] in milliseconds, for statements that bind the cut-off themselves.
-pub const DELETED_FOR_MS: u64 = DELETED_FOR.as_secs() * 1000;
+pub const DELETED_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The columns of a user row.
 const COLUMNS: &str = "id, user_name_key, work_email_key, oid, active, resource, version, \
@@ -399,7 +396,7 @@ pub async fn deprovisioned(
     db: &D1Database,
     oid: &str,
     email: Option<&str>,
-    now_ms: u64,
+    now: UnixMillis,
 ) -> Result<Option<String>, worker::Error> {
     #[derive(Deserialize)]
     struct Why {
@@ -408,7 +405,7 @@ pub async fn deprovisioned(
     let mut binds = Binds::default();
     let oid = binds.text(&fold(oid));
     let email = binds.opt(email.map(fold).as_deref());
-    let since = binds.millis(UnixMillis::from_millis(now_ms).saturating_sub(DELETED_FOR));
+    let since = binds.millis(now.saturating_sub(DELETED_FOR));
     let why: Option<Why> = binds
         .prepare(db, &format!("SELECT {} AS why", refusal(oid, email, since)))?
         .first(None)
@@ -422,7 +419,7 @@ mod tests {
 
     #[test]
     fn a_deleted_user_is_refused_for_a_week() {
-        assert_eq!(DELETED_FOR_MS, 604_800_000);
+        assert_eq!(DELETED_FOR.as_millis(), 604_800_000);
     }
 
     #[test]
