@@ -1,5 +1,6 @@
 //! The gateway's failures and how each kind answers a client: generic bodies only; the
-//! reason goes to the log. Refusals are [`Refusal`]s.
+//! reason goes to the log. Refusals are [`Refusal`]s; an endpoint that may answer with either
+//! stops with a [`Stop`].
 
 use std::fmt;
 
@@ -34,9 +35,6 @@ impl fmt::Display for Dependency {
 pub enum GatewayError {
     /// The configuration does not load (every request fails closed).
     Config(String),
-    /// A refusal an endpoint answers with (see [`Refusal`]), or that a look-up found (a
-    /// token signed with a key its directory does not publish).
-    Refused(Refusal),
     /// The signing key cannot be known yet (no keys, or a key set fetch that failed or may
     /// not begin yet): 503 with `Retry-After`.
     KeysUnavailable {
@@ -67,7 +65,6 @@ impl GatewayError {
     pub fn status(&self) -> u16 {
         match self {
             GatewayError::Config(_) | GatewayError::Internal(_) => 500,
-            GatewayError::Refused(refusal) => refusal.status(),
             GatewayError::KeysUnavailable { .. } => 503,
             GatewayError::Origin(_) | GatewayError::GroupsUnavailable(_) => 502,
             GatewayError::Unavailable { dependency, .. } => match dependency {
@@ -81,7 +78,6 @@ impl GatewayError {
     pub fn reason(&self) -> String {
         match self {
             GatewayError::Config(r) => format!("configuration: {r}"),
-            GatewayError::Refused(refusal) => refusal.reason(),
             GatewayError::KeysUnavailable { reason, .. } => {
                 format!("signing keys unavailable: {reason}")
             }
@@ -98,7 +94,6 @@ impl GatewayError {
     pub fn response(&self) -> Response {
         let status = self.status();
         let page = match self {
-            GatewayError::Refused(refusal) => return refusal.response(),
             GatewayError::KeysUnavailable { .. }
             | GatewayError::Origin(_)
             | GatewayError::Unavailable { .. } => pages::UNAVAILABLE,
@@ -121,9 +116,49 @@ impl GatewayError {
     }
 }
 
-impl From<Refusal> for GatewayError {
-    fn from(refusal: Refusal) -> GatewayError {
-        GatewayError::Refused(refusal)
+/// Why an endpoint answers other than it was asked: the client is refused, or the gateway
+/// failed. The two stay apart: only a [`GatewayError`] is a failure.
+#[derive(Debug)]
+pub enum Stop {
+    /// The request is refused (the client's side).
+    Refused(Refusal),
+    /// The gateway could not finish it (its side, or a dependency's).
+    Failed(GatewayError),
+}
+
+impl Stop {
+    /// What the log says (never sent to the client).
+    pub fn reason(&self) -> String {
+        match self {
+            Stop::Refused(refusal) => refusal.reason(),
+            Stop::Failed(error) => error.reason(),
+        }
+    }
+
+    /// The generic response.
+    pub fn response(&self) -> Response {
+        match self {
+            Stop::Refused(refusal) => refusal.response(),
+            Stop::Failed(error) => error.response(),
+        }
+    }
+}
+
+impl From<Refusal> for Stop {
+    fn from(refusal: Refusal) -> Stop {
+        Stop::Refused(refusal)
+    }
+}
+
+impl From<GatewayError> for Stop {
+    fn from(error: GatewayError) -> Stop {
+        Stop::Failed(error)
+    }
+}
+
+impl From<worker::Error> for Stop {
+    fn from(error: worker::Error) -> Stop {
+        Stop::Failed(error.into())
     }
 }
 

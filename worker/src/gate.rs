@@ -8,7 +8,7 @@ use worker::{Env, Request, Response};
 use crate::config::Gateway;
 use crate::context::Context;
 use crate::directory;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, Stop};
 use crate::identity::{self, Rejection, Source};
 use crate::log::DecisionLog;
 use crate::proxy;
@@ -172,11 +172,12 @@ async fn decide(
             return Ok(Facts::new(Outcome::InvalidPath.as_str()).refuse(refusal));
         }
     };
-    let refused = |why: String| {
+    let refuse_credentials = |refusal: Refusal| {
         let mut facts = Facts::new("invalid_credentials");
         facts.app = Some(app.id().to_owned());
-        Ok(facts.refuse(Refusal::Unauthorized(why)))
+        Ok(facts.refuse(refusal))
     };
+    let refused = |why: String| refuse_credentials(Refusal::Unauthorized(why));
     let mut policy_request = PolicyRequest::new(target);
     let headers = request.headers();
     match service_token::check(engine, headers) {
@@ -192,8 +193,8 @@ async fn decide(
                 Some(why) => return refused(why),
                 None => policy_request.identity = Some(identity),
             },
-            Err(GatewayError::Refused(Refusal::Unauthorized(why))) => return refused(why),
-            Err(error) => return Err(error),
+            Err(Stop::Refused(refusal)) => return refuse_credentials(refusal),
+            Err(Stop::Failed(error)) => return Err(error),
         }
     } else if let Some(token) = session::cookie(headers, session::COOKIE) {
         // A session cookie that does not verify, is revoked or expired is no session.

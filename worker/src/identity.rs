@@ -13,7 +13,7 @@ use worker::Env;
 
 use crate::config::Gateway;
 use crate::crypto::WebCryptoVerifier;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, Stop};
 use crate::graph;
 use crate::keys;
 use crate::refusal::Refusal;
@@ -44,6 +44,8 @@ pub enum Rejection {
     /// The token verified, but its identity cannot be read without its groups (an app-only
     /// token, a claim of the wrong shape).
     Identity(String),
+    /// The token names a signing key its directory does not publish.
+    UnknownKey(String),
     /// Not the token's fault: keys, Graph or the configuration failed.
     Failure(GatewayError),
 }
@@ -55,26 +57,28 @@ impl From<GatewayError> for Rejection {
 }
 
 impl Rejection {
-    /// As the gate answers a bearer token: every refusal of the token is a 401.
-    pub fn for_bearer(self) -> GatewayError {
+    /// As the gate answers a bearer token: every refusal of the token is a 401; failures
+    /// stay failures.
+    pub fn for_bearer(self) -> Stop {
         match self {
-            Rejection::Token(why) | Rejection::Identity(why) => {
-                GatewayError::Refused(Refusal::Unauthorized(why))
+            Rejection::Token(why) | Rejection::Identity(why) | Rejection::UnknownKey(why) => {
+                Stop::Refused(Refusal::Unauthorized(why))
             }
-            Rejection::Failure(error) => error,
+            Rejection::Failure(error) => Stop::Failed(error),
         }
     }
 
-    /// As the callback answers a sign-in's ID token: the sign-in failed, or the identity it
-    /// brought is refused.
-    pub fn for_sign_in(self) -> GatewayError {
+    /// As the callback answers a sign-in's ID token: the sign-in failed, the identity it
+    /// brought is refused, or (unknown key) it is not authorised.
+    pub fn for_sign_in(self) -> Stop {
         match self {
-            Rejection::Token(why) => GatewayError::Refused(Refusal::SignInFailed(why)),
-            Rejection::Identity(why) => GatewayError::Refused(Refusal::Forbidden {
+            Rejection::Token(why) => Stop::Refused(Refusal::SignInFailed(why)),
+            Rejection::Identity(why) => Stop::Refused(Refusal::Forbidden {
                 reason: why,
                 non_identity: false,
             }),
-            Rejection::Failure(error) => error,
+            Rejection::UnknownKey(why) => Stop::Refused(Refusal::Unauthorized(why)),
+            Rejection::Failure(error) => Stop::Failed(error),
         }
     }
 }
@@ -83,8 +87,8 @@ impl Rejection {
 ///
 /// # Errors
 /// [`Rejection::Token`] and [`Rejection::Identity`] for a token that is refused;
-/// [`Rejection::Failure`] when the keys, Graph or the configuration failed (an unknown key
-/// refused by [`keys::signing_key`] is a [`GatewayError::Unauthorized`] failure).
+/// [`Rejection::UnknownKey`] for a key its directory does not publish;
+/// [`Rejection::Failure`] when the keys, Graph or the configuration failed.
 pub async fn from_entra_token(
     env: &Env,
     gateway: &Gateway,
@@ -138,7 +142,8 @@ pub async fn from_entra_token(
         &parsed,
         now,
     )
-    .await?;
+    .await?
+    .map_err(|e| Rejection::UnknownKey(e.to_string()))?;
     let (issuer_v1, issuer_v2) = match parsed.version() {
         TokenVersion::V1 => (issuer, String::new()),
         TokenVersion::V2 => (String::new(), issuer),

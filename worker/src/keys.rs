@@ -23,7 +23,6 @@ use crate::key_refresh::{
     retry_after_secs, Presented, Refreshes, Unknown, FAILURE_BACKOFF_MS, TTL_MS,
 };
 use crate::log;
-use crate::refusal::Refusal;
 use crate::time::UnixMillis;
 
 /// A discovery or JWKS fetch slower than this is abandoned (and not tried again at once).
@@ -83,11 +82,11 @@ pub fn key_source(idp: &policy_core::IdentityProvider) -> String {
 }
 
 /// The key that signed `token` (by its `kid`) for `source` (a tenant, see [`key_source`]),
-/// and the issuer expected of tokens of its version.
+/// and the issuer expected of tokens of its version; `Ok(Err(`[`TokenError::UnknownKey`]`))`
+/// for a `kid` the directory does not publish (a key set fetched since the token could have
+/// been signed lacks it): the token is refused.
 ///
 /// # Errors
-/// [`GatewayError::Unauthorized`] for a `kid` the directory does not publish (a key set
-/// fetched since the token could have been signed lacks it);
 /// [`GatewayError::KeysUnavailable`] (503, with when to retry) when the key cannot be known
 /// yet: no keys at all, or a fetch that failed or may not begin yet.
 pub async fn signing_key(
@@ -96,7 +95,7 @@ pub async fn signing_key(
     source: &str,
     token: &UnverifiedEntraToken<'_>,
     now: UnixMillis,
-) -> Result<(RsaJwk, String), GatewayError> {
+) -> Result<Result<(RsaJwk, String), TokenError>, GatewayError> {
     // The refresh schedule ([`Refreshes`]) counts in milliseconds.
     let now_ms = now.millis();
     let (version, kid) = (token.version(), token.key_id());
@@ -110,7 +109,7 @@ pub async fn signing_key(
             .and_then(|s| find(s, kid))
     });
     if let Some(found) = hit {
-        return Ok(found);
+        return Ok(Ok(found));
     }
     let presented = Presented {
         issued_at_secs: token.issued_at_hint(),
@@ -142,7 +141,7 @@ pub async fn signing_key(
                 .as_ref()
                 .is_some_and(|s| refreshes.refresh_stale(s.fetched_ms, now_ms));
             if fetched || !stale {
-                return Ok(found);
+                return Ok(Ok(found));
             }
             fetched = true;
             set = refresh(env, authority, &slot, set.as_ref(), now_ms)
@@ -151,11 +150,7 @@ pub async fn signing_key(
             continue;
         }
         match refreshes.unknown_kid(set.as_ref().map(|s| s.fetched_ms), presented, now_ms) {
-            Unknown::Absent => {
-                return Err(GatewayError::Refused(Refusal::Unauthorized(
-                    TokenError::UnknownKey { kid: kid.into() }.to_string(),
-                )))
-            }
+            Unknown::Absent => return Ok(Err(TokenError::UnknownKey { kid: kid.into() })),
             Unknown::Fetch if !fetched => {
                 fetched = true;
                 set = refresh(env, authority, &slot, set.as_ref(), now_ms)

@@ -6,7 +6,7 @@ use wasm_bindgen::JsValue;
 use worker::{Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response};
 
 use crate::config::Gateway;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, Stop};
 use crate::raw_url::RawUrl;
 use crate::refusal::Refusal;
 
@@ -51,7 +51,7 @@ fn dropped(name: &str) -> bool {
 /// response.
 ///
 /// # Errors
-/// [`GatewayError::Origin`] when the origin cannot be reached; [`GatewayError::InvalidPath`]
+/// [`GatewayError::Origin`] when the origin cannot be reached; [`Refusal::InvalidPath`]
 /// when the outbound URL would not carry the decided path unchanged.
 pub async fn forward(
     request: Request,
@@ -59,7 +59,7 @@ pub async fn forward(
     url: &RawUrl,
     email: Option<&str>,
     assertion: Option<&str>,
-) -> Result<Response, GatewayError> {
+) -> Result<Response, Stop> {
     let target = match &gateway.origin {
         Some(origin) => format!(
             "{}{}",
@@ -97,7 +97,7 @@ pub async fn forward(
     // The runtime parses the URL again; what it will send must still be what was decided.
     let sent = RawUrl::parse(&outbound.inner().url());
     if sent.as_ref().map(|u| u.path.as_str()) != Some(url.path.as_str()) {
-        return Err(GatewayError::Refused(Refusal::InvalidPath(format!(
+        return Err(Stop::Refused(Refusal::InvalidPath(format!(
             "`{}` would reach the origin as `{}`",
             url.path,
             sent.map(|u| u.path).unwrap_or_default()
@@ -110,7 +110,7 @@ pub async fn forward(
     Fetch::Request(outbound)
         .send()
         .await
-        .map_err(|e| GatewayError::Origin(format!("{host}: {e}")))
+        .map_err(|e| Stop::Failed(GatewayError::Origin(format!("{host}: {e}"))))
 }
 
 #[cfg(test)]

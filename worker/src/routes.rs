@@ -5,7 +5,7 @@ use worker::{Env, Method, Request, Response};
 use crate::admin;
 use crate::config::Gateway;
 use crate::config_store;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, Stop};
 use crate::gate;
 use crate::keys;
 use crate::log;
@@ -93,7 +93,7 @@ async fn access_endpoint(request: Request, env: &Env, gateway: &Gateway) -> Resp
         }
         (Method::Get, "certs") => signin::certs(gateway),
         (Method::Get, "get-identity") => signin::get_identity(&request, env, gateway).await,
-        _ => Err(GatewayError::Refused(Refusal::NoApp)),
+        _ => Err(Stop::Refused(Refusal::NoApp)),
     };
     result.unwrap_or_else(|error| {
         log::event(

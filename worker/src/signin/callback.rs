@@ -18,7 +18,7 @@ use crate::config::Gateway;
 use crate::context::Context;
 use crate::crypto::random_token;
 use crate::directory;
-use crate::error::{Dependency, GatewayError};
+use crate::error::{Dependency, GatewayError, Stop};
 use crate::http::{exchange, origin_of, query, redirect, Exchange};
 use crate::identity::{self, Rejection, Source};
 use crate::log;
@@ -44,16 +44,12 @@ struct TokenResponse {
     access_token: Option<String>,
 }
 
-fn signin_failed(why: String) -> GatewayError {
-    GatewayError::Refused(Refusal::SignInFailed(why))
+fn signin_failed(why: String) -> Stop {
+    Stop::Refused(Refusal::SignInFailed(why))
 }
 
 /// `GET /cdn-cgi/access/callback?code=…&state=…`: finishes the sign-in.
-pub async fn callback(
-    request: &Request,
-    env: &Env,
-    gateway: &Gateway,
-) -> Result<Response, GatewayError> {
+pub async fn callback(request: &Request, env: &Env, gateway: &Gateway) -> Result<Response, Stop> {
     let url = request.url()?;
     if let Some(error) = query(&url, "error") {
         if INTERACTION_NEEDED.contains(&error.as_str()) {
@@ -90,10 +86,7 @@ pub async fn callback(
 
     let context = Context::read(request);
     let host = url.host_str().unwrap_or("").to_owned();
-    let admitted = match admit(&engine, &host, &login, &context, identity)? {
-        Admission::Admitted(admitted) => admitted,
-        Admission::Refused(answer) => return answer,
-    };
+    let admitted = admit(&engine, &host, &login, &context, identity)?;
     let identity_nonce = random_token(18)?;
     let stored = StoredIdentity::from_identity(&admitted.identity, context.country.clone());
     store_session(
@@ -138,7 +131,7 @@ async fn spend_state(
     env: &Env,
     gateway: &Gateway,
     state: &str,
-) -> Result<(Issued, Pending, UnixMillis), GatewayError> {
+) -> Result<(Issued, Pending, UnixMillis), Stop> {
     let Some(issued) = pending::Keys::new(signing_keys(gateway)?)?.check(state) else {
         return Err(signin_failed(
             "unknown or already used state: not issued here".into(),
@@ -170,7 +163,7 @@ async fn redeem_code(
     state: &str,
     code: &str,
     url: &Url,
-) -> Result<TokenResponse, GatewayError> {
+) -> Result<TokenResponse, Stop> {
     let secret = gateway
         .client_secret
         .as_deref()
@@ -212,10 +205,10 @@ async fn redeem_code(
         | Exchange::Status {
             status: 429 | 500..,
             ..
-        } => GatewayError::Unavailable {
+        } => Stop::Failed(GatewayError::Unavailable {
             dependency: Dependency::IdentityProvider,
             detail: format!("token endpoint: {e}"),
-        },
+        }),
         Exchange::Status { .. } => signin_failed(format!("token endpoint: {e}")),
     })
     .and_then(|body| {
@@ -231,29 +224,22 @@ struct Admitted<'e> {
     duration_s: u64,
 }
 
-enum Admission<'e> {
-    Admitted(Admitted<'e>),
-    /// Refused: the app's deny page (a redirect) or the refusal.
-    Refused(Result<Response, GatewayError>),
-}
-
 /// Decides for where the user was going (`login.redirect` on `host`), as any later request
-/// will be.
+/// will be; a refusal is answered as the app says (its deny page, its message, the block
+/// page).
 fn admit<'e>(
     engine: &'e policy_core::Engine,
     host: &str,
     login: &Pending,
     context: &Context,
     identity: Identity,
-) -> Result<Admission<'e>, GatewayError> {
+) -> Result<Admitted<'e>, Stop> {
     let target = Target::parse(&format!("{host}{}", login.redirect))
         .map_err(|e| GatewayError::Internal(format!("redirect target: {e}")))?;
     let app = engine
         .app_for(&target)
-        .map_err(|e| {
-            GatewayError::Refused(Refusal::InvalidPath(format!("`{}`: {e}", target.path())))
-        })?
-        .ok_or(GatewayError::Refused(Refusal::NoApp))?;
+        .map_err(|e| Stop::Refused(Refusal::InvalidPath(format!("`{}`: {e}", target.path()))))?
+        .ok_or(Stop::Refused(Refusal::NoApp))?;
     let mut policy_request = PolicyRequest::new(target);
     context.network_into(&mut policy_request);
     policy_request.identity = Some(identity);
@@ -283,18 +269,16 @@ fn admit<'e>(
         let answer = app
             .deny_answer(decision.outcome, true)
             .or_else(|| app.deny_answer(Outcome::DefaultDeny, true));
-        return Ok(Admission::Refused(match answer {
-            Some(DenyAnswer::Redirect(url)) => Ok(redirect(url, &[])),
-            Some(DenyAnswer::IdentityPage(Some(message))) => {
-                Err(GatewayError::Refused(Refusal::ForbiddenSaying {
-                    reason,
-                    message: message.to_owned(),
-                }))
-            }
-            _ => Err(GatewayError::Refused(Refusal::Forbidden {
+        return Err(Stop::Refused(match answer {
+            Some(DenyAnswer::Redirect(url)) => Refusal::DeniedTo(url.to_owned()),
+            Some(DenyAnswer::IdentityPage(Some(message))) => Refusal::ForbiddenSaying {
+                reason,
+                message: message.to_owned(),
+            },
+            _ => Refusal::Forbidden {
                 reason,
                 non_identity: false,
-            })),
+            },
         }));
     }
     let duration_s = decision
@@ -302,13 +286,15 @@ fn admit<'e>(
         .map_or(session::DEFAULT_SESSION_S, |d| d.seconds())
         .max(1);
     let Some(identity) = policy_request.identity else {
-        return Err(GatewayError::Internal("identity vanished".into()));
+        return Err(Stop::Failed(GatewayError::Internal(
+            "identity vanished".into(),
+        )));
     };
-    Ok(Admission::Admitted(Admitted {
+    Ok(Admitted {
         app,
         identity,
         duration_s,
-    }))
+    })
 }
 
 /// Stores the session (`sessions`). With `user_deprovision`, a user SCIM disabled or deleted
@@ -322,7 +308,7 @@ async fn store_session(
     identity_nonce: &str,
     stored: &StoredIdentity,
     now: UnixMillis,
-) -> Result<(), GatewayError> {
+) -> Result<(), Stop> {
     let guarded = gateway
         .scim
         .as_ref()
@@ -336,7 +322,7 @@ async fn store_session(
             .as_deref()
             .and_then(edge_access_scim::object_id)
             .ok_or_else(|| {
-                GatewayError::Refused(Refusal::Forbidden {
+                Stop::Refused(Refusal::Forbidden {
                     reason: "sign-in refused: user_deprovision is on and the ID token has no \
                          object id (`oid`) to find the user by"
                         .into(),
@@ -361,7 +347,7 @@ async fn store_session(
         guard,
     };
     if !session_store::insert(&env.d1("DB")?, &session).await? {
-        return Err(GatewayError::Refused(Refusal::Forbidden {
+        return Err(Stop::Refused(Refusal::Forbidden {
             reason: "sign-in refused: the user is deprovisioned (SCIM)".into(),
             non_identity: false,
         }));
@@ -393,8 +379,8 @@ async fn interactive_again(
     gateway: &Gateway,
     url: &Url,
     error: &str,
-) -> Result<Response, GatewayError> {
-    let signin_failed = |why| GatewayError::Refused(Refusal::SignInFailed(why));
+) -> Result<Response, Stop> {
+    let signin_failed = |why| Stop::Refused(Refusal::SignInFailed(why));
     let state =
         query(url, "state").ok_or_else(|| signin_failed(format!("`{error}` without state")))?;
     let issued = pending::Keys::new(signing_keys(gateway)?)?

@@ -9,7 +9,7 @@ use worker::{Request, Response, Url};
 
 use super::{endpoint, local_path, sign_in_version, signing_keys};
 use crate::config::Gateway;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, Stop};
 use crate::http::{origin_of, query, redirect};
 use crate::pending::{self, Pending};
 use crate::time::UnixMillis;
@@ -18,7 +18,7 @@ use crate::time::UnixMillis;
 /// the sign-in in progress goes to the browser in its `EA_Login_…` cookie. With
 /// `interactive=1` (after a silent sign-in Entra could not finish), a provider's
 /// `prompt: none` is not sent.
-pub fn login(request: &Request, gateway: &Gateway) -> Result<Response, GatewayError> {
+pub fn login(request: &Request, gateway: &Gateway) -> Result<Response, Stop> {
     let url = request.url()?;
     let interactive = query(&url, "interactive").as_deref() == Some("1");
     let redirect_path = pending::bounded_target(local_path(query(&url, "redirect_url").as_deref()));

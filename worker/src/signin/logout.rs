@@ -3,7 +3,7 @@
 use worker::{Env, Headers, Request, Response, Url};
 
 use crate::config::Gateway;
-use crate::error::GatewayError;
+use crate::error::Stop;
 use crate::http::origin_of;
 use crate::log;
 use crate::pages;
@@ -19,14 +19,14 @@ pub async fn logout(
     env: &Env,
     gateway: &Gateway,
     scope: Revocation,
-) -> Result<Response, GatewayError> {
+) -> Result<Response, Stop> {
     let url = request.url()?;
     if scope == Revocation::Everywhere && !same_origin(request.headers(), &url) {
         log::event(
             "logout",
             &[("refused", "logout everywhere refused: not same-origin")],
         );
-        return Err(GatewayError::Refused(Refusal::Forbidden {
+        return Err(Stop::Refused(Refusal::Forbidden {
             reason: "logout everywhere refused: not a same-origin request".into(),
             non_identity: true,
         }));

@@ -12,7 +12,7 @@ use serde_json::json;
 use worker::{Env, Request, Response};
 
 use crate::config::Gateway;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, Stop};
 use crate::refusal::Refusal;
 use crate::session;
 use crate::signing::SigningKeys;
@@ -61,7 +61,7 @@ pub(crate) fn signing_keys(gateway: &Gateway) -> Result<&SigningKeys, GatewayErr
 }
 
 /// `/cdn-cgi/access/certs`: the gateway's public keys.
-pub fn certs(gateway: &Gateway) -> Result<Response, GatewayError> {
+pub fn certs(gateway: &Gateway) -> Result<Response, Stop> {
     let keys = gateway
         .signing
         .as_ref()
@@ -74,13 +74,13 @@ pub async fn get_identity(
     request: &Request,
     env: &Env,
     gateway: &Gateway,
-) -> Result<Response, GatewayError> {
+) -> Result<Response, Stop> {
     let now = UnixMillis::now();
     let token = session::cookie(request.headers(), session::COOKIE)
-        .ok_or_else(|| GatewayError::Refused(Refusal::Unauthorized("no session cookie".into())))?;
+        .ok_or_else(|| Stop::Refused(Refusal::Unauthorized("no session cookie".into())))?;
     let stored = session::lookup(env, gateway, &token, None, now)
         .await?
-        .ok_or_else(|| GatewayError::Refused(Refusal::Unauthorized("no valid session".into())))?
+        .ok_or_else(|| Stop::Refused(Refusal::Unauthorized("no valid session".into())))?
         .identity;
     let body = json!({
         "email": stored.email,
