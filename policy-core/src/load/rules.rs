@@ -6,7 +6,7 @@ use alloc::string::ToString;
 use crate::ids::{parse_domain, Country, Email, GroupId};
 use crate::ix::{GroupIx, IdpIx, ListIx, RefGroupIx};
 use crate::json::{boxed, Json, Obj, Path};
-use crate::model::{ListItems, Rule, Rules};
+use crate::model::{ListItems, Rule, Rules, Warning};
 use crate::net::IpRange;
 
 use super::groups::GroupEdge;
@@ -284,6 +284,18 @@ pub(super) fn parse_rule<'j>(
                     .ok()
             });
             let idp = l.idp(o.get("identity_provider_id"), &at, "identity_provider_id");
+            if let Some(provider) = idp.and_then(|i| l.idps.get(i.get())) {
+                if !provider.support_groups {
+                    l.warnings.push(Warning {
+                        path: at.to_string(),
+                        message: format!(
+                            "never matches: identity provider `{}` has `support_groups` off, so \
+                             no groups are read from it (an `exclude` on it excludes no one)",
+                            provider.id
+                        ),
+                    });
+                }
+            }
             Rule::AzureGroup {
                 group: l.reference_group(group?),
                 idp: idp?,

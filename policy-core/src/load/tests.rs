@@ -71,3 +71,43 @@ fn a_missing_entry_is_an_error_never_a_skipped_rule() {
         Err(EvalError::Inconsistent { table: "list", .. })
     ));
 }
+
+/// A group rule of a provider that reads no groups can never match, which silently empties an
+/// `exclude`: the loader says so, at the rule, naming the provider.
+#[test]
+fn a_group_rule_of_a_provider_without_groups_is_warned_about() {
+    let rule = r#"{ "azureAD": { "id": "3e6e1b7a-2f4c-4d5e-8a9b-0c1d2e3f4a5b",
+                                  "identity_provider_id": "entra" } }"#;
+    let document = |support_groups: bool| {
+        DOCUMENT
+            .replace(
+                r#""directory_id": "72f988bf-86f1-41af-91ab-2d7cd011db47" }"#,
+                &format!(
+                    r#""directory_id": "72f988bf-86f1-41af-91ab-2d7cd011db47", "support_groups": {support_groups} }}"#
+                ),
+            )
+            .replace(
+                r#"{ "name": "Banned", "decision": "deny", "include": [{ "group": { "id": "banned" } }] }"#,
+                &format!(
+                    r#"{{ "name": "Banned", "decision": "deny", "include": [{{ "group": {{ "id": "banned" }} }}], "exclude": [{rule}] }}"#
+                ),
+            )
+    };
+    let off = crate::Engine::from_json(&document(false)).unwrap();
+    let warned: alloc::vec::Vec<_> = off
+        .warnings()
+        .iter()
+        .filter(|w| w.message.contains("support_groups"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{:?}", off.warnings());
+    assert_eq!(warned[0].path, "apps[0].policies[0].exclude[0].azureAD");
+    assert!(warned[0].message.contains("`entra`"));
+    let on = crate::Engine::from_json(&document(true)).unwrap();
+    assert!(
+        !on.warnings()
+            .iter()
+            .any(|w| w.message.contains("support_groups")),
+        "{:?}",
+        on.warnings()
+    );
+}
