@@ -178,3 +178,47 @@ fn overage_users_count_security_groups_unless_configured() {
     assert_eq!(bearer(&stack, "/eng/x", &overage).status, 200);
     assert_eq!(bearer(&stack, "/program/x", &overage).status, 200);
 }
+
+#[test]
+fn a_provider_without_groups_gives_bearer_users_none() {
+    if !Stack::should_run("bearer_identity::a_provider_without_groups_gives_bearer_users_none")
+        .unwrap()
+    {
+        return;
+    }
+    // With `support_groups` off the gateway reads no groups from the provider, whichever token
+    // brings the user: a bearer token's `groups` claim counts no more than a sign-in's, so an
+    // API caller is decided as the same user signed in would be.
+    let fixtures = Fixtures::load_default().unwrap();
+    let backend = fixtures.group_id("Backend").unwrap().to_owned();
+    let mut config = document(&fixtures);
+    config["identity_providers"][0]["config"]["support_groups"] = json!(false);
+    config["apps"].as_array_mut().unwrap().push(json!(
+        { "id": "backend", "name": "Backend", "domain": "${WORKER_HOST}/backend", "aud": "aud-backend",
+          "policies": [{ "name": "Backend", "decision": "allow",
+                         "include": [{ "azureAD": { "id": backend, "identity_provider_id": IDP } }] }] }
+    ));
+    let stack = Stack::start(StackConfig::new(config).named("bearer-no-groups")).unwrap();
+    let ada = stack.emulator().mint(&TokenRequest::v2("ada")).unwrap();
+    // The token does list the group: the refusal below is the setting's doing.
+    let payload = ada.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        claims["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g == &json!(backend)),
+        "{claims}"
+    );
+    assert_eq!(bearer(&stack, "/everyone/x", &ada).status, 200);
+    assert_refused(
+        &bearer(&stack, "/backend/x", &ada),
+        403,
+        "a group rule of a provider without support_groups",
+    );
+}

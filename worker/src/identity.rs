@@ -199,8 +199,9 @@ pub async fn from_entra_token(
         Err(e) if sign_in => return Err(Rejection::Token(format!("identity: {e}"))),
         Err(e) => return Err(refused(&e)),
     };
-    // A sign-in keeps no groups from a provider without `support_groups`.
-    if sign_in && !idp.support_groups {
+    // A provider without `support_groups` gives no groups, whichever token brings the
+    // identity: a bearer token is decided as the same user's sign-in would be.
+    if !idp.support_groups {
         identity.groups.clear();
     }
     Ok(identity)

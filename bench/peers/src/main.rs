@@ -19,7 +19,11 @@ use edge_access_peers_bench::translate;
 use serde_json::{json, Value};
 
 #[path = "../../../policy-core/examples/workload.rs"]
-#[allow(dead_code, clippy::all)]
+#[allow(
+    dead_code,
+    clippy::all,
+    reason = "shared with the policy-core examples; this binary uses part of it"
+)]
 mod workload;
 
 const SECTION: &str = "## Peers: Cedar and regorus on the same decisions";
