@@ -9,7 +9,7 @@ use hashbrown::HashMap;
 use crate::duration::SessionDuration;
 use crate::error::{EvalError, LoadErrors};
 use crate::eval::{self, Explanation, NoTrace};
-use crate::hierarchy::{GroupHierarchy, Limits};
+use crate::hierarchy::{GroupHierarchy, HierarchyError, Limits};
 use crate::ids::GroupId;
 use crate::ix::{GroupIx, IdpIx, ListIx, PolicyIx};
 use crate::model::{AccessGroup, App, IdentityProvider, List, Policy, ServiceTokenConfig, Warning};
@@ -24,8 +24,10 @@ use crate::verdict::{Decision, Verdict};
 pub struct Options {
     /// Work bounds.
     pub limits: Limits,
-    /// Extra child → parent group edges (e.g. learned from SCIM), added to
-    /// `directory.group_parents`.
+    /// Extra child → parent group edges learned from SCIM: they nest the groups of the
+    /// identities of the provider SCIM provisions (`scim_config.enabled`), next to the
+    /// document's `directory.group_parents`; with no such provider, of every identity (and the
+    /// engine warns). See also [`Engine::with_directory`].
     pub group_parents: Vec<(GroupId, GroupId)>,
     /// Extra group display names (e.g. from SCIM), for traces.
     pub group_names: Vec<(GroupId, Box<str>)>,
@@ -41,8 +43,50 @@ impl Options {
     }
 }
 
+/// Groups and their nesting learned from one identity provider's directory (e.g. SCIM
+/// provisioning): they speak for that provider's identities only ([`Engine::with_directory`]).
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct ProviderDirectory {
+    /// The identity provider's `id`.
+    pub idp_id: String,
+    /// Child → parent group edges.
+    pub group_parents: Vec<(GroupId, GroupId)>,
+    /// Group display names, for traces (the document's own names win).
+    pub group_names: Vec<(GroupId, Box<str>)>,
+}
+
+impl ProviderDirectory {
+    /// An empty directory of identity provider `idp_id`.
+    pub fn new(idp_id: &str) -> ProviderDirectory {
+        ProviderDirectory {
+            idp_id: idp_id.into(),
+            ..ProviderDirectory::default()
+        }
+    }
+}
+
+/// Why a [`ProviderDirectory`] cannot be applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DirectoryError {
+    /// The document has no identity provider with this `id`.
+    UnknownProvider(String),
+    /// The nesting is over a work bound.
+    Hierarchy(HierarchyError),
+}
+
+impl core::fmt::Display for DirectoryError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DirectoryError::UnknownProvider(id) => write!(f, "unknown identity provider `{id}`"),
+            DirectoryError::Hierarchy(e) => write!(f, "{e}"),
+        }
+    }
+}
+
 /// A compiled configuration document.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Engine {
     pub(crate) team_domain: Box<str>,
     pub(crate) idps: Vec<IdentityProvider>,
@@ -54,6 +98,11 @@ pub struct Engine {
     pub(crate) apps: Vec<App>,
     pub(crate) router: Router,
     pub(crate) hierarchy: GroupHierarchy,
+    /// The edges `hierarchy` was built from (the document's and [`Options::group_parents`]).
+    pub(crate) edges: Vec<(GroupId, GroupId)>,
+    pub(crate) limits: Limits,
+    /// One provider's hierarchy with its directory added ([`Engine::with_directory`]).
+    pub(crate) provider_hierarchy: Option<(IdpIx, GroupHierarchy)>,
     pub(crate) group_names: HashMap<GroupId, Box<str>>,
     pub(crate) warnings: Vec<Warning>,
     pub(crate) default_session: SessionDuration,
@@ -201,6 +250,42 @@ impl Engine {
     /// The compiled nested-group hierarchy.
     pub fn hierarchy(&self) -> &GroupHierarchy {
         &self.hierarchy
+    }
+
+    /// The hierarchy the groups of an identity of provider `idp` are read with: with its
+    /// provider's directory when one was added, else the document's.
+    pub(crate) fn hierarchy_for(&self, idp: Option<IdpIx>) -> &GroupHierarchy {
+        match &self.provider_hierarchy {
+            Some((ix, hierarchy)) if idp == Some(*ix) => hierarchy,
+            _ => &self.hierarchy,
+        }
+    }
+
+    /// This engine with `directory` added: its nesting (and names) speak for the identities
+    /// of `directory.idp_id` only — another provider's identities, even with the same group
+    /// ids, are read with the document's nesting alone. Replaces a directory added before.
+    /// The document is not read again.
+    ///
+    /// # Errors
+    /// [`DirectoryError`] for an unknown provider or a nesting over the work bounds.
+    pub fn with_directory(&self, directory: &ProviderDirectory) -> Result<Engine, DirectoryError> {
+        let idp = self
+            .idp_ix(&directory.idp_id)
+            .ok_or_else(|| DirectoryError::UnknownProvider(directory.idp_id.clone()))?;
+        let mut edges = self.edges.clone();
+        edges.extend_from_slice(&directory.group_parents);
+        let hierarchy = GroupHierarchy::new(&edges, self.hierarchy.referenced(), &self.limits)
+            .map_err(DirectoryError::Hierarchy)?;
+        let mut engine = self.clone();
+        engine.provider_hierarchy = Some((idp, hierarchy));
+        for (group, name) in &directory.group_names {
+            engine
+                .group_names
+                .entry(*group)
+                .or_insert_with(|| name.clone());
+        }
+        engine.stamp = crate::prepared::next_stamp();
+        Ok(engine)
     }
 
     /// A group's display name, when the directory or SCIM gave one.

@@ -484,8 +484,11 @@ impl<'e, 'r> Context<'e, 'r> {
                     false
                 } else {
                     if self.closure.is_none() {
-                        self.closure =
-                            Some(Cow::Owned(self.engine.hierarchy.closure(&identity.groups)?));
+                        self.closure = Some(Cow::Owned(
+                            self.engine
+                                .hierarchy_for(self.idp)
+                                .closure(&identity.groups)?,
+                        ));
                     }
                     if group.get() >= self.engine.hierarchy.referenced().len() {
                         return Err(EvalError::Inconsistent {

@@ -30,7 +30,7 @@ mod verdict;
 mod wasm;
 
 pub use duration::{InvalidDuration, SessionDuration, MAX_SESSION_SECONDS};
-pub use engine::{Engine, Options};
+pub use engine::{DirectoryError, Engine, Options, ProviderDirectory};
 pub use error::{EvalError, LoadError, LoadErrors, RequestError};
 pub use eval::Explanation;
 pub use hierarchy::{Closure, ClosureError, GroupHierarchy, HierarchyError, Limits};

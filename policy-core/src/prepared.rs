@@ -53,9 +53,10 @@ impl Engine {
     /// Compiles `identity` for deciding its requests with [`Engine::decide_as`]: resolves its
     /// identity provider and the closure of its groups once.
     pub fn prepare_identity(&self, identity: Identity) -> PreparedIdentity {
+        let idp = self.identity_idp(&identity);
         PreparedIdentity {
-            idp: self.identity_idp(&identity),
-            closure: self.hierarchy.closure(&identity.groups).ok(),
+            idp,
+            closure: self.hierarchy_for(idp).closure(&identity.groups).ok(),
             stamp: self.stamp,
             identity,
         }

@@ -313,7 +313,7 @@ fn glob(pattern: &[u8], tail: &[u8], text: &[u8]) -> bool {
 /// What ranks a route among those that cover a request (larger wins).
 type Rank = (usize, usize, bool, Reverse<u32>);
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Route {
     pattern: DomainPattern,
     app: u32,
@@ -321,7 +321,7 @@ struct Route {
 }
 
 /// App lookup: exact hosts by name, wildcard hosts by label count and literal tail.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Router {
     routes: Vec<Route>,
     /// Exact host → routes, most specific first.

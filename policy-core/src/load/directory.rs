@@ -11,12 +11,13 @@ use crate::json::{boxed, Json, Path};
 
 use super::Loader;
 
-/// The directory's child → parent edges and group display names.
+/// The document directory's child → parent edges, and the group display names (the
+/// options', then the document's).
 pub(super) type DirectoryParts = (Vec<(GroupId, GroupId)>, HashMap<GroupId, Box<str>>);
 
 impl<'j> Loader<'j, '_> {
     pub(super) fn directory(&mut self, v: Option<&'j Json<'j>>, path: &Path<'_>) -> DirectoryParts {
-        let mut edges: Vec<(GroupId, GroupId)> = self.options.group_parents.clone();
+        let mut edges: Vec<(GroupId, GroupId)> = Vec::new();
         let mut names: HashMap<GroupId, Box<str>> =
             self.options.group_names.iter().cloned().collect();
         let Some(v) = v else { return (edges, names) };

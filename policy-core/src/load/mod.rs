@@ -224,14 +224,42 @@ impl<'j, 'o> Loader<'j, 'o> {
             }
         }
 
-        let (edges, names) = self.directory(doc.get("directory"), &root.key("directory"));
-        let hierarchy = match GroupHierarchy::new(&edges, &self.referenced, &self.options.limits) {
-            Ok(h) => h,
-            Err(e) => {
+        let (mut edges, names) = self.directory(doc.get("directory"), &root.key("directory"));
+        // Edges learned from SCIM nest the groups of the provider SCIM provisions; with no
+        // such provider, of everyone (said in a warning).
+        let scim_idp = self.idps.iter().position(|p| p.scim.enabled);
+        let learned = &self.options.group_parents;
+        let mut provider_edges = None;
+        if !learned.is_empty() {
+            match scim_idp {
+                Some(i) => {
+                    let mut all = edges.clone();
+                    all.extend_from_slice(learned);
+                    provider_edges = Some((i, all));
+                }
+                None => {
+                    edges.extend_from_slice(learned);
+                    self.warnings.push(Warning {
+                        path: root.key("identity_providers").to_string(),
+                        message: "no identity provider enables `scim_config`: the SCIM \
+                                  directory's nesting applies to the identities of every provider"
+                            .into(),
+                    });
+                }
+            }
+        }
+        let limits = self.options.limits;
+        let mut hierarchy_of = |edges: &[(GroupId, GroupId)]| {
+            GroupHierarchy::new(edges, &self.referenced, &limits).unwrap_or_else(|e| {
                 self.p.add(&root.key("directory"), e.to_string());
                 GroupHierarchy::default()
-            }
+            })
         };
+        let hierarchy = hierarchy_of(&edges);
+        let provider_hierarchy = provider_edges.map(|(i, all)| {
+            let ix = IdpIx::new(MINTED, u32::try_from(i).unwrap_or(u32::MAX));
+            (ix, hierarchy_of(&all))
+        });
 
         Some(Engine {
             team_domain: team_domain?,
@@ -248,6 +276,9 @@ impl<'j, 'o> Loader<'j, 'o> {
             apps,
             router,
             hierarchy,
+            edges,
+            limits,
+            provider_hierarchy,
             group_names: names,
             warnings: core::mem::take(&mut self.warnings),
             default_session: SessionDuration::default_session(),
