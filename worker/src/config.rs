@@ -56,8 +56,6 @@ pub struct Gateway {
     pub signing: Option<SigningKeys>,
     /// SCIM provisioning, when an identity provider enables it.
     pub scim: Option<ScimSettings>,
-    /// The configuration document, recompiled with the SCIM directory when it changes.
-    pub document: String,
     /// How long a gateway isolate trusts its copy of the SCIM directory before checking
     /// D1 again (`DIRECTORY_REFRESH_SECONDS`, default 10).
     pub directory_refresh: Duration,
@@ -237,7 +235,6 @@ pub fn load(env: &Env, source: Source) -> Result<Gateway, String> {
         signing,
         scim,
         version_label: version_label(version, &document),
-        document,
         directory_refresh,
         version,
         config_refresh,

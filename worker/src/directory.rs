@@ -9,7 +9,7 @@ use std::ops::Deref;
 use std::rc::Rc;
 use std::time::Duration;
 
-use policy_core::{Engine, GroupId, Options};
+use policy_core::{Engine, GroupId, ProviderDirectory};
 use serde::Deserialize;
 use worker::Env;
 
@@ -70,8 +70,9 @@ struct Name {
 }
 
 /// The engine that decides for an identity of provider `idp_id` (`None`: no identity) at
-/// `now`: the SCIM directory (nesting, names) speaks only for its own provider's
-/// identities; everyone else is decided by the configuration alone.
+/// `now`. The engine scopes the SCIM directory to its own provider's identities
+/// ([`Engine::with_directory`]), so everyone else gets the same decision from the
+/// configuration alone — and is decided without reading D1.
 pub async fn engine_for<'g>(
     env: &Env,
     gateway: &'g Gateway,
@@ -161,8 +162,11 @@ pub async fn engine<'g>(
         .all()
         .await?
         .results()?;
-    let mut options = Options::default();
-    options.group_parents = edges
+    let Some(scim) = gateway.scim.as_ref() else {
+        return Ok(Current::Base(&gateway.engine));
+    };
+    let mut directory = ProviderDirectory::new(&scim.idp_id);
+    directory.group_parents = edges
         .iter()
         .filter_map(|e| {
             Some((
@@ -171,23 +175,21 @@ pub async fn engine<'g>(
             ))
         })
         .collect();
-    options.group_names = names
+    directory.group_names = names
         .into_iter()
         .filter_map(|n| Some((GroupId::parse(&n.policy_id).ok()?, n.name.into_boxed_str())))
         .collect();
-    let engine = Engine::from_json_with(&gateway.document, &options).map_err(|errors| {
-        GatewayError::Internal(format!(
-            "the configuration with the SCIM directory does not compile: {}",
-            errors.to_string().replace('\n', "; ")
-        ))
-    })?;
+    let engine = gateway
+        .engine
+        .with_directory(&directory)
+        .map_err(|e| GatewayError::Internal(format!("the SCIM directory does not apply: {e}")))?;
     let engine = Rc::new(engine);
     crate::log::event(
         "directory_compiled",
         &[
             ("generation", &generation.to_string()),
-            ("nesting_edges", &options.group_parents.len().to_string()),
-            ("group_names", &options.group_names.len().to_string()),
+            ("nesting_edges", &directory.group_parents.len().to_string()),
+            ("group_names", &directory.group_names.len().to_string()),
         ],
     );
     COMPILED.with(|c| {
