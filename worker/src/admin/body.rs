@@ -50,7 +50,7 @@ fn object(body: &str) -> Result<(), String> {
     }
 }
 
-fn comment(comment: &str) -> Result<(), String> {
+pub fn comment(comment: &str) -> Result<(), String> {
     if comment.chars().count() > MAX_COMMENT {
         return Err(format!("comment: longer than {MAX_COMMENT} characters"));
     }
