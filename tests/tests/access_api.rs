@@ -11,7 +11,8 @@
     clippy::unwrap_used,
     clippy::panic,
     clippy::indexing_slicing,
-    reason = "test code: a failure panics"
+    clippy::print_stderr,
+    reason = "test code: a failure panics; it reports on stderr what it measured"
 )]
 
 use std::time::Instant;
@@ -565,4 +566,41 @@ fn bad_writes_are_refused_with_paths_and_never_activated() {
     assert!(refused(&bad_pin, 400).to_string().contains("If-Match"));
     assert_eq!(api.active(), v3);
     assert_eq!(api.status("/linked/x"), 200);
+}
+
+#[test]
+fn concurrent_writers_without_a_base_version_lose_no_update() {
+    let Some(stack) = start("concurrent") else {
+        return;
+    };
+    let writers = 6;
+    let answers: Vec<HttpResponse> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..writers)
+            .map(|i| {
+                let stack = &stack;
+                scope.spawn(move || {
+                    let api = Api::new(stack);
+                    write(
+                        &api,
+                        "POST",
+                        "/access/groups",
+                        &[],
+                        &json!({ "id": format!("group-{i}"), "name": format!("Group {i}"),
+                            "include": [{ "everyone": {} }] }),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut versions: Vec<u64> = answers.iter().map(|a| written(a).1).collect();
+    versions.sort_unstable();
+    versions.dedup();
+    assert_eq!(versions.len(), writers, "each write is its own version");
+    let api = Api::new(&stack);
+    let groups = api.get("/access/groups");
+    assert_eq!(groups["result_info"]["total_count"], writers, "{groups}");
+    assert_eq!(api.active(), *versions.last().unwrap());
+    let conflicts = stack.worker_log().matches("\"config_conflict\"").count();
+    eprintln!("{writers} concurrent writers: {conflicts} writes applied again on a newer version");
 }

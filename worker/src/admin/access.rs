@@ -31,8 +31,9 @@ use crate::error::GatewayError;
 use crate::log;
 
 /// How many times a write without a base version is tried on a newer active version after
-/// another writer activated one first.
-const ATTEMPTS: usize = 5;
+/// another writer activated one first. Each round one of the racing writers wins, so this many
+/// concurrent writers all get through; beyond that a writer may be told to retry (409).
+const ATTEMPTS: usize = 8;
 
 /// Answers `/access/{segments…}`.
 ///
