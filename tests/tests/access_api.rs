@@ -222,17 +222,17 @@ fn every_collection_is_created_read_listed_updated_and_deleted() {
         "no config_write line for the app's deletion"
     );
 
-    // Lists: items paged, patched.
+    // Lists: items paged, patched; an id with a space is addressed percent-encoded.
     let (list, _) = written(&write(
         &api,
         "POST",
         "/access/lists",
         &[],
-        &json!({ "id": "staff", "name": "Staff", "type": "EMAIL",
+        &json!({ "id": "staff list", "name": "Staff", "type": "EMAIL",
             "items": [{ "value": "a@example.com" }, { "value": "b@example.com" }] }),
     ));
-    assert_eq!(list["id"], "staff");
-    let items = api.get("/access/lists/staff/items?per_page=1&page=2");
+    assert_eq!(list["id"], "staff list");
+    let items = api.get("/access/lists/staff%20list/items?per_page=1&page=2");
     assert_eq!(
         items["result"],
         json!([{ "value": "b@example.com" }]),
@@ -242,12 +242,12 @@ fn every_collection_is_created_read_listed_updated_and_deleted() {
     written(&write(
         &api,
         "PATCH",
-        "/access/lists/staff",
+        "/access/lists/staff%20list",
         &[],
         &json!({ "append": [{ "value": "c@example.com" }], "remove": ["a@example.com"] }),
     ));
     assert_eq!(
-        api.get("/access/lists/staff/items")["result"],
+        api.get("/access/lists/staff%20list/items")["result"],
         json!([{ "value": "b@example.com" }, { "value": "c@example.com" }])
     );
 }

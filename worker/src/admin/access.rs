@@ -73,11 +73,19 @@ async fn answer(
     let Some(collection) = Collection::parse(first) else {
         return Ok(no_collection(first));
     };
-    if let Some(id) = rest.first() {
-        if !collections::valid_id(id) {
-            return Ok(fail(404, 10404, "no such id"));
-        }
+    // The id segment, percent-decoded; the segments after it are literal.
+    let id = match rest.first() {
+        None => None,
+        Some(raw) => match collections::path_id(raw) {
+            Some(id) => Some(id),
+            None => return Ok(fail(404, 10404, "no such id")),
+        },
+    };
+    let mut parts: Vec<&str> = rest.to_vec();
+    if let (Some(first), Some(id)) = (parts.first_mut(), id.as_deref()) {
+        *first = id;
     }
+    let rest = parts.as_slice();
     let method = request.method();
     let edit = match (&method, rest) {
         (Method::Get, []) => return read_list(env, request, collection).await,

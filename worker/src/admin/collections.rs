@@ -411,9 +411,31 @@ fn position(items: &[Value], collection: Collection, id: &str) -> Result<usize, 
         .ok_or_else(|| not_found(collection, id))
 }
 
-/// An id given in a path or a body: non-empty, bounded, no control characters.
+/// An id given in a body: non-empty, bounded, no control characters.
 pub fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.chars().count() <= MAX_ID && !id.chars().any(char::is_control)
+}
+
+/// The id a path segment names: percent-decoded (`%20`), UTF-8, and a [`valid_id`].
+pub fn path_id(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let digits = bytes.get(i + 1..i + 3)?;
+            let digits = std::str::from_utf8(digits).ok()?;
+            if !digits.bytes().all(|d| d.is_ascii_hexdigit()) {
+                return None;
+            }
+            out.push(u8::from_str_radix(digits, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok().filter(|id| valid_id(id))
 }
 
 /// `item` as reads show it: write-only secrets and the stored hash left out.
@@ -1041,6 +1063,22 @@ mod tests {
             .to_json()
             .to_string()
             .contains("duplicate key `a`"));
+    }
+
+    #[test]
+    fn path_ids_are_percent_decoded_strictly() {
+        assert_eq!(path_id("wiki").as_deref(), Some("wiki"));
+        assert_eq!(path_id("staff%20list").as_deref(), Some("staff list"));
+        assert_eq!(path_id("a%2Fb").as_deref(), Some("a/b"));
+        assert_eq!(path_id("%C3%A9").as_deref(), Some("é"));
+        for bad in ["", "%", "%2", "%zz", "%+1", "%FF", "a%00b", "%0A"] {
+            assert_eq!(path_id(bad), None, "{bad}");
+        }
+        assert_eq!(
+            path_id(&"a".repeat(MAX_ID)).map(|id| id.len()),
+            Some(MAX_ID)
+        );
+        assert_eq!(path_id(&"a".repeat(MAX_ID + 1)), None);
     }
 
     #[test]
