@@ -95,9 +95,46 @@ fn until_not(api: &Api, path: &str, status: u16) -> u16 {
     }
 }
 
-/// Create → get → list → update → delete of one object of `collection`; the version after.
+/// Create → get → list → update → delete of one object of `collection`, after the refusals
+/// every collection shares: a body that does not load (the loader's path, nothing activated),
+/// a read-only token, an unknown id. The version after.
 fn lifecycle(api: &Api, collection: &str, create: &Value, update: &Value, check: &str) -> u64 {
     let path = format!("/access/{collection}");
+    let before = api.active();
+    let index = api.get(&path)["result_info"]["total_count"]
+        .as_u64()
+        .unwrap();
+    let mut bogus = create.clone();
+    bogus["bogus"] = json!(true);
+    let answer = write(api, "POST", &path, &[], &bogus);
+    assert_eq!(answer.status, 400, "{collection}: {answer:?}");
+    let body = answer.json().unwrap();
+    assert_eq!(body["success"], false);
+    let at = format!("{collection}[{index}]");
+    assert!(
+        body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["path"] == at.as_str() && e["kind"] == "unknown_field"),
+        "{collection}: {body}"
+    );
+    assert_eq!(
+        api.active(),
+        before,
+        "{collection}: a refused write was activated"
+    );
+    let read_only = api.call(
+        "POST",
+        &path,
+        Some(READ_TOKEN),
+        create.to_string().as_bytes(),
+    );
+    assert_eq!(read_only.status, 403, "{collection}: {read_only:?}");
+    assert_eq!(api.active(), before);
+    let unknown = api.call("GET", &format!("{path}/unknown-id"), Some(READ_TOKEN), &[]);
+    assert_eq!(unknown.status, 404, "{collection}: {unknown:?}");
+
     let (created, v1) = written(&write(api, "POST", &path, &[], create));
     let id = created["id"].as_str().unwrap().to_owned();
     assert!(!id.is_empty(), "{collection}: {created}");
@@ -110,6 +147,13 @@ fn lifecycle(api: &Api, collection: &str, create: &Value, update: &Value, check:
         expected.as_object_mut().unwrap().remove("client_secret");
     }
     assert_eq!(got["result"], expected, "{collection}");
+    for read in [&got, &api.get(&path)] {
+        let text = read.to_string();
+        assert!(
+            !text.contains("secret"),
+            "{collection}: a read shows a secret: {text}"
+        );
+    }
     let listed = api.get(&path);
     assert!(
         listed["result"]
