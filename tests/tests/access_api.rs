@@ -372,6 +372,29 @@ fn a_policy_changed_through_apps_decides_the_next_requests() {
     assert_eq!(with(&secret), 200);
     assert_ne!(with(&"0".repeat(64)), 200);
 
+    // The app's own policies: one added lets anyone through again, deleted it no longer does.
+    let own = api.get("/access/apps/decided/policies");
+    assert_eq!(own["result_info"]["total_count"], 1, "{own}");
+    assert_eq!(own["result"][0]["name"], "Deploy only");
+    let (added, _) = written(&write(
+        &api,
+        "POST",
+        "/access/apps/decided/policies",
+        &[],
+        &json!({ "name": "Anyone", "decision": "bypass", "include": [{ "everyone": {} }] }),
+    ));
+    let policy = format!(
+        "/access/apps/decided/policies/{}",
+        added["id"].as_str().unwrap()
+    );
+    api.until("/decided/x", 200);
+    assert_eq!(api.get(&policy)["result"], added);
+    written(&write(&api, "DELETE", &policy, &[], &Value::Null));
+    until_not(&api, "/decided/x", 200);
+    let gone = api.call("GET", &policy, Some(READ_TOKEN), &[]);
+    assert_eq!(gone.status, 404, "{gone:?}");
+    assert_eq!(with(&secret), 200);
+
     // Rotation: a new secret, once; the old one stops working.
     let path = format!("/access/service_tokens/{token_id}/rotate");
     let (rotated, _) = written(&write(&api, "POST", &path, &[], &Value::Null));

@@ -10,6 +10,8 @@
 //! | `POST /access/service_tokens/{id}/rotate` | a new client secret, returned once |
 //! | `GET /access/lists/{id}/items` | a list's items (`page`, `per_page`) |
 //! | `PATCH /access/lists/{id}` | `{"append": [{"value"}], "remove": ["value"]}` |
+//! | `GET`, `POST /access/apps/{id}/policies` | an app's own policies (linked reusable ones shown resolved); add one |
+//! | `GET`, `PUT`, `DELETE /access/apps/{id}/policies/{policy_id}` | one of them |
 //!
 //! Collections: `apps`, `policies` (reusable), `groups`, `identity_providers`,
 //! `service_tokens`, `lists` ([`collections`]). Every write edits the active document and
@@ -73,19 +75,32 @@ async fn answer(
     let Some(collection) = Collection::parse(first) else {
         return Ok(no_collection(first));
     };
-    // The id segment, percent-decoded; the segments after it are literal.
-    let id = match rest.first() {
-        None => None,
-        Some(raw) => match collections::path_id(raw) {
-            Some(id) => Some(id),
+    // The id segments (`{id}`, and an app's `{policy_id}`), percent-decoded; the others are
+    // literal.
+    let mut decoded: Vec<String> = Vec::new();
+    for raw in rest.iter().step_by(2) {
+        match collections::path_id(raw) {
+            Some(id) => decoded.push(id),
             None => return Ok(fail(404, 10404, "no such id")),
-        },
-    };
-    let mut parts: Vec<&str> = rest.to_vec();
-    if let (Some(first), Some(id)) = (parts.first_mut(), id.as_deref()) {
-        *first = id;
+        }
     }
+    let parts: Vec<&str> = rest
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            if i % 2 == 0 {
+                decoded.get(i / 2).map_or(*raw, String::as_str)
+            } else {
+                raw
+            }
+        })
+        .collect();
     let rest = parts.as_slice();
+    let apps = collection == Collection::Apps;
+    let app_policy = |app: &str, edit: Edit| Edit::AppPolicies {
+        app: app.to_owned(),
+        edit: Box::new(edit),
+    };
     let method = request.method();
     let edit = match (&method, rest) {
         (Method::Get, []) => return read_list(env, request, collection).await,
@@ -101,6 +116,30 @@ async fn answer(
         }
         (Method::Patch, [id]) if collection == Collection::Lists => {
             collections::object(body).and_then(|b| collections::list_patch(id, b))
+        }
+        (Method::Get, [app, "policies"]) if apps => {
+            return read_app_policies(env, request, app).await
+        }
+        (Method::Get, [app, "policies", id]) if apps => return read_app_policy(env, app, id).await,
+        (Method::Post, [app, "policies"]) if apps => {
+            collections::object(body).map(|b| app_policy(app, Edit::Create(b)))
+        }
+        (Method::Put, [app, "policies", id]) if apps => {
+            collections::object(body).map(|b| app_policy(app, Edit::Update((*id).to_owned(), b)))
+        }
+        (Method::Delete, [app, "policies", id]) if apps => {
+            Ok(app_policy(app, Edit::Delete((*id).to_owned())))
+        }
+        (_, [_, "policies"] | [_, "policies", _]) if apps => {
+            return Ok(fail(
+                405,
+                10405,
+                &format!(
+                    "method `{}` is not allowed on `/access/apps/{{id}}/policies{}`",
+                    method.as_ref(),
+                    if rest.len() == 3 { "/{id}" } else { "" }
+                ),
+            ))
         }
         (_, [] | [_]) => {
             return Ok(fail(
@@ -196,6 +235,30 @@ async fn read_items(env: &Env, request: &Request, id: &str) -> Result<Answer, Ga
     })
 }
 
+async fn read_app_policies(
+    env: &Env,
+    request: &Request,
+    app: &str,
+) -> Result<Answer, GatewayError> {
+    let (page, per_page) = match paging(request) {
+        Ok(paging) => paging,
+        Err(answer) => return Ok(answer),
+    };
+    let (version, document) = current(env).await?;
+    Ok(match collections::app_policies(&document, app) {
+        Ok(all) => with_version(listed(&all, page, per_page), version),
+        Err(e) => refused(&e),
+    })
+}
+
+async fn read_app_policy(env: &Env, app: &str, id: &str) -> Result<Answer, GatewayError> {
+    let (version, document) = current(env).await?;
+    Ok(match collections::app_policy(&document, app, id) {
+        Ok(found) => with_version(ok(found), version),
+        Err(e) => refused(&e),
+    })
+}
+
 /// The base version a writer pinned: `If-Match: "7"` (or `7`; `*` pins nothing) or
 /// `?base_version=7`.
 fn pinned(request: &Request) -> Result<Option<u64>, Answer> {
@@ -282,8 +345,8 @@ async fn write(
     let db = db(env)?;
     for _ in 0..ATTEMPTS {
         let (base, mut document) = current(env).await?;
-        if pinned.is_some_and(|p| p != base) {
-            return Ok(stale(pinned.unwrap_or(base)));
+        if let Some(pinned) = pinned.filter(|p| *p != base) {
+            return Ok(stale(pinned));
         }
         let edited = match collections::apply(&mut document, collection, edit, &fresh) {
             Ok(edited) => edited,

@@ -177,6 +177,9 @@ pub enum Edit {
         append: Vec<Value>,
         remove: Vec<String>,
     },
+    /// Create, replace or delete (`edit`) one of the policies of the app with id `app`
+    /// (`/access/apps/{app}/policies`).
+    AppPolicies { app: String, edit: Box<Edit> },
 }
 
 impl Edit {
@@ -188,6 +191,7 @@ impl Edit {
             Edit::Delete(_) => "delete",
             Edit::Rotate(_) => "rotate",
             Edit::PatchList { .. } => "patch",
+            Edit::AppPolicies { edit, .. } => edit.action(),
         }
     }
 }
@@ -379,7 +383,168 @@ pub fn apply(
         }
         Edit::Rotate(id) => rotate(items, collection, id, fresh),
         Edit::PatchList { id, append, remove } => patch_list(items, collection, id, append, remove),
+        Edit::AppPolicies { app, edit } if collection == Collection::Apps => {
+            app_policies_edit(items, app, edit, fresh)
+        }
+        Edit::AppPolicies { .. } => Err(EditError::Body(format!(
+            "only apps have policies of their own, not {}",
+            collection.key()
+        ))),
     }
+}
+
+/// The id of an entry of an app's `policies`: a link (`"id"`, `{"id", "precedence"}`) or an
+/// inline policy's `id`.
+fn entry_id(entry: &Value) -> Option<&str> {
+    match entry {
+        Value::String(id) => Some(id),
+        _ => id_of(entry),
+    }
+}
+
+/// Whether an entry of an app's `policies` links a reusable policy (as the loader tells them
+/// apart: an object without `decision` and `include` is a link).
+fn is_link(entry: &Value) -> bool {
+    match entry {
+        Value::String(_) => true,
+        Value::Object(o) => !o.contains_key("decision") && !o.contains_key("include"),
+        _ => false,
+    }
+}
+
+/// The policies of the app with id `app`, as the API shows them: inline policies as stored,
+/// linked reusable policies as the reusable policy with `reusable: true` and the link's
+/// `precedence` (its position from 1 when the link has none).
+///
+/// # Errors
+///
+/// [`EditError::NotFound`] for the app, or the document's collections are not arrays.
+pub fn app_policies(document: &Value, app: &str) -> Result<Vec<Value>, EditError> {
+    let found = items(document, Collection::Apps)?
+        .iter()
+        .find(|a| id_of(a) == Some(app))
+        .ok_or_else(|| not_found(Collection::Apps, app))?;
+    let entries = found
+        .get("policies")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    let reusable = items(document, Collection::Policies)?;
+    Ok(entries
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let Some(id) = entry_id(entry).filter(|_| is_link(entry)) else {
+                return entry.clone();
+            };
+            let mut policy = reusable
+                .iter()
+                .find(|p| id_of(p) == Some(id))
+                .cloned()
+                .unwrap_or_else(|| json!({ "id": id }));
+            if let Some(o) = policy.as_object_mut() {
+                o.insert("reusable".into(), Value::Bool(true));
+                let precedence = entry
+                    .get("precedence")
+                    .cloned()
+                    .unwrap_or_else(|| Value::from(i.saturating_add(1)));
+                o.insert("precedence".into(), precedence);
+            }
+            policy
+        })
+        .collect())
+}
+
+/// The policy with id `id` of the app with id `app`.
+///
+/// # Errors
+///
+/// [`EditError::NotFound`] for the app or the policy.
+pub fn app_policy(document: &Value, app: &str, id: &str) -> Result<Value, EditError> {
+    app_policies(document, app)?
+        .into_iter()
+        .find(|p| id_of(p) == Some(id))
+        .ok_or_else(|| not_found(Collection::Policies, id))
+}
+
+fn app_policies_edit(
+    apps: &mut [Value],
+    app: &str,
+    edit: &Edit,
+    fresh: &Fresh,
+) -> Result<Edited, EditError> {
+    let at = position(apps, Collection::Apps, app)?;
+    let Some(Value::Object(found)) = apps.get_mut(at) else {
+        return Err(EditError::Document(format!("app `{app}` is not an object")));
+    };
+    let Value::Array(entries) = found
+        .entry("policies")
+        .or_insert_with(|| Value::Array(Vec::new()))
+    else {
+        return Err(EditError::Document(format!(
+            "app `{app}`: `policies` is not an array"
+        )));
+    };
+    let position = |entries: &[Value], id: &str| {
+        entries
+            .iter()
+            .position(|e| entry_id(e) == Some(id))
+            .ok_or_else(|| not_found(Collection::Policies, id))
+    };
+    let (id, result) = match edit {
+        Edit::Create(body) => {
+            let mut body = body.clone();
+            let id = given_id(&body)?.unwrap_or_else(|| fresh.id.clone());
+            if entries.iter().any(|e| entry_id(e) == Some(id.as_str())) {
+                return Err(EditError::Duplicate {
+                    collection: Collection::Policies,
+                    id,
+                });
+            }
+            body.insert("id".into(), Value::String(id.clone()));
+            let item = Value::Object(body);
+            entries.push(item.clone());
+            (id, item)
+        }
+        Edit::Update(id, body) => {
+            if let Some(given) = given_id(body)?.filter(|g| g != id) {
+                return Err(field(
+                    "id",
+                    &format!("`{given}` differs from the id in the path `{id}`"),
+                ));
+            }
+            let at = position(entries, id)?;
+            let Some(entry) = entries.get_mut(at) else {
+                return Err(not_found(Collection::Policies, id));
+            };
+            if is_link(entry) {
+                return Err(field(
+                    "id",
+                    &format!(
+                        "`{id}` is a reusable policy linked to this app: change it through \
+                         `/access/policies/{id}`"
+                    ),
+                ));
+            }
+            let mut body = body.clone();
+            body.insert("id".into(), Value::String(id.clone()));
+            *entry = Value::Object(body);
+            (id.clone(), entry.clone())
+        }
+        Edit::Delete(id) => {
+            let at = position(entries, id)?;
+            entries.remove(at);
+            (id.clone(), json!({ "id": id }))
+        }
+        _ => {
+            return Err(EditError::Body(
+                "an app's policies are created, replaced or deleted".into(),
+            ))
+        }
+    };
+    Ok(Edited {
+        id: format!("{app}/policies/{id}"),
+        result,
+    })
 }
 
 fn items(document: &Value, collection: Collection) -> Result<&[Value], EditError> {
@@ -1063,6 +1228,93 @@ mod tests {
             .to_json()
             .to_string()
             .contains("duplicate key `a`"));
+    }
+
+    #[test]
+    fn an_apps_own_policies_are_edited_and_its_links_shown_resolved() {
+        let mut d = doc();
+        d["policies"] = json!([{"id": "anyone", "name": "Anyone", "decision": "bypass",
+            "include": [{"everyone": {}}]}]);
+        d["apps"][0]["policies"] = json!(["anyone"]);
+        let app = |edit: Edit| Edit::AppPolicies {
+            app: "wiki".into(),
+            edit: Box::new(edit),
+        };
+        let created = apply(
+            &mut d,
+            Collection::Apps,
+            &app(Edit::Create(body(
+                json!({"name": "Staff", "decision": "allow",
+                "include": [{"everyone": {}}]}),
+            ))),
+            &fresh(),
+        )
+        .unwrap();
+        assert_eq!(created.id, "wiki/policies/new-id");
+        assert_eq!(created.result["id"], "new-id");
+        let listed = app_policies(&d, "wiki").unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0]["name"], "Anyone");
+        assert_eq!(listed[0]["reusable"], true);
+        assert_eq!(listed[0]["precedence"], 1);
+        assert_eq!(listed[1], created.result);
+        assert_eq!(app_policy(&d, "wiki", "new-id").unwrap(), created.result);
+
+        let updated = apply(
+            &mut d,
+            Collection::Apps,
+            &app(Edit::Update(
+                "new-id".into(),
+                body(json!({"name": "Staff 2", "decision": "deny", "include": []})),
+            )),
+            &fresh(),
+        )
+        .unwrap();
+        assert_eq!(d["apps"][0]["policies"][1], updated.result);
+        assert_eq!(updated.result["name"], "Staff 2");
+
+        let link = apply(
+            &mut d,
+            Collection::Apps,
+            &app(Edit::Update("anyone".into(), body(json!({"name": "x"})))),
+            &fresh(),
+        );
+        assert!(
+            matches!(link, Err(EditError::Field { ref field, .. }) if field == "id"),
+            "{link:?}"
+        );
+        let again = apply(
+            &mut d,
+            Collection::Apps,
+            &app(Edit::Create(body(json!({"id": "new-id", "name": "x"})))),
+            &fresh(),
+        );
+        assert_eq!(again.unwrap_err().status(), 409);
+        apply(
+            &mut d,
+            Collection::Apps,
+            &app(Edit::Delete("anyone".into())),
+            &fresh(),
+        )
+        .unwrap();
+        assert_eq!(d["apps"][0]["policies"], json!([updated.result]));
+        assert_eq!(
+            d["policies"][0]["id"], "anyone",
+            "the reusable policy itself stays"
+        );
+        for missing in [
+            app_policies(&d, "nope").unwrap_err(),
+            app_policy(&d, "wiki", "nope").unwrap_err(),
+            apply(
+                &mut d,
+                Collection::Apps,
+                &app(Edit::Delete("nope".into())),
+                &fresh(),
+            )
+            .unwrap_err(),
+        ] {
+            assert_eq!(missing.status(), 404);
+        }
     }
 
     #[test]
