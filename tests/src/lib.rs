@@ -4,9 +4,11 @@
 //! - [`origin`]: an echo server that shows what the gateway forwarded.
 //! - [`stack`]: emulator + origin + `wrangler dev`, for scenarios and `cargo xtask dev`.
 //! - [`browser`]: headless Chromium over WebDriver, for the browser sign-in tests.
+//! - [`admin_api`]: a client of the management API and the documents its tests store.
 //!
 //! Test-only code: none of it ships in the product.
 
+pub mod admin_api;
 pub mod browser;
 pub mod origin;
 pub mod stack;

@@ -9,65 +9,16 @@
 #![expect(
     clippy::unwrap_used,
     clippy::panic,
-    clippy::indexing_slicing,
     clippy::print_stderr,
     reason = "test code: a failure panics; it reports on stderr, with what it measured"
 )]
 
 use std::time::{Duration, Instant};
 
+use edge_access_tests::admin_api::{admin_tokens, document, stored, Api, READ_TOKEN, WRITE_TOKEN};
 use edge_access_tests::stack::{Stack, StackConfig};
-use entra_emulator::client::{HttpClient, HttpResponse};
+use entra_emulator::client::HttpClient;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-
-const WRITE_TOKEN: &str = "admin-write-token-6d1f0b3a9c2e4f57";
-const READ_TOKEN: &str = "admin-read-token-0a7c3e5b9d1f2468";
-const IDP: &str = "0f0e7a4c-1b2d-4e3f-8a9b-0c1d2e3f4a5b";
-/// How long a change may take to be seen: the refresh the stacks set (2 s), with room for a
-/// loaded machine. Polled, never waited out.
-const VISIBLE_WITHIN: Duration = Duration::from_secs(60);
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn admin_tokens() -> String {
-    format!(
-        "ops:write:{} auditor:read:{}",
-        hex(&Sha256::digest(WRITE_TOKEN.as_bytes())),
-        hex(&Sha256::digest(READ_TOKEN.as_bytes()))
-    )
-}
-
-/// A document whose apps let anyone through at `/{path}` for each of `paths`; `padding`
-/// lengthens every app's name.
-fn document(host: &str, paths: &[String], padding: usize) -> Value {
-    let apps: Vec<Value> = paths
-        .iter()
-        .map(|path| {
-            json!({ "id": path, "name": format!("App {path} {}", "x".repeat(padding)),
-                "domain": format!("{host}/{path}"), "aud": format!("aud-{path}"),
-                "policies": [{ "name": "Anyone", "decision": "bypass", "include": [{ "everyone": {} }] }] })
-        })
-        .collect();
-    json!({
-        "team_domain": "https://access.example.com",
-        "identity_providers": [{ "id": IDP, "name": "Emulated Entra ID", "type": "azureAD",
-            "config": { "client_id": "${CLIENT_ID}", "directory_id": "${TENANT_ID}" } }],
-        "apps": apps
-    })
-}
-
-/// [`document`] for a running stack (its host and the emulator's ids filled in).
-fn stored(stack: &Stack, paths: &[&str], padding: usize) -> Value {
-    let paths: Vec<String> = paths.iter().map(|p| (*p).to_owned()).collect();
-    let text = document(&stack.addr().to_string(), &paths, padding)
-        .to_string()
-        .replace("${TENANT_ID}", stack.emulator().tenant_id())
-        .replace("${CLIENT_ID}", stack.emulator().client_id());
-    serde_json::from_str(&text).unwrap()
-}
 
 fn start(name: &str) -> Option<Stack> {
     if !Stack::should_run(&format!("config_store::{name}")).unwrap() {
@@ -82,88 +33,6 @@ fn start(name: &str) -> Option<Stack> {
     )
     .unwrap_or_else(|e| panic!("the stack did not start: {e}"));
     Some(stack)
-}
-
-struct Api<'a> {
-    stack: &'a Stack,
-    http: HttpClient,
-}
-
-impl Api<'_> {
-    fn new(stack: &Stack) -> Api<'_> {
-        Api {
-            stack,
-            http: HttpClient::new(),
-        }
-    }
-
-    fn call(&self, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> HttpResponse {
-        let auth = token.map(|t| format!("Bearer {t}"));
-        let mut headers = vec![("content-type", "application/json")];
-        if let Some(auth) = &auth {
-            headers.push(("authorization", auth.as_str()));
-        }
-        self.http
-            .request(
-                method,
-                &format!("{}/cdn-cgi/access/api{path}", self.stack.url()),
-                &headers,
-                body,
-            )
-            .unwrap()
-    }
-
-    fn get(&self, path: &str) -> Value {
-        let answer = self.call("GET", path, Some(READ_TOKEN), &[]);
-        assert_eq!(answer.status, 200, "GET {path}: {answer:?}");
-        let body = answer.json().unwrap();
-        assert_eq!(body["success"], true, "{body}");
-        body
-    }
-
-    fn put(&self, document: &Value, base: u64) -> HttpResponse {
-        let body = json!({ "document": document, "base_version": base, "comment": "test" });
-        self.call(
-            "PUT",
-            "/config",
-            Some(WRITE_TOKEN),
-            body.to_string().as_bytes(),
-        )
-    }
-
-    fn put_ok(&self, document: &Value, base: u64) -> u64 {
-        let answer = self.put(document, base);
-        assert_eq!(answer.status, 200, "{answer:?}");
-        answer.json().unwrap()["result"]["version"]
-            .as_u64()
-            .unwrap()
-    }
-
-    fn active(&self) -> u64 {
-        self.get("/config")["result"]["version"].as_u64().unwrap()
-    }
-
-    fn status(&self, path: &str) -> u16 {
-        self.http
-            .get(&format!("{}{path}", self.stack.url()))
-            .unwrap()
-            .status
-    }
-
-    /// Polls `path` until it answers `status`; how long that took.
-    fn until(&self, path: &str, status: u16) -> Duration {
-        let started = Instant::now();
-        loop {
-            if self.status(path) == status {
-                return started.elapsed();
-            }
-            assert!(
-                started.elapsed() < VISIBLE_WITHIN,
-                "{path} did not answer {status} within {VISIBLE_WITHIN:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
 }
 
 #[test]

@@ -50,7 +50,12 @@ fn object(body: &str) -> Result<(), String> {
     }
 }
 
-fn comment(comment: &str) -> Result<(), String> {
+/// Checks a version's comment: at most 1000 characters, no control characters.
+///
+/// # Errors
+///
+/// Which of the two it breaks.
+pub fn comment(comment: &str) -> Result<(), String> {
     if comment.chars().count() > MAX_COMMENT {
         return Err(format!("comment: longer than {MAX_COMMENT} characters"));
     }

@@ -11,12 +11,16 @@
 //! | `POST /config/versions/{n}/activate` | `{"base_version"?, "comment"?}`: activate a stored version |
 //! | `POST /config/rollback` | activate the version active before the current one |
 //! | `GET /config/diff?from=a&to=b` | changes between two versions (`to` defaults to the active one) |
+//! | `/access/{collection}[/{id}]` | the document's apps, reusable policies, Access groups, identity providers, service tokens and lists, one object at a time, in the Access API's shapes ([`access`]) |
 //!
 //! Bearer admin tokens ([`tokens`]): `read` reads, `write` also writes. Every write is logged
 //! (`config_write`). Secrets never enter a document (the loader refuses `client_secret`
-//! fields), so nothing read here holds one.
+//! fields; service tokens hold only a hash), and the `/access/` reads never show a secret
+//! field or a secret's hash.
 
+mod access;
 mod body;
+mod collections;
 mod diff;
 mod store;
 mod tokens;
@@ -41,12 +45,15 @@ const MAX_PER_PAGE: u64 = 100;
 struct Answer {
     status: u16,
     body: Value,
+    /// The configuration version the answer is about (`ETag`).
+    etag: Option<u64>,
 }
 
 fn ok(result: Value) -> Answer {
     Answer {
         status: 200,
         body: json!({"success": true, "errors": [], "messages": [], "result": result}),
+        etag: None,
     }
 }
 
@@ -58,6 +65,7 @@ fn failures(status: u16, errors: Vec<Value>) -> Answer {
     Answer {
         status,
         body: json!({"success": false, "errors": errors, "messages": [], "result": null}),
+        etag: None,
     }
 }
 
@@ -93,6 +101,9 @@ pub async fn handle(mut request: Request, env: &Env) -> Response {
     match response {
         Ok(response) => {
             let _ = response.headers().set("Cache-Control", "no-store");
+            if let Some(version) = answer.etag {
+                let _ = response.headers().set("ETag", &format!("\"{version}\""));
+            }
             response
         }
         Err(e) => GatewayError::Internal(e.to_string()).response(),
@@ -159,6 +170,7 @@ async fn route(request: &Request, env: &Env, token: &AdminToken, body: &str) -> 
             activate(env, token, body, None, "rollback").await
         }
         (Method::Get, ["config", "diff"]) => diff_versions(env, request).await,
+        (_, ["access", rest @ ..]) => access::route(request, env, token, body, rest).await,
         _ => Ok(fail(404, 10404, "no such endpoint")),
     };
     result.unwrap_or_else(|e| unavailable(&e))
@@ -316,20 +328,26 @@ fn query(request: &Request, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-async fn list_versions(env: &Env, request: &Request) -> Result<Answer, GatewayError> {
+/// The `page` (from 1) and `per_page` (1 to 100, default 50) query parameters.
+fn paging(request: &Request) -> Result<(u64, u64), Answer> {
     let page = match query(request, "page") {
         None => 1,
-        Some(p) => match body::version(&p) {
-            Some(p) => p,
-            None => return Ok(fail(400, 10400, "page: expected a positive integer")),
-        },
+        Some(p) => body::version(&p)
+            .ok_or_else(|| fail(400, 10400, "page: expected a positive integer"))?,
     };
     let per_page = match query(request, "per_page") {
         None => 50,
-        Some(p) => match body::version(&p).filter(|p| *p <= MAX_PER_PAGE) {
-            Some(p) => p,
-            None => return Ok(fail(400, 10400, "per_page: expected 1 to 100")),
-        },
+        Some(p) => body::version(&p)
+            .filter(|p| *p <= MAX_PER_PAGE)
+            .ok_or_else(|| fail(400, 10400, "per_page: expected 1 to 100"))?,
+    };
+    Ok((page, per_page))
+}
+
+async fn list_versions(env: &Env, request: &Request) -> Result<Answer, GatewayError> {
+    let (page, per_page) = match paging(request) {
+        Ok(paging) => paging,
+        Err(answer) => return Ok(answer),
     };
     let active = config_store::active_version(env).await?;
     let (versions, total) = store::list(&db(env)?, page, per_page, active).await?;
