@@ -25,8 +25,7 @@ fn exported() -> Value {
             "config": { "client_id": "6b0f2c9e-1d4a-4f7b-8e35-a29c7d1b0e64",
                 "directory_id": "9c4e1b7a-3d2f-4a8e-b615-0f7d2c9a4e31", "support_groups": true },
             "scim_config": { "enabled": true, "user_deprovision": true,
-                "identity_update_behavior": "automatic", "updated_at": "2026-01-05T08:00:00Z",
-                "secret": "never-returned-by-the-api" },
+                "identity_update_behavior": "automatic", "updated_at": "2026-01-05T08:00:00Z" },
             "scim_base_url": "https://access.example.com/populations/x/scim/v2",
             "created_at": "2025-03-02T10:11:12Z", "updated_at": "2026-01-05T08:00:00Z"
         }],
@@ -111,7 +110,6 @@ fn an_exported_document_loads_and_names_every_read_only_field() {
         "identity_providers[0].uid",
         "identity_providers[0].version",
         "identity_providers[0].scim_config.updated_at",
-        "identity_providers[0].scim_config.secret",
         "identity_providers[0].scim_base_url",
         "identity_providers[0].created_at",
         "identity_providers[0].updated_at",
@@ -195,4 +193,16 @@ fn settings_not_implemented_are_still_refused() {
             "{key}"
         );
     }
+}
+
+/// A SCIM bearer secret is no read-only field to ignore: stored in the document it would be
+/// served by every read of it. It is refused, naming the secret it belongs in.
+#[test]
+fn a_scim_secret_is_refused() {
+    let mut doc = exported();
+    doc["identity_providers"][0]["scim_config"]["secret"] = json!("s3cr3t");
+    let got = errors(&doc);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, "identity_providers[0].scim_config.secret");
+    assert!(got[0].1.contains("SCIM_TOKEN"), "{got:?}");
 }

@@ -257,9 +257,16 @@ impl<'j> Loader<'j, '_> {
                 "seat_deprovision",
                 "group_member_deprovision",
                 "identity_update_behavior",
+                "secret",
             ],
-            &["secret", "updated_at"],
+            &["updated_at"],
         )?;
+        if o.get("secret").is_some() {
+            self.p.add(
+                &path.key("secret"),
+                "secrets do not belong in the document: set the `SCIM_TOKEN` secret instead",
+            );
+        }
         let mut flag = |key: &str| o.get(key).and_then(|v| self.p.boolean(v, &path.key(key)));
         let enabled = flag("enabled").unwrap_or(false);
         let user_deprovision = flag("user_deprovision").unwrap_or(false);
