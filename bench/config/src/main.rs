@@ -357,8 +357,8 @@ impl Report {
              isolate reads the active version at most once per interval, so the wait depends on \
              where in the interval the write falls: the i-th of N writes is sent i/N of an \
              interval after the previous version was first seen (the moment of a check), so the \
-             writes spread evenly over the interval; the first falls just after a check (the \
-             worst case, about one interval).\n",
+             writes spread over the interval (the first one follows the steady requests, at no \
+             particular point of it).\n",
             self.options.writes,
             POLL.as_millis()
         );
