@@ -6,6 +6,7 @@ use policy_core::{Engine, IdentityProvider, ScimConfig};
 use sha2::{Digest, Sha256};
 use worker::{Env, Url};
 
+use crate::endpoints::Endpoints;
 use crate::signing::{self, SigningKeys};
 
 /// The Entra authority and Microsoft Graph of an identity provider's `azure_cloud`
@@ -68,6 +69,8 @@ pub struct Gateway {
     /// How long a gateway isolate serves its document before checking storage for a newly
     /// activated version (`CONFIG_REFRESH_SECONDS`, default 10).
     pub config_refresh_ms: u64,
+    /// Where the gateway's own endpoints are (`ACCESS_PATH_PREFIX`).
+    pub endpoints: Endpoints,
 }
 
 impl Gateway {
@@ -225,6 +228,7 @@ pub fn load(env: &Env, source: Source) -> Result<Gateway, String> {
     let scim = scim_settings(env, &engine)?;
     let directory_refresh_ms = refresh_ms(env, "DIRECTORY_REFRESH_SECONDS")?;
     let config_refresh_ms = refresh_ms(env, "CONFIG_REFRESH_SECONDS")?;
+    let endpoints = Endpoints::from_env(env)?;
     Ok(Gateway {
         engine,
         authority_override,
@@ -239,6 +243,7 @@ pub fn load(env: &Env, source: Source) -> Result<Gateway, String> {
         directory_refresh_ms,
         version,
         config_refresh_ms,
+        endpoints,
     })
 }
 

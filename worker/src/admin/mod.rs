@@ -1,6 +1,6 @@
-//! The management API under `/cdn-cgi/access/api`, in the Cloudflare API's envelope
-//! (`success`, `errors`, `messages`, `result`, `result_info`), for the configuration stored in
-//! the gateway ([`crate::config_store`]):
+//! The management API under `{prefix}/api` (`/cdn-cgi/access/api` by default), in the
+//! Cloudflare API's envelope (`success`, `errors`, `messages`, `result`, `result_info`), for
+//! the configuration stored in the gateway ([`crate::config_store`]):
 //!
 //! | method and path | what |
 //! |---|---|
@@ -30,9 +30,6 @@ use crate::error::GatewayError;
 use crate::log;
 use store::Written;
 use tokens::{AdminToken, Scope};
-
-/// Where the API is served.
-pub const PREFIX: &str = "/cdn-cgi/access/api";
 
 /// The most versions a page lists.
 const MAX_PER_PAGE: u64 = 100;
@@ -140,7 +137,10 @@ async fn read_body(request: &mut Request) -> Result<String, Answer> {
 
 async fn route(request: &Request, env: &Env, token: &AdminToken, body: &str) -> Answer {
     let path = request.path();
-    let rest = path.strip_prefix(PREFIX).unwrap_or_default();
+    let rest = crate::endpoints::Endpoints::from_env(env)
+        .ok()
+        .and_then(|e| e.below(&path, "api").map(str::to_owned))
+        .unwrap_or_default();
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let method = request.method();
     let result = match (method, segments.as_slice()) {

@@ -1,4 +1,4 @@
-//! `/cdn-cgi/access/logout`.
+//! `{prefix}/logout`.
 
 use worker::{Date, Env, Headers, Request, Response, Url};
 
@@ -10,7 +10,7 @@ use crate::pages;
 use crate::refusal::Refusal;
 use crate::session::{self, Revocation};
 
-/// `/cdn-cgi/access/logout`: `GET` revokes this browser's session, a same-origin `POST` every
+/// `{prefix}/logout`: `GET` revokes this browser's session, a same-origin `POST` every
 /// session of the user; both clear the cookie. A `POST` from anywhere else (another site's
 /// form) is refused and revokes nothing.
 pub async fn logout(
