@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 use edge_access_tests::stack::{Stack, StackConfig};
 use entra_emulator::client::{HttpClient, HttpResponse};
+use entra_emulator::fixtures::Fixtures;
+use entra_emulator::TokenRequest;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -398,6 +400,97 @@ fn a_storage_outage_keeps_the_last_good_version_serving() {
     let v3 = api.put_ok(&stored(&stack, &["third"], 0), v2);
     api.until("/third/x", 200);
     assert_eq!(api.active(), v3);
+}
+
+#[test]
+fn entra_identities_holding_an_admin_role_use_the_api() {
+    if !Stack::should_run("config_store::entra_admins").unwrap() {
+        return;
+    }
+    let mut fixtures = Fixtures::load_default().unwrap();
+    for user in &mut fixtures.users {
+        user.app_roles = match user.key.as_str() {
+            "ada" => vec!["Reports.Read".into(), "EdgeAccess.Admin".into()],
+            "dora" => vec!["EdgeAccess.Auditor".into()],
+            "bob" => vec!["Reports.Read".into()],
+            _ => vec![],
+        };
+    }
+    let mut config = StackConfig::new(document("${WORKER_HOST}", &["from-var".to_owned()], 0))
+        .named("entra_admins")
+        .with_var("ADMIN_TOKENS", &admin_tokens())
+        .with_var(
+            "ADMIN_ROLES",
+            "EdgeAccess.Admin:write,EdgeAccess.Auditor:read",
+        )
+        .with_var("CONFIG_REFRESH_SECONDS", "2");
+    config.fixtures = Some(fixtures);
+    let stack = Stack::start(config).unwrap_or_else(|e| panic!("the stack did not start: {e}"));
+    let api = Api::new(&stack);
+    let token = |request: TokenRequest| stack.emulator().mint(&request).unwrap();
+    let (ada, dora, bob) = (
+        token(TokenRequest::v2("ada")),
+        token(TokenRequest::v1("dora")),
+        token(TokenRequest::v2("bob")),
+    );
+
+    // The write role writes; the version names the identity as its author.
+    let body = |base: u64, path: &str| {
+        json!({ "document": stored(&stack, &[path], 0), "base_version": base, "comment": "entra" })
+            .to_string()
+    };
+    let written = api.call(
+        "PUT",
+        "/config",
+        Some(ada.as_str()),
+        body(0, "by-role").as_bytes(),
+    );
+    assert_eq!(written.status, 200, "{written:?}");
+    let v1 = written.json().unwrap()["result"]["version"]
+        .as_u64()
+        .unwrap();
+    api.until("/by-role/x", 200);
+    let versions = api.call("GET", "/config/versions", Some(dora.as_str()), &[]);
+    assert_eq!(versions.status, 200, "{versions:?}");
+    let author = versions.json().unwrap()["result"][0]["author"].clone();
+    assert!(
+        author.as_str().is_some_and(|a| a.starts_with("entra:")),
+        "{author}"
+    );
+
+    // The read role reads only; no admin role, or a token for another audience: refused.
+    let refused = api.call(
+        "PUT",
+        "/config",
+        Some(dora.as_str()),
+        body(v1, "by-auditor").as_bytes(),
+    );
+    assert_eq!(refused.status, 403, "{refused:?}");
+    assert_eq!(
+        api.call("GET", "/config", Some(bob.as_str()), &[]).status,
+        401
+    );
+    let elsewhere = token(TokenRequest::v2("ada").with_audience("api://another-app"));
+    assert_eq!(
+        api.call("GET", "/config", Some(elsewhere.as_str()), &[])
+            .status,
+        401
+    );
+    let expired = token(TokenRequest::v2("ada").with_issued_at_offset_secs(-7200));
+    assert_eq!(
+        api.call("GET", "/config", Some(expired.as_str()), &[])
+            .status,
+        401
+    );
+    assert!(stack
+        .worker_log()
+        .contains("Entra token without an admin role"));
+
+    // The admin tokens still work beside them.
+    assert_eq!(api.active(), v1);
+    api.put_ok(&stored(&stack, &["by-token"], 0), v1);
+    api.until("/by-token/x", 200);
+    assert!(!stack.worker_log().contains(&ada), "a token was logged");
 }
 
 #[test]

@@ -18,6 +18,7 @@
 
 mod body;
 mod diff;
+mod roles;
 mod store;
 mod tokens;
 
@@ -68,7 +69,7 @@ fn unavailable(error: &GatewayError) -> Answer {
 
 /// Answers a management API request.
 pub async fn handle(mut request: Request, env: &Env) -> Response {
-    let answer = match authenticate(&request, env) {
+    let answer = match authenticate(&request, env).await {
         Err(answer) => answer,
         Ok(token) => {
             let write = request.method() != Method::Get;
@@ -96,15 +97,26 @@ pub async fn handle(mut request: Request, env: &Env) -> Response {
     }
 }
 
-fn authenticate(request: &Request, env: &Env) -> Result<AdminToken, Answer> {
+/// The admin presenting the request's bearer token: one of `ADMIN_TOKENS`, else an Entra
+/// identity holding one of the app roles of `ADMIN_ROLES`.
+async fn authenticate(request: &Request, env: &Env) -> Result<AdminToken, Answer> {
     let refused = |reason: &str| {
         log::event("admin_refused", &[("reason", reason)]);
         fail(401, 10001, "a valid admin API token is required")
     };
-    let Some(list) = crate::signing::secret(env, "ADMIN_TOKENS") else {
-        return Err(refused("ADMIN_TOKENS is not set"));
+    let list = crate::signing::secret(env, "ADMIN_TOKENS");
+    let roles = env
+        .var("ADMIN_ROLES")
+        .ok()
+        .map(|v| v.to_string())
+        .filter(|v| !v.trim().is_empty());
+    if list.is_none() && roles.is_none() {
+        return Err(refused("neither ADMIN_TOKENS nor ADMIN_ROLES is set"));
+    }
+    let tokens = match &list {
+        Some(list) => tokens::parse(list).map_err(|why| refused(&why))?,
+        None => Vec::new(),
     };
-    let tokens = tokens::parse(&list).map_err(|why| refused(&why))?;
     let header = request
         .headers()
         .get("Authorization")
@@ -116,9 +128,16 @@ fn authenticate(request: &Request, env: &Env) -> Result<AdminToken, Answer> {
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| refused("no bearer token"))?;
-    tokens::find(&tokens, presented)
-        .cloned()
-        .ok_or_else(|| refused("unknown token"))
+    if let Some(token) = tokens::find(&tokens, presented) {
+        return Ok(token.clone());
+    }
+    let Some(roles) = roles else {
+        return Err(refused("unknown token"));
+    };
+    let roles = roles::parse(&roles).map_err(|why| refused(&why))?;
+    roles::admin(env, &roles, presented)
+        .await
+        .map_err(|why| refused(&why))
 }
 
 async fn read_body(request: &mut Request) -> Result<String, Answer> {
