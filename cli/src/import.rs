@@ -1,7 +1,8 @@
 //! `edge-access config import FILE…`: one configuration document from saved answers of
 //! Cloudflare's Access API (apps, reusable policies, Access groups, identity providers,
 //! service tokens, lists), each the whole envelope or its `result`. The document is loaded
-//! with the engine before it is written; the fields it ignores are listed on stderr.
+//! with the engine before it is written; the read-only fields of the API's objects are left
+//! out of it, each named on stderr, and any other warning is listed there too.
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -104,18 +105,27 @@ pub fn run(args: &ImportArgs, out: &mut impl Write) -> Result<(), CliError> {
             slot.1.extend(items);
         }
     }
-    let document = assemble(&args.team_domain, collected).map_err(CliError::Load)?;
-    let mut text = fmt::format(&fmt::Node::parse(&document.to_string()).map_err(CliError::Load)?);
-    let engine = Engine::from_json(&text).map_err(|errors| {
-        let mut message = format!(
-            "the imported document does not load ({} problems):",
-            errors.errors().len()
-        );
-        for e in errors.errors() {
-            let _ = write!(message, "\n  {e}");
-        }
-        CliError::Load(message)
-    })?;
+    let mut document = assemble(&args.team_domain, collected).map_err(CliError::Load)?;
+    let read_only: Vec<String> = load(&document)?
+        .1
+        .warnings()
+        .iter()
+        .filter(|w| w.is_read_only_field())
+        .map(|w| w.path.clone())
+        .collect();
+    for path in &read_only {
+        remove_at(&mut document, path);
+        report(&format!(
+            "left out {path}: read-only field of Cloudflare's API"
+        ));
+    }
+    if !read_only.is_empty() {
+        report(&format!(
+            "left out {} read-only fields of Cloudflare's API",
+            read_only.len()
+        ));
+    }
+    let (mut text, engine) = load(&document)?;
     for w in engine.warnings() {
         report(&format!("warning: {w}"));
     }
@@ -126,6 +136,50 @@ pub fn run(args: &ImportArgs, out: &mut impl Write) -> Result<(), CliError> {
         Some(path) => std::fs::write(path, &text)
             .map_err(|e| CliError::Load(format!("cannot write `{path}`: {e}"))),
         None => write_out(out, &text),
+    }
+}
+
+/// `document` formatted as `policy fmt` does, and loaded with the engine.
+fn load(document: &Value) -> Result<(String, Engine), CliError> {
+    let text = fmt::format(&fmt::Node::parse(&document.to_string()).map_err(CliError::Load)?);
+    let engine = Engine::from_json(&text).map_err(|errors| {
+        let mut message = format!(
+            "the imported document does not load ({} problems):",
+            errors.errors().len()
+        );
+        for e in errors.errors() {
+            let _ = write!(message, "\n  {e}");
+        }
+        CliError::Load(message)
+    })?;
+    Ok((text, engine))
+}
+
+/// Removes the member a warning's JSON path (`apps[0].policies[1].created_at`) names, if
+/// `document` has it. The engine's paths are keys joined by `.` and indices in `[n]`; the
+/// keys it warns about as read-only are plain names.
+fn remove_at(document: &mut Value, path: &str) {
+    let (parent, key) = path.rsplit_once('.').unwrap_or(("", path));
+    let mut at = document;
+    for part in parent.split('.').filter(|p| !p.is_empty()) {
+        let (name, indices) = part
+            .split_once('[')
+            .map_or((part, ""), |(n, rest)| (n, rest));
+        let Some(next) = at.get_mut(name) else { return };
+        at = next;
+        for index in indices.split('[').filter(|i| !i.is_empty()) {
+            let Some(next) = index
+                .strip_suffix(']')
+                .and_then(|i| i.parse::<usize>().ok())
+                .and_then(|i| at.get_mut(i))
+            else {
+                return;
+            };
+            at = next;
+        }
+    }
+    if let Value::Object(object) = at {
+        object.remove(key);
     }
 }
 
@@ -430,6 +484,29 @@ mod tests {
                 "{value}: {refused:?}"
             );
         }
+    }
+
+    #[test]
+    fn read_only_paths_are_removed_and_others_left_alone() {
+        let mut doc = json!({"created_at": "t", "apps": [{"uid": "u"},
+            {"uid": "v", "policies": [{"id": "p", "updated_at": "t"}]}],
+            "lists": [{"items": [{"value": "a", "created_at": "t"}]}]});
+        for path in [
+            "created_at",
+            "apps[1].uid",
+            "apps[1].policies[0].updated_at",
+            "lists[0].items[0].created_at",
+            "apps[7].uid",
+            "apps[x].uid",
+            "nothing.here",
+        ] {
+            remove_at(&mut doc, path);
+        }
+        assert_eq!(
+            doc,
+            json!({"apps": [{"uid": "u"}, {"policies": [{"id": "p"}]}],
+                "lists": [{"items": [{"value": "a"}]}]})
+        );
     }
 
     #[test]

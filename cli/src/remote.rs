@@ -1,5 +1,5 @@
 //! `edge-access config …`: the configuration stored in a gateway, through its management API
-//! (`/cdn-cgi/access/api`). The admin token comes from an environment variable
+//! (`/cdn-cgi/access/api`, or `<prefix>/api` with `--prefix`). The admin token comes from an environment variable
 //! (`EDGE_ACCESS_ADMIN_TOKEN` unless `--token-env` names another), never from the command
 //! line. A document is checked with the same engine before it is sent.
 
@@ -25,6 +25,9 @@ pub struct Target {
     /// The environment variable holding the admin API token.
     #[arg(long, value_name = "NAME", default_value = "EDGE_ACCESS_ADMIN_TOKEN")]
     pub token_env: String,
+    /// The gateway's endpoint prefix (its `ACCESS_PATH_PREFIX`).
+    #[arg(long, value_name = "PATH", default_value = "/cdn-cgi/access")]
+    pub prefix: String,
 }
 
 /// The subcommands.
@@ -87,6 +90,26 @@ struct Client {
     auth: String,
 }
 
+/// `prefix` when it is a path the gateway accepts as `ACCESS_PATH_PREFIX`: `/` and segments
+/// of letters, digits, `-`, `.`, `_`, `~`; no trailing `/`, `..`, empty or `.` segment.
+fn endpoint_prefix(prefix: &str) -> Result<&str, CliError> {
+    let segments_ok = prefix.split('/').skip(1).all(|segment| {
+        !segment.is_empty()
+            && segment != "."
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+    });
+    if prefix.starts_with('/') && !prefix.contains("..") && segments_ok {
+        Ok(prefix)
+    } else {
+        Err(CliError::Usage(format!(
+            "--prefix `{prefix}` must be a path like `/cdn-cgi/access`: `/` and letters, \
+             digits, `-`, `.`, `_`, `~`, no trailing `/`, no `..`"
+        )))
+    }
+}
+
 /// `url` as the base of the gateway's API: `https`, or `http` to a loopback address only (a
 /// gateway under `wrangler dev`) — the admin token never crosses a network in the clear.
 fn gateway_base(url: &str) -> Result<String, CliError> {
@@ -123,6 +146,7 @@ fn gateway_base(url: &str) -> Result<String, CliError> {
 impl Client {
     fn new(target: &Target) -> Result<Client, CliError> {
         let base = gateway_base(&target.url)?;
+        let prefix = endpoint_prefix(&target.prefix)?;
         let token = std::env::var(&target.token_env)
             .ok()
             .filter(|t| !t.trim().is_empty())
@@ -140,7 +164,7 @@ impl Client {
             .into();
         Ok(Client {
             agent,
-            base: format!("{base}/cdn-cgi/access/api"),
+            base: format!("{base}{prefix}/api"),
             auth: format!("Bearer {}", token.trim()),
         })
     }
@@ -294,7 +318,19 @@ pub fn run(command: &ConfigCommand, out: &mut impl Write) -> Result<(), CliError
 
 #[cfg(test)]
 mod tests {
-    use super::gateway_base;
+    use super::{endpoint_prefix, gateway_base};
+
+    #[test]
+    fn prefixes_are_the_ones_the_gateway_accepts() {
+        for ok in ["/cdn-cgi/access", "/auth/edge", "/.edge-access"] {
+            assert_eq!(endpoint_prefix(ok).ok(), Some(ok));
+        }
+        for refused in [
+            "", "/", "auth", "/auth/", "/a//b", "/a/../b", "/a/./b", "/a%2Fb", "/a?b", "/a#b",
+        ] {
+            assert!(endpoint_prefix(refused).is_err(), "{refused}");
+        }
+    }
 
     #[test]
     fn the_token_goes_over_https_or_to_loopback_only() {

@@ -115,3 +115,47 @@ fn push_pull_diff_round_trip() {
     assert_eq!(rollback.status.code(), Some(2), "nothing to roll back to");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn the_gateway_prefix_is_named_with_prefix() {
+    if !Stack::should_run("config_remote::prefix").unwrap() {
+        return;
+    }
+    let hash: String = Sha256::digest(TOKEN.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let stack = Stack::start(
+        StackConfig::new(Value::Null)
+            .named("cli_config_prefix")
+            .with_var("ACCESS_PATH_PREFIX", "/auth/edge")
+            .with_var("ADMIN_TOKENS", &format!("cli:write:{hash}")),
+    )
+    .unwrap_or_else(|e| panic!("the stack did not start: {e}"));
+    let dir = std::env::temp_dir().join(format!("edge-access-cli-prefix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("config.json");
+    let file = file.to_str().unwrap();
+    std::fs::write(file, document(&stack, "prefixed").to_string()).unwrap();
+
+    // The default prefix is not the API on this gateway: nothing is written.
+    let lost = cli(&stack, &["config", "push", file]);
+    assert_ne!(lost.status.code(), Some(0), "{}", text(&lost.stdout));
+
+    let push = cli(&stack, &["config", "push", file, "--prefix", "/auth/edge"]);
+    assert_eq!(push.status.code(), Some(0), "{}", text(&push.stderr));
+    assert!(
+        text(&push.stdout).contains("active: version 1"),
+        "{}",
+        text(&push.stdout)
+    );
+    let pull = cli(&stack, &["config", "pull", "--prefix", "/auth/edge"]);
+    assert_eq!(pull.status.code(), Some(0), "{}", text(&pull.stderr));
+    let pulled: Value = serde_json::from_slice(&pull.stdout).unwrap();
+    assert_eq!(pulled, document(&stack, "prefixed"));
+
+    let bad = cli(&stack, &["config", "pull", "--prefix", "/auth/edge/"]);
+    assert_eq!(bad.status.code(), Some(64), "{}", text(&bad.stderr));
+    assert!(text(&bad.stderr).contains("--prefix `/auth/edge/`"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -76,11 +76,30 @@ fn an_export_becomes_one_document_that_loads() {
     ] {
         assert!(
             stderr.contains(&format!(
-                "warning: {ignored}: read-only field of Cloudflare's API, ignored"
+                "left out {ignored}: read-only field of Cloudflare's API\n"
             )),
             "{ignored}: {stderr}"
         );
     }
+    // Left out of the document, so loading it warns about none of them again.
+    assert!(
+        !stderr.contains("read-only field of Cloudflare's API, ignored"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("left out 20 read-only fields of Cloudflare's API"),
+        "{stderr}"
+    );
+    assert_eq!(document["apps"][0].get("created_at"), None, "{document}");
+    assert_eq!(document["apps"][0].get("uid"), None, "{document}");
+    assert_eq!(document["policies"][0].get("reusable"), None, "{document}");
+    assert_eq!(document["lists"][0].get("count"), None, "{document}");
+    assert_eq!(
+        document["lists"][0]["items"][0],
+        json!({ "value": "li@fabrikam.com" })
+    );
+    // What the engine uses stays: the app's audience and the lists' items.
+    assert!(document["apps"][0]["aud"].is_string(), "{document}");
     for key in ["self_hosted_domains", "destinations"] {
         assert!(
             stderr.contains(&format!(
@@ -115,6 +134,13 @@ fn an_export_becomes_one_document_that_loads() {
         .unwrap();
     std::fs::remove_file(&file).unwrap();
     assert_eq!(check.status.code(), Some(0), "{}", text(&check.stderr));
+    assert!(
+        !text(&check.stdout).contains("read-only field")
+            && !text(&check.stderr).contains("read-only field"),
+        "{}{}",
+        text(&check.stdout),
+        text(&check.stderr)
+    );
 }
 
 #[test]

@@ -195,6 +195,11 @@ pub struct User {
     /// provisioning links once both are provisioned.
     #[serde(default)]
     pub manager: Option<String>,
+    /// The values of the gateway app's roles assigned to the user (*Enterprise applications* →
+    /// *Users and groups*): the `roles` claim of the user's access tokens for the app, absent
+    /// when none is assigned.
+    #[serde(default)]
+    pub app_roles: Vec<String>,
 }
 
 /// Graph's `userType`.

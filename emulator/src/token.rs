@@ -203,6 +203,10 @@ impl Issuance<'_> {
         set("sub", json!(pairwise_subject(&user.oid, client_id)));
         set("name", json!(user.name));
         set("scp", json!(SCOPE));
+        // App roles assigned to the user: `roles`, only when there is one (MS-access-tokens).
+        if !user.app_roles.is_empty() {
+            set("roles", json!(user.app_roles));
+        }
         if v1 {
             set("iss", json!(v1_issuer(tid)));
             set("ver", json!("1.0"));

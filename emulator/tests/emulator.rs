@@ -240,6 +240,28 @@ fn over_200_groups_the_token_points_to_graph_instead() {
 }
 
 #[test]
+fn app_roles_assigned_to_a_user_are_in_its_access_tokens_only_when_there_are_some() {
+    let mut fixtures = Fixtures::load_default().unwrap();
+    let ada = fixtures.users.iter_mut().find(|u| u.key == "ada").unwrap();
+    ada.app_roles = vec!["EdgeAccess.Admin".into(), "Reports.Read".into()];
+    let emulator = Emulator::start(fixtures).unwrap();
+    for request in [TokenRequest::v2("ada"), TokenRequest::v1("ada")] {
+        let (_, ada) = verify(&emulator.mint(&request).unwrap(), &emulator.jwks()).unwrap();
+        assert_eq!(
+            ada["roles"],
+            json!(["EdgeAccess.Admin", "Reports.Read"]),
+            "{ada}"
+        );
+    }
+    let (_, bob) = verify(
+        &emulator.mint(&TokenRequest::v2("bob")).unwrap(),
+        &emulator.jwks(),
+    )
+    .unwrap();
+    assert!(bob.get("roles").is_none(), "{bob}");
+}
+
+#[test]
 fn direct_claims_and_users_without_groups() {
     let emulator = emulator();
     let (_, dora) = verify(

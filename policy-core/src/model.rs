@@ -334,6 +334,12 @@ impl Warning {
     pub fn position(&self, text: &str) -> Option<(usize, usize)> {
         crate::json::position(text, &self.path)
     }
+
+    /// Whether it names a field Cloudflare's API fills in itself, which the engine ignores
+    /// (so a tool may leave it out of the document).
+    pub fn is_read_only_field(&self) -> bool {
+        self.message == crate::load::READ_ONLY_FIELD
+    }
 }
 
 impl fmt::Display for Warning {

@@ -80,6 +80,11 @@ pub struct Api<'a> {
 }
 
 impl Api<'_> {
+    /// The stack it speaks to.
+    pub fn stack(&self) -> &Stack {
+        self.stack
+    }
+
     /// A client of `stack`.
     pub fn new(stack: &Stack) -> Api<'_> {
         Api {

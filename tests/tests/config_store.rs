@@ -1,8 +1,9 @@
 //! The configuration stored in the gateway, end to end under `wrangler dev`: documents written
 //! through the management API (`/cdn-cgi/access/api`), validated before they are stored,
 //! picked up by the serving isolate within `CONFIG_REFRESH_SECONDS`, rolled back, compared;
-//! stale writers refused with 409, read-only tokens refused on writes; and the
-//! `EDGE_ACCESS_CONFIG` var as a JSON object.
+//! stale writers refused with 409, read-only tokens refused on writes; the last good version
+//! serving through a storage outage (tables made unreadable under the running worker); and
+//! the `EDGE_ACCESS_CONFIG` var as a JSON object.
 //!
 //! Needs `cargo xtask build-worker` first (`cargo xtask test` does it).
 
@@ -15,9 +16,13 @@
 
 use std::time::{Duration, Instant};
 
-use edge_access_tests::admin_api::{admin_tokens, document, stored, Api, READ_TOKEN, WRITE_TOKEN};
+use edge_access_tests::admin_api::{
+    admin_tokens, document, stored, Api, READ_TOKEN, VISIBLE_WITHIN, WRITE_TOKEN,
+};
 use edge_access_tests::stack::{Stack, StackConfig};
 use entra_emulator::client::HttpClient;
+use entra_emulator::fixtures::Fixtures;
+use entra_emulator::TokenRequest;
 use serde_json::{json, Value};
 
 fn start(name: &str) -> Option<Stack> {
@@ -164,6 +169,199 @@ fn the_active_version_is_read_once_per_interval_not_per_request() {
         "{during} reads for {requests} requests in {elapsed:?}"
     );
     assert!(during < requests);
+}
+
+/// The `config_store_unavailable` lines logged so far: (`error`, `serving_cached`).
+fn outages(stack: &Stack) -> Vec<(String, String)> {
+    stack
+        .worker_log_json()
+        .iter()
+        .filter(|l| l["event"] == "config_store_unavailable")
+        .map(|l| {
+            (
+                l["error"].as_str().unwrap_or("").to_owned(),
+                l["serving_cached"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Requests `path` (which must keep answering `status`) until the isolate has logged a new
+/// `config_store_unavailable` line naming `table`; that line.
+fn serve_through_outage(api: &Api<'_>, path: &str, status: u16, table: &str) -> (String, String) {
+    let before = outages(api.stack()).len();
+    let started = Instant::now();
+    loop {
+        assert_eq!(api.status(path), status, "{path} during the outage");
+        if let Some(line) = outages(api.stack())
+            .into_iter()
+            .skip(before)
+            .find(|(error, _)| error.contains(table))
+        {
+            return line;
+        }
+        assert!(
+            started.elapsed() < VISIBLE_WITHIN,
+            "no config_store_unavailable naming `{table}` within {VISIBLE_WITHIN:?}:\n{}",
+            api.stack().worker_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_storage_outage_keeps_the_last_good_version_serving() {
+    let Some(stack) = start("storage_outage") else {
+        return;
+    };
+    let api = Api::new(&stack);
+    // v2 is stored, v1 active and serving.
+    let v1 = api.put_ok(&stored(&stack, &["first"], 0), 0);
+    let v2 = api.put_ok(&stored(&stack, &["second"], 0), v1);
+    api.until("/second/x", 200);
+    let rolled = api.call("POST", "/config/rollback", Some(WRITE_TOKEN), b"");
+    assert_eq!(rolled.status, 200, "{rolled:?}");
+    api.until("/first/x", 200);
+    assert_eq!(api.status("/second/x"), 404);
+
+    // The stored documents become unreadable while the active pointer moves to v2: the
+    // isolate sees the new version but cannot read it, and keeps deciding with v1.
+    stack
+        .execute_d1(&format!(
+            "ALTER TABLE config_versions RENAME TO config_versions_offline; \
+             UPDATE config_active SET version = {v2} WHERE id = 1"
+        ))
+        .unwrap();
+    let (error, cached) = serve_through_outage(&api, "/first/x", 200, "config_versions");
+    assert_eq!(cached, "true", "{error}");
+    assert!(error.starts_with("storage unavailable: D1: "), "{error}");
+    assert_eq!(
+        api.status("/second/x"),
+        404,
+        "the unreadable version decides nothing"
+    );
+
+    // The active pointer itself unreadable: the same.
+    stack
+        .execute_d1("ALTER TABLE config_active RENAME TO config_active_offline")
+        .unwrap();
+    let (error, cached) = serve_through_outage(&api, "/first/x", 200, "config_active");
+    assert_eq!(cached, "true", "{error}");
+    assert_eq!(api.status("/second/x"), 404);
+    let label = v1.to_string();
+    assert!(
+        stack
+            .worker_log_json()
+            .iter()
+            .rev()
+            .find(|l| l["event"] == "decision")
+            .is_some_and(|l| l["config_version"] == label.as_str()),
+        "the last decision was not made with v{v1}"
+    );
+
+    // Storage back: the active version (v2) is picked up, and so are new writes.
+    stack
+        .execute_d1(
+            "ALTER TABLE config_active_offline RENAME TO config_active; \
+             ALTER TABLE config_versions_offline RENAME TO config_versions",
+        )
+        .unwrap();
+    api.until("/second/x", 200);
+    assert_eq!(api.status("/first/x"), 404);
+    let v3 = api.put_ok(&stored(&stack, &["third"], 0), v2);
+    api.until("/third/x", 200);
+    assert_eq!(api.active(), v3);
+}
+
+#[test]
+fn entra_identities_holding_an_admin_role_use_the_api() {
+    if !Stack::should_run("config_store::entra_admins").unwrap() {
+        return;
+    }
+    let mut fixtures = Fixtures::load_default().unwrap();
+    for user in &mut fixtures.users {
+        user.app_roles = match user.key.as_str() {
+            "ada" => vec!["Reports.Read".into(), "EdgeAccess.Admin".into()],
+            "dora" => vec!["EdgeAccess.Auditor".into()],
+            "bob" => vec!["Reports.Read".into()],
+            _ => vec![],
+        };
+    }
+    let mut config = StackConfig::new(document("${WORKER_HOST}", &["from-var".to_owned()], 0))
+        .named("entra_admins")
+        .with_var("ADMIN_TOKENS", &admin_tokens())
+        .with_var(
+            "ADMIN_ROLES",
+            "EdgeAccess.Admin:write,EdgeAccess.Auditor:read",
+        )
+        .with_var("CONFIG_REFRESH_SECONDS", "2");
+    config.fixtures = Some(fixtures);
+    let stack = Stack::start(config).unwrap_or_else(|e| panic!("the stack did not start: {e}"));
+    let api = Api::new(&stack);
+    let token = |request: TokenRequest| stack.emulator().mint(&request).unwrap();
+    let (ada, dora, bob) = (
+        token(TokenRequest::v2("ada")),
+        token(TokenRequest::v1("dora")),
+        token(TokenRequest::v2("bob")),
+    );
+
+    // The write role writes; the version names the identity as its author.
+    let body = |base: u64, path: &str| {
+        json!({ "document": stored(&stack, &[path], 0), "base_version": base, "comment": "entra" })
+            .to_string()
+    };
+    let written = api.call(
+        "PUT",
+        "/config",
+        Some(ada.as_str()),
+        body(0, "by-role").as_bytes(),
+    );
+    assert_eq!(written.status, 200, "{written:?}");
+    let v1 = written.json().unwrap()["result"]["version"]
+        .as_u64()
+        .unwrap();
+    api.until("/by-role/x", 200);
+    let versions = api.call("GET", "/config/versions", Some(dora.as_str()), &[]);
+    assert_eq!(versions.status, 200, "{versions:?}");
+    let author = versions.json().unwrap()["result"][0]["author"].clone();
+    assert!(
+        author.as_str().is_some_and(|a| a.starts_with("entra:")),
+        "{author}"
+    );
+
+    // The read role reads only; no admin role, or a token for another audience: refused.
+    let refused = api.call(
+        "PUT",
+        "/config",
+        Some(dora.as_str()),
+        body(v1, "by-auditor").as_bytes(),
+    );
+    assert_eq!(refused.status, 403, "{refused:?}");
+    assert_eq!(
+        api.call("GET", "/config", Some(bob.as_str()), &[]).status,
+        401
+    );
+    let elsewhere = token(TokenRequest::v2("ada").with_audience("api://another-app"));
+    assert_eq!(
+        api.call("GET", "/config", Some(elsewhere.as_str()), &[])
+            .status,
+        401
+    );
+    let expired = token(TokenRequest::v2("ada").with_issued_at_offset_secs(-7200));
+    assert_eq!(
+        api.call("GET", "/config", Some(expired.as_str()), &[])
+            .status,
+        401
+    );
+    assert!(stack
+        .worker_log()
+        .contains("Entra token without an admin role"));
+
+    // The admin tokens still work beside them.
+    assert_eq!(api.active(), v1);
+    api.put_ok(&stored(&stack, &["by-token"], 0), v1);
+    api.until("/by-token/x", 200);
+    assert!(!stack.worker_log().contains(&ada), "a token was logged");
 }
 
 #[test]

@@ -8,6 +8,7 @@ use policy_core::{Engine, IdentityProvider, ScimConfig};
 use sha2::{Digest, Sha256};
 use worker::{Env, Url};
 
+use crate::endpoints::Endpoints;
 use crate::signing::{self, SigningKeys};
 
 /// The Entra authority and Microsoft Graph of an identity provider's `azure_cloud`
@@ -68,6 +69,8 @@ pub struct Gateway {
     /// How long a gateway isolate serves its document before checking storage for a newly
     /// activated version (`CONFIG_REFRESH_SECONDS`, default 10).
     pub config_refresh: Duration,
+    /// Where the gateway's own endpoints are (`ACCESS_PATH_PREFIX`).
+    pub endpoints: Endpoints,
 }
 
 impl Gateway {
@@ -225,6 +228,7 @@ pub fn load(env: &Env, source: Source) -> Result<Gateway, String> {
     let scim = scim_settings(env, &engine)?;
     let directory_refresh = refresh(env, "DIRECTORY_REFRESH_SECONDS")?;
     let config_refresh = refresh(env, "CONFIG_REFRESH_SECONDS")?;
+    let endpoints = Endpoints::from_env(env)?;
     Ok(Gateway {
         engine,
         authority_override,
@@ -238,6 +242,7 @@ pub fn load(env: &Env, source: Source) -> Result<Gateway, String> {
         directory_refresh,
         version,
         config_refresh,
+        endpoints,
     })
 }
 

@@ -256,8 +256,10 @@ async fn decide(
         ),
         Outcome::LoginRequired if context.browser => {
             let mut login = worker::Url::parse(&format!(
-                "{}://{}/cdn-cgi/access/login",
-                url.scheme, url.authority
+                "{}://{}{}",
+                url.scheme,
+                url.authority,
+                gateway.endpoints.path("login")
             ))
             .map_err(|e| GatewayError::Internal(e.to_string()))?;
             login

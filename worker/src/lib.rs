@@ -9,6 +9,7 @@ mod crypto;
 mod d1;
 mod directory;
 mod distinguished_name;
+mod endpoints;
 mod error;
 mod gate;
 mod graph;

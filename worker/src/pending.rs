@@ -182,21 +182,22 @@ pub fn cookie_name(state: &str) -> String {
     format!("{COOKIE_PREFIX}{}", state.get(..12).unwrap_or(state))
 }
 
-/// `Set-Cookie` for a sign-in in progress (`value`), or its removal (`None`).
-pub fn set_cookie(state: &str, value: Option<&str>) -> String {
+/// `Set-Cookie` for a sign-in in progress (`value`), or its removal (`None`), sent back only
+/// to the gateway's endpoints (`path`: [`crate::endpoints::Endpoints::cookie_path`]).
+pub fn set_cookie(state: &str, value: Option<&str>, path: &str) -> String {
     let (value, age) = match value {
         Some(v) => (v, TTL.as_secs()),
         None => ("", 0),
     };
     format!(
-        "{}={value}; Path=/cdn-cgi/access/; Max-Age={age}; HttpOnly; Secure; SameSite=Lax",
+        "{}={value}; Path={path}; Max-Age={age}; HttpOnly; Secure; SameSite=Lax",
         cookie_name(state)
     )
 }
 
 /// `Set-Cookie` lines expiring the browser's oldest sign-ins in progress, so that with the one
 /// being started it keeps at most [`MAX_PENDING`]. Unreadable cookies go first.
-pub fn evictions(keys: &Keys, headers: &Headers) -> Vec<String> {
+pub fn evictions(keys: &Keys, headers: &Headers, path: &str) -> Vec<String> {
     let Some(header) = headers.get("Cookie").ok().flatten() else {
         return Vec::new();
     };
@@ -220,7 +221,7 @@ pub fn evictions(keys: &Keys, headers: &Headers) -> Vec<String> {
         .skip(MAX_PENDING.saturating_sub(1))
         .map(|(_, prefix)| {
             format!(
-                "{COOKIE_PREFIX}{prefix}=; Path=/cdn-cgi/access/; Max-Age=0; HttpOnly; Secure; SameSite=Lax"
+                "{COOKIE_PREFIX}{prefix}=; Path={path}; Max-Age=0; HttpOnly; Secure; SameSite=Lax"
             )
         })
         .collect()

@@ -5,6 +5,7 @@ use worker::{Env, Method, Request, Response};
 use crate::admin;
 use crate::config::Gateway;
 use crate::config_store;
+use crate::endpoints::Endpoints;
 use crate::error::{GatewayError, Stop};
 use crate::gate;
 use crate::keys;
@@ -14,14 +15,23 @@ use crate::scim;
 use crate::session::Revocation;
 use crate::signin::{self, callback, login, logout};
 
-/// Routes `request`: the gateway's own endpoints under `/cdn-cgi/access/`, everything else
-/// through the policies.
+/// Routes `request`: the gateway's own endpoints under its prefix (`ACCESS_PATH_PREFIX`,
+/// default `/cdn-cgi/access`), everything else through the policies. A prefix that is not
+/// valid fails every request closed.
 pub async fn dispatch(request: Request, env: &Env) -> Response {
     let path = request.path();
-    if path == admin::PREFIX || path.starts_with(&format!("{}/", admin::PREFIX)) {
+    let endpoints = match Endpoints::from_env(env) {
+        Ok(endpoints) => endpoints,
+        Err(why) => {
+            let error = GatewayError::Config(why);
+            log::event("config_error", &[("error", &error.reason())]);
+            return error.response();
+        }
+    };
+    if endpoints.below(&path, "api").is_some() {
         return admin::handle(request, env).await;
     }
-    if path == HEALTH {
+    if endpoints.below(&path, "health") == Some("") {
         return health(env).await;
     }
     let gateway = match config_store::gateway(env).await {
@@ -39,21 +49,20 @@ pub async fn dispatch(request: Request, env: &Env) -> Response {
             return error.response();
         }
     };
-    if path == scim::PREFIX || path.starts_with(&format!("{}/", scim::PREFIX)) {
+    if endpoints.below(&path, "scim/v2").is_some() {
         return scim::handle(request, env, gateway).await;
     }
-    if path == "/cdn-cgi/access" || path.starts_with("/cdn-cgi/access/") {
-        return access_endpoint(request, env, gateway).await;
+    if let Some(endpoint) = endpoints.below(&path, "") {
+        let endpoint = endpoint.trim_matches('/').to_owned();
+        return access_endpoint(request, env, gateway, &endpoint).await;
     }
     gate::protect(request, env, gateway).await
 }
 
-/// The health endpoint: answered even when the configuration does not load.
-const HEALTH: &str = "/cdn-cgi/access/health";
-
-/// `GET /cdn-cgi/access/health`: whether this isolate serves a configuration and which
-/// version, and how many Entra key sets it holds — never a policy, an app or why a
-/// configuration failed (the log says that). 200 when it serves one, else 503.
+/// `GET {prefix}/health`, answered even when the configuration does not load: whether this
+/// isolate serves a configuration and which version, and how many Entra key sets it holds —
+/// never a policy, an app or why a configuration failed (the log says that). 200 when it serves
+/// one, else 503.
 async fn health(env: &Env) -> Response {
     let (status, body) = match config_store::gateway(env).await {
         Ok(held) => match held.as_ref() {
@@ -78,10 +87,13 @@ async fn health(env: &Env) -> Response {
         .fixed(body.to_string().into_bytes())
 }
 
-/// Routes `/cdn-cgi/access/<endpoint>`.
-async fn access_endpoint(request: Request, env: &Env, gateway: &Gateway) -> Response {
-    let path = request.path();
-    let endpoint = path.trim_start_matches("/cdn-cgi/access").trim_matches('/');
+/// Routes `{prefix}/<endpoint>`.
+async fn access_endpoint(
+    request: Request,
+    env: &Env,
+    gateway: &Gateway,
+    endpoint: &str,
+) -> Response {
     let result = match (request.method(), endpoint) {
         (Method::Get, "login") => login::login(&request, gateway),
         (Method::Get, "callback") => callback::callback(&request, env, gateway).await,

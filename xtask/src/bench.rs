@@ -1,8 +1,9 @@
 //! `cargo xtask bench [STEP]`: policy-core's Rust benchmarks, then its JS benchmark in Node,
 //! then the same workload in every host of the ABI (`hosts_bench`), then policy-core beside
 //! Cedar and regorus (`peers_bench`), then the gateway under workerd (`gateway_bench`), then
-//! SCIM provisioning under workerd (`scim-provision-bench`, `bench/scim`); with a STEP,
-//! that one alone.
+//! SCIM provisioning under workerd (`scim-provision-bench`, `bench/scim`), then configuration
+//! changes through the management API under workerd (`config-change-bench`, `bench/config`);
+//! with a STEP, that one alone.
 
 use crate::error::XtaskError;
 use crate::gateway_bench;
@@ -49,6 +50,9 @@ pub fn bench(layout: &Layout, steps: &mut Steps, only: Option<Step>) -> Result<(
     if runs(Step::Scim) {
         scim_provisioning(&env, layout, steps)?;
     }
+    if runs(Step::Config) {
+        config_changes(&env, layout, steps)?;
+    }
     Ok(())
 }
 
@@ -67,11 +71,13 @@ pub enum Step {
     Gateway,
     /// SCIM provisioning under workerd.
     Scim,
+    /// Configuration changes through the management API under workerd (`bench/config`).
+    Config,
 }
 
 impl Step {
     /// The names `cargo xtask bench STEP` takes.
-    pub const NAMES: &'static str = "policy-core, hosts, peers, size, gateway, scim";
+    pub const NAMES: &'static str = "policy-core, hosts, peers, size, gateway, scim, config";
 
     /// Parses a step's name.
     ///
@@ -86,6 +92,7 @@ impl Step {
             "size" => Ok(Step::Size),
             "gateway" => Ok(Step::Gateway),
             "scim" => Ok(Step::Scim),
+            "config" => Ok(Step::Config),
             other => Err(XtaskError::Usage(format!(
                 "unknown benchmark `{other}` (one of {})",
                 Step::NAMES
@@ -114,6 +121,34 @@ fn scim_provisioning(env: &Env, layout: &Layout, steps: &mut Steps) -> Result<()
                 ])
                 .arg(&report)
                 .args(["--command", "cargo xtask bench"]),
+        )?;
+        Ok(format!("results in {}", report.display()))
+    })
+}
+
+/// How soon a version written through the management API decides requests, and what checking
+/// for one costs a request (`bench/config`); writes the "Configuration changes under workerd"
+/// section of BENCHMARKS.md.
+fn config_changes(env: &Env, layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
+    steps.run("worker release build", || {
+        worker::build(env, layout, Rebuild::WhenChanged)
+    })?;
+    steps.run("configuration change benchmark under wrangler dev", || {
+        let report = layout.root.join("BENCHMARKS.md");
+        process::run(
+            env.cargo()
+                .args([
+                    "run",
+                    "--release",
+                    "-p",
+                    "edge-access-config-bench",
+                    "--bin",
+                    "config-change-bench",
+                    "--",
+                    "--write",
+                ])
+                .arg(&report)
+                .args(["--command", "cargo xtask bench config"]),
         )?;
         Ok(format!("results in {}", report.display()))
     })

@@ -7,7 +7,7 @@
 //! cargo xtask build-worker [--force] the worker's release build (wrangler's [build] command)
 //! cargo xtask bench [STEP]           policy-core benchmarks, Rust then JS; the same workload in
 //!                                    every ABI host; policy-core beside Cedar and regorus; the
-//!                                    gateway and SCIM under workerd
+//!                                    gateway, SCIM and configuration changes under workerd
 //! cargo xtask deploy [--dry-run] [--config FILE] [--env NAME] [--plan free|paid]
 //!                    [--document FILE] [--stored-config]
 //!                                    the deploy checks, then wrangler deploy (--dry-run: bundle only)
@@ -62,9 +62,10 @@ commands:
   bench [STEP]           policy-core benchmarks (cargo bench, then policy-core/js/bench.mjs),
                          the same workload in every ABI host (Rust, wasmtime, component, C,
                          Python), policy-core beside Cedar and regorus (bench/peers), then the
-                         gateway and SCIM provisioning under wrangler dev (bench/gateway, bench/scim);
-                         results in BENCHMARKS.md. STEP (policy-core, hosts, peers, size,
-                         gateway, scim) runs one (size: the worker's Wasm by crate)
+                         gateway, SCIM provisioning and configuration changes under wrangler dev
+                         (bench/gateway, bench/scim, bench/config); results in BENCHMARKS.md.
+                         STEP (policy-core, hosts, peers, size, gateway, scim, config) runs one
+                         (size: the worker's Wasm by crate)
   deploy [--dry-run] [--config FILE] [--env NAME] [--plan free|paid] [--document FILE]
          [--stored-config]
                          check the deployment (vars within 5 KB, a configuration that loads,
@@ -366,6 +367,12 @@ mod tests {
             parse(&args("bench size")).ok(),
             Some(Task::Bench {
                 only: Some(Step::Size)
+            })
+        );
+        assert_eq!(
+            parse(&args("bench config")).ok(),
+            Some(Task::Bench {
+                only: Some(Step::Config)
             })
         );
         assert!(parse(&args("bench nothing")).is_err());

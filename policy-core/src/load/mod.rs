@@ -52,7 +52,7 @@ const READ_ONLY: &[&str] = &[
 ];
 
 /// The warning for a read-only field.
-const READ_ONLY_FIELD: &str = "read-only field of Cloudflare's API, ignored";
+pub(crate) const READ_ONLY_FIELD: &str = "read-only field of Cloudflare's API, ignored";
 
 pub(crate) fn load(text: &str, options: &Options) -> Result<Engine, LoadErrors> {
     let json = Json::parse(text).map_err(|m| LoadErrors::new(vec![(String::new(), m)]))?;

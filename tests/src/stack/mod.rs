@@ -207,7 +207,7 @@ pub enum StackError {
         /// Its output.
         output: String,
     },
-    /// `wrangler d1 execute` of [`StackConfig::d1_setup`] failed.
+    /// `wrangler d1 execute` of [`StackConfig::d1_setup`] or [`Stack::execute_d1`] failed.
     D1Setup {
         /// Its exit status.
         status: ExitStatus,
@@ -334,6 +334,8 @@ pub struct Stack {
     url: String,
     log_path: PathBuf,
     run_dir: PathBuf,
+    /// The worker's D1 databases (their bindings' names), in migration order.
+    databases: Vec<String>,
     startup: Duration,
     /// `SESSION_SIGNING_KEY` as the worker got it (a private JWK), when it is JSON.
     session_signing_jwk: Option<Value>,
@@ -445,6 +447,7 @@ impl Stack {
             url,
             log_path,
             run_dir,
+            databases: migrations.clone(),
             startup: Duration::ZERO,
             session_signing_jwk,
             origin,
@@ -453,7 +456,7 @@ impl Stack {
         for database in migrations {
             stack.apply_migrations(&paths, &config_path, &state_dir, &database)?;
             for sql in &config.d1_setup {
-                stack.execute_d1(&paths, &config_path, &state_dir, &database, sql)?;
+                stack.execute_d1_on(&paths, &config_path, &state_dir, &database, sql)?;
             }
         }
         stack.spawn_wrangler(&paths, &config_path, &state_dir)?;
@@ -603,6 +606,23 @@ impl Stack {
         walk(&self.run_dir.join("state").join("v3").join("d1"))
     }
 
+    /// Runs `sql` with `wrangler d1 execute --local` against the worker's D1 databases while
+    /// it runs: the same local SQLite state `wrangler dev` serves, changed underneath it (to
+    /// make a table unreadable, say, and to put it back).
+    ///
+    /// # Errors
+    ///
+    /// [`StackError::D1Setup`] when wrangler refuses the SQL or fails.
+    pub fn execute_d1(&self, sql: &str) -> Result<(), StackError> {
+        let paths = Paths::discover()?;
+        let config_path = self.run_dir.join("wrangler.json");
+        let state_dir = self.run_dir.join("state");
+        for database in &self.databases {
+            self.execute_d1_on(&paths, &config_path, &state_dir, database, sql)?;
+        }
+        Ok(())
+    }
+
     /// Whether wrangler is still running.
     pub fn is_running(&mut self) -> bool {
         self.wrangler
@@ -641,7 +661,7 @@ impl Stack {
         }
     }
 
-    fn execute_d1(
+    fn execute_d1_on(
         &self,
         paths: &Paths,
         config_path: &Path,

@@ -1,6 +1,6 @@
-//! The management API under `/cdn-cgi/access/api`, in the Cloudflare API's envelope
-//! (`success`, `errors`, `messages`, `result`, `result_info`), for the configuration stored in
-//! the gateway ([`crate::config_store`]):
+//! The management API under `{prefix}/api` (`/cdn-cgi/access/api` by default), in the
+//! Cloudflare API's envelope (`success`, `errors`, `messages`, `result`, `result_info`), for
+//! the configuration stored in the gateway ([`crate::config_store`]):
 //!
 //! | method and path | what |
 //! |---|---|
@@ -22,6 +22,7 @@ mod access;
 mod body;
 mod collections;
 mod diff;
+mod roles;
 mod store;
 mod tokens;
 
@@ -34,9 +35,6 @@ use crate::error::GatewayError;
 use crate::log;
 use store::Written;
 use tokens::{AdminToken, Scope};
-
-/// Where the API is served.
-pub const PREFIX: &str = "/cdn-cgi/access/api";
 
 /// The most versions a page lists.
 const MAX_PER_PAGE: u64 = 100;
@@ -79,7 +77,7 @@ fn unavailable(error: &GatewayError) -> Answer {
 
 /// Answers a management API request.
 pub async fn handle(mut request: Request, env: &Env) -> Response {
-    let answer = match authenticate(&request, env) {
+    let answer = match authenticate(&request, env).await {
         Err(answer) => answer,
         Ok(token) => {
             let write = request.method() != Method::Get;
@@ -110,15 +108,26 @@ pub async fn handle(mut request: Request, env: &Env) -> Response {
     }
 }
 
-fn authenticate(request: &Request, env: &Env) -> Result<AdminToken, Answer> {
+/// The admin presenting the request's bearer token: one of `ADMIN_TOKENS`, else an Entra
+/// identity holding one of the app roles of `ADMIN_ROLES`.
+async fn authenticate(request: &Request, env: &Env) -> Result<AdminToken, Answer> {
     let refused = |reason: &str| {
         log::event("admin_refused", &[("reason", reason)]);
         fail(401, 10001, "a valid admin API token is required")
     };
-    let Some(list) = crate::signing::secret(env, "ADMIN_TOKENS") else {
-        return Err(refused("ADMIN_TOKENS is not set"));
+    let list = crate::signing::secret(env, "ADMIN_TOKENS");
+    let roles = env
+        .var("ADMIN_ROLES")
+        .ok()
+        .map(|v| v.to_string())
+        .filter(|v| !v.trim().is_empty());
+    if list.is_none() && roles.is_none() {
+        return Err(refused("neither ADMIN_TOKENS nor ADMIN_ROLES is set"));
+    }
+    let tokens = match &list {
+        Some(list) => tokens::parse(list).map_err(|why| refused(&why))?,
+        None => Vec::new(),
     };
-    let tokens = tokens::parse(&list).map_err(|why| refused(&why))?;
     let header = request
         .headers()
         .get("Authorization")
@@ -130,9 +139,16 @@ fn authenticate(request: &Request, env: &Env) -> Result<AdminToken, Answer> {
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| refused("no bearer token"))?;
-    tokens::find(&tokens, presented)
-        .cloned()
-        .ok_or_else(|| refused("unknown token"))
+    if let Some(token) = tokens::find(&tokens, presented) {
+        return Ok(token.clone());
+    }
+    let Some(roles) = roles else {
+        return Err(refused("unknown token"));
+    };
+    let roles = roles::parse(&roles).map_err(|why| refused(&why))?;
+    roles::admin(env, &roles, presented)
+        .await
+        .map_err(|why| refused(&why))
 }
 
 async fn read_body(request: &mut Request) -> Result<String, Answer> {
@@ -151,7 +167,10 @@ async fn read_body(request: &mut Request) -> Result<String, Answer> {
 
 async fn route(request: &Request, env: &Env, token: &AdminToken, body: &str) -> Answer {
     let path = request.path();
-    let rest = path.strip_prefix(PREFIX).unwrap_or_default();
+    let rest = crate::endpoints::Endpoints::from_env(env)
+        .ok()
+        .and_then(|e| e.below(&path, "api").map(str::to_owned))
+        .unwrap_or_default();
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let method = request.method();
     let result = match (method, segments.as_slice()) {

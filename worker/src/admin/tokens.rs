@@ -24,6 +24,18 @@ pub struct AdminToken {
     sha256: [u8; 32],
 }
 
+impl AdminToken {
+    /// An admin known by an Entra identity ([`super::roles`]), not by a token: it is never in
+    /// the list [`find`] compares presented tokens with.
+    pub fn for_identity(name: String, scope: Scope) -> AdminToken {
+        AdminToken {
+            name,
+            scope,
+            sha256: [0; 32],
+        }
+    }
+}
+
 /// The entries of `ADMIN_TOKENS`.
 ///
 /// # Errors

@@ -1,7 +1,8 @@
-//! The SCIM 2.0 server Entra provisions through, at `/cdn-cgi/access/scim/v2`: users, groups
-//! (which may contain groups), discovery documents, in D1. Bodies, filters and PATCH requests
-//! are checked whole by `edge-access-scim` before anything is written; every write is one D1
-//! batch (a transaction), so a request changes everything it asks for or nothing.
+//! The SCIM 2.0 server Entra provisions through, at `{prefix}/scim/v2`
+//! (`/cdn-cgi/access/scim/v2` by default): users, groups (which may contain groups), discovery
+//! documents, in D1. Bodies, filters and PATCH requests are checked whole by `edge-access-scim`
+//! before anything is written; every write is one D1 batch (a transaction), so a request
+//! changes everything it asks for or nothing.
 //!
 //! What provisioning does to sessions (`scim_config` of the provider) happens in the same
 //! batch as the write: see [`store`].
@@ -17,11 +18,12 @@ use sha2::{Digest, Sha256};
 use worker::{Env, Headers, Method, Request, Response};
 
 use crate::config::{Gateway, ScimSettings};
+use crate::endpoints::Endpoints;
 use crate::log;
 use crate::time::UnixMillis;
 
-/// Where SCIM is served.
-pub const PREFIX: &str = "/cdn-cgi/access/scim/v2";
+/// Where SCIM is served, below the gateway's prefix.
+const ENDPOINT: &str = "scim/v2";
 
 /// When a client told to retry (503) may: writes that conflict are short, so a second is
 /// ample (RFC 9110 §10.2.3).
@@ -151,7 +153,7 @@ fn respond(status: u16, body: Option<&Value>, location: Option<&str>) -> Respons
         .with_headers(headers)
 }
 
-/// Serves `request`, whose path is under [`PREFIX`].
+/// Serves `request`, whose path is under the gateway's `{prefix}/scim/v2`.
 pub async fn handle(mut request: Request, env: &Env, gateway: &Gateway) -> Response {
     let method = request.method();
     let path = request.path();
@@ -159,9 +161,9 @@ pub async fn handle(mut request: Request, env: &Env, gateway: &Gateway) -> Respo
         None => Err(Failure::NotFound(
             "SCIM provisioning is not enabled: no identity provider has scim_config.enabled".into(),
         )),
-        Some(settings) => serve(&mut request, env, settings).await,
+        Some(settings) => serve(&mut request, env, settings, &gateway.endpoints).await,
     };
-    let resource = path.strip_prefix(PREFIX).unwrap_or("");
+    let resource = gateway.endpoints.below(&path, ENDPOINT).unwrap_or("");
     match result {
         Ok(answer) => {
             // Every change is logged (an audit trail of provisioning); reads are not.
@@ -223,18 +225,20 @@ async fn serve(
     request: &mut Request,
     env: &Env,
     settings: &ScimSettings,
+    endpoints: &Endpoints,
 ) -> Result<Answer, Failure> {
     authorize(request, settings)?;
     let url = request.url()?;
+    let prefix = endpoints.path(ENDPOINT);
     let base = format!(
-        "{}://{}{PREFIX}",
+        "{}://{}{prefix}",
         url.scheme(),
         url.host_str().unwrap_or("")
     );
     let base = match url.port() {
         Some(port) => base.replacen(
-            &format!("{}{PREFIX}", url.host_str().unwrap_or("")),
-            &format!("{}:{port}{PREFIX}", url.host_str().unwrap_or("")),
+            &format!("{}{prefix}", url.host_str().unwrap_or("")),
+            &format!("{}:{port}{prefix}", url.host_str().unwrap_or("")),
             1,
         ),
         None => base,
@@ -243,7 +247,7 @@ async fn serve(
         .query_pairs()
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    let rest = url.path().strip_prefix(PREFIX).unwrap_or("");
+    let rest = endpoints.below(url.path(), ENDPOINT).unwrap_or("");
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let method = request.method();
     let now = UnixMillis::now();

@@ -1,4 +1,4 @@
-//! `GET /cdn-cgi/access/callback?code=…&state=…`: finishes a sign-in, step by step — the
+//! `GET {prefix}/callback?code=…&state=…`: finishes a sign-in, step by step — the
 //! state is this browser's and spent ([`spend_state`]), the code becomes tokens
 //! ([`redeem_code`]), the ID token an identity ([`crate::identity`]), the policies of where the
 //! user was going admit it ([`admit`]), the session is stored ([`store_session`]) and its
@@ -48,7 +48,7 @@ fn signin_failed(why: String) -> Stop {
     Stop::Refused(Refusal::SignInFailed(why))
 }
 
-/// `GET /cdn-cgi/access/callback?code=…&state=…`: finishes the sign-in.
+/// `GET {prefix}/callback?code=…&state=…`: finishes the sign-in.
 pub async fn callback(request: &Request, env: &Env, gateway: &Gateway) -> Result<Response, Stop> {
     let url = request.url()?;
     if let Some(error) = query(&url, "error") {
@@ -116,7 +116,7 @@ pub async fn callback(request: &Request, env: &Env, gateway: &Gateway) -> Result
         exp: now_s + i64::try_from(duration_s).unwrap_or(86_400),
     };
     let token = session::mint(signing_keys(gateway)?, &claims).await?;
-    let clear_binding = pending::set_cookie(&state, None);
+    let clear_binding = pending::set_cookie(&state, None, &gateway.endpoints.cookie_path());
     Ok(redirect(
         &login.redirect,
         &[session::set_cookie(&token, duration_s), clear_binding],
@@ -173,7 +173,7 @@ async fn redeem_code(
     } else {
         None
     };
-    let redirect_uri = format!("{}/cdn-cgi/access/callback", origin_of(url));
+    let redirect_uri = format!("{}{}", origin_of(url), gateway.endpoints.path("callback"));
     let mut form = worker::url::form_urlencoded::Serializer::new(String::new());
     form.append_pair("grant_type", "authorization_code")
         .append_pair("code", code)
@@ -403,13 +403,17 @@ async fn interactive_again(
         "sign_in_interactive",
         &[("reason", error), ("idp", &login.idp_id)],
     );
-    let mut again = Url::parse(&format!("{}/cdn-cgi/access/login", origin_of(url)))
-        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    let mut again = Url::parse(&format!(
+        "{}{}",
+        origin_of(url),
+        gateway.endpoints.path("login")
+    ))
+    .map_err(|e| GatewayError::Internal(e.to_string()))?;
     again
         .query_pairs_mut()
         .append_pair("redirect_url", &login.redirect)
         .append_pair("interactive", "1");
-    let clear_binding = pending::set_cookie(&state, None);
+    let clear_binding = pending::set_cookie(&state, None, &gateway.endpoints.cookie_path());
     Ok(redirect(again.as_str(), &[clear_binding]))
 }
 

@@ -1,4 +1,4 @@
-//! `GET /cdn-cgi/access/login`: the start of a sign-in.
+//! `GET {prefix}/login`: the start of a sign-in.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -14,7 +14,7 @@ use crate::http::{origin_of, query, redirect};
 use crate::pending::{self, Pending};
 use crate::time::UnixMillis;
 
-/// `GET /cdn-cgi/access/login?redirect_url=/path`: starts the OIDC code flow. Stores nothing:
+/// `GET {prefix}/login?redirect_url=/path`: starts the OIDC code flow. Stores nothing:
 /// the sign-in in progress goes to the browser in its `EA_Login_…` cookie. With
 /// `interactive=1` (after a silent sign-in Entra could not finish), a provider's
 /// `prompt: none` is not sent.
@@ -54,7 +54,7 @@ pub fn login(request: &Request, gateway: &Gateway) -> Result<Response, Stop> {
             .append_pair("response_mode", "query")
             .append_pair(
                 "redirect_uri",
-                &format!("{}/cdn-cgi/access/callback", origin_of(&url)),
+                &format!("{}{}", origin_of(&url), gateway.endpoints.path("callback")),
             )
             .append_pair("state", &state)
             .append_pair("nonce", &nonce);
@@ -85,8 +85,9 @@ pub fn login(request: &Request, gateway: &Gateway) -> Result<Response, Stop> {
                 .append_pair("code_challenge_method", "S256");
         }
     }
-    let mut cookies = pending::evictions(&keys, request.headers());
-    cookies.push(pending::set_cookie(&state, Some(&cookie)));
+    let cookie_path = gateway.endpoints.cookie_path();
+    let mut cookies = pending::evictions(&keys, request.headers(), &cookie_path);
+    cookies.push(pending::set_cookie(&state, Some(&cookie), &cookie_path));
     Ok(redirect(authorize.as_str(), &cookies))
 }
 

@@ -1,4 +1,4 @@
-//! `/cdn-cgi/access/logout`.
+//! `{prefix}/logout`.
 
 use worker::{Env, Headers, Request, Response, Url};
 
@@ -11,7 +11,7 @@ use crate::refusal::Refusal;
 use crate::session::{self, Revocation};
 use crate::time::UnixMillis;
 
-/// `/cdn-cgi/access/logout`: `GET` revokes this browser's session, a same-origin `POST` every
+/// `{prefix}/logout`: `GET` revokes this browser's session, a same-origin `POST` every
 /// session of the user; both clear the cookie. A `POST` from anywhere else (another site's
 /// form) is refused and revokes nothing.
 pub async fn logout(

@@ -1,7 +1,7 @@
-//! The gateway's own endpoints under `/cdn-cgi/access/` (routed in [`crate::routes`]): the
-//! sign-in — [`login`] starts the OIDC code flow with state, nonce and PKCE (the sign-in in
-//! progress is kept by the browser, see [`crate::pending`]), [`callback`] finishes it —,
-//! [`logout`], the identity and the public keys.
+//! The gateway's own endpoints under its prefix (`/cdn-cgi/access/` by default, routed in
+//! [`crate::routes`]): the sign-in — [`login`] starts the OIDC code flow with state, nonce and
+//! PKCE (the sign-in in progress is kept by the browser, see [`crate::pending`]), [`callback`]
+//! finishes it —, [`logout`], the identity and the public keys.
 
 pub mod callback;
 pub mod login;
@@ -60,7 +60,7 @@ pub(crate) fn signing_keys(gateway: &Gateway) -> Result<&SigningKeys, GatewayErr
         .ok_or_else(|| GatewayError::Config("SESSION_SIGNING_KEY is not set".into()))
 }
 
-/// `/cdn-cgi/access/certs`: the gateway's public keys.
+/// `{prefix}/certs`: the gateway's public keys.
 pub fn certs(gateway: &Gateway) -> Result<Response, Stop> {
     let keys = gateway
         .signing
@@ -69,7 +69,7 @@ pub fn certs(gateway: &Gateway) -> Result<Response, Stop> {
     Ok(Response::from_json(&keys.certs_document())?)
 }
 
-/// `/cdn-cgi/access/get-identity`: the signed-in user's identity, as stored.
+/// `{prefix}/get-identity`: the signed-in user's identity, as stored.
 pub async fn get_identity(
     request: &Request,
     env: &Env,
