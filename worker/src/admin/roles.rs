@@ -1,6 +1,9 @@
 //! Admins as Entra identities: the `ADMIN_ROLES` var lists `role:scope` entries (separated by
 //! whitespace or commas), each the value of an app role of the gateway's app registration and
-//! `read` or `write`. A bearer Entra access token, verified as the gateway verifies any bearer
+//! `read` or `write`, optionally naming the identity provider whose tokens may carry it
+//! (`<provider id>/role:scope`). App roles are defined by whoever owns an app registration: with
+//! several identity providers (a partner's directory among them) an entry must name the
+//! provider, or a partner could grant its own users the role. A bearer Entra access token, verified as the gateway verifies any bearer
 //! token (a configured directory, one of its provider's accepted audiences, signature, times),
 //! whose `roles` claim holds one of them may use the management API with that scope (`write`
 //! when any of its roles gives it).
@@ -18,6 +21,8 @@ use crate::time::UnixMillis;
 /// One `ADMIN_ROLES` entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AdminRole {
+    /// The identity provider whose tokens it is taken from; `None`: the only one.
+    idp: Option<String>,
     role: String,
     scope: Scope,
 }
@@ -26,7 +31,7 @@ pub struct AdminRole {
 ///
 /// # Errors
 ///
-/// An entry that is not `role:read` or `role:write` (its position says which).
+/// An entry that is not `[provider id/]role:read|write` (its position says which).
 pub fn parse(text: &str) -> Result<Vec<AdminRole>, String> {
     text.split(|c: char| c.is_whitespace() || c == ',')
         .filter(|entry| !entry.is_empty())
@@ -34,8 +39,8 @@ pub fn parse(text: &str) -> Result<Vec<AdminRole>, String> {
         .map(|(i, entry)| {
             let refused = || {
                 format!(
-                    "ADMIN_ROLES entry {} is not `role:read|write` (role: an app role's value, \
-                     at most 120 characters, no `:`)",
+                    "ADMIN_ROLES entry {} is not `[provider id/]role:read|write` (role: an app \
+                     role's value, at most 120 characters, no `:`)",
                     i + 1
                 )
             };
@@ -45,10 +50,16 @@ pub fn parse(text: &str) -> Result<Vec<AdminRole>, String> {
                 "write" => Scope::Write,
                 _ => return Err(refused()),
             };
+            let (idp, role) = match role.split_once('/') {
+                Some((idp, role)) if !idp.is_empty() => (Some(idp.to_owned()), role),
+                Some(_) => return Err(refused()),
+                None => (None, role),
+            };
             if role.is_empty() || role.len() > 120 || role.contains(':') {
                 return Err(refused());
             }
             Ok(AdminRole {
+                idp,
                 role: role.to_owned(),
                 scope,
             })
@@ -56,12 +67,22 @@ pub fn parse(text: &str) -> Result<Vec<AdminRole>, String> {
         .collect()
 }
 
-/// The widest scope `roles` give (`roles`: the token's `roles` claim), if any.
+/// The widest scope `roles` give (`roles`: the `roles` claim of a token of provider `idp`), if
+/// any. An entry naming no provider counts only when `providers` (how many the configuration
+/// has) is 1.
 pub fn scope_of<'r>(
     entries: &[AdminRole],
+    idp: &str,
+    providers: usize,
     roles: impl Iterator<Item = &'r str> + Clone,
 ) -> Option<Scope> {
-    let given = |entry: &&AdminRole| roles.clone().any(|role| role == entry.role);
+    let given = |entry: &&AdminRole| {
+        let from = match &entry.idp {
+            Some(named) => named == idp,
+            None => providers == 1,
+        };
+        from && roles.clone().any(|role| role == entry.role)
+    };
     let mut scopes = entries.iter().filter(given).map(|e| e.scope);
     let first = scopes.next()?;
     Some(
@@ -103,7 +124,17 @@ pub async fn admin(env: &Env, entries: &[AdminRole], token: &str) -> Result<Admi
         .iter()
         .filter(|(name, _)| name.as_ref() == "roles")
         .flat_map(|(_, values)| values.iter().map(|v| &**v));
-    let scope = scope_of(entries, roles).ok_or("Entra token without an admin role")?;
+    let providers = gateway.engine.identity_providers().len();
+    let idp = identity.idp_id.as_deref().unwrap_or_default();
+    let scope = scope_of(entries, idp, providers, roles).ok_or_else(|| {
+        if providers > 1 && entries.iter().all(|e| e.idp.is_none()) {
+            "Entra token without an admin role: with several identity providers, ADMIN_ROLES \
+             entries must name theirs (`<provider id>/role:scope`)"
+                .to_owned()
+        } else {
+            "Entra token without an admin role".to_owned()
+        }
+    })?;
     let who = identity
         .email
         .as_ref()
@@ -121,7 +152,17 @@ mod tests {
     fn entries_parse_and_bad_ones_are_named_by_position() {
         let entries = parse("EdgeAccess.Admin:write, EdgeAccess.Auditor:read").unwrap();
         assert_eq!(entries.len(), 2);
-        for bad in ["Admin", "Admin:admin", ":write", "a:b:write"] {
+        let named = parse("entra-home/EdgeAccess.Admin:write").unwrap();
+        assert_eq!(named[0].idp.as_deref(), Some("entra-home"));
+        assert_eq!(named[0].role, "EdgeAccess.Admin");
+        for bad in [
+            "Admin",
+            "Admin:admin",
+            ":write",
+            "a:b:write",
+            "/Admin:write",
+            "idp/:read",
+        ] {
             let refused = parse(&format!("Ok:read {bad}"));
             assert!(
                 refused
@@ -136,7 +177,7 @@ mod tests {
     #[test]
     fn the_widest_scope_of_the_roles_held() {
         let entries = parse("Admin:write Auditor:read").unwrap();
-        let scope = |roles: &[&str]| scope_of(&entries, roles.iter().copied());
+        let scope = |roles: &[&str]| scope_of(&entries, "home", 1, roles.iter().copied());
         assert_eq!(scope(&["Auditor"]), Some(Scope::Read));
         assert_eq!(scope(&["Auditor", "Admin"]), Some(Scope::Write));
         assert_eq!(scope(&["Admin"]), Some(Scope::Write));
@@ -146,5 +187,28 @@ mod tests {
             "role values compare exactly"
         );
         assert_eq!(scope(&[]), None);
+    }
+
+    /// A partner directory defines its own app roles: with several providers, only an entry
+    /// naming the provider counts, and only for that provider's tokens.
+    #[test]
+    fn with_several_providers_an_entry_must_name_its_provider() {
+        let unnamed = parse("Admin:write").unwrap();
+        assert_eq!(
+            scope_of(&unnamed, "home", 1, ["Admin"].into_iter()),
+            Some(Scope::Write)
+        );
+        assert_eq!(scope_of(&unnamed, "home", 2, ["Admin"].into_iter()), None);
+        assert_eq!(
+            scope_of(&unnamed, "partner", 2, ["Admin"].into_iter()),
+            None
+        );
+        let named = parse("home/Admin:write").unwrap();
+        assert_eq!(
+            scope_of(&named, "home", 2, ["Admin"].into_iter()),
+            Some(Scope::Write)
+        );
+        assert_eq!(scope_of(&named, "partner", 2, ["Admin"].into_iter()), None);
+        assert_eq!(scope_of(&named, "partner", 1, ["Admin"].into_iter()), None);
     }
 }
