@@ -1,5 +1,5 @@
-//! The emulated directory: one tenant (and a partner tenant), the gateway's app registration, users and nested
-//! groups, loaded from one JSON file (`emulator/fixtures/entra.json`).
+//! The emulated directory: one tenant (and a partner tenant), the gateway's app registration,
+//! users and nested groups, loaded from one JSON file (`emulator/fixtures/entra.json`).
 //!
 //! Groups name their `parents`, the groups they are themselves members of, as Entra nests
 //! groups. [`Fixtures::transitive_groups`] is the closure over `parents` that real Entra puts

@@ -164,10 +164,7 @@ async fn redeem_code(
     code: &str,
     url: &Url,
 ) -> Result<TokenResponse, Stop> {
-    let secret = gateway
-        .client_secret
-        .as_deref()
-        .ok_or_else(|| GatewayError::Config("AZURE_CLIENT_SECRET is not set".into()))?;
+    let secret = gateway.client_secret(idp).map_err(GatewayError::Config)?;
     let verifier = if idp.pkce_enabled {
         Some(issued.verifier(state)?)
     } else {
