@@ -368,8 +368,8 @@ fn host_audiences(engine: &policy_core::Engine, host: &str, first: &str) -> Vec<
 
 /// A silent sign-in (`prompt=none`) Entra could not finish (`error`, one of
 /// [`INTERACTION_NEEDED`]): once the state checks out as this browser's and is spent, the
-/// sign-in starts again without `prompt=none`, so the user signs in instead of seeing a
-/// failure.
+/// sign-in starts again with the same provider without `prompt=none`, so the user signs in
+/// instead of seeing a failure (or the login chooser again).
 async fn interactive_again(
     request: &Request,
     env: &Env,
@@ -405,6 +405,7 @@ async fn interactive_again(
     again
         .query_pairs_mut()
         .append_pair("redirect_url", &login.redirect)
+        .append_pair("idp", &login.idp_id)
         .append_pair("interactive", "1");
     let clear_binding = pending::set_cookie(&state, None);
     Ok(redirect(again.as_str(), &[clear_binding]))
