@@ -32,7 +32,8 @@
 //! token's own user; an app-only token (client credentials, [`Emulator::graph_app_token`])
 //! with an application permission that reads users may read any user, but not `/me`. `POST /_admin/fault` with `{"graph": …}` injects Graph faults.
 //!
-//! Unknown tenants get 400 with an Entra-style error body (`AADSTS90002`).
+//! Unknown tenants get 400 with an Entra-style error body (`AADSTS90002`). The fixtures'
+//! partner tenant is served on the same address under its own id ([`Emulator::partner`]).
 //!
 //! [`provisioning`] is the other direction: Entra's provisioning service as a SCIM client of
 //! the gateway's SCIM endpoint, in both of its PATCH dialects.
