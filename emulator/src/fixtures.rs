@@ -1,5 +1,5 @@
-//! The emulated directory: one tenant, the gateway's app registration, users and nested
-//! groups, loaded from one JSON file (`emulator/fixtures/entra.json`).
+//! The emulated directory: one tenant (and a partner tenant), the gateway's app registration,
+//! users and nested groups, loaded from one JSON file (`emulator/fixtures/entra.json`).
 //!
 //! Groups name their `parents`, the groups they are themselves members of, as Entra nests
 //! groups. [`Fixtures::transitive_groups`] is the closure over `parents` that real Entra puts
@@ -58,6 +58,11 @@ pub struct Fixtures {
     pub users: Vec<User>,
     /// Every group of the tenant.
     pub groups: Vec<Group>,
+    /// A partner organisation's tenant, served by the same emulator beside this one: its own
+    /// id, app registration (client id, secret, redirect URIs), users, groups and signing keys.
+    /// It names no partner of its own.
+    #[serde(default)]
+    pub partner: Option<Box<Fixtures>>,
 }
 
 /// The app registration's `groupMembershipClaims`, as far as the emulator models it.
@@ -437,6 +442,24 @@ impl Fixtures {
                         format!("unknown group `{group}`"),
                     ));
                 }
+            }
+        }
+        if let Some(partner) = &self.partner {
+            partner.check().map_err(|error| match error {
+                FixturesError::Invalid { at, problem } => invalid(format!("partner.{at}"), problem),
+                other => other,
+            })?;
+            if partner.partner.is_some() {
+                return Err(invalid(
+                    "partner.partner".into(),
+                    "a partner tenant names no partner of its own".into(),
+                ));
+            }
+            if guid(&partner.tenant_id) == guid(&self.tenant_id) {
+                return Err(invalid(
+                    "partner.tenant_id".into(),
+                    "the partner tenant is this tenant".into(),
+                ));
             }
         }
         Ok(())

@@ -21,6 +21,16 @@ pub(super) fn handle(shared: &Shared, mut request: tiny_http::Request) {
     let path = url.split('?').next().unwrap_or_default();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let method = request.method().clone();
+    // The partner tenant answers its own paths, and Graph for its own tokens.
+    let partner = match segments.as_slice() {
+        ["graph", ..] => token_tenant(&request)
+            .and_then(|tid| shared.partners.iter().find(|p| known_tenant(p, &tid))),
+        [tenant, _, ..] => shared.partners.iter().find(|p| known_tenant(p, tenant)),
+        _ => None,
+    };
+    if let Some(partner) = partner {
+        return handle(partner, request);
+    }
     match (&method, segments.as_slice()) {
         (Method::Get, [""]) => index(shared, request),
         (Method::Get, [tenant, ".well-known", "openid-configuration"]) => {
@@ -393,6 +403,23 @@ fn fault_name(fault: Fault) -> String {
         Fault::Throttled => "throttled".into(),
         Fault::Broken => "broken".into(),
     }
+}
+
+/// The `tid` claim of the bearer token in `request`'s `Authorization`, unverified: only which
+/// tenant's Graph checks the token (with that tenant's keys and issuer) depends on it.
+fn token_tenant(request: &tiny_http::Request) -> Option<String> {
+    use base64::Engine as _;
+    let authorization = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Authorization"))?;
+    let token = authorization.value.as_str().strip_prefix("Bearer ")?;
+    let claims = token.split('.').nth(1)?;
+    let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(claims)
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&claims).ok()?;
+    claims.get("tid")?.as_str().map(str::to_owned)
 }
 
 /// The fixture tenant, by id (GUIDs compare case-insensitively).

@@ -11,15 +11,31 @@ use sha2::{Digest, Sha256};
 /// The modulus size of every key (Entra's keys are 2048-bit).
 pub const KEY_BITS: usize = 2048;
 
-/// Every key made so far in this process, in order; see [`nth_key`].
-static SEQUENCE: Mutex<Vec<Arc<SigningKey>>> = Mutex::new(Vec::new());
+/// Whose keys: every tenant of Entra's global service signs with the same keys, but the
+/// emulator's partner tenant has keys of its own, so a test can tell a token signed for one
+/// tenant from one signed for the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sequence {
+    /// The fixture tenant's keys (and those of every other emulator's fixture tenant).
+    Home,
+    /// The partner tenant's keys.
+    Partner,
+}
+
+/// Every key made so far in this process, per [`Sequence`], in order; see [`nth_key`].
+static SEQUENCES: Mutex<[Vec<Arc<SigningKey>>; 2]> = Mutex::new([Vec::new(), Vec::new()]);
 
 /// The `n`th key of a sequence shared by every emulator in the process: each emulator signs
 /// with key 0 first and takes key `n` at its `n`th rotation. A 2048-bit key takes a few
 /// hundred milliseconds even optimized, and a test run starts many emulators; sharing keys
 /// across emulators is also what Entra does (its signing keys are common to all tenants).
-pub(crate) fn nth_key(n: usize) -> Result<Arc<SigningKey>, rsa::Error> {
-    let mut keys = SEQUENCE.lock().unwrap_or_else(PoisonError::into_inner);
+pub(crate) fn nth_key(sequence: Sequence, n: usize) -> Result<Arc<SigningKey>, rsa::Error> {
+    let mut sequences = SEQUENCES.lock().unwrap_or_else(PoisonError::into_inner);
+    let index = match sequence {
+        Sequence::Home => 0,
+        Sequence::Partner => 1,
+    };
+    let keys = sequences.get_mut(index).ok_or(rsa::Error::Internal)?;
     // Generated under the lock: a test waiting here would otherwise make the same key.
     while keys.len() <= n {
         keys.push(Arc::new(SigningKey::generate()?));
@@ -166,13 +182,21 @@ mod tests {
 
     #[test]
     fn kids_look_like_entra_kids() {
-        let key = nth_key(0).unwrap();
+        let key = nth_key(Sequence::Home, 0).unwrap();
         assert_eq!(key.kid().len(), 27);
         assert!(key
             .kid()
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-        assert_eq!(nth_key(0).unwrap().kid(), key.kid());
-        assert_ne!(nth_key(1).unwrap().kid(), key.kid());
+        assert_eq!(nth_key(Sequence::Home, 0).unwrap().kid(), key.kid());
+        assert_ne!(nth_key(Sequence::Home, 1).unwrap().kid(), key.kid());
+    }
+
+    #[test]
+    fn the_partner_tenant_signs_with_keys_of_its_own() {
+        let home = nth_key(Sequence::Home, 0).unwrap();
+        let partner = nth_key(Sequence::Partner, 0).unwrap();
+        assert_ne!(home.kid(), partner.kid());
+        assert_eq!(nth_key(Sequence::Partner, 0).unwrap().kid(), partner.kid());
     }
 }

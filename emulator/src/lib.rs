@@ -32,7 +32,8 @@
 //! token's own user; an app-only token (client credentials, [`Emulator::graph_app_token`])
 //! with an application permission that reads users may read any user, but not `/me`. `POST /_admin/fault` with `{"graph": …}` injects Graph faults.
 //!
-//! Unknown tenants get 400 with an Entra-style error body (`AADSTS90002`).
+//! Unknown tenants get 400 with an Entra-style error body (`AADSTS90002`). The fixtures'
+//! partner tenant is served on the same address under its own id ([`Emulator::partner`]).
 //!
 //! [`provisioning`] is the other direction: Entra's provisioning service as a SCIM client of
 //! the gateway's SCIM endpoint, in both of its PATCH dialects.
@@ -184,11 +185,20 @@ impl From<rsa::Error> for EmulatorError {
 }
 
 /// A running emulator on 127.0.0.1; it stops when dropped.
+///
+/// It serves the fixture tenant and, when the fixtures name one ([`Fixtures::partner`]), a
+/// partner tenant on the same address: its own id, app registration, client secret, users,
+/// groups and signing keys. Every endpoint under `/{tenant}/` answers as that tenant alone,
+/// and Graph reads the tenant of the token it is given: a token or code of one tenant is never
+/// accepted at the other, as in Entra. [`Emulator::partner`] is the partner's view, with the
+/// same methods.
 #[derive(Debug)]
 pub struct Emulator {
     shared: Arc<Shared>,
-    // Declared last: dropped after nothing else needs it.
-    _server: Server,
+    partner: Option<Box<Emulator>>,
+    // Declared last: dropped after nothing else needs it. `None` for the partner's view,
+    // which the fixture tenant's server serves.
+    _server: Option<Server>,
 }
 
 /// What the request threads and the owner share.
@@ -197,6 +207,8 @@ struct Shared {
     fixtures: Fixtures,
     url: String,
     addr: SocketAddr,
+    /// Whose signing keys this tenant uses.
+    sequence: keys::Sequence,
     keys: Mutex<KeySet>,
     /// The fault of the JWKS endpoints.
     fault: Mutex<ArmedFault>,
@@ -213,6 +225,8 @@ struct Shared {
     graph_member_lookups: AtomicU64,
     /// Access tokens issued by the client credentials grant.
     client_credentials_issued: AtomicU64,
+    /// The other tenants the same server answers for (the partner tenant); empty for them.
+    partners: Vec<Arc<Shared>>,
 }
 
 #[derive(Debug)]
@@ -252,28 +266,23 @@ impl Emulator {
     ///
     /// When the port cannot be bound or the key cannot be generated.
     pub fn start_on(fixtures: Fixtures, port: Option<u16>) -> Result<Self, EmulatorError> {
-        let signing = keys::nth_key(0)?;
         let listener = crate::server::bind(port).map_err(EmulatorError::Listen)?;
         let addr = listener.local_addr().map_err(EmulatorError::Listen)?;
-        let shared = Arc::new(Shared {
+        let partner = match fixtures.partner.clone() {
+            Some(partner) => Some(Arc::new(Shared::new(
+                *partner,
+                addr,
+                keys::Sequence::Partner,
+                Vec::new(),
+            )?)),
+            None => None,
+        };
+        let shared = Arc::new(Shared::new(
             fixtures,
-            url: format!("http://{addr}"),
             addr,
-            keys: Mutex::new(KeySet {
-                signing,
-                previous: Vec::new(),
-                position: 0,
-            }),
-            fault: Mutex::new(ArmedFault::default()),
-            discovery_fault: Mutex::new(ArmedFault::default()),
-            jwks_fetches: AtomicU64::new(0),
-            discovery_fetches: AtomicU64::new(0),
-            codes: Mutex::new(Codes::default()),
-            graph_fault: Mutex::new(Fault::None),
-            graph_calls: AtomicU64::new(0),
-            graph_member_lookups: AtomicU64::new(0),
-            client_credentials_issued: AtomicU64::new(0),
-        });
+            keys::Sequence::Home,
+            partner.iter().cloned().collect(),
+        )?);
         let serving = Arc::clone(&shared);
         let server = Server::serve(
             "entra-emulator",
@@ -283,8 +292,22 @@ impl Emulator {
         .map_err(EmulatorError::Listen)?;
         Ok(Self {
             shared,
-            _server: server,
+            partner: partner.map(|shared| {
+                Box::new(Self {
+                    shared,
+                    partner: None,
+                    _server: None,
+                })
+            }),
+            _server: Some(server),
         })
+    }
+
+    /// The partner tenant served beside the fixture tenant (the fixtures' `partner`): the
+    /// same methods answer for it — its tenant id, client id and secret, its users' tokens,
+    /// its keys, faults and counters. `None` when the fixtures name no partner.
+    pub fn partner(&self) -> Option<&Emulator> {
+        self.partner.as_deref()
     }
 
     /// The base URL, `http://127.0.0.1:PORT` (no trailing slash): the stand-in for
@@ -595,6 +618,37 @@ impl Emulator {
 }
 
 impl Shared {
+    /// A tenant of `fixtures` served at `addr`, signing with the first key of `sequence`.
+    fn new(
+        fixtures: Fixtures,
+        addr: SocketAddr,
+        sequence: keys::Sequence,
+        partners: Vec<Arc<Shared>>,
+    ) -> Result<Self, EmulatorError> {
+        let signing = keys::nth_key(sequence, 0)?;
+        Ok(Shared {
+            fixtures,
+            url: format!("http://{addr}"),
+            addr,
+            sequence,
+            keys: Mutex::new(KeySet {
+                signing,
+                previous: Vec::new(),
+                position: 0,
+            }),
+            fault: Mutex::new(ArmedFault::default()),
+            discovery_fault: Mutex::new(ArmedFault::default()),
+            jwks_fetches: AtomicU64::new(0),
+            discovery_fetches: AtomicU64::new(0),
+            codes: Mutex::new(Codes::default()),
+            graph_fault: Mutex::new(Fault::None),
+            graph_calls: AtomicU64::new(0),
+            graph_member_lookups: AtomicU64::new(0),
+            client_credentials_issued: AtomicU64::new(0),
+            partners,
+        })
+    }
+
     fn signing_key(&self) -> Arc<SigningKey> {
         Arc::clone(&lock(&self.keys).signing)
     }
@@ -602,7 +656,7 @@ impl Shared {
     fn rotate_keys(&self, keep_previous: bool) -> Result<String, EmulatorError> {
         let position = lock(&self.keys).position.saturating_add(1);
         // Taken without the lock: making a key takes a while.
-        let key = keys::nth_key(position)?;
+        let key = keys::nth_key(self.sequence, position)?;
         let kid = key.kid().to_owned();
         let mut keys = lock(&self.keys);
         if keys.position >= position {

@@ -139,6 +139,8 @@ pub struct App {
     /// Paths may hold `%2F` (an encoded `/`) for this app, as long as every origin reading
     /// still routes them here (an edge-access setting; Access has none).
     pub(crate) allow_encoded_slashes: bool,
+    /// A browser signs in with the app's first identity provider at once, without the chooser.
+    pub(crate) auto_redirect_to_identity: bool,
     /// Execution order: the first-pass slots (bypass, non_identity), then allow/deny, each by
     /// precedence.
     pub(crate) order: Vec<Slot>,
@@ -178,6 +180,11 @@ impl App {
         self.allowed_idps
             .as_deref()
             .map(|ids| ids.iter().map(|i| i.get()))
+    }
+    /// Whether a browser signs in with the first of the app's identity providers at once
+    /// (`auto_redirect_to_identity`), never shown the login chooser.
+    pub fn auto_redirect_to_identity(&self) -> bool {
+        self.auto_redirect_to_identity
     }
     /// Where to send users refused after sign-in, if configured.
     pub fn custom_deny_url(&self) -> Option<&str> {

@@ -728,6 +728,25 @@ impl Element<'_> {
             .map(drop)
     }
 
+    /// Types `keys` into the element as a keyboard would (W3C key codes such as
+    /// [`Element::ENTER`] included): on a focused link, Enter follows it.
+    ///
+    /// # Errors
+    ///
+    /// When the element is gone or cannot take the keys.
+    pub fn send_keys(&self, keys: &str) -> Result<(), BrowserError> {
+        self.browser
+            .command(
+                "POST",
+                &format!("/element/{}/value", self.id),
+                Some(&serde_json::json!({ "text": keys })),
+            )
+            .map(drop)
+    }
+
+    /// The Enter key, for [`Element::send_keys`].
+    pub const ENTER: &'static str = "\u{E007}";
+
     /// The element's rendered text.
     ///
     /// # Errors

@@ -51,8 +51,9 @@ pub struct Gateway {
     /// `GRAPH_URL`: where Microsoft Graph is reached for every identity provider (the
     /// emulator in tests); unset, each provider's `azure_cloud` says ([`Gateway::graph`]).
     pub graph_override: Option<String>,
-    /// The app registration's client secret (`AZURE_CLIENT_SECRET`), for the code exchange.
-    pub client_secret: Option<String>,
+    /// The app registrations' client secrets, for the code exchange and Graph
+    /// ([`Gateway::client_secret`]).
+    pub client_secrets: ClientSecrets,
     /// The keys that sign application tokens (`SESSION_SIGNING_KEY`).
     pub signing: Option<SigningKeys>,
     /// SCIM provisioning, when an identity provider enables it.
@@ -81,6 +82,27 @@ impl Gateway {
             .unwrap_or_else(|| cloud_endpoints(&idp.azure_cloud).0.to_owned())
     }
 
+    /// The client secret of `idp`'s app registration: `AZURE_CLIENT_SECRET_<id>` (see
+    /// [`secret_var`]), else `AZURE_CLIENT_SECRET`.
+    ///
+    /// # Errors
+    /// When neither is set: the message names both.
+    pub fn client_secret(&self, idp: &IdentityProvider) -> Result<&str, String> {
+        self.client_secrets
+            .by_provider
+            .iter()
+            .find(|(id, _)| *id == *idp.id)
+            .map(|(_, secret)| secret.as_str())
+            .or(self.client_secrets.shared.as_deref())
+            .ok_or_else(|| {
+                format!(
+                    "no client secret for identity provider `{}`: set {} or {SHARED_SECRET}",
+                    idp.id,
+                    secret_var(&idp.id)
+                )
+            })
+    }
+
     /// Where Microsoft Graph is reached for `idp`: `GRAPH_URL`, else its cloud's Graph.
     pub fn graph(&self, idp: &IdentityProvider) -> String {
         self.graph_override
@@ -93,6 +115,66 @@ impl Gateway {
 /// name) in `idp`'s cloud, wherever [`Gateway::graph`] reaches it.
 pub fn graph_resource(idp: &IdentityProvider) -> &'static str {
     cloud_endpoints(&idp.azure_cloud).1
+}
+
+/// The client secret every identity provider without one of its own uses.
+pub const SHARED_SECRET: &str = "AZURE_CLIENT_SECRET";
+
+/// The app registrations' client secrets, read once per document.
+#[derive(Debug, Default)]
+pub struct ClientSecrets {
+    /// `AZURE_CLIENT_SECRET`.
+    pub shared: Option<String>,
+    /// (provider id, secret) for each provider whose [`secret_var`] is set.
+    pub by_provider: Vec<(String, String)>,
+}
+
+/// The secret that holds the client secret of the identity provider `id`:
+/// `AZURE_CLIENT_SECRET_` and the id in upper case, every character other than an ASCII letter
+/// or digit written `_` (`partner-fabrikam` → `AZURE_CLIENT_SECRET_PARTNER_FABRIKAM`).
+pub fn secret_var(id: &str) -> String {
+    let suffix: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{SHARED_SECRET}_{suffix}")
+}
+
+/// Two identity providers whose ids name the same [`secret_var`] (`partner-a`, `Partner_A`)
+/// would share a client secret nobody chose to share: refused, naming both and the secret.
+fn distinct_secret_vars<'i>(ids: impl IntoIterator<Item = &'i str>) -> Result<(), String> {
+    let mut seen: Vec<(String, &str)> = Vec::new();
+    for id in ids {
+        let var = secret_var(id);
+        if let Some((_, other)) = seen.iter().find(|(v, _)| *v == var) {
+            return Err(format!(
+                "identity_providers: `{other}` and `{id}` both read their client secret from                  {var} (an id names its secret in upper case, every character other than a                  letter or digit as `_`): give one of them another id"
+            ));
+        }
+        seen.push((var, id));
+    }
+    Ok(())
+}
+
+/// The client secrets of `engine`'s identity providers in `env`.
+fn client_secrets(env: &Env, engine: &Engine) -> Result<ClientSecrets, String> {
+    let providers = engine.identity_providers();
+    distinct_secret_vars(providers.iter().map(|p| &*p.id))?;
+    Ok(ClientSecrets {
+        shared: signing::secret(env, SHARED_SECRET),
+        by_provider: providers
+            .iter()
+            .filter_map(|p| {
+                signing::secret(env, &secret_var(&p.id)).map(|secret| (p.id.to_string(), secret))
+            })
+            .collect(),
+    })
 }
 
 /// The shortest `SCIM_TOKEN` accepted: a bearer token that never expires must not be guessable.
@@ -223,7 +305,7 @@ pub fn load(env: &Env, source: Source) -> Result<Gateway, String> {
         pass_through_is_safe(&engine, origin.is_some())?;
     }
     let graph_override = identity_endpoint(env, "GRAPH_URL")?;
-    let client_secret = signing::secret(env, "AZURE_CLIENT_SECRET");
+    let client_secrets = client_secrets(env, &engine)?;
     let signing = SigningKeys::from_env(env)?;
     let scim = scim_settings(env, &engine)?;
     let directory_refresh = refresh(env, "DIRECTORY_REFRESH_SECONDS")?;
@@ -235,7 +317,7 @@ pub fn load(env: &Env, source: Source) -> Result<Gateway, String> {
         origin,
         pass_through_unmatched,
         graph_override,
-        client_secret,
+        client_secrets,
         signing,
         scim,
         version_label: version_label(version, &document),
@@ -328,4 +410,88 @@ fn scim_settings(env: &Env, engine: &Engine) -> Result<Option<ScimSettings>, Str
         config: provider.scim.clone(),
         token_sha256,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_provider_id_names_its_secret_in_upper_case_with_underscores() {
+        assert_eq!(secret_var("entra"), "AZURE_CLIENT_SECRET_ENTRA");
+        assert_eq!(
+            secret_var("partner-fabrikam"),
+            "AZURE_CLIENT_SECRET_PARTNER_FABRIKAM"
+        );
+        assert_eq!(
+            secret_var("2a1b9c4e-07f3-4d1a-9b2e-5c6d7e8f9a0b"),
+            "AZURE_CLIENT_SECRET_2A1B9C4E_07F3_4D1A_9B2E_5C6D7E8F9A0B"
+        );
+        assert_eq!(secret_var("Café.é"), "AZURE_CLIENT_SECRET_CAF___");
+        assert_eq!(secret_var("a b\nc"), "AZURE_CLIENT_SECRET_A_B_C");
+    }
+
+    #[test]
+    fn ids_that_name_the_same_secret_are_refused() {
+        assert!(distinct_secret_vars(["entra", "partner", "partner-2"]).is_ok());
+        let error = distinct_secret_vars(["entra", "partner-a", "Partner_A"]).unwrap_err();
+        assert!(error.contains("`partner-a` and `Partner_A`"), "{error}");
+        assert!(error.contains("AZURE_CLIENT_SECRET_PARTNER_A"), "{error}");
+        assert!(distinct_secret_vars(["é", "è"]).is_err());
+        assert!(distinct_secret_vars(["a.b", "a-b"]).is_err());
+    }
+
+    fn provider(id: &str) -> IdentityProvider {
+        let document = format!(
+            r#"{{"team_domain": "https://access.example.com",
+                "identity_providers": [{{"id": "{id}", "name": "Entra ID", "type": "azureAD",
+                  "config": {{"client_id": "6b0f2c9e-1d4a-4f7b-8e35-a29c7d1b0e64",
+                              "directory_id": "9c4e1b7a-3d2f-4a8e-b615-0f7d2c9a4e31"}}}}],
+                "apps": []}}"#
+        );
+        let engine = Engine::from_json(&document).unwrap();
+        engine.identity_providers().first().unwrap().clone()
+    }
+
+    fn gateway(secrets: ClientSecrets) -> Gateway {
+        let document = r#"{"team_domain": "https://access.example.com",
+            "identity_providers": [], "apps": []}"#;
+        Gateway {
+            engine: Engine::from_json(document).unwrap(),
+            authority_override: None,
+            origin: None,
+            pass_through_unmatched: false,
+            graph_override: None,
+            client_secrets: secrets,
+            signing: None,
+            scim: None,
+            directory_refresh: DEFAULT_REFRESH,
+            version: 0,
+            version_label: String::new(),
+            config_refresh: DEFAULT_REFRESH,
+            endpoints: crate::endpoints::Endpoints::parse(crate::endpoints::DEFAULT_PREFIX)
+                .unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_provider_s_own_secret_comes_before_the_shared_one() {
+        let both = gateway(ClientSecrets {
+            shared: Some("shared".into()),
+            by_provider: vec![("partner".into(), "own".into())],
+        });
+        assert_eq!(both.client_secret(&provider("partner")), Ok("own"));
+        assert_eq!(both.client_secret(&provider("entra")), Ok("shared"));
+
+        let own_only = gateway(ClientSecrets {
+            shared: None,
+            by_provider: vec![("partner".into(), "own".into())],
+        });
+        assert_eq!(own_only.client_secret(&provider("partner")), Ok("own"));
+        let error = own_only.client_secret(&provider("entra")).unwrap_err();
+        assert!(
+            error.contains("AZURE_CLIENT_SECRET_ENTRA or AZURE_CLIENT_SECRET"),
+            "{error}"
+        );
+    }
 }

@@ -158,8 +158,8 @@ fn member_objects_body(security_only: bool) -> String {
     format!(r#"{{"securityEnabledOnly":{security_only}}}"#)
 }
 
-/// The app's Graph token for `tenant` (client credentials), reused until a minute before it
-/// expires.
+/// The app's Graph token for `tenant` (client credentials, with `idp`'s client secret),
+/// reused until a minute before it expires.
 async fn app_token(
     gateway: &Gateway,
     idp: &IdentityProvider,
@@ -168,18 +168,20 @@ async fn app_token(
     now: UnixMillis,
 ) -> Result<String, GatewayError> {
     let tenant = tenant.to_ascii_lowercase();
+    // Two providers may name the same tenant with different app registrations (and secrets).
+    let key = format!("{tenant} {}", client_id.to_ascii_lowercase());
     let cached = APP_TOKENS.with(|t| {
         t.borrow()
-            .get(&tenant)
+            .get(&key)
             .filter(|t| t.expires > now.saturating_add(TOKEN_MARGIN))
             .map(|t| t.token.clone())
     });
     if let Some(token) = cached {
         return Ok(token);
     }
-    let secret = gateway.client_secret.as_deref().ok_or_else(|| {
-        unavailable("AZURE_CLIENT_SECRET is not set: Graph cannot be asked".into())
-    })?;
+    let secret = gateway
+        .client_secret(idp)
+        .map_err(|why| unavailable(format!("{why}: Graph cannot be asked")))?;
     let mut form = worker::url::form_urlencoded::Serializer::new(String::new());
     form.append_pair("grant_type", "client_credentials")
         .append_pair("client_id", client_id)
@@ -207,7 +209,7 @@ async fn app_token(
     let expires = now.saturating_add(Duration::from_secs(answer.expires_in));
     APP_TOKENS.with(|t| {
         t.borrow_mut().insert(
-            tenant,
+            key,
             AppToken {
                 token: answer.access_token.clone(),
                 expires,

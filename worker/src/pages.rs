@@ -57,6 +57,51 @@ fn body((title, message): (&str, &str)) -> String {
     )
 }
 
+/// The login chooser for the app named `app` (none: a target no app covers): a link per
+/// identity provider, `(name, href)`. Plain HTML — a `main` landmark, a heading, a labelled
+/// list of links a keyboard reaches in order, a visible focus ring — with no script (and a
+/// `Content-Security-Policy` that would run none); every configured string is escaped.
+pub fn chooser(app: Option<&str>, providers: &[(String, String)]) -> Response {
+    let response = respond(chooser_body(app, providers), 200);
+    with_csp(response)
+}
+
+/// The chooser's HTML.
+fn chooser_body(app: Option<&str>, providers: &[(String, String)]) -> String {
+    let title = match app {
+        Some(app) => format!("Sign in to {}", escape(app)),
+        None => "Sign in".to_owned(),
+    };
+    let items: String = providers
+        .iter()
+        .map(|(name, href)| {
+            format!(
+                "<li><a href=\"{}\">Sign in with {}</a></li>",
+                escape(href),
+                escape(name)
+            )
+        })
+        .collect();
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{title}</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:15vh auto;padding:0 1rem;color:#222}}h1{{font-size:1.4rem}}\
+         ul{{list-style:none;padding:0}}li{{margin:.6rem 0}}a{{display:block;padding:.8rem 1rem;border:1px solid #555;border-radius:.4rem;color:#0b3d91;text-decoration:none}}\
+         a:hover{{background:#eef3fb}}a:focus{{outline:3px solid #0b57d0;outline-offset:2px}}</style></head>\
+         <body><main aria-labelledby=\"chooser-title\"><h1 id=\"chooser-title\">{title}</h1><p id=\"chooser-hint\">Choose the organisation you sign in with.</p>\
+         <nav aria-labelledby=\"chooser-hint\"><ul>{items}</ul></nav></main></body></html>"
+    )
+}
+
+/// `response` with a `Content-Security-Policy` that runs no script and loads nothing.
+fn with_csp(response: Response) -> Response {
+    with_header(
+        response,
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; \
+         frame-ancestors 'none'",
+    )
+}
+
 /// `text` as HTML text (also safe inside a quoted attribute).
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -104,5 +149,40 @@ mod tests {
              &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;</p>"
         ));
         assert!(!page.contains("<b>") && !page.contains("<script>"));
+    }
+
+    #[test]
+    fn the_chooser_escapes_every_configured_string_and_has_no_script() {
+        let page = chooser_body(
+            Some("Wiki <script>alert(1)</script>"),
+            &[
+                (
+                    "Partner \"><img src=x onerror=alert(1)>".into(),
+                    "/cdn-cgi/access/login?idp=a%22b&redirect_url=%2F".into(),
+                ),
+                (
+                    "Entra ID".into(),
+                    "/cdn-cgi/access/login?idp=entra&redirect_url=%2Fx".into(),
+                ),
+            ],
+        );
+        assert!(
+            page.contains("<title>Sign in to Wiki &lt;script&gt;alert(1)&lt;/script&gt;</title>")
+        );
+        assert!(page.contains(
+            "<li><a href=\"/cdn-cgi/access/login?idp=a%22b&amp;redirect_url=%2F\">Sign in with \
+             Partner &quot;&gt;&lt;img src=x onerror=alert(1)&gt;</a></li>"
+        ));
+        assert!(page.contains("<main ") && page.contains("<nav ") && page.contains("<h1 "));
+        let lower = page.to_ascii_lowercase();
+        assert!(
+            !lower.contains("<script") && !lower.contains("<img") && !lower.contains("javascript:")
+        );
+        assert_eq!(
+            chooser_body(None, &[])
+                .matches("<title>Sign in</title>")
+                .count(),
+            1
+        );
     }
 }

@@ -34,6 +34,9 @@ pub enum Refusal {
     /// The request path means different things to different origins (encoded `/`, dot
     /// segments, …, or readings that route to different apps): 400, never forwarded.
     InvalidPath(String),
+    /// A request the gateway will not act on (a sign-in with an identity provider the app
+    /// does not allow): 400.
+    BadRequest(String),
     /// The sign-in protocol failed (state, code, tokens, nonce, PKCE): 403 with a page that
     /// says to start again — not the "no access" page, since no policy refused anyone.
     SignInFailed(String),
@@ -52,7 +55,7 @@ impl Refusal {
             | Refusal::ForbiddenSaying { .. }
             | Refusal::SignInFailed(_) => 403,
             Refusal::NoApp => 404,
-            Refusal::InvalidPath(_) => 400,
+            Refusal::InvalidPath(_) | Refusal::BadRequest(_) => 400,
             Refusal::SignIn(_) | Refusal::DeniedTo(_) => 302,
         }
     }
@@ -67,6 +70,7 @@ impl Refusal {
             Refusal::SignInFailed(r) => format!("sign-in failed: {r}"),
             Refusal::NoApp => "no app covers the request".into(),
             Refusal::InvalidPath(r) => format!("invalid path: {r}"),
+            Refusal::BadRequest(r) => format!("bad request: {r}"),
             Refusal::SignIn(_) => "sign-in required: redirected to sign in".into(),
             Refusal::DeniedTo(_) => "refused: redirected to the app's deny page".into(),
         }
@@ -97,7 +101,7 @@ impl Refusal {
             } => pages::FORBIDDEN_NON_IDENTITY,
             Refusal::Forbidden { .. } => pages::FORBIDDEN,
             Refusal::SignInFailed(_) => pages::SIGN_IN_FAILED,
-            Refusal::InvalidPath(_) => pages::BAD_REQUEST,
+            Refusal::InvalidPath(_) | Refusal::BadRequest(_) => pages::BAD_REQUEST,
             Refusal::NoApp => pages::NOT_FOUND,
         };
         pages::html(page, status)

@@ -131,7 +131,9 @@ pub fn deploy(layout: &Layout, steps: &mut Steps, options: &Options) -> Result<(
         match &document {
             Some(text) => {
                 problems.extend(check_document(&env, layout, text)?);
-                let needed = needed_secrets(text);
+                let needed =
+                    deployment.with_provider_secrets(needed_secrets(text), &azure_providers(text));
+                let needed: Vec<&str> = needed.iter().map(String::as_str).collect();
                 problems.extend(deployment.secret_problems(&needed));
             }
             None if options.stored_config => {}
@@ -383,6 +385,32 @@ impl Deployment {
         problems
     }
 
+    /// `needed` with the client secrets this deployment gives the identity providers `ids`:
+    /// a provider's own secret (`AZURE_CLIENT_SECRET_<id>`, see [`provider_secret`]) wherever
+    /// it is declared or set as a var (so a plain var is refused), and `AZURE_CLIENT_SECRET`
+    /// only while some provider has no secret of its own.
+    pub fn with_provider_secrets(&self, needed: Vec<&str>, ids: &[String]) -> Vec<String> {
+        let own: Vec<String> = ids
+            .iter()
+            .map(|id| provider_secret(id))
+            .filter(|name| {
+                self.vars.contains_key(name) || self.required_secrets.iter().any(|d| d == name)
+            })
+            .collect();
+        let all_own = !ids.is_empty() && own.len() == ids.len();
+        let mut out: Vec<String> = needed
+            .into_iter()
+            .filter(|name| !(all_own && *name == SHARED_CLIENT_SECRET))
+            .map(str::to_owned)
+            .collect();
+        for name in own {
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+        out
+    }
+
     /// Resource ids still the placeholders of the checkout's `wrangler.toml`: a real deploy
     /// needs the ids of the D1 database and the KV namespace created for it.
     pub fn placeholder_problems(&self) -> Vec<String> {
@@ -427,6 +455,42 @@ fn var_too_large(name: &str, size: usize) -> String {
         "var `{name}` is {size} bytes; a Worker var holds at most {VAR_LIMIT}: keep the \
          configuration in a bundled file or store it through the gateway's API"
     )
+}
+
+/// The client secret of every identity provider without one of its own.
+const SHARED_CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
+
+/// The secret the gateway reads an identity provider's own client secret from:
+/// `AZURE_CLIENT_SECRET_` and the id in upper case, every character other than an ASCII letter
+/// or digit written `_` (the worker's `config::secret_var`).
+pub fn provider_secret(id: &str) -> String {
+    let suffix: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{SHARED_CLIENT_SECRET}_{suffix}")
+}
+
+/// The ids of `document`'s `azureAD` identity providers (none when it is not JSON).
+pub fn azure_providers(document: &str) -> Vec<String> {
+    let Ok(value) = serde_json::from_str::<Value>(document) else {
+        return Vec::new();
+    };
+    value
+        .get("identity_providers")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter(|p| p.get("type").and_then(Value::as_str) == Some("azureAD"))
+        .filter_map(|p| p.get("id").and_then(Value::as_str).map(str::to_owned))
+        .collect()
 }
 
 /// The secrets the gateway needs for `document`: the session signing key and the client
@@ -638,6 +702,65 @@ mod tests {
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].contains("secret `AZURE_CLIENT_SECRET`"));
         assert!(problems[1].contains("`SESSION_SIGNING_KEY` is a plain var"));
+    }
+
+    #[test]
+    fn providers_with_their_own_secrets_need_no_shared_one() {
+        let ids = ["entra".to_owned(), "partner-fabrikam".to_owned()];
+        let needed = || vec!["AZURE_CLIENT_SECRET", "SESSION_SIGNING_KEY"];
+        assert_eq!(
+            provider_secret("partner-fabrikam"),
+            "AZURE_CLIENT_SECRET_PARTNER_FABRIKAM"
+        );
+        assert_eq!(provider_secret("Café.é"), "AZURE_CLIENT_SECRET_CAF___");
+        assert_eq!(
+            azure_providers(
+                r#"{"identity_providers":[{"id":"entra","type":"azureAD"},{"id":"x","type":"okta"}]}"#
+            ),
+            ["entra"]
+        );
+
+        // Neither has its own: the shared secret, as before.
+        let d = deployment(&format!(
+            "[secrets]\nrequired = [\"SESSION_SIGNING_KEY\"]\n{BINDINGS}"
+        ));
+        assert_eq!(
+            d.with_provider_secrets(needed(), &ids),
+            ["AZURE_CLIENT_SECRET", "SESSION_SIGNING_KEY"]
+        );
+        // One has its own: both secrets are needed.
+        let d = deployment(&format!(
+            "[secrets]\nrequired = [\"AZURE_CLIENT_SECRET_PARTNER_FABRIKAM\", \"SESSION_SIGNING_KEY\"]\n{BINDINGS}"
+        ));
+        let with = d.with_provider_secrets(needed(), &ids);
+        assert_eq!(
+            with,
+            [
+                "AZURE_CLIENT_SECRET",
+                "SESSION_SIGNING_KEY",
+                "AZURE_CLIENT_SECRET_PARTNER_FABRIKAM"
+            ]
+        );
+        let with: Vec<&str> = with.iter().map(String::as_str).collect();
+        let problems = d.secret_problems(&with);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("secret `AZURE_CLIENT_SECRET`"));
+        // Each has its own: the shared one is not needed.
+        let d = deployment(&format!(
+            "[secrets]\nrequired = [\"AZURE_CLIENT_SECRET_ENTRA\", \"AZURE_CLIENT_SECRET_PARTNER_FABRIKAM\", \"SESSION_SIGNING_KEY\"]\n{BINDINGS}"
+        ));
+        let with = d.with_provider_secrets(needed(), &ids);
+        let with: Vec<&str> = with.iter().map(String::as_str).collect();
+        assert!(d.secret_problems(&with).is_empty(), "{with:?}");
+        // A provider's secret as a plain var is refused.
+        let d = deployment(&format!(
+            "[vars]\nAZURE_CLIENT_SECRET_ENTRA = \"s\"\n[secrets]\nrequired = [\"AZURE_CLIENT_SECRET\", \"SESSION_SIGNING_KEY\"]\n{BINDINGS}"
+        ));
+        let with = d.with_provider_secrets(needed(), &ids);
+        let with: Vec<&str> = with.iter().map(String::as_str).collect();
+        let problems = d.secret_problems(&with);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("`AZURE_CLIENT_SECRET_ENTRA` is a plain var"));
     }
 
     #[test]

@@ -36,12 +36,12 @@ impl<'j> Loader<'j, '_> {
                 "custom_non_identity_deny_url",
                 "custom_deny_message",
                 "allow_encoded_slashes",
+                "auto_redirect_to_identity",
                 // Accepted for API compatibility, no effect (README).
                 "app_launcher_visible",
                 "logo_url",
                 "tags",
                 "skip_interstitial",
-                "auto_redirect_to_identity",
             ],
             &["created_at", "updated_at", "uid"],
         )?;
@@ -98,6 +98,10 @@ impl<'j> Loader<'j, '_> {
         let allow_encoded_slashes = o
             .get("allow_encoded_slashes")
             .and_then(|v| self.p.boolean(v, &path.key("allow_encoded_slashes")))
+            .unwrap_or(false);
+        let auto_redirect_to_identity = o
+            .get("auto_redirect_to_identity")
+            .and_then(|v| self.p.boolean(v, &path.key("auto_redirect_to_identity")))
             .unwrap_or(false);
         for (key, url) in [
             ("custom_deny_url", &custom_deny_url),
@@ -250,6 +254,7 @@ impl<'j> Loader<'j, '_> {
             custom_non_identity_deny_url,
             custom_deny_message,
             allow_encoded_slashes,
+            auto_redirect_to_identity,
             order,
             first_pass,
         })

@@ -111,3 +111,31 @@ fn a_group_rule_of_a_provider_without_groups_is_warned_about() {
         on.warnings()
     );
 }
+
+/// `auto_redirect_to_identity` is a setting of its own (no longer accepted without effect): a
+/// boolean, default `false`, and no warning.
+#[test]
+fn auto_redirect_to_identity_is_read() {
+    let with = |value: &str| {
+        DOCUMENT.replace(
+            r#""aud": "a","#,
+            &format!(r#""aud": "a", "auto_redirect_to_identity": {value},"#),
+        )
+    };
+    let engine = crate::Engine::from_json(DOCUMENT).unwrap();
+    assert!(!engine.apps()[0].auto_redirect_to_identity());
+    let engine = crate::Engine::from_json(&with("true")).unwrap();
+    assert!(engine.apps()[0].auto_redirect_to_identity());
+    assert!(engine
+        .warnings()
+        .iter()
+        .all(|w| !w.path.contains("auto_redirect_to_identity")));
+    assert!(
+        !crate::Engine::from_json(&with("false")).unwrap().apps()[0].auto_redirect_to_identity()
+    );
+    let errors = crate::Engine::from_json(&with(r#""yes""#)).unwrap_err();
+    assert!(
+        errors.to_string().contains("auto_redirect_to_identity"),
+        "{errors}"
+    );
+}

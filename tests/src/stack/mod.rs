@@ -24,7 +24,8 @@
 //! over the others.
 //! In the document and in var values, these placeholders are replaced first: `${WORKER_URL}`
 //! (`http://127.0.0.1:PORT`), `${WORKER_HOST}` (`127.0.0.1:PORT`), `${EMULATOR_URL}`,
-//! `${ORIGIN_URL}`, `${TENANT_ID}`, `${CLIENT_ID}`.
+//! `${ORIGIN_URL}`, `${TENANT_ID}`, `${CLIENT_ID}`, and the emulator's partner tenant's
+//! `${PARTNER_TENANT_ID}`, `${PARTNER_CLIENT_ID}` and `${PARTNER_CLIENT_SECRET}`.
 //!
 //! # Processes
 //!
@@ -374,6 +375,7 @@ impl Stack {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let url = format!("http://{addr}");
 
+        let partner = emulator.partner();
         let placeholders = [
             ("${WORKER_URL}", url.clone()),
             ("${WORKER_HOST}", addr.to_string()),
@@ -381,6 +383,24 @@ impl Stack {
             ("${ORIGIN_URL}", origin.url().to_owned()),
             ("${TENANT_ID}", emulator.tenant_id().to_owned()),
             ("${CLIENT_ID}", emulator.client_id().to_owned()),
+            (
+                "${PARTNER_TENANT_ID}",
+                partner
+                    .map(|p| p.tenant_id().to_owned())
+                    .unwrap_or_default(),
+            ),
+            (
+                "${PARTNER_CLIENT_ID}",
+                partner
+                    .map(|p| p.client_id().to_owned())
+                    .unwrap_or_default(),
+            ),
+            (
+                "${PARTNER_CLIENT_SECRET}",
+                partner
+                    .map(|p| p.client_secret().to_owned())
+                    .unwrap_or_default(),
+            ),
         ];
         let document = substitute(config.config_document, &placeholders);
         let document = match document {

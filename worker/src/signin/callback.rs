@@ -164,10 +164,7 @@ async fn redeem_code(
     code: &str,
     url: &Url,
 ) -> Result<TokenResponse, Stop> {
-    let secret = gateway
-        .client_secret
-        .as_deref()
-        .ok_or_else(|| GatewayError::Config("AZURE_CLIENT_SECRET is not set".into()))?;
+    let secret = gateway.client_secret(idp).map_err(GatewayError::Config)?;
     let verifier = if idp.pkce_enabled {
         Some(issued.verifier(state)?)
     } else {
@@ -371,8 +368,8 @@ fn host_audiences(engine: &policy_core::Engine, host: &str, first: &str) -> Vec<
 
 /// A silent sign-in (`prompt=none`) Entra could not finish (`error`, one of
 /// [`INTERACTION_NEEDED`]): once the state checks out as this browser's and is spent, the
-/// sign-in starts again without `prompt=none`, so the user signs in instead of seeing a
-/// failure.
+/// sign-in starts again with the same provider without `prompt=none`, so the user signs in
+/// instead of seeing a failure (or the login chooser again).
 async fn interactive_again(
     request: &Request,
     env: &Env,
@@ -412,6 +409,7 @@ async fn interactive_again(
     again
         .query_pairs_mut()
         .append_pair("redirect_url", &login.redirect)
+        .append_pair("idp", &login.idp_id)
         .append_pair("interactive", "1");
     let clear_binding = pending::set_cookie(&state, None, &gateway.endpoints.cookie_path());
     Ok(redirect(again.as_str(), &[clear_binding]))

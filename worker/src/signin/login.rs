@@ -1,9 +1,10 @@
-//! `GET {prefix}/login`: the start of a sign-in.
+//! `GET {prefix}/login`: the start of a sign-in, with the identity provider the app allows —
+//! or, when it allows several, the login chooser, whose links name one (`idp`).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use edge_access_token::TokenVersion;
-use policy_core::{IdentityProvider, Target};
+use policy_core::{App, IdentityProvider, Target};
 use sha2::{Digest, Sha256};
 use worker::{Request, Response, Url};
 
@@ -11,20 +12,35 @@ use super::{endpoint, local_path, sign_in_version, signing_keys};
 use crate::config::Gateway;
 use crate::error::{GatewayError, Stop};
 use crate::http::{origin_of, query, redirect};
+use crate::pages;
 use crate::pending::{self, Pending};
+use crate::refusal::Refusal;
 use crate::time::UnixMillis;
 
-/// `GET {prefix}/login?redirect_url=/path`: starts the OIDC code flow. Stores nothing:
-/// the sign-in in progress goes to the browser in its `EA_Login_…` cookie. With
-/// `interactive=1` (after a silent sign-in Entra could not finish), a provider's
-/// `prompt: none` is not sent.
+/// `GET {prefix}/login?redirect_url=/path[&idp=id]`: starts the OIDC code flow with
+/// the identity provider `idp` names, which must be one the app allows; without `idp`, with
+/// the app's only provider (or the first, with `auto_redirect_to_identity`), else answers the
+/// login chooser. Stores nothing: the sign-in in progress goes to the browser in its
+/// `EA_Login_…` cookie, with the provider. With `interactive=1` (after a silent sign-in Entra
+/// could not finish), a provider's `prompt: none` is not sent.
 pub fn login(request: &Request, gateway: &Gateway) -> Result<Response, Stop> {
     let url = request.url()?;
     let interactive = query(&url, "interactive").as_deref() == Some("1");
     let redirect_path = pending::bounded_target(local_path(query(&url, "redirect_url").as_deref()));
     let host = url.host_str().unwrap_or("");
-    let idp = provider_for(gateway, host, &redirect_path)
-        .ok_or_else(|| GatewayError::Config("no identity provider".into()))?;
+    let choice = Choice::of(gateway, host, &redirect_path);
+    let idp = match query(&url, "idp") {
+        Some(id) => choice.allowed(&id)?,
+        None => match choice.providers.as_slice() {
+            [] => return Err(GatewayError::Config("no identity provider".into()).into()),
+            [only] => *only,
+            [first, ..] if choice.app.is_some_and(App::auto_redirect_to_identity) => *first,
+            several => {
+                let login = gateway.endpoints.path("login");
+                return Ok(chooser(choice.app, several, &login, &redirect_path));
+            }
+        },
+    };
     let keys = pending::Keys::new(signing_keys(gateway)?)?;
     let (state, issued) = keys.issue(UnixMillis::now())?;
     let nonce = issued.nonce(&state)?;
@@ -91,15 +107,65 @@ pub fn login(request: &Request, gateway: &Gateway) -> Result<Response, Stop> {
     Ok(redirect(authorize.as_str(), &cookies))
 }
 
-/// The identity provider for `redirect` on this host: the app's single allowed one, else the
-/// document's first.
-fn provider_for<'g>(gateway: &'g Gateway, host: &str, path: &str) -> Option<&'g IdentityProvider> {
-    let engine = &gateway.engine;
-    let idps = engine.identity_providers();
-    let app = Target::parse(&format!("{host}{path}"))
-        .ok()
-        .and_then(|t| engine.app_for(&t).ok().flatten());
-    app.and_then(|a| a.allowed_idps().and_then(|mut ids| ids.next()))
-        .and_then(|i| idps.get(i))
-        .or_else(|| idps.first())
+/// The identity providers a browser may sign in with for a target: the app's `allowed_idps`
+/// (in their order), else — an app without the setting, or a target no app covers — every
+/// provider of the document.
+struct Choice<'g> {
+    app: Option<&'g App>,
+    providers: Vec<&'g IdentityProvider>,
+}
+
+impl<'g> Choice<'g> {
+    /// The choice for `path` on `host`.
+    fn of(gateway: &'g Gateway, host: &str, path: &str) -> Choice<'g> {
+        let engine = &gateway.engine;
+        let idps = engine.identity_providers();
+        let app = Target::parse(&format!("{host}{path}"))
+            .ok()
+            .and_then(|t| engine.app_for(&t).ok().flatten());
+        let providers = match app.and_then(App::allowed_idps) {
+            Some(allowed) => allowed.filter_map(|i| idps.get(i)).collect(),
+            None => idps.iter().collect(),
+        };
+        Choice { app, providers }
+    }
+
+    /// The provider `id` names, if it is one of the choice; otherwise a 400 whose log line
+    /// names the provider asked for and the app.
+    fn allowed(&self, id: &str) -> Result<&'g IdentityProvider, Stop> {
+        self.providers
+            .iter()
+            .find(|p| *p.id == *id)
+            .copied()
+            .ok_or_else(|| {
+                Stop::Refused(Refusal::BadRequest(format!(
+                    "sign-in with identity provider `{}` refused: {}",
+                    id.chars().take(64).collect::<String>(),
+                    match self.app {
+                        Some(app) => format!("not one app `{}` allows", app.id()),
+                        None => "no identity provider of the configuration".into(),
+                    }
+                )))
+            })
+    }
+}
+
+/// The login chooser: one link per provider, each starting this sign-in with it at `login`
+/// (the login endpoint's path).
+fn chooser(
+    app: Option<&App>,
+    providers: &[&IdentityProvider],
+    login: &str,
+    redirect_path: &str,
+) -> Response {
+    let options: Vec<(String, String)> = providers
+        .iter()
+        .map(|p| {
+            let mut href = worker::url::form_urlencoded::Serializer::new(String::new());
+            href.append_pair("idp", &p.id)
+                .append_pair("redirect_url", redirect_path);
+            (p.name.to_string(), format!("{login}?{}", href.finish()))
+        })
+        .collect();
+    pages::chooser(app.map(App::name), &options)
 }
