@@ -72,6 +72,9 @@ pub const SCIM_PATH: &str = "/cdn-cgi/access/scim/v2";
 /// end-to-end tests instead of skipping them.
 pub const REQUIRE_E2E_VAR: &str = "EDGE_ACCESS_REQUIRE_E2E";
 
+/// How many times [`Stack::start`] starts again when wrangler lost a port it was given.
+const PORT_RACE_ATTEMPTS: u32 = 3;
+
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct StackConfig {
@@ -357,6 +360,23 @@ impl Stack {
     /// start, or wrangler exiting or not answering within [`StackConfig::startup_timeout`]
     /// (the error holds the end of its log).
     pub fn start(config: StackConfig) -> Result<Self, StackError> {
+        // A port found free is free only until something else binds it (another test's
+        // stack, wrangler's own helpers): when wrangler lost one of its ports that way, the
+        // stack starts again on fresh ones.
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(config.clone()) {
+                Err(StackError::Exited { ref log, .. })
+                    if attempt < PORT_RACE_ATTEMPTS && log.contains("Address already in use") =>
+                {
+                    attempt += 1;
+                }
+                started => return started,
+            }
+        }
+    }
+
+    fn start_once(config: StackConfig) -> Result<Self, StackError> {
         let started = Instant::now();
         let paths = Paths::discover()?;
         paths.check()?;
