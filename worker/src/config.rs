@@ -8,7 +8,7 @@ use policy_core::{Engine, IdentityProvider, ScimConfig};
 use sha2::{Digest, Sha256};
 use worker::{Env, Url};
 
-use crate::endpoints::Endpoints;
+use crate::endpoints::{Endpoints, Hub};
 use crate::signing::{self, SigningKeys};
 
 /// The Entra authority and Microsoft Graph of an identity provider's `azure_cloud`
@@ -72,6 +72,9 @@ pub struct Gateway {
     pub config_refresh: Duration,
     /// Where the gateway's own endpoints are (`ACCESS_PATH_PREFIX`).
     pub endpoints: Endpoints,
+    /// The team domain as the sign-in hub (`TEAM_DOMAIN_SIGN_IN=true`), else each host signs
+    /// in for itself.
+    pub hub: Option<Hub>,
 }
 
 impl Gateway {
@@ -311,6 +314,10 @@ pub fn load(env: &Env, source: Source) -> Result<Gateway, String> {
     let directory_refresh = refresh(env, "DIRECTORY_REFRESH_SECONDS")?;
     let config_refresh = refresh(env, "CONFIG_REFRESH_SECONDS")?;
     let endpoints = Endpoints::from_env(env)?;
+    let hub = Hub::from_setting(
+        var(env, "TEAM_DOMAIN_SIGN_IN").as_deref(),
+        engine.team_domain(),
+    )?;
     Ok(Gateway {
         engine,
         authority_override,
@@ -325,6 +332,7 @@ pub fn load(env: &Env, source: Source) -> Result<Gateway, String> {
         version,
         config_refresh,
         endpoints,
+        hub,
     })
 }
 
@@ -471,6 +479,7 @@ mod tests {
             config_refresh: DEFAULT_REFRESH,
             endpoints: crate::endpoints::Endpoints::parse(crate::endpoints::DEFAULT_PREFIX)
                 .unwrap(),
+            hub: None,
         }
     }
 

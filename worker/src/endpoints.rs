@@ -3,7 +3,7 @@
 //! applications and scripts written for Access keep working). Cloudflare reserves parts of
 //! `/cdn-cgi/` on proxied zones for its own features, so a zone may need another prefix.
 //!
-//! Below the prefix: `login`, `callback`, `logout`, `certs`, `get-identity`, `health`,
+//! Below the prefix: `login`, `callback`, `authorized`, `logout`, `certs`, `get-identity`, `health`,
 //! `api/…` (the management API) and `scim/v2/…`. Everything else, the default prefix included
 //! when another one is set, is an ordinary path decided by the policies.
 //!
@@ -107,6 +107,56 @@ impl Endpoints {
     }
 }
 
+/// The team domain as the sign-in hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hub {
+    /// The team domain's `host[:port]`, lowercase.
+    authority: String,
+}
+
+impl Hub {
+    /// The hub of `team_domain` (`https://host[:port]`, as the loader checked it) when
+    /// `setting` (`TEAM_DOMAIN_SIGN_IN`) is `true`; `None` when it is unset or `false`.
+    ///
+    /// # Errors
+    /// Any other value, naming the variable.
+    pub fn from_setting(setting: Option<&str>, team_domain: &str) -> Result<Option<Hub>, String> {
+        match setting {
+            None | Some("false") => Ok(None),
+            Some("true") => {
+                let authority = team_domain
+                    .strip_prefix("https://")
+                    .unwrap_or(team_domain)
+                    .trim_end_matches('/')
+                    .to_ascii_lowercase();
+                Ok(Some(Hub { authority }))
+            }
+            Some(other) => Err(format!(
+                "TEAM_DOMAIN_SIGN_IN `{other}` must be `true` or `false`"
+            )),
+        }
+    }
+
+    /// Whether `authority` (a request's `host[:port]`) is the team domain.
+    pub fn is_team(&self, authority: &str) -> bool {
+        self.authority.eq_ignore_ascii_case(authority)
+    }
+
+    /// The team domain's origin, on `scheme` (the request's: `https` on the platform).
+    pub fn origin(&self, scheme: &str) -> String {
+        format!("{scheme}://{}", self.authority)
+    }
+}
+
+/// A request URL's `host[:port]`, lowercase (the default port left out, as browsers send it).
+pub fn authority(url: &worker::Url) -> String {
+    let host = url.host_str().unwrap_or("").to_ascii_lowercase();
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +223,22 @@ mod tests {
         );
         assert_eq!(e.below("/cdn-cgi/access/login", ""), None);
         assert_eq!(e.below("/auth", ""), None);
+    }
+
+    #[test]
+    fn the_hub_is_opt_in_and_names_its_variable() {
+        assert_eq!(Hub::from_setting(None, "https://t.example.com"), Ok(None));
+        assert_eq!(
+            Hub::from_setting(Some("false"), "https://t.example.com"),
+            Ok(None)
+        );
+        let hub = Hub::from_setting(Some("true"), "https://Team.Example.com:8443")
+            .unwrap()
+            .unwrap();
+        assert!(hub.is_team("team.example.com:8443"));
+        assert!(!hub.is_team("team.example.com"));
+        assert_eq!(hub.origin("https"), "https://team.example.com:8443");
+        let error = Hub::from_setting(Some("yes"), "https://t.example.com").unwrap_err();
+        assert!(error.contains("TEAM_DOMAIN_SIGN_IN"), "{error}");
     }
 }

@@ -80,6 +80,21 @@ pub struct Pending {
     /// Where to return (a path on this host).
     #[serde(rename = "r")]
     pub redirect: String,
+    /// On the team domain: the app host this sign-in is for ([`crate::signin::hub`]).
+    #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<HandoffTarget>,
+}
+
+/// The app host a team-domain sign-in hands off to, and that host's own sign-in state (whose
+/// cookie binds the handoff to the browser that started it there).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HandoffTarget {
+    /// `host[:port]`, lowercase.
+    #[serde(rename = "h")]
+    pub host: String,
+    /// The app host's state.
+    #[serde(rename = "s")]
+    pub state: String,
 }
 
 impl Keys {
@@ -265,7 +280,7 @@ pub async fn consume(env: &Env, state: &str, now: UnixMillis) -> Result<bool, Ga
 }
 
 /// Compares without an early exit.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

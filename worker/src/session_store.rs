@@ -69,8 +69,12 @@ pub struct NewSession<'a> {
     pub identity: &'a StoredIdentity,
     /// The app signed in to.
     pub app_id: &'a str,
+    /// When the user signed in with the identity provider (for a session handed off by the
+    /// team domain, the team session's sign-in).
     pub created: UnixMillis,
     pub expires: UnixMillis,
+    /// The team session an app session was handed off from: ending it ends this one.
+    pub parent: Option<&'a str>,
     /// With `user_deprovision`: no row for a user SCIM refuses.
     pub guard: Option<Guard<'a>>,
 }
@@ -105,6 +109,7 @@ pub async fn insert(db: &D1Database, session: &NewSession<'_>) -> Result<bool, w
     let app = binds.text(session.app_id);
     let created = binds.millis(session.created);
     let expires = binds.millis(session.expires);
+    let parent = binds.opt(session.parent);
     let condition = match &session.guard {
         Some(guard) => {
             let oid = binds.text(guard.oid);
@@ -120,8 +125,8 @@ pub async fn insert(db: &D1Database, session: &NewSession<'_>) -> Result<bool, w
             db,
             &format!(
                 "INSERT INTO sessions (identity_nonce, user_id, email, identity, app_id, \
-                 created_ms, expires_ms) SELECT {nonce}, {user}, {email}, {identity}, {app}, \
-                 {created}, {expires} {condition}"
+                 created_ms, expires_ms, parent_nonce) SELECT {nonce}, {user}, {email}, \
+                 {identity}, {app}, {created}, {expires}, {parent} {condition}"
             ),
         )?
         .run()
@@ -130,7 +135,8 @@ pub async fn insert(db: &D1Database, session: &NewSession<'_>) -> Result<bool, w
     Ok(changes != Some(0))
 }
 
-/// Revokes the session with `identity_nonce` and, with `user`, every session of that user.
+/// Revokes the session with `identity_nonce` (and the app sessions handed off from it, when it
+/// is a team session) and, with `user`, every session of that user.
 ///
 /// # Errors
 ///
@@ -149,12 +155,13 @@ pub async fn revoke(
             let user = binds.text(user);
             format!(
                 "UPDATE sessions SET revoked_ms = {now} WHERE revoked_ms IS NULL \
-                 AND (identity_nonce = {nonce} OR (user_id IS NOT NULL AND user_id = {user}))"
+                 AND (identity_nonce = {nonce} OR parent_nonce = {nonce} \
+                 OR (user_id IS NOT NULL AND user_id = {user}))"
             )
         }
         None => format!(
             "UPDATE sessions SET revoked_ms = {now} WHERE revoked_ms IS NULL \
-             AND identity_nonce = {nonce}"
+             AND (identity_nonce = {nonce} OR parent_nonce = {nonce})"
         ),
     };
     binds.prepare(db, &sql)?.run().await?;

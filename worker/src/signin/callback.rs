@@ -6,14 +6,14 @@
 
 use std::time::Duration;
 
-use edge_access_token::{AppClaims, TokenVersion};
+use edge_access_token::TokenVersion;
 use policy_core::{
     DenyAnswer, Identity, IdentityProvider, Outcome, Request as PolicyRequest, Target,
 };
 use serde::Deserialize;
 use worker::{Env, Request, Response, Url};
 
-use super::{endpoint, sign_in_version, signing_keys};
+use super::{endpoint, hub, sign_in_version, signing_keys};
 use crate::config::Gateway;
 use crate::context::Context;
 use crate::crypto::random_token;
@@ -85,42 +85,64 @@ pub async fn callback(request: &Request, env: &Env, gateway: &Gateway) -> Result
         .map_err(Rejection::for_sign_in)?;
 
     let context = Context::read(request);
-    let host = url.host_str().unwrap_or("").to_owned();
+    // On the team domain, the sign-in is for the app host it hands off to.
+    let host = match &login.handoff {
+        Some(target) => target.host.clone(),
+        None => url.host_str().unwrap_or("").to_owned(),
+    };
     let admitted = admit(&engine, &host, &login, &context, identity)?;
     let identity_nonce = random_token(18)?;
     let stored = StoredIdentity::from_identity(&admitted.identity, context.country.clone());
-    store_session(
-        env,
-        gateway,
-        &login,
-        &admitted,
-        &identity_nonce,
-        &stored,
-        now,
-    )
-    .await?;
-
-    let now_s = i64::try_from(now.unix_secs()).unwrap_or(0);
-    let duration_s = admitted.duration_s;
-    let claims = AppClaims {
-        aud: host_audiences(&engine, &host, admitted.app.aud()),
-        email: stored.email.clone(),
-        sub: stored.user_id.clone().unwrap_or_default(),
-        iss: engine.team_domain().to_owned(),
-        token_type: "app".into(),
-        identity_nonce,
-        country: context.country,
-        common_name: None,
-        iat: now_s,
-        nbf: now_s,
-        exp: now_s + i64::try_from(duration_s).unwrap_or(86_400),
+    let (audiences, duration) = match &login.handoff {
+        // The team session: for the team domain only, Access's 24 hours (each app session it
+        // gives is held to the app's own duration, counted from this sign-in).
+        Some(_) => (
+            vec![hub::team_audience(gateway).to_owned()],
+            Duration::from_secs(session::DEFAULT_SESSION_S),
+        ),
+        None => (
+            host_audiences(&engine, &host, admitted.app.aud()),
+            Duration::from_secs(admitted.duration_s),
+        ),
     };
+    let expires = now.saturating_add(duration);
+    let new_session = NewSession {
+        identity_nonce: &identity_nonce,
+        identity: &stored,
+        app_id: admitted.app.id(),
+        created: now,
+        expires,
+        parent: None,
+        guard: None,
+    };
+    store_session(env, gateway, &login.idp_id, new_session, now).await?;
+    let team_nonce = identity_nonce.clone();
+    let claims = hub::app_claims(
+        gateway,
+        audiences,
+        &stored,
+        identity_nonce,
+        context.country,
+        now,
+        expires,
+    );
     let token = session::mint(signing_keys(gateway)?, &claims).await?;
     let clear_binding = pending::set_cookie(&state, None, &gateway.endpoints.cookie_path());
-    Ok(redirect(
-        &login.redirect,
-        &[session::set_cookie(&token, duration_s), clear_binding],
-    ))
+    let cookies = [
+        session::set_cookie(&token, duration.as_secs()),
+        clear_binding,
+    ];
+    match &login.handoff {
+        Some(target) => {
+            let handoff = hub::handoff_redirect(gateway, url.scheme(), target, &team_nonce)?;
+            let headers = handoff.headers().clone();
+            for cookie in &cookies {
+                let _ = headers.append("Set-Cookie", cookie);
+            }
+            Ok(handoff.with_headers(headers))
+        }
+        None => Ok(redirect(&login.redirect, &cookies)),
+    }
 }
 
 /// The sign-in `state` names: issued here, not too old, spent now (single use: by its first
@@ -214,17 +236,17 @@ async fn redeem_code(
 }
 
 /// A signed-in identity the policies of its destination admit.
-struct Admitted<'e> {
-    app: &'e policy_core::App,
-    identity: Identity,
+pub(super) struct Admitted<'e> {
+    pub(super) app: &'e policy_core::App,
+    pub(super) identity: Identity,
     /// The session's length: the deciding policy's, else the app's, else 24 h.
-    duration_s: u64,
+    pub(super) duration_s: u64,
 }
 
 /// Decides for where the user was going (`login.redirect` on `host`), as any later request
 /// will be; a refusal is answered as the app says (its deny page, its message, the block
 /// page).
-fn admit<'e>(
+pub(super) fn admit<'e>(
     engine: &'e policy_core::Engine,
     host: &str,
     login: &Pending,
@@ -294,25 +316,25 @@ fn admit<'e>(
     })
 }
 
-/// Stores the session (`sessions`). With `user_deprovision`, a user SCIM disabled or deleted
-/// (by object id) gets no session — checked in the insert itself, so a deprovisioning that
-/// lands mid-sign-in cannot be missed.
-async fn store_session(
+/// Stores `session` (`sessions`), signed in with the provider `idp_id`. With
+/// `user_deprovision`, a user SCIM disabled or deleted (by object id) gets no session — checked
+/// in the insert itself, so a deprovisioning that lands mid-sign-in cannot be missed.
+pub(super) async fn store_session(
     env: &Env,
     gateway: &Gateway,
-    login: &Pending,
-    admitted: &Admitted<'_>,
-    identity_nonce: &str,
-    stored: &StoredIdentity,
+    idp_id: &str,
+    session: NewSession<'_>,
     now: UnixMillis,
 ) -> Result<(), Stop> {
     let guarded = gateway
         .scim
         .as_ref()
-        .is_some_and(|s| s.config.user_deprovision && *s.idp_id == *login.idp_id);
+        .is_some_and(|s| s.config.user_deprovision && *s.idp_id == *idp_id);
+    let stored = session.identity;
     let email = stored.email.as_deref().map(str::to_ascii_lowercase);
     let oid;
-    let guard = if guarded {
+    let mut guard = None;
+    if guarded {
         // Keyed by the object id: without one, SCIM's say on the user cannot be known.
         oid = stored
             .user_id
@@ -326,23 +348,14 @@ async fn store_session(
                     non_identity: false,
                 })
             })?;
-        Some(Guard {
+        guard = Some(Guard {
             oid: &oid,
             email: email.as_deref(),
             deleted_since: now.saturating_sub(crate::scim::DELETED_FOR),
             refusal: crate::scim::refusal_sql,
-        })
-    } else {
-        None
-    };
-    let session = NewSession {
-        identity_nonce,
-        identity: stored,
-        app_id: admitted.app.id(),
-        created: now,
-        expires: now.saturating_add(Duration::from_secs(admitted.duration_s)),
-        guard,
-    };
+        });
+    }
+    let session = NewSession { guard, ..session };
     if !session_store::insert(&env.d1("DB")?, &session).await? {
         return Err(Stop::Refused(Refusal::Forbidden {
             reason: "sign-in refused: the user is deprovisioned (SCIM)".into(),
@@ -356,7 +369,7 @@ async fn store_session(
 /// the same host (`*.` wildcard apps included). The cookie is scoped to the host, so one
 /// session serves all of them; each request is still decided by its own app's policies with
 /// the stored identity.
-fn host_audiences(engine: &policy_core::Engine, host: &str, first: &str) -> Vec<String> {
+pub(super) fn host_audiences(engine: &policy_core::Engine, host: &str, first: &str) -> Vec<String> {
     let mut audiences = vec![first.to_owned()];
     for app in engine.apps_on_host(host) {
         if !audiences.iter().any(|a| a == app.aud()) {
@@ -406,11 +419,17 @@ async fn interactive_again(
         gateway.endpoints.path("login")
     ))
     .map_err(|e| GatewayError::Internal(e.to_string()))?;
-    again
-        .query_pairs_mut()
-        .append_pair("redirect_url", &login.redirect)
-        .append_pair("idp", &login.idp_id)
-        .append_pair("interactive", "1");
+    {
+        let mut q = again.query_pairs_mut();
+        q.append_pair("redirect_url", &login.redirect)
+            .append_pair("idp", &login.idp_id)
+            .append_pair("interactive", "1");
+        // On the team domain: still for the same app host and its sign-in.
+        if let Some(target) = &login.handoff {
+            q.append_pair("host", &target.host)
+                .append_pair("state", &target.state);
+        }
+    }
     let clear_binding = pending::set_cookie(&state, None, &gateway.endpoints.cookie_path());
     Ok(redirect(again.as_str(), &[clear_binding]))
 }

@@ -6,14 +6,14 @@ use base64::Engine as _;
 use edge_access_token::TokenVersion;
 use policy_core::{App, IdentityProvider, Target};
 use sha2::{Digest, Sha256};
-use worker::{Request, Response, Url};
+use worker::{Env, Request, Response, Url};
 
-use super::{endpoint, local_path, sign_in_version, signing_keys};
+use super::{endpoint, hub, local_path, sign_in_version, signing_keys};
 use crate::config::Gateway;
 use crate::error::{GatewayError, Stop};
 use crate::http::{origin_of, query, redirect};
 use crate::pages;
-use crate::pending::{self, Pending};
+use crate::pending::{self, HandoffTarget, Pending};
 use crate::refusal::Refusal;
 use crate::time::UnixMillis;
 
@@ -23,24 +23,67 @@ use crate::time::UnixMillis;
 /// login chooser. Stores nothing: the sign-in in progress goes to the browser in its
 /// `EA_Login_…` cookie, with the provider. With `interactive=1` (after a silent sign-in Entra
 /// could not finish), a provider's `prompt: none` is not sent.
-pub fn login(request: &Request, gateway: &Gateway) -> Result<Response, Stop> {
+///
+/// With the team domain as the sign-in hub ([`super::hub`]), an app host sends the browser to
+/// the team domain instead, and the team domain signs in for the app host its `host` names.
+pub async fn login(request: &Request, env: &Env, gateway: &Gateway) -> Result<Response, Stop> {
     let url = request.url()?;
-    let interactive = query(&url, "interactive").as_deref() == Some("1");
     let redirect_path = pending::bounded_target(local_path(query(&url, "redirect_url").as_deref()));
+    if let Some(hub) = &gateway.hub {
+        let here = crate::endpoints::authority(&url);
+        if !hub.is_team(&here) {
+            return hub::to_team(request, gateway, hub, &url, &redirect_path);
+        }
+        if let Some(host) = query(&url, "host") {
+            return hub::at_team(request, env, gateway, hub, &url, &host).await;
+        }
+    }
     let host = url.host_str().unwrap_or("");
     let choice = Choice::of(gateway, host, &redirect_path);
-    let idp = match query(&url, "idp") {
-        Some(id) => choice.allowed(&id)?,
+    let requested = query(&url, "idp");
+    start_or_choose(
+        request,
+        gateway,
+        &url,
+        &choice,
+        requested.as_deref(),
+        redirect_path,
+        None,
+    )
+}
+
+/// Starts the sign-in with the provider `requested` names (one of `choice`'s, else 400), or
+/// with the choice's only provider (or first, with `auto_redirect_to_identity`), else answers
+/// the login chooser. `handoff`: the app host a team-domain sign-in is for.
+pub(crate) fn start_or_choose(
+    request: &Request,
+    gateway: &Gateway,
+    url: &Url,
+    choice: &Choice<'_>,
+    requested: Option<&str>,
+    redirect_path: String,
+    handoff: Option<HandoffTarget>,
+) -> Result<Response, Stop> {
+    let idp = match requested {
+        Some(id) => choice.allowed(id)?,
         None => match choice.providers.as_slice() {
             [] => return Err(GatewayError::Config("no identity provider".into()).into()),
             [only] => *only,
             [first, ..] if choice.app.is_some_and(App::auto_redirect_to_identity) => *first,
             several => {
+                // The links keep every parameter of this login but the provider.
+                let mut kept = worker::url::form_urlencoded::Serializer::new(String::new());
+                for (name, value) in url.query_pairs() {
+                    if name != "idp" {
+                        kept.append_pair(&name, &value);
+                    }
+                }
                 let login = gateway.endpoints.path("login");
-                return Ok(chooser(choice.app, several, &login, &redirect_path));
+                return Ok(chooser(choice.app, several, &login, &kept.finish()));
             }
         },
     };
+    let interactive = query(url, "interactive").as_deref() == Some("1");
     let keys = pending::Keys::new(signing_keys(gateway)?)?;
     let (state, issued) = keys.issue(UnixMillis::now())?;
     let nonce = issued.nonce(&state)?;
@@ -53,6 +96,7 @@ pub fn login(request: &Request, gateway: &Gateway) -> Result<Response, Stop> {
         state: state.clone(),
         idp_id: idp.id.to_string(),
         redirect: redirect_path,
+        handoff,
     })?;
     let version = sign_in_version(gateway);
     let mut authorize = Url::parse(&format!(
@@ -70,7 +114,7 @@ pub fn login(request: &Request, gateway: &Gateway) -> Result<Response, Stop> {
             .append_pair("response_mode", "query")
             .append_pair(
                 "redirect_uri",
-                &format!("{}{}", origin_of(&url), gateway.endpoints.path("callback")),
+                &format!("{}{}", origin_of(url), gateway.endpoints.path("callback")),
             )
             .append_pair("state", &state)
             .append_pair("nonce", &nonce);
@@ -110,14 +154,14 @@ pub fn login(request: &Request, gateway: &Gateway) -> Result<Response, Stop> {
 /// The identity providers a browser may sign in with for a target: the app's `allowed_idps`
 /// (in their order), else — an app without the setting, or a target no app covers — every
 /// provider of the document.
-struct Choice<'g> {
-    app: Option<&'g App>,
-    providers: Vec<&'g IdentityProvider>,
+pub(crate) struct Choice<'g> {
+    pub(crate) app: Option<&'g App>,
+    pub(crate) providers: Vec<&'g IdentityProvider>,
 }
 
 impl<'g> Choice<'g> {
     /// The choice for `path` on `host`.
-    fn of(gateway: &'g Gateway, host: &str, path: &str) -> Choice<'g> {
+    pub(crate) fn of(gateway: &'g Gateway, host: &str, path: &str) -> Choice<'g> {
         let engine = &gateway.engine;
         let idps = engine.identity_providers();
         let app = Target::parse(&format!("{host}{path}"))
@@ -132,7 +176,7 @@ impl<'g> Choice<'g> {
 
     /// The provider `id` names, if it is one of the choice; otherwise a 400 whose log line
     /// names the provider asked for and the app.
-    fn allowed(&self, id: &str) -> Result<&'g IdentityProvider, Stop> {
+    pub(crate) fn allowed(&self, id: &str) -> Result<&'g IdentityProvider, Stop> {
         self.providers
             .iter()
             .find(|p| *p.id == *id)
@@ -151,20 +195,25 @@ impl<'g> Choice<'g> {
 }
 
 /// The login chooser: one link per provider, each starting this sign-in with it at `login`
-/// (the login endpoint's path).
+/// (the login endpoint's path), `idp` first, then `kept` (this sign-in's other parameters).
 fn chooser(
     app: Option<&App>,
     providers: &[&IdentityProvider],
     login: &str,
-    redirect_path: &str,
+    kept: &str,
 ) -> Response {
     let options: Vec<(String, String)> = providers
         .iter()
         .map(|p| {
             let mut href = worker::url::form_urlencoded::Serializer::new(String::new());
-            href.append_pair("idp", &p.id)
-                .append_pair("redirect_url", redirect_path);
-            (p.name.to_string(), format!("{login}?{}", href.finish()))
+            href.append_pair("idp", &p.id);
+            let href = href.finish();
+            let href = if kept.is_empty() {
+                format!("{login}?{href}")
+            } else {
+                format!("{login}?{href}&{kept}")
+            };
+            (p.name.to_string(), href)
         })
         .collect();
     pages::chooser(app.map(App::name), &options)

@@ -1,0 +1,551 @@
+//! The team domain as the sign-in hub (`TEAM_DOMAIN_SIGN_IN=true`), over HTTP: one sign-in
+//! with Entra on the team domain serves two app hosts; handoff tokens are refused on another
+//! host, in another browser, a second time, tampered with or expired; a team session older
+//! than an app's `session_duration` gives it no session; logouts end what they say.
+//!
+//! Three loopback host names reach the one worker (`team.localhost`, `app1.localhost`,
+//! `app2.localhost`, each with the worker's port): requests go to 127.0.0.1 with the host name
+//! in `Host`, as a browser that resolves `*.localhost` to loopback sends them. The endpoints
+//! are under `ACCESS_PATH_PREFIX=/auth/edge`: `wrangler dev` answers `/cdn-cgi/…` on host
+//! names other than its own with its own 403 ("Invalid Host header").
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::print_stderr,
+    reason = "test code: a failure panics; it reports on stderr"
+)]
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::sync::OnceLock;
+use std::thread::sleep;
+use std::time::Duration;
+
+use edge_access_tests::stack::{Stack, StackConfig};
+use entra_emulator::client::{raw_get, HttpResponse};
+use entra_emulator::fixtures::Fixtures;
+use entra_emulator::urlencoded;
+use serde_json::{json, Value};
+
+const IDP: &str = "0f0e7a4c-1b2d-4e3f-8a9b-0c1d2e3f4a5b";
+const BRIEF_SECS: u64 = 4;
+
+struct Hosts {
+    stack: Stack,
+    port: u16,
+}
+
+impl Hosts {
+    fn team(&self) -> String {
+        format!("team.localhost:{}", self.port)
+    }
+    fn app1(&self) -> String {
+        format!("app1.localhost:{}", self.port)
+    }
+    fn app2(&self) -> String {
+        format!("app2.localhost:{}", self.port)
+    }
+}
+
+fn document() -> Value {
+    let allow_staff = json!([{ "name": "Staff", "decision": "allow",
+        "include": [{ "email_domain": { "domain": "example.com" } }] }]);
+    json!({
+        "team_domain": "https://team.localhost:${WORKER_PORT}",
+        "identity_providers": [{ "id": IDP, "name": "Emulated Entra ID", "type": "azureAD",
+            "config": { "client_id": "${CLIENT_ID}", "directory_id": "${TENANT_ID}",
+                        "support_groups": true, "pkce_enabled": true } }],
+        "apps": [
+            { "id": "brief", "name": "Short sessions", "domain": "app1.localhost/brief",
+              "aud": "aud-brief", "session_duration": format!("{BRIEF_SECS}s"),
+              "policies": allow_staff },
+            { "id": "one", "name": "App one", "domain": "app1.localhost", "aud": "aud-one",
+              "policies": allow_staff },
+            { "id": "two", "name": "App two", "domain": "app2.localhost", "aud": "aud-two",
+              "policies": allow_staff }
+        ]
+    })
+}
+
+/// One stack for the binary: the worker on a port chosen first, so that the team domain and
+/// the redirect URI registered with the emulator can name it.
+fn hosts(test: &str) -> Option<&'static Hosts> {
+    if !Stack::should_run(&format!("team_domain::{test}")).unwrap() {
+        return None;
+    }
+    static HOSTS: OnceLock<Result<Hosts, String>> = OnceLock::new();
+    let hosts = HOSTS.get_or_init(|| {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let mut fixtures = Fixtures::load_default().map_err(|e| e.to_string())?;
+        fixtures
+            .redirect_uris
+            .push(format!("http://team.localhost:{port}/auth/edge/callback"));
+        let document: Value = serde_json::from_str(
+            &document()
+                .to_string()
+                .replace("${WORKER_PORT}", &port.to_string()),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut config = StackConfig::new(document)
+            .named("team_domain")
+            .with_var("TEAM_DOMAIN_SIGN_IN", "true")
+            .with_var("ACCESS_PATH_PREFIX", "/auth/edge");
+        config.port = Some(port);
+        config.fixtures = Some(fixtures);
+        let stack = Stack::start(config).map_err(|e| e.to_string())?;
+        Ok(Hosts { stack, port })
+    });
+    match hosts {
+        Ok(hosts) => Some(hosts),
+        Err(error) => panic!("the stack did not start: {error}"),
+    }
+}
+
+/// A browser over several host names: a cookie jar per host (cookies are host-only), paths
+/// ignored (every cookie the gateway sets here is for `/` or its prefix).
+struct Agent<'h> {
+    hosts: &'h Hosts,
+    jar: Vec<(String, String, String)>,
+}
+
+impl<'h> Agent<'h> {
+    fn new(hosts: &'h Hosts) -> Self {
+        Self {
+            hosts,
+            jar: Vec::new(),
+        }
+    }
+
+    /// `GET url` (`http://host:port/path`), on the worker, with this host's cookies.
+    fn get(&mut self, url: &str) -> HttpResponse {
+        let rest = url.strip_prefix("http://").unwrap();
+        let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let path = if path.is_empty() { "/" } else { path };
+        let cookies: Vec<String> = self
+            .jar
+            .iter()
+            .filter(|(h, _, _)| h == host)
+            .map(|(_, n, v)| format!("{n}={v}"))
+            .collect();
+        let cookie = cookies.join("; ");
+        let mut headers = vec![
+            ("Host", host),
+            ("Accept", "text/html,application/xhtml+xml"),
+        ];
+        if !cookie.is_empty() {
+            headers.push(("Cookie", &cookie));
+        }
+        let answer = raw_get(self.hosts.stack.addr(), path, &headers).unwrap();
+        for line in answer.header_all("set-cookie") {
+            let (pair, attributes) = line.split_once(';').unwrap_or((line, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            let expired = attributes.to_ascii_lowercase().contains("max-age=0");
+            self.jar.retain(|(h, n, _)| !(h == host && n == name));
+            if !expired && !value.is_empty() {
+                self.jar
+                    .push((host.to_owned(), name.to_owned(), value.to_owned()));
+            }
+        }
+        answer
+    }
+
+    fn cookie(&self, host: &str, name: &str) -> Option<String> {
+        self.jar
+            .iter()
+            .find(|(h, n, _)| h == host && n == name)
+            .map(|(_, _, v)| v.clone())
+    }
+
+    fn forget(&mut self, host: &str, name_prefix: &str) {
+        self.jar
+            .retain(|(h, n, _)| !(h == host && n.starts_with(name_prefix)));
+    }
+
+    /// `GET url`, expecting a redirect: where it goes.
+    fn redirected(&mut self, url: &str) -> String {
+        let answer = self.get(url);
+        assert_eq!(answer.status, 302, "{url}: {answer:?}");
+        let location = answer.header("location").unwrap();
+        if location.starts_with('/') {
+            let origin = url.split('/').take(3).collect::<Vec<_>>().join("/");
+            format!("{origin}{location}")
+        } else {
+            location.to_owned()
+        }
+    }
+
+    /// From a protected page of `host` without a session to the team domain's answer: the
+    /// app host's login, then the team domain's login URL.
+    fn via_team(&mut self, host: &str, path: &str) -> String {
+        let login = self.redirected(&format!("http://{host}{path}"));
+        assert!(
+            login.starts_with(&format!("http://{host}/auth/edge/login?")),
+            "{login}"
+        );
+        let team = self.redirected(&login);
+        assert!(
+            team.starts_with(&format!("http://{}/auth/edge/login?", self.hosts.team())),
+            "{team}"
+        );
+        team
+    }
+
+    /// Signs in with Entra from the team domain's login URL as `user`: the handoff URL.
+    fn sign_in_at_team(&mut self, team_login: &str, user: &str) -> String {
+        let authorize = self.redirected(team_login);
+        let emulator = self.hosts.stack.emulator();
+        assert!(
+            authorize.starts_with(&emulator.authorize_endpoint()),
+            "{authorize}"
+        );
+        let callback = emulator.sign_in(&authorize, user).unwrap();
+        assert!(
+            callback.starts_with(&format!("http://{}/auth/edge/callback?", self.hosts.team())),
+            "{callback}"
+        );
+        let handoff = self.redirected(&callback);
+        assert!(
+            self.cookie(&self.hosts.team(), "CF_Authorization")
+                .is_some(),
+            "no team session cookie"
+        );
+        handoff
+    }
+
+    /// Follows a handoff URL to the page it returns to, expecting the app's cookie.
+    fn take_handoff(&mut self, handoff: &str, host: &str, path: &str) -> String {
+        assert!(
+            handoff.starts_with(&format!("http://{host}/auth/edge/authorized?token=")),
+            "{handoff}"
+        );
+        let back = self.redirected(handoff);
+        assert_eq!(back, format!("http://{host}{path}"));
+        self.cookie(host, "CF_Authorization").unwrap()
+    }
+
+    /// The origin's answer for `path` on `host`, which must be let through.
+    fn reached(&mut self, host: &str, path: &str) -> Value {
+        let answer = self.get(&format!("http://{host}{path}"));
+        assert_eq!(answer.status, 200, "{host}{path}: {answer:?}");
+        answer.json().unwrap()
+    }
+}
+
+fn claims(token: &str) -> Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// A full sign-in of `user` to `path` on app host `host`; returns the browser.
+fn signed_in<'h>(hosts: &'h Hosts, host: &str, path: &str, user: &str) -> Agent<'h> {
+    let mut browser = Agent::new(hosts);
+    let team = browser.via_team(host, path);
+    let handoff = browser.sign_in_at_team(&team, user);
+    browser.take_handoff(&handoff, host, path);
+    browser
+}
+
+#[test]
+fn one_sign_in_on_the_team_domain_serves_two_app_hosts() {
+    let Some(hosts) = hosts("one_sign_in_on_the_team_domain_serves_two_app_hosts") else {
+        return;
+    };
+    let (app1, app2, team) = (hosts.app1(), hosts.app2(), hosts.team());
+    let mut browser = Agent::new(hosts);
+    let team_login = browser.via_team(&app1, "/docs?page=2");
+    assert_eq!(
+        urlencoded::query_pairs(&team_login)
+            .and_then(|p| urlencoded::value(&p, "host").map(str::to_owned))
+            .as_deref(),
+        Some(app1.as_str())
+    );
+    let handoff = browser.sign_in_at_team(&team_login, "dora");
+    let one = browser.take_handoff(&handoff, &app1, "/docs?page=2");
+    let echoed = browser.reached(&app1, "/docs?page=2");
+    assert_eq!(echoed["path"], "/docs?page=2", "{echoed}");
+
+    // The app token names its app (and the other app of its host), never the other host's.
+    let one_claims = claims(&one);
+    let audiences = one_claims["aud"].as_array().unwrap();
+    assert_eq!(audiences[0], "aud-one", "{one_claims}");
+    assert!(!audiences.contains(&json!("aud-two")), "{one_claims}");
+    assert_eq!(one_claims["email"], "dora@example.com");
+    // The team session is for the team domain only.
+    let team_token = browser.cookie(&team, "CF_Authorization").unwrap();
+    assert_eq!(
+        claims(&team_token)["aud"],
+        json!([format!("https://{team}")])
+    );
+
+    // The second host: the team domain hands off at once, without Entra.
+    let team_login = browser.via_team(&app2, "/");
+    let handoff = browser.redirected(&team_login);
+    let two = browser.take_handoff(&handoff, &app2, "/");
+    browser.reached(&app2, "/");
+    assert_eq!(claims(&two)["aud"][0], "aud-two");
+    assert_ne!(claims(&two)["identity_nonce"], one_claims["identity_nonce"]);
+    let line = hosts
+        .stack
+        .wait_for_log("sign_in_reused", Duration::from_secs(10))
+        .unwrap();
+    assert!(line.contains(&app2), "{line}");
+
+    // Neither the team cookie nor another host's app cookie is a session on an app host.
+    let mut stranger = Agent::new(hosts);
+    stranger
+        .jar
+        .push((app2.clone(), "CF_Authorization".into(), one.clone()));
+    assert_eq!(stranger.get(&format!("http://{app2}/")).status, 302);
+    stranger.jar = vec![(app1.clone(), "CF_Authorization".into(), team_token)];
+    assert_eq!(stranger.get(&format!("http://{app1}/")).status, 302);
+}
+
+#[test]
+fn handoff_tokens_are_refused_anywhere_but_their_host_browser_and_first_use() {
+    let Some(hosts) =
+        hosts("handoff_tokens_are_refused_anywhere_but_their_host_browser_and_first_use")
+    else {
+        return;
+    };
+    let (app1, app2, team) = (hosts.app1(), hosts.app2(), hosts.team());
+    let mut browser = signed_in(hosts, &app2, "/", "bob");
+
+    // A handoff for app1 (the team session is reused).
+    browser.forget(&app1, "CF_Authorization");
+    let team_login = browser.via_team(&app1, "/x");
+    let handoff = browser.redirected(&team_login);
+    assert!(handoff.starts_with(&format!("http://{app1}/auth/edge/authorized?")));
+    let token_query = handoff.split_once('?').unwrap().1.to_owned();
+
+    let refused = |browser: &mut Agent<'_>, url: &str, what: &str| {
+        let answer = browser.get(url);
+        assert_eq!(answer.status, 403, "{what}: {answer:?}");
+        assert!(
+            answer
+                .header_all("set-cookie")
+                .iter()
+                .all(|c| !c.starts_with("CF_Authorization=")),
+            "{what}: {answer:?}"
+        );
+        assert!(!answer.body.contains("token="), "{what}: {answer:?}");
+    };
+    // On another app host, with that host's cookies.
+    refused(
+        &mut browser,
+        &format!("http://{app2}/auth/edge/authorized?{token_query}"),
+        "another host",
+    );
+    // On the team domain.
+    refused(
+        &mut browser,
+        &format!("http://{team}/auth/edge/authorized?{token_query}"),
+        "the team domain",
+    );
+    // In another browser (no sign-in cookie of app1's state).
+    let mut other = Agent::new(hosts);
+    refused(&mut other, &handoff, "another browser");
+    // Changed by one character.
+    let tampered = handoff.replacen("token=", "token=x", 1);
+    refused(&mut browser, &tampered, "tampered");
+    refused(
+        &mut browser,
+        &format!("http://{app1}/auth/edge/authorized"),
+        "no token",
+    );
+    // The right host and browser: accepted once.
+    browser.take_handoff(&handoff, &app1, "/x");
+    refused(&mut browser, &handoff, "replayed");
+    let log = hosts.stack.worker_log();
+    for why in [
+        "handoff: issued for another host",
+        "handoff: presented on the team domain",
+        "handoff: its sign-in belongs to another browser",
+        "handoff: not issued here",
+        "handoff: no token",
+    ] {
+        assert!(log.contains(why), "no `{why}` in the log");
+    }
+    assert!(!log.contains(&token_query), "a handoff token in the log");
+
+    // The team domain hands off only to app hosts, only with its own fresh states.
+    let state = urlencoded::query_pairs(&team_login)
+        .and_then(|p| urlencoded::value(&p, "state").map(str::to_owned))
+        .unwrap();
+    let team_url = |host: &str, state: &str| {
+        format!(
+            "http://{team}/auth/edge/login?{}",
+            urlencoded::encode_pairs(&[("host", host), ("state", state), ("redirect_url", "/")])
+        )
+    };
+    for (host, state, what) in [
+        ("evil.localhost", state.as_str(), "a host no app covers"),
+        (team.as_str(), state.as_str(), "the team domain itself"),
+        ("app1.localhost@evil.example", state.as_str(), "userinfo"),
+        ("app1.localhost/x", state.as_str(), "a path"),
+        (app1.as_str(), "bm90LWEtc3RhdGU", "a state not issued here"),
+    ] {
+        let answer = browser.get(&team_url(host, state));
+        assert_eq!(answer.status, 400, "{what}: {answer:?}");
+        assert!(answer.header("location").is_none(), "{what}: {answer:?}");
+    }
+}
+
+#[test]
+fn an_expired_handoff_is_refused() {
+    let Some(hosts) = hosts("an_expired_handoff_is_refused") else {
+        return;
+    };
+    let app1 = hosts.app1();
+    let mut browser = Agent::new(hosts);
+    let team_login = browser.via_team(&app1, "/late");
+    let handoff = browser.sign_in_at_team(&team_login, "dora");
+    sleep(Duration::from_secs(31));
+    let answer = browser.get(&handoff);
+    assert_eq!(answer.status, 403, "{answer:?}");
+    assert!(browser.cookie(&app1, "CF_Authorization").is_none());
+    hosts
+        .stack
+        .wait_for_log("handoff: expired", Duration::from_secs(10))
+        .unwrap();
+}
+
+#[test]
+fn an_app_session_counts_from_the_sign_in_and_never_outlives_its_app() {
+    let Some(hosts) = hosts("an_app_session_counts_from_the_sign_in_and_never_outlives_its_app")
+    else {
+        return;
+    };
+    let app1 = hosts.app1();
+    // Signed in through app one (24 hours), whose host cookie also reaches the brief app.
+    let mut browser = signed_in(hosts, &app1, "/", "dora");
+    browser.reached(&app1, "/brief/a");
+    sleep(Duration::from_secs(BRIEF_SECS + 1));
+    // App one, on the same host and cookie, keeps its session; the brief app does not.
+    browser.reached(&app1, "/");
+    let team_login = browser.via_team(&app1, "/brief/a");
+    // The team session is older than the brief app allows: no silent handoff, and the
+    // handoff step sends the user to sign in with Entra again.
+    let handoff = browser.redirected(&team_login);
+    let again = browser.redirected(&handoff);
+    assert!(again.contains("fresh=1"), "{again}");
+    let team_login = browser.redirected(&again);
+    assert!(team_login.contains("fresh=1"), "{team_login}");
+    let handoff = browser.sign_in_at_team(&team_login, "dora");
+    browser.take_handoff(&handoff, &app1, "/brief/a");
+    browser.reached(&app1, "/brief/a");
+}
+
+#[test]
+fn logout_on_an_app_host_ends_its_session_and_on_the_team_domain_every_one() {
+    let Some(hosts) =
+        hosts("logout_on_an_app_host_ends_its_session_and_on_the_team_domain_every_one")
+    else {
+        return;
+    };
+    let (app1, app2, team) = (hosts.app1(), hosts.app2(), hosts.team());
+    let mut browser = signed_in(hosts, &app1, "/", "bob");
+    let team_login = browser.via_team(&app2, "/");
+    let handoff = browser.redirected(&team_login);
+    browser.take_handoff(&handoff, &app2, "/");
+    let one = browser.cookie(&app1, "CF_Authorization").unwrap();
+    let two = browser.cookie(&app2, "CF_Authorization").unwrap();
+
+    // App one's logout: its session ends, app two's does not.
+    assert_eq!(
+        browser
+            .get(&format!("http://{app1}/auth/edge/logout"))
+            .status,
+        200
+    );
+    let mut replay = Agent::new(hosts);
+    replay.jar = vec![(app1.clone(), "CF_Authorization".into(), one)];
+    assert_eq!(replay.get(&format!("http://{app1}/")).status, 302);
+    browser.reached(&app2, "/");
+
+    // The team domain's logout: every app session it gave ends, and so does its own.
+    assert_eq!(
+        browser
+            .get(&format!("http://{team}/auth/edge/logout"))
+            .status,
+        200
+    );
+    replay.jar = vec![(app2.clone(), "CF_Authorization".into(), two)];
+    assert_eq!(replay.get(&format!("http://{app2}/")).status, 302);
+    // Back to app one: the team domain has no session, so Entra again.
+    let team_login = browser.via_team(&app1, "/");
+    let authorize = browser.redirected(&team_login);
+    assert!(
+        authorize.starts_with(&hosts.stack.emulator().authorize_endpoint()),
+        "{authorize}"
+    );
+}
+
+/// In headless Chromium, which resolves `*.localhost` to loopback itself: the browser signs in
+/// once (the emulator's page, on the way to app one), then reaches app two through the team
+/// domain without seeing Entra again — waiting for app two's page would time out on the
+/// emulator's, which needs a click.
+#[test]
+fn in_chromium_one_sign_in_reaches_two_hosts() {
+    use edge_access_tests::browser::Browser;
+    let Some(hosts) = hosts("in_chromium_one_sign_in_reaches_two_hosts") else {
+        return;
+    };
+    if let Err(error) = Browser::check_installed() {
+        if Stack::prerequisites_required() {
+            panic!("{error}");
+        }
+        return;
+    }
+    let wait = Duration::from_secs(30);
+    let (app1, app2) = (hosts.app1(), hosts.app2());
+    let browser = Browser::start("team_domain").unwrap();
+    let fail = |error: &dyn std::fmt::Display| -> ! {
+        let shot = browser.log_path().with_extension("png");
+        let _ = browser.screenshot(&shot);
+        panic!(
+            "{error}\n  at {}\n  page: {}\n  screenshot: {}",
+            browser.current_url().unwrap_or_default(),
+            browser.body_text().unwrap_or_default(),
+            shot.display()
+        )
+    };
+    let authorize = hosts.stack.emulator().authorize_endpoint();
+    let one = format!("http://{app1}/hello?from=chromium");
+    browser.goto(&one).unwrap_or_else(|e| fail(&e));
+    browser
+        .wait_for_url("Entra's sign-in page", wait, |url| {
+            url.starts_with(&authorize)
+        })
+        .unwrap_or_else(|e| fail(&e));
+    let button = browser
+        .wait_for("#user-dora", wait)
+        .unwrap_or_else(|e| fail(&e));
+    button.click().unwrap_or_else(|e| fail(&e));
+    browser
+        .wait_for_url("app one's page", wait, |url| url == one)
+        .unwrap_or_else(|e| fail(&e));
+    let text = browser.body_text().unwrap_or_else(|e| fail(&e));
+    assert!(text.contains("dora@example.com"), "{text}");
+
+    let two = format!("http://{app2}/there");
+    browser.goto(&two).unwrap_or_else(|e| fail(&e));
+    browser
+        .wait_for_url("app two's page, with no second sign-in", wait, |url| {
+            url == two
+        })
+        .unwrap_or_else(|e| fail(&e));
+    let text = browser.body_text().unwrap_or_else(|e| fail(&e));
+    assert!(text.contains("dora@example.com"), "{text}");
+    let shot = browser.log_path().with_extension("app-two.png");
+    browser.screenshot(&shot).unwrap_or_else(|e| fail(&e));
+    eprintln!("app two after the handoff: {}", shot.display());
+}
