@@ -64,15 +64,25 @@ pub async fn get(url: &str, limit: Duration, max_bytes: usize) -> Result<Vec<u8>
 pub enum Exchange {
     /// No answer: the connection failed or broke off.
     Unreachable(String),
-    /// An answer other than 200 (`error` from its JSON body, if any).
-    Status { status: u16, error: String },
+    /// An answer other than 200 (`error` from its JSON body, if any, and the `AADSTS…` code
+    /// its `error_description` starts with, if any).
+    Status {
+        status: u16,
+        error: String,
+        code: Option<String>,
+    },
 }
 
 impl std::fmt::Display for Exchange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Exchange::Unreachable(why) => write!(f, "unreachable: {why}"),
-            Exchange::Status { status, error } => write!(f, "HTTP {status} {error}"),
+            Exchange::Status {
+                status,
+                error,
+                code: Some(code),
+            } => write!(f, "HTTP {status} {error} ({code})"),
+            Exchange::Status { status, error, .. } => write!(f, "HTTP {status} {error}"),
         }
     }
 }
@@ -123,12 +133,30 @@ pub async fn exchange(
     if status != 200 {
         let detail: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         let error = detail.get("error").and_then(Value::as_str).unwrap_or("");
+        let code = detail
+            .get("error_description")
+            .and_then(Value::as_str)
+            .and_then(entra_error_code);
         return Err(Exchange::Status {
             status,
             error: error.to_owned(),
+            code,
         });
     }
     Ok(bytes)
+}
+
+/// The `AADSTS` code an Entra `error_description` starts with (`AADSTS7000215: Invalid
+/// client secret…` → `AADSTS7000215`).
+pub fn entra_error_code(description: &str) -> Option<String> {
+    let digits = description.trim_start().strip_prefix("AADSTS")?;
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    let number = digits
+        .get(..end)
+        .filter(|d| !d.is_empty() && d.len() <= 9)?;
+    Some(format!("AADSTS{number}"))
 }
 
 /// The value of query parameter `name` of `url`.

@@ -25,6 +25,7 @@ mod raw_url;
 mod refusal;
 mod routes;
 mod scim;
+mod sealed;
 mod service_token;
 mod session;
 mod session_store;

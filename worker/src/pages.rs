@@ -93,7 +93,7 @@ fn chooser_body(app: Option<&str>, providers: &[(String, String)]) -> String {
 }
 
 /// `response` with a `Content-Security-Policy` that runs no script and loads nothing.
-fn with_csp(response: Response) -> Response {
+pub fn with_csp(response: Response) -> Response {
     with_header(
         response,
         "Content-Security-Policy",
@@ -103,7 +103,7 @@ fn with_csp(response: Response) -> Response {
 }
 
 /// `text` as HTML text (also safe inside a quoted attribute).
-fn escape(text: &str) -> String {
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -118,7 +118,7 @@ fn escape(text: &str) -> String {
     out
 }
 
-fn respond(body: String, status: u16) -> Response {
+pub fn respond(body: String, status: u16) -> Response {
     let headers = Headers::new();
     let _ = headers.set("Content-Type", "text/html; charset=utf-8");
     let _ = headers.set("Cache-Control", "no-store");

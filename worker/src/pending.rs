@@ -83,6 +83,10 @@ pub struct Pending {
     /// On the team domain: the app host this sign-in is for ([`crate::signin::hub`]).
     #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
     pub handoff: Option<HandoffTarget>,
+    /// A connection test ([`crate::signin::connection_test`]): the callback reports what the
+    /// identity provider sent and stores nothing.
+    #[serde(rename = "t", default, skip_serializing_if = "std::ops::Not::not")]
+    pub test: bool,
 }
 
 /// The app host a team-domain sign-in hands off to, and that host's own sign-in state (whose

@@ -13,7 +13,7 @@ use crate::log;
 use crate::refusal::Refusal;
 use crate::scim;
 use crate::session::Revocation;
-use crate::signin::{self, callback, hub, login, logout};
+use crate::signin::{self, callback, connection_test, hub, login, logout};
 
 /// Routes `request`: the gateway's own endpoints under its prefix (`ACCESS_PATH_PREFIX`,
 /// default `/cdn-cgi/access`), everything else through the policies. A prefix that is not
@@ -97,6 +97,7 @@ async fn access_endpoint(
     let result = match (request.method(), endpoint) {
         (Method::Get, "login") => login::login(&request, env, gateway).await,
         (Method::Get, "authorized") => hub::authorized(&request, env, gateway).await,
+        (Method::Get, "test-idp") => connection_test::start(&request, gateway),
         (Method::Get, "callback") => callback::callback(&request, env, gateway).await,
         (Method::Get, "logout") => {
             logout::logout(&request, env, gateway, Revocation::ThisSession).await

@@ -8,6 +8,7 @@
 //! | `PUT /access/{collection}/{id}` | replace it |
 //! | `DELETE /access/{collection}/{id}` | delete it |
 //! | `POST /access/service_tokens/{id}/rotate` | a new client secret, returned once |
+//! | `POST /access/identity_providers/{id}/test` | a URL that starts a connection test of the provider in a browser (`url`, `expires_in`) |
 //! | `GET /access/lists/{id}/items` | a list's items (`page`, `per_page`) |
 //! | `PATCH /access/lists/{id}` | `{"append": [{"value"}], "remove": ["value"]}` |
 //! | `GET`, `POST /access/apps/{id}/policies` | an app's own policies (linked reusable ones shown resolved); add one |
@@ -21,7 +22,7 @@
 //! first. The comment comes from the `X-Comment` header or the `comment` query parameter. The
 //! version that holds the result is in the `ETag` header of every answer.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use worker::{Env, Method, Request};
 
 use super::collections::{self, Collection, Edit, EditError, Fresh};
@@ -111,6 +112,9 @@ async fn answer(
         (Method::Post, []) => collections::object(body).map(Edit::Create),
         (Method::Put, [id]) => collections::object(body).map(|b| Edit::Update((*id).to_owned(), b)),
         (Method::Delete, [id]) => Ok(Edit::Delete((*id).to_owned())),
+        (Method::Post, [id, "test"]) if collection == Collection::IdentityProviders => {
+            return connection_test(request, env, id).await
+        }
         (Method::Post, [id, "rotate"]) if collection == Collection::ServiceTokens => {
             Ok(Edit::Rotate((*id).to_owned()))
         }
@@ -409,4 +413,28 @@ async fn write(
         10409,
         "the configuration kept changing under this write: retry",
     ))
+}
+
+/// `POST /access/identity_providers/{id}/test`: a URL that starts a connection test of the
+/// provider in a browser ([`crate::signin::connection_test`]), with the active configuration.
+async fn connection_test(request: &Request, env: &Env, id: &str) -> Result<Answer, GatewayError> {
+    let held = crate::config_store::gateway(env).await?;
+    let gateway = match held.as_ref() {
+        Ok(gateway) => gateway,
+        Err(_) => {
+            return Ok(fail(
+                409,
+                10409,
+                "the active configuration does not load; fix it before testing a provider",
+            ))
+        }
+    };
+    let url = request.url()?;
+    match crate::signin::connection_test::ticket_url(gateway, &url, id)? {
+        Some(test_url) => Ok(ok(json!({
+            "url": test_url,
+            "expires_in": crate::signin::connection_test::TICKET_TTL.as_secs(),
+        }))),
+        None => Ok(fail(404, 10404, "no such identity provider")),
+    }
 }

@@ -13,7 +13,7 @@ use policy_core::{
 use serde::Deserialize;
 use worker::{Env, Request, Response, Url};
 
-use super::{endpoint, hub, sign_in_version, signing_keys};
+use super::{connection_test, endpoint, hub, sign_in_version, signing_keys};
 use crate::config::Gateway;
 use crate::context::Context;
 use crate::crypto::random_token;
@@ -38,10 +38,10 @@ const INTERACTION_NEEDED: [&str; 4] = [
 ];
 
 #[derive(Deserialize)]
-struct TokenResponse {
-    id_token: String,
+pub(super) struct TokenResponse {
+    pub(super) id_token: String,
     #[serde(default)]
-    access_token: Option<String>,
+    pub(super) access_token: Option<String>,
 }
 
 fn signin_failed(why: String) -> Stop {
@@ -51,6 +51,9 @@ fn signin_failed(why: String) -> Stop {
 /// `GET {prefix}/callback?code=…&state=…`: finishes the sign-in.
 pub async fn callback(request: &Request, env: &Env, gateway: &Gateway) -> Result<Response, Stop> {
     let url = request.url()?;
+    if connection_test::is_test(request, gateway, &url) {
+        return connection_test::callback(request, env, gateway, &url).await;
+    }
     if let Some(error) = query(&url, "error") {
         if INTERACTION_NEEDED.contains(&error.as_str()) {
             return interactive_again(request, env, gateway, &url, &error).await;
@@ -148,7 +151,7 @@ pub async fn callback(request: &Request, env: &Env, gateway: &Gateway) -> Result
 /// The sign-in `state` names: issued here, not too old, spent now (single use: by its first
 /// callback, whichever browser sends it), and then this browser's. Returns what was issued,
 /// the sign-in in progress and the time it was spent.
-async fn spend_state(
+pub(super) async fn spend_state(
     request: &Request,
     env: &Env,
     gateway: &Gateway,
@@ -186,6 +189,39 @@ async fn redeem_code(
     code: &str,
     url: &Url,
 ) -> Result<TokenResponse, Stop> {
+    exchange_code(gateway, idp, version, issued, state, code, url)
+        .await?
+        .map_err(|e| match e {
+            // Entra down or overloaded: the sign-in did not fail, it could not be finished now.
+            Exchange::Unreachable(_)
+            | Exchange::Status {
+                status: 429 | 500..,
+                ..
+            } => Stop::Failed(GatewayError::Unavailable {
+                dependency: Dependency::IdentityProvider,
+                detail: format!("token endpoint: {e}"),
+            }),
+            Exchange::Status { .. } => signin_failed(format!("token endpoint: {e}")),
+        })
+        .and_then(|body| token_response(&body))
+}
+
+/// The token endpoint's answer read.
+pub(super) fn token_response(body: &[u8]) -> Result<TokenResponse, Stop> {
+    serde_json::from_slice(body).map_err(|e| signin_failed(format!("token response: {e}")))
+}
+
+/// The code exchange itself: the token endpoint's answer, or why there is none to use. The
+/// outer error: the exchange could not be made (no secret, no verifier).
+pub(super) async fn exchange_code(
+    gateway: &Gateway,
+    idp: &IdentityProvider,
+    version: TokenVersion,
+    issued: &Issued,
+    state: &str,
+    code: &str,
+    url: &Url,
+) -> Result<Result<Vec<u8>, Exchange>, Stop> {
     let secret = gateway.client_secret(idp).map_err(GatewayError::Config)?;
     let verifier = if idp.pkce_enabled {
         Some(issued.verifier(state)?)
@@ -211,28 +247,13 @@ async fn redeem_code(
         idp.directory_id,
         endpoint(version, "token")
     );
-    exchange(
+    Ok(exchange(
         &token_url,
         "application/x-www-form-urlencoded",
         &form.finish(),
         None,
     )
-    .await
-    .map_err(|e| match e {
-        // Entra down or overloaded: the sign-in did not fail, it could not be finished now.
-        Exchange::Unreachable(_)
-        | Exchange::Status {
-            status: 429 | 500..,
-            ..
-        } => Stop::Failed(GatewayError::Unavailable {
-            dependency: Dependency::IdentityProvider,
-            detail: format!("token endpoint: {e}"),
-        }),
-        Exchange::Status { .. } => signin_failed(format!("token endpoint: {e}")),
-    })
-    .and_then(|body| {
-        serde_json::from_slice(&body).map_err(|e| signin_failed(format!("token response: {e}")))
-    })
+    .await)
 }
 
 /// A signed-in identity the policies of its destination admit.

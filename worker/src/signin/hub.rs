@@ -8,9 +8,9 @@
 //! 2. The team domain ([`at_team`]) checks that it issued the state and that an app covers the
 //!    host; then it reuses its own session (the `CF_Authorization` cookie on the team domain)
 //!    silently, or signs the user in with Entra (its callback stores the team session).
-//! 3. It hands off ([`handoff_redirect`]): a handoff token, MACed under a key derived from the
-//!    signing key, naming the app host, the app host's state and the team session, valid for
-//!    [`HANDOFF_TTL`], to `{app host}<prefix>/authorized`.
+//! 3. It hands off ([`handoff_redirect`]): a handoff token, sealed ([`crate::sealed`]) under a
+//!    key derived from the signing key, naming the app host, the app host's state and the team
+//!    session, valid for [`HANDOFF_TTL`], to `{app host}<prefix>/authorized`.
 //! 4. The app host ([`authorized`]) accepts it only on the host it names, only in the browser
 //!    that holds the state's cookie (which also says where to return: nothing in the URL does),
 //!    only once (the state is spent in `login_used`), only before it expires, and only while
@@ -24,8 +24,6 @@
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use edge_access_token::AppClaims;
 use serde::{Deserialize, Serialize};
 use worker::{Env, Request, Response, Url};
@@ -35,20 +33,23 @@ use super::login::{self, Choice};
 use super::{local_path, signing_keys};
 use crate::config::Gateway;
 use crate::context::Context;
-use crate::crypto::{hmac_sha256, random_token};
+use crate::crypto::random_token;
 use crate::directory;
 use crate::endpoints::{authority, Hub};
 use crate::error::{GatewayError, Stop};
 use crate::http::{query, redirect};
 use crate::pending::{self, HandoffTarget, Pending};
 use crate::refusal::Refusal;
+use crate::sealed::Sealer;
 use crate::session::{self, Session};
 use crate::session_store::{self, StoredIdentity};
-use crate::signing::SigningKeys;
 use crate::time::UnixMillis;
 
 /// How long a handoff token is accepted after the team domain issued it.
 pub const HANDOFF_TTL: Duration = Duration::from_secs(30);
+
+/// The purpose handoff tokens are sealed for ([`crate::sealed`]).
+const HANDOFF: &str = "sign-in handoff";
 
 /// The query parameter that asks for a sign-in with Entra even when the team domain has a
 /// session (the team session is older than the app allows).
@@ -81,6 +82,7 @@ pub fn to_team(
         idp_id: idp.clone().unwrap_or_default(),
         redirect: redirect_path.to_owned(),
         handoff: None,
+        test: false,
     })?;
     let mut team = Url::parse(&format!(
         "{}{}",
@@ -218,7 +220,7 @@ pub fn handoff_redirect(
     target: &HandoffTarget,
     team_nonce: &str,
 ) -> Result<Response, Stop> {
-    let keys = HandoffKeys::new(signing_keys(gateway)?)?;
+    let keys = Sealer::new(signing_keys(gateway)?, HANDOFF)?;
     let now = UnixMillis::now();
     let token = keys.seal(&Handoff {
         host: target.host.clone(),
@@ -253,52 +255,6 @@ struct Handoff {
     expires_s: u64,
 }
 
-/// The handoff keys: derived from the signing keys (current issues; current and previous are
-/// accepted, for a rotation mid-sign-in).
-struct HandoffKeys(Vec<[u8; 32]>);
-
-impl HandoffKeys {
-    fn new(signing: &SigningKeys) -> Result<HandoffKeys, GatewayError> {
-        let mut keys = vec![signing.current.derived_secret("sign-in handoff")?];
-        if let Some(previous) = &signing.previous {
-            keys.push(previous.derived_secret("sign-in handoff")?);
-        }
-        Ok(HandoffKeys(keys))
-    }
-
-    fn seal(&self, handoff: &Handoff) -> Result<String, GatewayError> {
-        let key = self
-            .0
-            .first()
-            .ok_or_else(|| GatewayError::Internal("no handoff key".into()))?;
-        seal_with(key, handoff)
-    }
-
-    fn open(&self, token: &str) -> Option<Handoff> {
-        self.0.iter().find_map(|key| open_with(key, token))
-    }
-}
-
-fn seal_with(key: &[u8; 32], handoff: &Handoff) -> Result<String, GatewayError> {
-    let json = serde_json::to_vec(handoff).map_err(|e| GatewayError::Internal(e.to_string()))?;
-    let payload = URL_SAFE_NO_PAD.encode(json);
-    let mac = hmac_sha256(key, &[b"handoff\0", payload.as_bytes()])?;
-    Ok(format!("{payload}.{}", URL_SAFE_NO_PAD.encode(mac)))
-}
-
-fn open_with(key: &[u8; 32], token: &str) -> Option<Handoff> {
-    if token.len() > 4096 {
-        return None;
-    }
-    let (payload, mac) = token.split_once('.')?;
-    let mac = URL_SAFE_NO_PAD.decode(mac).ok()?;
-    let expected = hmac_sha256(key, &[b"handoff\0", payload.as_bytes()]).ok()?;
-    if !pending::same(&expected, &mac) {
-        return None;
-    }
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
-}
-
 /// Step 4, on an app host: `GET <prefix>/authorized?token=…`.
 pub async fn authorized(request: &Request, env: &Env, gateway: &Gateway) -> Result<Response, Stop> {
     let refused = |why: &str| Stop::Refused(Refusal::SignInFailed(format!("handoff: {why}")));
@@ -311,7 +267,7 @@ pub async fn authorized(request: &Request, env: &Env, gateway: &Gateway) -> Resu
         return Err(refused("presented on the team domain"));
     }
     let token = query(&url, "token").ok_or_else(|| refused("no token"))?;
-    let handoff = HandoffKeys::new(signing_keys(gateway)?)?
+    let handoff: Handoff = Sealer::new(signing_keys(gateway)?, HANDOFF)?
         .open(&token)
         .ok_or_else(|| refused("not issued here"))?;
     if handoff.host != host {
@@ -434,39 +390,6 @@ pub fn app_claims(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn handoff() -> Handoff {
-        Handoff {
-            host: "wiki.example.com".into(),
-            state: "c3RhdGU".into(),
-            team_nonce: "bm9uY2U".into(),
-            expires_s: 1_800_000_000,
-        }
-    }
-
-    #[test]
-    fn a_handoff_opens_only_under_its_key_and_unchanged() {
-        let key = [7u8; 32];
-        let token = seal_with(&key, &handoff()).unwrap();
-        assert_eq!(open_with(&key, &token), Some(handoff()));
-        assert_eq!(open_with(&[8u8; 32], &token), None);
-        // Another host written into the payload: the MAC no longer matches.
-        let (payload, mac) = token.split_once('.').unwrap();
-        let json = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
-        let forged = URL_SAFE_NO_PAD.encode(json.replace("wiki.example.com", "evil.example.com"));
-        assert_eq!(open_with(&key, &format!("{forged}.{mac}")), None);
-        for broken in [
-            "",
-            ".",
-            "abc",
-            "abc.",
-            ".abc",
-            &"a".repeat(5000),
-            &token[1..],
-        ] {
-            assert_eq!(open_with(&key, broken), None, "{broken}");
-        }
-    }
 
     #[test]
     fn only_plain_authorities_are_handoff_targets() {

@@ -83,6 +83,25 @@ pub(crate) fn start_or_choose(
             }
         },
     };
+    let login = Pending {
+        state: String::new(),
+        idp_id: idp.id.to_string(),
+        redirect: redirect_path,
+        handoff,
+        test: false,
+    };
+    begin(request, gateway, url, idp, login)
+}
+
+/// Starts the OIDC code flow with `idp`, keeping `login` (its state filled in here) in the
+/// browser's sign-in cookie: the redirect to Entra's `authorize` endpoint.
+pub(crate) fn begin(
+    request: &Request,
+    gateway: &Gateway,
+    url: &Url,
+    idp: &IdentityProvider,
+    mut login: Pending,
+) -> Result<Response, Stop> {
     let interactive = query(url, "interactive").as_deref() == Some("1");
     let keys = pending::Keys::new(signing_keys(gateway)?)?;
     let (state, issued) = keys.issue(UnixMillis::now())?;
@@ -92,12 +111,8 @@ pub(crate) fn start_or_choose(
     } else {
         None
     };
-    let cookie = issued.seal(&Pending {
-        state: state.clone(),
-        idp_id: idp.id.to_string(),
-        redirect: redirect_path,
-        handoff,
-    })?;
+    login.state.clone_from(&state);
+    let cookie = issued.seal(&login)?;
     let version = sign_in_version(gateway);
     let mut authorize = Url::parse(&format!(
         "{}/{}/{}",

@@ -4,6 +4,7 @@
 //! finishes it —, [`logout`], the identity and the public keys.
 
 pub mod callback;
+pub mod connection_test;
 pub mod hub;
 pub mod login;
 pub mod logout;

@@ -1,0 +1,209 @@
+//! The connection test of an identity provider: an admin asks the management API for a test
+//! URL, a browser signs in through it, and the page says what Entra sent (claims, groups, an
+//! overflowing groups claim read through Graph, the email's claim, warnings) or, for a
+//! provider Entra refuses, Entra's error code and what to fix. Nothing is stored: no session
+//! cookie, and the protected app still asks to sign in.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failure panics"
+)]
+
+mod signin_common;
+
+use std::sync::OnceLock;
+
+use edge_access_tests::admin_api::{admin_tokens, Api, READ_TOKEN, WRITE_TOKEN};
+use edge_access_tests::stack::{Stack, StackConfig};
+use entra_emulator::client::HttpResponse;
+use serde_json::{json, Value};
+use signin_common::{Agent, IDP};
+
+const BROKEN: &str = "broken-secret";
+
+fn stack(test: &str) -> Option<&'static Stack> {
+    if !Stack::should_run(&format!("connection_test::{test}")).unwrap() {
+        return None;
+    }
+    static STACK: OnceLock<Result<Stack, String>> = OnceLock::new();
+    let stack = STACK.get_or_init(|| {
+        let provider = |id: &str, name: &str| {
+            json!({ "id": id, "name": name, "type": "azureAD",
+                "config": { "client_id": "${CLIENT_ID}", "directory_id": "${TENANT_ID}",
+                            "support_groups": true, "pkce_enabled": true } })
+        };
+        let document = json!({
+            "team_domain": "https://access.example.com",
+            "identity_providers": [provider(IDP, "Contoso Entra ID"), provider(BROKEN, "Expired secret")],
+            "apps": [{ "id": "staff", "name": "Staff", "domain": "${WORKER_HOST}/staff", "aud": "aud-staff",
+                "policies": [{ "name": "Staff", "decision": "allow",
+                    "include": [{ "email_domain": { "domain": "example.com" } }] }] }]
+        });
+        Stack::start(
+            StackConfig::new(document)
+                .named("connection_test")
+                .with_var("ADMIN_TOKENS", &admin_tokens())
+                .with_var("AZURE_CLIENT_SECRET_BROKEN_SECRET", "not-the-secret"),
+        )
+        .map_err(|e| e.to_string())
+    });
+    match stack {
+        Ok(stack) => Some(stack),
+        Err(error) => panic!("the stack did not start: {error}"),
+    }
+}
+
+/// The test URL the API answers for `idp`.
+fn test_url(stack: &Stack, idp: &str) -> String {
+    let answer = Api::new(stack).call(
+        "POST",
+        &format!("/access/identity_providers/{idp}/test"),
+        Some(WRITE_TOKEN),
+        b"",
+    );
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let body: Value = answer.json().unwrap();
+    assert_eq!(body["result"]["expires_in"], 600, "{body}");
+    body["result"]["url"].as_str().unwrap().to_owned()
+}
+
+/// Through the test URL to the emulator's sign-in as `user`, then the callback's answer.
+fn run_test(agent: &mut Agent<'_>, url: &str, user: &str) -> HttpResponse {
+    assert!(
+        url.starts_with(&format!(
+            "{}/cdn-cgi/access/test-idp?ticket=",
+            agent.stack.url()
+        )),
+        "{url}"
+    );
+    let start = agent.navigate(url);
+    assert_eq!(start.status, 302, "{start:?}");
+    let authorize = start.header("location").unwrap().to_owned();
+    assert!(
+        authorize.starts_with(&agent.stack.emulator().authorize_endpoint()),
+        "{authorize}"
+    );
+    let callback = agent.choose_user(&authorize, user);
+    let answer = agent.navigate(&callback);
+    assert!(
+        answer
+            .header_all("set-cookie")
+            .iter()
+            .all(|c| !c.starts_with("CF_Authorization=")),
+        "a test set a session cookie: {answer:?}"
+    );
+    assert!(agent.cookie("CF_Authorization").is_none());
+    assert_eq!(
+        agent.navigate("/staff/page").status,
+        302,
+        "a test signed in"
+    );
+    answer
+}
+
+#[test]
+fn a_working_provider_reports_what_entra_sent_and_stores_nothing() {
+    let Some(stack) = stack("a_working_provider_reports_what_entra_sent_and_stores_nothing") else {
+        return;
+    };
+    let mut agent = Agent::new(stack);
+    let page = run_test(&mut agent, &test_url(stack, IDP), "ada");
+    assert_eq!(page.status, 200, "{page:?}");
+    let body = &page.body;
+    for expected in [
+        "<h1>Your connection works</h1>",
+        "Contoso Entra ID",
+        "<dd id=\"email\">ada@example.com</dd>",
+        "<dd id=\"groups-from\">the ID token&#39;s groups claim</dd>",
+        "<code>oid</code>",
+        "<code>tid</code>",
+        // A v2 sign-in: no `amr`.
+        "no `amr` claim",
+    ] {
+        assert!(body.contains(expected), "no `{expected}` in {body}");
+    }
+    assert!(!body.to_ascii_lowercase().contains("<script"), "{body}");
+    assert!(page
+        .header("content-security-policy")
+        .is_some_and(|csp| csp.contains("default-src 'none'")));
+
+    // Over 200 groups: Graph, and every group listed.
+    let page = run_test(&mut agent, &test_url(stack, IDP), "overage");
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(
+        page.body.contains("groups claim overflowed"),
+        "{}",
+        page.body
+    );
+    // 212 memberships, one of them a Microsoft 365 group, which Graph's security-enabled
+    // reading leaves out.
+    assert!(page.body.contains("<h2>Groups (211)</h2>"), "{}", page.body);
+}
+
+#[test]
+fn a_refused_secret_shows_entras_code_and_the_secret_to_set() {
+    let Some(stack) = stack("a_refused_secret_shows_entras_code_and_the_secret_to_set") else {
+        return;
+    };
+    let mut agent = Agent::new(stack);
+    let page = run_test(&mut agent, &test_url(stack, BROKEN), "ada");
+    assert_eq!(page.status, 502, "{page:?}");
+    for expected in [
+        "<h1>Your connection failed</h1>",
+        "Expired secret",
+        "<code>AADSTS7000215</code>",
+        "AZURE_CLIENT_SECRET_BROKEN_SECRET",
+    ] {
+        assert!(
+            page.body.contains(expected),
+            "no `{expected}` in {}",
+            page.body
+        );
+    }
+    assert!(!page.body.contains("not-the-secret"), "{}", page.body);
+    let line = signin_common::log_line(stack, "\"step\":\"token\"");
+    assert!(line.contains("AADSTS7000215"), "{line}");
+    assert!(stack
+        .worker_log_json()
+        .iter()
+        .all(|line| !line.to_string().contains("not-the-secret")));
+}
+
+#[test]
+fn test_urls_are_the_gateways_admins_only() {
+    let Some(stack) = stack("test_urls_are_the_gateways_admins_only") else {
+        return;
+    };
+    let api = Api::new(stack);
+    let path = format!("/access/identity_providers/{IDP}/test");
+    assert_eq!(api.call("POST", &path, None, b"").status, 401);
+    assert_eq!(api.call("POST", &path, Some(READ_TOKEN), b"").status, 403);
+    let unknown = api.call(
+        "POST",
+        "/access/identity_providers/nobody/test",
+        Some(WRITE_TOKEN),
+        b"",
+    );
+    assert_eq!(unknown.status, 404, "{unknown:?}");
+
+    let url = test_url(stack, IDP);
+    let mut agent = Agent::new(stack);
+    let (base, ticket) = url.split_once("ticket=").unwrap();
+    for (what, bad) in [
+        (
+            "no ticket",
+            format!("{}/cdn-cgi/access/test-idp", stack.url()),
+        ),
+        ("a changed ticket", format!("{base}ticket=x{ticket}")),
+        (
+            "a truncated ticket",
+            format!("{base}ticket={}", &ticket[..ticket.len() - 2]),
+        ),
+    ] {
+        let answer = agent.navigate(&bad);
+        assert_eq!(answer.status, 400, "{what}: {answer:?}");
+        assert!(answer.header("location").is_none(), "{what}: {answer:?}");
+    }
+}
