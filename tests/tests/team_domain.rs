@@ -16,221 +16,24 @@
     reason = "test code: a failure panics; it reports on stderr"
 )]
 
-use std::net::{Ipv4Addr, TcpListener};
 use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::Duration;
 
-use edge_access_tests::stack::{Stack, StackConfig};
-use entra_emulator::client::{raw_get, HttpResponse};
-use entra_emulator::fixtures::Fixtures;
+use edge_access_tests::hosts::{Agent, Hosts, BRIEF_SECS};
+use edge_access_tests::stack::Stack;
 use entra_emulator::urlencoded;
 use serde_json::{json, Value};
 
-const IDP: &str = "0f0e7a4c-1b2d-4e3f-8a9b-0c1d2e3f4a5b";
-const BRIEF_SECS: u64 = 4;
-
-struct Hosts {
-    stack: Stack,
-    port: u16,
-}
-
-impl Hosts {
-    fn team(&self) -> String {
-        format!("team.localhost:{}", self.port)
-    }
-    fn app1(&self) -> String {
-        format!("app1.localhost:{}", self.port)
-    }
-    fn app2(&self) -> String {
-        format!("app2.localhost:{}", self.port)
-    }
-}
-
-fn document() -> Value {
-    let allow_staff = json!([{ "name": "Staff", "decision": "allow",
-        "include": [{ "email_domain": { "domain": "example.com" } }] }]);
-    json!({
-        "team_domain": "https://team.localhost:${WORKER_PORT}",
-        "identity_providers": [{ "id": IDP, "name": "Emulated Entra ID", "type": "azureAD",
-            "config": { "client_id": "${CLIENT_ID}", "directory_id": "${TENANT_ID}",
-                        "support_groups": true, "pkce_enabled": true } }],
-        "apps": [
-            { "id": "brief", "name": "Short sessions", "domain": "app1.localhost/brief",
-              "aud": "aud-brief", "session_duration": format!("{BRIEF_SECS}s"),
-              "policies": allow_staff },
-            { "id": "one", "name": "App one", "domain": "app1.localhost", "aud": "aud-one",
-              "policies": allow_staff },
-            { "id": "two", "name": "App two", "domain": "app2.localhost", "aud": "aud-two",
-              "policies": allow_staff }
-        ]
-    })
-}
-
-/// One stack for the binary: the worker on a port chosen first, so that the team domain and
-/// the redirect URI registered with the emulator can name it.
+/// One stack for the binary.
 fn hosts(test: &str) -> Option<&'static Hosts> {
     if !Stack::should_run(&format!("team_domain::{test}")).unwrap() {
         return None;
     }
     static HOSTS: OnceLock<Result<Hosts, String>> = OnceLock::new();
-    let hosts = HOSTS.get_or_init(|| {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
-        let mut fixtures = Fixtures::load_default().map_err(|e| e.to_string())?;
-        fixtures
-            .redirect_uris
-            .push(format!("http://team.localhost:{port}/auth/edge/callback"));
-        let document: Value = serde_json::from_str(
-            &document()
-                .to_string()
-                .replace("${WORKER_PORT}", &port.to_string()),
-        )
-        .map_err(|e| e.to_string())?;
-        let mut config = StackConfig::new(document)
-            .named("team_domain")
-            .with_var("TEAM_DOMAIN_SIGN_IN", "true")
-            .with_var("ACCESS_PATH_PREFIX", "/auth/edge");
-        config.port = Some(port);
-        config.fixtures = Some(fixtures);
-        let stack = Stack::start(config).map_err(|e| e.to_string())?;
-        Ok(Hosts { stack, port })
-    });
-    match hosts {
+    match HOSTS.get_or_init(|| Hosts::start("team_domain", true)) {
         Ok(hosts) => Some(hosts),
         Err(error) => panic!("the stack did not start: {error}"),
-    }
-}
-
-/// A browser over several host names: a cookie jar per host (cookies are host-only), paths
-/// ignored (every cookie the gateway sets here is for `/` or its prefix).
-struct Agent<'h> {
-    hosts: &'h Hosts,
-    jar: Vec<(String, String, String)>,
-}
-
-impl<'h> Agent<'h> {
-    fn new(hosts: &'h Hosts) -> Self {
-        Self {
-            hosts,
-            jar: Vec::new(),
-        }
-    }
-
-    /// `GET url` (`http://host:port/path`), on the worker, with this host's cookies.
-    fn get(&mut self, url: &str) -> HttpResponse {
-        let rest = url.strip_prefix("http://").unwrap();
-        let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let path = if path.is_empty() { "/" } else { path };
-        let cookies: Vec<String> = self
-            .jar
-            .iter()
-            .filter(|(h, _, _)| h == host)
-            .map(|(_, n, v)| format!("{n}={v}"))
-            .collect();
-        let cookie = cookies.join("; ");
-        let mut headers = vec![
-            ("Host", host),
-            ("Accept", "text/html,application/xhtml+xml"),
-        ];
-        if !cookie.is_empty() {
-            headers.push(("Cookie", &cookie));
-        }
-        let answer = raw_get(self.hosts.stack.addr(), path, &headers).unwrap();
-        for line in answer.header_all("set-cookie") {
-            let (pair, attributes) = line.split_once(';').unwrap_or((line, ""));
-            let (name, value) = pair.split_once('=').unwrap();
-            let expired = attributes.to_ascii_lowercase().contains("max-age=0");
-            self.jar.retain(|(h, n, _)| !(h == host && n == name));
-            if !expired && !value.is_empty() {
-                self.jar
-                    .push((host.to_owned(), name.to_owned(), value.to_owned()));
-            }
-        }
-        answer
-    }
-
-    fn cookie(&self, host: &str, name: &str) -> Option<String> {
-        self.jar
-            .iter()
-            .find(|(h, n, _)| h == host && n == name)
-            .map(|(_, _, v)| v.clone())
-    }
-
-    fn forget(&mut self, host: &str, name_prefix: &str) {
-        self.jar
-            .retain(|(h, n, _)| !(h == host && n.starts_with(name_prefix)));
-    }
-
-    /// `GET url`, expecting a redirect: where it goes.
-    fn redirected(&mut self, url: &str) -> String {
-        let answer = self.get(url);
-        assert_eq!(answer.status, 302, "{url}: {answer:?}");
-        let location = answer.header("location").unwrap();
-        if location.starts_with('/') {
-            let origin = url.split('/').take(3).collect::<Vec<_>>().join("/");
-            format!("{origin}{location}")
-        } else {
-            location.to_owned()
-        }
-    }
-
-    /// From a protected page of `host` without a session to the team domain's answer: the
-    /// app host's login, then the team domain's login URL.
-    fn via_team(&mut self, host: &str, path: &str) -> String {
-        let login = self.redirected(&format!("http://{host}{path}"));
-        assert!(
-            login.starts_with(&format!("http://{host}/auth/edge/login?")),
-            "{login}"
-        );
-        let team = self.redirected(&login);
-        assert!(
-            team.starts_with(&format!("http://{}/auth/edge/login?", self.hosts.team())),
-            "{team}"
-        );
-        team
-    }
-
-    /// Signs in with Entra from the team domain's login URL as `user`: the handoff URL.
-    fn sign_in_at_team(&mut self, team_login: &str, user: &str) -> String {
-        let authorize = self.redirected(team_login);
-        let emulator = self.hosts.stack.emulator();
-        assert!(
-            authorize.starts_with(&emulator.authorize_endpoint()),
-            "{authorize}"
-        );
-        let callback = emulator.sign_in(&authorize, user).unwrap();
-        assert!(
-            callback.starts_with(&format!("http://{}/auth/edge/callback?", self.hosts.team())),
-            "{callback}"
-        );
-        let handoff = self.redirected(&callback);
-        assert!(
-            self.cookie(&self.hosts.team(), "CF_Authorization")
-                .is_some(),
-            "no team session cookie"
-        );
-        handoff
-    }
-
-    /// Follows a handoff URL to the page it returns to, expecting the app's cookie.
-    fn take_handoff(&mut self, handoff: &str, host: &str, path: &str) -> String {
-        assert!(
-            handoff.starts_with(&format!("http://{host}/auth/edge/authorized?token=")),
-            "{handoff}"
-        );
-        let back = self.redirected(handoff);
-        assert_eq!(back, format!("http://{host}{path}"));
-        self.cookie(host, "CF_Authorization").unwrap()
-    }
-
-    /// The origin's answer for `path` on `host`, which must be let through.
-    fn reached(&mut self, host: &str, path: &str) -> Value {
-        let answer = self.get(&format!("http://{host}{path}"));
-        assert_eq!(answer.status, 200, "{host}{path}: {answer:?}");
-        answer.json().unwrap()
     }
 }
 

@@ -2,7 +2,8 @@
 //! then the same workload in every host of the ABI (`hosts_bench`), then policy-core beside
 //! Cedar and regorus (`peers_bench`), then the gateway under workerd (`gateway_bench`), then
 //! SCIM provisioning under workerd (`scim-provision-bench`, `bench/scim`), then configuration
-//! changes through the management API under workerd (`config-change-bench`, `bench/config`);
+//! changes through the management API under workerd (`config-change-bench`, `bench/config`),
+//! then sign-in through the team domain under workerd (`signin-hop-bench`, `bench/signin`);
 //! with a STEP, that one alone.
 
 use crate::error::XtaskError;
@@ -53,6 +54,9 @@ pub fn bench(layout: &Layout, steps: &mut Steps, only: Option<Step>) -> Result<(
     if runs(Step::Config) {
         config_changes(&env, layout, steps)?;
     }
+    if runs(Step::Signin) {
+        signin_hop(&env, layout, steps)?;
+    }
     Ok(())
 }
 
@@ -73,11 +77,14 @@ pub enum Step {
     Scim,
     /// Configuration changes through the management API under workerd (`bench/config`).
     Config,
+    /// Sign-in through the team domain against each host by itself (`bench/signin`).
+    Signin,
 }
 
 impl Step {
     /// The names `cargo xtask bench STEP` takes.
-    pub const NAMES: &'static str = "policy-core, hosts, peers, size, gateway, scim, config";
+    pub const NAMES: &'static str =
+        "policy-core, hosts, peers, size, gateway, scim, config, signin";
 
     /// Parses a step's name.
     ///
@@ -93,6 +100,7 @@ impl Step {
             "gateway" => Ok(Step::Gateway),
             "scim" => Ok(Step::Scim),
             "config" => Ok(Step::Config),
+            "signin" => Ok(Step::Signin),
             other => Err(XtaskError::Usage(format!(
                 "unknown benchmark `{other}` (one of {})",
                 Step::NAMES
@@ -105,25 +113,14 @@ impl Step {
 /// already there: the gateway benchmark's first step makes it); writes the "SCIM
 /// provisioning under workerd" section of BENCHMARKS.md.
 fn scim_provisioning(env: &Env, layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
-    steps.run("SCIM provisioning benchmark under wrangler dev", || {
-        let report = layout.root.join("BENCHMARKS.md");
-        process::run(
-            env.cargo()
-                .args([
-                    "run",
-                    "--release",
-                    "-p",
-                    "edge-access-scim-bench",
-                    "--bin",
-                    "scim-provision-bench",
-                    "--",
-                    "--write",
-                ])
-                .arg(&report)
-                .args(["--command", "cargo xtask bench"]),
-        )?;
-        Ok(format!("results in {}", report.display()))
-    })
+    section_runner(
+        env,
+        layout,
+        steps,
+        "SCIM provisioning benchmark under wrangler dev",
+        ("edge-access-scim-bench", "scim-provision-bench"),
+        "cargo xtask bench",
+    )
 }
 
 /// How soon a version written through the management API decides requests, and what checking
@@ -133,7 +130,43 @@ fn config_changes(env: &Env, layout: &Layout, steps: &mut Steps) -> Result<(), S
     steps.run("worker release build", || {
         worker::build(env, layout, Rebuild::WhenChanged)
     })?;
-    steps.run("configuration change benchmark under wrangler dev", || {
+    section_runner(
+        env,
+        layout,
+        steps,
+        "configuration change benchmark under wrangler dev",
+        ("edge-access-config-bench", "config-change-bench"),
+        "cargo xtask bench config",
+    )
+}
+
+/// What signing in through the team domain adds to a sign-in (`bench/signin`); writes the
+/// "Sign-in through the team domain under workerd" section of BENCHMARKS.md.
+fn signin_hop(env: &Env, layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
+    steps.run("worker release build", || {
+        worker::build(env, layout, Rebuild::WhenChanged)
+    })?;
+    section_runner(
+        env,
+        layout,
+        steps,
+        "team-domain sign-in benchmark under wrangler dev",
+        ("edge-access-signin-bench", "signin-hop-bench"),
+        "cargo xtask bench signin",
+    )
+}
+
+/// Runs the release binary `bin` of `package`, a runner that writes its own section of
+/// BENCHMARKS.md, naming `command` as the command that reproduces it.
+fn section_runner(
+    env: &Env,
+    layout: &Layout,
+    steps: &mut Steps,
+    title: &str,
+    (package, bin): (&str, &str),
+    command: &str,
+) -> Result<(), StepFailure> {
+    steps.run(title, || {
         let report = layout.root.join("BENCHMARKS.md");
         process::run(
             env.cargo()
@@ -141,14 +174,14 @@ fn config_changes(env: &Env, layout: &Layout, steps: &mut Steps) -> Result<(), S
                     "run",
                     "--release",
                     "-p",
-                    "edge-access-config-bench",
+                    package,
                     "--bin",
-                    "config-change-bench",
+                    bin,
                     "--",
                     "--write",
                 ])
                 .arg(&report)
-                .args(["--command", "cargo xtask bench config"]),
+                .args(["--command", command]),
         )?;
         Ok(format!("results in {}", report.display()))
     })

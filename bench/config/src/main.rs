@@ -27,11 +27,14 @@
 )]
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use bench_report::{commit_and_changes, repository_root, utc, write_section, Environment};
+use bench_report::{
+    commit_and_changes, count_f64, parse_args, positive, quantile, repository_root, section_main,
+    sorted_ms, utc, Common, Environment,
+};
 use edge_access_tests::stack::{Stack, StackConfig};
 use entra_emulator::client::HttpClient;
 use serde_json::{json, Value};
@@ -60,62 +63,38 @@ const VISIBLE_WITHIN: Duration = Duration::from_secs(120);
 struct Options {
     requests: usize,
     writes: usize,
-    write: Option<PathBuf>,
-    command: String,
+    common: Common,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
-    let mut options = Options {
-        requests: 2_000,
-        writes: 8,
-        write: None,
-        command: "cargo run --release -p edge-access-config-bench -- --write BENCHMARKS.md".into(),
-    };
-    let number = |value: Option<&String>, name: &str| -> Result<usize, String> {
-        let value = value.ok_or_else(|| format!("{name} needs a number\n{USAGE}"))?;
-        value
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("{name}: `{value}` is not a positive number"))
-    };
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--requests" => options.requests = number(args.next(), "--requests")?,
-            "--writes" => options.writes = number(args.next(), "--writes")?,
-            "--write" => options.write = Some(PathBuf::from(args.next().ok_or(USAGE)?)),
-            "--command" => options.command = args.next().ok_or(USAGE)?.clone(),
-            "--quick" => {
-                options.requests = 200;
-                options.writes = 3;
+    let (mut requests, mut writes) = (2_000, 8);
+    let common = parse_args(
+        args,
+        USAGE,
+        "cargo run --release -p edge-access-config-bench -- --write BENCHMARKS.md",
+        |arg, rest| {
+            match arg {
+                "--requests" => requests = positive(rest.next(), arg, USAGE)?,
+                "--writes" => writes = positive(rest.next(), arg, USAGE)?,
+                "--quick" => (requests, writes) = (200, 3),
+                _ => return Ok(false),
             }
-            "-h" | "--help" => return Err(USAGE.into()),
-            other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
-        }
-    }
-    Ok(options)
+            Ok(true)
+        },
+    )?;
+    Ok(Options {
+        requests,
+        writes,
+        common,
+    })
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = parse(&args).and_then(|options| {
+    section_main("config-change-bench", HEADING, |args| {
+        let options = parse(args)?;
         let report = run(&options)?;
-        let markdown = report.markdown();
-        println!("{markdown}");
-        if let Some(file) = &options.write {
-            write_section(file, HEADING, &markdown)?;
-            println!("wrote the \"{HEADING}\" section of {}", file.display());
-        }
-        Ok(())
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("config-change-bench: {error}");
-            ExitCode::FAILURE
-        }
-    }
+        Ok((report.markdown(), options.common.write.clone()))
+    })
 }
 
 /// A document with one app per path of `paths`, each letting anyone through.
@@ -161,7 +140,7 @@ struct Report {
 fn run(options: &Options) -> Result<Report, String> {
     Stack::check_prerequisites().map_err(|e| e.to_string())?;
     let root = repository_root().map_err(|e| e.to_string())?;
-    let mut environment = Environment::observe(&root, &options.command, revision(&root));
+    let mut environment = Environment::observe(&root, &options.common.command, revision(&root));
     let mut runs = Vec::new();
     for refresh in [None, Some(0)] {
         eprintln!(
@@ -287,35 +266,6 @@ fn measure(options: &Options, refresh: Option<u64>) -> Result<Run, String> {
         steady_reads,
         changes,
     })
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-#[expect(
-    clippy::cast_precision_loss,
-    reason = "request counts are far below 2^52"
-)]
-fn count_f64(n: usize) -> f64 {
-    n as f64
-}
-
-#[expect(
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss,
-    reason = "an index into a sorted list, rounded"
-)]
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let last = sorted.len().saturating_sub(1);
-    let index = (count_f64(last) * q).round() as usize;
-    sorted.get(index.min(last)).copied().unwrap_or(f64::NAN)
-}
-
-fn sorted_ms(durations: impl Iterator<Item = Duration>) -> Vec<f64> {
-    let mut list: Vec<f64> = durations.map(ms).collect();
-    list.sort_by(f64::total_cmp);
-    list
 }
 
 impl Run {
@@ -445,12 +395,5 @@ mod tests {
         assert_eq!((options.requests, options.writes), (200, 5));
         assert!(parse(&["--requests".into(), "0".into()]).is_err());
         assert!(parse(&["--bogus".into()]).is_err());
-    }
-
-    #[test]
-    fn quantiles_of_sorted_lists() {
-        assert!((quantile(&[1.0, 2.0, 3.0], 0.5) - 2.0).abs() < f64::EPSILON);
-        assert!((quantile(&[1.0, 2.0, 3.0], 1.0) - 3.0).abs() < f64::EPSILON);
-        assert!(quantile(&[], 0.5).is_nan());
     }
 }

@@ -3,7 +3,7 @@
 //! it measured, and replacing one `## ` section of the file.
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Where and when a run happened.
 #[derive(Debug)]
@@ -213,5 +213,133 @@ mod tests {
     fn dates_are_utc() {
         assert_eq!(utc(0), "1970-01-01 00:00 UTC");
         assert_eq!(utc(1_795_446_480), "2026-11-23 15:08 UTC");
+    }
+}
+
+/// The arguments every runner takes: where to write its section, and the command that
+/// reproduces the run.
+#[derive(Debug, Clone)]
+pub struct Common {
+    /// `--write FILE`: the file whose section the run replaces.
+    pub write: Option<PathBuf>,
+    /// `--command TEXT`: the command the section names.
+    pub command: String,
+}
+
+/// `value` as a positive number for argument `name`.
+///
+/// # Errors
+/// A missing or non-positive value, naming the argument (with `usage` when missing).
+pub fn positive(value: Option<&String>, name: &str, usage: &str) -> Result<usize, String> {
+    let value = value.ok_or_else(|| format!("{name} needs a number\n{usage}"))?;
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{name}: `{value}` is not a positive number"))
+}
+
+/// Reads `args`: `--write FILE`, `--command TEXT` and `-h` here, every other argument by
+/// `own(argument, the rest)`, which answers whether it took it.
+///
+/// # Errors
+/// An argument nobody takes, a missing value, `-h` (the usage), or `own`'s error.
+pub fn parse_args(
+    args: &[String],
+    usage: &str,
+    default_command: &str,
+    mut own: impl FnMut(&str, &mut std::slice::Iter<'_, String>) -> Result<bool, String>,
+) -> Result<Common, String> {
+    let mut common = Common {
+        write: None,
+        command: default_command.to_owned(),
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--write" => common.write = Some(PathBuf::from(args.next().ok_or(usage)?)),
+            "--command" => common.command = args.next().ok_or(usage)?.clone(),
+            "-h" | "--help" => return Err(usage.into()),
+            other => {
+                if !own(other, &mut args)? {
+                    return Err(format!("unknown argument `{other}`\n{usage}"));
+                }
+            }
+        }
+    }
+    Ok(common)
+}
+
+/// The `main` of a runner that owns the `heading` section of BENCHMARKS.md: `run` reads the
+/// arguments and measures, answering the section's markdown and where to write it; the
+/// section is printed and written, an error reported as `{name}: {error}`.
+pub fn section_main(
+    name: &str,
+    heading: &str,
+    run: impl FnOnce(&[String]) -> Result<(String, Option<PathBuf>), String>,
+) -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = run(&args).and_then(|(markdown, write)| {
+        println!("{markdown}");
+        if let Some(file) = &write {
+            write_section(file, heading, &markdown)?;
+            println!("wrote the \"{heading}\" section of {}", file.display());
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            #[expect(clippy::print_stderr, reason = "a runner reports its error on stderr")]
+            {
+                eprintln!("{name}: {error}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `d` in milliseconds.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// `n` as a float (counts far below 2^52).
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "request counts are far below 2^52"
+)]
+pub fn count_f64(n: usize) -> f64 {
+    n as f64
+}
+
+/// The `q` quantile (0 to 1) of an ascending list, the nearest rank; NaN for an empty list.
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "an index into a sorted list, rounded"
+)]
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let last = sorted.len().saturating_sub(1);
+    let index = (count_f64(last) * q).round() as usize;
+    sorted.get(index.min(last)).copied().unwrap_or(f64::NAN)
+}
+
+/// `durations` in milliseconds, ascending.
+pub fn sorted_ms(durations: impl Iterator<Item = Duration>) -> Vec<f64> {
+    let mut list: Vec<f64> = durations.map(ms).collect();
+    list.sort_by(f64::total_cmp);
+    list
+}
+
+#[cfg(test)]
+mod quantile_tests {
+    use super::quantile;
+
+    #[test]
+    fn quantiles_of_sorted_lists() {
+        assert!((quantile(&[1.0, 2.0, 3.0], 0.5) - 2.0).abs() < f64::EPSILON);
+        assert!((quantile(&[1.0, 2.0, 3.0], 1.0) - 3.0).abs() < f64::EPSILON);
+        assert!(quantile(&[], 0.5).is_nan());
     }
 }

@@ -38,11 +38,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use bench_report::{commit_and_changes, repository_root, utc, write_section, Environment};
+use bench_report::{
+    commit_and_changes, parse_args, positive, repository_root, section_main, utc, Common,
+    Environment,
+};
 
 use edge_access_tests::stack::{Stack, StackConfig, SCIM_PATH, SCIM_TOKEN};
 use entra_emulator::client::HttpClient;
@@ -69,74 +72,49 @@ struct Options {
     groups: usize,
     members: usize,
     connections: Vec<usize>,
-    write: Option<PathBuf>,
-    command: String,
+    common: Common,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
-    let mut options = Options {
-        users: 5_000,
-        groups: 500,
-        members: 10,
-        connections: vec![1, 4],
-        write: None,
-        command: "cargo run --release -p edge-access-scim-bench -- \
-                  --write BENCHMARKS.md"
-            .into(),
-    };
-    let number = |value: Option<&String>, name: &str| -> Result<usize, String> {
-        let value = value.ok_or_else(|| format!("{name} needs a number\n{USAGE}"))?;
-        value
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("{name}: `{value}` is not a positive number"))
-    };
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--users" => options.users = number(args.next(), "--users")?,
-            "--groups" => options.groups = number(args.next(), "--groups")?,
-            "--members" => options.members = number(args.next(), "--members")?,
-            "--connections" => {
-                let list = args.next().ok_or(USAGE)?;
-                options.connections = list
-                    .split(',')
-                    .map(|n| number(Some(&n.to_owned()), "--connections"))
-                    .collect::<Result<_, _>>()?;
+    let (mut users, mut groups, mut members) = (5_000, 500, 10);
+    let mut connections = vec![1, 4];
+    let common = parse_args(
+        args,
+        USAGE,
+        "cargo run --release -p edge-access-scim-bench -- --write BENCHMARKS.md",
+        |arg, rest| {
+            match arg {
+                "--users" => users = positive(rest.next(), arg, USAGE)?,
+                "--groups" => groups = positive(rest.next(), arg, USAGE)?,
+                "--members" => members = positive(rest.next(), arg, USAGE)?,
+                "--connections" => {
+                    let list = rest.next().ok_or(USAGE)?;
+                    connections = list
+                        .split(',')
+                        .map(|n| positive(Some(&n.to_owned()), arg, USAGE))
+                        .collect::<Result<_, _>>()?;
+                }
+                "--quick" => (users, groups) = (500, 50),
+                _ => return Ok(false),
             }
-            "--write" => options.write = Some(PathBuf::from(args.next().ok_or(USAGE)?)),
-            "--command" => options.command = args.next().ok_or(USAGE)?.clone(),
-            "--quick" => {
-                options.users = 500;
-                options.groups = 50;
-            }
-            "-h" | "--help" => return Err(USAGE.into()),
-            other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
-        }
-    }
-    Ok(options)
+            Ok(true)
+        },
+    )?;
+    Ok(Options {
+        users,
+        groups,
+        members,
+        connections,
+        common,
+    })
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = parse(&args).and_then(|options| {
+    section_main("scim-provision-bench", HEADING, |args| {
+        let options = parse(args)?;
         let report = run(&options)?;
-        let markdown = report.markdown();
-        println!("{markdown}");
-        if let Some(file) = &options.write {
-            write_section(file, HEADING, &markdown)?;
-            println!("wrote the \"{HEADING}\" section of {}", file.display());
-        }
-        Ok(())
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("scim-provision-bench: {error}");
-            ExitCode::FAILURE
-        }
-    }
+        Ok((report.markdown(), options.common.write.clone()))
+    })
 }
 
 /// SCIM on, one app so the gateway is configured as in production.
@@ -223,7 +201,7 @@ fn run(options: &Options) -> Result<Report, String> {
     std::env::set_var("VSCODE_INSPECTOR_OPTIONS", "{}");
     std::env::set_var("WRANGLER_LOG", "warn");
     let root = repository_root().map_err(|e| e.to_string())?;
-    let mut environment = Environment::observe(&root, &options.command, revision(&root));
+    let mut environment = Environment::observe(&root, &options.common.command, revision(&root));
     let directory = Directory::generated(options.users, options.groups, options.members);
     let mut runs = Vec::new();
     for &connections in &options.connections {
