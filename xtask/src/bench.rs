@@ -119,7 +119,7 @@ fn scim_provisioning(env: &Env, layout: &Layout, steps: &mut Steps) -> Result<()
         steps,
         "SCIM provisioning benchmark under wrangler dev",
         ("edge-access-scim-bench", "scim-provision-bench"),
-        "cargo xtask bench",
+        ("cargo xtask bench", None),
     )
 }
 
@@ -127,45 +127,43 @@ fn scim_provisioning(env: &Env, layout: &Layout, steps: &mut Steps) -> Result<()
 /// for one costs a request (`bench/config`); writes the "Configuration changes under workerd"
 /// section of BENCHMARKS.md.
 fn config_changes(env: &Env, layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
-    steps.run("worker release build", || {
-        worker::build(env, layout, Rebuild::WhenChanged)
-    })?;
     section_runner(
         env,
         layout,
         steps,
         "configuration change benchmark under wrangler dev",
         ("edge-access-config-bench", "config-change-bench"),
-        "cargo xtask bench config",
+        ("cargo xtask bench config", Some(Rebuild::WhenChanged)),
     )
 }
 
 /// What signing in through the team domain adds to a sign-in (`bench/signin`); writes the
 /// "Sign-in through the team domain under workerd" section of BENCHMARKS.md.
 fn signin_hop(env: &Env, layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
-    steps.run("worker release build", || {
-        worker::build(env, layout, Rebuild::WhenChanged)
-    })?;
     section_runner(
         env,
         layout,
         steps,
         "team-domain sign-in benchmark under wrangler dev",
         ("edge-access-signin-bench", "signin-hop-bench"),
-        "cargo xtask bench signin",
+        ("cargo xtask bench signin", Some(Rebuild::WhenChanged)),
     )
 }
 
 /// Runs the release binary `bin` of `package`, a runner that writes its own section of
-/// BENCHMARKS.md, naming `command` as the command that reproduces it.
+/// BENCHMARKS.md, naming `command` as the command that reproduces it; first the worker's
+/// release build when `build` says how (`None`: another step made it).
 fn section_runner(
     env: &Env,
     layout: &Layout,
     steps: &mut Steps,
     title: &str,
     (package, bin): (&str, &str),
-    command: &str,
+    (command, build): (&str, Option<Rebuild>),
 ) -> Result<(), StepFailure> {
+    if let Some(build) = build {
+        steps.run("worker release build", || worker::build(env, layout, build))?;
+    }
     steps.run(title, || {
         let report = layout.root.join("BENCHMARKS.md");
         process::run(

@@ -97,7 +97,15 @@ struct Clock<'a, 'h> {
     answers: usize,
 }
 
-impl Clock<'_, '_> {
+impl<'a, 'h> Clock<'a, 'h> {
+    fn new(agent: &'a mut Agent<'h>) -> Self {
+        Clock {
+            agent,
+            spent: Duration::ZERO,
+            answers: 0,
+        }
+    }
+
     /// `GET url`, timed, expecting a redirect: where it goes.
     fn redirect(&mut self, url: &str) -> String {
         let started = Instant::now();
@@ -179,11 +187,7 @@ fn run(options: &Options) -> Result<Report, String> {
 /// A sign-in on `app1` by itself: the gateway's time and answers.
 fn direct_round(hosts: &Hosts) -> (Duration, usize) {
     let mut agent = Agent::new(hosts);
-    let mut clock = Clock {
-        agent: &mut agent,
-        spent: Duration::ZERO,
-        answers: 0,
-    };
+    let mut clock = Clock::new(&mut agent);
     let page = format!("http://{}/", hosts.app1());
     let login = clock.redirect(&page);
     let authorize = clock.redirect(&login);
@@ -197,11 +201,7 @@ fn direct_round(hosts: &Hosts) -> (Duration, usize) {
 /// A sign-in on `app1` through the team domain, then `app2` with the team session.
 fn hub_round(hosts: &Hosts) -> ((Duration, usize), (Duration, usize)) {
     let mut agent = Agent::new(hosts);
-    let mut clock = Clock {
-        agent: &mut agent,
-        spent: Duration::ZERO,
-        answers: 0,
-    };
+    let mut clock = Clock::new(&mut agent);
     let page = format!("http://{}/", hosts.app1());
     let login = clock.redirect(&page);
     let team = clock.redirect(&login);

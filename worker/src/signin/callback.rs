@@ -74,7 +74,8 @@ pub async fn callback(request: &Request, env: &Env, gateway: &Gateway) -> Result
         .find(|p| *p.id == *login.idp_id)
         .ok_or_else(|| GatewayError::Config("the sign-in's identity provider is gone".into()))?;
     let version = sign_in_version(gateway);
-    let tokens = redeem_code(gateway, idp, version, &issued, &state, &code, &url).await?;
+    let tokens =
+        redeemed(exchange_code(gateway, idp, version, &issued, &state, &code, &url).await?)?;
 
     // The ID token: every check of a bearer token, plus the nonce.
     let presented = Source::SignIn {
@@ -178,21 +179,12 @@ pub(super) async fn spend_state(
     Ok((issued, login, now))
 }
 
-/// The authorization `code` exchanged for tokens at `idp`'s token endpoint of `version` (the
-/// one the sign-in began with), with the PKCE verifier when `idp` uses PKCE.
-async fn redeem_code(
-    gateway: &Gateway,
-    idp: &IdentityProvider,
-    version: TokenVersion,
-    issued: &Issued,
-    state: &str,
-    code: &str,
-    url: &Url,
-) -> Result<TokenResponse, Stop> {
-    exchange_code(gateway, idp, version, issued, state, code, url)
-        .await?
+/// The tokens of a code exchange ([`exchange_code`]), or why the sign-in cannot go on: Entra
+/// down or overloaded is a failure (it could not be finished now), any other refusal a failed
+/// sign-in.
+fn redeemed(exchanged: Result<Vec<u8>, Exchange>) -> Result<TokenResponse, Stop> {
+    exchanged
         .map_err(|e| match e {
-            // Entra down or overloaded: the sign-in did not fail, it could not be finished now.
             Exchange::Unreachable(_)
             | Exchange::Status {
                 status: 429 | 500..,
@@ -211,8 +203,10 @@ pub(super) fn token_response(body: &[u8]) -> Result<TokenResponse, Stop> {
     serde_json::from_slice(body).map_err(|e| signin_failed(format!("token response: {e}")))
 }
 
-/// The code exchange itself: the token endpoint's answer, or why there is none to use. The
-/// outer error: the exchange could not be made (no secret, no verifier).
+/// The authorization `code` exchanged at `idp`'s token endpoint of `version` (the one the
+/// sign-in began with), with the PKCE verifier when `idp` uses PKCE: the endpoint's answer,
+/// or why there is none to use. The outer error: the exchange could not be made (no secret,
+/// no verifier).
 pub(super) async fn exchange_code(
     gateway: &Gateway,
     idp: &IdentityProvider,
