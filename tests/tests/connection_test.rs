@@ -8,7 +8,8 @@
     clippy::unwrap_used,
     clippy::panic,
     clippy::indexing_slicing,
-    reason = "test code: a failure panics"
+    clippy::print_stderr,
+    reason = "test code: a failure panics; it reports on stderr"
 )]
 
 mod signin_common;
@@ -206,4 +207,68 @@ fn test_urls_are_the_gateways_admins_only() {
         assert_eq!(answer.status, 400, "{what}: {answer:?}");
         assert!(answer.header("location").is_none(), "{what}: {answer:?}");
     }
+}
+
+/// The same test in headless Chromium: the admin opens the URL, picks a user on Entra's page,
+/// and reads the report; then the misconfigured provider's page. Screenshots of both are kept
+/// beside the browser's log.
+#[test]
+fn in_chromium_the_report_and_the_refusal_read_as_pages() {
+    use edge_access_tests::browser::Browser;
+    let Some(stack) = stack("in_chromium_the_report_and_the_refusal_read_as_pages") else {
+        return;
+    };
+    if let Err(error) = Browser::check_installed() {
+        if Stack::prerequisites_required() {
+            panic!("{error}");
+        }
+        return;
+    }
+    let wait = std::time::Duration::from_secs(30);
+    let browser = Browser::start("connection_test").unwrap();
+    let fail = |error: &dyn std::fmt::Display| -> ! {
+        let shot = browser.log_path().with_extension("png");
+        let _ = browser.screenshot(&shot);
+        panic!(
+            "{error}\n  at {}\n  page: {}\n  screenshot: {}",
+            browser.current_url().unwrap_or_default(),
+            browser.body_text().unwrap_or_default(),
+            shot.display()
+        )
+    };
+    let authorize = stack.emulator().authorize_endpoint();
+    for (idp, title, shot) in [
+        (IDP, "Your connection works", "works.png"),
+        (BROKEN, "Your connection failed", "failed.png"),
+    ] {
+        browser
+            .goto(&test_url(stack, idp))
+            .unwrap_or_else(|e| fail(&e));
+        browser
+            .wait_for_url("Entra's sign-in page", wait, |url| {
+                url.starts_with(&authorize)
+            })
+            .unwrap_or_else(|e| fail(&e));
+        let button = browser
+            .wait_for("#user-ada", wait)
+            .unwrap_or_else(|e| fail(&e));
+        button.click().unwrap_or_else(|e| fail(&e));
+        let heading = browser
+            .wait_for("main h1", wait)
+            .unwrap_or_else(|e| fail(&e));
+        assert_eq!(heading.text().unwrap_or_else(|e| fail(&e)), title);
+        let scripts = browser
+            .execute("return document.scripts.length;", &[])
+            .unwrap_or_else(|e| fail(&e));
+        assert_eq!(scripts, json!(0));
+        let path = browser.log_path().with_extension(shot);
+        browser.screenshot(&path).unwrap_or_else(|e| fail(&e));
+        eprintln!("{title}: {}", path.display());
+        assert!(browser
+            .cookie("CF_Authorization")
+            .unwrap_or_else(|e| fail(&e))
+            .is_none());
+    }
+    let text = browser.body_text().unwrap_or_else(|e| fail(&e));
+    assert!(text.contains("AADSTS7000215"), "{text}");
 }
