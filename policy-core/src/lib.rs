@@ -36,8 +36,8 @@ pub use eval::Explanation;
 pub use hierarchy::{Closure, ClosureError, GroupHierarchy, HierarchyError, Limits};
 pub use ids::{Country, Email, GroupId, InvalidCountry, InvalidEmail, InvalidGuid};
 pub use model::{
-    Action, App, GroupMembershipClaims, IdentityProvider, IdentityUpdateBehavior, ScimConfig,
-    ServiceTokenConfig, Warning,
+    client_secret_var, Action, App, GroupMembershipClaims, IdentityProvider,
+    IdentityUpdateBehavior, ScimConfig, ServiceTokenConfig, Warning, SHARED_CLIENT_SECRET,
 };
 pub use net::{ClientIp, InvalidIp, IpRange};
 pub use path::{PathProblem, PathRefusal};

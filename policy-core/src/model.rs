@@ -297,6 +297,27 @@ pub struct IdentityProvider {
     pub scim: ScimConfig,
 }
 
+/// The Worker secret every `azureAD` identity provider without one of its own reads its app
+/// registration's client secret from.
+pub const SHARED_CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
+
+/// The Worker secret that holds the client secret of the identity provider `id`:
+/// [`SHARED_CLIENT_SECRET`], `_`, and the id in upper case with every character other than an
+/// ASCII letter or digit written `_` (`partner-fabrikam` →
+/// `AZURE_CLIENT_SECRET_PARTNER_FABRIKAM`). The gateway reads it, the deploy checks name it.
+pub fn client_secret_var(id: &str) -> alloc::string::String {
+    let mut name = alloc::string::String::from(SHARED_CLIENT_SECRET);
+    name.push('_');
+    name.extend(id.chars().map(|c| {
+        if c.is_ascii_alphanumeric() {
+            c.to_ascii_uppercase()
+        } else {
+            '_'
+        }
+    }));
+    name
+}
+
 impl IdentityProvider {
     /// The `aud` values accepted in access tokens: each of [`IdentityProvider::audiences`]
     /// (by default the client id and `api://{client id}`) with and without a trailing
@@ -377,5 +398,32 @@ impl fmt::Debug for ServiceTokenConfig {
             .field("name", &self.name)
             .field("client_id", &self.client_id)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_provider_id_names_its_secret_in_upper_case_with_underscores() {
+        assert_eq!(
+            super::client_secret_var("entra"),
+            "AZURE_CLIENT_SECRET_ENTRA"
+        );
+        assert_eq!(
+            super::client_secret_var("partner-fabrikam"),
+            "AZURE_CLIENT_SECRET_PARTNER_FABRIKAM"
+        );
+        assert_eq!(
+            super::client_secret_var("2a1b9c4e-07f3-4d1a-9b2e-5c6d7e8f9a0b"),
+            "AZURE_CLIENT_SECRET_2A1B9C4E_07F3_4D1A_9B2E_5C6D7E8F9A0B"
+        );
+        assert_eq!(
+            super::client_secret_var("Café.é"),
+            "AZURE_CLIENT_SECRET_CAF___"
+        );
+        assert_eq!(
+            super::client_secret_var("a b\nc"),
+            "AZURE_CLIENT_SECRET_A_B_C"
+        );
     }
 }

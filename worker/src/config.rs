@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use policy_core::{Engine, IdentityProvider, ScimConfig};
+use policy_core::{client_secret_var, Engine, IdentityProvider, ScimConfig};
 use sha2::{Digest, Sha256};
 use worker::{Env, Url};
 
@@ -86,7 +86,7 @@ impl Gateway {
     }
 
     /// The client secret of `idp`'s app registration: `AZURE_CLIENT_SECRET_<id>` (see
-    /// [`secret_var`]), else `AZURE_CLIENT_SECRET`.
+    /// [`client_secret_var`]), else `AZURE_CLIENT_SECRET`.
     ///
     /// # Errors
     /// When neither is set: the message names both.
@@ -101,7 +101,7 @@ impl Gateway {
                 format!(
                     "no client secret for identity provider `{}`: set {} or {SHARED_SECRET}",
                     idp.id,
-                    secret_var(&idp.id)
+                    client_secret_var(&idp.id)
                 )
             })
     }
@@ -121,43 +121,28 @@ pub fn graph_resource(idp: &IdentityProvider) -> &'static str {
 }
 
 /// The client secret every identity provider without one of its own uses.
-pub const SHARED_SECRET: &str = "AZURE_CLIENT_SECRET";
+pub const SHARED_SECRET: &str = policy_core::SHARED_CLIENT_SECRET;
 
 /// The app registrations' client secrets, read once per document.
 #[derive(Debug, Default)]
 pub struct ClientSecrets {
     /// `AZURE_CLIENT_SECRET`.
     pub shared: Option<String>,
-    /// (provider id, secret) for each provider whose [`secret_var`] is set.
+    /// (provider id, secret) for each provider whose [`client_secret_var`] is set.
     pub by_provider: Vec<(String, String)>,
 }
 
-/// The secret that holds the client secret of the identity provider `id`:
-/// `AZURE_CLIENT_SECRET_` and the id in upper case, every character other than an ASCII letter
-/// or digit written `_` (`partner-fabrikam` → `AZURE_CLIENT_SECRET_PARTNER_FABRIKAM`).
-pub fn secret_var(id: &str) -> String {
-    let suffix: String = id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("{SHARED_SECRET}_{suffix}")
-}
-
-/// Two identity providers whose ids name the same [`secret_var`] (`partner-a`, `Partner_A`)
+/// Two identity providers whose ids name the same [`client_secret_var`] (`partner-a`, `Partner_A`)
 /// would share a client secret nobody chose to share: refused, naming both and the secret.
 fn distinct_secret_vars<'i>(ids: impl IntoIterator<Item = &'i str>) -> Result<(), String> {
     let mut seen: Vec<(String, &str)> = Vec::new();
     for id in ids {
-        let var = secret_var(id);
+        let var = client_secret_var(id);
         if let Some((_, other)) = seen.iter().find(|(v, _)| *v == var) {
             return Err(format!(
-                "identity_providers: `{other}` and `{id}` both read their client secret from                  {var} (an id names its secret in upper case, every character other than a                  letter or digit as `_`): give one of them another id"
+                "identity_providers: `{other}` and `{id}` both read their client secret from \
+                 {var} (an id names its secret in upper case, every character other than a \
+                 letter or digit as `_`): give one of them another id"
             ));
         }
         seen.push((var, id));
@@ -174,7 +159,8 @@ fn client_secrets(env: &Env, engine: &Engine) -> Result<ClientSecrets, String> {
         by_provider: providers
             .iter()
             .filter_map(|p| {
-                signing::secret(env, &secret_var(&p.id)).map(|secret| (p.id.to_string(), secret))
+                signing::secret(env, &client_secret_var(&p.id))
+                    .map(|secret| (p.id.to_string(), secret))
             })
             .collect(),
     })
@@ -423,21 +409,6 @@ fn scim_settings(env: &Env, engine: &Engine) -> Result<Option<ScimSettings>, Str
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_provider_id_names_its_secret_in_upper_case_with_underscores() {
-        assert_eq!(secret_var("entra"), "AZURE_CLIENT_SECRET_ENTRA");
-        assert_eq!(
-            secret_var("partner-fabrikam"),
-            "AZURE_CLIENT_SECRET_PARTNER_FABRIKAM"
-        );
-        assert_eq!(
-            secret_var("2a1b9c4e-07f3-4d1a-9b2e-5c6d7e8f9a0b"),
-            "AZURE_CLIENT_SECRET_2A1B9C4E_07F3_4D1A_9B2E_5C6D7E8F9A0B"
-        );
-        assert_eq!(secret_var("Café.é"), "AZURE_CLIENT_SECRET_CAF___");
-        assert_eq!(secret_var("a b\nc"), "AZURE_CLIENT_SECRET_A_B_C");
-    }
 
     #[test]
     fn ids_that_name_the_same_secret_are_refused() {

@@ -11,6 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
+use policy_core::{client_secret_var, SHARED_CLIENT_SECRET};
 use serde_json::{Map, Value};
 
 use crate::error::XtaskError;
@@ -386,13 +387,13 @@ impl Deployment {
     }
 
     /// `needed` with the client secrets this deployment gives the identity providers `ids`:
-    /// a provider's own secret (`AZURE_CLIENT_SECRET_<id>`, see [`provider_secret`]) wherever
+    /// a provider's own secret (`AZURE_CLIENT_SECRET_<id>`, see [`client_secret_var`]) wherever
     /// it is declared or set as a var (so a plain var is refused), and `AZURE_CLIENT_SECRET`
     /// only while some provider has no secret of its own.
     pub fn with_provider_secrets(&self, needed: Vec<&str>, ids: &[String]) -> Vec<String> {
         let own: Vec<String> = ids
             .iter()
-            .map(|id| provider_secret(id))
+            .map(|id| client_secret_var(id))
             .filter(|name| {
                 self.vars.contains_key(name) || self.required_secrets.iter().any(|d| d == name)
             })
@@ -457,40 +458,18 @@ fn var_too_large(name: &str, size: usize) -> String {
     )
 }
 
-/// The client secret of every identity provider without one of its own.
-const SHARED_CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
-
-/// The secret the gateway reads an identity provider's own client secret from:
-/// `AZURE_CLIENT_SECRET_` and the id in upper case, every character other than an ASCII letter
-/// or digit written `_` (the worker's `config::secret_var`).
-pub fn provider_secret(id: &str) -> String {
-    let suffix: String = id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("{SHARED_CLIENT_SECRET}_{suffix}")
-}
-
-/// The ids of `document`'s `azureAD` identity providers (none when it is not JSON).
+/// The ids of `document`'s identity providers, as the engine loads them (none when it does not
+/// load: the document check says why).
 pub fn azure_providers(document: &str) -> Vec<String> {
-    let Ok(value) = serde_json::from_str::<Value>(document) else {
-        return Vec::new();
-    };
-    value
-        .get("identity_providers")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
+    policy_core::Engine::from_json(document)
+        .map(|engine| {
+            engine
+                .identity_providers()
+                .iter()
+                .map(|p| p.id.to_string())
+                .collect()
+        })
         .unwrap_or_default()
-        .iter()
-        .filter(|p| p.get("type").and_then(Value::as_str) == Some("azureAD"))
-        .filter_map(|p| p.get("id").and_then(Value::as_str).map(str::to_owned))
-        .collect()
 }
 
 /// The secrets the gateway needs for `document`: the session signing key and the client
@@ -708,17 +687,21 @@ mod tests {
     fn providers_with_their_own_secrets_need_no_shared_one() {
         let ids = ["entra".to_owned(), "partner-fabrikam".to_owned()];
         let needed = || vec!["AZURE_CLIENT_SECRET", "SESSION_SIGNING_KEY"];
-        assert_eq!(
-            provider_secret("partner-fabrikam"),
-            "AZURE_CLIENT_SECRET_PARTNER_FABRIKAM"
+        let provider = |id: &str| {
+            format!(
+                r#"{{"id": "{id}", "name": "{id}", "type": "azureAD", "config": {{
+                    "client_id": "6b0f2c9e-1d4a-4f7b-8e35-a29c7d1b0e64",
+                    "directory_id": "9c4e1b7a-3d2f-4a8e-b615-0f7d2c9a4e31"}}}}"#
+            )
+        };
+        let document = format!(
+            r#"{{"team_domain": "https://access.example.com", "apps": [],
+                "identity_providers": [{}, {}]}}"#,
+            provider("entra"),
+            provider("partner-fabrikam")
         );
-        assert_eq!(provider_secret("Café.é"), "AZURE_CLIENT_SECRET_CAF___");
-        assert_eq!(
-            azure_providers(
-                r#"{"identity_providers":[{"id":"entra","type":"azureAD"},{"id":"x","type":"okta"}]}"#
-            ),
-            ["entra"]
-        );
+        assert_eq!(azure_providers(&document), ids);
+        assert!(azure_providers(r#"{"identity_providers": [{"id": "x"}]}"#).is_empty());
 
         // Neither has its own: the shared secret, as before.
         let d = deployment(&format!(

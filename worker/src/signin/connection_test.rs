@@ -329,7 +329,7 @@ fn advice(code: &str, gateway: &Gateway, url: &Url, idp: Option<&IdentityProvide
         |p| {
             format!(
                 "{} (or {})",
-                crate::config::secret_var(&p.id),
+                policy_core::client_secret_var(&p.id),
                 crate::config::SHARED_SECRET
             )
         },
