@@ -186,7 +186,8 @@ impl<'j> Loader<'j, '_> {
         if config.get("redirect_url").is_some() {
             self.no_effect(
                 &at.key("redirect_url"),
-                "the sign-in callback is each app host's `/cdn-cgi/access/callback`",
+                "the gateway sets the sign-in callback: `<prefix>/callback` on each app host, or on \
+                 the team domain when it is the sign-in hub",
             );
         }
         let (Some(client_id), Some(directory_id)) = (client_id, directory_id) else {
