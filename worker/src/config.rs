@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use worker::{Env, Url};
 
 use crate::endpoints::Endpoints;
+use crate::login_design::LoginDesign;
 use crate::signing::{self, SigningKeys};
 
 /// The Entra authority and Microsoft Graph of an identity provider's `azure_cloud`
@@ -72,6 +73,8 @@ pub struct Gateway {
     pub config_refresh: Duration,
     /// Where the gateway's own endpoints are (`ACCESS_PATH_PREFIX`).
     pub endpoints: Endpoints,
+    /// The look of the gateway's pages (`LOGIN_DESIGN`).
+    pub login_design: LoginDesign,
 }
 
 impl Gateway {
@@ -311,6 +314,7 @@ pub fn load(env: &Env, source: Source) -> Result<Gateway, String> {
     let directory_refresh = refresh(env, "DIRECTORY_REFRESH_SECONDS")?;
     let config_refresh = refresh(env, "CONFIG_REFRESH_SECONDS")?;
     let endpoints = Endpoints::from_env(env)?;
+    let login_design = LoginDesign::from_env(env)?;
     Ok(Gateway {
         engine,
         authority_override,
@@ -325,6 +329,7 @@ pub fn load(env: &Env, source: Source) -> Result<Gateway, String> {
         version,
         config_refresh,
         endpoints,
+        login_design,
     })
 }
 
@@ -471,6 +476,7 @@ mod tests {
             config_refresh: DEFAULT_REFRESH,
             endpoints: crate::endpoints::Endpoints::parse(crate::endpoints::DEFAULT_PREFIX)
                 .unwrap(),
+            login_design: LoginDesign::default(),
         }
     }
 

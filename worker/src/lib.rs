@@ -18,6 +18,7 @@ mod identity;
 mod key_refresh;
 mod keys;
 mod log;
+mod login_design;
 mod pages;
 mod pending;
 mod proxy;
