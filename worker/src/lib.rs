@@ -6,6 +6,7 @@ mod config;
 mod config_store;
 mod context;
 mod crypto;
+mod custom_pages;
 mod d1;
 mod directory;
 mod distinguished_name;

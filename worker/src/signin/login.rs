@@ -23,7 +23,7 @@ use crate::time::UnixMillis;
 /// login chooser. Stores nothing: the sign-in in progress goes to the browser in its
 /// `EA_Login_…` cookie, with the provider. With `interactive=1` (after a silent sign-in Entra
 /// could not finish), a provider's `prompt: none` is not sent.
-pub fn login(request: &Request, gateway: &Gateway) -> Result<Response, Stop> {
+pub fn login(request: &Request, gateway: &Gateway, request_id: &str) -> Result<Response, Stop> {
     let url = request.url()?;
     let interactive = query(&url, "interactive").as_deref() == Some("1");
     let redirect_path = pending::bounded_target(local_path(query(&url, "redirect_url").as_deref()));
@@ -37,7 +37,15 @@ pub fn login(request: &Request, gateway: &Gateway) -> Result<Response, Stop> {
             [first, ..] if choice.app.is_some_and(App::auto_redirect_to_identity) => *first,
             several => {
                 let login = gateway.endpoints.path("login");
-                return Ok(chooser(choice.app, several, &login, &redirect_path));
+                let frame = pages::Frame {
+                    design: Some(&gateway.login_design),
+                    endpoints: Some(&gateway.endpoints),
+                    request_id: Some(request_id),
+                    app: choice.app.map(App::name),
+                    return_to: Some(&redirect_path),
+                    ..pages::Frame::default()
+                };
+                return Ok(chooser(&frame, several, &login, &redirect_path));
             }
         },
     };
@@ -153,7 +161,7 @@ impl<'g> Choice<'g> {
 /// The login chooser: one link per provider, each starting this sign-in with it at `login`
 /// (the login endpoint's path).
 fn chooser(
-    app: Option<&App>,
+    frame: &pages::Frame,
     providers: &[&IdentityProvider],
     login: &str,
     redirect_path: &str,
@@ -167,5 +175,5 @@ fn chooser(
             (p.name.to_string(), format!("{login}?{}", href.finish()))
         })
         .collect();
-    pages::chooser(app.map(App::name), &options)
+    pages::chooser(&options, frame)
 }
