@@ -152,7 +152,9 @@ fn message_text(kind: Kind, frame: &Frame) -> String {
         Kind::SignInRequired => format!("You need to sign in to reach {app}."),
         Kind::Denied => match frame.email {
             Some(email) => {
-                format!("You are signed in as {email}, but this account does not have access to {app}.")
+                format!(
+                    "You are signed in as {email}, but you do not have access to {app} with this account."
+                )
             }
             None => format!("You signed in, but you do not have access to {app}."),
         },
@@ -406,8 +408,8 @@ mod tests {
         .unwrap();
         let page = page_body(Kind::Denied, None, &frame(&design), &design);
         assert!(page.contains(
-            "You are signed in as ada&quot;&gt;&lt;img src=x&gt;@example.com, but this account \
-             does not have access to Wiki &lt;script&gt;alert(1)&lt;/script&gt;."
+            "You are signed in as ada&quot;&gt;&lt;img src=x&gt;@example.com, but you do not \
+             have access to Wiki &lt;script&gt;alert(1)&lt;/script&gt; with this account."
         ));
         assert!(page.contains("<code id=\"request-id\">8c1f&lt;x&gt;-LHR</code>"));
         assert!(page.contains(
