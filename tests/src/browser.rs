@@ -878,6 +878,19 @@ impl Run {
         result.unwrap_or_else(|error| panic!("{}", self.context(&error)))
     }
 
+    /// On the emulator's sign-in page at `authorize`, picks `user` and waits for the way
+    /// back; returns the URL the browser lands on.
+    pub fn pick_user(&self, authorize: &str, user: &str) -> String {
+        const WAIT: Duration = Duration::from_secs(30);
+        let button = self.ok(self.browser.wait_for(&format!("#user-{user}"), WAIT));
+        self.ok(button.click());
+        self.ok(self
+            .browser
+            .wait_for_url("the way back from the emulator", WAIT, |url| {
+                !url.starts_with(authorize)
+            }))
+    }
+
     /// A screenshot of the page kept as a test artifact, `target/test-artifacts/<name>.png`;
     /// its path is printed.
     #[expect(clippy::print_stderr, reason = "test harness: the artifact's path")]

@@ -65,14 +65,7 @@ impl Pages for Run {
     /// Opens `path`, picks `user` on the emulator's sign-in page; the URL landed on.
     fn sign_in_as(&self, path: &str, user: &str) -> String {
         self.ok(self.browser.goto(&self.url(path)));
-        let authorize = self.stack.emulator().authorize_endpoint();
-        let button = self.ok(self.browser.wait_for(&format!("#user-{user}"), WAIT));
-        self.ok(button.click());
-        self.ok(self
-            .browser
-            .wait_for_url("the way back from the emulator", WAIT, |url| {
-                !url.starts_with(&authorize)
-            }))
+        self.pick_user(&self.stack.emulator().authorize_endpoint(), user)
     }
 
     /// The request id the page shows.
@@ -300,11 +293,7 @@ fn the_block_page_names_the_app_the_user_and_the_request_and_its_links_work() {
         .browser
         .wait_for_url("the sign-in page", WAIT, |url| url.starts_with(&authorize)));
     assert!(!at.contains("prompt=none"), "{at}");
-    let button = run.ok(run.browser.wait_for("#user-ada", WAIT));
-    run.ok(button.click());
-    let landed = run.ok(run
-        .browser
-        .wait_for_url("the way back", WAIT, |url| !url.starts_with(&authorize)));
+    let landed = run.pick_user(&authorize, "ada");
     assert_eq!(landed, run.url("/staff/dashboard"));
     let echo: Value = serde_json::from_str(run.ok(run.browser.body_text()).trim()).unwrap();
     assert_eq!(

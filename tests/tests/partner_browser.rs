@@ -64,13 +64,7 @@ impl ThroughChooser for Run {
             .wait_for_url("the tenant's sign-in page", WAIT, |url| {
                 url.starts_with(&authorize)
             }));
-        let button = self.ok(self.browser.wait_for(&format!("#user-{user}"), WAIT));
-        self.ok(button.click());
-        self.ok(self
-            .browser
-            .wait_for_url("the way back from the emulator", WAIT, |url| {
-                !url.starts_with(&authorize)
-            }))
+        self.pick_user(&authorize, user)
     }
 }
 

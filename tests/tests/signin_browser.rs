@@ -51,14 +51,7 @@ impl SignIn for Run {
             at.starts_with(&authorize),
             "{path} without a session should show the sign-in page, but the browser is at {at}"
         );
-        let button = self.ok(self.browser.wait_for(&format!("#user-{user}"), WAIT));
-        self.ok(button.click());
-        let landed =
-            self.ok(self
-                .browser
-                .wait_for_url("the way back from the emulator", WAIT, |url| {
-                    !url.starts_with(&authorize)
-                }));
+        let landed = self.pick_user(&authorize, user);
         let took = started.elapsed();
         eprintln!(
             "{user} → {path}: sign-in page after {to_page:?}, back on {landed} after {took:?}"
