@@ -26,11 +26,12 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::stack::process;
+use crate::stack::{process, Stack};
 use entra_emulator::client::HttpClient;
 
 /// Debian's Chromium.
@@ -569,6 +570,18 @@ impl Browser {
         self.command("POST", "/cookie", Some(&body)).map(drop)
     }
 
+    /// Presses `key` (a W3C key code such as [`Element::TAB`]) on the keyboard, wherever the
+    /// focus is (WebDriver actions: no element is targeted).
+    ///
+    /// # Errors
+    ///
+    /// When the driver refuses the action.
+    pub fn press(&self, key: &str) -> Result<(), BrowserError> {
+        let actions = json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": [
+            { "type": "keyDown", "value": key }, { "type": "keyUp", "value": key }] }] });
+        self.command("POST", "/actions", Some(&actions)).map(drop)
+    }
+
     /// A PNG screenshot of the viewport, written to `path` (for looking at a failure).
     ///
     /// # Errors
@@ -744,8 +757,11 @@ impl Element<'_> {
             .map(drop)
     }
 
-    /// The Enter key, for [`Element::send_keys`].
+    /// The Enter key, for [`Element::send_keys`] and [`Browser::press`].
     pub const ENTER: &'static str = "\u{E007}";
+
+    /// The Tab key, for [`Browser::press`].
+    pub const TAB: &'static str = "\u{E004}";
 
     /// The element's rendered text.
     ///
@@ -791,6 +807,103 @@ impl Drop for Browser {
 }
 
 /// The checkout's target directory (`CARGO_TARGET_DIR` or `target/`), found at run time.
+/// One browser at a time per test process: the machine is small.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// A browser test's run: its binary's shared stack and a new browser, held one at a time.
+#[derive(Debug)]
+pub struct Run {
+    pub stack: &'static Stack,
+    pub browser: Browser,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl Run {
+    /// The run of `test` in the binary `binary` over the stack `stack` starts, or `None` when
+    /// the end-to-end tests are skipped here (a missing browser skips too, unless
+    /// prerequisites are required).
+    ///
+    /// # Panics
+    /// When the browser does not start, or a required prerequisite is missing.
+    #[expect(
+        clippy::panic,
+        clippy::print_stderr,
+        reason = "test harness: a failure panics the test; a skip is reported on stderr"
+    )]
+    pub fn start(binary: &str, test: &str, stack: impl FnOnce() -> &'static Stack) -> Option<Run> {
+        let name = format!("{binary}::{test}");
+        if !Stack::should_run(&name).unwrap_or_else(|e| panic!("{e}")) {
+            return None;
+        }
+        match Browser::check_installed() {
+            Ok(()) => {}
+            Err(error) if Stack::prerequisites_required() => panic!("{error}"),
+            Err(error) => {
+                eprintln!("SKIPPED {name}: {error}");
+                return None;
+            }
+        }
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+        let stack = stack();
+        let browser = Browser::start(test).unwrap_or_else(|e| panic!("{e}"));
+        Some(Run {
+            stack,
+            browser,
+            _turn: turn,
+        })
+    }
+
+    /// `path` on the stack's worker.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.stack.url())
+    }
+
+    /// On failure, what the browser showed: the URL, the page's text, a screenshot and the
+    /// chromedriver log.
+    pub fn context(&self, error: &BrowserError) -> String {
+        let shot = self.browser.log_path().with_extension("png");
+        let _ = self.browser.screenshot(&shot);
+        format!(
+            "{error}\n  at {}\n  page: {}\n  screenshot: {}\n  chromedriver log: {}",
+            self.browser.current_url().unwrap_or_default(),
+            self.browser.body_text().unwrap_or_default(),
+            shot.display(),
+            self.browser.log_path().display()
+        )
+    }
+
+    /// `result`'s value, or a panic with [`Run::context`].
+    #[expect(clippy::panic, reason = "test harness: a failure panics the test")]
+    pub fn ok<T>(&self, result: Result<T, BrowserError>) -> T {
+        result.unwrap_or_else(|error| panic!("{}", self.context(&error)))
+    }
+
+    /// On the emulator's sign-in page at `authorize`, picks `user` and waits for the way
+    /// back; returns the URL the browser lands on.
+    pub fn pick_user(&self, authorize: &str, user: &str) -> String {
+        const WAIT: Duration = Duration::from_secs(30);
+        let button = self.ok(self.browser.wait_for(&format!("#user-{user}"), WAIT));
+        self.ok(button.click());
+        self.ok(self
+            .browser
+            .wait_for_url("the way back from the emulator", WAIT, |url| {
+                !url.starts_with(authorize)
+            }))
+    }
+
+    /// A screenshot of the page kept as a test artifact, `target/test-artifacts/<name>.png`;
+    /// its path is printed.
+    #[expect(clippy::print_stderr, reason = "test harness: the artifact's path")]
+    pub fn keep_screenshot(&self, name: &str) -> PathBuf {
+        let dir = self.ok(target_dir()).join("test-artifacts");
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join(format!("{name}.png"));
+        self.ok(self.browser.screenshot(&path));
+        eprintln!("screenshot: {}", path.display());
+        path
+    }
+}
+
 fn target_dir() -> Result<PathBuf, BrowserError> {
     let root = workspace_root::find().map_err(|e| BrowserError::Io {
         action: "find the checkout".into(),

@@ -8,17 +8,14 @@
 #![expect(
     clippy::unwrap_used,
     clippy::panic,
-    clippy::print_stderr,
-    reason = "test code: a failure panics; it reports on stderr"
+    reason = "test code: a failure panics"
 )]
 
 mod partner_common;
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use edge_access_tests::browser::{Browser, BrowserError, Element};
-use edge_access_tests::stack::Stack;
+use edge_access_tests::browser::{Element, Run};
 use entra_emulator::Emulator;
 use partner_common::{PARTNER, PARTNER_NAME};
 use serde_json::{json, Value};
@@ -26,57 +23,16 @@ use serde_json::{json, Value};
 const BINARY: &str = "partner_browser";
 const WAIT: Duration = Duration::from_secs(30);
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-struct Run {
-    stack: &'static Stack,
-    browser: Browser,
-    _turn: MutexGuard<'static, ()>,
-}
-
 fn start(test: &str) -> Option<Run> {
-    let name = format!("{BINARY}::{test}");
-    if !Stack::should_run(&name).unwrap() {
-        return None;
-    }
-    match Browser::check_installed() {
-        Ok(()) => {}
-        Err(error) if Stack::prerequisites_required() => panic!("{error}"),
-        Err(error) => {
-            eprintln!("SKIPPED {name}: {error}");
-            return None;
-        }
-    }
-    let turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
-    let stack = partner_common::stack(BINARY);
-    let browser = Browser::start(test).unwrap_or_else(|e| panic!("{e}"));
-    Some(Run {
-        stack,
-        browser,
-        _turn: turn,
-    })
+    Run::start(BINARY, test, || partner_common::stack(BINARY))
 }
 
-impl Run {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.stack.url())
-    }
+/// Signing in through the chooser.
+trait ThroughChooser {
+    fn sign_in_through(&self, path: &str, idp: &str, tenant: &Emulator, user: &str) -> String;
+}
 
-    fn context(&self, error: &BrowserError) -> String {
-        let shot = self.browser.log_path().with_extension("png");
-        let _ = self.browser.screenshot(&shot);
-        format!(
-            "{error}\n  at {}\n  page: {}\n  screenshot: {}",
-            self.browser.current_url().unwrap_or_default(),
-            self.browser.body_text().unwrap_or_default(),
-            shot.display(),
-        )
-    }
-
-    fn ok<T>(&self, result: Result<T, BrowserError>) -> T {
-        result.unwrap_or_else(|error| panic!("{}", self.context(&error)))
-    }
-
+impl ThroughChooser for Run {
     /// Opens `path`, expects the login chooser, follows the link to `idp` by pressing Enter on
     /// it (the keyboard, no mouse), then picks `user` on `tenant`'s sign-in page. Returns the
     /// URL the browser lands on.
@@ -108,13 +64,7 @@ impl Run {
             .wait_for_url("the tenant's sign-in page", WAIT, |url| {
                 url.starts_with(&authorize)
             }));
-        let button = self.ok(self.browser.wait_for(&format!("#user-{user}"), WAIT));
-        self.ok(button.click());
-        self.ok(self
-            .browser
-            .wait_for_url("the way back from the emulator", WAIT, |url| {
-                !url.starts_with(&authorize)
-            }))
+        self.pick_user(&authorize, user)
     }
 }
 
@@ -143,9 +93,7 @@ fn the_chooser_signs_a_partner_in_where_a_policy_admits_the_partner() {
         &[],
     ));
     assert_eq!(scripts, json!(0));
-    let shot = run.browser.log_path().with_extension("chooser.png");
-    run.ok(run.browser.screenshot(&shot));
-    eprintln!("chooser screenshot: {}", shot.display());
+    run.keep_screenshot("partner_browser-chooser");
 
     // Through the partner's tenant to the shared app: admitted.
     let landed = run.sign_in_through("/both/page", PARTNER, partner, "pat");

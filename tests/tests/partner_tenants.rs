@@ -243,7 +243,7 @@ fn an_app_with_several_providers_answers_the_login_chooser() {
         "{page}"
     );
     assert!(
-        page.contains("<main ") && page.contains("<h1 ") && page.contains("<nav "),
+        page.contains("<main>") && page.contains("<h1 ") && page.contains("<nav "),
         "{page}"
     );
 

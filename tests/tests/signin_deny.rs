@@ -90,7 +90,9 @@ fn refusals_show_the_right_page_or_the_apps_own() {
         "{}",
         answer.body
     );
-    for secret in ["Blocked", "policy", "deny", "mallory"] {
+    // It names the account that signed in (the user's own address), never why it refused.
+    assert!(answer.body.contains("mallory"), "{}", answer.body);
+    for secret in ["Blocked", "policy", "deny"] {
         assert!(
             !answer.body.contains(secret),
             "the block page says `{secret}`: {}",

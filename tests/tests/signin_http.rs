@@ -19,7 +19,7 @@ mod signin_common;
 
 use std::time::{Duration, Instant};
 
-use edge_access_tests::stack::Stack;
+use edge_access_tests::stack::{Stack, SCIM_PATH, SCIM_TOKEN};
 use entra_emulator::{pkce_challenge, Fault};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -219,11 +219,89 @@ fn sign_in_round_trip_and_an_origin_verifies_the_assertion_with_jsonwebtoken() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|g| g.as_str() == Some(engineering)),
+            .any(|g| g["id"].as_str() == Some(engineering)),
         "{identity}"
     );
     let line = log_line(stack, "\"event\":\"sign_in\"");
     assert!(line.contains("\"outcome\":\"allow\""), "{line}");
+}
+
+#[test]
+fn get_identity_answers_in_access_s_shape_with_groups_named_by_scim() {
+    let Some(stack) = stack("get_identity_answers_in_access_s_shape_with_groups_named_by_scim")
+    else {
+        return;
+    };
+    // SCIM names one of grace's groups (SRE, by its object id as externalId).
+    let sre = stack.emulator().fixtures().group_id("SRE").unwrap();
+    let http = entra_emulator::client::HttpClient::new();
+    let created = http
+        .request(
+            "POST",
+            &format!("{}{SCIM_PATH}/Groups", stack.url()),
+            &[
+                ("authorization", &format!("Bearer {SCIM_TOKEN}")),
+                ("content-type", "application/scim+json"),
+            ],
+            json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": "Site reliability (SCIM)", "externalId": sre })
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(created.status, 201, "{created:?}");
+
+    // Without a session: 401.
+    let mut anonymous = Agent::new(stack);
+    let refused = anonymous.api("/cdn-cgi/access/get-identity");
+    assert_eq!(refused.status, 401, "{refused:?}");
+    assert!(!refused.body.contains("\"email\""), "{refused:?}");
+
+    let mut agent = Agent::new(stack);
+    agent.signed_in("/staff/identity", "grace");
+    let answer = agent.api("/cdn-cgi/access/get-identity");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let identity: Value = answer.json().unwrap();
+    assert_eq!(identity["email"], "grace@example.com");
+    assert_eq!(identity["idp"]["type"], "azureAD");
+    assert_eq!(identity["idp"]["id"], signin_common::IDP);
+    assert_eq!(identity["id"], identity["user_uuid"]);
+    assert!(identity["user_uuid"].is_string(), "{identity}");
+    assert!(
+        identity["iat"].as_u64().unwrap() <= now_secs().unsigned_abs(),
+        "{identity}"
+    );
+    for (field, value) in [
+        ("auth_status", json!("NONE")),
+        ("service_token_status", json!(false)),
+        ("is_warp", json!(false)),
+        ("is_gateway", json!(false)),
+        ("devicePosture", json!({})),
+    ] {
+        assert_eq!(identity[field], value, "{field}: {identity}");
+    }
+    for field in [
+        "geo",
+        "amr",
+        "ip",
+        "common_name",
+        "service_token_id",
+        "account_id",
+        "gateway_account_id",
+        "device_id",
+        "device_sessions",
+        "version",
+        "name",
+    ] {
+        assert!(identity.get(field).is_some(), "{field}: {identity}");
+    }
+    let groups = identity["groups"].as_array().unwrap();
+    let named = groups
+        .iter()
+        .find(|g| g["id"] == sre)
+        .unwrap_or_else(|| panic!("{identity}"));
+    assert_eq!(named["name"], "Site reliability (SCIM)", "{identity}");
+    assert!(groups.iter().all(|g| g["id"].is_string()), "{identity}");
 }
 
 #[test]

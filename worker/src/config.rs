@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use worker::{Env, Url};
 
 use crate::endpoints::{Endpoints, Hub};
+use crate::login_design::LoginDesign;
 use crate::signing::{self, SigningKeys};
 
 /// The Entra authority and Microsoft Graph of an identity provider's `azure_cloud`
@@ -75,6 +76,8 @@ pub struct Gateway {
     /// The team domain as the sign-in hub (`TEAM_DOMAIN_SIGN_IN=true`), else each host signs
     /// in for itself.
     pub hub: Option<Hub>,
+    /// The look of the gateway's pages (`LOGIN_DESIGN`).
+    pub login_design: LoginDesign,
 }
 
 impl Gateway {
@@ -304,6 +307,7 @@ pub fn load(env: &Env, source: Source) -> Result<Gateway, String> {
         var(env, "TEAM_DOMAIN_SIGN_IN").as_deref(),
         engine.team_domain(),
     )?;
+    let login_design = LoginDesign::from_env(env)?;
     Ok(Gateway {
         engine,
         authority_override,
@@ -319,6 +323,7 @@ pub fn load(env: &Env, source: Source) -> Result<Gateway, String> {
         config_refresh,
         endpoints,
         hub,
+        login_design,
     })
 }
 
@@ -451,6 +456,7 @@ mod tests {
             endpoints: crate::endpoints::Endpoints::parse(crate::endpoints::DEFAULT_PREFIX)
                 .unwrap(),
             hub: None,
+            login_design: LoginDesign::default(),
         }
     }
 

@@ -31,6 +31,16 @@ pub struct Context {
     pub browser: bool,
 }
 
+/// The id of `request` its log lines and pages carry: its `Cf-Ray`, else a random id.
+pub fn request_id(request: &Request) -> String {
+    request
+        .headers()
+        .get("cf-ray")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| crypto::random_uuid().unwrap_or_default())
+}
+
 impl Context {
     /// Reads `request`.
     pub fn read(request: &Request) -> Context {
@@ -44,7 +54,7 @@ impl Context {
             .unwrap_or_default()
             .eq_ignore_ascii_case("XMLHttpRequest");
         Context {
-            id: header("cf-ray").unwrap_or_else(|| crypto::random_uuid().unwrap_or_default()),
+            id: request_id(request),
             method: method.to_string(),
             url,
             target,

@@ -4,9 +4,11 @@
 
 use std::fmt;
 
-use worker::Response;
+use worker::{Env, Response};
 
-use crate::pages;
+use crate::config::Gateway;
+use crate::custom_pages;
+use crate::pages::{self, Frame, Kind};
 use crate::refusal::Refusal;
 
 /// How long a client is asked to wait (`Retry-After`, seconds) when a dependency is down.
@@ -90,17 +92,26 @@ impl GatewayError {
         }
     }
 
-    /// The generic response.
-    pub fn response(&self) -> Response {
-        let status = self.status();
-        let page = match self {
+    /// The page it answers with.
+    pub fn page_kind(&self) -> Kind {
+        match self {
             GatewayError::KeysUnavailable { .. }
             | GatewayError::Origin(_)
-            | GatewayError::Unavailable { .. } => pages::UNAVAILABLE,
-            GatewayError::GroupsUnavailable(_) => pages::GROUPS_UNAVAILABLE,
-            GatewayError::Config(_) | GatewayError::Internal(_) => pages::ERROR,
-        };
-        let response = pages::html(page, status);
+            | GatewayError::Unavailable { .. } => Kind::Unavailable,
+            GatewayError::GroupsUnavailable(_) => Kind::GroupsUnavailable,
+            GatewayError::Config(_) | GatewayError::Internal(_) => Kind::Error,
+        }
+    }
+
+    /// The generic response, knowing nothing of the request.
+    pub fn response(&self) -> Response {
+        self.answer(&Frame::default())
+    }
+
+    /// The response, its page in `frame`.
+    pub fn answer(&self, frame: &Frame) -> Response {
+        let status = self.status();
+        let response = pages::page(self.page_kind(), None, frame, status);
         // Signing keys say when they may be known; other outages of what the gateway depends
         // on pass too, and the client may try again.
         if let GatewayError::KeysUnavailable {
@@ -135,12 +146,42 @@ impl Stop {
         }
     }
 
-    /// The generic response.
-    pub fn response(&self) -> Response {
+    /// The response, its page in `frame`.
+    pub fn answer(&self, frame: &Frame) -> Response {
         match self {
-            Stop::Refused(refusal) => refusal.response(),
-            Stop::Failed(error) => error.response(),
+            Stop::Refused(refusal) => refusal.answer(frame),
+            Stop::Failed(error) => error.answer(frame),
         }
+    }
+
+    /// The response to the request `request_id`, its page saying what is known of the app and
+    /// the user, in the configured design, or the custom page stored for it. Only refusals and
+    /// failures come here: an allowed request never reads the custom pages.
+    pub async fn answer_in(&self, env: &Env, gateway: &Gateway, request_id: &str) -> Response {
+        let to = match self {
+            Stop::Refused(refusal) => refusal.addressee(),
+            Stop::Failed(_) => None,
+        };
+        let kind = match self {
+            Stop::Refused(refusal) => refusal.page_kind(),
+            Stop::Failed(error) => Some(error.page_kind()),
+        };
+        let found = match kind {
+            Some(kind) => {
+                custom_pages::find(env, gateway, kind, to.map(|t| t.app_id.as_str())).await
+            }
+            None => None,
+        };
+        let frame = Frame {
+            design: Some(&gateway.login_design),
+            endpoints: Some(&gateway.endpoints),
+            request_id: Some(request_id),
+            app: to.map(|t| t.app_name.as_str()),
+            email: to.and_then(|t| t.email.as_deref()),
+            return_to: to.and_then(|t| t.return_to.as_deref()),
+            custom: found.as_ref().and_then(custom_pages::Found::template),
+        };
+        self.answer(&frame)
     }
 }
 

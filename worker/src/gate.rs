@@ -12,7 +12,7 @@ use crate::error::{GatewayError, Stop};
 use crate::identity::{self, Rejection, Source};
 use crate::log::DecisionLog;
 use crate::proxy;
-use crate::refusal::Refusal;
+use crate::refusal::{Addressee, Refusal};
 use crate::service_token::{self, Presented};
 use crate::session;
 use crate::time::{self, UnixMillis};
@@ -25,15 +25,15 @@ pub async fn protect(request: Request, env: &Env, gateway: &Gateway) -> Response
         Ok(Decided { facts, verdict }) => {
             (facts, answer(request, gateway, &context, verdict).await)
         }
-        Err(failure) => (
-            Facts::new("error"),
-            Err((failure.response(), failure.reason())),
+        Err(failure) => (Facts::new("error"), Err(Stop::Failed(failure))),
+    };
+    let (response, reason) = match answered {
+        Ok(response) => (response, None),
+        Err(stop) => (
+            stop.answer_in(env, gateway, &context.id).await,
+            Some(stop.reason()),
         ),
     };
-    let (response, reason) = answered.map_or_else(
-        |(response, reason)| (response, Some(reason)),
-        |response| (response, None),
-    );
     DecisionLog {
         request_id: &context.id,
         method: &context.method,
@@ -107,20 +107,20 @@ impl Facts {
     }
 }
 
-/// The answer to a decided request, or the answer to a refusal or failure with its reason.
+/// The origin's answer to a decided request, or why there is none.
 async fn answer(
     request: Request,
     gateway: &Gateway,
     context: &Context,
     verdict: Verdict,
-) -> Result<Response, (Response, String)> {
+) -> Result<Response, Stop> {
     let (url, email, assertion) = match (verdict, &context.url) {
-        (Verdict::Refuse(refusal), _) => return Err((refusal.response(), refusal.reason())),
+        (Verdict::Refuse(refusal), _) => return Err(Stop::Refused(refusal)),
         (Verdict::Forward { email, assertion }, Some(url)) => (url, email, assertion),
         // Nothing without a URL is decided to be forwarded.
         (Verdict::Forward { .. }, None) => {
             let failure = GatewayError::Internal("forwarding a request without a URL".into());
-            return Err((failure.response(), failure.reason()));
+            return Err(Stop::Failed(failure));
         }
     };
     proxy::forward(
@@ -131,7 +131,6 @@ async fn answer(
         assertion.as_deref(),
     )
     .await
-    .map_err(|failure| (failure.response(), failure.reason()))
 }
 
 async fn decide(
@@ -172,10 +171,17 @@ async fn decide(
             return Ok(Facts::new(Outcome::InvalidPath.as_str()).refuse(refusal));
         }
     };
+    // Refusals name the app (and the user, once known) on their page.
+    let addressee = |email: Option<&str>| Addressee {
+        app_id: app.id().to_owned(),
+        app_name: app.name().to_owned(),
+        email: email.map(Into::into),
+        return_to: Some(url.path_and_query()),
+    };
     let refuse_credentials = |refusal: Refusal| {
         let mut facts = Facts::new("invalid_credentials");
         facts.app = Some(app.id().to_owned());
-        Ok(facts.refuse(refusal))
+        Ok(facts.refuse(refusal.addressed(addressee(None))))
     };
     let refused = |why: String| refuse_credentials(Refusal::Unauthorized(why));
     let mut policy_request = PolicyRequest::new(target);
@@ -290,6 +296,8 @@ async fn decide(
             Outcome::Block | Outcome::DefaultDeny => explanation.lines(&policy_request),
             _ => Vec::new(),
         };
+        let email = identity.and_then(|i| i.email.as_ref()).map(|e| e.as_str());
+        let refusal = refusal.addressed(addressee(email));
         return Ok(Facts { why, ..facts }.refuse(refusal));
     }
     // Requests without a session cookie get an assertion of their own.

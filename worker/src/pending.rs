@@ -89,6 +89,20 @@ pub struct Pending {
     pub test: bool,
 }
 
+impl Pending {
+    /// A sign-in to begin that returns to `redirect` (on the team domain: for the app host of
+    /// `handoff`); its state and provider are filled in when it begins.
+    pub fn returning_to(redirect: String, handoff: Option<HandoffTarget>) -> Pending {
+        Pending {
+            state: String::new(),
+            idp_id: String::new(),
+            redirect,
+            handoff,
+            test: false,
+        }
+    }
+}
+
 /// The app host a team-domain sign-in hands off to, and that host's own sign-in state (whose
 /// cookie binds the handoff to the browser that started it there).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

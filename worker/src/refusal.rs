@@ -7,7 +7,7 @@ use std::fmt;
 
 use worker::Response;
 
-use crate::pages;
+use crate::pages::{self, Frame, Kind};
 
 /// Why a request is refused.
 #[derive(Debug)]
@@ -44,12 +44,57 @@ pub enum Refusal {
     SignIn(String),
     /// Refused, and the app sends refused users to its own page (302 to this URL).
     DeniedTo(String),
+    /// A refusal whose page names the app and the user it refuses.
+    Addressed(Box<Refusal>, Addressee),
+}
+
+/// Whom a refusal's page speaks to: the app and, once signed in, the user.
+#[derive(Debug)]
+pub struct Addressee {
+    pub app_id: String,
+    pub app_name: String,
+    pub email: Option<String>,
+    /// The refused path, where a new sign-in goes back to.
+    pub return_to: Option<String>,
 }
 
 impl Refusal {
+    /// This refusal, its page naming `to`.
+    pub fn addressed(self, to: Addressee) -> Refusal {
+        match self {
+            Refusal::Addressed(refusal, _) => Refusal::Addressed(refusal, to),
+            refusal => Refusal::Addressed(Box::new(refusal), to),
+        }
+    }
+
+    /// Whom the page speaks to, where known.
+    pub fn addressee(&self) -> Option<&Addressee> {
+        match self {
+            Refusal::Addressed(_, to) => Some(to),
+            _ => None,
+        }
+    }
+
+    /// The page it answers with; `None` for a redirect.
+    pub fn page_kind(&self) -> Option<Kind> {
+        Some(match self {
+            Refusal::Unauthorized(_) => Kind::SignInRequired,
+            Refusal::Forbidden {
+                non_identity: true, ..
+            } => Kind::DeniedNonIdentity,
+            Refusal::Forbidden { .. } | Refusal::ForbiddenSaying { .. } => Kind::Denied,
+            Refusal::SignInFailed(_) => Kind::SignInFailed,
+            Refusal::InvalidPath(_) | Refusal::BadRequest(_) => Kind::BadRequest,
+            Refusal::NoApp => Kind::NotFound,
+            Refusal::SignIn(_) | Refusal::DeniedTo(_) => return None,
+            Refusal::Addressed(refusal, _) => return refusal.page_kind(),
+        })
+    }
+
     /// The HTTP status for the client.
     pub fn status(&self) -> u16 {
         match self {
+            Refusal::Addressed(refusal, _) => refusal.status(),
             Refusal::Unauthorized(_) => 401,
             Refusal::Forbidden { .. }
             | Refusal::ForbiddenSaying { .. }
@@ -73,13 +118,14 @@ impl Refusal {
             Refusal::BadRequest(r) => format!("bad request: {r}"),
             Refusal::SignIn(_) => "sign-in required: redirected to sign in".into(),
             Refusal::DeniedTo(_) => "refused: redirected to the app's deny page".into(),
+            Refusal::Addressed(refusal, _) => refusal.reason(),
         }
     }
 
-    /// The generic response.
-    pub fn response(&self) -> Response {
+    /// The response, its page in `frame`.
+    pub fn answer(&self, frame: &Frame) -> Response {
         let status = self.status();
-        let page = match self {
+        let message = match self {
             Refusal::SignIn(location) | Refusal::DeniedTo(location) => {
                 let headers = worker::Headers::new();
                 let _ = headers.set("Location", location);
@@ -89,22 +135,18 @@ impl Refusal {
                     .with_headers(headers)
                     .empty();
             }
-            Refusal::ForbiddenSaying { message, .. } => {
-                return pages::html_text((pages::FORBIDDEN.0, message), status);
-            }
-            Refusal::Unauthorized(_) => {
-                let response = pages::html(pages::UNAUTHORIZED, status);
-                return pages::with_header(response, "WWW-Authenticate", "Bearer");
-            }
-            Refusal::Forbidden {
-                non_identity: true, ..
-            } => pages::FORBIDDEN_NON_IDENTITY,
-            Refusal::Forbidden { .. } => pages::FORBIDDEN,
-            Refusal::SignInFailed(_) => pages::SIGN_IN_FAILED,
-            Refusal::InvalidPath(_) | Refusal::BadRequest(_) => pages::BAD_REQUEST,
-            Refusal::NoApp => pages::NOT_FOUND,
+            Refusal::Addressed(refusal, _) => return refusal.answer(frame),
+            Refusal::ForbiddenSaying { message, .. } => Some(message.as_str()),
+            _ => None,
         };
-        pages::html(page, status)
+        let Some(kind) = self.page_kind() else {
+            return Response::builder().with_status(status).empty();
+        };
+        let response = pages::page(kind, message, frame, status);
+        match self {
+            Refusal::Unauthorized(_) => pages::with_header(response, "WWW-Authenticate", "Bearer"),
+            _ => response,
+        }
     }
 }
 

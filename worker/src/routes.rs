@@ -5,11 +5,13 @@ use worker::{Env, Method, Request, Response};
 use crate::admin;
 use crate::config::Gateway;
 use crate::config_store;
+use crate::context;
 use crate::endpoints::Endpoints;
 use crate::error::{GatewayError, Stop};
 use crate::gate;
 use crate::keys;
 use crate::log;
+use crate::pages::Frame;
 use crate::refusal::Refusal;
 use crate::scim;
 use crate::session::Revocation;
@@ -22,11 +24,7 @@ pub async fn dispatch(request: Request, env: &Env) -> Response {
     let path = request.path();
     let endpoints = match Endpoints::from_env(env) {
         Ok(endpoints) => endpoints,
-        Err(why) => {
-            let error = GatewayError::Config(why);
-            log::event("config_error", &[("error", &error.reason())]);
-            return error.response();
-        }
+        Err(why) => return config_error(&request, None, why),
     };
     if endpoints.below(&path, "api").is_some() {
         return admin::handle(request, env).await;
@@ -36,18 +34,11 @@ pub async fn dispatch(request: Request, env: &Env) -> Response {
     }
     let gateway = match config_store::gateway(env).await {
         Ok(gateway) => gateway,
-        Err(error) => {
-            log::event("config_error", &[("error", &error.reason())]);
-            return error.response();
-        }
+        Err(error) => return failed(&request, Some(&endpoints), &error),
     };
     let gateway = match gateway.as_ref() {
         Ok(gateway) => gateway,
-        Err(why) => {
-            let error = GatewayError::Config(why.clone());
-            log::event("config_error", &[("error", &error.reason())]);
-            return error.response();
-        }
+        Err(why) => return config_error(&request, Some(&endpoints), why.clone()),
     };
     if endpoints.below(&path, "scim/v2").is_some() {
         return scim::handle(request, env, gateway).await;
@@ -57,6 +48,25 @@ pub async fn dispatch(request: Request, env: &Env) -> Response {
         return access_endpoint(request, env, gateway, &endpoint).await;
     }
     gate::protect(request, env, gateway).await
+}
+
+/// The answer when no configuration serves: the error page with the request id its log line
+/// carries (in the default design: the configured one is part of what did not load).
+fn config_error(request: &Request, endpoints: Option<&Endpoints>, why: String) -> Response {
+    failed(request, endpoints, &GatewayError::Config(why))
+}
+
+fn failed(request: &Request, endpoints: Option<&Endpoints>, error: &GatewayError) -> Response {
+    let request_id = context::request_id(request);
+    log::event(
+        "config_error",
+        &[("error", &error.reason()), ("request_id", &request_id)],
+    );
+    error.answer(&Frame {
+        endpoints,
+        request_id: Some(&request_id),
+        ..Frame::default()
+    })
 }
 
 /// `GET {prefix}/health`, answered even when the configuration does not load: whether this
@@ -94,26 +104,34 @@ async fn access_endpoint(
     gateway: &Gateway,
     endpoint: &str,
 ) -> Response {
+    let request_id = context::request_id(&request);
     let result = match (request.method(), endpoint) {
-        (Method::Get, "login") => login::login(&request, env, gateway).await,
+        (Method::Get, "login") => login::login(&request, env, gateway, &request_id).await,
         (Method::Get, "authorized") => hub::authorized(&request, env, gateway).await,
         (Method::Get, "test-idp") => connection_test::start(&request, gateway),
         (Method::Get, "callback") => callback::callback(&request, env, gateway).await,
         (Method::Get, "logout") => {
-            logout::logout(&request, env, gateway, Revocation::ThisSession).await
+            logout::logout(&request, env, gateway, Revocation::ThisSession, &request_id).await
         }
         (Method::Post, "logout") => {
-            logout::logout(&request, env, gateway, Revocation::Everywhere).await
+            logout::logout(&request, env, gateway, Revocation::Everywhere, &request_id).await
         }
         (Method::Get, "certs") => signin::certs(gateway),
         (Method::Get, "get-identity") => signin::get_identity(&request, env, gateway).await,
         _ => Err(Stop::Refused(Refusal::NoApp)),
     };
-    result.unwrap_or_else(|error| {
-        log::event(
-            "access_endpoint_error",
-            &[("endpoint", endpoint), ("error", &error.reason())],
-        );
-        error.response()
-    })
+    match result {
+        Ok(response) => response,
+        Err(error) => {
+            log::event(
+                "access_endpoint_error",
+                &[
+                    ("endpoint", endpoint),
+                    ("error", &error.reason()),
+                    ("request_id", &request_id),
+                ],
+            );
+            error.answer_in(env, gateway, &request_id).await
+        }
+    }
 }

@@ -54,11 +54,20 @@ pub fn document(fixtures: &Fixtures) -> Value {
 /// One stack for every test of the binary (they run in parallel and never share a session).
 /// It lives as long as the test process; wrangler dies with it.
 pub fn stack(binary: &str) -> &'static Stack {
+    stack_with(binary, |config| config)
+}
+
+/// [`stack`], its configuration changed by `configure` (vars, D1 rows). A binary uses one of
+/// the two, once.
+pub fn stack_with(
+    binary: &str,
+    configure: impl FnOnce(StackConfig) -> StackConfig,
+) -> &'static Stack {
     static STACK: OnceLock<Result<Stack, String>> = OnceLock::new();
     let stack = STACK.get_or_init(|| {
         let fixtures = Fixtures::load_default().map_err(|e| e.to_string())?;
-        let stack = Stack::start(StackConfig::new(document(&fixtures)).named(binary))
-            .map_err(|e| e.to_string())?;
+        let config = configure(StackConfig::new(document(&fixtures)).named(binary));
+        let stack = Stack::start(config).map_err(|e| e.to_string())?;
         warm_up(&stack);
         Ok(stack)
     });

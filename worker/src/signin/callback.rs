@@ -23,7 +23,7 @@ use crate::http::{exchange, origin_of, query, redirect, Exchange};
 use crate::identity::{self, Rejection, Source};
 use crate::log;
 use crate::pending::{self, Issued, Pending};
-use crate::refusal::Refusal;
+use crate::refusal::{Addressee, Refusal};
 use crate::session;
 use crate::session_store::{self, Guard, NewSession, StoredIdentity};
 use crate::time::UnixMillis;
@@ -303,7 +303,7 @@ pub(super) fn admit<'e>(
         let answer = app
             .deny_answer(decision.outcome, true)
             .or_else(|| app.deny_answer(Outcome::DefaultDeny, true));
-        return Err(Stop::Refused(match answer {
+        let refusal = match answer {
             Some(DenyAnswer::Redirect(url)) => Refusal::DeniedTo(url.to_owned()),
             Some(DenyAnswer::IdentityPage(Some(message))) => Refusal::ForbiddenSaying {
                 reason,
@@ -313,7 +313,19 @@ pub(super) fn admit<'e>(
                 reason,
                 non_identity: false,
             },
-        }));
+        };
+        // The block page names the app and the account that signed in.
+        let to = Addressee {
+            app_id: app.id().to_owned(),
+            app_name: app.name().to_owned(),
+            email: policy_request
+                .identity
+                .as_ref()
+                .and_then(|i| i.email.as_ref())
+                .map(|e| e.as_str().to_owned()),
+            return_to: Some(login.redirect.clone()),
+        };
+        return Err(Stop::Refused(refusal.addressed(to)));
     }
     let duration_s = decision
         .session

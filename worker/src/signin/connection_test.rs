@@ -105,11 +105,9 @@ pub fn start(request: &Request, gateway: &Gateway) -> Result<Response, Stop> {
         .ok_or_else(|| bad("the identity provider is no longer configured"))?;
     log::event("connection_test", &[("idp", &idp.id), ("step", "started")]);
     let login = Pending {
-        state: String::new(),
         idp_id: idp.id.to_string(),
-        redirect: "/".into(),
-        handoff: None,
         test: true,
+        ..Pending::returning_to("/".into(), None)
     };
     begin(request, gateway, &url, idp, login)
 }
@@ -376,7 +374,7 @@ fn failed(
             pages::escape(&advice(code, gateway, url, idp))
         );
     }
-    page("Your connection failed", idp, &body, 502)
+    page(gateway, "Your connection failed", idp, &body, 502)
 }
 
 /// The page of a test that worked.
@@ -436,11 +434,17 @@ fn works(
         );
     }
     body.push_str("</tbody></table>");
-    page("Your connection works", Some(idp), &body, 200)
+    page(gateway, "Your connection works", Some(idp), &body, 200)
 }
 
 /// A report page: plain HTML, no script, nothing loaded.
-fn page(title: &str, idp: Option<&IdentityProvider>, body: &str, status: u16) -> Response {
+fn page(
+    gateway: &Gateway,
+    title: &str,
+    idp: Option<&IdentityProvider>,
+    body: &str,
+    status: u16,
+) -> Response {
     let provider = idp.map_or_else(String::new, |p| {
         format!(
             "<p>Identity provider: {} (<code>{}</code>)</p>",
@@ -456,7 +460,7 @@ fn page(title: &str, idp: Option<&IdentityProvider>, body: &str, status: u16) ->
          dt{{font-weight:600}}dd{{margin:0 0 .5rem 0}}</style></head>\
          <body><main><h1>{title}</h1>{provider}{body}</main></body></html>"
     );
-    pages::with_csp(pages::respond(html, status))
+    pages::with_csp(pages::respond(html, status), &gateway.login_design)
 }
 
 #[cfg(test)]

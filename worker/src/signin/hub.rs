@@ -80,9 +80,7 @@ pub fn to_team(
     let cookie = issued.seal(&Pending {
         state: state.clone(),
         idp_id: idp.clone().unwrap_or_default(),
-        redirect: redirect_path.to_owned(),
-        handoff: None,
-        test: false,
+        ..Pending::returning_to(redirect_path.to_owned(), None)
     })?;
     let mut team = Url::parse(&format!(
         "{}{}",
@@ -121,6 +119,7 @@ pub async fn at_team(
     hub: &Hub,
     url: &Url,
     host: &str,
+    request_id: &str,
 ) -> Result<Response, Stop> {
     let bad = |why: String| Stop::Refused(Refusal::BadRequest(why));
     let host = host.to_ascii_lowercase();
@@ -178,8 +177,8 @@ pub async fn at_team(
         url,
         &choice,
         requested.as_deref(),
-        redirect_path,
-        Some(target),
+        Pending::returning_to(redirect_path, Some(target)),
+        request_id,
     )
 }
 

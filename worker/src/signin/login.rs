@@ -13,7 +13,7 @@ use crate::config::Gateway;
 use crate::error::{GatewayError, Stop};
 use crate::http::{origin_of, query, redirect};
 use crate::pages;
-use crate::pending::{self, HandoffTarget, Pending};
+use crate::pending::{self, Pending};
 use crate::refusal::Refusal;
 use crate::time::UnixMillis;
 
@@ -26,7 +26,12 @@ use crate::time::UnixMillis;
 ///
 /// With the team domain as the sign-in hub ([`super::hub`]), an app host sends the browser to
 /// the team domain instead, and the team domain signs in for the app host its `host` names.
-pub async fn login(request: &Request, env: &Env, gateway: &Gateway) -> Result<Response, Stop> {
+pub async fn login(
+    request: &Request,
+    env: &Env,
+    gateway: &Gateway,
+    request_id: &str,
+) -> Result<Response, Stop> {
     let url = request.url()?;
     let redirect_path = pending::bounded_target(local_path(query(&url, "redirect_url").as_deref()));
     if let Some(hub) = &gateway.hub {
@@ -35,7 +40,7 @@ pub async fn login(request: &Request, env: &Env, gateway: &Gateway) -> Result<Re
             return hub::to_team(request, gateway, hub, &url, &redirect_path);
         }
         if let Some(host) = query(&url, "host") {
-            return hub::at_team(request, env, gateway, hub, &url, &host).await;
+            return hub::at_team(request, env, gateway, hub, &url, &host, request_id).await;
         }
     }
     let host = url.host_str().unwrap_or("");
@@ -47,22 +52,23 @@ pub async fn login(request: &Request, env: &Env, gateway: &Gateway) -> Result<Re
         &url,
         &choice,
         requested.as_deref(),
-        redirect_path,
-        None,
+        Pending::returning_to(redirect_path, None),
+        request_id,
     )
 }
 
 /// Starts the sign-in with the provider `requested` names (one of `choice`'s, else 400), or
 /// with the choice's only provider (or first, with `auto_redirect_to_identity`), else answers
-/// the login chooser. `handoff`: the app host a team-domain sign-in is for.
+/// the login chooser. `login`: the sign-in to keep (where to return, and on the team domain the
+/// app host it is for), its provider and state filled in here.
 pub(crate) fn start_or_choose(
     request: &Request,
     gateway: &Gateway,
     url: &Url,
     choice: &Choice<'_>,
     requested: Option<&str>,
-    redirect_path: String,
-    handoff: Option<HandoffTarget>,
+    mut login: Pending,
+    request_id: &str,
 ) -> Result<Response, Stop> {
     let idp = match requested {
         Some(id) => choice.allowed(id)?,
@@ -78,18 +84,20 @@ pub(crate) fn start_or_choose(
                         kept.append_pair(&name, &value);
                     }
                 }
-                let login = gateway.endpoints.path("login");
-                return Ok(chooser(choice.app, several, &login, &kept.finish()));
+                let login_path = gateway.endpoints.path("login");
+                let frame = pages::Frame {
+                    design: Some(&gateway.login_design),
+                    endpoints: Some(&gateway.endpoints),
+                    request_id: Some(request_id),
+                    app: choice.app.map(App::name),
+                    return_to: Some(&login.redirect),
+                    ..pages::Frame::default()
+                };
+                return Ok(chooser(&frame, several, &login_path, &kept.finish()));
             }
         },
     };
-    let login = Pending {
-        state: String::new(),
-        idp_id: idp.id.to_string(),
-        redirect: redirect_path,
-        handoff,
-        test: false,
-    };
+    login.idp_id = idp.id.to_string();
     begin(request, gateway, url, idp, login)
 }
 
@@ -212,7 +220,7 @@ impl<'g> Choice<'g> {
 /// The login chooser: one link per provider, each starting this sign-in with it at `login`
 /// (the login endpoint's path), `idp` first, then `kept` (this sign-in's other parameters).
 fn chooser(
-    app: Option<&App>,
+    frame: &pages::Frame,
     providers: &[&IdentityProvider],
     login: &str,
     kept: &str,
@@ -231,5 +239,5 @@ fn chooser(
             (p.name.to_string(), href)
         })
         .collect();
-    pages::chooser(app.map(App::name), &options)
+    pages::chooser(&options, frame)
 }

@@ -6,7 +6,7 @@ use crate::config::Gateway;
 use crate::error::Stop;
 use crate::http::origin_of;
 use crate::log;
-use crate::pages;
+use crate::pages::{self, Frame, Kind};
 use crate::refusal::Refusal;
 use crate::session::{self, Revocation};
 use crate::time::UnixMillis;
@@ -19,6 +19,7 @@ pub async fn logout(
     env: &Env,
     gateway: &Gateway,
     scope: Revocation,
+    request_id: &str,
 ) -> Result<Response, Stop> {
     let url = request.url()?;
     if scope == Revocation::Everywhere && !same_origin(request.headers(), &url) {
@@ -37,11 +38,22 @@ pub async fn logout(
             session::revoke(env, &found, scope, now).await?;
             log::event(
                 "logout",
-                &[("user", &found.user), ("scope", scope.as_str())],
+                &[
+                    ("user", &found.user),
+                    ("scope", scope.as_str()),
+                    ("request_id", request_id),
+                ],
             );
         }
     }
-    let response = pages::html(pages::SIGNED_OUT, 200);
+    // Signed out: the page offers a new sign-in, and names no one.
+    let frame = Frame {
+        design: Some(&gateway.login_design),
+        endpoints: Some(&gateway.endpoints),
+        request_id: Some(request_id),
+        ..Frame::default()
+    };
+    let response = pages::page(Kind::SignedOut, None, &frame, 200);
     Ok(pages::with_header(
         response,
         "Set-Cookie",

@@ -10,13 +10,17 @@ pub mod login;
 pub mod logout;
 
 use edge_access_token::TokenVersion;
+use policy_core::GroupId;
 use serde_json::json;
 use worker::{Env, Request, Response};
 
 use crate::config::Gateway;
+use crate::context::Context;
+use crate::directory;
 use crate::error::{GatewayError, Stop};
 use crate::refusal::Refusal;
 use crate::session;
+use crate::session_store::StoredIdentity;
 use crate::signing::SigningKeys;
 use crate::time::UnixMillis;
 
@@ -71,7 +75,14 @@ pub fn certs(gateway: &Gateway) -> Result<Response, Stop> {
     Ok(Response::from_json(&keys.certs_document())?)
 }
 
-/// `{prefix}/get-identity`: the signed-in user's identity, as stored.
+/// `{prefix}/get-identity`: the signed-in user's identity in the shape Access answers it —
+/// the fields its reference lists (`email`, `idp`, `geo`, `user_uuid`, `devicePosture`,
+/// `account_id`, `iat`, `ip`, `auth_status`, `common_name`, `service_token_id`,
+/// `service_token_status`, `is_warp`, `is_gateway`, `gateway_account_id`, `device_id`,
+/// `version`, `device_sessions`) and the observed `id`, `name`, `amr`, with `groups` as
+/// `{id, name}` objects named from the SCIM directory or the document's directory where one
+/// names them. What the gateway has no counterpart for (Cloudflare accounts, WARP, devices) is
+/// empty or `false`, never made up. Without a valid session: 401.
 pub async fn get_identity(
     request: &Request,
     env: &Env,
@@ -80,18 +91,128 @@ pub async fn get_identity(
     let now = UnixMillis::now();
     let token = session::cookie(request.headers(), session::COOKIE)
         .ok_or_else(|| Stop::Refused(Refusal::Unauthorized("no session cookie".into())))?;
-    let stored = session::lookup(env, gateway, &token, None, now)
+    let session = session::lookup(env, gateway, &token, None, now)
         .await?
-        .ok_or_else(|| Stop::Refused(Refusal::Unauthorized("no valid session".into())))?
-        .identity;
-    let body = json!({
+        .ok_or_else(|| Stop::Refused(Refusal::Unauthorized("no valid session".into())))?;
+    let stored = &session.identity;
+    let engine = directory::engine_for(env, gateway, stored.idp_id.as_deref(), now).await?;
+    let context = Context::read(request);
+    let body = identity_document(
+        stored,
+        session.signed_in,
+        context.ip.map(|ip| ip.to_string()),
+        |id| {
+            GroupId::parse(id)
+                .ok()
+                .and_then(|g| engine.group_name(g))
+                .map(Into::into)
+        },
+    );
+    let response = Response::from_json(&body)?;
+    let _ = response.headers().set("Cache-Control", "no-store");
+    Ok(response)
+}
+
+/// The get-identity document of `stored`, signed in at `signed_in`, asked from `ip`; each
+/// group named by `group_name` where it knows the name.
+fn identity_document(
+    stored: &StoredIdentity,
+    signed_in: UnixMillis,
+    ip: Option<String>,
+    group_name: impl Fn(&str) -> Option<String>,
+) -> serde_json::Value {
+    let groups: Vec<serde_json::Value> = stored
+        .groups
+        .iter()
+        .map(|id| match group_name(id) {
+            Some(name) => json!({ "id": id, "name": name }),
+            None => json!({ "id": id }),
+        })
+        .collect();
+    let name = stored
+        .claims
+        .iter()
+        .find(|(claim, _)| claim == "name")
+        .and_then(|(_, values)| values.first());
+    json!({
+        "id": stored.user_id,
+        "name": name,
         "email": stored.email,
         "user_uuid": stored.user_id,
+        "groups": groups,
+        // Every provider the gateway signs in with is Entra ID.
         "idp": { "id": stored.idp_id, "type": "azureAD" },
         "geo": { "country": stored.country },
         "amr": stored.amr,
-        "groups": stored.groups,
-        "iat": now.unix_secs(),
-    });
-    Ok(Response::from_json(&body)?)
+        "iat": signed_in.unix_secs(),
+        "ip": ip,
+        "auth_status": "NONE",
+        "common_name": "",
+        "service_token_id": "",
+        "service_token_status": false,
+        "is_warp": false,
+        "is_gateway": false,
+        "account_id": "",
+        "gateway_account_id": "",
+        "device_id": "",
+        "devicePosture": {},
+        "device_sessions": {},
+        "version": 1,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_identity_has_access_s_fields_and_named_groups() {
+        let stored = StoredIdentity {
+            email: Some("ada@example.com".into()),
+            user_id: Some("oid-1".into()),
+            tenant_id: Some("tid".into()),
+            idp_id: Some("idp".into()),
+            groups: vec!["g1".into(), "g2".into()],
+            amr: vec!["pwd".into()],
+            acrs: Vec::new(),
+            claims: vec![("name".into(), vec!["Ada Lovelace".into()])],
+            country: Some("PT".into()),
+        };
+        let named = |id: &str| (id == "g1").then(|| "Engineering".to_owned());
+        let body = identity_document(
+            &stored,
+            UnixMillis::from_millis(1_700_000_000_000),
+            Some("203.0.113.7".into()),
+            named,
+        );
+        assert_eq!(
+            body["groups"],
+            json!([{ "id": "g1", "name": "Engineering" }, { "id": "g2" }])
+        );
+        assert_eq!(body["name"], "Ada Lovelace");
+        assert_eq!(body["idp"], json!({ "id": "idp", "type": "azureAD" }));
+        assert_eq!(body["iat"], 1_700_000_000);
+        assert_eq!(body["ip"], "203.0.113.7");
+        for field in [
+            "id",
+            "email",
+            "user_uuid",
+            "geo",
+            "amr",
+            "auth_status",
+            "common_name",
+            "service_token_id",
+            "service_token_status",
+            "is_warp",
+            "is_gateway",
+            "account_id",
+            "gateway_account_id",
+            "device_id",
+            "devicePosture",
+            "device_sessions",
+            "version",
+        ] {
+            assert!(body.get(field).is_some(), "{field}");
+        }
+    }
 }
