@@ -8,8 +8,7 @@
     clippy::unwrap_used,
     clippy::panic,
     clippy::indexing_slicing,
-    clippy::print_stderr,
-    reason = "test code: a failure panics; it reports on stderr"
+    reason = "test code: a failure panics"
 )]
 
 mod signin_common;
@@ -17,6 +16,7 @@ mod signin_common;
 use std::sync::OnceLock;
 
 use edge_access_tests::admin_api::{admin_tokens, Api, READ_TOKEN, WRITE_TOKEN};
+use edge_access_tests::browser::Run;
 use edge_access_tests::stack::{Stack, StackConfig};
 use entra_emulator::client::HttpResponse;
 use serde_json::{json, Value};
@@ -24,10 +24,16 @@ use signin_common::{Agent, IDP};
 
 const BROKEN: &str = "broken-secret";
 
+/// The stack of `test`, or `None` when the end-to-end tests are skipped here.
 fn stack(test: &str) -> Option<&'static Stack> {
-    if !Stack::should_run(&format!("connection_test::{test}")).unwrap() {
-        return None;
-    }
+    Stack::should_run(&format!("connection_test::{test}"))
+        .unwrap()
+        .then(shared)
+}
+
+/// One stack for the binary: two providers of the emulator's tenant, the second with a client
+/// secret of its own that Entra refuses.
+fn shared() -> &'static Stack {
     static STACK: OnceLock<Result<Stack, String>> = OnceLock::new();
     let stack = STACK.get_or_init(|| {
         let provider = |id: &str, name: &str| {
@@ -51,7 +57,7 @@ fn stack(test: &str) -> Option<&'static Stack> {
         .map_err(|e| e.to_string())
     });
     match stack {
-        Ok(stack) => Some(stack),
+        Ok(stack) => stack,
         Err(error) => panic!("the stack did not start: {error}"),
     }
 }
@@ -211,64 +217,36 @@ fn test_urls_are_the_gateways_admins_only() {
 
 /// The same test in headless Chromium: the admin opens the URL, picks a user on Entra's page,
 /// and reads the report; then the misconfigured provider's page. Screenshots of both are kept
-/// beside the browser's log.
+/// (`target/test-artifacts/connection_test-*.png`).
 #[test]
 fn in_chromium_the_report_and_the_refusal_read_as_pages() {
-    use edge_access_tests::browser::Browser;
-    let Some(stack) = stack("in_chromium_the_report_and_the_refusal_read_as_pages") else {
+    let Some(run) = Run::start(
+        "connection_test",
+        "in_chromium_the_report_and_the_refusal_read_as_pages",
+        shared,
+    ) else {
         return;
     };
-    if let Err(error) = Browser::check_installed() {
-        if Stack::prerequisites_required() {
-            panic!("{error}");
-        }
-        return;
-    }
     let wait = std::time::Duration::from_secs(30);
-    let browser = Browser::start("connection_test").unwrap();
-    let fail = |error: &dyn std::fmt::Display| -> ! {
-        let shot = browser.log_path().with_extension("png");
-        let _ = browser.screenshot(&shot);
-        panic!(
-            "{error}\n  at {}\n  page: {}\n  screenshot: {}",
-            browser.current_url().unwrap_or_default(),
-            browser.body_text().unwrap_or_default(),
-            shot.display()
-        )
-    };
-    let authorize = stack.emulator().authorize_endpoint();
+    let authorize = run.stack.emulator().authorize_endpoint();
     for (idp, title, shot) in [
-        (IDP, "Your connection works", "works.png"),
-        (BROKEN, "Your connection failed", "failed.png"),
+        (IDP, "Your connection works", "connection_test-works"),
+        (BROKEN, "Your connection failed", "connection_test-failed"),
     ] {
-        browser
-            .goto(&test_url(stack, idp))
-            .unwrap_or_else(|e| fail(&e));
-        browser
+        run.ok(run.browser.goto(&test_url(run.stack, idp)));
+        run.ok(run
+            .browser
             .wait_for_url("Entra's sign-in page", wait, |url| {
                 url.starts_with(&authorize)
-            })
-            .unwrap_or_else(|e| fail(&e));
-        let button = browser
-            .wait_for("#user-ada", wait)
-            .unwrap_or_else(|e| fail(&e));
-        button.click().unwrap_or_else(|e| fail(&e));
-        let heading = browser
-            .wait_for("main h1", wait)
-            .unwrap_or_else(|e| fail(&e));
-        assert_eq!(heading.text().unwrap_or_else(|e| fail(&e)), title);
-        let scripts = browser
-            .execute("return document.scripts.length;", &[])
-            .unwrap_or_else(|e| fail(&e));
+            }));
+        run.pick_user(&authorize, "ada");
+        let heading = run.ok(run.browser.wait_for("main h1", wait));
+        assert_eq!(run.ok(heading.text()), title);
+        let scripts = run.ok(run.browser.execute("return document.scripts.length;", &[]));
         assert_eq!(scripts, json!(0));
-        let path = browser.log_path().with_extension(shot);
-        browser.screenshot(&path).unwrap_or_else(|e| fail(&e));
-        eprintln!("{title}: {}", path.display());
-        assert!(browser
-            .cookie("CF_Authorization")
-            .unwrap_or_else(|e| fail(&e))
-            .is_none());
+        run.keep_screenshot(shot);
+        assert!(run.ok(run.browser.cookie("CF_Authorization")).is_none());
     }
-    let text = browser.body_text().unwrap_or_else(|e| fail(&e));
+    let text = run.ok(run.browser.body_text());
     assert!(text.contains("AADSTS7000215"), "{text}");
 }

@@ -12,27 +12,31 @@
 #![expect(
     clippy::unwrap_used,
     clippy::panic,
-    clippy::print_stderr,
-    reason = "test code: a failure panics; it reports on stderr"
+    reason = "test code: a failure panics"
 )]
 
 use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::Duration;
 
+use edge_access_tests::browser::Run;
 use edge_access_tests::hosts::{Agent, Hosts, BRIEF_SECS};
 use edge_access_tests::stack::Stack;
 use entra_emulator::urlencoded;
 use serde_json::{json, Value};
 
-/// One stack for the binary.
+/// The stack of `test`, or `None` when the end-to-end tests are skipped here.
 fn hosts(test: &str) -> Option<&'static Hosts> {
-    if !Stack::should_run(&format!("team_domain::{test}")).unwrap() {
-        return None;
-    }
+    Stack::should_run(&format!("team_domain::{test}"))
+        .unwrap()
+        .then(shared)
+}
+
+/// One stack for the binary.
+fn shared() -> &'static Hosts {
     static HOSTS: OnceLock<Result<Hosts, String>> = OnceLock::new();
     match HOSTS.get_or_init(|| Hosts::start("team_domain", true)) {
-        Ok(hosts) => Some(hosts),
+        Ok(hosts) => hosts,
         Err(error) => panic!("the stack did not start: {error}"),
     }
 }
@@ -298,57 +302,37 @@ fn logout_on_an_app_host_ends_its_session_and_on_the_team_domain_every_one() {
 /// emulator's, which needs a click.
 #[test]
 fn in_chromium_one_sign_in_reaches_two_hosts() {
-    use edge_access_tests::browser::Browser;
-    let Some(hosts) = hosts("in_chromium_one_sign_in_reaches_two_hosts") else {
+    let Some(run) = Run::start(
+        "team_domain",
+        "in_chromium_one_sign_in_reaches_two_hosts",
+        || &shared().stack,
+    ) else {
         return;
     };
-    if let Err(error) = Browser::check_installed() {
-        if Stack::prerequisites_required() {
-            panic!("{error}");
-        }
-        return;
-    }
+    let hosts = shared();
     let wait = Duration::from_secs(30);
     let (app1, app2) = (hosts.app1(), hosts.app2());
-    let browser = Browser::start("team_domain").unwrap();
-    let fail = |error: &dyn std::fmt::Display| -> ! {
-        let shot = browser.log_path().with_extension("png");
-        let _ = browser.screenshot(&shot);
-        panic!(
-            "{error}\n  at {}\n  page: {}\n  screenshot: {}",
-            browser.current_url().unwrap_or_default(),
-            browser.body_text().unwrap_or_default(),
-            shot.display()
-        )
-    };
     let authorize = hosts.stack.emulator().authorize_endpoint();
     let one = format!("http://{app1}/hello?from=chromium");
-    browser.goto(&one).unwrap_or_else(|e| fail(&e));
-    browser
+    run.ok(run.browser.goto(&one));
+    run.ok(run
+        .browser
         .wait_for_url("Entra's sign-in page", wait, |url| {
             url.starts_with(&authorize)
-        })
-        .unwrap_or_else(|e| fail(&e));
-    let button = browser
-        .wait_for("#user-dora", wait)
-        .unwrap_or_else(|e| fail(&e));
-    button.click().unwrap_or_else(|e| fail(&e));
-    browser
-        .wait_for_url("app one's page", wait, |url| url == one)
-        .unwrap_or_else(|e| fail(&e));
-    let text = browser.body_text().unwrap_or_else(|e| fail(&e));
+        }));
+    let landed = run.pick_user(&authorize, "dora");
+    assert_eq!(landed, one);
+    let text = run.ok(run.browser.body_text());
     assert!(text.contains("dora@example.com"), "{text}");
 
     let two = format!("http://{app2}/there");
-    browser.goto(&two).unwrap_or_else(|e| fail(&e));
-    browser
+    run.ok(run.browser.goto(&two));
+    run.ok(run
+        .browser
         .wait_for_url("app two's page, with no second sign-in", wait, |url| {
             url == two
-        })
-        .unwrap_or_else(|e| fail(&e));
-    let text = browser.body_text().unwrap_or_else(|e| fail(&e));
+        }));
+    let text = run.ok(run.browser.body_text());
     assert!(text.contains("dora@example.com"), "{text}");
-    let shot = browser.log_path().with_extension("app-two.png");
-    browser.screenshot(&shot).unwrap_or_else(|e| fail(&e));
-    eprintln!("app two after the handoff: {}", shot.display());
+    run.keep_screenshot("team_domain-app-two");
 }
