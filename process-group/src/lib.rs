@@ -73,7 +73,7 @@ pub fn kill_group(child: &mut Child) {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use std::io::{BufRead, BufReader};
-    use std::os::unix::process::ExitStatusExt;
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
     use std::process::Stdio;
     use std::time::{Duration, Instant};
 
@@ -138,6 +138,16 @@ mod tests {
     fn an_interrupt_reaches_the_group() {
         let mut command = Command::new("sleep");
         command.arg("300");
+        // A test run started in the background of a shell without job control inherits
+        // SIGINT ignored, and so would `sleep`: the test is about delivery, so the child takes
+        // the default action whatever this process was given.
+        // SAFETY: `signal` is async-signal-safe, and the closure touches nothing else.
+        unsafe {
+            command.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
         lead_new_group(&mut command);
         let mut child = command.spawn().unwrap();
         signal_group(&child, Signal::Interrupt);
