@@ -33,7 +33,15 @@
 //! `target/e2e-logs/{name}-{pid}-{n}.log` ([`Stack::worker_log`]). Dropping the stack kills
 //! the whole group (wrangler and its workerd), also while a failing test unwinds; if the test
 //! process dies without unwinding, the kernel sends wrangler SIGTERM (Linux).
+//!
+//! # D1
+//!
+//! Each stack has its own local D1 state (`target/e2e/{name}-{pid}-{n}/state`), started from
+//! a copy of the migrated state the first stack of the checkout made with
+//! `wrangler d1 migrations apply` (`target/e2e-d1/`, one per set of migrations and wrangler
+//! version), then [`StackConfig::d1_setup`] run on it.
 
+mod d1_template;
 pub(crate) mod process;
 mod wrangler_config;
 
@@ -493,10 +501,23 @@ impl Stack {
             origin,
             emulator,
         };
-        for database in migrations {
-            stack.apply_migrations(&paths, &config_path, &state_dir, &database)?;
+        if !migrations.is_empty() {
+            d1_template::copy_migrated(
+                &paths.target,
+                &paths.root,
+                &config_path,
+                &state_dir,
+                |scratch| {
+                    for database in &migrations {
+                        stack.apply_migrations(&paths, &config_path, scratch, database)?;
+                    }
+                    Ok(())
+                },
+            )?;
+        }
+        for database in &migrations {
             for sql in &config.d1_setup {
-                stack.execute_d1_on(&paths, &config_path, &state_dir, &database, sql)?;
+                stack.execute_d1_on(&paths, &config_path, &state_dir, database, sql)?;
             }
         }
         stack.spawn_wrangler(&paths, &config_path, &state_dir)?;
