@@ -2,6 +2,11 @@
 //! to the workspace root) when set, else `edge-access.json` at the workspace root when it
 //! exists. Without either, the bundled document is empty and the gateway reads storage or the
 //! `EDGE_ACCESS_CONFIG` var.
+//!
+//! A missing file is not watched: cargo counts a missing `rerun-if-changed` path as changed
+//! on every build, which would rebuild the worker each time. `cargo xtask build-worker`
+//! names `edge-access.json` in `EDGE_ACCESS_CONFIG_FILE` when it exists, so creating the
+//! file later is seen there through the variable.
 
 use std::path::PathBuf;
 
@@ -14,9 +19,12 @@ fn main() -> Result<(), String> {
         Ok(path) if !path.trim().is_empty() => (root.join(path.trim()), true),
         _ => (root.join("edge-access.json"), false),
     };
-    println!("cargo:rerun-if-changed={}", path.display());
+    println!("cargo:rerun-if-changed=build.rs");
     let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
+        Ok(text) => {
+            println!("cargo:rerun-if-changed={}", path.display());
+            text
+        }
         Err(e) if named || e.kind() != std::io::ErrorKind::NotFound => {
             return Err(format!(
                 "the configuration file `{}` cannot be read: {e}",

@@ -109,7 +109,8 @@ pub fn deploy(layout: &Layout, steps: &mut Steps, options: &Options) -> Result<(
         let deployment = Deployment::read(&config_path, options.env.as_deref())?;
         let mut problems = Vec::new();
         // The worker's own order: a stored version, else the bundled file, else the var.
-        let bundled = bundled_file(&layout.root);
+        let bundled = crate::worker::bundled_config_file(&env, &layout.root)
+            .map(|file| layout.root.join(file));
         let document = match (&bundled, &options.document) {
             (Some(file), Some(_)) => {
                 problems.push(format!(
@@ -548,15 +549,6 @@ fn check_document(env: &Env, layout: &Layout, document: &str) -> Result<Vec<Stri
         );
     }
     Ok(problems)
-}
-
-/// The file the worker's build bundles (`worker/build.rs`): the one `EDGE_ACCESS_CONFIG_FILE`
-/// names (relative to the checkout), else `edge-access.json` at the root when it exists.
-fn bundled_file(root: &Path) -> Option<PathBuf> {
-    match std::env::var("EDGE_ACCESS_CONFIG_FILE") {
-        Ok(path) if !path.trim().is_empty() => Some(root.join(path.trim())),
-        _ => Some(root.join("edge-access.json")).filter(|path| path.is_file()),
-    }
 }
 
 fn read_document(path: &Path) -> Result<String, XtaskError> {

@@ -31,10 +31,16 @@ pub fn build(env: &Env, layout: &Layout, rebuild: Rebuild) -> Result<Outcome, Xt
     let entry = out_dir.join("index.js");
     let wasm = out_dir.join("index_bg.wasm");
     let stamp = layout.xtask_dir().join("worker-build.stamp");
+    let config_file = bundled_config_file(env, &layout.root);
+    let stamp_text = format!(
+        "the last successful worker build, bundling {}\n",
+        config_file.as_deref().unwrap_or("no configuration file")
+    );
 
-    if rebuild == Rebuild::WhenChanged && entry.is_file() && wasm.is_file() {
+    let same_bundle = std::fs::read_to_string(&stamp).is_ok_and(|text| text == stamp_text);
+    if rebuild == Rebuild::WhenChanged && same_bundle && entry.is_file() && wasm.is_file() {
         if let Ok(built) = std::fs::metadata(&stamp).and_then(|meta| meta.modified()) {
-            let newest = newest_input(&layout.root, &out_dir)?;
+            let newest = newest_input(env, &layout.root, &out_dir)?;
             if newest.is_some_and(|newest| newest < built) {
                 return Ok(format!("up to date, {}", size::describe(env, &wasm)?));
             }
@@ -43,6 +49,9 @@ pub fn build(env: &Env, layout: &Layout, rebuild: Rebuild) -> Result<Outcome, Xt
 
     let mut command = env.command(layout.cargo_installed("worker-build"));
     command.arg("--release").current_dir(layout.worker_dir());
+    if let Some(file) = &config_file {
+        command.env(CONFIG_FILE_VAR, file);
+    }
     process::run(&mut command)?;
     for output in [&entry, &wasm] {
         if !output.is_file() {
@@ -56,18 +65,80 @@ pub fn build(env: &Env, layout: &Layout, rebuild: Rebuild) -> Result<Outcome, Xt
     let xtask_dir = layout.xtask_dir();
     std::fs::create_dir_all(&xtask_dir)
         .map_err(|source| XtaskError::io("create", &xtask_dir, source))?;
-    std::fs::write(&stamp, "the last successful worker build\n")
-        .map_err(|source| XtaskError::io("write", &stamp, source))?;
+    std::fs::write(&stamp, stamp_text).map_err(|source| XtaskError::io("write", &stamp, source))?;
     size::describe(env, &wasm)
+}
+
+/// Names the configuration file the worker bundles (`worker/build.rs`), relative to the
+/// checkout.
+pub const CONFIG_FILE_VAR: &str = "EDGE_ACCESS_CONFIG_FILE";
+
+/// The configuration file at the checkout's root the worker bundles when no other is named.
+const DEFAULT_CONFIG_FILE: &str = "edge-access.json";
+
+/// The file the worker's build bundles, relative to the checkout: the one
+/// [`CONFIG_FILE_VAR`] names, else [`DEFAULT_CONFIG_FILE`] when it exists. The build passes
+/// it in the variable either way: `worker/build.rs` watches only a file that exists, so a
+/// default file created after a build is seen through the variable's change.
+pub fn bundled_config_file(env: &Env, root: &Path) -> Option<String> {
+    match env.var(CONFIG_FILE_VAR) {
+        Some(path) if !path.to_string_lossy().trim().is_empty() => {
+            Some(path.to_string_lossy().trim().to_owned())
+        }
+        _ => root
+            .join(DEFAULT_CONFIG_FILE)
+            .is_file()
+            .then(|| DEFAULT_CONFIG_FILE.to_owned()),
+    }
 }
 
 /// Directories that are outputs, caches or history rather than inputs of the build.
 const NOT_INPUTS: [&str; 4] = [".git", "target", "node_modules", ".wrangler"];
 
-/// The latest modification time of any file under `dir` that can affect the build. Errs on
-/// the side of rebuilding: every file counts, except under [`NOT_INPUTS`] and `out_dir`, and
-/// so does every directory (removing a file changes its directory's time).
-fn newest_input(dir: &Path, out_dir: &Path) -> Result<Option<SystemTime>, XtaskError> {
+/// The latest modification time of the files that can affect the build. In a git checkout,
+/// those git tracks or would track (`git ls-files --cached --others --exclude-standard`) and
+/// their directories (removing a file changes its directory's time): what other steps write
+/// and `.gitignore` names (Python's build directory, fuzz corpora) does not count, so a build
+/// stays current through the test run. Outside git, every file outside [`NOT_INPUTS`] and
+/// `out_dir` counts.
+fn newest_input(env: &Env, root: &Path, out_dir: &Path) -> Result<Option<SystemTime>, XtaskError> {
+    let listed = process::probe(env.command("git").args([
+        "ls-files",
+        "-z",
+        "--cached",
+        "--others",
+        "--exclude-standard",
+    ]));
+    let Some(listed) = listed else {
+        return newest_under(root, out_dir);
+    };
+    let mut newest: Option<SystemTime> = None;
+    let mut dirs = std::collections::BTreeSet::new();
+    for name in listed.split('\0').filter(|name| !name.is_empty()) {
+        let path = root.join(name);
+        let mut dir = path.parent();
+        while let Some(parent) = dir.filter(|parent| parent.starts_with(root)) {
+            if !dirs.insert(parent.to_path_buf()) {
+                break;
+            }
+            dir = parent.parent();
+        }
+        // A tracked file deleted from the work tree: its directory's time covers it.
+        if let Ok(modified) = std::fs::metadata(&path).and_then(|meta| meta.modified()) {
+            newest = newest.max(Some(modified));
+        }
+    }
+    for dir in dirs {
+        if let Ok(modified) = std::fs::metadata(&dir).and_then(|meta| meta.modified()) {
+            newest = newest.max(Some(modified));
+        }
+    }
+    Ok(newest)
+}
+
+/// [`newest_input`] without git: every file under `dir` except under [`NOT_INPUTS`] and
+/// `out_dir`, and every directory.
+fn newest_under(dir: &Path, out_dir: &Path) -> Result<Option<SystemTime>, XtaskError> {
     let mut newest: Option<SystemTime> = None;
     let entries = std::fs::read_dir(dir).map_err(|source| XtaskError::io("list", dir, source))?;
     for entry in entries {
@@ -82,7 +153,7 @@ fn newest_input(dir: &Path, out_dir: &Path) -> Result<Option<SystemTime>, XtaskE
             if skipped {
                 continue;
             }
-            newest = newest.max(newest_input(&path, out_dir)?);
+            newest = newest.max(newest_under(&path, out_dir)?);
         }
         newest = newest.max(meta.modified().ok());
     }
