@@ -32,16 +32,19 @@ pub fn build(env: &Env, layout: &Layout, rebuild: Rebuild) -> Result<Outcome, Xt
     let wasm = out_dir.join("index_bg.wasm");
     let stamp = layout.xtask_dir().join("worker-build.stamp");
     let config_file = bundled_config_file(env, &layout.root);
+    let inputs = inputs(env, &layout.root, &out_dir)?;
+    // What the modification times cannot tell: which file is bundled, and which files
+    // there are (a deleted input leaves no newer time behind).
     let stamp_text = format!(
-        "the last successful worker build, bundling {}\n",
-        config_file.as_deref().unwrap_or("no configuration file")
+        "the last successful worker build, bundling {}, inputs {:016x}\n",
+        config_file.as_deref().unwrap_or("no configuration file"),
+        inputs.names,
     );
 
-    let same_bundle = std::fs::read_to_string(&stamp).is_ok_and(|text| text == stamp_text);
-    if rebuild == Rebuild::WhenChanged && same_bundle && entry.is_file() && wasm.is_file() {
+    let same_inputs = std::fs::read_to_string(&stamp).is_ok_and(|text| text == stamp_text);
+    if rebuild == Rebuild::WhenChanged && same_inputs && entry.is_file() && wasm.is_file() {
         if let Ok(built) = std::fs::metadata(&stamp).and_then(|meta| meta.modified()) {
-            let newest = newest_input(env, &layout.root, &out_dir)?;
-            if newest.is_some_and(|newest| newest < built) {
+            if inputs.newest.is_some_and(|newest| newest < built) {
                 return Ok(format!("up to date, {}", size::describe(env, &wasm)?));
             }
         }
@@ -95,13 +98,22 @@ pub fn bundled_config_file(env: &Env, root: &Path) -> Option<String> {
 /// Directories that are outputs, caches or history rather than inputs of the build.
 const NOT_INPUTS: [&str; 4] = [".git", "target", "node_modules", ".wrangler"];
 
-/// The latest modification time of the files that can affect the build. In a git checkout,
-/// those git tracks or would track (`git ls-files --cached --others --exclude-standard`) and
-/// their directories (removing a file changes its directory's time): what other steps write
-/// and `.gitignore` names (Python's build directory, fuzz corpora) does not count, so a build
-/// stays current through the test run. Outside git, every file outside [`NOT_INPUTS`] and
-/// `out_dir` counts.
-fn newest_input(env: &Env, root: &Path, out_dir: &Path) -> Result<Option<SystemTime>, XtaskError> {
+/// The files that can affect the build.
+struct Inputs {
+    /// The latest modification time among them.
+    newest: Option<SystemTime>,
+    /// A hash of their names (0 outside git, where directory times stand for it).
+    names: u64,
+}
+
+/// The files that can affect the build. In a git checkout, those git tracks or would track
+/// (`git ls-files --cached --others --exclude-standard`): what other steps write and
+/// `.gitignore` names (Python's build directory, fuzz corpora) does not count, so a build
+/// stays current through the test run. Outside git, every file and directory outside
+/// [`NOT_INPUTS`] and `out_dir` counts.
+fn inputs(env: &Env, root: &Path, out_dir: &Path) -> Result<Inputs, XtaskError> {
+    use std::hash::{Hash, Hasher};
+
     let listed = process::probe(env.command("git").args([
         "ls-files",
         "-z",
@@ -110,33 +122,28 @@ fn newest_input(env: &Env, root: &Path, out_dir: &Path) -> Result<Option<SystemT
         "--exclude-standard",
     ]));
     let Some(listed) = listed else {
-        return newest_under(root, out_dir);
+        return Ok(Inputs {
+            newest: newest_under(root, out_dir)?,
+            names: 0,
+        });
     };
     let mut newest: Option<SystemTime> = None;
-    let mut dirs = std::collections::BTreeSet::new();
+    let mut names = std::collections::hash_map::DefaultHasher::new();
     for name in listed.split('\0').filter(|name| !name.is_empty()) {
-        let path = root.join(name);
-        let mut dir = path.parent();
-        while let Some(parent) = dir.filter(|parent| parent.starts_with(root)) {
-            if !dirs.insert(parent.to_path_buf()) {
-                break;
-            }
-            dir = parent.parent();
-        }
-        // A tracked file deleted from the work tree: its directory's time covers it.
-        if let Ok(modified) = std::fs::metadata(&path).and_then(|meta| meta.modified()) {
+        // A tracked file deleted from the work tree is listed but gone: left out of the
+        // names, it changes them.
+        if let Ok(modified) = std::fs::metadata(root.join(name)).and_then(|meta| meta.modified()) {
             newest = newest.max(Some(modified));
+            name.hash(&mut names);
         }
     }
-    for dir in dirs {
-        if let Ok(modified) = std::fs::metadata(&dir).and_then(|meta| meta.modified()) {
-            newest = newest.max(Some(modified));
-        }
-    }
-    Ok(newest)
+    Ok(Inputs {
+        newest,
+        names: names.finish(),
+    })
 }
 
-/// [`newest_input`] without git: every file under `dir` except under [`NOT_INPUTS`] and
+/// The newest time without git: every file under `dir` except under [`NOT_INPUTS`] and
 /// `out_dir`, and every directory.
 fn newest_under(dir: &Path, out_dir: &Path) -> Result<Option<SystemTime>, XtaskError> {
     let mut newest: Option<SystemTime> = None;
