@@ -24,9 +24,13 @@
 //!
 //! ```text
 //! gateway-bench [--write FILE] [--command TEXT] [--quick]
+//! gateway-bench --cold ROUNDS [--write FILE] [--command TEXT]
 //! ```
+//!
+//! `--cold ROUNDS` measures only cold starts ([`cold`]) and writes their own section.
 
 mod client;
+mod cold;
 mod cpu;
 mod measure;
 mod origin;
@@ -107,6 +111,8 @@ struct Options {
     write: Option<PathBuf>,
     command: String,
     plan: Plan,
+    /// `--cold ROUNDS`: cold starts only.
+    cold: Option<usize>,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -114,6 +120,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         write: None,
         command: "cargo xtask bench".into(),
         plan: FULL,
+        cold: None,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -126,10 +133,14 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 options.command = args.next().ok_or("--command needs a text")?.clone();
             }
             "--quick" => options.plan = QUICK,
+            "--cold" => {
+                let rounds = args.next().and_then(|n| n.parse().ok()).filter(|n| *n > 0);
+                options.cold = Some(rounds.ok_or("--cold needs a number of rounds above 0")?);
+            }
             other => {
                 return Err(format!(
                     "unexpected argument `{other}`\n\
-                     usage: gateway-bench [--write FILE] [--command TEXT] [--quick]"
+                     usage: gateway-bench [--write FILE] [--command TEXT] [--quick | --cold ROUNDS]"
                 ))
             }
         }
@@ -140,6 +151,19 @@ fn parse(args: &[String]) -> Result<Options, String> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = parse(&args).and_then(|options| {
+        if let Some(rounds) = options.cold {
+            let markdown = cold::run(&options.command, rounds)?;
+            println!("{markdown}");
+            if let Some(file) = &options.write {
+                write_section(file, cold::HEADING, &markdown)?;
+                println!(
+                    "wrote the \"{}\" section of {}",
+                    cold::HEADING,
+                    file.display()
+                );
+            }
+            return Ok(());
+        }
         let report = run(&options)?;
         println!("{}", report.markdown());
         if let Some(file) = &options.write {
