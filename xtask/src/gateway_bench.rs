@@ -1,5 +1,6 @@
 //! `cargo xtask bench`, after the policy-core benchmarks: the gateway under workerd
-//! (`bench/gateway`), which writes the "Gateway under workerd" section of BENCHMARKS.md.
+//! (`bench/gateway`), which writes the "Gateway under workerd" and "Cold start under
+//! workerd" sections of BENCHMARKS.md.
 //!
 //! It needs the gateway's release build (`worker/build`) and the RS256 bench Worker
 //! (`bench/verify-worker`, built here with worker-build exactly like the gateway, with the
@@ -39,6 +40,25 @@ pub fn bench(env: &Env, layout: &Layout, steps: &mut Steps) -> Result<(), StepFa
                 .args(["run", "--release", "-p", PACKAGE, "--", "--write"])
                 .arg(&report)
                 .args(["--command", "cargo xtask bench"]),
+        )?;
+        Ok(format!("results in {}", report.display()))
+    })?;
+    steps.run("gateway cold start under wrangler dev", || {
+        let report = layout.root.join("BENCHMARKS.md");
+        process::run(
+            env.cargo()
+                .args([
+                    "run",
+                    "--release",
+                    "-p",
+                    PACKAGE,
+                    "--",
+                    "--cold",
+                    "5",
+                    "--write",
+                ])
+                .arg(&report)
+                .args(["--command", "cargo xtask bench gateway"]),
         )?;
         Ok(format!("results in {}", report.display()))
     })
