@@ -103,6 +103,25 @@ fn refusals_show_the_right_page_or_the_apps_own() {
         answer.body, office.body,
         "identity and non-identity refusals look different"
     );
+
+    // The refused sign-in set no session: the page offers another account, not a sign-out.
+    assert!(mallory.cookie("CF_Authorization").is_none());
+    assert!(!answer.body.contains("Sign out"), "{}", answer.body);
+    assert!(!answer.body.contains("/logout"), "{}", answer.body);
+    let another = another_account_link(&answer.body);
+    assert_eq!(
+        another,
+        "/cdn-cgi/access/login?redirect_url=%2Fstaff%2Fhome&interactive=1"
+    );
+}
+
+/// The href of a page's "Sign in with another account" link, unescaped.
+fn another_account_link(body: &str) -> String {
+    let (before, _) = body
+        .split_once("\">Sign in with another account</a>")
+        .unwrap_or_else(|| panic!("no link to another account: {body}"));
+    let (_, href) = before.rsplit_once("href=\"").unwrap();
+    href.replace("&amp;", "&")
 }
 
 #[test]
@@ -114,8 +133,22 @@ fn an_apps_deny_message_is_shown_as_text_on_the_block_page() {
     let signed_in = ada.sign_in("/payroll/slips", "ada");
     ada.signed_in("/staff/home", "ada");
     let with_session = ada.navigate("/payroll/slips");
+    // A sign-out only where there is a session to end.
+    assert!(!signed_in.body.contains("Sign out"), "{}", signed_in.body);
+    assert!(
+        with_session
+            .body
+            .contains("<a href=\"/cdn-cgi/access/logout\">Sign out</a>"),
+        "{}",
+        with_session.body
+    );
     for answer in [signed_in, with_session] {
         assert_eq!(answer.status, 403, "{answer:?}");
+        assert!(
+            answer.body.contains("Sign in with another account"),
+            "{}",
+            answer.body
+        );
         assert!(answer.body.contains(DENY_MESSAGE_HTML), "{}", answer.body);
         assert!(!answer.body.contains("<b>"), "{}", answer.body);
         assert!(
