@@ -12,7 +12,7 @@ mod signin_common;
 use edge_access_tests::stack::{Stack, StackConfig};
 use entra_emulator::fixtures::Fixtures;
 use serde_json::json;
-use signin_common::{document, warm_up, Agent};
+use signin_common::{document, query, warm_up, Agent};
 
 const DENY_URL: &str = "https://deny.example.com/blocked";
 const NON_IDENTITY_DENY_URL: &str = "https://deny.example.com/wrong-network";
@@ -113,6 +113,21 @@ fn refusals_show_the_right_page_or_the_apps_own() {
         another,
         "/cdn-cgi/access/login?redirect_url=%2Fstaff%2Fhome&interactive=1"
     );
+    // It asks Entra to let the user pick the account, and the other account gets in.
+    let authorize = mallory.begin_login(&another);
+    assert_eq!(
+        query(&authorize, "prompt").as_deref(),
+        Some("select_account")
+    );
+    let callback = mallory.choose_user(&authorize, "ada");
+    assert!(stack
+        .emulator()
+        .authorize_prompts()
+        .contains(&Some("select_account".to_owned())));
+    let switched = mallory.navigate(&callback);
+    assert_eq!(switched.status, 302, "{switched:?}");
+    assert_eq!(switched.header("location"), Some("/staff/home"));
+    assert!(mallory.cookie("CF_Authorization").is_some());
 }
 
 /// The href of a page's "Sign in with another account" link, unescaped.

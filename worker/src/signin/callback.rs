@@ -410,7 +410,8 @@ pub(super) fn host_audiences(engine: &policy_core::Engine, host: &str, first: &s
 
 /// A silent sign-in (`prompt=none`) Entra could not finish (`error`, one of
 /// [`INTERACTION_NEEDED`]): once the state checks out as this browser's and is spent, the
-/// sign-in starts again with the same provider without `prompt=none`, so the user signs in
+/// sign-in starts again with the same provider, interactive (`select_account` instead of
+/// `prompt=none`, [`super::login`]), so the user signs in
 /// instead of seeing a failure (or the login chooser again).
 async fn interactive_again(
     request: &Request,
