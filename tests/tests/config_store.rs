@@ -358,9 +358,9 @@ fn entra_identities_holding_an_admin_role_use_the_api() {
             .status,
         401
     );
-    assert!(stack
-        .worker_log()
-        .contains("Entra token without an admin role"));
+    stack
+        .wait_for_log("Entra token without an admin role", Duration::from_secs(10))
+        .unwrap();
 
     // The admin tokens still work beside them.
     assert_eq!(api.active(), v1);
