@@ -537,6 +537,12 @@ impl Emulator {
         lock(&self.shared.codes).silent_sign_in_error = error;
     }
 
+    /// The `prompt` of every sign-in page request (`GET` to an authorize endpoint) so far, oldest
+    /// first (`None`: sent without one); the latest 256.
+    pub fn authorize_prompts(&self) -> Vec<Option<String>> {
+        lock(&self.shared.codes).prompts.iter().cloned().collect()
+    }
+
     /// Authorization codes issued so far.
     pub fn codes_issued(&self) -> u64 {
         lock(&self.shared.codes).issued

@@ -2,7 +2,7 @@
 //! endpoint (a sign-in page listing the fixture users, and the form it submits) and the
 //! token endpoint (`authorization_code` with the client secret and optional PKCE S256).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -74,7 +74,13 @@ pub(super) struct Codes {
     /// What a silent sign-in (`prompt=none`) answers even with a session: the
     /// `interaction_required` of a Conditional Access policy that wants the user.
     pub(super) silent_sign_in_error: Option<SilentError>,
+    /// The `prompt` of each authorize request shown or answered (`None`: without one), the
+    /// latest [`PROMPTS_KEPT`].
+    pub(super) prompts: VecDeque<Option<String>>,
 }
+
+/// How many authorize requests' `prompt` the emulator keeps.
+pub(super) const PROMPTS_KEPT: usize = 256;
 
 impl Default for Codes {
     fn default() -> Self {
@@ -86,6 +92,7 @@ impl Default for Codes {
             redeemed_ok: 0,
             sessions: HashMap::new(),
             silent_sign_in_error: None,
+            prompts: VecDeque::new(),
         }
     }
 }
@@ -218,6 +225,13 @@ pub(super) fn authorize(shared: &Shared, mut request: tiny_http::Request, tenant
         .next()
         .unwrap_or_default()
         .to_owned();
+    if !is_post {
+        let mut codes = lock(&shared.codes);
+        if codes.prompts.len() == PROMPTS_KEPT {
+            codes.prompts.pop_front();
+        }
+        codes.prompts.push_back(authorize.prompt.clone());
+    }
     if is_post {
         submit(shared, request, &authorize, &pairs);
     } else if authorize.prompt.as_deref() == Some("none") {

@@ -410,6 +410,31 @@ fn the_sign_in_page_lists_every_user_and_carries_the_request() {
 }
 
 #[test]
+fn every_sign_in_page_request_s_prompt_is_recorded() {
+    let emulator = emulator();
+    let url = emulator.authorize_url(REDIRECT_URI, "s", "n", None);
+    for prompt in ["select_account", "none", "login"] {
+        let answer = http().get(&format!("{url}&prompt={prompt}")).unwrap();
+        assert!(matches!(answer.status, 200 | 302), "{answer:?}");
+    }
+    assert_eq!(http().get(&url).unwrap().status, 200);
+    // An unknown prompt is an error page, and no sign-in page was asked for.
+    assert_eq!(
+        http().get(&format!("{url}&prompt=bogus")).unwrap().status,
+        400
+    );
+    assert_eq!(
+        emulator.authorize_prompts(),
+        [
+            Some("select_account".to_owned()),
+            Some("none".to_owned()),
+            Some("login".to_owned()),
+            None
+        ]
+    );
+}
+
+#[test]
 fn the_v1_token_endpoint_issues_a_v1_id_token() {
     let emulator = emulator();
     let code = sign_in_code(&emulator, "grace", None);

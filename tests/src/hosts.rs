@@ -14,6 +14,7 @@ use std::net::{Ipv4Addr, TcpListener};
 
 use entra_emulator::client::{raw_get, HttpResponse};
 use entra_emulator::fixtures::Fixtures;
+use entra_emulator::Emulator;
 use serde_json::{json, Value};
 
 use crate::stack::{Stack, StackConfig};
@@ -23,6 +24,10 @@ pub const PREFIX: &str = "/auth/edge";
 
 /// The identity provider's id.
 pub const IDP: &str = "0f0e7a4c-1b2d-4e3f-8a9b-0c1d2e3f4a5b";
+/// The partner tenant's provider (the emulator's partner), with its own client secret.
+pub const PARTNER_IDP: &str = "partner-fabrikam";
+/// The organisation's tenant again, signing in silently first (`prompt: none`).
+pub const SILENT_IDP: &str = "silent";
 /// The `session_duration` of the `brief` app (`app1.localhost/brief`).
 pub const BRIEF_SECS: u64 = 4;
 
@@ -49,24 +54,41 @@ impl Hosts {
 }
 
 /// Apps `one` (`app1.localhost`), `brief` (`app1.localhost/brief`, [`BRIEF_SECS`]) and `two`
-/// (`app2.localhost`), each admitting example.com addresses; the team domain
-/// `https://team.localhost:PORT`.
+/// (`app2.localhost`), each admitting example.com addresses signed in with [`IDP`]; `both`
+/// (`app2.localhost/both`), anyone signed in with [`IDP`] or [`PARTNER_IDP`] (the login
+/// chooser); `quiet` (`app1.localhost/quiet`), example.com addresses signed in with
+/// [`SILENT_IDP`]. The team domain is `https://team.localhost:PORT`.
 pub fn document() -> Value {
     let allow_staff = json!([{ "name": "Staff", "decision": "allow",
         "include": [{ "email_domain": { "domain": "example.com" } }] }]);
+    let provider = |id: &str, name: &str, tenant: &str, extra: Value| {
+        let mut config = json!({ "client_id": format!("${{{tenant}CLIENT_ID}}"),
+            "directory_id": format!("${{{tenant}TENANT_ID}}"), "support_groups": true });
+        if let (Some(config), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
+            config.extend(extra.clone());
+        }
+        json!({ "id": id, "name": name, "type": "azureAD", "config": config })
+    };
     json!({
         "team_domain": "https://team.localhost:${WORKER_PORT}",
-        "identity_providers": [{ "id": IDP, "name": "Emulated Entra ID", "type": "azureAD",
-            "config": { "client_id": "${CLIENT_ID}", "directory_id": "${TENANT_ID}",
-                        "support_groups": true, "pkce_enabled": true } }],
+        "identity_providers": [
+            provider(IDP, "Emulated Entra ID", "", json!({ "pkce_enabled": true })),
+            provider(PARTNER_IDP, "Fabrikam partners", "PARTNER_", json!({})),
+            provider(SILENT_IDP, "Emulated Entra ID (silent)", "", json!({ "prompt": "none" }))
+        ],
         "apps": [
             { "id": "brief", "name": "Short sessions", "domain": "app1.localhost/brief",
               "aud": "aud-brief", "session_duration": format!("{BRIEF_SECS}s"),
-              "policies": allow_staff },
+              "allowed_idps": [IDP], "policies": allow_staff },
+            { "id": "quiet", "name": "Quiet", "domain": "app1.localhost/quiet", "aud": "aud-quiet",
+              "allowed_idps": [SILENT_IDP], "policies": allow_staff },
             { "id": "one", "name": "App one", "domain": "app1.localhost", "aud": "aud-one",
-              "policies": allow_staff },
+              "allowed_idps": [IDP], "policies": allow_staff },
+            { "id": "both", "name": "Shared with partners", "domain": "app2.localhost/both",
+              "aud": "aud-both", "allowed_idps": [IDP, PARTNER_IDP],
+              "policies": [{ "name": "Anyone signed in", "decision": "allow", "include": [{ "everyone": {} }] }] },
             { "id": "two", "name": "App two", "domain": "app2.localhost", "aud": "aud-two",
-              "policies": allow_staff }
+              "allowed_idps": [IDP], "policies": allow_staff }
         ]
     })
 }
@@ -85,9 +107,11 @@ impl Hosts {
             .port();
         let mut fixtures = Fixtures::load_default().map_err(|e| e.to_string())?;
         for host in ["team", "app1", "app2"] {
-            fixtures
-                .redirect_uris
-                .push(format!("http://{host}.localhost:{port}{PREFIX}/callback"));
+            let callback = format!("http://{host}.localhost:{port}{PREFIX}/callback");
+            if let Some(partner) = fixtures.partner.as_mut() {
+                partner.redirect_uris.push(callback.clone());
+            }
+            fixtures.redirect_uris.push(callback);
         }
         let document: Value = serde_json::from_str(
             &document()
@@ -98,7 +122,11 @@ impl Hosts {
         let mut config = StackConfig::new(document)
             .named(name)
             .with_var("TEAM_DOMAIN_SIGN_IN", &team_domain_sign_in.to_string())
-            .with_var("ACCESS_PATH_PREFIX", PREFIX);
+            .with_var("ACCESS_PATH_PREFIX", PREFIX)
+            .with_var(
+                "AZURE_CLIENT_SECRET_PARTNER_FABRIKAM",
+                "${PARTNER_CLIENT_SECRET}",
+            );
         config.port = Some(port);
         config.fixtures = Some(fixtures);
         let stack = Stack::start(config).map_err(|e| e.to_string())?;
@@ -199,8 +227,17 @@ impl<'h> Agent<'h> {
 
     /// Signs in with Entra from the team domain's login URL as `user`: the handoff URL.
     pub fn sign_in_at_team(&mut self, team_login: &str, user: &str) -> String {
+        self.sign_in_at_team_with(team_login, self.hosts.stack.emulator(), user)
+    }
+
+    /// [`Agent::sign_in_at_team`] through the tenant `emulator` (the partner's, say).
+    pub fn sign_in_at_team_with(
+        &mut self,
+        team_login: &str,
+        emulator: &Emulator,
+        user: &str,
+    ) -> String {
         let authorize = self.redirected(team_login);
-        let emulator = self.hosts.stack.emulator();
         assert!(
             authorize.starts_with(&emulator.authorize_endpoint()),
             "{authorize}"

@@ -671,3 +671,173 @@ fn concurrent_writers_without_a_base_version_lose_no_update() {
     let conflicts = stack.worker_log().matches("\"config_conflict\"").count();
     eprintln!("{writers} concurrent writers: {conflicts} writes applied again on a newer version");
 }
+
+/// The first error of a refused call: (status, its `path`, its message).
+fn refused(answer: &HttpResponse) -> (u16, String, String) {
+    let body = answer.json().unwrap_or(Value::Null);
+    assert_eq!(body["success"], false, "{answer:?}");
+    let error = &body["errors"][0];
+    (
+        answer.status,
+        error["path"].as_str().unwrap_or("").to_owned(),
+        error["message"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+/// Waits until `GET path` (a page) answers `status` with a body holding `needle` (or, with
+/// `present` false, without it).
+fn page_until(stack: &Stack, path: &str, status: u16, needle: &str, present: bool) {
+    let started = Instant::now();
+    loop {
+        let answer = HttpClient::new()
+            .request(
+                "GET",
+                &format!("{}{path}", stack.url()),
+                &[("accept", "text/html")],
+                &[],
+            )
+            .unwrap();
+        if answer.status == status && answer.body.contains(needle) == present {
+            return;
+        }
+        assert!(
+            started.elapsed() < VISIBLE_WITHIN,
+            "{path}: `{needle}` present={present} not seen: {answer:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn custom_pages_are_written_checked_as_the_gateway_reads_them_and_served() {
+    let Some(stack) = start("custom_pages") else {
+        return;
+    };
+    let api = Api::new(&stack);
+    let page = |html: &str| json!({ "html": html });
+    assert_eq!(api.get("/custom_pages")["result"], json!([]));
+
+    // The page for every app that no app covers: stored, read back, served.
+    let lost = "<main><h1>{{ title }}</h1><p id=\"lost\">Lost? Quote {{request_id}}.</p></main>";
+    let answer = write(&api, "PUT", "/custom_pages/*/not_found", &[], &page(lost));
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(
+        answer.json().unwrap()["result"],
+        json!({ "app_id": "*", "kind": "not_found", "bytes": lost.len() })
+    );
+    let one = api.get("/custom_pages/*/not_found");
+    assert_eq!(one["result"]["html"], lost, "{one}");
+    page_until(&stack, "/nowhere", 404, "<p id=\"lost\">Lost? Quote ", true);
+
+    // An app's own page (its id percent-encoded in the path is the same id).
+    let denied = "<main><h1>{{title}}</h1><p>{{app_name}}: {{message}}</p></main>";
+    let answer = write(
+        &api,
+        "PUT",
+        "/custom_pages/from%2Dvar/identity_denied",
+        &[],
+        &page(denied),
+    );
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(
+        api.get("/custom_pages")["result"],
+        json!([
+            { "app_id": "*", "kind": "not_found", "bytes": lost.len() },
+            { "app_id": "from-var", "kind": "identity_denied", "bytes": denied.len() }
+        ])
+    );
+
+    // Refused, each naming its field, and nothing stored.
+    let oversized = format!("<p>{}</p>", "a".repeat(64 * 1024));
+    for (path, body, field, says) in [
+        (
+            "/custom_pages/*/not_found",
+            page("<p>{{secret}}</p>"),
+            "html",
+            "unknown placeholder `{{secret}}`",
+        ),
+        (
+            "/custom_pages/*/not_found",
+            page("<p>{{app_name</p>"),
+            "html",
+            "without its `}}`",
+        ),
+        (
+            "/custom_pages/*/not_found",
+            page(&oversized),
+            "html",
+            "a page holds at most 65536",
+        ),
+        (
+            "/custom_pages/nobody/not_found",
+            page("<p>x</p>"),
+            "app_id",
+            "no app `nobody`",
+        ),
+        (
+            "/custom_pages/%00x/not_found",
+            page("<p>x</p>"),
+            "app_id",
+            "not an id",
+        ),
+        (
+            "/custom_pages/*/denied",
+            page("<p>x</p>"),
+            "kind",
+            "unknown kind `denied`: one of",
+        ),
+    ] {
+        let answer = write(&api, "PUT", path, &[], &body);
+        let (status, path_of, message) = refused(&answer);
+        assert_eq!(
+            (status, path_of.as_str()),
+            (400, field),
+            "{path}: {answer:?}"
+        );
+        assert!(message.starts_with(&format!("{field}: ")), "{message}");
+        assert!(message.contains(says), "{path}: {message}");
+    }
+    for body in [
+        json!({ "html": "<p>x</p>", "more": 1 }),
+        json!({}),
+        json!(["<p>x</p>"]),
+    ] {
+        let answer = write(&api, "PUT", "/custom_pages/*/not_found", &[], &body);
+        assert_eq!(answer.status, 400, "{body}: {answer:?}");
+    }
+    // A read token reads but never writes; no token does neither.
+    let body = page("<p>mine</p>").to_string();
+    for method in ["PUT", "DELETE"] {
+        let answer = api.call(
+            method,
+            "/custom_pages/*/not_found",
+            Some(READ_TOKEN),
+            body.as_bytes(),
+        );
+        assert_eq!(answer.status, 403, "{method}: {answer:?}");
+    }
+    let answer = api.call("GET", "/custom_pages", None, &[]);
+    assert_eq!(answer.status, 401, "{answer:?}");
+    assert_eq!(api.get("/custom_pages/*/not_found")["result"]["html"], lost);
+
+    // Deleted: the default page serves again.
+    let answer = write(
+        &api,
+        "DELETE",
+        "/custom_pages/*/not_found",
+        &[],
+        &Value::Null,
+    );
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let gone = api.call("GET", "/custom_pages/*/not_found", Some(READ_TOKEN), &[]);
+    assert_eq!(gone.status, 404, "{gone:?}");
+    let again = write(
+        &api,
+        "DELETE",
+        "/custom_pages/*/not_found",
+        &[],
+        &Value::Null,
+    );
+    assert_eq!(again.status, 404, "{again:?}");
+    page_until(&stack, "/nowhere", 404, "id=\"lost\"", false);
+}

@@ -26,16 +26,21 @@ use entra_emulator::TokenRequest;
 use serde_json::{json, Value};
 
 fn start(name: &str) -> Option<Stack> {
+    start_with(name, |config| config)
+}
+
+/// [`start`], its configuration changed by `configure` (vars).
+fn start_with(name: &str, configure: impl FnOnce(StackConfig) -> StackConfig) -> Option<Stack> {
     if !Stack::should_run(&format!("config_store::{name}")).unwrap() {
         return None;
     }
     let host = "${WORKER_HOST}";
-    let stack = Stack::start(
+    let stack = Stack::start(configure(
         StackConfig::new(document(host, &["from-var".to_owned()], 0))
             .named(name)
             .with_var("ADMIN_TOKENS", &admin_tokens())
             .with_var("CONFIG_REFRESH_SECONDS", "2"),
-    )
+    ))
     .unwrap_or_else(|e| panic!("the stack did not start: {e}"));
     Some(stack)
 }
@@ -353,9 +358,9 @@ fn entra_identities_holding_an_admin_role_use_the_api() {
             .status,
         401
     );
-    assert!(stack
-        .worker_log()
-        .contains("Entra token without an admin role"));
+    stack
+        .wait_for_log("Entra token without an admin role", Duration::from_secs(10))
+        .unwrap();
 
     // The admin tokens still work beside them.
     assert_eq!(api.active(), v1);
@@ -500,4 +505,51 @@ fn the_var_may_be_a_json_object() {
     let http = HttpClient::new();
     let answer = http.get(&format!("{}/object/x", stack.url())).unwrap();
     assert_eq!(answer.status, 200, "{answer:?}\n{}", stack.worker_log());
+}
+
+#[test]
+fn a_bad_login_design_refuses_the_configuration_naming_the_field() {
+    // Dark grey on black: a design whose text cannot be read.
+    let design = r##"{"name": "Example", "background_color": "#000000", "text_color": "#333333"}"##;
+    let Some(stack) = start_with("bad_login_design", |config| {
+        config.with_var("LOGIN_DESIGN", design)
+    }) else {
+        return;
+    };
+    let http = HttpClient::new();
+    // Fail closed: nothing is served, not even what a bypass policy lets anyone reach, and no
+    // page says why.
+    for path in [
+        "/from-var/page",
+        "/nowhere",
+        "/cdn-cgi/access/login?redirect_url=%2Ffrom-var%2F",
+    ] {
+        let answer = http
+            .get_with(
+                &format!("{}{path}", stack.url()),
+                &[("accept", "text/html")],
+            )
+            .unwrap();
+        assert_eq!(answer.status, 500, "{path}: {answer:?}");
+        assert!(!answer.body.contains("text_color"), "{path}: {answer:?}");
+    }
+    assert_eq!(stack.origin().requests(), 0, "nothing reached the origin");
+    let health = http
+        .get(&format!("{}/cdn-cgi/access/health", stack.url()))
+        .unwrap();
+    assert_eq!(health.status, 503, "{health:?}");
+    assert_eq!(health.json().unwrap()["status"], "config_error");
+    assert!(!health.body.contains("LOGIN_DESIGN"), "{health:?}");
+    // The log names the field, and so does the management API asked to store a document
+    // under this design.
+    let line = stack
+        .wait_for_log("LOGIN_DESIGN.text_color: ", Duration::from_secs(10))
+        .unwrap();
+    assert!(line.contains("\"config_error\""), "{line}");
+    assert!(line.contains("below the 4.5:1"), "{line}");
+    let answer = Api::new(&stack).put(&stored(&stack, &["from-var"], 0), 0);
+    assert_eq!(answer.status, 400, "{answer:?}");
+    let body = answer.json().unwrap();
+    let message = body["errors"][0]["message"].as_str().unwrap_or("");
+    assert!(message.starts_with("LOGIN_DESIGN.text_color: "), "{body}");
 }

@@ -31,15 +31,16 @@ fn stack(test: &str) -> Option<&'static Stack> {
         .then(shared)
 }
 
-/// One stack for the binary: two providers of the emulator's tenant, the second with a client
-/// secret of its own that Entra refuses.
+/// One stack for the binary: two providers of the emulator's tenant, the first provisioned by
+/// SCIM, the second with a client secret of its own that Entra refuses.
 fn shared() -> &'static Stack {
     static STACK: OnceLock<Result<Stack, String>> = OnceLock::new();
     let stack = STACK.get_or_init(|| {
         let provider = |id: &str, name: &str| {
             json!({ "id": id, "name": name, "type": "azureAD",
                 "config": { "client_id": "${CLIENT_ID}", "directory_id": "${TENANT_ID}",
-                            "support_groups": true, "pkce_enabled": true } })
+                            "support_groups": true, "pkce_enabled": true },
+                "scim_config": { "enabled": id == IDP } })
         };
         let document = json!({
             "team_domain": "https://access.example.com",
@@ -115,10 +116,21 @@ fn a_working_provider_reports_what_entra_sent_and_stores_nothing() {
     let Some(stack) = stack("a_working_provider_reports_what_entra_sent_and_stores_nothing") else {
         return;
     };
+    // SCIM names one of ada's groups; the other is listed by its id.
+    let fixtures = stack.emulator().fixtures();
+    let backend = fixtures.group_id("Backend").unwrap();
+    signin_common::scim_group(stack, "Backend <team> (SCIM)", backend);
     let mut agent = Agent::new(stack);
     let page = run_test(&mut agent, &test_url(stack, IDP), "ada");
     assert_eq!(page.status, 200, "{page:?}");
     let body = &page.body;
+    assert!(
+        body.contains(&format!(
+            "<li>Backend &lt;team&gt; (SCIM) <code>{backend}</code></li>"
+        )),
+        "{body}"
+    );
+    assert!(body.contains("<li><code>"), "an unnamed group: {body}");
     for expected in [
         "<h1>Your connection works</h1>",
         "Contoso Entra ID",

@@ -158,7 +158,11 @@ fn email_rules_and_silent_sign_in() {
     let login = again.header("location").unwrap().to_owned();
     assert!(login.contains("/cdn-cgi/access/login?"), "{login}");
     let authorize = agent.begin_login(&login);
-    assert_eq!(query(&authorize, "prompt"), None, "{authorize}");
+    assert_eq!(
+        query(&authorize, "prompt").as_deref(),
+        Some("select_account"),
+        "{authorize}"
+    );
     let callback = agent.choose_user(&authorize, "ada");
     let answer = agent.navigate(&callback);
     assert_eq!(answer.status, 302, "{answer:?}");

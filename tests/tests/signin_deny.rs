@@ -12,7 +12,7 @@ mod signin_common;
 use edge_access_tests::stack::{Stack, StackConfig};
 use entra_emulator::fixtures::Fixtures;
 use serde_json::json;
-use signin_common::{document, warm_up, Agent};
+use signin_common::{document, query, warm_up, Agent};
 
 const DENY_URL: &str = "https://deny.example.com/blocked";
 const NON_IDENTITY_DENY_URL: &str = "https://deny.example.com/wrong-network";
@@ -103,6 +103,40 @@ fn refusals_show_the_right_page_or_the_apps_own() {
         answer.body, office.body,
         "identity and non-identity refusals look different"
     );
+
+    // The refused sign-in set no session: the page offers another account, not a sign-out.
+    assert!(mallory.cookie("CF_Authorization").is_none());
+    assert!(!answer.body.contains("Sign out"), "{}", answer.body);
+    assert!(!answer.body.contains("/logout"), "{}", answer.body);
+    let another = another_account_link(&answer.body);
+    assert_eq!(
+        another,
+        "/cdn-cgi/access/login?redirect_url=%2Fstaff%2Fhome&interactive=1"
+    );
+    // It asks Entra to let the user pick the account, and the other account gets in.
+    let authorize = mallory.begin_login(&another);
+    assert_eq!(
+        query(&authorize, "prompt").as_deref(),
+        Some("select_account")
+    );
+    let callback = mallory.choose_user(&authorize, "ada");
+    assert!(stack
+        .emulator()
+        .authorize_prompts()
+        .contains(&Some("select_account".to_owned())));
+    let switched = mallory.navigate(&callback);
+    assert_eq!(switched.status, 302, "{switched:?}");
+    assert_eq!(switched.header("location"), Some("/staff/home"));
+    assert!(mallory.cookie("CF_Authorization").is_some());
+}
+
+/// The href of a page's "Sign in with another account" link, unescaped.
+fn another_account_link(body: &str) -> String {
+    let (before, _) = body
+        .split_once("\">Sign in with another account</a>")
+        .unwrap_or_else(|| panic!("no link to another account: {body}"));
+    let (_, href) = before.rsplit_once("href=\"").unwrap();
+    href.replace("&amp;", "&")
 }
 
 #[test]
@@ -114,8 +148,22 @@ fn an_apps_deny_message_is_shown_as_text_on_the_block_page() {
     let signed_in = ada.sign_in("/payroll/slips", "ada");
     ada.signed_in("/staff/home", "ada");
     let with_session = ada.navigate("/payroll/slips");
+    // A sign-out only where there is a session to end.
+    assert!(!signed_in.body.contains("Sign out"), "{}", signed_in.body);
+    assert!(
+        with_session
+            .body
+            .contains("<a href=\"/cdn-cgi/access/logout\">Sign out</a>"),
+        "{}",
+        with_session.body
+    );
     for answer in [signed_in, with_session] {
         assert_eq!(answer.status, 403, "{answer:?}");
+        assert!(
+            answer.body.contains("Sign in with another account"),
+            "{}",
+            answer.body
+        );
         assert!(answer.body.contains(DENY_MESSAGE_HTML), "{}", answer.body);
         assert!(!answer.body.contains("<b>"), "{}", answer.body);
         assert!(

@@ -19,7 +19,7 @@ mod signin_common;
 
 use std::time::{Duration, Instant};
 
-use edge_access_tests::stack::{Stack, SCIM_PATH, SCIM_TOKEN};
+use edge_access_tests::stack::Stack;
 use entra_emulator::{pkce_challenge, Fault};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -234,22 +234,7 @@ fn get_identity_answers_in_access_s_shape_with_groups_named_by_scim() {
     };
     // SCIM names one of grace's groups (SRE, by its object id as externalId).
     let sre = stack.emulator().fixtures().group_id("SRE").unwrap();
-    let http = entra_emulator::client::HttpClient::new();
-    let created = http
-        .request(
-            "POST",
-            &format!("{}{SCIM_PATH}/Groups", stack.url()),
-            &[
-                ("authorization", &format!("Bearer {SCIM_TOKEN}")),
-                ("content-type", "application/scim+json"),
-            ],
-            json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-                    "displayName": "Site reliability (SCIM)", "externalId": sre })
-            .to_string()
-            .as_bytes(),
-        )
-        .unwrap();
-    assert_eq!(created.status, 201, "{created:?}");
+    signin_common::scim_group(stack, "Site reliability (SCIM)", sre);
 
     // Without a session: 401.
     let mut anonymous = Agent::new(stack);

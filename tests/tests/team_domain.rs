@@ -1,7 +1,10 @@
 //! The team domain as the sign-in hub (`TEAM_DOMAIN_SIGN_IN=true`), over HTTP: one sign-in
 //! with Entra on the team domain serves two app hosts; handoff tokens are refused on another
 //! host, in another browser, a second time, tampered with or expired; a team session older
-//! than an app's `session_duration` gives it no session; logouts end what they say.
+//! than an app's `session_duration` gives it no session; logouts end what they say; an app
+//! allowing two providers answers the login chooser on the team domain, through which a partner
+//! tenant's user reaches the app host; a silent sign-in Entra cannot finish turns interactive
+//! on the team domain and still hands off to the app host.
 //!
 //! Three loopback host names reach the one worker (`team.localhost`, `app1.localhost`,
 //! `app2.localhost`, each with the worker's port): requests go to 127.0.0.1 with the host name
@@ -20,8 +23,9 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use edge_access_tests::browser::Run;
-use edge_access_tests::hosts::{Agent, Hosts, BRIEF_SECS};
+use edge_access_tests::hosts::{Agent, Hosts, BRIEF_SECS, PARTNER_IDP, SILENT_IDP};
 use edge_access_tests::stack::Stack;
+use entra_emulator::client::HttpClient;
 use entra_emulator::urlencoded;
 use serde_json::{json, Value};
 
@@ -294,6 +298,121 @@ fn logout_on_an_app_host_ends_its_session_and_on_the_team_domain_every_one() {
         authorize.starts_with(&hosts.stack.emulator().authorize_endpoint()),
         "{authorize}"
     );
+}
+
+/// The `href` of the link on `page` whose URL holds `needle`, unescaped.
+fn link_holding(page: &str, needle: &str) -> String {
+    page.split("href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('"').map(|(href, _)| href))
+        .find(|href| href.contains(needle))
+        .unwrap_or_else(|| panic!("no link with `{needle}`: {page}"))
+        .replace("&amp;", "&")
+}
+
+#[test]
+fn the_chooser_on_the_team_domain_signs_a_partner_in_for_an_app_host() {
+    let Some(hosts) = hosts("the_chooser_on_the_team_domain_signs_a_partner_in_for_an_app_host")
+    else {
+        return;
+    };
+    let (app2, team) = (hosts.app2(), hosts.team());
+    let partner = hosts.stack.emulator().partner().unwrap();
+    let mut browser = Agent::new(hosts);
+
+    // An app allowing two providers: the team domain answers the chooser.
+    let team_login = browser.via_team(&app2, "/both/page");
+    let chooser = browser.get(&team_login);
+    assert_eq!(chooser.status, 200, "{chooser:?}");
+    assert!(
+        chooser.body.contains("Sign in to Shared with partners"),
+        "{}",
+        chooser.body
+    );
+    assert!(chooser.body.contains("Sign in with Emulated Entra ID</a>"));
+    assert!(chooser.body.contains("Sign in with Fabrikam partners</a>"));
+    let link = link_holding(&chooser.body, &format!("idp={PARTNER_IDP}&"));
+    assert!(link.starts_with("/auth/edge/login?"), "{link}");
+
+    // Through the partner's tenant, then handed back to the app host.
+    let handoff = browser.sign_in_at_team_with(&format!("http://{team}{link}"), partner, "pat");
+    browser.take_handoff(&handoff, &app2, "/both/page");
+    let echoed = browser.reached(&app2, "/both/page");
+    assert_eq!(
+        echoed["headers"]["cf-access-authenticated-user-email"], "pat@fabrikam.example",
+        "{echoed}"
+    );
+
+    // The app session serves the host's other app, whose policy refuses the partner's user.
+    let two = browser.get(&format!("http://{app2}/"));
+    assert_eq!(two.status, 403, "{two:?}");
+    assert!(two.body.contains("pat@fabrikam.example"), "{}", two.body);
+    // The partner's team session is no sign-in for another host's app that allows the
+    // organisation's provider only: the team domain sends the browser to the organisation's
+    // tenant.
+    let team_login = browser.via_team(&hosts.app1(), "/");
+    let authorize = browser.redirected(&team_login);
+    assert!(
+        authorize.starts_with(&hosts.stack.emulator().authorize_endpoint()),
+        "{authorize}"
+    );
+}
+
+#[test]
+fn a_silent_sign_in_entra_cannot_finish_turns_interactive_through_the_hub() {
+    let Some(hosts) =
+        hosts("a_silent_sign_in_entra_cannot_finish_turns_interactive_through_the_hub")
+    else {
+        return;
+    };
+    let (app1, team) = (hosts.app1(), hosts.team());
+    let emulator = hosts.stack.emulator();
+    let mut browser = Agent::new(hosts);
+
+    // The provider signs in silently first; nobody is signed in at Entra.
+    let team_login = browser.via_team(&app1, "/quiet/report?q=1");
+    let authorize = browser.redirected(&team_login);
+    let prompt = |url: &str| {
+        urlencoded::query_pairs(url)
+            .and_then(|p| urlencoded::value(&p, "prompt").map(str::to_owned))
+    };
+    assert_eq!(prompt(&authorize).as_deref(), Some("none"), "{authorize}");
+    let silent = HttpClient::new().get(&authorize).unwrap();
+    assert_eq!(silent.status, 302, "{silent:?}");
+    let callback = silent.header("location").unwrap().to_owned();
+    assert!(callback.starts_with(&format!("http://{team}/auth/edge/callback?")));
+    assert!(callback.contains("error=login_required"), "{callback}");
+
+    // The team domain starts again, interactive, still for the app host and its sign-in…
+    let again = browser.redirected(&callback);
+    assert!(
+        again.starts_with(&format!("http://{team}/auth/edge/login?")),
+        "{again}"
+    );
+    for (name, value) in [
+        ("interactive", "1"),
+        ("idp", SILENT_IDP),
+        ("host", app1.as_str()),
+    ] {
+        let found = urlencoded::query_pairs(&again)
+            .and_then(|p| urlencoded::value(&p, name).map(str::to_owned));
+        assert_eq!(found.as_deref(), Some(value), "{name}: {again}");
+    }
+    // …where Entra lets the user pick the account; then the handoff to the app host.
+    let handoff = browser.sign_in_at_team(&again, "ada");
+    assert!(emulator
+        .authorize_prompts()
+        .contains(&Some("select_account".to_owned())));
+    browser.take_handoff(&handoff, &app1, "/quiet/report?q=1");
+    let echoed = browser.reached(&app1, "/quiet/report?q=1");
+    assert_eq!(
+        echoed["headers"]["cf-access-authenticated-user-email"],
+        "ada@example.com"
+    );
+    hosts
+        .stack
+        .wait_for_log("sign_in_interactive", Duration::from_secs(10))
+        .unwrap();
 }
 
 /// In headless Chromium, which resolves `*.localhost` to loopback itself: the browser signs in

@@ -8,22 +8,25 @@
 //!
 //! Read only to answer a page, at most once per isolate every `CONFIG_REFRESH_SECONDS`, so a
 //! flood of refusals costs no more D1 reads than one; an allowed request never reads it.
+//! Written through the management API ([`crate::admin`]), which checks a page as the reading
+//! does ([`check`]) and holds the table to the rows read ([`MAX_ROWS`]).
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use serde::Deserialize;
-use worker::Env;
+use worker::{D1Database, Env};
 
 use crate::config::Gateway;
+use crate::d1::Binds;
 use crate::pages::Kind;
 use crate::time::UnixMillis;
 
 /// The largest template, in bytes.
 pub const MAX_BYTES: usize = 64 * 1024;
 
-/// The most rows read.
-const MAX_ROWS: usize = 256;
+/// The most rows read, and so the most the management API stores.
+pub const MAX_ROWS: usize = 256;
 
 /// The app id of a page for every app.
 pub const EVERY_APP: &str = "*";
@@ -118,6 +121,43 @@ impl Template {
     }
 }
 
+/// Why a page cannot be stored or served: the field at fault and what is wrong with it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub field: &'static str,
+    pub why: String,
+}
+
+/// A page as stored (`kind`, `html`) checked: its kind one of [`Kind::ALL`], its HTML a
+/// [`Template`]. The same check decides which stored pages serve and which pages the
+/// management API stores.
+///
+/// # Errors
+/// The field that does not check out, and why.
+pub fn check(kind: &str, html: &str) -> Result<(Kind, Template), Refused> {
+    let kind = kind_named(kind)?;
+    let template = Template::parse(html).map_err(|why| Refused { field: "html", why })?;
+    Ok((kind, template))
+}
+
+/// The page kind `key` names (its `kind` column).
+///
+/// # Errors
+/// Not one of [`Kind::ALL`]'s keys.
+pub fn kind_named(key: &str) -> Result<Kind, Refused> {
+    Kind::ALL
+        .into_iter()
+        .find(|k| k.key() == key)
+        .ok_or_else(|| Refused {
+            field: "kind",
+            why: format!(
+                "unknown kind `{}`: one of {}",
+                key.chars().take(40).collect::<String>(),
+                Kind::ALL.map(Kind::key).join(", ")
+            ),
+        })
+}
+
 /// The stored pages an isolate holds: (app id, kind, template).
 struct Held {
     read: UnixMillis,
@@ -205,23 +245,120 @@ async fn read(env: &Env) -> Vec<(String, Kind, Template)> {
         }
     };
     rows.into_iter()
-        .filter_map(|row| {
-            let refuse = |why: &str| {
+        .filter_map(|row| match check(&row.kind, &row.html) {
+            Ok((kind, template)) => Some((row.app_id, kind, template)),
+            Err(refused) => {
                 crate::log::event(
                     "custom_page_refused",
-                    &[("app", &row.app_id), ("kind", &row.kind), ("error", why)],
+                    &[
+                        ("app", &row.app_id),
+                        ("kind", &row.kind),
+                        ("error", &format!("{}: {}", refused.field, refused.why)),
+                    ],
                 );
                 None
-            };
-            let Some(kind) = Kind::ALL.into_iter().find(|k| k.key() == row.kind) else {
-                return refuse("unknown kind");
-            };
-            match Template::parse(&row.html) {
-                Ok(template) => Some((row.app_id.clone(), kind, template)),
-                Err(why) => refuse(&why),
             }
         })
         .collect()
+}
+
+/// A stored page, as the management API lists it.
+#[derive(Deserialize)]
+pub struct Listed {
+    pub app_id: String,
+    pub kind: String,
+    /// The HTML's length in bytes.
+    pub bytes: f64,
+}
+
+#[derive(Deserialize)]
+struct Html {
+    html: String,
+}
+
+/// Every stored page (at most [`MAX_ROWS`]), without its HTML.
+///
+/// # Errors
+/// When D1 cannot be read.
+pub async fn list(db: &D1Database) -> Result<Vec<Listed>, worker::Error> {
+    db.prepare(format!(
+        "SELECT app_id, kind, length(CAST(html AS BLOB)) AS bytes FROM custom_pages \
+         ORDER BY app_id, kind LIMIT {MAX_ROWS}"
+    ))
+    .all()
+    .await?
+    .results()
+}
+
+/// The stored HTML of the page `kind` for `app_id`, if there is one.
+///
+/// # Errors
+/// When D1 cannot be read.
+pub async fn get(
+    db: &D1Database,
+    app_id: &str,
+    kind: Kind,
+) -> Result<Option<String>, worker::Error> {
+    let mut binds = Binds::default();
+    let (app, kind) = (binds.text(app_id), binds.text(kind.key()));
+    let found: Option<Html> = binds
+        .prepare(
+            db,
+            &format!("SELECT html FROM custom_pages WHERE app_id = {app} AND kind = {kind}"),
+        )?
+        .first(None)
+        .await?;
+    Ok(found.map(|h| h.html))
+}
+
+/// Stores `template`'s HTML (`html`, checked by [`check`]) as the page `kind` for `app_id`,
+/// replacing the one stored. `false`: the table holds [`MAX_ROWS`] pages already and this is
+/// not one of them (checked in the insert itself).
+///
+/// # Errors
+/// When D1 cannot be written.
+pub async fn put(
+    db: &D1Database,
+    app_id: &str,
+    kind: Kind,
+    html: &str,
+) -> Result<bool, worker::Error> {
+    let mut binds = Binds::default();
+    let (app, key, html) = (binds.text(app_id), binds.text(kind.key()), binds.text(html));
+    let most = binds.number(MAX_ROWS as u64);
+    let sql = format!(
+        "INSERT INTO custom_pages (app_id, kind, html) SELECT {app}, {key}, {html} \
+         WHERE (SELECT COUNT(*) FROM custom_pages) < {most} \
+            OR EXISTS (SELECT 1 FROM custom_pages WHERE app_id = {app} AND kind = {key}) \
+         ON CONFLICT (app_id, kind) DO UPDATE SET html = excluded.html"
+    );
+    let written = binds.prepare(db, &sql)?.run().await?;
+    forget();
+    Ok(written.meta()?.and_then(|m| m.changes).unwrap_or(0) > 0)
+}
+
+/// Deletes the page `kind` for `app_id`: whether there was one.
+///
+/// # Errors
+/// When D1 cannot be written.
+pub async fn delete(db: &D1Database, app_id: &str, kind: Kind) -> Result<bool, worker::Error> {
+    let mut binds = Binds::default();
+    let (app, kind) = (binds.text(app_id), binds.text(kind.key()));
+    let deleted = binds
+        .prepare(
+            db,
+            &format!("DELETE FROM custom_pages WHERE app_id = {app} AND kind = {kind}"),
+        )?
+        .run()
+        .await?;
+    forget();
+    Ok(deleted.meta()?.and_then(|m| m.changes).unwrap_or(0) > 0)
+}
+
+/// Drops this isolate's copy of the pages, so that a write is served here at once (other
+/// isolates read the table again within `CONFIG_REFRESH_SECONDS`).
+fn forget() {
+    HELD.with(|h| *h.borrow_mut() = None);
 }
 
 #[cfg(test)]
@@ -256,6 +393,24 @@ mod tests {
         let big = "a".repeat(MAX_BYTES + 1);
         assert!(Template::parse(&big).unwrap_err().contains("at most 65536"));
         assert!(Template::parse(&"a".repeat(MAX_BYTES)).is_ok());
+    }
+
+    #[test]
+    fn a_page_is_checked_field_by_field() {
+        assert!(check("identity_denied", "<p>{{user_email}}</p>").is_ok());
+        let refused = check("denied<x>", "<p></p>").unwrap_err();
+        assert_eq!(refused.field, "kind");
+        assert!(refused
+            .why
+            .starts_with("unknown kind `denied<x>`: one of sign_in_required, identity_denied"));
+        let refused = check("signed_out", "{{secret}}").unwrap_err();
+        assert_eq!(
+            refused,
+            Refused {
+                field: "html",
+                why: "unknown placeholder `{{secret}}`".into()
+            }
+        );
     }
 
     #[test]

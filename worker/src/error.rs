@@ -178,6 +178,7 @@ impl Stop {
             request_id: Some(request_id),
             app: to.map(|t| t.app_name.as_str()),
             email: to.and_then(|t| t.email.as_deref()),
+            session: to.is_some_and(|t| t.session),
             return_to: to.and_then(|t| t.return_to.as_deref()),
             custom: found.as_ref().and_then(custom_pages::Found::template),
         };

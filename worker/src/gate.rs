@@ -172,16 +172,17 @@ async fn decide(
         }
     };
     // Refusals name the app (and the user, once known) on their page.
-    let addressee = |email: Option<&str>| Addressee {
+    let addressee = |email: Option<&str>, session: bool| Addressee {
         app_id: app.id().to_owned(),
         app_name: app.name().to_owned(),
         email: email.map(Into::into),
+        session,
         return_to: Some(url.path_and_query()),
     };
     let refuse_credentials = |refusal: Refusal| {
         let mut facts = Facts::new("invalid_credentials");
         facts.app = Some(app.id().to_owned());
-        Ok(facts.refuse(refusal.addressed(addressee(None))))
+        Ok(facts.refuse(refusal.addressed(addressee(None, false))))
     };
     let refused = |why: String| refuse_credentials(Refusal::Unauthorized(why));
     let mut policy_request = PolicyRequest::new(target);
@@ -297,7 +298,9 @@ async fn decide(
             _ => Vec::new(),
         };
         let email = identity.and_then(|i| i.email.as_ref()).map(|e| e.as_str());
-        let refusal = refusal.addressed(addressee(email));
+        // Only a session cookie's identity has a session to sign out of (the assertion is
+        // still the cookie's token then).
+        let refusal = refusal.addressed(addressee(email, assertion.is_some()));
         return Ok(Facts { why, ..facts }.refuse(refusal));
     }
     // Requests without a session cookie get an assertion of their own.

@@ -105,6 +105,9 @@ pub struct Frame<'a> {
     pub app: Option<&'a str>,
     /// The signed-in user's address.
     pub email: Option<&'a str>,
+    /// Whether there is a session to sign out of (a refused sign-in names the user but set
+    /// none).
+    pub session: bool,
     /// Where a new sign-in goes back to (a local path).
     pub return_to: Option<&'a str>,
     /// The custom page that replaces this one.
@@ -199,7 +202,7 @@ fn page_body(kind: Kind, message: Option<&str>, frame: &Frame, design: &LoginDes
         };
         links.push((frame.sign_in_url(), label));
     }
-    if frame.email.is_some() {
+    if frame.session {
         links.push((frame.sign_out_url(), "Sign out"));
     }
     if let Some(support) = &design.support {
@@ -376,6 +379,7 @@ mod tests {
             request_id: Some("8c1f<x>-LHR"),
             app: Some("Wiki <script>alert(1)</script>"),
             email: Some("ada\"><img src=x>@example.com"),
+            session: true,
             return_to: Some("/staff?a=1&b=2"),
             ..Frame::default()
         }
@@ -424,6 +428,20 @@ mod tests {
         assert!(page.contains("<html lang=\"en\">") && page.contains("<main>"));
         assert_eq!(page.matches("<h1").count(), 1);
         no_markup(&page);
+    }
+
+    #[test]
+    fn a_refused_sign_in_without_a_session_offers_another_account_not_a_sign_out() {
+        let design = LoginDesign::default();
+        let mut frame = frame(&design);
+        frame.session = false;
+        let page = page_body(Kind::Denied, None, &frame, &design);
+        assert!(page.contains("You are signed in as ada"), "{page}");
+        assert!(page.contains("Sign in with another account</a>"), "{page}");
+        assert!(
+            !page.contains("Sign out") && !page.contains("/logout"),
+            "{page}"
+        );
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub struct Addressee {
     pub app_id: String,
     pub app_name: String,
     pub email: Option<String>,
+    /// Whether this browser has a session the page can offer to end: not after a sign-in the
+    /// policies refused (no session was set), nor for a bearer token.
+    pub session: bool,
     /// The refused path, where a new sign-in goes back to.
     pub return_to: Option<String>,
 }

@@ -307,6 +307,33 @@ impl<'s> Agent<'s> {
     }
 }
 
+/// A SCIM group `display_name` for the Entra group `external_id`, created through the
+/// gateway's SCIM endpoint (201 asserted).
+pub fn scim_group(stack: &Stack, display_name: &str, external_id: &str) {
+    let created = HttpClient::new()
+        .request(
+            "POST",
+            &format!(
+                "{}{}/Groups",
+                stack.url(),
+                edge_access_tests::stack::SCIM_PATH
+            ),
+            &[
+                (
+                    "authorization",
+                    &format!("Bearer {}", edge_access_tests::stack::SCIM_TOKEN),
+                ),
+                ("content-type", "application/scim+json"),
+            ],
+            json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": display_name, "externalId": external_id })
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(created.status, 201, "{created:?}");
+}
+
 /// The origin's echo of the request it received.
 pub fn echoed(response: &HttpResponse) -> Value {
     assert_eq!(

@@ -41,6 +41,24 @@ pub struct Activate {
     pub comment: String,
 }
 
+/// `PUT /custom_pages/{app_id}/{kind}`: the page's HTML.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPage {
+    html: String,
+}
+
+/// Parses a `PUT /custom_pages/…` body (the HTML is checked by the caller).
+///
+/// # Errors
+///
+/// Not a JSON object, or unknown or missing fields.
+pub fn page(body: &str) -> Result<String, String> {
+    object(body)?;
+    let raw: RawPage = serde_json::from_str(body).map_err(|e| format!("invalid body: {e}"))?;
+    Ok(raw.html)
+}
+
 /// A body must be a JSON object (serde would also read a struct from an array).
 fn object(body: &str) -> Result<(), String> {
     if body.trim_start().starts_with('{') {

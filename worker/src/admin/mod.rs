@@ -12,6 +12,7 @@
 //! | `POST /config/rollback` | activate the version active before the current one |
 //! | `GET /config/diff?from=a&to=b` | changes between two versions (`to` defaults to the active one) |
 //! | `/access/{collection}[/{id}]` | the document's apps, reusable policies, Access groups, identity providers, service tokens and lists, one object at a time, in the Access API's shapes ([`access`]) |
+//! | `/custom_pages[/{app_id}/{kind}]` | the pages that replace the gateway's own, per app or for every app (`*`): list, get, put, delete ([`custom_pages`]) |
 //!
 //! Bearer admin tokens ([`tokens`]): `read` reads, `write` also writes. Every write is logged
 //! (`config_write`). Secrets never enter a document (the loader refuses `client_secret`
@@ -21,6 +22,7 @@
 mod access;
 mod body;
 mod collections;
+mod custom_pages;
 mod diff;
 mod roles;
 mod store;
@@ -190,6 +192,9 @@ async fn route(request: &Request, env: &Env, token: &AdminToken, body: &str) -> 
         }
         (Method::Get, ["config", "diff"]) => diff_versions(env, request).await,
         (_, ["access", rest @ ..]) => access::route(request, env, token, body, rest).await,
+        (method, ["custom_pages", rest @ ..]) => {
+            custom_pages::route(&method, env, token, body, rest).await
+        }
         _ => Ok(fail(404, 10404, "no such endpoint")),
     };
     result.unwrap_or_else(|e| unavailable(&e))

@@ -314,7 +314,8 @@ pub(super) fn admit<'e>(
                 non_identity: false,
             },
         };
-        // The block page names the app and the account that signed in.
+        // The block page names the app and the account that signed in; no session was set, so
+        // it offers another account, not a sign-out.
         let to = Addressee {
             app_id: app.id().to_owned(),
             app_name: app.name().to_owned(),
@@ -323,6 +324,7 @@ pub(super) fn admit<'e>(
                 .as_ref()
                 .and_then(|i| i.email.as_ref())
                 .map(|e| e.as_str().to_owned()),
+            session: false,
             return_to: Some(login.redirect.clone()),
         };
         return Err(Stop::Refused(refusal.addressed(to)));
@@ -408,7 +410,8 @@ pub(super) fn host_audiences(engine: &policy_core::Engine, host: &str, first: &s
 
 /// A silent sign-in (`prompt=none`) Entra could not finish (`error`, one of
 /// [`INTERACTION_NEEDED`]): once the state checks out as this browser's and is spent, the
-/// sign-in starts again with the same provider without `prompt=none`, so the user signs in
+/// sign-in starts again with the same provider, interactive (`select_account` instead of
+/// `prompt=none`, [`super::login`]), so the user signs in
 /// instead of seeing a failure (or the login chooser again).
 async fn interactive_again(
     request: &Request,

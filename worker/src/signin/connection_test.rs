@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use policy_core::{Identity, IdentityProvider};
+use policy_core::{GroupId, Identity, IdentityProvider};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use worker::{Env, Request, Response, Url};
@@ -24,6 +24,7 @@ use super::callback::{exchange_code, spend_state, token_response};
 use super::login::begin;
 use super::{sign_in_version, signing_keys};
 use crate::config::Gateway;
+use crate::directory;
 use crate::error::{GatewayError, Stop};
 use crate::http::{origin_of, query, Exchange};
 use crate::identity::{self, Source};
@@ -222,8 +223,18 @@ pub async fn callback(
             }
         };
     let claims = payload(&tokens.id_token);
+    // Group names as get-identity gives them; a directory that cannot be read leaves the ids.
+    let engine = directory::engine_for(env, gateway, Some(&idp.id), now)
+        .await
+        .ok();
+    let group_name = |group: GroupId| {
+        engine
+            .as_ref()
+            .and_then(|e| e.group_name(group))
+            .map(Into::into)
+    };
     log::event("connection_test", &[("idp", &idp.id), ("step", "works")]);
-    Ok(answer(works(gateway, idp, &claims, &identity)))
+    Ok(answer(works(gateway, idp, &claims, &identity, group_name)))
 }
 
 /// The claims of a JWT whose signature was checked already.
@@ -377,12 +388,28 @@ fn failed(
     page(gateway, "Your connection failed", idp, &body, 502)
 }
 
-/// The page of a test that worked.
+/// The groups, each with its name where `group_name` knows it (SCIM's groups table, the
+/// document's directory), else by its id alone.
+fn groups_list(groups: &[GroupId], group_name: impl Fn(GroupId) -> Option<String>) -> String {
+    let mut list = format!("<h2>Groups ({})</h2><ul id=\"groups\">", groups.len());
+    for group in groups {
+        let id = pages::escape(&group.to_string());
+        let _ = match group_name(*group) {
+            Some(name) => write!(list, "<li>{} <code>{id}</code></li>", pages::escape(&name)),
+            None => write!(list, "<li><code>{id}</code></li>"),
+        };
+    }
+    list.push_str("</ul>");
+    list
+}
+
+/// The page of a test that worked; its groups named by `group_name` where it knows them.
 fn works(
     gateway: &Gateway,
     idp: &IdentityProvider,
     claims: &Map<String, Value>,
     identity: &Identity,
+    group_name: impl Fn(GroupId) -> Option<String>,
 ) -> Response {
     let found = findings(idp, claims, identity, gateway.engine.uses_auth_method());
     let mut body = String::new();
@@ -405,19 +432,8 @@ fn works(
         pages::escape(identity.user_id.as_deref().unwrap_or("none")),
         pages::escape(found.groups_from),
     );
-    let _ = write!(
-        body,
-        "<h2>Groups ({})</h2><ul id=\"groups\">",
-        identity.groups.len()
-    );
-    for group in &identity.groups {
-        let _ = write!(
-            body,
-            "<li><code>{}</code></li>",
-            pages::escape(&group.to_string())
-        );
-    }
-    body.push_str("</ul><h2>Claims received</h2><table><thead><tr><th scope=\"col\">Claim</th><th scope=\"col\">Value</th></tr></thead><tbody>");
+    body.push_str(&groups_list(&identity.groups, group_name));
+    body.push_str("<h2>Claims received</h2><table><thead><tr><th scope=\"col\">Claim</th><th scope=\"col\">Value</th></tr></thead><tbody>");
     for (name, value) in claims {
         if name == "nonce" {
             continue;
@@ -466,6 +482,21 @@ fn page(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn groups_are_listed_with_their_names_escaped_else_by_id() {
+        let named = GroupId::parse("5f1c2b3a-0000-4000-8000-000000000001").unwrap();
+        let unnamed = GroupId::parse("5f1c2b3a-0000-4000-8000-000000000002").unwrap();
+        let list = groups_list(&[named, unnamed], |g| {
+            (g == named).then(|| "SRE <b>on call</b>".to_owned())
+        });
+        assert_eq!(
+            list,
+            "<h2>Groups (2)</h2><ul id=\"groups\">\
+             <li>SRE &lt;b&gt;on call&lt;/b&gt; <code>5f1c2b3a-0000-4000-8000-000000000001</code></li>\
+             <li><code>5f1c2b3a-0000-4000-8000-000000000002</code></li></ul>"
+        );
+    }
 
     fn provider(support_groups: bool) -> IdentityProvider {
         let document = format!(

@@ -21,8 +21,9 @@ use crate::time::UnixMillis;
 /// the identity provider `idp` names, which must be one the app allows; without `idp`, with
 /// the app's only provider (or the first, with `auto_redirect_to_identity`), else answers the
 /// login chooser. Stores nothing: the sign-in in progress goes to the browser in its
-/// `EA_Login_…` cookie, with the provider. With `interactive=1` (after a silent sign-in Entra
-/// could not finish), a provider's `prompt: none` is not sent.
+/// `EA_Login_…` cookie, with the provider. With `interactive=1` (a page's "another account"
+/// link, or after a silent sign-in Entra could not finish), Entra is asked to let the user
+/// pick the account ([`prompt`]).
 ///
 /// With the team domain as the sign-in hub ([`super::hub`]), an app host sends the browser to
 /// the team domain instead, and the team domain signs in for the app host its `host` names.
@@ -155,12 +156,8 @@ pub(crate) fn begin(
                     .append_pair("resource", graph);
             }
         }
-        match idp.prompt.as_deref() {
-            Some("none") if interactive => {}
-            Some(prompt) => {
-                q.append_pair("prompt", prompt);
-            }
-            None => {}
+        if let Some(prompt) = prompt(idp.prompt.as_deref(), interactive) {
+            q.append_pair("prompt", prompt);
         }
         if let Some(v) = &verifier {
             let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(v.as_bytes()));
@@ -172,6 +169,17 @@ pub(crate) fn begin(
     let mut cookies = pending::evictions(&keys, request.headers(), &cookie_path);
     cookies.push(pending::set_cookie(&state, Some(&cookie), &cookie_path));
     Ok(redirect(authorize.as_str(), &cookies))
+}
+
+/// The `prompt` sent to Entra: the provider's (`configured`); for an interactive sign-in
+/// (`interactive=1`), `select_account` instead of none or `none`, so the user can pick (or add)
+/// another account than the one signed in at Entra — a configured `login` or `consent` asks
+/// for at least as much and is kept.
+fn prompt(configured: Option<&str>, interactive: bool) -> Option<&str> {
+    match configured {
+        None | Some("none") if interactive => Some("select_account"),
+        configured => configured,
+    }
 }
 
 /// The identity providers a browser may sign in with for a target: the app's `allowed_idps`
@@ -240,4 +248,21 @@ fn chooser(
         })
         .collect();
     pages::chooser(&options, frame)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prompt;
+
+    #[test]
+    fn an_interactive_sign_in_lets_the_user_pick_the_account_unless_the_provider_asks_more() {
+        assert_eq!(prompt(None, false), None);
+        assert_eq!(prompt(Some("none"), false), Some("none"));
+        assert_eq!(prompt(Some("login"), false), Some("login"));
+        assert_eq!(prompt(None, true), Some("select_account"));
+        assert_eq!(prompt(Some("none"), true), Some("select_account"));
+        assert_eq!(prompt(Some("select_account"), true), Some("select_account"));
+        assert_eq!(prompt(Some("login"), true), Some("login"));
+        assert_eq!(prompt(Some("consent"), true), Some("consent"));
+    }
 }
