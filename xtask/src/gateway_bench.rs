@@ -33,34 +33,23 @@ pub fn bench(env: &Env, layout: &Layout, steps: &mut Steps) -> Result<(), StepFa
         "gateway benchmark: verify bench Worker (worker-build)",
         || build_verify_worker(env, layout),
     )?;
-    steps.run("gateway benchmark under wrangler dev", || {
+    let run = |args: &[&str], command: &str| -> Result<Outcome, XtaskError> {
         let report = layout.root.join("BENCHMARKS.md");
         process::run(
             env.cargo()
-                .args(["run", "--release", "-p", PACKAGE, "--", "--write"])
+                .args(["run", "--release", "-p", PACKAGE, "--"])
+                .args(args)
+                .arg("--write")
                 .arg(&report)
-                .args(["--command", "cargo xtask bench"]),
+                .args(["--command", command]),
         )?;
         Ok(format!("results in {}", report.display()))
+    };
+    steps.run("gateway benchmark under wrangler dev", || {
+        run(&[], "cargo xtask bench")
     })?;
     steps.run("gateway cold start under wrangler dev", || {
-        let report = layout.root.join("BENCHMARKS.md");
-        process::run(
-            env.cargo()
-                .args([
-                    "run",
-                    "--release",
-                    "-p",
-                    PACKAGE,
-                    "--",
-                    "--cold",
-                    "5",
-                    "--write",
-                ])
-                .arg(&report)
-                .args(["--command", "cargo xtask bench gateway"]),
-        )?;
-        Ok(format!("results in {}", report.display()))
+        run(&["--cold", "5"], "cargo xtask bench gateway")
     })
 }
 
