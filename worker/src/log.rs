@@ -48,6 +48,11 @@ pub struct DecisionLog<'a> {
 
 impl DecisionLog<'_> {
     pub fn emit(&self) {
+        console_log!("{}", self.line());
+    }
+
+    /// The line as JSON text.
+    pub fn line(&self) -> String {
         let mut line = Map::new();
         let text = |s: &str| Value::String(s.into());
         let opt = |s: Option<&str>| s.map_or(Value::Null, |s| Value::String(s.into()));
@@ -70,6 +75,6 @@ impl DecisionLog<'_> {
         if !self.why.is_empty() {
             line.insert("why".into(), Value::from(self.why.to_vec()));
         }
-        console_log!("{}", Value::Object(line));
+        Value::Object(line).to_string()
     }
 }

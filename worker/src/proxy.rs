@@ -60,6 +60,32 @@ pub async fn forward(
     email: Option<&str>,
     assertion: Option<&str>,
 ) -> Result<Response, Stop> {
+    let Outbound { request, host } = outbound(&request, gateway, url, email, assertion)?;
+    Fetch::Request(request)
+        .send()
+        .await
+        .map_err(|e| Stop::Failed(GatewayError::Origin(format!("{host}: {e}"))))
+}
+
+/// The request to send to the origin, and the origin's host name (for errors).
+pub struct Outbound {
+    pub request: Request,
+    pub host: String,
+}
+
+/// What [`forward`] sends for `request`: the decided path and query on the origin, the
+/// headers cleaned and set, the body passed on.
+///
+/// # Errors
+/// [`Refusal::InvalidPath`] when the outbound URL would not carry the decided path
+/// unchanged; [`GatewayError`] when the runtime refuses the request.
+pub fn outbound(
+    request: &Request,
+    gateway: &Gateway,
+    url: &RawUrl,
+    email: Option<&str>,
+    assertion: Option<&str>,
+) -> Result<Outbound, Stop> {
     let target = match &gateway.origin {
         Some(origin) => format!(
             "{}{}",
@@ -68,13 +94,14 @@ pub async fn forward(
         ),
         None => format!("{}://{}{}", url.scheme, url.authority, url.path_and_query()),
     };
+    let inbound = request.headers();
     let headers = Headers::new();
-    for (name, value) in request.headers().entries() {
+    for (name, value) in inbound.entries() {
         if !dropped(&name) {
             headers.append(&name, &value)?;
         }
     }
-    if let Some(ip) = request.headers().get("CF-Connecting-IP")? {
+    if let Some(ip) = inbound.get("CF-Connecting-IP")? {
         headers.set("X-Forwarded-For", ip.trim())?;
     }
     headers.set("X-Forwarded-Proto", &url.scheme)?;
@@ -107,10 +134,10 @@ pub async fn forward(
         Some(origin) => origin.host_str().unwrap_or("?").to_owned(),
         None => url.authority.clone(),
     };
-    Fetch::Request(outbound)
-        .send()
-        .await
-        .map_err(|e| Stop::Failed(GatewayError::Origin(format!("{host}: {e}"))))
+    Ok(Outbound {
+        request: outbound,
+        host,
+    })
 }
 
 #[cfg(test)]
