@@ -56,7 +56,7 @@ pub async fn protect(request: Request, env: &Env, gateway: &Gateway) -> Response
 }
 
 /// What the policies said of a request, and what the log says of it.
-struct Decided {
+pub(crate) struct Decided {
     facts: Facts,
     verdict: Verdict,
 }
@@ -133,7 +133,7 @@ async fn answer(
     .await
 }
 
-async fn decide(
+pub(crate) async fn decide(
     request: &Request,
     env: &Env,
     gateway: &Gateway,
@@ -328,7 +328,7 @@ async fn decide(
 /// found by object id (the token's `oid`), is disabled or deleted — an Entra token stays valid
 /// for its lifetime, so the gateway refuses it itself — or the identity cannot be keyed (no
 /// `oid`), or cannot be told apart from a SCIM user bound to no object id. Fails closed.
-async fn deprovisioned(
+pub(crate) async fn deprovisioned(
     env: &Env,
     gateway: &Gateway,
     identity: &Identity,
@@ -387,7 +387,7 @@ fn denied(
     })
 }
 
-fn bearer(headers: &worker::Headers) -> Option<String> {
+pub(crate) fn bearer(headers: &worker::Headers) -> Option<String> {
     let value = headers.get("Authorization").ok().flatten()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     scheme

@@ -22,6 +22,8 @@ mod log;
 mod login_design;
 mod pages;
 mod pending;
+#[cfg(feature = "phase-profile")]
+mod profile;
 mod proxy;
 mod raw_url;
 mod refusal;

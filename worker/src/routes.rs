@@ -47,6 +47,10 @@ pub async fn dispatch(request: Request, env: &Env) -> Response {
         let endpoint = endpoint.trim_matches('/').to_owned();
         return access_endpoint(request, env, gateway, &endpoint).await;
     }
+    #[cfg(feature = "phase-profile")]
+    if let Some(budget_ms) = crate::profile::requested(&request) {
+        return crate::profile::run(request, env, gateway, budget_ms).await;
+    }
     gate::protect(request, env, gateway).await
 }
 

@@ -56,6 +56,9 @@ pub fn test(layout: &Layout, steps: &mut Steps) -> Result<(), StepFailure> {
             WORKER_CRATE,
             "--target",
             "wasm32-unknown-unknown",
+            // The benchmark's phase profile too (the shipped code is the same without it).
+            "--features",
+            "phase-profile",
             "--",
             "-D",
             "warnings",
