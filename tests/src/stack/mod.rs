@@ -109,6 +109,10 @@ pub struct StackConfig {
     /// Worker vars whose values are JSON (an object var, as `wrangler.jsonc` writes one); they
     /// win over every string var of the same name.
     pub json_vars: Vec<(String, Value)>,
+    /// The worker's built entry (`index.js`, beside its `index_bg.wasm`): another build of
+    /// the worker (the benchmark's phase-profile build, say); `worker/build/index.js` when
+    /// `None`.
+    pub worker_entry: Option<PathBuf>,
 }
 
 impl Default for StackConfig {
@@ -124,6 +128,7 @@ impl Default for StackConfig {
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             d1_setup: Vec::new(),
             json_vars: Vec::new(),
+            worker_entry: None,
         }
     }
 }
@@ -386,7 +391,10 @@ impl Stack {
 
     fn start_once(config: StackConfig) -> Result<Self, StackError> {
         let started = Instant::now();
-        let paths = Paths::discover()?;
+        let mut paths = Paths::discover()?;
+        if let Some(entry) = &config.worker_entry {
+            paths.entry.clone_from(entry);
+        }
         paths.check()?;
 
         let fixtures = match config.fixtures {
