@@ -95,10 +95,15 @@ pub fn outbound(
         None => format!("{}://{}{}", url.scheme, url.authority, url.path_and_query()),
     };
     let inbound = request.headers();
-    let headers = Headers::new();
-    for (name, value) in inbound.entries() {
-        if !dropped(&name) {
-            headers.append(&name, &value)?;
+    // Copied by the runtime, then the dropped ones removed by name: the values (a bearer
+    // token, cookies) never cross into Wasm and back.
+    let headers = Headers(
+        web_sys::Headers::new_with_headers(&inbound.0)
+            .map_err(|e| GatewayError::Internal(format!("copying the headers: {e:?}")))?,
+    );
+    for name in inbound.keys() {
+        if dropped(&name) {
+            headers.delete(&name)?;
         }
     }
     if let Some(ip) = inbound.get("CF-Connecting-IP")? {
