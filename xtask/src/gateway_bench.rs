@@ -1,6 +1,7 @@
 //! `cargo xtask bench`, after the policy-core benchmarks: the gateway under workerd
-//! (`bench/gateway`), which writes the "Gateway under workerd" and "Cold start under
-//! workerd" sections of BENCHMARKS.md.
+//! (`bench/gateway`), which writes the "Gateway under workerd", "Cold start under workerd"
+//! and "Where an allowed request's CPU goes inside workerd" sections of BENCHMARKS.md (the
+//! last with the gateway's phase-profile build).
 //!
 //! It needs the gateway's release build (`worker/build`) and the RS256 bench Worker
 //! (`bench/verify-worker`, built here with worker-build exactly like the gateway, with the
@@ -50,6 +51,18 @@ pub fn bench(env: &Env, layout: &Layout, steps: &mut Steps) -> Result<(), StepFa
     })?;
     steps.run("gateway cold start under wrangler dev", || {
         run(&["--cold", "5"], "cargo xtask bench gateway")
+    })?;
+    steps.run(
+        "gateway benchmark: phase-profile build (worker-build)",
+        || worker::build_phase_profile(env, layout),
+    )?;
+    steps.run("gateway phase profile under wrangler dev", || {
+        let entry = worker::phase_profile_dir(layout).join("index.js");
+        let entry = entry.to_string_lossy();
+        run(
+            &["--phases", "5", "--entry", &entry],
+            "cargo xtask bench gateway",
+        )
     })
 }
 

@@ -72,6 +72,44 @@ pub fn build(env: &Env, layout: &Layout, rebuild: Rebuild) -> Result<Outcome, Xt
     size::describe(env, &wasm)
 }
 
+/// The gateway's phase-profile build (the `phase-profile` feature: requests with
+/// `X-Edge-Access-Profile` answer a profile of their phases, `worker/src/profile.rs`) into
+/// `target/phase-profile/build`, for the gateway benchmark only. Always rebuilt: cargo
+/// recompiles only what the feature changes.
+///
+/// # Errors
+///
+/// When worker-build fails or its output is missing afterwards.
+pub fn build_phase_profile(env: &Env, layout: &Layout) -> Result<Outcome, XtaskError> {
+    let out_dir = phase_profile_dir(layout);
+    let mut command = env.command(layout.cargo_installed("worker-build"));
+    command
+        .arg("--release")
+        .arg("--out-dir")
+        .arg(&out_dir)
+        .args(["--features", "phase-profile"])
+        .current_dir(layout.worker_dir());
+    if let Some(file) = bundled_config_file(env, &layout.root) {
+        command.env(CONFIG_FILE_VAR, file);
+    }
+    process::run(&mut command)?;
+    let wasm = out_dir.join("index_bg.wasm");
+    for output in [out_dir.join("index.js"), wasm.clone()] {
+        if !output.is_file() {
+            return Err(XtaskError::Tool {
+                tool: "worker-build".into(),
+                problem: format!("did not write `{}`", output.display()),
+            });
+        }
+    }
+    size::describe(env, &wasm)
+}
+
+/// Where [`build_phase_profile`] writes.
+pub fn phase_profile_dir(layout: &Layout) -> std::path::PathBuf {
+    layout.target_dir.join("phase-profile").join("build")
+}
+
 /// Names the configuration file the worker bundles (`worker/build.rs`), relative to the
 /// checkout.
 pub const CONFIG_FILE_VAR: &str = "EDGE_ACCESS_CONFIG_FILE";

@@ -25,15 +25,19 @@
 //! ```text
 //! gateway-bench [--write FILE] [--command TEXT] [--quick]
 //! gateway-bench --cold ROUNDS [--write FILE] [--command TEXT]
+//! gateway-bench --phases ROUNDS [--entry FILE] [--write FILE] [--command TEXT]
 //! ```
 //!
 //! `--cold ROUNDS` measures only cold starts ([`cold`]) and writes their own section.
+//! `--phases ROUNDS` profiles a request's phases inside workerd ([`phases`]) with the
+//! gateway's phase-profile build (`--entry`, default `target/phase-profile/build/index.js`).
 
 mod client;
 mod cold;
 mod cpu;
 mod measure;
 mod origin;
+mod phases;
 mod report;
 mod session;
 mod workers;
@@ -113,6 +117,10 @@ struct Options {
     plan: Plan,
     /// `--cold ROUNDS`: cold starts only.
     cold: Option<usize>,
+    /// `--phases ROUNDS`: the phase profile only.
+    phases: Option<usize>,
+    /// `--entry FILE`: the phase-profile build's `index.js`.
+    entry: Option<PathBuf>,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -121,6 +129,8 @@ fn parse(args: &[String]) -> Result<Options, String> {
         command: "cargo xtask bench".into(),
         plan: FULL,
         cold: None,
+        phases: None,
+        entry: None,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -137,10 +147,19 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 let rounds = args.next().and_then(|n| n.parse().ok()).filter(|n| *n > 0);
                 options.cold = Some(rounds.ok_or("--cold needs a number of rounds above 0")?);
             }
+            "--phases" => {
+                let rounds = args.next().and_then(|n| n.parse().ok()).filter(|n| *n > 0);
+                options.phases = Some(rounds.ok_or("--phases needs a number of rounds above 0")?);
+            }
+            "--entry" => {
+                let file = args.next().ok_or("--entry needs a file")?;
+                options.entry = Some(PathBuf::from(file));
+            }
             other => {
                 return Err(format!(
                     "unexpected argument `{other}`\n\
-                     usage: gateway-bench [--write FILE] [--command TEXT] [--quick | --cold ROUNDS]"
+                     usage: gateway-bench [--write FILE] [--command TEXT] \
+                     [--quick | --cold ROUNDS | --phases ROUNDS [--entry FILE]]"
                 ))
             }
         }
@@ -151,6 +170,25 @@ fn parse(args: &[String]) -> Result<Options, String> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = parse(&args).and_then(|options| {
+        if let Some(rounds) = options.phases {
+            let entry = match &options.entry {
+                Some(entry) => entry.clone(),
+                None => Paths::discover()?
+                    .target
+                    .join("phase-profile/build/index.js"),
+            };
+            let markdown = phases::run(&options.command, rounds, &entry)?;
+            println!("{markdown}");
+            if let Some(file) = &options.write {
+                write_section(file, phases::HEADING, &markdown)?;
+                println!(
+                    "wrote the \"{}\" section of {}",
+                    phases::HEADING,
+                    file.display()
+                );
+            }
+            return Ok(());
+        }
         if let Some(rounds) = options.cold {
             let markdown = cold::run(&options.command, rounds)?;
             println!("{markdown}");

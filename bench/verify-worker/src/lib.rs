@@ -9,6 +9,11 @@
 //! - `GET /rust-prepared?n=N`: the `rsa` crate directly, the public key built once, then `n`
 //!   × `verify`: the pure-Rust floor.
 //!
+//! Every other path is passed through to `ORIGIN_URL` (same path and query, method, headers
+//! and body), as `bench/js/passthrough.js` does in JS: the floor of a Rust Worker in front of
+//! an origin, for the gateway's phase profile. With `X-Bench-Log: 1` it also writes one log
+//! line the size of the gateway's decision line.
+//!
 //! `n = 0` does everything but the verifications, so a client times the verifications as the
 //! difference between `n = N` and `n = 0` round trips. The answer is JSON: `n`, how many
 //! verifications succeeded (`valid`, which must equal `n`), and the in-worker
@@ -57,6 +62,9 @@ async fn fetch(request: Request, env: Env, _ctx: Context) -> Result<Response> {
     if variant == "/ready" {
         return Response::ok("ready");
     }
+    if !matches!(variant.as_str(), "/webcrypto" | "/rust" | "/rust-prepared") {
+        return pass_through(request, &env).await;
+    }
     let n = match url.query_pairs().find(|(name, _)| name == "n") {
         Some((_, value)) => match value.parse::<u32>() {
             Ok(n) if n <= MAX_N => n,
@@ -84,6 +92,36 @@ async fn fetch(request: Request, env: Env, _ctx: Context) -> Result<Response> {
         })),
         Err(why) => Response::error(why, 500),
     }
+}
+
+/// `request` sent on to `ORIGIN_URL` at its path and query, the origin's answer returned.
+async fn pass_through(request: Request, env: &Env) -> Result<Response> {
+    let origin = env.var("ORIGIN_URL")?.to_string();
+    let url = request.url()?;
+    let mut target = worker::Url::parse(&origin)?;
+    target.set_path(url.path());
+    target.set_query(url.query());
+    if request.headers().get("X-Bench-Log")?.as_deref() == Some("1") {
+        worker::console_log!(
+            "{}",
+            json!({
+                "time": "2026-12-03T00:00:00.000Z", "event": "decision",
+                "request_id": "00000000-0000-4000-8000-000000000000", "method": "GET",
+                "target": url.as_str(), "app": "app", "outcome": "allow",
+                "policy": "Engineering at example.com",
+                "user": "00000000-0000-4000-8000-000000000001", "service_token": null,
+                "status": 200, "reason": null, "ip": null, "country": null, "latency_ms": 1,
+                "config_version": "0123456789abcdef"
+            })
+        );
+    }
+    let outbound = Request::new_with_init(target.as_str(), &{
+        let mut init = worker::RequestInit::new();
+        init.with_method(request.method())
+            .with_headers(request.headers().clone());
+        init
+    })?;
+    worker::Fetch::Request(outbound).send().await
 }
 
 fn fixture(env: &Env) -> std::result::Result<Fixture, String> {
