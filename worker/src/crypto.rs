@@ -17,8 +17,19 @@ use web_sys::{Crypto, CryptoKey, SubtleCrypto, WorkerGlobalScope};
 
 use crate::error::GatewayError;
 
+/// Imported keys kept per isolate; beyond it, the cache starts again (keys rotate rarely).
+const KEYS_CACHED: usize = 64;
+
+/// What each verification reuses: `crypto.subtle`, the algorithm, and the imported keys by
+/// `kid` (with the modulus they were imported from, compared on every use).
+struct Verifying {
+    subtle: SubtleCrypto,
+    algorithm: Object,
+    keys: HashMap<String, (String, CryptoKey)>,
+}
+
 thread_local! {
-    static CRYPTO_KEYS: RefCell<HashMap<String, CryptoKey>> = RefCell::new(HashMap::new());
+    static VERIFYING: RefCell<Option<Verifying>> = const { RefCell::new(None) };
 }
 
 /// The platform's `crypto`.
@@ -68,11 +79,32 @@ impl SignatureVerifier for WebCryptoVerifier {
         message: &[u8],
         signature: &[u8],
     ) -> Result<bool, TokenError> {
-        let subtle = subtle().map_err(js_error)?;
-        let crypto_key = crypto_key(&subtle, key).await?;
+        let (subtle, algorithm, cached) = VERIFYING
+            .with(|v| {
+                let mut held = v.borrow_mut();
+                if held.is_none() {
+                    *held = Some(Verifying {
+                        subtle: subtle()?,
+                        algorithm: algorithm()?,
+                        keys: HashMap::new(),
+                    });
+                }
+                let held = held.as_ref().ok_or(JsValue::NULL)?;
+                let cached = held
+                    .keys
+                    .get(&key.kid)
+                    .filter(|(n, _)| *n == key.n)
+                    .map(|(_, k)| k.clone());
+                Ok::<_, JsValue>((held.subtle.clone(), held.algorithm.clone(), cached))
+            })
+            .map_err(js_error)?;
+        let crypto_key = match cached {
+            Some(k) => k,
+            None => crypto_key(&subtle, key).await?,
+        };
         let promise = subtle
-            .verify_with_str_and_u8_array_and_u8_array(
-                "RSASSA-PKCS1-v1_5",
+            .verify_with_object_and_u8_array_and_u8_array(
+                &algorithm,
                 &crypto_key,
                 signature,
                 message,
@@ -81,6 +113,13 @@ impl SignatureVerifier for WebCryptoVerifier {
         let verdict = JsFuture::from(promise).await.map_err(js_error)?;
         Ok(verdict.as_bool() == Some(true))
     }
+}
+
+/// `{ name: "RSASSA-PKCS1-v1_5" }`, the verification's algorithm.
+fn algorithm() -> Result<Object, JsValue> {
+    let algorithm = Object::new();
+    Reflect::set(&algorithm, &"name".into(), &"RSASSA-PKCS1-v1_5".into())?;
+    Ok(algorithm)
 }
 
 /// The platform's `crypto.subtle`.
@@ -92,9 +131,19 @@ fn js_error(e: JsValue) -> TokenError {
     TokenError::Verifier(e.as_string().unwrap_or_else(|| format!("{e:?}")))
 }
 
-async fn crypto_key(subtle: &SubtleCrypto, key: &RsaJwk) -> Result<CryptoKey, TokenError> {
-    let cache_key = format!("{}:{}", key.kid, key.n);
-    if let Some(k) = CRYPTO_KEYS.with(|keys| keys.borrow().get(&cache_key).cloned()) {
+pub(crate) async fn crypto_key(
+    subtle: &SubtleCrypto,
+    key: &RsaJwk,
+) -> Result<CryptoKey, TokenError> {
+    let cached = VERIFYING.with(|v| {
+        v.borrow().as_ref().and_then(|held| {
+            held.keys
+                .get(&key.kid)
+                .filter(|(n, _)| *n == key.n)
+                .map(|(_, k)| k.clone())
+        })
+    });
+    if let Some(k) = cached {
         return Ok(k);
     }
     if key.modulus()?.len() < 256 {
@@ -121,6 +170,14 @@ async fn crypto_key(subtle: &SubtleCrypto, key: &RsaJwk) -> Result<CryptoKey, To
         .await
         .map_err(js_error)?
         .unchecked_into();
-    CRYPTO_KEYS.with(|keys| keys.borrow_mut().insert(cache_key, imported.clone()));
+    VERIFYING.with(|v| {
+        if let Some(held) = v.borrow_mut().as_mut() {
+            if held.keys.len() >= KEYS_CACHED {
+                held.keys.clear();
+            }
+            held.keys
+                .insert(key.kid.clone(), (key.n.clone(), imported.clone()));
+        }
+    });
     Ok(imported)
 }
