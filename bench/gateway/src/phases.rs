@@ -48,6 +48,7 @@ const PHASES: &[(&str, &str, Kind)] = &[
     ("service_token", "service-token headers looked for", Kind::Step),
     ("bearer_token", "credential: the Entra token parsed, its key found, verified (RS256), mapped to an identity", Kind::Step),
     ("rs256_webcrypto", "… of which the WebCrypto verification from Rust", Kind::Part),
+    ("rs256_webcrypto_js", "(the same verification looped in JS in this Worker: raw WebCrypto)", Kind::Part),
     ("deprovisioned", "SCIM deprovisioning check (off in this configuration)", Kind::Step),
     ("session_cookie", "credential: the session cookie verified (RS256), its session read from D1, its identity parsed", Kind::Step),
     ("cookie_verify", "… of which the cookie's verification (WebCrypto)", Kind::Part),
@@ -335,6 +336,17 @@ fn markdown(
         "| sum of the bold phases | {:.0} µs | {:.0} µs | |\n",
         sums.0, sums.1
     ));
+    if let (Some((rust, _)), Some((js, _))) = (
+        bearer.get("rs256_webcrypto"),
+        bearer.get("rs256_webcrypto_js"),
+    ) {
+        out.push_str(&format!(
+            "\nRS256 in the same Worker, same key and token: {rust:.1} µs per verification \
+             through the gateway's verifier (Rust → WebCrypto, awaited as a `JsFuture`) \
+             against {js:.1} µs looped in JS: **{:.2}×** raw WebCrypto.\n",
+            rust / js
+        ));
+    }
     out.push_str(&format!(
         "\nThe same requests whole, in the same run ({SEQUENTIAL} each, sequential, one \
          keep-alive connection per target, interleaved, without the header), beside a \
