@@ -1419,6 +1419,86 @@ fn members_that_do_not_exist_are_refused() {
     assert_eq!(snapshot(&c, &gets), before);
 }
 
+/// A PATCH of members only is written without reading the group first: a missing group is
+/// still a 404, a group added to itself still a 400, a member that is neither a user nor a
+/// group still names itself, each writing nothing; an id in capitals still finds the group,
+/// and `meta.version` still moves by one.
+#[test]
+fn member_only_patches_refuse_as_before_and_write_nothing() {
+    let Some(stack) = stack("member_only_patches_refuse_as_before_and_write_nothing") else {
+        return;
+    };
+    let c = client(stack, Dialect::Default);
+    let user = new_user(&c, "member.only@example.com", "Member Only");
+    let group = new_group(&c, "Member-only group", &[]);
+    let group_path = format!("/Groups/{group}");
+    let member_of = filter_eq("members.value", &user);
+    let member_of = [("filter", member_of.as_str())];
+    let gets: Vec<(&str, &[(&str, &str)])> = vec![(&group_path, &[]), ("/Groups", &member_of)];
+    let before = snapshot(&c, &gets);
+
+    let missing = format!("/Groups/{}", random_guid());
+    let absent = random_guid();
+    let cases: Vec<(&str, Value, u16, Option<&str>)> = vec![
+        (&missing, Dialect::Default.add_members(&[&user]), 404, None),
+        (&missing, Dialect::Default.remove_member(&user), 404, None),
+        (
+            &missing,
+            Dialect::AadOptscim062020.remove_member(&user),
+            404,
+            None,
+        ),
+        (
+            &group_path,
+            Dialect::Default.add_members(&[&user, &group]),
+            400,
+            Some("invalidValue"),
+        ),
+        (
+            &group_path,
+            Dialect::AadOptscim062020.add_members(&[&group.to_uppercase()]),
+            400,
+            Some("invalidValue"),
+        ),
+        (
+            &group_path,
+            Dialect::Default.add_members(&[&user, &absent]),
+            400,
+            Some("invalidValue"),
+        ),
+    ];
+    for (path, body, status, scim_type) in &cases {
+        let response = send_json(&c, "PATCH", path, body);
+        assert_scim_error(
+            &response,
+            *status,
+            *scim_type,
+            &format!("PATCH {path} {body}"),
+        );
+        if *status == 400 && body.to_string().contains(&absent) {
+            let detail = response.json().unwrap()["detail"].to_string();
+            assert!(detail.contains(&absent), "names the member: {detail}");
+        }
+    }
+    assert_eq!(snapshot(&c, &gets), before);
+
+    let version = |group: &Value| group["meta"]["version"].as_str().unwrap().to_owned();
+    let stored = c.group(&group, false).unwrap().unwrap();
+    let upper = format!("/Groups/{}", group.to_uppercase());
+    let response = send_json(&c, "PATCH", &upper, &Dialect::Default.add_members(&[&user]));
+    assert_no_content(&response, "PATCH by the id in capitals");
+    let now = c.group(&group, false).unwrap().unwrap();
+    assert_eq!(member_values(&now), BTreeSet::from([user.clone()]));
+    let number = |v: &str| -> u64 {
+        v.trim_start_matches("W/\"")
+            .trim_end_matches('"')
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(number(&version(&now)), number(&version(&stored)) + 1);
+    assert_eq!(now["displayName"], stored["displayName"]);
+}
+
 #[test]
 fn missing_resources_are_404() {
     let Some(stack) = stack("missing_resources_are_404") else {

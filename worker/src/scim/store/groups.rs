@@ -238,6 +238,9 @@ impl Store<'_> {
     pub async fn patch_group(&self, id: &str, body: &Value) -> Result<(), Failure> {
         let patch = PatchRequest::parse(body)?;
         let (rest, changes) = split_members(&patch)?;
+        if rest.operations.is_empty() && self.change_members(id, &changes).await? {
+            return Ok(());
+        }
         self.write_group(id, |stored| {
             let mut resource = stored.clone();
             apply(&mut resource, &rest)?;
@@ -245,6 +248,70 @@ impl Store<'_> {
         })
         .await
         .map(|_| ())
+    }
+
+    /// A PATCH that changes members only, in one batch without reading the group first:
+    /// nothing it writes was computed from the stored resource, so its guard only asks that
+    /// the group exist, and added members are checked inside the batch as in
+    /// [`Store::write_group`]. `false` when that batch failed on its guards (the group is
+    /// gone, an added member is neither a user nor a group, or the group adds itself):
+    /// nothing was written, and the caller takes the path that reads the group and says
+    /// precisely why.
+    async fn change_members(&self, id: &str, changes: &[MemberChange]) -> Result<bool, Failure> {
+        let id = fold(id);
+        if changes.iter().any(|c| c.added().contains(&id)) {
+            return Ok(false);
+        }
+        let mut effects = Effects::new(false);
+        self.touch_changes(&mut effects, &id, changes)?;
+        let mut binds = Binds::default();
+        let (id_at, now) = (binds.text(&id), binds.millis(self.now));
+        let mut write = vec![self.statement(
+            &format!(
+                "UPDATE scim_groups SET version = version + 1, modified_ms = {now} \
+                 WHERE id = {id_at}"
+            ),
+            &binds,
+        )?];
+        for change in changes {
+            write.extend(self.member_change(&id, change)?);
+        }
+        let guard = self.resource_guard(&id, None)?;
+        let batch = self.around(Some(guard), effects, write)?;
+        match self.submit(&id, batch).await.map_err(classify) {
+            Ok(()) => Ok(true),
+            Err(BatchError::Conflict | BatchError::MissingMember) => Ok(false),
+            Err(BatchError::Failed(failure)) => Err(failure),
+        }
+    }
+
+    /// Records the users that `changes` to group `group_id`'s members touch.
+    fn touch_changes(
+        &self,
+        effects: &mut Effects,
+        group_id: &str,
+        changes: &[MemberChange],
+    ) -> Result<(), Failure> {
+        for change in changes {
+            match change {
+                MemberChange::Add(ids) => {
+                    self.touch(effects, Touched::Members(ids), false)?;
+                }
+                MemberChange::Remove(ids) => {
+                    self.touch(effects, Touched::Members(ids), true)?;
+                }
+                // Everyone under the group counts as removed (those who stay are touched
+                // too: a replace does not say who stays).
+                MemberChange::RemoveAll => {
+                    self.touch(effects, Touched::MembersOf(group_id), true)?;
+                }
+                MemberChange::Replace(ids) => {
+                    self.touch(effects, Touched::MembersOf(group_id), true)?;
+                    self.touch(effects, Touched::Members(ids), false)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Reads the group (never its members), computes its new record and member changes with
@@ -280,25 +347,7 @@ impl Store<'_> {
             let mut effects = Effects::new(
                 record.display_name_key != row.display_name_key || policy != row.policy_id,
             );
-            for change in &changes {
-                match change {
-                    MemberChange::Add(ids) => {
-                        self.touch(&mut effects, Touched::Members(ids), false)?;
-                    }
-                    MemberChange::Remove(ids) => {
-                        self.touch(&mut effects, Touched::Members(ids), true)?;
-                    }
-                    // Everyone under the group counts as removed (those who stay are touched
-                    // too: a replace does not say who stays).
-                    MemberChange::RemoveAll => {
-                        self.touch(&mut effects, Touched::MembersOf(&row.id), true)?;
-                    }
-                    MemberChange::Replace(ids) => {
-                        self.touch(&mut effects, Touched::MembersOf(&row.id), true)?;
-                        self.touch(&mut effects, Touched::Members(ids), false)?;
-                    }
-                }
-            }
+            self.touch_changes(&mut effects, &row.id, &changes)?;
             if policy != row.policy_id {
                 // Everyone under the group is now in a group with another policy id.
                 self.touch(&mut effects, Touched::MembersOf(&row.id), false)?;
