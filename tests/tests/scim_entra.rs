@@ -1419,6 +1419,138 @@ fn members_that_do_not_exist_are_refused() {
     assert_eq!(snapshot(&c, &gets), before);
 }
 
+/// A group created with members is written and answered by one batch: the answer lists
+/// them in request order, each once, with its kind; a taken name is still a 409 and a
+/// member that does not exist still a 400 (before the name), each writing nothing.
+#[test]
+fn groups_created_with_members_answer_them_and_refuse_as_before() {
+    let Some(stack) = stack("groups_created_with_members_answer_them_and_refuse_as_before") else {
+        return;
+    };
+    let c = client(stack, Dialect::Default);
+    let user = new_user(&c, "created.with@example.com", "Created With");
+    let inner = new_group(&c, "Created-with inner group", &[]);
+    let body = json!({ "schemas": [GROUP_SCHEMA], "displayName": "Created-with group",
+        "members": [{ "value": inner }, { "value": user.to_uppercase() }, { "value": user }] });
+    let created = ok_json(&send_json(&c, "POST", "/Groups", &body), 201, "create");
+    assert_eq!(
+        created["members"],
+        json!([{ "value": inner, "type": "Group" }, { "value": user, "type": "User" }]),
+        "{created}"
+    );
+    let id = created["id"].as_str().unwrap();
+    let stored = c.group(id, false).unwrap().unwrap();
+    assert_eq!(
+        member_values(&stored),
+        BTreeSet::from([inner.clone(), user.clone()])
+    );
+
+    let member_of = filter_eq("members.value", &user);
+    let named = filter_eq("displayName", "Created-with group");
+    let (member_of, named) = (
+        [("filter", member_of.as_str())],
+        [("filter", named.as_str())],
+    );
+    let gets: Vec<(&str, &[(&str, &str)])> = vec![("/Groups", &member_of), ("/Groups", &named)];
+    let before = snapshot(&c, &gets);
+    let taken = json!({ "schemas": [GROUP_SCHEMA], "displayName": "CREATED-WITH group",
+        "members": [{ "value": user }] });
+    assert_scim_error(
+        &send_json(&c, "POST", "/Groups", &taken),
+        409,
+        Some("uniqueness"),
+        "a taken name with a member",
+    );
+    let missing = random_guid();
+    let taken_and_missing = json!({ "schemas": [GROUP_SCHEMA],
+        "displayName": "Created-with group", "members": [{ "value": user }, { "value": missing }] });
+    let response = send_json(&c, "POST", "/Groups", &taken_and_missing);
+    assert_scim_error(&response, 400, Some("invalidValue"), "a missing member");
+    let detail = response.json().unwrap()["detail"].to_string();
+    assert!(detail.contains(&missing), "names the member: {detail}");
+    assert_eq!(snapshot(&c, &gets), before);
+}
+
+/// A PATCH of members only is written without reading the group first: a missing group is
+/// still a 404, a group added to itself still a 400, a member that is neither a user nor a
+/// group still names itself, each writing nothing; an id in capitals still finds the group,
+/// and `meta.version` still moves by one.
+#[test]
+fn member_only_patches_refuse_as_before_and_write_nothing() {
+    let Some(stack) = stack("member_only_patches_refuse_as_before_and_write_nothing") else {
+        return;
+    };
+    let c = client(stack, Dialect::Default);
+    let user = new_user(&c, "member.only@example.com", "Member Only");
+    let group = new_group(&c, "Member-only group", &[]);
+    let group_path = format!("/Groups/{group}");
+    let member_of = filter_eq("members.value", &user);
+    let member_of = [("filter", member_of.as_str())];
+    let gets: Vec<(&str, &[(&str, &str)])> = vec![(&group_path, &[]), ("/Groups", &member_of)];
+    let before = snapshot(&c, &gets);
+
+    let missing = format!("/Groups/{}", random_guid());
+    let absent = random_guid();
+    let cases: Vec<(&str, Value, u16, Option<&str>)> = vec![
+        (&missing, Dialect::Default.add_members(&[&user]), 404, None),
+        (&missing, Dialect::Default.remove_member(&user), 404, None),
+        (
+            &missing,
+            Dialect::AadOptscim062020.remove_member(&user),
+            404,
+            None,
+        ),
+        (
+            &group_path,
+            Dialect::Default.add_members(&[&user, &group]),
+            400,
+            Some("invalidValue"),
+        ),
+        (
+            &group_path,
+            Dialect::AadOptscim062020.add_members(&[&group.to_uppercase()]),
+            400,
+            Some("invalidValue"),
+        ),
+        (
+            &group_path,
+            Dialect::Default.add_members(&[&user, &absent]),
+            400,
+            Some("invalidValue"),
+        ),
+    ];
+    for (path, body, status, scim_type) in &cases {
+        let response = send_json(&c, "PATCH", path, body);
+        assert_scim_error(
+            &response,
+            *status,
+            *scim_type,
+            &format!("PATCH {path} {body}"),
+        );
+        if *status == 400 && body.to_string().contains(&absent) {
+            let detail = response.json().unwrap()["detail"].to_string();
+            assert!(detail.contains(&absent), "names the member: {detail}");
+        }
+    }
+    assert_eq!(snapshot(&c, &gets), before);
+
+    let version = |group: &Value| group["meta"]["version"].as_str().unwrap().to_owned();
+    let stored = c.group(&group, false).unwrap().unwrap();
+    let upper = format!("/Groups/{}", group.to_uppercase());
+    let response = send_json(&c, "PATCH", &upper, &Dialect::Default.add_members(&[&user]));
+    assert_no_content(&response, "PATCH by the id in capitals");
+    let now = c.group(&group, false).unwrap().unwrap();
+    assert_eq!(member_values(&now), BTreeSet::from([user.clone()]));
+    let number = |v: &str| -> u64 {
+        v.trim_start_matches("W/\"")
+            .trim_end_matches('"')
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(number(&version(&now)), number(&version(&stored)) + 1);
+    assert_eq!(now["displayName"], stored["displayName"]);
+}
+
 #[test]
 fn missing_resources_are_404() {
     let Some(stack) = stack("missing_resources_are_404") else {

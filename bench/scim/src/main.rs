@@ -512,9 +512,49 @@ impl Report {
                 run.verified
             );
         }
+        let _ = writeln!(out, "\n{ROUND_TRIPS}");
+        if let Some(line) = self.target() {
+            let _ = writeln!(out, "\n{line}");
+        }
         out
     }
+
+    /// Whether the run with the most connections reached [`TARGET`] requests/s over all
+    /// phases, with its floor beside it.
+    fn target(&self) -> Option<String> {
+        let run = self.runs.iter().max_by_key(|run| run.connections)?;
+        let timed = run.phases.iter().filter(|phase| phase.name != FLOOR);
+        let (requests, time) = timed.fold((0, Duration::ZERO), |(n, t), phase| {
+            (n + phase.requests(), t + phase.elapsed)
+        });
+        let rate = count_f64(requests) / time.as_secs_f64().max(f64::EPSILON);
+        let floor = run
+            .phases
+            .iter()
+            .find(|phase| phase.name == FLOOR)
+            .map_or(f64::NAN, PhaseResult::per_second);
+        let met = if rate >= TARGET { "met" } else { "not met" };
+        Some(format!(
+            "Target >= {TARGET:.0} req/s: {met} ({rate:.0} req/s over all phases with {} \
+             connections, against a storage-free floor of {floor:.0} req/s; `{}`).",
+            run.connections, self.environment.command
+        ))
+    }
 }
+
+/// Requests per second over all phases that provisioning should reach with the most
+/// connections.
+const TARGET: f64 = 500.0;
+
+/// The D1 round trips each request of the run makes, as `worker/src/scim/store` has them
+/// (a round trip is one query or one write batch).
+const ROUND_TRIPS: &str = "D1 round trips per request (one query or one write batch each): \
+    `GET /Users?filter=userName eq` 1 (the page and its total in one query); `POST /Users` 1 \
+    (the insert, its uniqueness checked by the UNIQUE indexes inside the batch); `GET \
+    /Groups?filter=displayName eq` 1; `POST /Groups` 1, with or without members (the batch \
+    checks the members and answers their kinds); `PATCH /Groups/{id}` adding members 1 (no \
+    read of the group first). A request that fails a guard inside its batch reads afterwards \
+    to say precisely why, having written nothing.";
 
 /// `11,500`.
 fn thousands(n: usize) -> String {

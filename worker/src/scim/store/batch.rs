@@ -94,9 +94,9 @@ pub enum Attempt<T> {
 impl Attempt<()> {
     /// A submitted batch's result as an attempt: a conflict (or a member that vanished) is
     /// tried again, other failures end the write.
-    pub fn of(result: Result<(), worker::Error>) -> Result<Attempt<()>, Failure> {
+    pub fn of<T>(result: Result<T, worker::Error>) -> Result<Attempt<()>, Failure> {
         match result.map_err(classify) {
-            Ok(()) => Ok(Attempt::Done(())),
+            Ok(_) => Ok(Attempt::Done(())),
             Err(BatchError::Conflict | BatchError::MissingMember) => Ok(Attempt::Again),
             Err(BatchError::Failed(failure)) => Err(failure),
         }

@@ -5,7 +5,7 @@
 //! directory generation (`scim_state`) moves when names, policy ids or nesting changed.
 
 use policy_core::IdentityUpdateBehavior;
-use worker::D1PreparedStatement;
+use worker::{D1PreparedStatement, D1Result};
 
 use super::users::UserRow;
 use super::{Failure, Store};
@@ -51,6 +51,15 @@ pub(super) struct Prepared {
     statements: Vec<D1PreparedStatement>,
     revoke_at: Option<usize>,
     regroup_at: Option<usize>,
+    /// Where the write's statements end.
+    write_end: usize,
+}
+
+impl Prepared {
+    /// Where the write's last statement is, for a write that ends with a read.
+    pub(super) fn last_written(&self) -> Option<usize> {
+        self.write_end.checked_sub(1)
+    }
 }
 
 /// Where the users touched by a membership change are found: under these members (users or
@@ -160,6 +169,7 @@ impl Store<'_> {
             )?);
         }
         batch.extend(write);
+        prepared.write_end = batch.len();
         if any {
             prepared.regroup_at = Some(batch.len());
             batch.push(session_store::set_groups(
@@ -181,8 +191,13 @@ impl Store<'_> {
         Ok(prepared)
     }
 
-    /// Runs a batch; logs how many sessions it revoked and updated.
-    pub(super) async fn submit(&self, id: &str, prepared: Prepared) -> Result<(), worker::Error> {
+    /// Runs a batch; logs how many sessions it revoked and updated. Answers each statement's
+    /// result.
+    pub(super) async fn submit(
+        &self,
+        id: &str,
+        prepared: Prepared,
+    ) -> Result<Vec<D1Result>, worker::Error> {
         let results = self.db.batch(prepared.statements).await?;
         let changed = |at: Option<usize>| {
             at.and_then(|i| results.get(i))
@@ -198,6 +213,6 @@ impl Store<'_> {
                 crate::log::event(event, &[("resource", id), ("sessions", &count.to_string())]);
             }
         }
-        Ok(())
+        Ok(results)
     }
 }

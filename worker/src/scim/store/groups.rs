@@ -134,16 +134,17 @@ impl Store<'_> {
         let record = GroupRecord::from_body(body)?;
         // A taken displayName (or externalId) fails the insert (UNIQUE), answered 409.
         let id = new_id()?;
-        // Checked here (not only in the batch) for the kinds the answer shows.
-        let mut members = self.members(&record.members, &id).await?;
-        let mut ids: Vec<String> = Vec::with_capacity(members.len());
-        members.retain(|m| {
-            let new = !ids.contains(&m.id);
-            if new {
-                ids.push(m.id.clone());
+        // The members, folded and without duplicates, in request order; checked inside the
+        // batch, which also answers their kinds.
+        let mut ids: Vec<String> = Vec::with_capacity(record.members.len());
+        for member in record.members.iter().map(|m| fold(m)) {
+            if member == id {
+                return Err(self_member(&id));
             }
-            new
-        });
+            if !ids.contains(&member) {
+                ids.push(member);
+            }
+        }
         let policy = policy_id(&id, record.external_id.as_deref());
         let mut effects = Effects::new(true);
         self.touch(&mut effects, Touched::Members(&ids), false)?;
@@ -156,19 +157,50 @@ impl Store<'_> {
             binds.text(&stored_text(&record.resource)?),
             binds.millis(self.now),
         );
-        let mut write = vec![self.statement(
+        let insert = self.statement(
             &format!(
                 "INSERT INTO scim_groups (id, display_name_key, external_id, policy_id, \
                  resource, version, created_ms, modified_ms) \
                  VALUES ({id_at}, {name}, {external}, {policy_at}, {resource}, 1, {now}, {now})"
             ),
             &binds,
-        )?];
-        write.extend(self.member_change(&id, &MemberChange::Add(ids))?);
+        )?;
+        let mut write = Vec::new();
+        if !ids.is_empty() {
+            // First, so that a member that does not exist is refused before a taken name,
+            // as when members were read before the batch.
+            write.push(self.members_exist(&ids)?);
+        }
+        write.push(insert);
+        if !ids.is_empty() {
+            write.push(self.insert_members(&id, &ids)?);
+            let mut binds = Binds::default();
+            let (group, list) = (binds.text(&id), binds.json_list(&ids));
+            write.push(self.statement(
+                &format!(
+                    "SELECT m.member_id AS id, m.member_kind AS kind \
+                     FROM json_each({list}) j \
+                     JOIN scim_members m ON m.group_id = {group} AND m.member_id = j.value \
+                     ORDER BY j.key"
+                ),
+                &binds,
+            )?);
+        }
         let batch = self.around(None, effects, write)?;
-        self.submit(&id, batch)
-            .await
-            .map_err(|e| Failure::from(classify(e)))?;
+        let inserted = batch.last_written();
+        let results = match self.submit(&id, batch).await.map_err(classify) {
+            Ok(results) => results,
+            Err(BatchError::MissingMember) => {
+                // Which one, precisely (or none any more: the write raced a create).
+                self.members(&record.members, &id).await?;
+                return Err(Failure::Busy);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let members: Vec<MemberRow> = match inserted.and_then(|at| results.get(at)) {
+            Some(rows) if !ids.is_empty() => rows.results()?,
+            _ => Vec::new(),
+        };
         let mut resource = record.resource;
         resource.insert("members".into(), members_json(&members));
         let meta = Meta {
@@ -205,10 +237,7 @@ impl Store<'_> {
         let mut out = Vec::new();
         for (id, original) in folded.iter().zip(ids) {
             if id == group_id {
-                return Err(Failure::Scim(ScimError::new(
-                    ScimType::InvalidValue,
-                    format!("group `{group_id}` cannot be a member of itself"),
-                )));
+                return Err(self_member(group_id));
             }
             let Some(member) = found.iter().find(|m| &m.id == id) else {
                 return Err(Failure::Scim(ScimError::new(
@@ -238,6 +267,9 @@ impl Store<'_> {
     pub async fn patch_group(&self, id: &str, body: &Value) -> Result<(), Failure> {
         let patch = PatchRequest::parse(body)?;
         let (rest, changes) = split_members(&patch)?;
+        if rest.operations.is_empty() && self.change_members(id, &changes).await? {
+            return Ok(());
+        }
         self.write_group(id, |stored| {
             let mut resource = stored.clone();
             apply(&mut resource, &rest)?;
@@ -245,6 +277,70 @@ impl Store<'_> {
         })
         .await
         .map(|_| ())
+    }
+
+    /// A PATCH that changes members only, in one batch without reading the group first:
+    /// nothing it writes was computed from the stored resource, so its guard only asks that
+    /// the group exist, and added members are checked inside the batch as in
+    /// [`Store::write_group`]. `false` when that batch failed on its guards (the group is
+    /// gone, an added member is neither a user nor a group, or the group adds itself):
+    /// nothing was written, and the caller takes the path that reads the group and says
+    /// precisely why.
+    async fn change_members(&self, id: &str, changes: &[MemberChange]) -> Result<bool, Failure> {
+        let id = fold(id);
+        if changes.iter().any(|c| c.added().contains(&id)) {
+            return Ok(false);
+        }
+        let mut effects = Effects::new(false);
+        self.touch_changes(&mut effects, &id, changes)?;
+        let mut binds = Binds::default();
+        let (id_at, now) = (binds.text(&id), binds.millis(self.now));
+        let mut write = vec![self.statement(
+            &format!(
+                "UPDATE scim_groups SET version = version + 1, modified_ms = {now} \
+                 WHERE id = {id_at}"
+            ),
+            &binds,
+        )?];
+        for change in changes {
+            write.extend(self.member_change(&id, change)?);
+        }
+        let guard = self.resource_guard(&id, None)?;
+        let batch = self.around(Some(guard), effects, write)?;
+        match self.submit(&id, batch).await.map_err(classify) {
+            Ok(_) => Ok(true),
+            Err(BatchError::Conflict | BatchError::MissingMember) => Ok(false),
+            Err(BatchError::Failed(failure)) => Err(failure),
+        }
+    }
+
+    /// Records the users that `changes` to group `group_id`'s members touch.
+    fn touch_changes(
+        &self,
+        effects: &mut Effects,
+        group_id: &str,
+        changes: &[MemberChange],
+    ) -> Result<(), Failure> {
+        for change in changes {
+            match change {
+                MemberChange::Add(ids) => {
+                    self.touch(effects, Touched::Members(ids), false)?;
+                }
+                MemberChange::Remove(ids) => {
+                    self.touch(effects, Touched::Members(ids), true)?;
+                }
+                // Everyone under the group counts as removed (those who stay are touched
+                // too: a replace does not say who stays).
+                MemberChange::RemoveAll => {
+                    self.touch(effects, Touched::MembersOf(group_id), true)?;
+                }
+                MemberChange::Replace(ids) => {
+                    self.touch(effects, Touched::MembersOf(group_id), true)?;
+                    self.touch(effects, Touched::Members(ids), false)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Reads the group (never its members), computes its new record and member changes with
@@ -271,34 +367,13 @@ impl Store<'_> {
                 .flat_map(|c| c.added().iter().cloned())
                 .collect();
             if added.contains(&row.id) {
-                return Err(Failure::Scim(ScimError::new(
-                    ScimType::InvalidValue,
-                    format!("group `{}` cannot be a member of itself", row.id),
-                )));
+                return Err(self_member(&row.id));
             }
             let policy = policy_id(&row.id, record.external_id.as_deref());
             let mut effects = Effects::new(
                 record.display_name_key != row.display_name_key || policy != row.policy_id,
             );
-            for change in &changes {
-                match change {
-                    MemberChange::Add(ids) => {
-                        self.touch(&mut effects, Touched::Members(ids), false)?;
-                    }
-                    MemberChange::Remove(ids) => {
-                        self.touch(&mut effects, Touched::Members(ids), true)?;
-                    }
-                    // Everyone under the group counts as removed (those who stay are touched
-                    // too: a replace does not say who stays).
-                    MemberChange::RemoveAll => {
-                        self.touch(&mut effects, Touched::MembersOf(&row.id), true)?;
-                    }
-                    MemberChange::Replace(ids) => {
-                        self.touch(&mut effects, Touched::MembersOf(&row.id), true)?;
-                        self.touch(&mut effects, Touched::Members(ids), false)?;
-                    }
-                }
-            }
+            self.touch_changes(&mut effects, &row.id, &changes)?;
             if policy != row.policy_id {
                 // Everyone under the group is now in a group with another policy id.
                 self.touch(&mut effects, Touched::MembersOf(&row.id), false)?;
@@ -326,7 +401,7 @@ impl Store<'_> {
             let guard = self.resource_guard(&row.id, Some(&row.resource))?;
             let batch = self.around(Some(guard), effects, write)?;
             match self.submit(&row.id, batch).await.map_err(classify) {
-                Ok(()) => Ok(Attempt::Done(row.id)),
+                Ok(_) => Ok(Attempt::Done(row.id)),
                 Err(BatchError::Conflict) => Ok(Attempt::Again),
                 Err(BatchError::MissingMember) => {
                     // Which one, precisely (or none any more: then try again).
@@ -393,33 +468,47 @@ impl Store<'_> {
         }
         let added = change.added();
         if !added.is_empty() {
-            let mut binds = Binds::default();
-            let (list, count) = (binds.json_list(added), binds.number(added.len() as u64));
-            out.push(self.statement(
-                &format!(
-                    "INSERT INTO scim_member_guard (must_not_be_null) SELECT NULL WHERE \
-                     (SELECT COUNT(*) FROM scim_users \
-                      WHERE id IN (SELECT value FROM json_each({list}))) + \
-                     (SELECT COUNT(*) FROM scim_groups \
-                      WHERE id IN (SELECT value FROM json_each({list}))) < {count}"
-                ),
-                &binds,
-            )?);
-            let mut binds = Binds::default();
-            let (group, list) = (binds.text(group_id), binds.json_list(added));
-            out.push(self.statement(
-                &format!(
-                    "INSERT OR IGNORE INTO scim_members (group_id, member_id, member_kind) \
-                     SELECT {group}, id, 'User' FROM scim_users \
-                     WHERE id IN (SELECT value FROM json_each({list})) \
-                     UNION ALL SELECT {group}, id, 'Group' FROM scim_groups \
-                     WHERE id IN (SELECT value FROM json_each({list}))"
-                ),
-                &binds,
-            )?);
+            out.push(self.members_exist(added)?);
+            out.push(self.insert_members(group_id, added)?);
             out.push(groups_moved(added)?);
         }
         Ok(out)
+    }
+
+    /// Fails the batch (`scim_member_guard`) unless each of `added` is a user or a group.
+    fn members_exist(&self, added: &[String]) -> Result<D1PreparedStatement, Failure> {
+        let mut binds = Binds::default();
+        let (list, count) = (binds.json_list(added), binds.number(added.len() as u64));
+        self.statement(
+            &format!(
+                "INSERT INTO scim_member_guard (must_not_be_null) SELECT NULL WHERE \
+                 (SELECT COUNT(*) FROM scim_users \
+                  WHERE id IN (SELECT value FROM json_each({list}))) + \
+                 (SELECT COUNT(*) FROM scim_groups \
+                  WHERE id IN (SELECT value FROM json_each({list}))) < {count}"
+            ),
+            &binds,
+        )
+    }
+
+    /// Makes `added` (users and groups) members of group `group_id`, each with its kind.
+    fn insert_members(
+        &self,
+        group_id: &str,
+        added: &[String],
+    ) -> Result<D1PreparedStatement, Failure> {
+        let mut binds = Binds::default();
+        let (group, list) = (binds.text(group_id), binds.json_list(added));
+        self.statement(
+            &format!(
+                "INSERT OR IGNORE INTO scim_members (group_id, member_id, member_kind) \
+                 SELECT {group}, id, 'User' FROM scim_users \
+                 WHERE id IN (SELECT value FROM json_each({list})) \
+                 UNION ALL SELECT {group}, id, 'Group' FROM scim_groups \
+                 WHERE id IN (SELECT value FROM json_each({list}))"
+            ),
+            &binds,
+        )
     }
 
     pub async fn delete_group(&self, id: &str) -> Result<(), Failure> {
@@ -485,6 +574,13 @@ fn too_many_members(failure: Failure) -> Failure {
         )),
         other => other,
     }
+}
+
+fn self_member(group_id: &str) -> Failure {
+    Failure::Scim(ScimError::new(
+        ScimType::InvalidValue,
+        format!("group `{group_id}` cannot be a member of itself"),
+    ))
 }
 
 fn members_json(members: &[MemberRow]) -> Value {
