@@ -74,15 +74,39 @@ pub const HEADER: &str = "X-Edge-Access-Profile";
 const MAX_MS: f64 = 5_000.0;
 const MAX_ITERATIONS: u32 = 1_000_000;
 
-/// The milliseconds per phase `request` asks for, if it asks for a profile.
-pub fn requested(request: &Request) -> Option<f64> {
+/// What a request asks of the profile build.
+pub enum Asked {
+    /// Profile each phase for this many milliseconds.
+    Profile(f64),
+    /// `forward`: straight to the origin, nothing decided and nothing logged — the gateway's
+    /// module as a bare pass-through, set against the whole gateway.
+    Forward,
+}
+
+/// What `request` asks, if it asks anything of the profile build.
+pub fn requested(request: &Request) -> Option<Asked> {
     let value = request.headers().get(HEADER).ok().flatten()?;
+    if value.trim() == "forward" {
+        return Some(Asked::Forward);
+    }
     value
         .trim()
         .parse::<f64>()
         .ok()
         .filter(|ms| ms.is_finite() && *ms >= 1.0)
-        .map(|ms| ms.min(MAX_MS))
+        .map(|ms| Asked::Profile(ms.min(MAX_MS)))
+}
+
+/// `request` forwarded to the origin as the gateway forwards an allowed request without an
+/// identity, nothing decided and nothing logged.
+pub async fn forward(request: Request, gateway: &Gateway) -> Response {
+    let Some(url) = crate::raw_url::RawUrl::of(&request) else {
+        return Response::builder().with_status(400).fixed(Vec::new());
+    };
+    match proxy::forward(request, gateway, &url, None, None).await {
+        Ok(response) => response,
+        Err(_) => Response::builder().with_status(502).fixed(Vec::new()),
+    }
 }
 
 fn now_ms() -> f64 {

@@ -48,8 +48,14 @@ pub async fn dispatch(request: Request, env: &Env) -> Response {
         return access_endpoint(request, env, gateway, &endpoint).await;
     }
     #[cfg(feature = "phase-profile")]
-    if let Some(budget_ms) = crate::profile::requested(&request) {
-        return crate::profile::run(request, env, gateway, budget_ms).await;
+    match crate::profile::requested(&request) {
+        Some(crate::profile::Asked::Profile(budget_ms)) => {
+            return crate::profile::run(request, env, gateway, budget_ms).await;
+        }
+        Some(crate::profile::Asked::Forward) => {
+            return crate::profile::forward(request, gateway).await;
+        }
+        None => {}
     }
     gate::protect(request, env, gateway).await
 }

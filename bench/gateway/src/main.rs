@@ -353,19 +353,10 @@ fn phase(
                 .with_var("ORIGIN_URL", &origin_url)
         })
     };
-    let (bearer_config, cookie_config) =
-        (config("gateway-bench")?, config("gateway-bench-cookie")?);
     // Two gateways: the bearer requests' and the cookie requests', so that each one's workerd
     // CPU is counted apart while the requests are interleaved.
-    let (stack, cookie_stack) = std::thread::scope(|scope| {
-        let cookie = scope.spawn(|| Stack::start(cookie_config));
-        let bearer = Stack::start(bearer_config);
-        (bearer, cookie.join())
-    });
-    let stack = stack.map_err(|e| format!("gateway stack: {e}"))?;
-    let cookie_stack = cookie_stack
-        .map_err(|_| "the cookie gateway's start panicked".to_owned())?
-        .map_err(|e| format!("cookie gateway stack: {e}"))?;
+    let [stack, cookie_stack] =
+        start_stacks([config("gateway-bench")?, config("gateway-bench-cookie")?])?;
     let emulator = stack.emulator();
     let token = emulator
         .mint(&TokenRequest::v2(USER))
@@ -521,6 +512,40 @@ fn phase(
         verification,
         demo_origin_p50,
     })
+}
+
+/// Starts a stack per configuration, side by side (each in its own workerd, so that each one's
+/// CPU is counted apart).
+///
+/// # Errors
+///
+/// The first stack that does not start.
+pub fn start_stacks<const N: usize>(configs: [StackConfig; N]) -> Result<[Stack; N], String> {
+    let started: Vec<Result<Stack, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = configs
+            .into_iter()
+            .map(|config| {
+                let name = config.name.clone();
+                scope.spawn(move || {
+                    Stack::start(config).map_err(|e| format!("gateway stack {name}: {e}"))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err("a gateway stack's start panicked".to_owned()))
+            })
+            .collect()
+    });
+    let stacks = started
+        .into_iter()
+        .collect::<Result<Vec<Stack>, String>>()?;
+    stacks
+        .try_into()
+        .map_err(|_| "not every gateway stack started".to_owned())
 }
 
 /// The cookie gateway allows the request with the session cookie and forwards its

@@ -114,17 +114,11 @@ pub fn run(command: &str, rounds: usize, entry: &Path) -> Result<String, String>
         })
     };
     println!("==> phases: starting two profile gateways and the pass-through");
-    let (bearer_config, cookie_config) =
-        (config("gateway-phases")?, config("gateway-phases-cookie")?);
-    let (stack, cookie_stack) = std::thread::scope(|scope| {
-        let cookie = scope.spawn(|| Stack::start(cookie_config));
-        let bearer = Stack::start(bearer_config);
-        (bearer, cookie.join())
-    });
-    let stack = stack.map_err(|e| format!("gateway stack: {e}"))?;
-    let cookie_stack = cookie_stack
-        .map_err(|_| "the cookie gateway's start panicked".to_owned())?
-        .map_err(|e| format!("cookie gateway stack: {e}"))?;
+    let [stack, cookie_stack, forward_stack] = crate::start_stacks([
+        config("gateway-phases")?,
+        config("gateway-phases-cookie")?,
+        config("gateway-phases-forward")?,
+    ])?;
     let mut passthrough = Worker::spawn(
         &paths,
         "passthrough-phases",
@@ -153,6 +147,8 @@ pub fn run(command: &str, rounds: usize, entry: &Path) -> Result<String, String>
     let cookie_headers = [("Cookie", cookie_header.as_str()), ("Accept", "*/*")];
     let mut log_headers = bearer_headers.to_vec();
     log_headers.push(("X-Bench-Log", "1"));
+    let mut forward_headers = bearer_headers.to_vec();
+    forward_headers.push((HEADER, "forward"));
 
     let targets = [
         Target {
@@ -169,6 +165,11 @@ pub fn run(command: &str, rounds: usize, entry: &Path) -> Result<String, String>
             label: "pass-through Rust Worker, one log line",
             request: Prepared::get(rust_log.addr, crate::APP_PATH, &log_headers),
             group: rust_log.group(),
+        },
+        Target {
+            label: "gateway module, forwarding without a decision",
+            request: Prepared::get(forward_stack.addr(), crate::APP_PATH, &forward_headers),
+            group: Group::of_wrangler_on(forward_stack.addr().port()),
         },
         Target {
             label: "gateway, bearer token",
@@ -381,10 +382,18 @@ fn markdown(
                 .map_or_else(|| "—".to_owned(), |cpu| format!("{cpu:.0} µs")),
         ));
     }
-    if let (Some(js), Some(rust), Some(rust_log), Some(bearer_cpu), Some(cookie_cpu)) = (
+    if let (
+        Some(js),
+        Some(rust),
+        Some(rust_log),
+        Some(forward),
+        Some(bearer_cpu),
+        Some(cookie_cpu),
+    ) = (
         js,
         cpu("pass-through Rust Worker"),
         cpu("pass-through Rust Worker, one log line"),
+        cpu("gateway module, forwarding without a decision"),
         cpu("gateway, bearer token"),
         cpu("gateway, session cookie"),
     ) {
@@ -392,14 +401,19 @@ fn markdown(
             "\nReading it: of the bearer request's {:.0} µs above the JS pass-through, \
              {:.0} µs is being a Rust Worker at all (the Rust pass-through's own cost above \
              the JS one: the module's entry and exit, the request and response crossing \
-             wasm-bindgen, the handler's future), {:.0} µs the decision's log line, and \
-             {:.0} µs the gateway's own work, against {:.0} µs in the bold phases. The \
-             cookie request costs {:.0} µs more than the bearer request; its D1 read alone \
-             is {} in the profile, nearly all of it the binding's floor (`SELECT 1`: {}).\n",
+             wasm-bindgen, the handler's future) and {:.0} µs one log line of the \
+             decision's size; the gateway's own module forwarding without deciding or \
+             logging (`X-Edge-Access-Profile: forward`: its route table, configuration and \
+             origin request, no credential) costs {:.0} µs above the Rust pass-through; \
+             the bearer request {:.0} µs above that plus a log line, against {:.0} µs in \
+             the bold phases. The cookie request costs {:.0} µs more than the bearer \
+             request; its D1 read alone is {} in the profile, nearly all of it the \
+             binding's floor (`SELECT 1`: {}).\n",
             bearer_cpu - js,
             rust - js,
             rust_log - rust,
-            bearer_cpu - rust_log,
+            forward - rust,
+            bearer_cpu - forward - (rust_log - rust),
             sums.0,
             cookie_cpu - bearer_cpu,
             cell(cookie, "session_row"),
