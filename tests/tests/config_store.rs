@@ -553,3 +553,38 @@ fn a_bad_login_design_refuses_the_configuration_naming_the_field() {
     let message = body["errors"][0]["message"].as_str().unwrap_or("");
     assert!(message.starts_with("LOGIN_DESIGN.text_color: "), "{body}");
 }
+
+/// A bearer token this isolate verified is taken again only under the configuration it was
+/// verified under: once a new version stops accepting its audience, it is refused.
+#[test]
+fn a_token_verified_before_is_checked_again_under_a_new_configuration() {
+    let Some(stack) = start("bearer_reuse_new_configuration") else {
+        return;
+    };
+    let api = Api::new(&stack);
+    let http = HttpClient::new();
+    let token = stack.emulator().mint(&TokenRequest::v2("ada")).unwrap();
+    let bearer = |path: &str| {
+        http.get_with(
+            &format!("{}{path}", stack.url()),
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+        .unwrap()
+        .status
+    };
+    for round in 0..3 {
+        assert_eq!(bearer("/from-var/x"), 200, "request {round}");
+    }
+
+    // The same directory, another app registration: the token's audience is not accepted.
+    let mut other = stored(&stack, &["second"], 0);
+    other["identity_providers"][0]["config"]["client_id"] =
+        json!("00000000-0000-4000-8000-00000000c0de");
+    api.put_ok(&other, 0);
+    api.until("/second/x", 200);
+    assert_eq!(
+        bearer("/second/x"),
+        401,
+        "the audience is no longer accepted"
+    );
+}

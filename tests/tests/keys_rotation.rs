@@ -2,7 +2,8 @@
 //! `wrangler dev`, the Entra ID emulator, the echo origin): a made-up `kid` never gets a real
 //! new key refused, a flood of them never becomes a flood of JWKS fetches, a key that cannot
 //! be known yet is answered 503 with `Retry-After` (never 401), and one dropped answer at a
-//! cold start costs no request.
+//! cold start costs no request; a bearer token verified before is taken again only while the
+//! key that verified it is still published.
 //!
 //! Needs `cargo xtask build-worker` first (`cargo xtask test` does it); see `harness.rs`.
 #![expect(
@@ -222,6 +223,47 @@ fn made_up_kids_never_hold_back_a_real_new_key() {
             .as_str()
             .unwrap_or("")
             .starts_with("signing keys unavailable")));
+}
+
+#[test]
+fn a_token_verified_before_is_refused_once_its_key_is_withdrawn() {
+    if !Stack::should_run(
+        "keys_rotation::a_token_verified_before_is_refused_once_its_key_is_withdrawn",
+    )
+    .unwrap()
+    {
+        return;
+    }
+    let stack = Stack::start(StackConfig::new(document()).named("keys-withdrawn")).unwrap();
+    let c = Client::new(&stack);
+    let emulator = stack.emulator();
+
+    // The same token again and again: verified once, then taken as verified.
+    let old = c.mint(&TokenRequest::v2("ada"));
+    for round in 0..3 {
+        assert_allowed(&c.bearer(&old), &format!("old key, request {round}"));
+    }
+    let fetches = emulator.jwks_fetches();
+
+    // Entra withdraws that key; a token signed with the new one makes the gateway fetch the
+    // key set again, which no longer lists the old key.
+    emulator.rotate_keys(false).unwrap();
+    let new = c.mint(&TokenRequest::v2("ada"));
+    let answered = c.until_known(&new, 3, REFRESH_INTERVAL_SECS);
+    assert_allowed(&answered, "token signed with the new key");
+    assert!(
+        emulator.jwks_fetches() > fetches,
+        "the key set was fetched again"
+    );
+
+    // The old token is no longer let in, verified before or not: refused, or (its key set
+    // may be fetched once more for it) 503 until it can be.
+    let response = c.bearer(&old);
+    assert!(
+        matches!(response.status, 401 | 503),
+        "old key withdrawn: {response:?}"
+    );
+    assert_allowed(&c.bearer(&new), "the new token still");
 }
 
 #[test]

@@ -8,6 +8,9 @@ use edge_access_token::{
     identity_from_claims, identity_without_groups, Expectations, IdentityError, TokenVersion,
     UnverifiedEntraToken, VerifiedEntraToken, DEFAULT_LEEWAY_SECS,
 };
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use policy_core::{Identity, IdentityProvider};
 use worker::Env;
 
@@ -83,6 +86,71 @@ impl Rejection {
     }
 }
 
+/// Bearer tokens this isolate verified, with the identity each gave: a client presenting the
+/// same token again is not parsed and verified again while everything its verification
+/// rested on still holds ([`Verified::holds`]).
+const VERIFIED_CACHED: usize = 512;
+
+struct Verified {
+    identity: Identity,
+    /// The configuration it was verified under ([`Gateway::version_label`]).
+    config: String,
+    /// The key that verified it: its source, token version, `kid` and modulus.
+    source: String,
+    version: TokenVersion,
+    kid: String,
+    modulus: String,
+    /// The token's `exp` (Unix s).
+    expires_s: i64,
+}
+
+impl Verified {
+    /// Whether the verification still holds at `now`: the same configuration, the token not
+    /// expired (with the leeway verification allows), and the key that verified it still in
+    /// the isolate's fresh key set for its directory (a key Entra stopped publishing, or a set
+    /// due for a refresh, sends the token through the whole check again). `nbf` and `iat`
+    /// were not in the future at verification, so they are not now.
+    fn holds(&self, gateway: &Gateway, now: UnixMillis) -> bool {
+        let now_s = i64::try_from(now.unix_secs()).unwrap_or(i64::MAX);
+        let leeway = i64::try_from(DEFAULT_LEEWAY_SECS).unwrap_or(0);
+        self.config == gateway.version_label
+            && now_s <= self.expires_s.saturating_add(leeway)
+            && keys::held_fresh(&self.source, self.version, &self.kid, now)
+                .is_some_and(|(key, _)| key.n == self.modulus)
+    }
+}
+
+thread_local! {
+    static VERIFIED: RefCell<HashMap<String, Verified>> = RefCell::new(HashMap::new());
+}
+
+/// The identity of a bearer `token` this isolate verified, while that verification holds.
+fn verified_before(gateway: &Gateway, token: &str, now: UnixMillis) -> Option<Identity> {
+    VERIFIED.with(|v| {
+        let mut verified = v.borrow_mut();
+        let hit = verified.get(token)?;
+        if hit.holds(gateway, now) {
+            return Some(hit.identity.clone());
+        }
+        verified.remove(token);
+        None
+    })
+}
+
+fn remember(token: &str, verified: Verified, now: UnixMillis) {
+    VERIFIED.with(|v| {
+        let mut held = v.borrow_mut();
+        if held.len() >= VERIFIED_CACHED {
+            let now_s = i64::try_from(now.unix_secs()).unwrap_or(i64::MAX);
+            held.retain(|_, v| now_s <= v.expires_s);
+            if held.len() >= VERIFIED_CACHED {
+                held.clear();
+            }
+        }
+        held.insert(token.to_owned(), verified);
+    });
+}
+
 /// The identity `token` carries, verified as `presented` says at `now`.
 ///
 /// # Errors
@@ -98,6 +166,11 @@ pub async fn from_entra_token(
 ) -> Result<Identity, Rejection> {
     // The log's words for a refusal: a sign-in names the ID token and the identity.
     let sign_in = matches!(presented, Source::SignIn { .. });
+    if !sign_in {
+        if let Some(identity) = verified_before(gateway, token, now) {
+            return Ok(identity);
+        }
+    }
     let refused = |e: &dyn std::fmt::Display| {
         Rejection::Token(if sign_in {
             format!("ID token: {e}")
@@ -135,15 +208,11 @@ pub async fn from_entra_token(
             (*idp, vec![idp.client_id.to_string()], Some(nonce.clone()))
         }
     };
-    let (key, issuer) = keys::signing_key(
-        env,
-        &gateway.authority(idp),
-        &keys::key_source(idp),
-        &parsed,
-        now,
-    )
-    .await?
-    .map_err(|e| Rejection::UnknownKey(e.to_string()))?;
+    let source = keys::key_source(idp);
+    let (version, kid) = (parsed.version(), parsed.key_id().to_owned());
+    let (key, issuer) = keys::signing_key(env, &gateway.authority(idp), &source, &parsed, now)
+        .await?
+        .map_err(|e| Rejection::UnknownKey(e.to_string()))?;
     let (issuer_v1, issuer_v2) = match parsed.version() {
         TokenVersion::V1 => (issuer, String::new()),
         TokenVersion::V2 => (String::new(), issuer),
@@ -160,6 +229,9 @@ pub async fn from_entra_token(
         .verify(&WebCryptoVerifier, &key, &expected, now.unix_secs())
         .await
         .map_err(|e| refused(&e))?;
+    // Whether the groups were read from Graph (an overage): then the identity is not the
+    // token's alone, and is not reused.
+    let mut from_graph = false;
     let mut identity = match identity_from_claims(&verified, idp) {
         Ok(identity) => identity,
         // Too many groups for the token, or none in it (unknown, never "no groups"): Graph.
@@ -167,6 +239,7 @@ pub async fn from_entra_token(
             if idp.support_groups =>
         {
             let mut identity = without_groups(&verified, idp, sign_in)?;
+            from_graph = true;
             identity.groups = match &presented {
                 // A bearer request brings no token Graph would accept for the user: the app
                 // reads them with its own credentials.
@@ -203,6 +276,19 @@ pub async fn from_entra_token(
     // identity: a bearer token is decided as the same user's sign-in would be.
     if !idp.support_groups {
         identity.groups.clear();
+    }
+    // A bearer token's identity is the token's alone: it holds as long as the token does.
+    if let (false, false, Some(expires_s)) = (sign_in, from_graph, verified.expires_at()) {
+        let held = Verified {
+            identity: identity.clone(),
+            config: gateway.version_label.clone(),
+            source,
+            version,
+            kid,
+            modulus: key.n.clone(),
+            expires_s,
+        };
+        remember(token, held, now);
     }
     Ok(identity)
 }

@@ -101,14 +101,7 @@ pub async fn signing_key(
     let (version, kid) = (token.version(), token.key_id());
     let tenant = source;
     let slot = (source.to_owned(), version);
-    // The request path: a fresh cached key, found without copying the key set.
-    let hit = SETS.with(|sets| {
-        let sets = sets.borrow();
-        let set = sets.get(&slot).and_then(|e| e.set.as_ref());
-        set.filter(|s| now_ms.saturating_sub(s.fetched_ms) < TTL_MS)
-            .and_then(|s| find(s, kid))
-    });
-    if let Some(found) = hit {
+    if let Some(found) = held_fresh(source, version, kid, now) {
         return Ok(Ok(found));
     }
     let presented = Presented {
@@ -170,6 +163,26 @@ pub async fn signing_key(
             }
         }
     }
+}
+
+/// The request path of [`signing_key`]: the key `kid` of `source`'s set for `version`, and its
+/// issuer, when this isolate holds that set fresh (younger than its TTL) — found without
+/// fetching, waiting or copying the set; `None` otherwise.
+pub fn held_fresh(
+    source: &str,
+    version: TokenVersion,
+    kid: &str,
+    now: UnixMillis,
+) -> Option<(RsaJwk, String)> {
+    let now_ms = now.millis();
+    SETS.with(|sets| {
+        let sets = sets.borrow();
+        let set = sets
+            .get(&(source.to_owned(), version))
+            .and_then(|e| e.set.as_ref());
+        set.filter(|s| now_ms.saturating_sub(s.fetched_ms) < TTL_MS)
+            .and_then(|s| find(s, kid))
+    })
 }
 
 /// 503 with `Retry-After`: the key `kid` cannot be known for `retry_after_ms` yet.
