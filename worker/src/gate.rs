@@ -55,6 +55,21 @@ pub async fn protect(request: Request, env: &Env, gateway: &Gateway) -> Response
     response
 }
 
+/// [`protect`] without its log line (the benchmark's phase-profile build only): what deciding
+/// and forwarding cost apart from logging.
+#[cfg(feature = "phase-profile")]
+pub(crate) async fn protect_unlogged(request: Request, env: &Env, gateway: &Gateway) -> Response {
+    let context = Context::read(&request);
+    let answered = match decide(&request, env, gateway, &context).await {
+        Ok(Decided { verdict, .. }) => answer(request, gateway, &context, verdict).await,
+        Err(failure) => Err(Stop::Failed(failure)),
+    };
+    match answered {
+        Ok(response) => response,
+        Err(stop) => stop.answer_in(env, gateway, &context.id).await,
+    }
+}
+
 /// What the policies said of a request, and what the log says of it.
 pub(crate) struct Decided {
     facts: Facts,

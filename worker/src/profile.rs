@@ -81,13 +81,21 @@ pub enum Asked {
     /// `forward`: straight to the origin, nothing decided and nothing logged — the gateway's
     /// module as a bare pass-through, set against the whole gateway.
     Forward,
+    /// `forward-verified`: the bearer token checked (as the gate does), then straight to the
+    /// origin, nothing decided and nothing logged.
+    ForwardVerified,
+    /// `forward-decided`: decided and forwarded as the gate does, without the log line.
+    ForwardDecided,
 }
 
 /// What `request` asks, if it asks anything of the profile build.
 pub fn requested(request: &Request) -> Option<Asked> {
     let value = request.headers().get(HEADER).ok().flatten()?;
-    if value.trim() == "forward" {
-        return Some(Asked::Forward);
+    match value.trim() {
+        "forward" => return Some(Asked::Forward),
+        "forward-verified" => return Some(Asked::ForwardVerified),
+        "forward-decided" => return Some(Asked::ForwardDecided),
+        _ => {}
     }
     value
         .trim()
@@ -98,11 +106,24 @@ pub fn requested(request: &Request) -> Option<Asked> {
 }
 
 /// `request` forwarded to the origin as the gateway forwards an allowed request without an
-/// identity, nothing decided and nothing logged.
-pub async fn forward(request: Request, gateway: &Gateway) -> Response {
+/// identity, nothing decided and nothing logged; with `verify`, after its bearer token is
+/// checked as the gate checks it (401 when it is refused).
+pub async fn forward(request: Request, env: &Env, gateway: &Gateway, verify: bool) -> Response {
     let Some(url) = crate::raw_url::RawUrl::of(&request) else {
         return Response::builder().with_status(400).fixed(Vec::new());
     };
+    if verify {
+        let now = crate::time::UnixMillis::now();
+        let verified = match gate::bearer(request.headers()) {
+            Some(token) => identity::from_entra_token(env, gateway, &token, Source::Bearer, now)
+                .await
+                .is_ok(),
+            None => false,
+        };
+        if !verified {
+            return Response::builder().with_status(401).fixed(Vec::new());
+        }
+    }
     match proxy::forward(request, gateway, &url, None, None).await {
         Ok(response) => response,
         Err(_) => Response::builder().with_status(502).fixed(Vec::new()),
@@ -224,6 +245,12 @@ async fn measure(
     let mut assertion = None;
     if let Some(bearer) = gate::bearer(headers) {
         outcome.credential = "bearer";
+        phase!(profile, "bearer_token_unverified", {
+            identity::forget_verified();
+            identity::from_entra_token(env, gateway, &bearer, Source::Bearer, now)
+                .await
+                .is_ok()
+        });
         phase!(
             profile,
             "bearer_token",

@@ -53,7 +53,13 @@ pub async fn dispatch(request: Request, env: &Env) -> Response {
             return crate::profile::run(request, env, gateway, budget_ms).await;
         }
         Some(crate::profile::Asked::Forward) => {
-            return crate::profile::forward(request, gateway).await;
+            return crate::profile::forward(request, env, gateway, false).await;
+        }
+        Some(crate::profile::Asked::ForwardVerified) => {
+            return crate::profile::forward(request, env, gateway, true).await;
+        }
+        Some(crate::profile::Asked::ForwardDecided) => {
+            return gate::protect_unlogged(request, env, gateway).await;
         }
         None => {}
     }

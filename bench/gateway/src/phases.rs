@@ -46,7 +46,8 @@ const PHASES: &[(&str, &str, Kind)] = &[
     ("context", "request → context: URL, IP, country, mTLS, request id", Kind::Step),
     ("route", "the target parsed and routed to its app", Kind::Step),
     ("service_token", "service-token headers looked for", Kind::Step),
-    ("bearer_token", "credential: the Entra token parsed, its key found, verified (RS256), mapped to an identity", Kind::Step),
+    ("bearer_token", "credential: the Entra token, verified before by this isolate (the same token again: its verification still holds)", Kind::Step),
+    ("bearer_token_unverified", "(the same token seen for the first time: parsed, its key found, verified (RS256), mapped to an identity)", Kind::Part),
     ("rs256_webcrypto", "… of which the WebCrypto verification from Rust", Kind::Part),
     ("rs256_webcrypto_js", "(the same verification looped in JS in this Worker: raw WebCrypto)", Kind::Part),
     ("deprovisioned", "SCIM deprovisioning check (off in this configuration)", Kind::Step),
@@ -114,11 +115,14 @@ pub fn run(command: &str, rounds: usize, entry: &Path) -> Result<String, String>
         })
     };
     println!("==> phases: starting two profile gateways and the pass-through");
-    let [stack, cookie_stack, forward_stack] = crate::start_stacks([
-        config("gateway-phases")?,
-        config("gateway-phases-cookie")?,
-        config("gateway-phases-forward")?,
-    ])?;
+    let [stack, cookie_stack, forward_stack, verified_stack, decided_stack] =
+        crate::start_stacks([
+            config("gateway-phases")?,
+            config("gateway-phases-cookie")?,
+            config("gateway-phases-forward")?,
+            config("gateway-phases-verified")?,
+            config("gateway-phases-decided")?,
+        ])?;
     let mut passthrough = Worker::spawn(
         &paths,
         "passthrough-phases",
@@ -147,8 +151,26 @@ pub fn run(command: &str, rounds: usize, entry: &Path) -> Result<String, String>
     let cookie_headers = [("Cookie", cookie_header.as_str()), ("Accept", "*/*")];
     let mut log_headers = bearer_headers.to_vec();
     log_headers.push(("X-Bench-Log", "1"));
-    let mut forward_headers = bearer_headers.to_vec();
-    forward_headers.push((HEADER, "forward"));
+    // Each stack has an emulator of its own, whose tokens only that stack accepts.
+    let bearer_of = |stack: &Stack| -> Result<String, String> {
+        let token = stack
+            .emulator()
+            .mint(&TokenRequest::v2(crate::USER))
+            .map_err(|e| e.to_string())?;
+        Ok(format!("Bearer {token}"))
+    };
+    let (verified_bearer, decided_bearer) =
+        (bearer_of(&verified_stack)?, bearer_of(&decided_stack)?);
+    fn with<'a>(authorization: &'a str, value: &'a str) -> Vec<(&'a str, &'a str)> {
+        vec![
+            ("Authorization", authorization),
+            ("Accept", "*/*"),
+            (HEADER, value),
+        ]
+    }
+    let forward_headers = with(&authorization, "forward");
+    let verified_headers = with(&verified_bearer, "forward-verified");
+    let decided_headers = with(&decided_bearer, "forward-decided");
 
     let targets = [
         Target {
@@ -170,6 +192,16 @@ pub fn run(command: &str, rounds: usize, entry: &Path) -> Result<String, String>
             label: "gateway module, forwarding without a decision",
             request: Prepared::get(forward_stack.addr(), crate::APP_PATH, &forward_headers),
             group: Group::of_wrangler_on(forward_stack.addr().port()),
+        },
+        Target {
+            label: "gateway module, bearer token checked, forwarding",
+            request: Prepared::get(verified_stack.addr(), crate::APP_PATH, &verified_headers),
+            group: Group::of_wrangler_on(verified_stack.addr().port()),
+        },
+        Target {
+            label: "gateway, bearer token, no log line",
+            request: Prepared::get(decided_stack.addr(), crate::APP_PATH, &decided_headers),
+            group: Group::of_wrangler_on(decided_stack.addr().port()),
         },
         Target {
             label: "gateway, bearer token",
@@ -382,44 +414,51 @@ fn markdown(
                 .map_or_else(|| "—".to_owned(), |cpu| format!("{cpu:.0} µs")),
         ));
     }
-    if let (
-        Some(js),
-        Some(rust),
-        Some(rust_log),
-        Some(forward),
-        Some(bearer_cpu),
-        Some(cookie_cpu),
-    ) = (
-        js,
-        cpu("pass-through Rust Worker"),
-        cpu("pass-through Rust Worker, one log line"),
-        cpu("gateway module, forwarding without a decision"),
-        cpu("gateway, bearer token"),
-        cpu("gateway, session cookie"),
-    ) {
-        out.push_str(&format!(
-            "\nReading it: of the bearer request's {:.0} µs above the JS pass-through, \
-             {:.0} µs is being a Rust Worker at all (the Rust pass-through's own cost above \
-             the JS one: the module's entry and exit, the request and response crossing \
-             wasm-bindgen, the handler's future) and {:.0} µs one log line of the \
-             decision's size; the gateway's own module forwarding without deciding or \
-             logging (`X-Edge-Access-Profile: forward`: its route table, configuration and \
-             origin request, no credential) costs {:.0} µs above the Rust pass-through; \
-             the bearer request {:.0} µs above that plus a log line, against {:.0} µs in \
-             the bold phases. The cookie request costs {:.0} µs more than the bearer \
-             request; its D1 read alone is {} in the profile, nearly all of it the \
-             binding's floor (`SELECT 1`: {}).\n",
-            bearer_cpu - js,
-            rust - js,
-            rust_log - rust,
-            forward - rust,
-            bearer_cpu - forward - (rust_log - rust),
-            sums.0,
-            cookie_cpu - bearer_cpu,
-            cell(cookie, "session_row"),
-            cell(cookie, "d1_select_1"),
-        ));
-    }
+    let step = |from: &str, to: &str| match (cpu(from), cpu(to)) {
+        (Some(from), Some(to)) => format!("{:.0} µs", to - from),
+        _ => "—".to_owned(),
+    };
+    out.push_str(&format!(
+        "\nReading it, step by step (workerd CPU per request, each step against the one \
+         before): being a Rust Worker at all (the Rust pass-through against the JS one: the \
+         module's entry and exit, the request and response crossing wasm-bindgen, the \
+         handler's future) {}; one `console.log` of a decision-sized line {}; the \
+         gateway's own module forwarding without deciding or logging \
+         (`X-Edge-Access-Profile: forward`: its route table, configuration and origin \
+         request) {} against the Rust pass-through; checking the bearer token before \
+         forwarding (`forward-verified`) {} more; deciding as the gate does, without the \
+         log line (`forward-decided`) {} more; the log line {} more. The cookie request \
+         costs {} more than the bearer request; its D1 read alone is {} in the profile, \
+         nearly all of it the binding's floor (`SELECT 1`: {}). In the profile the bold \
+         phases add up to {:.0} µs (bearer): what a phase costs once per request, among \
+         everything else the request does, is several times what it costs repeated in a \
+         loop.\n",
+        step("pass-through JS Worker", "pass-through Rust Worker"),
+        step(
+            "pass-through Rust Worker",
+            "pass-through Rust Worker, one log line"
+        ),
+        step(
+            "pass-through Rust Worker",
+            "gateway module, forwarding without a decision"
+        ),
+        step(
+            "gateway module, forwarding without a decision",
+            "gateway module, bearer token checked, forwarding"
+        ),
+        step(
+            "gateway module, bearer token checked, forwarding",
+            "gateway, bearer token, no log line"
+        ),
+        step(
+            "gateway, bearer token, no log line",
+            "gateway, bearer token"
+        ),
+        step("gateway, bearer token", "gateway, session cookie"),
+        cell(cookie, "session_row"),
+        cell(cookie, "d1_select_1"),
+        sums.0,
+    ));
     out
 }
 
