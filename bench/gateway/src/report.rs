@@ -268,7 +268,9 @@ impl Report {
             "`GET {}` with the same `Authorization: Bearer` token (Ada: five groups through \
              nesting) to the gateway (one app, one allow policy: include the Entra group \
              Engineering, which Ada reaches through Backend, require email domain \
-             example.com; the token's signature is verified on every request), the same \
+             example.com; the isolate verifies the token the first time and, while that \
+             verification holds, takes it as verified afterwards, as the README says of \
+             bearer tokens), the same \
              request with Ada's session cookie (`CF_Authorization`, from one sign-in over HTTP \
              just before; each request verifies it with the gateway's key, looks its session \
              up in D1 for revocation, decides again and forwards `Cf-Access-Jwt-Assertion`) \
