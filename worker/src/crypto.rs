@@ -79,29 +79,8 @@ impl SignatureVerifier for WebCryptoVerifier {
         message: &[u8],
         signature: &[u8],
     ) -> Result<bool, TokenError> {
-        let (subtle, algorithm, cached) = VERIFYING
-            .with(|v| {
-                let mut held = v.borrow_mut();
-                if held.is_none() {
-                    *held = Some(Verifying {
-                        subtle: subtle()?,
-                        algorithm: algorithm()?,
-                        keys: HashMap::new(),
-                    });
-                }
-                let held = held.as_ref().ok_or(JsValue::NULL)?;
-                let cached = held
-                    .keys
-                    .get(&key.kid)
-                    .filter(|(n, _)| *n == key.n)
-                    .map(|(_, k)| k.clone());
-                Ok::<_, JsValue>((held.subtle.clone(), held.algorithm.clone(), cached))
-            })
-            .map_err(js_error)?;
-        let crypto_key = match cached {
-            Some(k) => k,
-            None => crypto_key(&subtle, key).await?,
-        };
+        let (subtle, algorithm) = verifying().map_err(js_error)?;
+        let crypto_key = crypto_key(&subtle, key).await?;
         let promise = subtle
             .verify_with_object_and_u8_array_and_u8_array(
                 &algorithm,
@@ -113,6 +92,22 @@ impl SignatureVerifier for WebCryptoVerifier {
         let verdict = JsFuture::from(promise).await.map_err(js_error)?;
         Ok(verdict.as_bool() == Some(true))
     }
+}
+
+/// The isolate's `crypto.subtle` and verification algorithm, made on first use.
+fn verifying() -> Result<(SubtleCrypto, Object), JsValue> {
+    VERIFYING.with(|v| {
+        let mut held = v.borrow_mut();
+        let held = match held.as_mut() {
+            Some(held) => held,
+            None => held.insert(Verifying {
+                subtle: subtle()?,
+                algorithm: algorithm()?,
+                keys: HashMap::new(),
+            }),
+        };
+        Ok((held.subtle.clone(), held.algorithm.clone()))
+    })
 }
 
 /// `{ name: "RSASSA-PKCS1-v1_5" }`, the verification's algorithm.

@@ -4,13 +4,13 @@
 //! and mapped to an identity; a groups overage (or a token without groups) is resolved through
 //! Microsoft Graph ([`crate::graph`]).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use edge_access_token::{
     identity_from_claims, identity_without_groups, Expectations, IdentityError, TokenVersion,
     UnverifiedEntraToken, VerifiedEntraToken, DEFAULT_LEEWAY_SECS,
 };
-use std::cell::RefCell;
-use std::collections::HashMap;
-
 use policy_core::{Identity, IdentityProvider};
 use worker::Env;
 
